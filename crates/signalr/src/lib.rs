@@ -1,0 +1,21 @@
+//! Sans-IO SignalR for Switchboard: the hub message model, the JSON hub protocol, the handshake,
+//! negotiate, the client connection state machine and reconnect policies.
+//!
+//! Nothing here performs I/O or reads a clock: the browser widget and the `switchboard-hub`
+//! server feed it bytes and time and move what it returns. The authority is the ASP.NET Core
+//! SignalR specification (dotnet/aspnetcore `src/SignalR/docs/specs/HubProtocol.md` and
+//! `TransportProtocols.md`) and, where the specs are silent, the official TypeScript client
+//! (`src/SignalR/clients/ts/signalr/src/`).
+
+pub mod client;
+pub mod error;
+pub mod handshake;
+pub mod json;
+pub mod message;
+pub mod negotiate;
+pub mod retry;
+
+pub use client::{ConnectionError, Event, HubConnectionCore, HubConnectionOptions};
+pub use error::ProtocolError;
+pub use message::{CompletionOutcome, HubMessage};
+pub use negotiate::{NegotiateConnection, NegotiateResponse, TransportKind};
