@@ -26,7 +26,10 @@ pub enum CallState {
 impl CallState {
     /// Whether the call can change no more.
     pub fn is_final(self) -> bool {
-        matches!(self, CallState::Rejected | CallState::Missed | CallState::Ended)
+        matches!(
+            self,
+            CallState::Rejected | CallState::Missed | CallState::Ended
+        )
     }
 
     /// The wire name (`ringing`, `accepted`, ...).
@@ -75,7 +78,10 @@ mod tests {
         assert_eq!(CallState::Missed.as_str(), "missed");
         let r: RejectReason = serde_json::from_str("\"timeout\"").unwrap();
         assert_eq!(r.resulting_state(), CallState::Missed);
-        assert_eq!(RejectReason::Declined.resulting_state(), CallState::Rejected);
+        assert_eq!(
+            RejectReason::Declined.resulting_state(),
+            CallState::Rejected
+        );
         assert!(serde_json::from_str::<RejectReason>("\"later\"").is_err());
     }
 

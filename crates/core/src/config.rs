@@ -4,7 +4,7 @@
 //!
 //! ```json
 //! {
-//!   "hub": { "negotiateUrl": "/api/negotiate", "keepAliveIntervalSeconds": 15, "serverTimeoutSeconds": 30 },
+//!   "hub": { "url": "/api", "keepAliveIntervalSeconds": 15, "serverTimeoutSeconds": 30 },
 //!   "auth": { "mode": "dev", "tokenUrl": "/dev/token" },
 //!   "ringTimeoutSeconds": 30,
 //!   "host": "auto"
@@ -34,9 +34,10 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HubConfig {
-    /// The negotiate endpoint of the Azure Functions adaptor (`/api/negotiate`), relative to the
-    /// page or absolute. It answers with a redirect to the SignalR client endpoint.
-    pub negotiate_url: String,
+    /// The hub URL as the official client's `withUrl` takes it, relative to the page or
+    /// absolute: negotiate goes to `{url}/negotiate`. `/api` for the Azure Functions adaptor,
+    /// whose negotiate answers with a redirect to the SignalR client endpoint.
+    pub url: String,
     /// Seconds without sending before a ping (SignalR default 15).
     #[serde(default = "default_keep_alive")]
     pub keep_alive_interval_seconds: u32,
@@ -116,9 +117,9 @@ impl Config {
                 expected: "between 5 and 300",
             });
         }
-        if self.hub.negotiate_url.trim().is_empty() {
+        if self.hub.url.trim().is_empty() {
             return Err(ConfigError::OutOfRange {
-                field: "hub.negotiateUrl",
+                field: "hub.url",
                 expected: "a URL",
             });
         }
@@ -140,15 +141,29 @@ impl Config {
                 expected: "one of auto, cif, postmessage, opencti, standalone",
             });
         }
-        if let AuthConfig::Msal { authority, client_id, scopes } = &self.auth {
+        if let AuthConfig::Msal {
+            authority,
+            client_id,
+            scopes,
+        } = &self.auth
+        {
             if !authority.starts_with("https://") {
-                return Err(ConfigError::OutOfRange { field: "auth.authority", expected: "an https URL" });
+                return Err(ConfigError::OutOfRange {
+                    field: "auth.authority",
+                    expected: "an https URL",
+                });
             }
             if client_id.trim().is_empty() {
-                return Err(ConfigError::OutOfRange { field: "auth.clientId", expected: "the app registration's client id" });
+                return Err(ConfigError::OutOfRange {
+                    field: "auth.clientId",
+                    expected: "the app registration's client id",
+                });
             }
             if scopes.is_empty() {
-                return Err(ConfigError::OutOfRange { field: "auth.scopes", expected: "the hub API scope, e.g. api://<app>/access_as_user" });
+                return Err(ConfigError::OutOfRange {
+                    field: "auth.scopes",
+                    expected: "the hub API scope, e.g. api://<app>/access_as_user",
+                });
             }
         }
         Ok(())
@@ -164,39 +179,50 @@ mod tests {
     #[test]
     fn the_shipped_config_is_valid() {
         let config = Config::from_json(SHIPPED).unwrap();
-        assert_eq!(config.hub.negotiate_url, "/api/negotiate");
+        assert_eq!(config.hub.url, "/api");
         assert!(matches!(config.auth, AuthConfig::Dev { .. }));
     }
 
     #[test]
     fn defaults_fill_the_gaps() {
-        let config =
-            Config::from_json(r#"{"hub":{"negotiateUrl":"/api/negotiate"},"auth":{"mode":"dev"}}"#)
-                .unwrap();
+        let config = Config::from_json(r#"{"hub":{"url":"/api"},"auth":{"mode":"dev"}}"#).unwrap();
         assert_eq!(config.ring_timeout_seconds, 30);
         assert_eq!(config.hub.server_timeout_seconds, 30);
-        assert_eq!(config.auth, AuthConfig::Dev { token_url: "/dev/token".into() });
+        assert_eq!(
+            config.auth,
+            AuthConfig::Dev {
+                token_url: "/dev/token".into()
+            }
+        );
     }
 
     #[test]
     fn invalid_configs_say_what_is_wrong() {
-        assert!(matches!(Config::from_json("{"), Err(ConfigError::Invalid(_))));
-        assert!(matches!(Config::from_json(r#"{"auth":{"mode":"dev"}}"#), Err(ConfigError::Invalid(e)) if e.contains("hub")));
+        assert!(matches!(
+            Config::from_json("{"),
+            Err(ConfigError::Invalid(_))
+        ));
+        assert!(
+            matches!(Config::from_json(r#"{"auth":{"mode":"dev"}}"#), Err(ConfigError::Invalid(e)) if e.contains("hub"))
+        );
         let e = Config::from_json(
-            r#"{"hub":{"negotiateUrl":"/api/negotiate"},"auth":{"mode":"dev"},"ringTimeoutSeconds":1}"#,
+            r#"{"hub":{"url":"/api"},"auth":{"mode":"dev"},"ringTimeoutSeconds":1}"#,
         )
         .unwrap_err();
-        assert_eq!(e.to_string(), "config.json: ringTimeoutSeconds must be between 5 and 300");
+        assert_eq!(
+            e.to_string(),
+            "config.json: ringTimeoutSeconds must be between 5 and 300"
+        );
         let e = Config::from_json(
-            r#"{"hub":{"negotiateUrl":"/x","keepAliveIntervalSeconds":20,"serverTimeoutSeconds":30},"auth":{"mode":"dev"}}"#,
+            r#"{"hub":{"url":"/x","keepAliveIntervalSeconds":20,"serverTimeoutSeconds":30},"auth":{"mode":"dev"}}"#,
         )
         .unwrap_err();
         assert!(e.to_string().contains("serverTimeoutSeconds"));
         let e = Config::from_json(
-            r#"{"hub":{"negotiateUrl":"/x"},"auth":{"mode":"msal","clientId":"c","authority":"http://idp","scopes":["s"]}}"#,
+            r#"{"hub":{"url":"/x"},"auth":{"mode":"msal","clientId":"c","authority":"http://idp","scopes":["s"]}}"#,
         )
         .unwrap_err();
         assert!(e.to_string().contains("https"));
-        assert!(Config::from_json(r#"{"hub":{"negotiateUrl":"/x"},"auth":{"mode":"saml"}}"#).is_err());
+        assert!(Config::from_json(r#"{"hub":{"url":"/x"},"auth":{"mode":"saml"}}"#).is_err());
     }
 }

@@ -4,9 +4,11 @@
 
 pub mod call;
 pub mod config;
+pub mod desk;
 pub mod jwt;
 pub mod notification;
 
 pub use call::{CallState, RejectReason};
 pub use config::{AuthConfig, Config, ConfigError};
+pub use desk::{Action, Desk, Outcome, Ringing};
 pub use notification::{IncomingCall, NotificationError};

@@ -69,8 +69,8 @@ impl IncomingCall {
     /// Reads a notification object (the argument of `IncomingCall`, or a parsed seed message).
     pub fn from_value(value: &Value) -> Result<Self, NotificationError> {
         let object = value.as_object().ok_or(NotificationError::NotAnObject)?;
-        let phone_number = field(object, "phoneNumber")
-            .ok_or(NotificationError::MissingPhoneNumber)?;
+        let phone_number =
+            field(object, "phoneNumber").ok_or(NotificationError::MissingPhoneNumber)?;
         if !is_dial_string(&phone_number) {
             return Err(NotificationError::InvalidPhoneNumber);
         }
@@ -86,7 +86,10 @@ impl IncomingCall {
     /// The seed message text for this call (`PhoneNumber` PascalCase as the seed sends it).
     pub fn to_seed_message(&self) -> String {
         let mut object = Map::new();
-        object.insert("PhoneNumber".into(), Value::String(self.phone_number.clone()));
+        object.insert(
+            "PhoneNumber".into(),
+            Value::String(self.phone_number.clone()),
+        );
         if let Some(c) = &self.comments {
             object.insert("comments".into(), Value::String(c.clone()));
         }
@@ -123,7 +126,11 @@ fn is_dial_string(s: &str) -> bool {
     s.chars().count() <= MAX_NUMBER_CHARS
         && s.chars().any(|c| c.is_ascii_digit())
         && s.chars().all(|c| {
-            c.is_ascii_digit() || matches!(c, '+' | ' ' | '-' | '.' | '(' | ')' | '*' | '#' | ';' | '=' | 'x' | 'e' | 't')
+            c.is_ascii_digit()
+                || matches!(
+                    c,
+                    '+' | ' ' | '-' | '.' | '(' | ')' | '*' | '#' | ';' | '=' | 'x' | 'e' | 't'
+                )
         })
 }
 
@@ -138,9 +145,10 @@ mod tests {
 
     #[test]
     fn reads_the_seed_message_byte_for_byte() {
-        let call =
-            IncomingCall::from_seed_message(r#"{"PhoneNumber":"+14255550123","comments":"Billing"}"#)
-                .unwrap();
+        let call = IncomingCall::from_seed_message(
+            r#"{"PhoneNumber":"+14255550123","comments":"Billing"}"#,
+        )
+        .unwrap();
         assert_eq!(call.phone_number, "+14255550123");
         assert_eq!(call.comments.as_deref(), Some("Billing"));
         assert_eq!(call.call_id, None);
@@ -161,8 +169,14 @@ mod tests {
 
     #[test]
     fn bad_notifications_get_clear_errors() {
-        assert!(matches!(IncomingCall::from_seed_message("hello"), Err(NotificationError::NotJson(_))));
-        assert_eq!(IncomingCall::from_seed_message("[1]"), Err(NotificationError::NotAnObject));
+        assert!(matches!(
+            IncomingCall::from_seed_message("hello"),
+            Err(NotificationError::NotJson(_))
+        ));
+        assert_eq!(
+            IncomingCall::from_seed_message("[1]"),
+            Err(NotificationError::NotAnObject)
+        );
         assert_eq!(
             IncomingCall::from_seed_message(r#"{"comments":"x"}"#),
             Err(NotificationError::MissingPhoneNumber)
@@ -176,7 +190,9 @@ mod tests {
             Err(NotificationError::InvalidPhoneNumber)
         );
         assert_eq!(
-            IncomingCall::from_seed_message(r#"{"PhoneNumber":"+1234567890123456789012345678901234567890123"}"#),
+            IncomingCall::from_seed_message(
+                r#"{"PhoneNumber":"+1234567890123456789012345678901234567890123"}"#
+            ),
             Err(NotificationError::InvalidPhoneNumber)
         );
     }
@@ -184,7 +200,8 @@ mod tests {
     #[test]
     fn long_text_is_cut() {
         let long = "é".repeat(1000);
-        let call = IncomingCall::from_value(&json!({"PhoneNumber": 12345, "callerName": long})).unwrap();
+        let call =
+            IncomingCall::from_value(&json!({"PhoneNumber": 12345, "callerName": long})).unwrap();
         assert_eq!(call.phone_number, "12345");
         assert_eq!(call.caller_name.unwrap().chars().count(), MAX_TEXT_CHARS);
     }

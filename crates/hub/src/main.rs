@@ -1,1 +1,104 @@
-fn main() {}
+//! `switchboard-hub`: the local hub (see the library docs and `docs/hub-contract.md`).
+//!
+//! Prints, one per line, `listening on http://ADDR` first (test harnesses read the port from
+//! it), the Azure-style connection string, the dev-mode warning and the URLs to open.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use switchboard_hub::{HubConfig, random_access_key};
+
+/// Local stand-in for Azure SignalR Service and the Switchboard Azure Functions.
+#[derive(Debug, Parser)]
+#[command(name = "switchboard-hub", version, about)]
+struct Cli {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Directory of the built widget, served at `/` (index.html as SPA fallback).
+    #[arg(long = "static", value_name = "DIR")]
+    static_dir: Option<PathBuf>,
+    /// The AccessKey (random when absent).
+    #[arg(long, env = "SWITCHBOARD_ACCESS_KEY", hide_env_values = true)]
+    access_key: Option<String>,
+    /// Seconds a call may ring before the hub marks it missed.
+    #[arg(long, default_value_t = 45, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    ring_timeout: u64,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,tower_http=info".into()),
+        )
+        .init();
+
+    if let Some(dir) = &cli.static_dir
+        && !dir.join("index.html").is_file()
+    {
+        eprintln!("error: --static {}: no index.html there", dir.display());
+        return std::process::ExitCode::from(2);
+    }
+    let access_key = cli
+        .access_key
+        .filter(|k| !k.is_empty())
+        .unwrap_or_else(random_access_key);
+    let mut config = HubConfig::new(access_key.clone());
+    config.ring_timeout = Duration::from_secs(cli.ring_timeout);
+    config.static_dir = cli.static_dir;
+
+    let running = match switchboard_hub::start(&cli.listen, config).await {
+        Ok(running) => running,
+        Err(e) => {
+            eprintln!("error: cannot listen on {}: {e}", cli.listen);
+            return std::process::ExitCode::from(1);
+        }
+    };
+    let base = running.base_url();
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "listening on {base}");
+        let _ = writeln!(out, "Endpoint={base};AccessKey={access_key};Version=1.0;");
+        let _ = writeln!(
+            out,
+            "WARNING: DEV MODE: dev sign-in is ON. Anyone can get a token for any user at POST {base}/dev/token. Never run this in production."
+        );
+        let _ = writeln!(out, "widget as alice:     {base}/?user=alice");
+        let _ = writeln!(out, "widget as bob:       {base}/?user=bob");
+        let _ = writeln!(out, "telephony simulator: {base}/simulator");
+        let _ = out.flush();
+    }
+
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    running.shutdown(Duration::from_secs(3)).await;
+    std::process::ExitCode::SUCCESS
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

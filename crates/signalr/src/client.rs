@@ -21,6 +21,35 @@ use crate::handshake::{HandshakeRequest, HandshakeResponse};
 use crate::json::{self, RecordBuffer};
 use crate::message::{CompletionOutcome, HubMessage};
 
+/// The states of a hub connection as the official client names them (`HubConnectionState`),
+/// which the widget shows to the agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConnectionState {
+    /// Not connected and not trying.
+    Disconnected,
+    /// The first start is under way (negotiate, transport, handshake), or being retried.
+    Connecting,
+    /// Handshake done; messages flow.
+    Connected,
+    /// A started connection was lost and is being re-established.
+    Reconnecting,
+    /// `stop()` was called and the connection is closing.
+    Disconnecting,
+}
+
+impl ConnectionState {
+    /// The official client's name for the state (`Connected`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionState::Disconnected => "Disconnected",
+            ConnectionState::Connecting => "Connecting",
+            ConnectionState::Connected => "Connected",
+            ConnectionState::Reconnecting => "Reconnecting",
+            ConnectionState::Disconnecting => "Disconnecting",
+        }
+    }
+}
+
 /// Timing options; the defaults are the official client's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HubConnectionOptions {
@@ -208,9 +237,10 @@ impl HubConnectionCore {
                         outcome,
                     });
                 } else {
-                    self.events.push_back(Event::Malformed(ProtocolError::InvalidField(
-                        "invocationId",
-                    )));
+                    self.events
+                        .push_back(Event::Malformed(ProtocolError::InvalidField(
+                            "invocationId",
+                        )));
                 }
             }
             HubMessage::StreamItem {
@@ -305,7 +335,10 @@ impl HubConnectionCore {
     /// The transport closed under the connection (socket error, network loss).
     pub fn handle_transport_closed(&mut self, reason: Option<String>) {
         let allow = self.phase == Phase::Connected;
-        self.close_with(reason.or_else(|| Some("The transport closed.".into())), allow);
+        self.close_with(
+            reason.or_else(|| Some("The transport closed.".into())),
+            allow,
+        );
     }
 
     /// The next record to send, if any.
@@ -404,7 +437,9 @@ mod tests {
         assert_eq!(id, "0");
         let sent = core.poll_transmit().unwrap();
         assert_eq!(
-            json::decode(sent.trim_end_matches('\u{1e}')).unwrap().unwrap(),
+            json::decode(sent.trim_end_matches('\u{1e}'))
+                .unwrap()
+                .unwrap(),
             HubMessage::Invocation {
                 invocation_id: Some("0".into()),
                 target: "acceptCall".into(),
@@ -437,7 +472,10 @@ mod tests {
     #[test]
     fn cannot_invoke_before_handshake() {
         let mut core = HubConnectionCore::new(HubConnectionOptions::default(), S(0));
-        assert_eq!(core.send(S(0), "x", vec![]), Err(ConnectionError::NotConnected));
+        assert_eq!(
+            core.send(S(0), "x", vec![]),
+            Err(ConnectionError::NotConnected)
+        );
     }
 
     #[test]
@@ -446,7 +484,10 @@ mod tests {
         core.handle_text(S(0), "{\"error\":\"nope\"}\u{1e}");
         assert_eq!(
             core.poll_event(),
-            Some(Event::Closed { error: Some("handshake failed: nope".into()), allow_reconnect: false })
+            Some(Event::Closed {
+                error: Some("handshake failed: nope".into()),
+                allow_reconnect: false
+            })
         );
 
         let mut core = HubConnectionCore::new(HubConnectionOptions::default(), S(0));
@@ -456,7 +497,10 @@ mod tests {
         core.handle_timeout(S(15));
         assert_eq!(
             core.poll_event(),
-            Some(Event::Closed { error: Some(HANDSHAKE_TIMEOUT.into()), allow_reconnect: false })
+            Some(Event::Closed {
+                error: Some(HANDSHAKE_TIMEOUT.into()),
+                allow_reconnect: false
+            })
         );
     }
 
@@ -478,7 +522,10 @@ mod tests {
         core.handle_timeout(S(50));
         assert_eq!(
             core.poll_event(),
-            Some(Event::Closed { error: Some(SERVER_TIMEOUT.into()), allow_reconnect: true })
+            Some(Event::Closed {
+                error: Some(SERVER_TIMEOUT.into()),
+                allow_reconnect: true
+            })
         );
         assert_eq!(core.poll_timeout(), None);
     }
@@ -496,13 +543,21 @@ mod tests {
         let mut core = connected();
         core.invoke(S(1), "a", vec![]).unwrap();
         core.invoke(S(1), "b", vec![]).unwrap();
-        core.handle_text(S(2), "{\"type\":7,\"error\":\"shutting down\",\"allowReconnect\":true}\u{1e}");
+        core.handle_text(
+            S(2),
+            "{\"type\":7,\"error\":\"shutting down\",\"allowReconnect\":true}\u{1e}",
+        );
         let events: Vec<_> = std::iter::from_fn(|| core.poll_event()).collect();
         assert_eq!(events.len(), 3);
-        assert!(matches!(&events[0], Event::Completion { outcome: CompletionOutcome::Error(e), .. } if e == INVOCATION_CANCELED));
+        assert!(
+            matches!(&events[0], Event::Completion { outcome: CompletionOutcome::Error(e), .. } if e == INVOCATION_CANCELED)
+        );
         assert_eq!(
             events[2],
-            Event::Closed { error: Some("shutting down".into()), allow_reconnect: true }
+            Event::Closed {
+                error: Some("shutting down".into()),
+                allow_reconnect: true
+            }
         );
         assert_eq!(core.send(S(3), "x", vec![]), Err(ConnectionError::Closed));
     }
@@ -510,8 +565,14 @@ mod tests {
     #[test]
     fn malformed_records_are_reported_and_the_rest_goes_on() {
         let mut core = connected();
-        core.handle_text(S(1), "garbage\u{1e}{\"type\":1,\"target\":\"T\",\"arguments\":[]}\u{1e}");
-        assert!(matches!(core.poll_event(), Some(Event::Malformed(ProtocolError::InvalidJson(_)))));
+        core.handle_text(
+            S(1),
+            "garbage\u{1e}{\"type\":1,\"target\":\"T\",\"arguments\":[]}\u{1e}",
+        );
+        assert!(matches!(
+            core.poll_event(),
+            Some(Event::Malformed(ProtocolError::InvalidJson(_)))
+        ));
         assert!(matches!(core.poll_event(), Some(Event::Invocation { .. })));
         assert!(core.is_connected());
     }
@@ -520,12 +581,21 @@ mod tests {
     fn transport_loss_allows_reconnect_once_connected() {
         let mut core = connected();
         core.handle_transport_closed(None);
-        assert!(matches!(core.poll_event(), Some(Event::Closed { allow_reconnect: true, .. })));
+        assert!(matches!(
+            core.poll_event(),
+            Some(Event::Closed {
+                allow_reconnect: true,
+                ..
+            })
+        ));
         let mut core = HubConnectionCore::new(HubConnectionOptions::default(), S(0));
         core.handle_transport_closed(Some("refused".into()));
         assert_eq!(
             core.poll_event(),
-            Some(Event::Closed { error: Some("refused".into()), allow_reconnect: false })
+            Some(Event::Closed {
+                error: Some("refused".into()),
+                allow_reconnect: false
+            })
         );
     }
 }

@@ -80,14 +80,26 @@ mod tests {
         let records = buffer.push_str("{}\u{1e}{\"type\":6}\u{1e}");
         assert_eq!(records.len(), 2);
         HandshakeResponse::decode(records[0].as_ref().unwrap()).unwrap();
-        assert_eq!(decode(records[1].as_ref().unwrap()).unwrap(), Some(HubMessage::Ping));
+        assert_eq!(
+            decode(records[1].as_ref().unwrap()).unwrap(),
+            Some(HubMessage::Ping)
+        );
     }
 
     #[test]
     fn request_matches_the_wire() {
-        let request = HandshakeRequest { protocol: "json".into(), version: 1 };
-        assert_eq!(request.encode(), "{\"protocol\":\"json\",\"version\":1}\u{1e}");
-        assert_eq!(HandshakeRequest::decode(r#"{"protocol":"json","version":1}"#).unwrap(), request);
+        let request = HandshakeRequest {
+            protocol: "json".into(),
+            version: 1,
+        };
+        assert_eq!(
+            request.encode(),
+            "{\"protocol\":\"json\",\"version\":1}\u{1e}"
+        );
+        assert_eq!(
+            HandshakeRequest::decode(r#"{"protocol":"json","version":1}"#).unwrap(),
+            request
+        );
         assert!(HandshakeRequest::decode(r#"{"protocol":"json"}"#).is_err());
     }
 
@@ -95,7 +107,9 @@ mod tests {
     fn errors_are_reported() {
         assert_eq!(
             HandshakeResponse::decode(r#"{"error":"Requested protocol 'x' is not available."}"#),
-            Err(ProtocolError::Handshake("Requested protocol 'x' is not available.".into()))
+            Err(ProtocolError::Handshake(
+                "Requested protocol 'x' is not available.".into()
+            ))
         );
         assert!(HandshakeResponse::decode(r#"{"type":6}"#).is_err());
         assert!(HandshakeResponse::decode("nope").is_err());

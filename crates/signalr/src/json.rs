@@ -43,9 +43,7 @@ impl RecordBuffer {
         while let Some(end) = self.pending.iter().position(|b| *b == 0x1e) {
             let record: Vec<u8> = self.pending.drain(..=end).collect();
             let record = &record[..record.len() - 1];
-            out.push(
-                String::from_utf8(record.to_vec()).map_err(|_| ProtocolError::InvalidUtf8),
-            );
+            out.push(String::from_utf8(record.to_vec()).map_err(|_| ProtocolError::InvalidUtf8));
         }
         out
     }
@@ -221,7 +219,10 @@ pub fn from_value(value: &Value) -> Result<Option<HubMessage>, ProtocolError> {
     Ok(Some(message))
 }
 
-fn required_string(object: &Map<String, Value>, field: &'static str) -> Result<String, ProtocolError> {
+fn required_string(
+    object: &Map<String, Value>,
+    field: &'static str,
+) -> Result<String, ProtocolError> {
     optional_string(object, field)?.ok_or(ProtocolError::MissingField(field))
 }
 
@@ -392,15 +393,24 @@ mod tests {
         assert_eq!(records.len(), 2);
         assert_eq!(buffer.pending_len(), "{\"type\":".len());
         let records = buffer.push_str("6}\u{1e}");
-        assert_eq!(decode(records[0].as_ref().unwrap()).unwrap(), Some(HubMessage::Ping));
+        assert_eq!(
+            decode(records[0].as_ref().unwrap()).unwrap(),
+            Some(HubMessage::Ping)
+        );
     }
 
     #[test]
     fn bad_input_gets_a_clear_error() {
-        assert!(matches!(decode("not json"), Err(ProtocolError::InvalidJson(_))));
+        assert!(matches!(
+            decode("not json"),
+            Err(ProtocolError::InvalidJson(_))
+        ));
         assert_eq!(decode("[1]"), Err(ProtocolError::NotAnObject));
         assert_eq!(decode("{}"), Err(ProtocolError::MissingField("type")));
-        assert_eq!(decode(r#"{"type":"1"}"#), Err(ProtocolError::InvalidField("type")));
+        assert_eq!(
+            decode(r#"{"type":"1"}"#),
+            Err(ProtocolError::InvalidField("type"))
+        );
         assert_eq!(
             decode(r#"{"type":1,"arguments":[]}"#),
             Err(ProtocolError::MissingField("target"))

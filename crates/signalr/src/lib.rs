@@ -15,7 +15,9 @@ pub mod message;
 pub mod negotiate;
 pub mod retry;
 
-pub use client::{ConnectionError, Event, HubConnectionCore, HubConnectionOptions};
+pub use client::{
+    ConnectionError, ConnectionState, Event, HubConnectionCore, HubConnectionOptions,
+};
 pub use error::ProtocolError;
 pub use message::{CompletionOutcome, HubMessage};
 pub use negotiate::{NegotiateConnection, NegotiateResponse, TransportKind};

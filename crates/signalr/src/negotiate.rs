@@ -68,9 +68,9 @@ impl NegotiateConnection {
     /// Whether the server offers `kind` with the given transfer format (`Text` or `Binary`).
     pub fn offers(&self, kind: TransportKind, transfer_format: &str) -> bool {
         let name = format!("{kind:?}");
-        self.available_transports.iter().any(|t| {
-            t.transport == name && t.transfer_formats.iter().any(|f| f == transfer_format)
-        })
+        self.available_transports
+            .iter()
+            .any(|t| t.transport == name && t.transfer_formats.iter().any(|f| f == transfer_format))
     }
 }
 
@@ -187,7 +187,10 @@ pub fn append_query(url: &str, name: &str, value: &str) -> String {
     } else {
         "&"
     };
-    format!("{base}{sep}{name}={}{fragment}", encode_uri_component(value))
+    format!(
+        "{base}{sep}{name}={}{fragment}",
+        encode_uri_component(value)
+    )
 }
 
 /// Percent-encodes like JavaScript's `encodeURIComponent` (RFC 3986 unreserved and `!'()*` kept).
@@ -257,7 +260,10 @@ mod tests {
             negotiate_url("http://h/client/?hub=chat&asrs_request_id=abc"),
             "http://h/client/negotiate?hub=chat&asrs_request_id=abc&negotiateVersion=1"
         );
-        assert_eq!(negotiate_url("http://h/hub"), "http://h/hub/negotiate?negotiateVersion=1");
+        assert_eq!(
+            negotiate_url("http://h/hub"),
+            "http://h/hub/negotiate?negotiateVersion=1"
+        );
         assert_eq!(negotiate_url("/api"), "/api/negotiate?negotiateVersion=1");
     }
 
@@ -292,14 +298,18 @@ mod tests {
                 "availableTransports":[{"transport":"WebSockets","transferFormats":["Text","Binary"]}]}"#,
         )
         .unwrap();
-        let NegotiateResponse::Connection(c) = v1 else { panic!() };
+        let NegotiateResponse::Connection(c) = v1 else {
+            panic!()
+        };
         assert_eq!(c.connect_id(), "secret");
         assert!(c.offers(TransportKind::WebSockets, "Text"));
         assert!(!c.offers(TransportKind::LongPolling, "Text"));
 
         let v0 = NegotiateResponse::decode(r#"{"connectionId":"pub","availableTransports":[]}"#)
             .unwrap();
-        let NegotiateResponse::Connection(c) = v0 else { panic!() };
+        let NegotiateResponse::Connection(c) = v0 else {
+            panic!()
+        };
         assert_eq!(c.connect_id(), "pub");
 
         assert_eq!(

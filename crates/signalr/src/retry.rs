@@ -66,7 +66,9 @@ mod tests {
     #[test]
     fn default_delays_then_stop() {
         let p = DelayListPolicy::default();
-        let got: Vec<_> = (0..5).map(|n| p.next_retry_delay(n, Duration::ZERO)).collect();
+        let got: Vec<_> = (0..5)
+            .map(|n| p.next_retry_delay(n, Duration::ZERO))
+            .collect();
         assert_eq!(
             got,
             vec![
@@ -81,8 +83,17 @@ mod tests {
 
     #[test]
     fn keep_trying_never_stops() {
-        let p = KeepTryingPolicy { initial: DelayListPolicy::default(), steady: Duration::from_secs(60) };
-        assert_eq!(p.next_retry_delay(100, Duration::ZERO), Some(Duration::from_secs(60)));
-        assert_eq!(p.next_retry_delay(1, Duration::ZERO), Some(Duration::from_secs(2)));
+        let p = KeepTryingPolicy {
+            initial: DelayListPolicy::default(),
+            steady: Duration::from_secs(60),
+        };
+        assert_eq!(
+            p.next_retry_delay(100, Duration::ZERO),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            p.next_retry_delay(1, Duration::ZERO),
+            Some(Duration::from_secs(2))
+        );
     }
 }

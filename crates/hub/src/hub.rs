@@ -1,0 +1,849 @@
+//! The hub's shared state: live connections by user and group, pending negotiations, the call
+//! registry, and the operations every route and connection goes through (send to a user, a
+//! connection, a group, everyone; ring a call; hub methods).
+//!
+//! One mutex guards it all and is never held across an `.await`: sends to connections are
+//! `try_send` on a bounded per-connection queue, so a slow client loses messages (Azure SignalR
+//! delivery is at-most-once too) instead of stalling the hub.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::Utf8Bytes;
+use serde_json::{Value, json};
+use switchboard_core::{IncomingCall, RejectReason};
+use switchboard_signalr::HubMessage;
+use switchboard_signalr::json as signalr_json;
+use tokio::sync::{mpsc, watch};
+
+use crate::HubConfig;
+use crate::auth::{AccessKey, DevTokens, UserAuthenticator};
+use crate::registry::{Call, CallError, CallRegistry, Transition};
+
+/// Messages queued per connection before further ones are dropped.
+pub const OUTBOX_CAPACITY: usize = 256;
+/// Negotiated connections waiting for their WebSocket at most.
+pub const MAX_PENDING: usize = 10_000;
+/// `POST /api/userclient` records kept.
+pub const MAX_USER_CLIENTS: usize = 10_000;
+/// Groups kept at most (per hub and overall).
+pub const MAX_GROUPS: usize = 100_000;
+
+/// What the hub asks a connection task to do.
+#[derive(Debug, Clone)]
+pub(crate) enum Outbound {
+    /// Send this JSON record (separator included).
+    Record(Utf8Bytes),
+    /// Send a Close message and end the connection.
+    Close {
+        error: Option<String>,
+        allow_reconnect: bool,
+    },
+}
+
+/// Who a connection is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionInfo {
+    /// The public connection id (`connectionId` of negotiate).
+    pub connection_id: String,
+    /// The hub name, lower-cased (hub names are case-insensitive, as in Azure).
+    pub hub: String,
+    /// The user id of the hub access token (`nameid`); `None` for anonymous connections.
+    pub user: Option<String>,
+}
+
+/// The result of [`Hub::send_message_to_user`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// The user has no live connection; nothing was sent or registered.
+    NotConnected,
+    /// Sent to the user's connections; `call_id` is set when the message was a call.
+    Delivered {
+        /// The registered call's id.
+        call_id: Option<String>,
+    },
+}
+
+/// A record of `POST /api/userclient`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserClient {
+    /// The user.
+    pub user_id: String,
+    /// The connection the client reported.
+    pub connection_id: Option<String>,
+    /// What the client reported (`connected`, `disconnected`, ...).
+    pub connection_status: Option<String>,
+}
+
+struct Pending {
+    info: ConnectionInfo,
+    expires: Instant,
+}
+
+struct Connection {
+    info: ConnectionInfo,
+    tx: mpsc::Sender<Outbound>,
+    groups: HashSet<String>,
+}
+
+#[derive(Default)]
+struct Group {
+    users: HashSet<String>,
+    connections: HashSet<String>,
+}
+
+#[derive(Default)]
+struct Inner {
+    pending: HashMap<String, Pending>,
+    connections: HashMap<String, Connection>,
+    users: HashMap<(String, String), HashSet<String>>,
+    groups: HashMap<(String, String), Group>,
+    calls: CallRegistry,
+    user_clients: VecDeque<UserClient>,
+}
+
+/// Shared state of one running hub (see the module docs).
+pub struct Hub {
+    pub(crate) config: HubConfig,
+    pub(crate) access_key: AccessKey,
+    pub(crate) users: UserAuthenticator,
+    inner: Mutex<Inner>,
+    shutdown: watch::Sender<bool>,
+    weak: Weak<Hub>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub").finish_non_exhaustive()
+    }
+}
+
+/// A random URL-safe id of `bytes` random bytes (base64url, no padding).
+pub fn random_id(bytes: usize) -> String {
+    use base64::Engine;
+    use rand::RngCore;
+    let mut buf = vec![0u8; bytes];
+    rand::thread_rng().fill_bytes(&mut buf);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
+}
+
+fn new_call_id() -> String {
+    use rand::Rng;
+    format!("call-{:016x}", rand::thread_rng().r#gen::<u64>())
+}
+
+/// Hub names as Azure accepts them: a letter, then letters, digits or `_`, at most 128.
+pub fn is_valid_hub_name(hub: &str) -> bool {
+    let mut chars = hub.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && hub.len() <= 128
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+impl Hub {
+    /// A hub with this configuration. Dev sign-in is on (the only mode so far).
+    pub fn new(config: HubConfig) -> Arc<Self> {
+        let access_key = AccessKey::new(config.access_key.clone());
+        let users = UserAuthenticator::Dev(DevTokens::new(&config.access_key));
+        let (shutdown, _) = watch::channel(false);
+        Arc::new_cyclic(|weak| Hub {
+            config,
+            access_key,
+            users,
+            inner: Mutex::new(Inner {
+                calls: CallRegistry::new(),
+                ..Inner::default()
+            }),
+            shutdown,
+            weak: weak.clone(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether dev sign-in (`/dev/token`, the simulator without a key) is on.
+    pub fn dev_mode(&self) -> bool {
+        self.users.dev().is_some()
+    }
+
+    /// The hub configuration.
+    pub fn config(&self) -> &HubConfig {
+        &self.config
+    }
+
+    /// Asks every connection to close with `Close{allowReconnect: true}`.
+    pub fn shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    pub(crate) fn subscribe_shutdown(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    /// Number of live (handshaken) connections.
+    pub fn connection_count(&self) -> usize {
+        self.lock().connections.len()
+    }
+
+    // ----- negotiate -------------------------------------------------------------------------
+
+    /// Records a negotiated connection and returns `(connectionId, connectId)`, where the
+    /// connect id is the connection token (negotiate v1) or the connection id (v0). Unused
+    /// entries expire after `connection_token_ttl`. `None` when too many are pending.
+    pub(crate) fn start_negotiation(
+        &self,
+        hub: &str,
+        user: Option<String>,
+        version: u32,
+    ) -> Option<(String, String)> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        inner.pending.retain(|_, p| p.expires > now);
+        if inner.pending.len() >= MAX_PENDING {
+            return None;
+        }
+        let connection_id = random_id(16);
+        let connect_id = if version >= 1 {
+            random_id(32)
+        } else {
+            connection_id.clone()
+        };
+        inner.pending.insert(
+            connect_id.clone(),
+            Pending {
+                info: ConnectionInfo {
+                    connection_id: connection_id.clone(),
+                    hub: hub.to_ascii_lowercase(),
+                    user,
+                },
+                expires: now + self.config.timeouts.connection_token_ttl,
+            },
+        );
+        Some((connection_id, connect_id))
+    }
+
+    /// Takes (single use) a pending connection by its connect id, if it is for `hub` and has
+    /// not expired.
+    pub(crate) fn take_pending(&self, connect_id: &str, hub: &str) -> Option<ConnectionInfo> {
+        let mut inner = self.lock();
+        let pending = inner.pending.remove(connect_id)?;
+        (pending.expires > Instant::now() && pending.info.hub == hub.to_ascii_lowercase())
+            .then_some(pending.info)
+    }
+
+    // ----- connections -----------------------------------------------------------------------
+
+    /// Makes a handshaken connection reachable; returns its outbound queue.
+    pub(crate) fn register(&self, info: &ConnectionInfo) -> mpsc::Receiver<Outbound> {
+        let (tx, rx) = mpsc::channel(OUTBOX_CAPACITY);
+        let mut inner = self.lock();
+        if let Some(user) = &info.user {
+            inner
+                .users
+                .entry((info.hub.clone(), user.clone()))
+                .or_default()
+                .insert(info.connection_id.clone());
+        }
+        inner.connections.insert(
+            info.connection_id.clone(),
+            Connection {
+                info: info.clone(),
+                tx,
+                groups: HashSet::new(),
+            },
+        );
+        rx
+    }
+
+    /// Forgets a connection (it closed).
+    pub(crate) fn unregister(&self, connection_id: &str) {
+        let mut inner = self.lock();
+        let Some(conn) = inner.connections.remove(connection_id) else {
+            return;
+        };
+        if let Some(user) = &conn.info.user {
+            let key = (conn.info.hub.clone(), user.clone());
+            if let Some(set) = inner.users.get_mut(&key) {
+                set.remove(connection_id);
+                if set.is_empty() {
+                    inner.users.remove(&key);
+                }
+            }
+        }
+        for group in conn.groups {
+            let key = (conn.info.hub.clone(), group);
+            if let Some(g) = inner.groups.get_mut(&key) {
+                g.connections.remove(connection_id);
+                if g.connections.is_empty() && g.users.is_empty() {
+                    inner.groups.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// Whether `user` has a live connection to `hub` (`HEAD /api/v1/hubs/{hub}/users/{user}`).
+    pub fn user_connected(&self, hub: &str, user: &str) -> bool {
+        self.lock()
+            .users
+            .get(&(hub.to_ascii_lowercase(), user.to_owned()))
+            .is_some_and(|s| !s.is_empty())
+    }
+
+    /// Whether the connection is live on `hub`.
+    pub fn connection_exists(&self, hub: &str, connection_id: &str) -> bool {
+        self.lock()
+            .connections
+            .get(connection_id)
+            .is_some_and(|c| c.info.hub == hub.to_ascii_lowercase())
+    }
+
+    /// Whether any live connection is in the group.
+    pub fn group_has_connections(&self, hub: &str, group: &str) -> bool {
+        let inner = self.lock();
+        !inner
+            .group_connections(&hub.to_ascii_lowercase(), group)
+            .is_empty()
+    }
+
+    /// Closes a connection with a Close message (`DELETE .../connections/{id}`). Whether it
+    /// existed.
+    pub fn close_connection(&self, hub: &str, connection_id: &str, reason: Option<String>) -> bool {
+        let inner = self.lock();
+        match inner.connections.get(connection_id) {
+            Some(c) if c.info.hub == hub.to_ascii_lowercase() => {
+                let _ = c.tx.try_send(Outbound::Close {
+                    error: reason,
+                    allow_reconnect: false,
+                });
+                true
+            }
+            _ => false,
+        }
+    }
+
+    // ----- groups ----------------------------------------------------------------------------
+
+    /// Adds a user (all their present and future connections) to a group. `false` when the
+    /// group table is full.
+    pub fn group_add_user(&self, hub: &str, group: &str, user: &str) -> bool {
+        let mut inner = self.lock();
+        let key = (hub.to_ascii_lowercase(), group.to_owned());
+        if !inner.groups.contains_key(&key) && inner.groups.len() >= MAX_GROUPS {
+            return false;
+        }
+        inner
+            .groups
+            .entry(key)
+            .or_default()
+            .users
+            .insert(user.to_owned());
+        true
+    }
+
+    /// Removes a user from a group.
+    pub fn group_remove_user(&self, hub: &str, group: &str, user: &str) {
+        let mut inner = self.lock();
+        let key = (hub.to_ascii_lowercase(), group.to_owned());
+        if let Some(g) = inner.groups.get_mut(&key) {
+            g.users.remove(user);
+            if g.users.is_empty() && g.connections.is_empty() {
+                inner.groups.remove(&key);
+            }
+        }
+    }
+
+    /// Adds a live connection to a group. `false` when it is not live on `hub` or the group
+    /// table is full.
+    pub fn group_add_connection(&self, hub: &str, group: &str, connection_id: &str) -> bool {
+        let mut inner = self.lock();
+        let hub = hub.to_ascii_lowercase();
+        let key = (hub.clone(), group.to_owned());
+        let live = inner
+            .connections
+            .get(connection_id)
+            .is_some_and(|c| c.info.hub == hub);
+        if !live || (!inner.groups.contains_key(&key) && inner.groups.len() >= MAX_GROUPS) {
+            return false;
+        }
+        inner
+            .groups
+            .entry(key)
+            .or_default()
+            .connections
+            .insert(connection_id.to_owned());
+        if let Some(c) = inner.connections.get_mut(connection_id) {
+            c.groups.insert(group.to_owned());
+        }
+        true
+    }
+
+    /// Removes a connection from a group.
+    pub fn group_remove_connection(&self, hub: &str, group: &str, connection_id: &str) {
+        let mut inner = self.lock();
+        let key = (hub.to_ascii_lowercase(), group.to_owned());
+        if let Some(g) = inner.groups.get_mut(&key) {
+            g.connections.remove(connection_id);
+            if g.users.is_empty() && g.connections.is_empty() {
+                inner.groups.remove(&key);
+            }
+        }
+        if let Some(c) = inner.connections.get_mut(connection_id) {
+            c.groups.remove(group);
+        }
+    }
+
+    // ----- sending ---------------------------------------------------------------------------
+
+    /// Sends `target(arguments)` to every live connection of `user` on `hub`; returns how many
+    /// connections it was queued for. With `target` `IncomingCall` and a call object as first
+    /// argument, the call is registered (a `callId` is added when absent) if the user is
+    /// connected.
+    pub fn send_to_user(
+        &self,
+        hub: &str,
+        user: &str,
+        target: &str,
+        mut arguments: Vec<Value>,
+    ) -> usize {
+        let hub = hub.to_ascii_lowercase();
+        let mut inner = self.lock();
+        let ids = inner.user_connections(&hub, user);
+        if ids.is_empty() {
+            return 0;
+        }
+        self.register_incoming_call_argument(&mut inner, &hub, user, target, &mut arguments);
+        inner.deliver(&ids, &HubMessage::send(target, arguments))
+    }
+
+    /// Sends to one connection (registering an `IncomingCall` for its user, as above).
+    pub fn send_to_connection(
+        &self,
+        hub: &str,
+        connection_id: &str,
+        target: &str,
+        mut arguments: Vec<Value>,
+    ) -> usize {
+        let hub = hub.to_ascii_lowercase();
+        let mut inner = self.lock();
+        let user = match inner.connections.get(connection_id) {
+            Some(c) if c.info.hub == hub => c.info.user.clone(),
+            _ => return 0,
+        };
+        if let Some(user) = user {
+            self.register_incoming_call_argument(&mut inner, &hub, &user, target, &mut arguments);
+        }
+        inner.deliver(
+            &[connection_id.to_owned()],
+            &HubMessage::send(target, arguments),
+        )
+    }
+
+    /// Sends to every connection in a group.
+    pub fn send_to_group(
+        &self,
+        hub: &str,
+        group: &str,
+        target: &str,
+        arguments: Vec<Value>,
+    ) -> usize {
+        let inner = self.lock();
+        let ids = inner.group_connections(&hub.to_ascii_lowercase(), group);
+        inner.deliver(&ids, &HubMessage::send(target, arguments))
+    }
+
+    /// Sends to every connection of the hub.
+    pub fn broadcast(&self, hub: &str, target: &str, arguments: Vec<Value>) -> usize {
+        let hub = hub.to_ascii_lowercase();
+        let inner = self.lock();
+        let ids: Vec<String> = inner
+            .connections
+            .values()
+            .filter(|c| c.info.hub == hub)
+            .map(|c| c.info.connection_id.clone())
+            .collect();
+        inner.deliver(&ids, &HubMessage::send(target, arguments))
+    }
+
+    fn register_incoming_call_argument(
+        &self,
+        inner: &mut Inner,
+        hub: &str,
+        user: &str,
+        target: &str,
+        arguments: &mut [Value],
+    ) {
+        if !target.eq_ignore_ascii_case("IncomingCall") {
+            return;
+        }
+        let Some(first) = arguments.first_mut() else {
+            return;
+        };
+        let Ok(incoming) = IncomingCall::from_value(first) else {
+            return;
+        };
+        let call_id = match &incoming.call_id {
+            Some(id) => id.clone(),
+            None => {
+                let id = new_call_id();
+                if let Some(object) = first.as_object_mut() {
+                    object.insert("callId".into(), Value::String(id.clone()));
+                }
+                id
+            }
+        };
+        self.register_call(inner, call_id, hub, user, &incoming);
+    }
+
+    /// The Azure Functions adaptor's `SendMessageToUser` (also the simulator's Ring): sends
+    /// `ReceiveNotification(message)` to the user's connections on `hub`. A message that is an
+    /// incoming call (`IncomingCall::from_seed_message`) registers a ringing call, with the
+    /// message's `callId` or a new one, which is then added to the message text (all other
+    /// fields kept as sent). Nothing is sent or registered when the user is not connected.
+    pub fn send_message_to_user(&self, hub: &str, user: &str, message: &str) -> Delivery {
+        let hub = hub.to_ascii_lowercase();
+        let mut inner = self.lock();
+        let ids = inner.user_connections(&hub, user);
+        if ids.is_empty() {
+            return Delivery::NotConnected;
+        }
+        let (text, call_id) = match IncomingCall::from_seed_message(message) {
+            Ok(incoming) => {
+                let (call_id, text) = match &incoming.call_id {
+                    Some(id) => (id.clone(), message.to_owned()),
+                    None => {
+                        let id = new_call_id();
+                        let text = add_call_id(message, &id);
+                        (id, text)
+                    }
+                };
+                self.register_call(&mut inner, call_id.clone(), &hub, user, &incoming);
+                (text, Some(call_id))
+            }
+            Err(_) => (message.to_owned(), None),
+        };
+        inner.deliver(
+            &ids,
+            &HubMessage::send("ReceiveNotification", vec![Value::String(text)]),
+        );
+        Delivery::Delivered { call_id }
+    }
+
+    fn register_call(
+        &self,
+        inner: &mut Inner,
+        call_id: String,
+        hub: &str,
+        user: &str,
+        incoming: &IncomingCall,
+    ) {
+        let call = inner
+            .calls
+            .register(call_id, hub, user, incoming, crate::auth::unix_now_ms());
+        tracing::info!(call_id = %call.call_id, agent = %user, "call ringing");
+        let weak = self.weak.clone();
+        let timeout = self.config.ring_timeout;
+        let (id, generation) = (call.call_id, call.generation);
+        tokio::spawn(async move {
+            tokio::time::sleep(timeout).await;
+            if let Some(hub) = weak.upgrade() {
+                hub.expire_call(&id, generation);
+            }
+        });
+    }
+
+    fn expire_call(&self, call_id: &str, generation: u64) {
+        let mut inner = self.lock();
+        if let Some(t) = inner
+            .calls
+            .expire(call_id, generation, crate::auth::unix_now_ms())
+        {
+            tracing::info!(
+                call_id,
+                "call missed: nobody answered within the ring timeout"
+            );
+            inner.announce(&t);
+        }
+    }
+
+    // ----- call registry ---------------------------------------------------------------------
+
+    /// A call by id.
+    pub fn call(&self, call_id: &str) -> Option<Call> {
+        self.lock().calls.get(call_id).cloned()
+    }
+
+    /// Up to `limit` calls, newest first.
+    pub fn newest_calls(&self, limit: usize) -> Vec<Call> {
+        self.lock().calls.newest(limit)
+    }
+
+    /// The caller hangs up (simulator): the call ends and the agent gets `CallUpdated` and
+    /// `CallEnded(callId, "abandoned")` (or `"completed"` for an answered call).
+    pub fn abandon_call(&self, call_id: &str) -> Result<Call, CallError> {
+        let mut inner = self.lock();
+        let t = inner.calls.abandon(call_id, crate::auth::unix_now_ms())?;
+        inner.announce(&t);
+        Ok(t.call)
+    }
+
+    /// Stores a `POST /api/userclient` record (the newest [`MAX_USER_CLIENTS`] are kept).
+    pub fn record_user_client(&self, record: UserClient) {
+        let mut inner = self.lock();
+        if inner.user_clients.len() >= MAX_USER_CLIENTS {
+            inner.user_clients.pop_front();
+        }
+        inner.user_clients.push_back(record);
+    }
+
+    /// The newest `/api/userclient` record of a user.
+    pub fn user_client(&self, user_id: &str) -> Option<UserClient> {
+        self.lock()
+            .user_clients
+            .iter()
+            .rev()
+            .find(|r| r.user_id == user_id)
+            .cloned()
+    }
+
+    // ----- hub methods -----------------------------------------------------------------------
+
+    /// Runs a hub method invoked by a client; method names are matched case-insensitively, as
+    /// ASP.NET Core does. `Ok(None)` is a void completion, `Ok(Some(v))` a result, `Err(text)`
+    /// a completion error.
+    ///
+    /// | method | arguments | result |
+    /// |---|---|---|
+    /// | `sendMessage` | `content: string` | void |
+    /// | `acceptCall` | `callId` | call |
+    /// | `rejectCall` | `callId`, `reason?: "declined"\|"timeout"\|"busy"` | call |
+    /// | `hangUp` | `callId` | call |
+    /// | `holdCall` | `callId` | call |
+    /// | `resumeCall` | `callId` | call |
+    pub fn invoke(
+        &self,
+        conn: &ConnectionInfo,
+        target: &str,
+        arguments: &[Value],
+    ) -> Result<Option<Value>, String> {
+        let method = target.to_ascii_lowercase();
+        let now = crate::auth::unix_now_ms();
+        match method.as_str() {
+            "sendmessage" => {
+                expect_args(target, arguments, 1, 1, "content: string")?;
+                let content = match &arguments[0] {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                if let Some(user) = &conn.user {
+                    match self.lock().calls.acknowledge(user, &content) {
+                        Some(call_id) => {
+                            tracing::info!(%call_id, agent = %user, "acknowledgement stored")
+                        }
+                        None => {
+                            tracing::debug!(agent = %user, "acknowledgement without a live call")
+                        }
+                    }
+                }
+                Ok(None)
+            }
+            "acceptcall" | "rejectcall" | "hangup" | "holdcall" | "resumecall" => {
+                let (min, max, shape) = if method == "rejectcall" {
+                    (
+                        1,
+                        2,
+                        "callId: string, reason: \"declined\" | \"timeout\" | \"busy\"",
+                    )
+                } else {
+                    (1, 1, "callId: string")
+                };
+                expect_args(target, arguments, min, max, shape)?;
+                let call_id = arguments[0]
+                    .as_str()
+                    .ok_or_else(|| format!("{target}: callId must be a string"))?;
+                let user = conn.user.as_deref().ok_or_else(|| {
+                    format!("{target}: this connection has no user; sign in first")
+                })?;
+                let mut inner = self.lock();
+                let result = match method.as_str() {
+                    "acceptcall" => inner.calls.accept(call_id, user, now),
+                    "rejectcall" => {
+                        let reason = match arguments.get(1) {
+                            None | Some(Value::Null) => RejectReason::Declined,
+                            Some(v) => serde_json::from_value::<RejectReason>(v.clone()).map_err(|_| {
+                                format!("{target}: reason must be one of \"declined\", \"timeout\", \"busy\"")
+                            })?,
+                        };
+                        inner.calls.reject(call_id, user, reason, now)
+                    }
+                    "hangup" => inner.calls.hang_up(call_id, user, now),
+                    "holdcall" => inner.calls.hold(call_id, user),
+                    _ => inner.calls.resume(call_id, user),
+                };
+                let t = result.map_err(|e| e.to_string())?;
+                tracing::info!(call_id, agent = %user, state = t.call.state.as_str(), "call updated by agent");
+                inner.announce(&t);
+                Ok(Some(t.call.to_json()))
+            }
+            _ => Err(format!("Unknown hub method '{target}'")),
+        }
+    }
+}
+
+/// Whether `target` names a hub method (case-insensitive).
+pub fn is_hub_method(target: &str) -> bool {
+    HUB_METHODS.iter().any(|m| m.eq_ignore_ascii_case(target))
+}
+
+/// The hub methods clients may invoke.
+pub const HUB_METHODS: &[&str] = &[
+    "sendMessage",
+    "acceptCall",
+    "rejectCall",
+    "hangUp",
+    "holdCall",
+    "resumeCall",
+];
+
+fn expect_args(
+    target: &str,
+    arguments: &[Value],
+    min: usize,
+    max: usize,
+    shape: &str,
+) -> Result<(), String> {
+    if (min..=max).contains(&arguments.len()) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{target} expects ({shape}) but the invocation provides {} argument(s)",
+            arguments.len()
+        ))
+    }
+}
+
+/// Adds `"callId": id` at the end of a JSON object text, leaving the rest byte for byte.
+fn add_call_id(message: &str, id: &str) -> String {
+    let trimmed = message.trim_end();
+    match trimmed.strip_suffix('}') {
+        Some(head) => {
+            let sep = if head.trim_end().ends_with('{') {
+                ""
+            } else {
+                ","
+            };
+            format!("{head}{sep}\"callId\":{}}}", Value::String(id.to_owned()))
+        }
+        None => message.to_owned(),
+    }
+}
+
+impl Inner {
+    fn user_connections(&self, hub: &str, user: &str) -> Vec<String> {
+        self.users
+            .get(&(hub.to_owned(), user.to_owned()))
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn group_connections(&self, hub: &str, group: &str) -> Vec<String> {
+        let Some(g) = self.groups.get(&(hub.to_owned(), group.to_owned())) else {
+            return Vec::new();
+        };
+        let mut ids: HashSet<String> = g.connections.clone();
+        for user in &g.users {
+            if let Some(set) = self.users.get(&(hub.to_owned(), user.clone())) {
+                ids.extend(set.iter().cloned());
+            }
+        }
+        ids.into_iter().collect()
+    }
+
+    /// Queues one message for these connections; returns how many took it.
+    fn deliver(&self, ids: &[String], message: &HubMessage) -> usize {
+        if ids.is_empty() {
+            return 0;
+        }
+        let record = Utf8Bytes::from(signalr_json::encode(message));
+        let mut delivered = 0;
+        for id in ids {
+            if let Some(c) = self.connections.get(id) {
+                match c.tx.try_send(Outbound::Record(record.clone())) {
+                    Ok(()) => delivered += 1,
+                    Err(_) => {
+                        tracing::warn!(connection_id = %id, "outbound queue full or closed; message dropped")
+                    }
+                }
+            }
+        }
+        delivered
+    }
+
+    /// `CallUpdated(call)` to the agent's connections and, when the call just ended,
+    /// `CallEnded(callId, reason)`.
+    fn announce(&self, t: &Transition) {
+        let ids = self.user_connections(&t.call.hub, &t.call.agent);
+        self.deliver(
+            &ids,
+            &HubMessage::send("CallUpdated", vec![t.call.to_json()]),
+        );
+        if let Some(reason) = t.ended {
+            self.deliver(
+                &ids,
+                &HubMessage::send(
+                    "CallEnded",
+                    vec![json!(t.call.call_id), json!(reason.as_str())],
+                ),
+            );
+        }
+    }
+}
+
+/// Timing knobs of a hub; the defaults follow ASP.NET Core SignalR and Azure SignalR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// The handshake must arrive within this (15 s).
+    pub handshake: Duration,
+    /// A ping is sent after this long without sending (15 s).
+    pub keep_alive: Duration,
+    /// A connection that sent nothing for this long is closed with `Client timeout` (30 s).
+    pub client_timeout: Duration,
+    /// A negotiated connection token is good for this long if unused (15 s).
+    pub connection_token_ttl: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            handshake: Duration::from_secs(15),
+            keep_alive: Duration::from_secs(15),
+            client_timeout: Duration::from_secs(30),
+            connection_token_ttl: Duration::from_secs(15),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn call_id_is_appended_without_touching_the_rest() {
+        assert_eq!(
+            add_call_id(r#"{"PhoneNumber":"+1555","comments":"x"}"#, "c1"),
+            r#"{"PhoneNumber":"+1555","comments":"x","callId":"c1"}"#
+        );
+        assert_eq!(add_call_id("{ }", "c1"), r#"{ "callId":"c1"}"#);
+    }
+
+    #[test]
+    fn hub_names() {
+        assert!(is_valid_hub_name("switchboard"));
+        assert!(is_valid_hub_name("Chat_2"));
+        assert!(!is_valid_hub_name("2chat"));
+        assert!(!is_valid_hub_name("a-b"));
+        assert!(!is_valid_hub_name(""));
+    }
+}

@@ -1,0 +1,138 @@
+//! `switchboard-hub`: a local stand-in for Azure SignalR Service plus the seed's Azure
+//! Functions adaptor, for the demo and the tests (DESIGN.md §3, the binding wire contract;
+//! every route, body and hub method is in `docs/hub-contract.md`).
+//!
+//! - SignalR server side over WebSockets with the JSON hub protocol (framing from
+//!   `switchboard-signalr`): [`connection`].
+//! - Azure Functions adaptor API (`/api/negotiate`, `/api/SendMessageToUser`,
+//!   `/api/userclient`), the call registry (`/api/calls/{id}`) and dev sign-in (`/dev/token`):
+//!   [`routes::adaptor`].
+//! - Azure SignalR Service client endpoint and REST API: [`routes::service`].
+//! - Telephony simulator page: [`routes::simulator`].
+//! - Shared state, call control and delivery: [`hub`]; call states: [`registry`]; tokens and
+//!   keys: [`auth`].
+//!
+//! Tests start it in-process with [`start`] on `127.0.0.1:0`.
+
+#![warn(missing_docs)]
+
+pub mod auth;
+pub mod connection;
+pub mod hub;
+pub mod registry;
+pub mod routes;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use hub::{Hub, Timeouts};
+
+/// The default hub name (the demo's, and the adaptor routes' unless `?hub=` says otherwise).
+pub const DEFAULT_HUB: &str = "switchboard";
+
+/// How a hub runs.
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// The AccessKey: signs hub access tokens, checks REST tokens, and is the server credential
+    /// (`x-functions-key` / `?code=`). Dev tokens are signed with a key derived from it.
+    pub access_key: String,
+    /// A call still ringing after this becomes `missed` (hub-side backstop; default 45 s).
+    pub ring_timeout: Duration,
+    /// The built widget, served at `/` with index.html as SPA fallback.
+    pub static_dir: Option<PathBuf>,
+    /// The hub name the adaptor routes use by default (`switchboard`).
+    pub hub_name: String,
+    /// Protocol timers.
+    pub timeouts: Timeouts,
+}
+
+impl HubConfig {
+    /// A configuration with this key and every default.
+    pub fn new(access_key: impl Into<String>) -> Self {
+        Self {
+            access_key: access_key.into(),
+            ring_timeout: Duration::from_secs(45),
+            static_dir: None,
+            hub_name: DEFAULT_HUB.into(),
+            timeouts: Timeouts::default(),
+        }
+    }
+}
+
+/// A random AccessKey: 32 random bytes, base64 (the shape of Azure's keys).
+pub fn random_access_key() -> String {
+    use base64::Engine;
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// A hub serving on a socket.
+#[derive(Debug)]
+pub struct RunningHub {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// Its state (for tests: calls, connection counts).
+    pub hub: Arc<Hub>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningHub {
+    /// `http://ADDR`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Closes every connection with `Close{allowReconnect: true}`, stops accepting, and waits
+    /// (at most `grace`) for open connections to finish.
+    pub async fn shutdown(mut self, grace: Duration) {
+        self.hub.shutdown();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let deadline = tokio::time::Instant::now() + grace;
+        while self.hub.connection_count() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let _ = tokio::time::timeout_at(deadline, &mut self.task).await;
+        self.task.abort();
+    }
+}
+
+/// Serves a hub on an already bound listener (its local address is `RunningHub::addr`).
+pub fn serve(listener: TcpListener, config: HubConfig) -> std::io::Result<RunningHub> {
+    let addr = listener.local_addr()?;
+    let hub = Hub::new(config);
+    let app = routes::app(hub.clone());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            axum::ServiceExt::<axum::extract::Request>::into_make_service(app),
+        )
+        .with_graceful_shutdown(async {
+            let _ = stopped.await;
+        })
+        .await
+    });
+    Ok(RunningHub {
+        addr,
+        hub,
+        stop: Some(stop),
+        task,
+    })
+}
+
+/// Binds `listen` (`127.0.0.1:0` picks a free port) and serves a hub on it.
+pub async fn start(listen: &str, config: HubConfig) -> std::io::Result<RunningHub> {
+    let listener = TcpListener::bind(listen).await?;
+    serve(listener, config)
+}

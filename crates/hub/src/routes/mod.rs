@@ -1,0 +1,206 @@
+//! HTTP routes (DESIGN.md §3; every route is listed in `docs/hub-contract.md`).
+//!
+//! - [`adaptor`]: the Azure Functions adaptor API of the seed sample (`/api/negotiate`,
+//!   `/api/userclient`, `/api/SendMessageToUser`), the call registry and dev sign-in.
+//! - [`service`]: the Azure SignalR Service API: the client endpoint (`/client/negotiate`,
+//!   the WebSocket at `/client/`) and the REST API (`/api/v1/hubs/...`).
+//! - [`simulator`]: the telephony simulator page and its JSON endpoints (dev mode).
+//!
+//! Errors: authentication failures are 401 `{"error": "..."}`; the adaptor's validation errors
+//! are plain text, as the seed's Azure Functions answer them (`User Not Connected Currently`);
+//! the other routes answer JSON `{"error": "..."}`.
+
+pub mod adaptor;
+pub mod service;
+pub mod simulator;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{StatusCode, Uri};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Map, Value, json};
+use tower_http::cors::{AllowHeaders, AllowMethods, AllowOrigin, CorsLayer};
+use tower_http::services::{ServeDir, ServeFile};
+use tower_http::trace::TraceLayer;
+
+use crate::auth::AuthError;
+use crate::hub::Hub;
+
+/// Request bodies are limited to 1 MB (Azure SignalR REST's limit).
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// A failed request.
+#[derive(Debug)]
+pub enum ApiError {
+    /// 401 with `{"error"}`.
+    Auth(AuthError),
+    /// This status with a plain-text body.
+    Text(StatusCode, String),
+    /// This status with `{"error": text}`.
+    Json(StatusCode, String),
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        ApiError::Auth(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            ApiError::Auth(e) => e.into_response(),
+            ApiError::Text(status, text) => (
+                status,
+                [("content-type", "text/plain; charset=utf-8")],
+                text,
+            )
+                .into_response(),
+            ApiError::Json(status, text) => {
+                (status, axum::Json(json!({ "error": text }))).into_response()
+            }
+        }
+    }
+}
+
+/// 400 with `{"error": text}`.
+pub fn bad_request(text: impl Into<String>) -> ApiError {
+    ApiError::Json(StatusCode::BAD_REQUEST, text.into())
+}
+
+/// Parses a JSON object body, or says what is wrong with it.
+pub fn json_object(body: &[u8]) -> Result<Map<String, Value>, String> {
+    if body.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err("Request body is empty; expected a JSON object".into());
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(object)) => Ok(object),
+        Ok(_) => Err("Request body must be a JSON object".into()),
+        Err(e) => Err(format!("Request body is not valid JSON: {e}")),
+    }
+}
+
+/// A field by case-insensitive name (`userId`, `UserId`), as ASP.NET model binding reads it.
+pub fn field<'a>(object: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    object.get(name).or_else(|| {
+        object
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    })
+}
+
+/// A non-empty string field.
+pub fn string_field(object: &Map<String, Value>, name: &str) -> Option<String> {
+    match field(object, name)? {
+        Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// The adaptor routes are Azure Functions routes, which match without regard to case:
+/// `/api/SendMessageToUser` and `/api/sendmessagetouser` are the same function.
+fn normalize_adaptor_path(mut request: Request) -> Request {
+    const ROUTES: &[&str] = &[
+        "/api/negotiate",
+        "/api/userclient",
+        "/api/sendmessagetouser",
+    ];
+    let path = request.uri().path();
+    let lower = path.to_ascii_lowercase();
+    if lower != path && ROUTES.contains(&lower.as_str()) {
+        let rewritten = match request.uri().query() {
+            Some(q) => format!("{lower}?{q}"),
+            None => lower,
+        };
+        if let Ok(uri) = rewritten.parse::<Uri>() {
+            *request.uri_mut() = uri;
+        }
+    }
+    request
+}
+
+/// The whole application: the router behind the adaptor-path normaliser. Serve it with
+/// `axum::serve(listener, app.into_make_service())` (see [`crate::start`]).
+pub fn app(
+    hub: Arc<Hub>,
+) -> impl tower::Service<
+    Request,
+    Response = Response,
+    Error = std::convert::Infallible,
+    Future = impl Send + 'static,
+> + Clone
++ Send
++ 'static {
+    tower::util::MapRequest::new(router(hub), normalize_adaptor_path)
+}
+
+/// All routes (without the path normaliser of [`app`]).
+pub fn router(hub: Arc<Hub>) -> Router {
+    // Browser-facing routes may be called from a widget served on another origin (a CRM page):
+    // any origin, with credentials (the official client sends `credentials: include`).
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::mirror_request())
+        .allow_methods(AllowMethods::mirror_request())
+        .allow_headers(AllowHeaders::mirror_request())
+        .allow_credentials(true)
+        .max_age(Duration::from_secs(600));
+
+    // Every router merged here opts out of axum 0.7 path checks: a merge turns them back on
+    // when either side has them, and the REST routes have literal `:send` segments.
+    let browser = Router::new()
+        .without_v07_checks()
+        .route("/dev/token", post(adaptor::dev_token))
+        .route(
+            "/api/negotiate",
+            get(adaptor::negotiate).post(adaptor::negotiate),
+        )
+        .route("/api/userclient", post(adaptor::user_client))
+        .route("/client/negotiate", post(service::client_negotiate))
+        .route("/client/", get(service::client_connect))
+        .route("/client", get(service::client_connect))
+        .layer(cors);
+
+    let server = Router::new()
+        .without_v07_checks()
+        .route(
+            "/api/sendmessagetouser",
+            post(adaptor::send_message_to_user),
+        )
+        .route("/api/calls/{call_id}", get(adaptor::get_call))
+        .merge(service::rest_routes());
+
+    let mut app = Router::new()
+        .without_v07_checks()
+        .merge(browser)
+        .merge(server)
+        .merge(simulator::routes())
+        .route("/healthz", get(|| async { "ok" }));
+
+    app = match &hub.config().static_dir {
+        Some(dir) => {
+            let index = dir.join("index.html");
+            app.fallback_service(ServeDir::new(dir).fallback(ServeFile::new(index)))
+        }
+        None => app
+            .route("/", get(landing))
+            .fallback(|| async { ApiError::Json(StatusCode::NOT_FOUND, "Not found".into()) }),
+    };
+
+    app.layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(
+            // Spans name the path only: queries may carry access tokens and keys.
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                tracing::debug_span!("http", method = %request.method(), path = %request.uri().path())
+            }),
+        )
+        .with_state(hub)
+}
+
+async fn landing() -> Html<&'static str> {
+    Html(include_str!("landing.html"))
+}

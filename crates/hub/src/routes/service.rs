@@ -1,0 +1,488 @@
+//! The Azure SignalR Service API subset: the client endpoint (negotiate + WebSockets) and the
+//! REST API with AccessKey-signed JWTs.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::{OriginalUri, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{head, post, put};
+use serde::Deserialize;
+use serde_json::Value;
+use switchboard_signalr::negotiate::{AvailableTransport, NegotiateConnection, NegotiateResponse};
+
+use super::{ApiError, bad_request, json_object};
+use crate::auth::{AuthError, bearer_token};
+use crate::connection::{self, MAX_TRANSPORT_MESSAGE_BYTES};
+use crate::hub::{ConnectionInfo, Hub, is_valid_hub_name, random_id};
+
+/// The WebSocket read buffer: tungstenite allocates it up front, so it decides the memory of
+/// an idle connection (~6 KB with 4 KiB, ~134 KB with the 128 KiB default; FIELD-NOTES).
+pub const READ_BUFFER_SIZE: usize = 4096;
+
+fn client_hub(query: &HashMap<String, String>) -> Result<String, ApiError> {
+    let hub = query
+        .get("hub")
+        .ok_or_else(|| bad_request("The hub query parameter is required (/client/?hub=NAME)"))?;
+    if !is_valid_hub_name(hub) {
+        return Err(bad_request(
+            "hub must start with a letter and contain only letters, digits and _",
+        ));
+    }
+    Ok(hub.clone())
+}
+
+fn client_token<'a>(
+    headers: &'a HeaderMap,
+    query: &'a HashMap<String, String>,
+) -> Result<&'a str, AuthError> {
+    bearer_token(headers)
+        .or_else(|| {
+            query
+                .get("access_token")
+                .map(String::as_str)
+                .filter(|t| !t.is_empty())
+        })
+        .ok_or(AuthError::MissingToken)
+}
+
+/// `POST /client/negotiate?hub=H[&negotiateVersion=1]` with the hub access token
+/// (`Authorization: Bearer` or `?access_token=`).
+///
+/// v1: `{"negotiateVersion":1,"connectionId":"..","connectionToken":"..",
+/// "availableTransports":[{"transport":"WebSockets","transferFormats":["Text","Binary"]}]}`;
+/// without `negotiateVersion`, v0 (no `connectionToken`; the transport connects with the
+/// connection id). The connect id is single-use and expires after 15 s unused.
+/// 401 `{"error"}` for a missing/invalid/expired token or one for another hub.
+pub async fn client_negotiate(
+    State(hub): State<Arc<Hub>>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let hub_name = client_hub(&query)?;
+    let token = client_token(&headers, &query)?;
+    let user = hub.access_key.validate_client_token(token, &hub_name)?;
+    let version = query
+        .get("negotiateVersion")
+        .and_then(|v| v.parse::<u32>().ok())
+        .unwrap_or(0)
+        .min(1);
+    let (connection_id, connect_id) =
+        hub.start_negotiation(&hub_name, user, version)
+            .ok_or_else(|| {
+                ApiError::Json(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Too many pending connections".into(),
+                )
+            })?;
+    let answer = NegotiateResponse::Connection(NegotiateConnection {
+        connection_id,
+        connection_token: (version >= 1).then_some(connect_id),
+        negotiate_version: version,
+        available_transports: vec![AvailableTransport {
+            transport: "WebSockets".into(),
+            transfer_formats: vec!["Text".into(), "Binary".into()],
+        }],
+        use_stateful_reconnect: false,
+    });
+    Ok(Json(answer.to_json()))
+}
+
+/// `GET /client/?hub=H&id=CONNECT_ID&access_token=TOKEN` (WebSocket upgrade; `/client` works
+/// too, and the token may come as `Authorization: Bearer`).
+///
+/// 401 for a bad token, 404 `{"error": "No Connection with that ID"}` for an unknown, used or
+/// expired id (or one negotiated for another hub or user), 400 for a request that is not a
+/// WebSocket upgrade (only the WebSockets transport is offered). Without `id` the connection
+/// is made directly (`skipNegotiation` clients).
+pub async fn client_connect(
+    State(hub): State<Arc<Hub>>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let hub_name = client_hub(&query)?;
+    let token = client_token(&headers, &query)?;
+    let user = hub.access_key.validate_client_token(token, &hub_name)?;
+    let upgrade = upgrade.map_err(|_| {
+        bad_request("This endpoint takes WebSocket connections only (the hub offers the WebSockets transport)")
+    })?;
+    let info = match query.get("id") {
+        Some(id) => {
+            let info = hub.take_pending(id, &hub_name).ok_or_else(|| {
+                ApiError::Json(StatusCode::NOT_FOUND, "No Connection with that ID".into())
+            })?;
+            if info.user != user {
+                return Err(ApiError::Json(
+                    StatusCode::NOT_FOUND,
+                    "No Connection with that ID".into(),
+                ));
+            }
+            info
+        }
+        None => ConnectionInfo {
+            connection_id: random_id(16),
+            hub: hub_name.to_ascii_lowercase(),
+            user,
+        },
+    };
+    Ok(upgrade
+        .read_buffer_size(READ_BUFFER_SIZE)
+        .max_message_size(MAX_TRANSPORT_MESSAGE_BYTES)
+        .max_frame_size(MAX_TRANSPORT_MESSAGE_BYTES)
+        .on_upgrade(move |socket| connection::run(socket, hub, info))
+        .into_response())
+}
+
+// ----- REST -------------------------------------------------------------------------------------
+
+/// The REST routes: the v1 paths (`/api/v1/hubs/{hub}/...`) and the 2022-06-01 paths
+/// (`/api/hubs/{hub}/.../:send?api-version=2022-06-01`), which newer Azure SDKs use. Existence
+/// checks answer `HEAD` (and `GET`, as the v1 reference lists them).
+pub fn rest_routes() -> Router<Arc<Hub>> {
+    Router::new()
+        // `:send` is a literal segment (2022-06-01 paths), not an axum 0.7 capture.
+        .without_v07_checks()
+        // v1
+        .route("/api/v1/hubs/{hub}", post(rest_broadcast))
+        .route(
+            "/api/v1/hubs/{hub}/users/{user}",
+            post(rest_user).head(rest_user_exists).get(rest_user_exists),
+        )
+        .route(
+            "/api/v1/hubs/{hub}/connections/{connection}",
+            post(rest_connection)
+                .head(rest_connection_exists)
+                .get(rest_connection_exists)
+                .delete(rest_connection_close),
+        )
+        .route(
+            "/api/v1/hubs/{hub}/groups/{group}",
+            post(rest_group)
+                .head(rest_group_exists)
+                .get(rest_group_exists),
+        )
+        .route(
+            "/api/v1/hubs/{hub}/groups/{group}/users/{user}",
+            put(rest_group_add_user).delete(rest_group_remove_user),
+        )
+        .route(
+            "/api/v1/hubs/{hub}/groups/{group}/connections/{connection}",
+            put(rest_group_add_connection).delete(rest_group_remove_connection),
+        )
+        // 2022-06-01
+        .route(
+            "/api/health",
+            head(|| async { StatusCode::OK }).get(|| async { StatusCode::OK }),
+        )
+        .route("/api/hubs/{hub}/:send", post(rest_broadcast))
+        .route("/api/hubs/{hub}/users/{user}", head(rest_user_exists))
+        .route("/api/hubs/{hub}/users/{user}/:send", post(rest_user))
+        .route(
+            "/api/hubs/{hub}/users/{user}/groups/{group}",
+            put(rest_group_add_user).delete(rest_group_remove_user),
+        )
+        .route(
+            "/api/hubs/{hub}/connections/{connection}",
+            head(rest_connection_exists).delete(rest_connection_close),
+        )
+        .route(
+            "/api/hubs/{hub}/connections/{connection}/:send",
+            post(rest_connection),
+        )
+        .route("/api/hubs/{hub}/groups/{group}", head(rest_group_exists))
+        .route("/api/hubs/{hub}/groups/{group}/:send", post(rest_group))
+        .route(
+            "/api/hubs/{hub}/groups/{group}/connections/{connection}",
+            put(rest_group_add_connection).delete(rest_group_remove_connection),
+        )
+}
+
+/// The path parameters of a REST route, by name (the two API versions order them differently).
+#[derive(Debug, Deserialize)]
+pub struct RestPath {
+    hub: String,
+    #[serde(default)]
+    user: String,
+    #[serde(default)]
+    group: String,
+    #[serde(default)]
+    connection: String,
+}
+
+/// `Authorization: Bearer <JWT HS256 signed with the AccessKey, aud = the request URL>`.
+fn rest_auth(hub: &Hub, headers: &HeaderMap, uri: &OriginalUri) -> Result<(), ApiError> {
+    let token = bearer_token(headers).ok_or(AuthError::MissingToken)?;
+    let path_and_query = uri.0.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    hub.access_key.validate_rest_token(token, path_and_query)?;
+    Ok(())
+}
+
+fn valid_hub(hub: &str) -> Result<(), ApiError> {
+    if is_valid_hub_name(hub) {
+        Ok(())
+    } else {
+        Err(bad_request("Invalid hub name"))
+    }
+}
+
+/// The REST send body `{"target": "Name", "arguments": [...]}`.
+fn payload(body: &[u8]) -> Result<(String, Vec<Value>), ApiError> {
+    let object = json_object(body).map_err(bad_request)?;
+    let target = match object.get("target").or_else(|| object.get("Target")) {
+        Some(Value::String(t)) if !t.trim().is_empty() => t.clone(),
+        _ => {
+            return Err(bad_request(
+                "target is required: {\"target\": \"Method\", \"arguments\": [...]}",
+            ));
+        }
+    };
+    let arguments = match object.get("arguments").or_else(|| object.get("Arguments")) {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) => a.clone(),
+        Some(_) => return Err(bad_request("arguments must be an array")),
+    };
+    Ok((target, arguments))
+}
+
+/// `POST /api/v1/hubs/{hub}/users/{userId}` → 202 (also when nobody is connected, as Azure).
+/// An `IncomingCall` with a call object registers the call for that user.
+pub async fn rest_user(
+    State(hub): State<Arc<Hub>>,
+    Path(RestPath {
+        hub: hub_name,
+        user,
+        ..
+    }): Path<RestPath>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    rest_auth(&hub, &headers, &uri)?;
+    valid_hub(&hub_name)?;
+    let (target, arguments) = payload(&body)?;
+    let n = hub.send_to_user(&hub_name, &user, &target, arguments);
+    tracing::info!(%user, %target, connections = n, "REST send to user");
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// `HEAD /api/v1/hubs/{hub}/users/{userId}` → 200 when connected, 404 otherwise.
+pub async fn rest_user_exists(
+    State(hub): State<Arc<Hub>>,
+    Path(RestPath {
+        hub: hub_name,
+        user,
+        ..
+    }): Path<RestPath>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    rest_auth(&hub, &headers, &uri)?;
+    Ok(if hub.user_connected(&hub_name, &user) {
+        StatusCode::OK
+    } else {
+        StatusCode::NOT_FOUND
+    })
+}
+
+/// `POST /api/v1/hubs/{hub}/connections/{connectionId}` → 202.
+pub async fn rest_connection(
+    State(hub): State<Arc<Hub>>,
+    Path(RestPath {
+        hub: hub_name,
+        connection,
+        ..
+    }): Path<RestPath>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    rest_auth(&hub, &headers, &uri)?;
+    valid_hub(&hub_name)?;
+    let (target, arguments) = payload(&body)?;
+    hub.send_to_connection(&hub_name, &connection, &target, arguments);
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// `HEAD /api/v1/hubs/{hub}/connections/{connectionId}` → 200 / 404.
+pub async fn rest_connection_exists(
+    State(hub): State<Arc<Hub>>,
+    Path(RestPath {
+        hub: hub_name,
+        connection,
+        ..
+    }): Path<RestPath>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    rest_auth(&hub, &headers, &uri)?;
+    Ok(if hub.connection_exists(&hub_name, &connection) {
+        StatusCode::OK
+    } else {
+        StatusCode::NOT_FOUND
+    })
+}
+
+/// `DELETE /api/v1/hubs/{hub}/connections/{connectionId}[?reason=..]` → 200 (closed with a
+/// Close message) / 404.
+pub async fn rest_connection_close(
+    State(hub): State<Arc<Hub>>,
+    Path(RestPath {
+        hub: hub_name,
+        connection,
+        ..
+    }): Path<RestPath>,
+    Query(query): Query<HashMap<String, String>>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    rest_auth(&hub, &headers, &uri)?;
+    let reason = query.get("reason").cloned();
+    Ok(if hub.close_connection(&hub_name, &connection, reason) {
+        StatusCode::OK
+    } else {
+        StatusCode::NOT_FOUND
+    })
+}
+
+/// `POST /api/v1/hubs/{hub}/groups/{group}` → 202.
+pub async fn rest_group(
+    State(hub): State<Arc<Hub>>,
+    Path(RestPath {
+        hub: hub_name,
+        group,
+        ..
+    }): Path<RestPath>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    rest_auth(&hub, &headers, &uri)?;
+    valid_hub(&hub_name)?;
+    let (target, arguments) = payload(&body)?;
+    hub.send_to_group(&hub_name, &group, &target, arguments);
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// `HEAD /api/v1/hubs/{hub}/groups/{group}` → 200 when a live connection is in it, else 404.
+pub async fn rest_group_exists(
+    State(hub): State<Arc<Hub>>,
+    Path(RestPath {
+        hub: hub_name,
+        group,
+        ..
+    }): Path<RestPath>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    rest_auth(&hub, &headers, &uri)?;
+    Ok(if hub.group_has_connections(&hub_name, &group) {
+        StatusCode::OK
+    } else {
+        StatusCode::NOT_FOUND
+    })
+}
+
+/// `POST /api/v1/hubs/{hub}` (broadcast) → 202.
+pub async fn rest_broadcast(
+    State(hub): State<Arc<Hub>>,
+    Path(RestPath { hub: hub_name, .. }): Path<RestPath>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    rest_auth(&hub, &headers, &uri)?;
+    valid_hub(&hub_name)?;
+    let (target, arguments) = payload(&body)?;
+    hub.broadcast(&hub_name, &target, arguments);
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// `PUT /api/v1/hubs/{hub}/groups/{group}/users/{userId}` → 200: the user's present and future
+/// connections are in the group.
+pub async fn rest_group_add_user(
+    State(hub): State<Arc<Hub>>,
+    Path(RestPath {
+        hub: hub_name,
+        group,
+        user,
+        ..
+    }): Path<RestPath>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    rest_auth(&hub, &headers, &uri)?;
+    valid_hub(&hub_name)?;
+    if hub.group_add_user(&hub_name, &group, &user) {
+        Ok(StatusCode::OK)
+    } else {
+        Err(ApiError::Json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Too many groups".into(),
+        ))
+    }
+}
+
+/// `DELETE /api/v1/hubs/{hub}/groups/{group}/users/{userId}` → 200.
+pub async fn rest_group_remove_user(
+    State(hub): State<Arc<Hub>>,
+    Path(RestPath {
+        hub: hub_name,
+        group,
+        user,
+        ..
+    }): Path<RestPath>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    rest_auth(&hub, &headers, &uri)?;
+    hub.group_remove_user(&hub_name, &group, &user);
+    Ok(StatusCode::OK)
+}
+
+/// `PUT /api/v1/hubs/{hub}/groups/{group}/connections/{connectionId}` → 200, 404 when the
+/// connection is not live.
+pub async fn rest_group_add_connection(
+    State(hub): State<Arc<Hub>>,
+    Path(RestPath {
+        hub: hub_name,
+        group,
+        connection,
+        ..
+    }): Path<RestPath>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    rest_auth(&hub, &headers, &uri)?;
+    if hub.group_add_connection(&hub_name, &group, &connection) {
+        Ok(StatusCode::OK)
+    } else {
+        Err(ApiError::Json(
+            StatusCode::NOT_FOUND,
+            "No live connection with that id".into(),
+        ))
+    }
+}
+
+/// `DELETE /api/v1/hubs/{hub}/groups/{group}/connections/{connectionId}` → 200.
+pub async fn rest_group_remove_connection(
+    State(hub): State<Arc<Hub>>,
+    Path(RestPath {
+        hub: hub_name,
+        group,
+        connection,
+        ..
+    }): Path<RestPath>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    rest_auth(&hub, &headers, &uri)?;
+    hub.group_remove_connection(&hub_name, &group, &connection);
+    Ok(StatusCode::OK)
+}

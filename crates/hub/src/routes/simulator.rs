@@ -1,0 +1,101 @@
+//! The telephony simulator (dev mode): a page that rings agents and hangs up as the caller.
+//!
+//! - `GET /simulator`: the page (inline CSS and script, no external resources).
+//! - `POST /simulator/ring` `{"agent","phoneNumber","callerName"?,"queue"?,"comments"?}` → the
+//!   same code path as `SendMessageToUser`: 200 `{"callId"}`, 400 `User Not Connected
+//!   Currently` (plain text), 400 `{"error"}` for a number that is not a phone number.
+//! - `GET /simulator/calls` → up to 200 calls, newest first (call objects).
+//! - `POST /simulator/calls/{callId}/abandon` → 200 the call (ended, `CallEnded(callId,
+//!   "abandoned")` sent to the agent), 404 unknown, 409 already over.
+//!
+//! No key is needed: these routes exist only in dev mode (404 otherwise).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Html;
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use switchboard_core::IncomingCall;
+
+use super::adaptor::USER_NOT_CONNECTED;
+use super::{ApiError, bad_request, json_object, string_field};
+use crate::hub::{Delivery, Hub};
+use crate::registry::CallError;
+
+/// Calls listed by `GET /simulator/calls`.
+pub const LISTED_CALLS: usize = 200;
+
+/// The simulator routes.
+pub fn routes() -> Router<Arc<Hub>> {
+    Router::new()
+        .without_v07_checks()
+        .route("/simulator", get(page))
+        .route("/simulator/", get(page))
+        .route("/simulator/ring", post(ring))
+        .route("/simulator/calls", get(calls))
+        .route("/simulator/calls/{call_id}/abandon", post(abandon))
+}
+
+fn dev_only(hub: &Hub) -> Result<(), ApiError> {
+    if hub.dev_mode() {
+        Ok(())
+    } else {
+        Err(ApiError::Json(
+            StatusCode::NOT_FOUND,
+            "The simulator runs in dev mode only".into(),
+        ))
+    }
+}
+
+async fn page(State(hub): State<Arc<Hub>>) -> Result<Html<&'static str>, ApiError> {
+    dev_only(&hub)?;
+    Ok(Html(include_str!("simulator.html")))
+}
+
+/// `POST /simulator/ring` (see the module docs).
+pub async fn ring(State(hub): State<Arc<Hub>>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    dev_only(&hub)?;
+    let object = json_object(&body).map_err(bad_request)?;
+    let agent = string_field(&object, "agent").ok_or_else(|| bad_request("agent is required"))?;
+    let mut call = object.clone();
+    call.remove("agent");
+    let incoming =
+        IncomingCall::from_value(&Value::Object(call)).map_err(|e| bad_request(e.to_string()))?;
+    let message = incoming.to_seed_message();
+    match hub.send_message_to_user(&hub.config().hub_name, agent.trim(), &message) {
+        Delivery::NotConnected => Err(ApiError::Text(
+            StatusCode::BAD_REQUEST,
+            USER_NOT_CONNECTED.into(),
+        )),
+        Delivery::Delivered { call_id } => Ok(Json(json!({ "callId": call_id }))),
+    }
+}
+
+async fn calls(State(hub): State<Arc<Hub>>) -> Result<Json<Value>, ApiError> {
+    dev_only(&hub)?;
+    let calls: Vec<Value> = hub
+        .newest_calls(LISTED_CALLS)
+        .iter()
+        .map(|c| c.to_json())
+        .collect();
+    Ok(Json(Value::Array(calls)))
+}
+
+async fn abandon(
+    State(hub): State<Arc<Hub>>,
+    Path(call_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    dev_only(&hub)?;
+    match hub.abandon_call(&call_id) {
+        Ok(call) => Ok(Json(call.to_json())),
+        Err(e @ CallError::UnknownCall(_)) => {
+            Err(ApiError::Json(StatusCode::NOT_FOUND, e.to_string()))
+        }
+        Err(e) => Err(ApiError::Json(StatusCode::CONFLICT, e.to_string())),
+    }
+}

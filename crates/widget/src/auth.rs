@@ -1,0 +1,36 @@
+//! Access tokens for the hub.
+//!
+//! Dev mode (DESIGN.md §3, "Dev sign-in"): `POST {tokenUrl}` with `{"user": "alice"}` answers
+//! `{"accessToken": "<signed JWT>", "expiresOn": <unix seconds>}`. The token is kept in memory
+//! only, never logged or stored, and fetched again for every negotiate so a reconnect after
+//! expiry gets a fresh one.
+
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DevToken {
+    access_token: String,
+}
+
+/// Fetches a dev token for `user`. Errors are sentences for the agent.
+pub async fn dev_token(token_url: &str, user: &str) -> Result<String, String> {
+    let body = serde_json::json!({ "user": user }).to_string();
+    let response = gloo_net::http::Request::post(token_url)
+        .header("Content-Type", "application/json")
+        .body(body)
+        .map_err(|_| "Could not build the sign-in request.".to_owned())?
+        .send()
+        .await
+        .map_err(|_| format!("Cannot reach the sign-in service at {token_url}."))?;
+    if !response.ok() {
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        let text: String = text.chars().take(200).collect();
+        return Err(format!("Sign-in failed (HTTP {status}): {text}"));
+    }
+    let token: DevToken = response.json().await.map_err(|_| {
+        "The sign-in service answered with something that is not a token.".to_owned()
+    })?;
+    Ok(token.access_token)
+}

@@ -1,0 +1,15 @@
+//! Switchboard, the agent widget: a Leptos CSR app for wasm32.
+//!
+//! - [`app`] wires configuration, sign-in, the hub connection and the agent's [`Desk`]
+//!   (from `switchboard-core`) into reactive state, and renders the [`ui`] components.
+//! - [`signalr`] is the thin browser driver of the sans-IO SignalR core.
+//! - [`auth`] gets access tokens (dev tokens for now).
+//! - [`i18n`] holds every visible string.
+//!
+//! [`Desk`]: switchboard_core::Desk
+
+pub mod app;
+pub mod auth;
+pub mod i18n;
+pub mod signalr;
+pub mod ui;

@@ -1,0 +1,169 @@
+// The walking skeleton: an incoming call reaches the widget and the agent accepts or rejects it
+// (issue 2). Roles and names are the UI contract of DESIGN.md §4.
+import { test, expect } from '@playwright/test';
+import { mkdirSync } from 'node:fs';
+import { agentName, getCall, ring, sendMessageToUser, sendToUser } from './hub.js';
+
+const SEED_MESSAGE = { PhoneNumber: '+14255550123', comments: 'Billing' };
+const SCREENSHOTS = process.env.SCREENSHOT_DIR ?? '.out/screenshots';
+
+async function openWidget(page, user) {
+  await page.goto(`/?user=${encodeURIComponent(user)}`);
+  const status = page.getByRole('status');
+  await expect(status).toHaveText('Connected');
+  return status;
+}
+
+const incomingCall = (page) => page.getByRole('alertdialog', { name: /Incoming call/ });
+
+test('shows Connecting then Connected for alice', async ({ page }) => {
+  await page.goto('/?user=alice');
+  const status = page.getByRole('status');
+  await expect(status).toHaveText(/Connecting|Connected/);
+  await expect(status).toHaveText('Connected');
+  await expect(status).toHaveClass(/status--connected/);
+  await expect(page.getByText('Signed in as alice')).toBeVisible();
+});
+
+test('seed SendMessageToUser rings alice; Accept by keyboard reaches the hub with the call id', async ({ page, request }) => {
+  await openWidget(page, 'alice');
+  const callId = await ring(request, 'alice', SEED_MESSAGE);
+
+  const dialog = incomingCall(page);
+  await expect(dialog).toBeVisible();
+  await expect(dialog).toContainText('+14255550123');
+  await expect(dialog).toContainText('Billing');
+  await expect(dialog).toContainText(/Ringing/);
+  const accept = dialog.getByRole('button', { name: 'Accept' });
+  await expect(accept).toBeFocused();
+
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  await page.screenshot({ path: `${SCREENSHOTS}/ringing.png` });
+
+  await page.keyboard.press('Enter');
+  await expect(dialog).toBeHidden();
+  await expect.poll(async () => (await getCall(request, callId)).state).toBe('accepted');
+  const call = await getCall(request, callId);
+  expect(call.callId).toBe(callId);
+  expect(call.agent).toBe('alice');
+  await expect.poll(async () => (await getCall(request, callId)).acknowledgement).toBe('Accepted');
+  await expect(page.getByRole('heading', { name: 'On call' })).toBeVisible();
+
+  await page.getByRole('button', { name: 'Hang up' }).click();
+  await expect.poll(async () => (await getCall(request, callId)).state).toBe('ended');
+  await expect(page.getByText(/Call ended with/)).toBeVisible();
+});
+
+test('Reject by keyboard (Tab, Enter) reports rejected with the call id', async ({ page, request }) => {
+  const user = agentName('reject');
+  await openWidget(page, user);
+  const callId = await ring(request, user, { ...SEED_MESSAGE, callerName: 'Dana Whitfield' });
+  const dialog = incomingCall(page);
+  await expect(dialog).toContainText('Dana Whitfield');
+  await expect(dialog.getByRole('button', { name: 'Accept' })).toBeFocused();
+  await page.keyboard.press('Tab');
+  await expect(dialog.getByRole('button', { name: 'Reject' })).toBeFocused();
+  await page.keyboard.press('Enter');
+  await expect(dialog).toBeHidden();
+  await expect.poll(async () => (await getCall(request, callId)).state).toBe('rejected');
+  await expect.poll(async () => (await getCall(request, callId)).acknowledgement).toBe('Rejected');
+  await expect(page.getByText(/Rejected call from Dana Whitfield/)).toBeVisible();
+});
+
+test('an unanswered call times out after the configured ring time and is reported missed', async ({ page, request }) => {
+  const user = agentName('timeout');
+  await page.route('**/config.json', async (route) => {
+    const response = await route.fetch();
+    const config = await response.json();
+    await route.fulfill({ response, json: { ...config, ringTimeoutSeconds: 5 } });
+  });
+  await openWidget(page, user);
+  const callId = await ring(request, user, SEED_MESSAGE);
+  const dialog = incomingCall(page);
+  await expect(dialog).toBeVisible();
+  await expect(dialog).toContainText(/\d s left to answer/);
+  await expect(dialog).toBeHidden({ timeout: 15_000 });
+  await expect.poll(async () => (await getCall(request, callId)).state).toBe('missed');
+  await expect(page.getByText(/Missed call from/)).toBeVisible();
+});
+
+test('the Azure SignalR REST route rings with IncomingCall', async ({ page, request }) => {
+  const user = agentName('rest');
+  await openWidget(page, user);
+  const callId = `rest-${Date.now()}`;
+  const response = await sendToUser(request, user, 'IncomingCall', [
+    { callId, phoneNumber: '+4930901820', callerName: 'Jonas Becker', queue: 'Support' },
+  ]);
+  expect(response.status()).toBe(202);
+  const dialog = incomingCall(page);
+  await expect(dialog).toContainText('Jonas Becker');
+  await expect(dialog).toContainText('+4930901820');
+  await expect(dialog).toContainText('Queue: Support');
+  await dialog.getByRole('button', { name: 'Accept' }).click();
+  await expect.poll(async () => (await getCall(request, callId)).state).toBe('accepted');
+});
+
+test('the telephony simulator rings the agent and shows the outcome', async ({ page, context, request }) => {
+  const user = agentName('sim');
+  await openWidget(page, user);
+  const simulator = await context.newPage();
+  await simulator.goto('/simulator');
+  await simulator.getByLabel(/agent/i).fill(user);
+  await simulator.getByLabel(/caller number/i).fill('+442079460123');
+  await simulator.getByLabel(/caller name/i).fill('Amelia Hart');
+  await simulator.getByRole('button', { name: 'Ring' }).click();
+
+  const dialog = incomingCall(page);
+  await expect(dialog).toContainText('Amelia Hart');
+  await dialog.getByRole('button', { name: 'Reject' }).click();
+  const row = simulator.getByRole('row').filter({ hasText: user });
+  await expect(row).toContainText('rejected');
+});
+
+test('the caller hanging up while it rings dismisses the notification', async ({ page, request }) => {
+  const user = agentName('abandon');
+  await openWidget(page, user);
+  const callId = await ring(request, user, SEED_MESSAGE);
+  await expect(incomingCall(page)).toBeVisible();
+  const response = await request.post(`/simulator/calls/${encodeURIComponent(callId)}/abandon`);
+  expect(response.ok()).toBeTruthy();
+  await expect(incomingCall(page)).toBeHidden();
+  await expect(page.getByText(/Caller hung up/)).toBeVisible();
+});
+
+test('SendMessageToUser: 400 for a user with no connection, 401 without the key', async ({ request }) => {
+  const nobody = await sendMessageToUser(request, agentName('nobody'), SEED_MESSAGE);
+  expect(nobody.status()).toBe(400);
+  expect(await nobody.text()).toBe('User Not Connected Currently');
+  const noKey = await request.post('/api/SendMessageToUser', {
+    data: JSON.stringify({ userId: 'alice', message: JSON.stringify(SEED_MESSAGE) }),
+  });
+  expect(noKey.status()).toBe(401);
+});
+
+test('an invalid config.json shows a clear message, not a blank panel', async ({ page }) => {
+  await page.route('**/config.json', (route) => route.fulfill({ body: '{"hub": {}}', contentType: 'application/json' }));
+  await page.goto('/?user=alice');
+  const alert = page.getByRole('alert');
+  await expect(alert).toContainText('Switchboard could not start');
+  await expect(alert).toContainText('config.json');
+});
+
+test('an unreachable hub says so and keeps retrying', async ({ page }) => {
+  await page.route('**/config.json', async (route) => {
+    const response = await route.fetch();
+    const config = await response.json();
+    await route.fulfill({ response, json: { ...config, hub: { ...config.hub, url: 'http://127.0.0.1:9/api' } } });
+  });
+  await page.goto('/?user=alice');
+  await expect(page.getByText(/Cannot reach the hub at http:\/\/127\.0\.0\.1:9\/api\/negotiate/)).toBeVisible();
+  await expect(page.getByRole('status')).toHaveText(/Connecting|Disconnected/);
+});
+
+test('without ?user= the dev sign-in form signs the agent in', async ({ page }) => {
+  await page.goto('/');
+  await page.getByLabel('User name').fill('bob');
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+  await expect(page.getByRole('status')).toHaveText('Connected');
+  await expect(page).toHaveURL(/\?user=bob/);
+});
