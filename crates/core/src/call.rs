@@ -32,6 +32,21 @@ impl CallState {
         )
     }
 
+    /// Reads a wire name; `None` for a state this version does not know.
+    pub fn from_wire(name: &str) -> Option<Self> {
+        [
+            CallState::Ringing,
+            CallState::Accepted,
+            CallState::Rejected,
+            CallState::Missed,
+            CallState::Connected,
+            CallState::Held,
+            CallState::Ended,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
+    }
+
     /// The wire name (`ringing`, `accepted`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -76,6 +91,8 @@ mod tests {
     fn wire_names() {
         assert_eq!(serde_json::to_string(&CallState::Held).unwrap(), "\"held\"");
         assert_eq!(CallState::Missed.as_str(), "missed");
+        assert_eq!(CallState::from_wire("held"), Some(CallState::Held));
+        assert_eq!(CallState::from_wire("parked"), None);
         let r: RejectReason = serde_json::from_str("\"timeout\"").unwrap();
         assert_eq!(r.resulting_state(), CallState::Missed);
         assert_eq!(

@@ -11,57 +11,50 @@
 //! }
 //! ```
 
-use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use thiserror::Error;
 
 /// The whole configuration.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    /// Where and how to reach the notification hub.
+    /// Where and how to reach the notification hub (`hub`).
     pub hub: HubConfig,
-    /// How the agent signs in.
+    /// How the agent signs in (`auth`).
     pub auth: AuthConfig,
-    /// How long an incoming call rings before it is reported missed, in seconds (5–300).
-    #[serde(default = "default_ring_timeout")]
+    /// How long an incoming call rings before it is reported missed, in seconds (5–300,
+    /// default 30; `ringTimeoutSeconds`).
     pub ring_timeout_seconds: u32,
-    /// Which host the widget lives in: `auto`, `cif`, `postmessage`, `opencti`, `standalone`.
-    #[serde(default = "default_host")]
+    /// Which host the widget lives in: `auto`, `cif`, `postmessage`, `opencti`, `standalone`
+    /// (default `auto`; `host`).
     pub host: String,
 }
 
 /// The hub endpoint and its timers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct HubConfig {
     /// The hub URL as the official client's `withUrl` takes it, relative to the page or
     /// absolute: negotiate goes to `{url}/negotiate`. `/api` for the Azure Functions adaptor,
-    /// whose negotiate answers with a redirect to the SignalR client endpoint.
+    /// whose negotiate answers with a redirect to the SignalR client endpoint (`hub.url`).
     pub url: String,
-    /// Seconds without sending before a ping (SignalR default 15).
-    #[serde(default = "default_keep_alive")]
+    /// Seconds without sending before a ping (SignalR default 15; `keepAliveIntervalSeconds`).
     pub keep_alive_interval_seconds: u32,
     /// Seconds without receiving before the connection is considered lost (SignalR default 30;
-    /// must be at least twice the server's keep-alive).
-    #[serde(default = "default_server_timeout")]
+    /// at least twice the keep-alive; `serverTimeoutSeconds`).
     pub server_timeout_seconds: u32,
 }
 
-/// Sign-in configuration.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "mode", rename_all = "camelCase")]
+/// Sign-in configuration, chosen by `auth.mode`.
+#[derive(Debug, Clone, PartialEq)]
 pub enum AuthConfig {
-    /// Dev tokens from `switchboard-hub` (`POST {tokenUrl}` with `{"user"}`); demo and tests only.
-    #[serde(rename_all = "camelCase")]
+    /// `"dev"`: dev tokens from `switchboard-hub` (`POST {tokenUrl}` with `{"user"}`; default
+    /// `/dev/token`). Demo and tests only.
     Dev {
         /// The hub's dev token endpoint.
-        #[serde(default = "default_token_url")]
         token_url: String,
     },
-    /// Entra ID (or any OIDC authority) through MSAL.js.
-    #[serde(rename_all = "camelCase")]
+    /// `"msal"`: Entra ID (or any OIDC authority) through MSAL.js.
     Msal {
-        /// The app registration's client id.
+        /// The app registration's client id (`clientId`).
         client_id: String,
         /// `https://login.microsoftonline.com/{tenant}` or another https authority.
         authority: String,
@@ -84,27 +77,100 @@ pub enum ConfigError {
     },
 }
 
-fn default_ring_timeout() -> u32 {
-    30
+// The configuration is read through `serde_json::Value` rather than derived `Deserialize`
+// impls: the widget already carries Value's parser for the hub protocol, and each derived
+// impl would add its own code to every agent's download (measured: 9 KB of wasm).
+
+fn invalid(text: String) -> ConfigError {
+    ConfigError::Invalid(text)
 }
-fn default_host() -> String {
-    "auto".into()
+
+fn object<'a>(value: &'a Value, path: &str) -> Result<&'a Map<String, Value>, ConfigError> {
+    value
+        .as_object()
+        .ok_or_else(|| invalid(format!("{path} must be an object")))
 }
-fn default_keep_alive() -> u32 {
-    15
+
+fn string(
+    object: &Map<String, Value>,
+    path: &str,
+    key: &str,
+) -> Result<Option<String>, ConfigError> {
+    match object.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(invalid(format!("{path}{key} must be a string"))),
+    }
 }
-fn default_server_timeout() -> u32 {
-    30
+
+fn required(object: &Map<String, Value>, path: &str, key: &str) -> Result<String, ConfigError> {
+    string(object, path, key)?.ok_or_else(|| invalid(format!("{path}{key} is missing")))
 }
-fn default_token_url() -> String {
-    "/dev/token".into()
+
+fn seconds(
+    object: &Map<String, Value>,
+    path: &str,
+    key: &str,
+    default: u32,
+) -> Result<u32, ConfigError> {
+    match object.get(key) {
+        None | Some(Value::Null) => Ok(default),
+        Some(v) => v
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| invalid(format!("{path}{key} must be a whole number of seconds"))),
+    }
+}
+
+impl AuthConfig {
+    fn from_value(value: &Value) -> Result<Self, ConfigError> {
+        let auth = object(value, "auth")?;
+        match required(auth, "auth.", "mode")?.as_str() {
+            "dev" => Ok(AuthConfig::Dev {
+                token_url: string(auth, "auth.", "tokenUrl")?
+                    .unwrap_or_else(|| "/dev/token".into()),
+            }),
+            "msal" => Ok(AuthConfig::Msal {
+                client_id: required(auth, "auth.", "clientId")?,
+                authority: required(auth, "auth.", "authority")?,
+                scopes: match auth.get("scopes") {
+                    Some(Value::Array(items)) => items
+                        .iter()
+                        .map(|s| s.as_str().map(str::to_owned))
+                        .collect::<Option<Vec<_>>>()
+                        .ok_or_else(|| invalid("auth.scopes must be a list of strings".into()))?,
+                    _ => return Err(invalid("auth.scopes must be a list of strings".into())),
+                },
+            }),
+            other => Err(invalid(format!(
+                "auth.mode \"{other}\" is not one of dev, msal"
+            ))),
+        }
+    }
 }
 
 impl Config {
     /// Parses and validates `config.json`.
     pub fn from_json(text: &str) -> Result<Self, ConfigError> {
-        let config: Config =
-            serde_json::from_str(text).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let value: Value = serde_json::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        let root = object(&value, "the file")?;
+        let hub_value = root
+            .get("hub")
+            .ok_or_else(|| invalid("hub is missing".into()))?;
+        let hub = object(hub_value, "hub")?;
+        let auth = root
+            .get("auth")
+            .ok_or_else(|| invalid("auth is missing".into()))?;
+        let config = Config {
+            hub: HubConfig {
+                url: required(hub, "hub.", "url")?,
+                keep_alive_interval_seconds: seconds(hub, "hub.", "keepAliveIntervalSeconds", 15)?,
+                server_timeout_seconds: seconds(hub, "hub.", "serverTimeoutSeconds", 30)?,
+            },
+            auth: AuthConfig::from_value(auth)?,
+            ring_timeout_seconds: seconds(root, "", "ringTimeoutSeconds", 30)?,
+            host: string(root, "", "host")?.unwrap_or_else(|| "auto".into()),
+        };
         config.validate()?;
         Ok(config)
     }
@@ -223,6 +289,11 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("https"));
-        assert!(Config::from_json(r#"{"hub":{"url":"/x"},"auth":{"mode":"saml"}}"#).is_err());
+        assert_eq!(
+            Config::from_json(r#"{"hub":{"url":"/x"},"auth":{"mode":"saml"}}"#),
+            Err(ConfigError::Invalid(
+                "auth.mode \"saml\" is not one of dev, msal".into()
+            ))
+        );
     }
 }

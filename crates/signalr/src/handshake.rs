@@ -58,11 +58,17 @@ impl HandshakeResponse {
                 "expected a handshake response, got a hub message".into(),
             ));
         }
-        let response: HandshakeResponse = serde_json::from_value(value)
-            .map_err(|e| ProtocolError::Handshake(format!("invalid handshake response: {e}")))?;
-        match response.error {
-            Some(error) => Err(ProtocolError::Handshake(error)),
-            None => Ok(()),
+        match value.as_object().map(|o| o.get("error")) {
+            None => Err(ProtocolError::Handshake(
+                "invalid handshake response: not an object".into(),
+            )),
+            Some(None | Some(serde_json::Value::Null)) => Ok(()),
+            Some(Some(serde_json::Value::String(error))) => {
+                Err(ProtocolError::Handshake(error.clone()))
+            }
+            Some(Some(_)) => Err(ProtocolError::Handshake(
+                "invalid handshake response: error is not a string".into(),
+            )),
         }
     }
 }

@@ -114,9 +114,46 @@ impl NegotiateResponse {
                 "answer has no connectionId, url or error".into(),
             ));
         }
-        serde_json::from_value(value)
-            .map(NegotiateResponse::Connection)
-            .map_err(|e| ProtocolError::Negotiate(format!("invalid connection answer: {e}")))
+        // Read field by field rather than through the derived `Deserialize`: the browser build
+        // then carries no per-type deserializer code (the widget's download budget).
+        let text = |key: &str| object.get(key).and_then(Value::as_str).map(str::to_owned);
+        let invalid =
+            |what: &str| ProtocolError::Negotiate(format!("invalid connection answer: {what}"));
+        let available_transports = match object.get("availableTransports") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|item| {
+                    Some(AvailableTransport {
+                        transport: item.get("transport")?.as_str()?.to_owned(),
+                        transfer_formats: item
+                            .get("transferFormats")?
+                            .as_array()?
+                            .iter()
+                            .map(|f| f.as_str().map(str::to_owned))
+                            .collect::<Option<_>>()?,
+                    })
+                })
+                .collect::<Option<_>>()
+                .ok_or_else(|| invalid("availableTransports"))?,
+            Some(_) => return Err(invalid("availableTransports")),
+        };
+        Ok(NegotiateResponse::Connection(NegotiateConnection {
+            connection_id: text("connectionId").unwrap_or_default(),
+            connection_token: text("connectionToken"),
+            negotiate_version: match object.get("negotiateVersion") {
+                None | Some(Value::Null) => 0,
+                Some(v) => v
+                    .as_u64()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or_else(|| invalid("negotiateVersion"))?,
+            },
+            available_transports,
+            use_stateful_reconnect: object
+                .get("useStatefulReconnect")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+        }))
     }
 
     /// The JSON body a server sends.
@@ -326,6 +363,15 @@ mod tests {
         );
         assert!(NegotiateResponse::decode(r#"{"something":"else"}"#).is_err());
         assert!(NegotiateResponse::decode("<html>").is_err());
+        assert!(
+            NegotiateResponse::decode(
+                r#"{"connectionId":"a","availableTransports":[{"transport":1}]}"#
+            )
+            .is_err()
+        );
+        assert!(
+            NegotiateResponse::decode(r#"{"connectionId":"a","negotiateVersion":"1"}"#).is_err()
+        );
     }
 
     #[test]

@@ -184,10 +184,8 @@ impl Widget {
         self.user.set(None);
         self.desk.set(Desk::new());
         self.notice.set(None);
-        if let Some(window) = web_sys::window() {
-            if let Ok(history) = window.history() {
-                let _ = history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some("?"));
-            }
+        if let Some(history) = web_sys::window().and_then(|w| w.history().ok()) {
+            let _ = history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some("?"));
         }
         self.phase.set(Phase::ChooseUser);
     }
@@ -219,7 +217,8 @@ impl Widget {
                 let id = call.and_then(|c| c.get("callId")).and_then(Value::as_str);
                 let state = call
                     .and_then(|c| c.get("state"))
-                    .and_then(|s| serde_json::from_value::<CallState>(s.clone()).ok());
+                    .and_then(Value::as_str)
+                    .and_then(CallState::from_wire);
                 match (id, state) {
                     (Some(id), Some(state)) => self.desk.update(|d| d.call_updated(id, state)),
                     _ => warn("CallUpdated ignored: it has no callId or no known state."),

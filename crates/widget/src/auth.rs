@@ -5,14 +5,6 @@
 //! only, never logged or stored, and fetched again for every negotiate so a reconnect after
 //! expiry gets a fresh one.
 
-use serde::Deserialize;
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct DevToken {
-    access_token: String,
-}
-
 /// Fetches a dev token for `user`. Errors are sentences for the agent.
 pub async fn dev_token(token_url: &str, user: &str) -> Result<String, String> {
     let body = serde_json::json!({ "user": user }).to_string();
@@ -29,8 +21,13 @@ pub async fn dev_token(token_url: &str, user: &str) -> Result<String, String> {
         let text: String = text.chars().take(200).collect();
         return Err(format!("Sign-in failed (HTTP {status}): {text}"));
     }
-    let token: DevToken = response.json().await.map_err(|_| {
-        "The sign-in service answered with something that is not a token.".to_owned()
-    })?;
-    Ok(token.access_token)
+    // Read through `Value`: no derived deserializer in the download.
+    let not_a_token =
+        || "The sign-in service answered with something that is not a token.".to_owned();
+    let text = response.text().await.map_err(|_| not_a_token())?;
+    let body: serde_json::Value = serde_json::from_str(&text).map_err(|_| not_a_token())?;
+    body.get("accessToken")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(not_a_token)
 }

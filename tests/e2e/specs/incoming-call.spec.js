@@ -108,9 +108,9 @@ test('the telephony simulator rings the agent and shows the outcome', async ({ p
   await openWidget(page, user);
   const simulator = await context.newPage();
   await simulator.goto('/simulator');
-  await simulator.getByLabel(/agent/i).fill(user);
-  await simulator.getByLabel(/caller number/i).fill('+442079460123');
-  await simulator.getByLabel(/caller name/i).fill('Amelia Hart');
+  await simulator.getByRole('textbox', { name: /^Agent/ }).fill(user);
+  await simulator.getByRole('textbox', { name: /^Caller number/ }).fill('+442079460123');
+  await simulator.getByRole('textbox', { name: /^Caller name/ }).fill('Amelia Hart');
   await simulator.getByRole('button', { name: 'Ring' }).click();
 
   const dialog = incomingCall(page);
