@@ -338,6 +338,10 @@ pub fn App() -> impl IntoView {
     let widget = Widget::new();
     widget.boot();
     gloo_timers::callback::Interval::new(1000, move || widget.now_ms.set(now_ms())).forget();
+    // A laptop waking up or a network coming back: if the reconnect policy had given up, try
+    // again at once instead of waiting for the agent to notice.
+    let _ = window_event_listener(leptos::ev::online, move |_| widget.reconnect());
+    let _ = window_event_listener(leptos::ev::visibilitychange, move |_| widget.reconnect());
     let t = strings();
 
     let body = move || match widget.phase.get() {
@@ -359,10 +363,10 @@ pub fn App() -> impl IntoView {
     view! {
         <main class="widget">
             <header class="bar">
-                <span class="bar__brand">
+                <h1 class="bar__brand">
                     <svg class="icon" viewBox="0 0 24 24" aria-hidden="true"><path d=crate::ui::PHONE_PATH /></svg>
                     {t.app_name}
-                </span>
+                </h1>
                 <ConnectionStatus state=widget.connection />
             </header>
             {body}

@@ -1,0 +1,79 @@
+// Every state of the widget, looked at and checked: axe-core (WCAG 2.2 AA rules) reports no
+// violations, and a screenshot of each state at panel width (320 px) and full width (1280 px),
+// light and dark, lands in SCREENSHOT_DIR for people to look at.
+import { test, expect } from '@playwright/test';
+import { createRequire } from 'node:module';
+import { mkdirSync } from 'node:fs';
+import { agentName, ring } from './hub.js';
+
+const require = createRequire(import.meta.url);
+const AXE_SOURCE = require.resolve('axe-core/axe.min.js');
+const SCREENSHOTS = process.env.SCREENSHOT_DIR ?? '.out/screenshots';
+
+async function axeViolations(page) {
+  await page.addScriptTag({ path: AXE_SOURCE });
+  return page.evaluate(async () => {
+    const result = await window.axe.run(document, {
+      runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa', 'best-practice'] },
+    });
+    return result.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => n.target.join(' ')) }));
+  });
+}
+
+async function look(page, name) {
+  expect(await axeViolations(page), `axe violations in state "${name}"`).toEqual([]);
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  for (const scheme of ['light', 'dark']) {
+    await page.emulateMedia({ colorScheme: scheme, reducedMotion: 'reduce' });
+    expect(await axeViolations(page), `axe violations in state "${name}" (${scheme})`).toEqual([]);
+    for (const width of [320, 1280]) {
+      await page.setViewportSize({ width, height: width === 320 ? 560 : 720 });
+      await page.screenshot({ path: `${SCREENSHOTS}/${name}-${width}-${scheme}.png` });
+    }
+  }
+  await page.emulateMedia({ colorScheme: 'light', reducedMotion: 'no-preference' });
+  await page.setViewportSize({ width: 360, height: 640 });
+}
+
+test('sign-in form', async ({ page }) => {
+  await page.goto('/');
+  await expect(page.getByLabel('User name')).toBeVisible();
+  await look(page, 'signed-out');
+});
+
+test('idle, ringing, in call, and after a missed call', async ({ page, request }) => {
+  const user = agentName('look');
+  await page.goto(`/?user=${user}`);
+  await expect(page.getByRole('status')).toHaveText('Connected');
+  await look(page, 'idle');
+
+  await ring(request, user, { PhoneNumber: '+14255550123', callerName: 'Dana Whitfield', queue: 'Billing', comments: 'Invoice 4471' });
+  const dialog = page.getByRole('alertdialog', { name: /Incoming call/ });
+  await expect(dialog).toBeVisible();
+  await look(page, 'ringing');
+
+  await dialog.getByRole('button', { name: 'Accept' }).click();
+  await expect(page.getByRole('heading', { name: 'On call' })).toBeVisible();
+  await look(page, 'in-call');
+
+  await page.getByRole('button', { name: 'Hang up' }).click();
+  await expect(page.getByText(/Call ended with/)).toBeVisible();
+  await look(page, 'after-call');
+});
+
+test('disconnected and configuration error', async ({ page }) => {
+  await page.route('**/config.json', async (route) => {
+    const response = await route.fetch();
+    const config = await response.json();
+    await route.fulfill({ response, json: { ...config, hub: { ...config.hub, url: 'http://127.0.0.1:9/api' } } });
+  });
+  await page.goto('/?user=alice');
+  await expect(page.getByText(/Cannot reach the hub/)).toBeVisible();
+  await look(page, 'hub-unreachable');
+
+  await page.unroute('**/config.json');
+  await page.route('**/config.json', (route) => route.fulfill({ body: '{', contentType: 'application/json' }));
+  await page.goto('/?user=alice');
+  await expect(page.getByRole('alert')).toContainText('config.json');
+  await look(page, 'config-error');
+});
