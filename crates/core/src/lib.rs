@@ -1,14 +1,20 @@
 //! Switchboard's domain, free of any browser or server API so it runs under plain `cargo test`:
 //! incoming-call notifications as the hub delivers them, the call states both sides agree on,
-//! the widget's runtime configuration, and reading (not verifying) JWT claims.
+//! the widget's runtime configuration, reading (not verifying) JWT claims, and Teams presence
+//! with its sync rules ([`presence`]).
 
 pub mod call;
 pub mod config;
 pub mod desk;
 pub mod jwt;
 pub mod notification;
+pub mod presence;
 
 pub use call::{CallState, RejectReason};
 pub use config::{AuthConfig, Config, ConfigError};
 pub use desk::{Action, Desk, Outcome, Ringing};
 pub use notification::{IncomingCall, NotificationError};
+pub use presence::{
+    Activity, AgentSource, Availability, Command as PresenceCommand, Presence, PresenceMapping,
+    PresenceSync, SyncConfig,
+};

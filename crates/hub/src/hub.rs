@@ -10,11 +10,9 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::Utf8Bytes;
 use serde_json::{Value, json};
 use switchboard_core::{IncomingCall, RejectReason};
 use switchboard_signalr::HubMessage;
-use switchboard_signalr::json as signalr_json;
 use tokio::sync::{mpsc, watch};
 
 use crate::HubConfig;
@@ -33,8 +31,8 @@ pub const MAX_GROUPS: usize = 100_000;
 /// What the hub asks a connection task to do.
 #[derive(Debug, Clone)]
 pub(crate) enum Outbound {
-    /// Send this JSON record (separator included).
-    Record(Utf8Bytes),
+    /// Send this message (each connection encodes it in its own protocol).
+    Message(Arc<HubMessage>),
     /// Send a Close message and end the connection.
     Close {
         error: Option<String>,
@@ -51,6 +49,20 @@ pub struct ConnectionInfo {
     pub hub: String,
     /// The user id of the hub access token (`nameid`); `None` for anonymous connections.
     pub user: Option<String>,
+    /// Whether negotiate granted stateful reconnect (`"useStatefulReconnect": true`).
+    pub stateful: bool,
+}
+
+/// A running session, as routes find it by connection token (see [`crate::connection`]).
+#[derive(Debug, Clone)]
+pub(crate) struct SessionHandle {
+    pub info: ConnectionInfo,
+    pub transport: crate::connection::TransportKind,
+    pub control: mpsc::Sender<crate::connection::Control>,
+    /// SSE and long polling: where POST bodies go.
+    pub inbound: Option<mpsc::Sender<axum::body::Bytes>>,
+    /// Long polling: the frames waiting for the next poll.
+    pub poll: Option<Arc<tokio::sync::Mutex<mpsc::Receiver<crate::connection::Frame>>>>,
 }
 
 /// The result of [`Hub::send_message_to_user`].
@@ -96,6 +108,7 @@ struct Group {
 #[derive(Default)]
 struct Inner {
     pending: HashMap<String, Pending>,
+    sessions: HashMap<String, SessionHandle>,
     connections: HashMap<String, Connection>,
     users: HashMap<(String, String), HashSet<String>>,
     groups: HashMap<(String, String), Group>,
@@ -108,6 +121,7 @@ pub struct Hub {
     pub(crate) config: HubConfig,
     pub(crate) access_key: AccessKey,
     pub(crate) users: UserAuthenticator,
+    pub(crate) graph: crate::graph::GraphState,
     inner: Mutex<Inner>,
     shutdown: watch::Sender<bool>,
     weak: Weak<Hub>,
@@ -148,6 +162,7 @@ impl Hub {
         let users = UserAuthenticator::Dev(DevTokens::new(&config.access_key));
         let (shutdown, _) = watch::channel(false);
         Arc::new_cyclic(|weak| Hub {
+            graph: crate::graph::GraphState::new(&config.graph),
             config,
             access_key,
             users,
@@ -198,6 +213,7 @@ impl Hub {
         hub: &str,
         user: Option<String>,
         version: u32,
+        stateful: bool,
     ) -> Option<(String, String)> {
         let now = Instant::now();
         let mut inner = self.lock();
@@ -218,6 +234,7 @@ impl Hub {
                     connection_id: connection_id.clone(),
                     hub: hub.to_ascii_lowercase(),
                     user,
+                    stateful,
                 },
                 expires: now + self.config.timeouts.connection_token_ttl,
             },
@@ -232,6 +249,43 @@ impl Hub {
         let pending = inner.pending.remove(connect_id)?;
         (pending.expires > Instant::now() && pending.info.hub == hub.to_ascii_lowercase())
             .then_some(pending.info)
+    }
+
+    /// Records a running session under its connection token.
+    pub(crate) fn add_session(&self, token: &str, handle: SessionHandle) {
+        self.lock().sessions.insert(token.to_owned(), handle);
+    }
+
+    /// The running session of a connection token.
+    pub(crate) fn session(&self, token: &str) -> Option<SessionHandle> {
+        self.lock().sessions.get(token).cloned()
+    }
+
+    /// Forgets a session (it ended).
+    pub(crate) fn remove_session(&self, token: &str) {
+        self.lock().sessions.remove(token);
+    }
+
+    /// Dev hook: drops the transport of every session of `connection_id` (or, with `user`,
+    /// of every session of that user on any hub) without closing the logical connection; a
+    /// stateful-reconnect client comes back to the same connection, others see the transport
+    /// close. Returns how many sessions were told.
+    pub fn drop_transports(&self, connection_id: Option<&str>, user: Option<&str>) -> usize {
+        let inner = self.lock();
+        let mut told = 0;
+        for handle in inner.sessions.values() {
+            let hit = connection_id.is_some_and(|c| c == handle.info.connection_id)
+                || user.is_some_and(|u| handle.info.user.as_deref() == Some(u));
+            if hit
+                && handle
+                    .control
+                    .try_send(crate::connection::Control::Drop)
+                    .is_ok()
+            {
+                told += 1;
+            }
+        }
+        told
     }
 
     // ----- connections -----------------------------------------------------------------------
@@ -622,6 +676,8 @@ impl Hub {
     /// | `hangUp` | `callId` | call |
     /// | `holdCall` | `callId` | call |
     /// | `resumeCall` | `callId` | call |
+    /// | `subscribePresence` | `ids: string[]` (≤ 650) | `{"value": [presence]}` ([`crate::graph`]) |
+    /// | `unsubscribePresence` | `ids?: string[]` | void |
     pub fn invoke(
         &self,
         conn: &ConnectionInfo,
@@ -687,6 +743,9 @@ impl Hub {
                 inner.announce(&t);
                 Ok(Some(t.call.to_json()))
             }
+            "subscribepresence" | "unsubscribepresence" => {
+                crate::graph::invoke(self, conn, target, arguments)
+            }
             _ => Err(format!("Unknown hub method '{target}'")),
         }
     }
@@ -705,6 +764,8 @@ pub const HUB_METHODS: &[&str] = &[
     "hangUp",
     "holdCall",
     "resumeCall",
+    "subscribePresence",
+    "unsubscribePresence",
 ];
 
 fn expect_args(
@@ -766,11 +827,11 @@ impl Inner {
         if ids.is_empty() {
             return 0;
         }
-        let record = Utf8Bytes::from(signalr_json::encode(message));
+        let message = Arc::new(message.clone());
         let mut delivered = 0;
         for id in ids {
             if let Some(c) = self.connections.get(id) {
-                match c.tx.try_send(Outbound::Record(record.clone())) {
+                match c.tx.try_send(Outbound::Message(message.clone())) {
                     Ok(()) => delivered += 1,
                     Err(_) => {
                         tracing::warn!(connection_id = %id, "outbound queue full or closed; message dropped")
@@ -812,6 +873,11 @@ pub struct Timeouts {
     pub client_timeout: Duration,
     /// A negotiated connection token is good for this long if unused (15 s).
     pub connection_token_ttl: Duration,
+    /// Long polling: a poll with nothing to send answers 200 empty after this (90 s, below
+    /// the official client's 100 s request timeout; ASP.NET Core's `PollTimeout`).
+    pub long_poll: Duration,
+    /// Stateful reconnect: how long a dropped WebSocket may take to come back (30 s).
+    pub reconnect_window: Duration,
 }
 
 impl Default for Timeouts {
@@ -821,6 +887,8 @@ impl Default for Timeouts {
             keep_alive: Duration::from_secs(15),
             client_timeout: Duration::from_secs(30),
             connection_token_ttl: Duration::from_secs(15),
+            long_poll: Duration::from_secs(90),
+            reconnect_window: Duration::from_secs(30),
         }
     }
 }

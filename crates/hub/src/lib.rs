@@ -2,13 +2,15 @@
 //! Functions adaptor, for the demo and the tests (DESIGN.md §3, the binding wire contract;
 //! every route, body and hub method is in `docs/hub-contract.md`).
 //!
-//! - SignalR server side over WebSockets with the JSON hub protocol (framing from
-//!   `switchboard-signalr`): [`connection`].
+//! - SignalR server side: WebSockets, Server-Sent Events and long polling ([`transport`]);
+//!   the JSON and MessagePack hub protocols and stateful reconnect ([`connection`]; codecs
+//!   from `switchboard-signalr`).
 //! - Azure Functions adaptor API (`/api/negotiate`, `/api/SendMessageToUser`,
 //!   `/api/userclient`), the call registry (`/api/calls/{id}`) and dev sign-in (`/dev/token`):
 //!   [`routes::adaptor`].
 //! - Azure SignalR Service client endpoint and REST API: [`routes::service`].
 //! - Telephony simulator page: [`routes::simulator`].
+//! - Microsoft Graph presence stand-in (`/graph/v1.0/...`, `PresenceChanged` pushes): [`graph`].
 //! - Shared state, call control and delivery: [`hub`]; call states: [`registry`]; tokens and
 //!   keys: [`auth`].
 //!
@@ -18,9 +20,11 @@
 
 pub mod auth;
 pub mod connection;
+pub mod graph;
 pub mod hub;
 pub mod registry;
 pub mod routes;
+pub mod transport;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -48,8 +52,16 @@ pub struct HubConfig {
     pub static_dir: Option<PathBuf>,
     /// The hub name the adaptor routes use by default (`switchboard`).
     pub hub_name: String,
+    /// The Graph presence stand-in ([`graph`]).
+    pub graph: graph::GraphConfig,
     /// Protocol timers.
     pub timeouts: Timeouts,
+    /// Grant stateful reconnect to clients that ask (`useStatefulReconnect=true`; default on).
+    pub allow_stateful_reconnect: bool,
+    /// Stateful reconnect: bytes of unacknowledged messages kept per connection for replay
+    /// (100 000, as ASP.NET Core's `StatefulReconnectBufferSize`); when full, the connection
+    /// takes no further hub messages until the client acks.
+    pub replay_buffer_bytes: usize,
 }
 
 impl HubConfig {
@@ -60,7 +72,10 @@ impl HubConfig {
             ring_timeout: Duration::from_secs(45),
             static_dir: None,
             hub_name: DEFAULT_HUB.into(),
+            graph: graph::GraphConfig::default(),
             timeouts: Timeouts::default(),
+            allow_stateful_reconnect: true,
+            replay_buffer_bytes: 100_000,
         }
     }
 }

@@ -151,7 +151,11 @@ async fn negotiate_redirect_and_client_endpoint() {
     assert!(v1["connectionToken"].is_string() && v1["connectionId"].is_string());
     assert_eq!(
         v1["availableTransports"],
-        json!([{"transport":"WebSockets","transferFormats":["Text","Binary"]}])
+        json!([
+            {"transport":"WebSockets","transferFormats":["Text","Binary"]},
+            {"transport":"ServerSentEvents","transferFormats":["Text"]},
+            {"transport":"LongPolling","transferFormats":["Text","Binary"]}
+        ])
     );
     let localhost = base.replace("127.0.0.1", "localhost");
     let v0: Value = http()
@@ -781,14 +785,12 @@ async fn simulator_rings_through_the_same_path() {
 // ----- protocol edge cases ---------------------------------------------------------------------
 
 #[tokio::test]
-async fn messagepack_handshake_is_refused() {
+async fn unknown_protocol_handshake_is_refused() {
     let hub = start_hub().await;
     let mut ws = open_socket(&hub.base_url(), "alice").await;
-    ws.send(Message::text(
-        "{\"protocol\":\"messagepack\",\"version\":1}\u{1e}",
-    ))
-    .await
-    .unwrap();
+    ws.send(Message::text("{\"protocol\":\"xml\",\"version\":1}\u{1e}"))
+        .await
+        .unwrap();
     let frame = tokio::time::timeout(WAIT, ws.next())
         .await
         .unwrap()
@@ -796,7 +798,7 @@ async fn messagepack_handshake_is_refused() {
         .unwrap();
     assert_eq!(
         frame.into_text().unwrap().as_str(),
-        "{\"error\":\"Requested protocol 'messagepack' is not available.\"}\u{1e}"
+        "{\"error\":\"Requested protocol 'xml' is not available.\"}\u{1e}"
     );
     // Then the socket closes.
     loop {

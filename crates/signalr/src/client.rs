@@ -1,10 +1,27 @@
 //! The client side of one hub connection, sans IO.
 //!
-//! [`HubConnectionCore`] is fed received text and the current time, and gives back records to
+//! [`HubConnectionCore`] is fed received frames and the current time, and gives back frames to
 //! send, [`Event`]s and the next instant it needs to be woken at. It owns the handshake
 //! (`HubProtocol.md`, "Overview"), invocation ids and pending invocations, the keep-alive ping
 //! and the server timeout (defaults of the official client, `HubConnection.ts`: ping after 15 s
 //! without sending, close after 30 s without receiving, handshake within 15 s).
+//!
+//! Protocols: JSON (default; [`HubConnectionCore::handle_text`], [`HubConnectionCore::poll_transmit`])
+//! or MessagePack ([`HubConnectionCore::with_protocol`], [`HubConnectionCore::handle_binary`],
+//! [`HubConnectionCore::poll_transmit_frame`]). The handshake is a JSON text record in both; with
+//! MessagePack the server's `{}\x1e` arrives in a binary frame, possibly followed by messages.
+//!
+//! Stateful reconnect (`HubProtocol.md`, "Stateful Reconnect"; set
+//! [`HubConnectionOptions::stateful_reconnect`] only when negotiate answered
+//! `"useStatefulReconnect": true` and the transport is WebSockets): handshake version 2; every
+//! sent message of types 1–5 is numbered from 1 and kept until the server acks it; received
+//! ones are counted, duplicates dropped, and an Ack with the highest id is sent about once a
+//! second after receiving (a timer in [`HubConnectionCore::poll_timeout`]). When the socket
+//! drops, [`HubConnectionCore::handle_transport_lost`] keeps the logical connection; after
+//! reopening the WebSocket to the same URL (no negotiate, no handshake),
+//! [`HubConnectionCore::resume`] queues `Sequence` and replays every unacked message; messages
+//! other than the server's `Sequence` are ignored until it arrives. No [`Event`] marks a
+//! successful resume (as the official client raises no `onreconnecting`).
 //!
 //! Time is a [`Duration`] since any fixed origin the caller chooses (`performance.now()` in the
 //! browser, `Instant` natively): the core never reads a clock. Because the deadlines are
@@ -18,8 +35,8 @@ use serde_json::Value;
 
 use crate::error::ProtocolError;
 use crate::handshake::{HandshakeRequest, HandshakeResponse};
-use crate::json::{self, RecordBuffer};
 use crate::message::{CompletionOutcome, HubMessage};
+use crate::protocol::{HubProtocolKind, MessageReader, Transmit};
 
 /// The states of a hub connection as the official client names them (`HubConnectionState`),
 /// which the widget shows to the agent.
@@ -50,7 +67,7 @@ impl ConnectionState {
     }
 }
 
-/// Timing options; the defaults are the official client's.
+/// Options; the defaults are the official client's (JSON, no stateful reconnect).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HubConnectionOptions {
     /// Send a ping when nothing was sent for this long (`keepAliveIntervalInMilliseconds`).
@@ -59,6 +76,13 @@ pub struct HubConnectionOptions {
     pub server_timeout: Duration,
     /// Close when the handshake answer has not come within this long.
     pub handshake_timeout: Duration,
+    /// The hub protocol (`json` by default).
+    pub protocol: HubProtocolKind,
+    /// Stateful reconnect (handshake version 2, Ack/Sequence). Only when negotiate answered
+    /// `"useStatefulReconnect": true` and the transport is WebSockets.
+    pub stateful_reconnect: bool,
+    /// With stateful reconnect: how long after receiving a message the Ack goes out (1 s).
+    pub ack_interval: Duration,
 }
 
 impl Default for HubConnectionOptions {
@@ -67,6 +91,9 @@ impl Default for HubConnectionOptions {
             keep_alive_interval: Duration::from_secs(15),
             server_timeout: Duration::from_secs(30),
             handshake_timeout: Duration::from_secs(15),
+            protocol: HubProtocolKind::Json,
+            stateful_reconnect: false,
+            ack_interval: Duration::from_secs(1),
         }
     }
 }
@@ -108,6 +135,10 @@ pub const SERVER_TIMEOUT: &str =
     "Server timeout elapsed without receiving a message from the server.";
 /// The handshake did not complete in time.
 pub const HANDSHAKE_TIMEOUT: &str = "Server handshake timeout elapsed.";
+/// The official client's text when the peer's Sequence id is beyond what was received.
+pub const SEQUENCE_TOO_HIGH: &str = "Sequence ID greater than amount of messages we've received.";
+/// Largest message accepted from the server (bytes); larger closes the connection.
+pub const MAX_RECEIVE_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
 /// A call that the connection cannot take in its present state.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -122,9 +153,26 @@ pub enum ConnectionError {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
-    Handshaking { deadline: Duration },
+    Handshaking {
+        deadline: Duration,
+    },
     Connected,
+    /// Stateful reconnect: the transport dropped; waiting for [`HubConnectionCore::resume`].
+    Resuming,
+    /// Stateful reconnect: resumed; ignoring everything until the server's Sequence.
+    AwaitingSequence,
     Closed,
+}
+
+/// Stateful reconnect bookkeeping (`HubProtocol.md`, "Ack Message", "Sequence Message";
+/// TS `MessageBuffer.ts`).
+#[derive(Debug)]
+struct Stateful {
+    next_send_id: u64,
+    unacked: VecDeque<(u64, Transmit)>,
+    next_receive_id: u64,
+    latest_received: u64,
+    ack_due: Option<Duration>,
 }
 
 /// One hub connection's protocol state over an open transport (see the module docs).
@@ -132,43 +180,78 @@ enum Phase {
 pub struct HubConnectionCore {
     options: HubConnectionOptions,
     phase: Phase,
-    buffer: RecordBuffer,
-    outbox: VecDeque<String>,
+    handshake_buffer: Vec<u8>,
+    reader: MessageReader,
+    outbox: VecDeque<Transmit>,
     events: VecDeque<Event>,
     next_invocation_id: u64,
     pending: BTreeSet<String>,
+    cancelled: BTreeSet<String>,
+    stateful: Option<Stateful>,
     last_sent: Duration,
     last_received: Duration,
 }
 
 impl HubConnectionCore {
-    /// Starts a connection over a transport that has just opened at `now`: the handshake
-    /// request for the JSON protocol, version 1, is the first record to send.
+    /// A connection whose transport just opened, with the protocol and stateful reconnect of
+    /// `options`: the handshake request (`{"protocol":"json","version":1}` + `0x1E`, version 2
+    /// with stateful reconnect) is queued.
     pub fn new(options: HubConnectionOptions, now: Duration) -> Self {
+        let version = if options.stateful_reconnect { 2 } else { 1 };
         let mut core = Self {
             options,
             phase: Phase::Handshaking {
                 deadline: now + options.handshake_timeout,
             },
-            buffer: RecordBuffer::new(),
+            handshake_buffer: Vec::new(),
+            reader: MessageReader::new(options.protocol, MAX_RECEIVE_MESSAGE_BYTES),
             outbox: VecDeque::new(),
             events: VecDeque::new(),
             next_invocation_id: 0,
             pending: BTreeSet::new(),
+            cancelled: BTreeSet::new(),
+            stateful: options.stateful_reconnect.then(|| Stateful {
+                next_send_id: 1,
+                unacked: VecDeque::new(),
+                next_receive_id: 1,
+                latest_received: 0,
+                ack_due: None,
+            }),
             last_sent: now,
             last_received: now,
         };
-        core.outbox.push_back(
+        core.outbox.push_back(Transmit::Text(
             HandshakeRequest {
-                protocol: json::PROTOCOL_NAME.into(),
-                version: 1,
+                protocol: options.protocol.name().into(),
+                version,
             }
             .encode(),
-        );
+        ));
         core
     }
 
-    /// Whether the handshake has completed and the connection is not closed.
+    /// [`new`](Self::new) with `protocol` instead of `options.protocol`
+    /// (`{"protocol":"messagepack","version":1}` for MessagePack).
+    pub fn with_protocol(
+        options: HubConnectionOptions,
+        now: Duration,
+        protocol: HubProtocolKind,
+    ) -> Self {
+        Self::new(
+            HubConnectionOptions {
+                protocol,
+                ..options
+            },
+            now,
+        )
+    }
+
+    /// The hub protocol of this connection.
+    pub fn protocol(&self) -> HubProtocolKind {
+        self.options.protocol
+    }
+
+    /// Whether the handshake has completed and the connection is not closed (nor resuming).
     pub fn is_connected(&self) -> bool {
         self.phase == Phase::Connected
     }
@@ -178,44 +261,119 @@ impl HubConnectionCore {
         self.phase == Phase::Closed
     }
 
+    /// Whether a stateful reconnect is under way (transport lost or resumed without the
+    /// server's Sequence yet).
+    pub fn is_resuming(&self) -> bool {
+        matches!(self.phase, Phase::Resuming | Phase::AwaitingSequence)
+    }
+
     /// Feeds text received from the transport (one or more records, possibly partial).
     pub fn handle_text(&mut self, now: Duration, text: &str) {
-        if self.phase == Phase::Closed {
+        self.handle_bytes(now, text.as_bytes());
+    }
+
+    /// Feeds a binary frame received from the transport (MessagePack frames, possibly partial,
+    /// possibly preceded by the handshake answer `{}\x1e`).
+    pub fn handle_binary(&mut self, now: Duration, bytes: &[u8]) {
+        self.handle_bytes(now, bytes);
+    }
+
+    fn handle_bytes(&mut self, now: Duration, mut bytes: &[u8]) {
+        if matches!(self.phase, Phase::Closed | Phase::Resuming) {
             return;
         }
         self.last_received = now;
-        for record in self.buffer.push_str(text) {
-            if self.phase == Phase::Closed {
-                break;
-            }
-            match record {
-                Ok(record) => self.handle_record(now, &record),
-                Err(e) => self.events.push_back(Event::Malformed(e)),
-            }
-        }
-    }
-
-    fn handle_record(&mut self, now: Duration, record: &str) {
         if let Phase::Handshaking { .. } = self.phase {
-            match HandshakeResponse::decode(record) {
+            let Some(end) = bytes.iter().position(|b| *b == 0x1e) else {
+                self.handshake_buffer.extend_from_slice(bytes);
+                if self.handshake_buffer.len() > MAX_RECEIVE_MESSAGE_BYTES {
+                    self.close_with(Some("handshake response too large".into()), false);
+                }
+                return;
+            };
+            self.handshake_buffer.extend_from_slice(&bytes[..end]);
+            bytes = &bytes[end + 1..];
+            let record = std::mem::take(&mut self.handshake_buffer);
+            let result = std::str::from_utf8(&record)
+                .map_err(|_| ProtocolError::Handshake("handshake response is not UTF-8".into()))
+                .and_then(HandshakeResponse::decode);
+            match result {
                 Ok(()) => {
                     self.phase = Phase::Connected;
                     self.events.push_back(Event::Connected);
                     // The official client pings right after the handshake.
                     self.queue(now, &HubMessage::Ping);
                 }
-                Err(e) => self.close_with(Some(e.to_string()), false),
+                Err(e) => {
+                    self.close_with(Some(e.to_string()), false);
+                    return;
+                }
             }
-            return;
+            if bytes.is_empty() {
+                return;
+            }
         }
-        match json::decode(record) {
-            Ok(Some(message)) => self.handle_message(now, message),
-            Ok(None) => {} // unknown type: ignored, as the spec asks
-            Err(e) => self.events.push_back(Event::Malformed(e)),
+        match self.reader.push(bytes) {
+            Ok(results) => {
+                for result in results {
+                    if self.phase == Phase::Closed {
+                        break;
+                    }
+                    match result {
+                        Ok(Some(message)) => self.handle_message(now, message),
+                        Ok(None) => {} // unknown type: ignored, as the spec asks
+                        Err(e) => self.events.push_back(Event::Malformed(e)),
+                    }
+                }
+            }
+            Err(e) => {
+                let text = e.to_string();
+                self.events.push_back(Event::Malformed(e));
+                self.close_with(Some(text), false);
+            }
         }
     }
 
-    fn handle_message(&mut self, _now: Duration, message: HubMessage) {
+    fn handle_message(&mut self, now: Duration, message: HubMessage) {
+        let sequenced = message.is_sequenced();
+        if let Some(stateful) = &mut self.stateful {
+            match &message {
+                HubMessage::Ack { sequence_id } => {
+                    while stateful
+                        .unacked
+                        .front()
+                        .is_some_and(|(id, _)| id <= sequence_id)
+                    {
+                        stateful.unacked.pop_front();
+                    }
+                    return;
+                }
+                HubMessage::Sequence { sequence_id } => {
+                    if *sequence_id > stateful.next_receive_id {
+                        self.close_with(Some(SEQUENCE_TOO_HIGH.into()), false);
+                        return;
+                    }
+                    stateful.next_receive_id = *sequence_id;
+                    if self.phase == Phase::AwaitingSequence {
+                        self.phase = Phase::Connected;
+                    }
+                    return;
+                }
+                _ if self.phase == Phase::AwaitingSequence => return,
+                _ if sequenced => {
+                    let current = stateful.next_receive_id;
+                    stateful.next_receive_id += 1;
+                    if current <= stateful.latest_received {
+                        return; // a duplicate replayed by the server
+                    }
+                    stateful.latest_received = current;
+                    if stateful.ack_due.is_none() {
+                        stateful.ack_due = Some(now + self.options.ack_interval);
+                    }
+                }
+                _ => {}
+            }
+        }
         match message {
             HubMessage::Invocation {
                 invocation_id,
@@ -236,7 +394,7 @@ impl HubConnectionCore {
                         invocation_id,
                         outcome,
                     });
-                } else {
+                } else if !self.cancelled.remove(&invocation_id) {
                     self.events
                         .push_back(Event::Malformed(ProtocolError::InvalidField(
                             "invocationId",
@@ -246,16 +404,20 @@ impl HubConnectionCore {
             HubMessage::StreamItem {
                 invocation_id,
                 item,
-            } => self.events.push_back(Event::StreamItem {
-                invocation_id,
-                item,
-            }),
+            } => {
+                if !self.cancelled.contains(&invocation_id) {
+                    self.events.push_back(Event::StreamItem {
+                        invocation_id,
+                        item,
+                    })
+                }
+            }
             HubMessage::Close {
                 error,
                 allow_reconnect,
             } => self.close_with(error, allow_reconnect),
-            // Ping only refreshed `last_received`. Ack/Sequence belong to stateful reconnect,
-            // which this connection did not negotiate; stream invocations go client → server.
+            // Ping only refreshed `last_received`. Ack/Sequence without stateful reconnect
+            // mean nothing; stream invocations and cancels go client → server.
             HubMessage::Ping
             | HubMessage::Ack { .. }
             | HubMessage::Sequence { .. }
@@ -273,8 +435,7 @@ impl HubConnectionCore {
         arguments: Vec<Value>,
     ) -> Result<String, ConnectionError> {
         self.check_connected()?;
-        let id = self.next_invocation_id.to_string();
-        self.next_invocation_id += 1;
+        let id = self.next_id();
         self.pending.insert(id.clone());
         self.queue(
             now,
@@ -286,6 +447,54 @@ impl HubConnectionCore {
             },
         );
         Ok(id)
+    }
+
+    /// Queues a stream invocation (type 4) of `target`: items come as [`Event::StreamItem`]
+    /// and the end as [`Event::Completion`] with the returned id.
+    pub fn stream(
+        &mut self,
+        now: Duration,
+        target: &str,
+        arguments: Vec<Value>,
+    ) -> Result<String, ConnectionError> {
+        self.check_connected()?;
+        let id = self.next_id();
+        self.pending.insert(id.clone());
+        self.queue(
+            now,
+            &HubMessage::StreamInvocation {
+                invocation_id: id.clone(),
+                target: target.into(),
+                arguments,
+                stream_ids: Vec::new(),
+            },
+        );
+        Ok(id)
+    }
+
+    /// Cancels a stream invocation (type 5); later items and its completion are dropped.
+    pub fn cancel_stream(
+        &mut self,
+        now: Duration,
+        invocation_id: &str,
+    ) -> Result<(), ConnectionError> {
+        self.check_connected()?;
+        if self.pending.remove(invocation_id) {
+            self.cancelled.insert(invocation_id.to_owned());
+            self.queue(
+                now,
+                &HubMessage::CancelInvocation {
+                    invocation_id: invocation_id.to_owned(),
+                },
+            );
+        }
+        Ok(())
+    }
+
+    fn next_id(&mut self) -> String {
+        let id = self.next_invocation_id.to_string();
+        self.next_invocation_id += 1;
+        id
     }
 
     /// Queues a non-blocking invocation (no completion will come).
@@ -332,17 +541,89 @@ impl HubConnectionCore {
         self.close_with(None, false);
     }
 
-    /// The transport closed under the connection (socket error, network loss).
+    /// The transport closed under the connection (socket error, network loss): the connection
+    /// is over ([`Event::Closed`], reconnect allowed once it had connected).
     pub fn handle_transport_closed(&mut self, reason: Option<String>) {
-        let allow = self.phase == Phase::Connected;
+        let allow = matches!(
+            self.phase,
+            Phase::Connected | Phase::Resuming | Phase::AwaitingSequence
+        );
         self.close_with(
             reason.or_else(|| Some("The transport closed.".into())),
             allow,
         );
     }
 
-    /// The next record to send, if any.
+    /// The transport dropped. With stateful reconnect negotiated and the handshake done, the
+    /// logical connection stays (returns `true`): reopen the WebSocket to the same URL and call
+    /// [`resume`](Self::resume); if that fails, call
+    /// [`handle_transport_closed`](Self::handle_transport_closed). Otherwise this is
+    /// `handle_transport_closed` and returns `false`.
+    pub fn handle_transport_lost(&mut self, now: Duration, reason: Option<String>) -> bool {
+        let resumable = self.stateful.is_some()
+            && matches!(self.phase, Phase::Connected | Phase::AwaitingSequence);
+        if !resumable {
+            self.handle_transport_closed(reason);
+            return false;
+        }
+        self.phase = Phase::Resuming;
+        self.outbox.clear();
+        self.reader = MessageReader::new(self.options.protocol, MAX_RECEIVE_MESSAGE_BYTES);
+        if let Some(stateful) = &mut self.stateful {
+            stateful.ack_due = None;
+        }
+        self.last_received = now;
+        true
+    }
+
+    /// A new transport is open after [`handle_transport_lost`](Self::handle_transport_lost):
+    /// queues `Sequence{first unacked id}` and every unacked message, in order.
+    pub fn resume(&mut self, now: Duration) -> Result<(), ConnectionError> {
+        if self.phase != Phase::Resuming {
+            return Err(match self.phase {
+                Phase::Closed => ConnectionError::Closed,
+                _ => ConnectionError::NotConnected,
+            });
+        }
+        let protocol = self.options.protocol;
+        let Some(stateful) = &self.stateful else {
+            return Err(ConnectionError::NotConnected);
+        };
+        let first = stateful
+            .unacked
+            .front()
+            .map_or(stateful.next_send_id, |(id, _)| *id);
+        self.outbox.clear();
+        self.outbox
+            .push_back(protocol.encode(&HubMessage::Sequence { sequence_id: first }));
+        self.outbox
+            .extend(stateful.unacked.iter().map(|(_, frame)| frame.clone()));
+        self.phase = Phase::AwaitingSequence;
+        self.last_received = now;
+        self.last_sent = now;
+        Ok(())
+    }
+
+    /// Messages sent but not yet acknowledged by the server (stateful reconnect only).
+    pub fn unacked_count(&self) -> usize {
+        self.stateful.as_ref().map_or(0, |s| s.unacked.len())
+    }
+
+    /// The next *text* frame to send, if the next frame is text (always, with JSON). With
+    /// MessagePack use [`poll_transmit_frame`](Self::poll_transmit_frame): this returns `None`
+    /// while a binary frame is next.
     pub fn poll_transmit(&mut self) -> Option<String> {
+        match self.outbox.front() {
+            Some(Transmit::Text(_)) => match self.outbox.pop_front() {
+                Some(Transmit::Text(text)) => Some(text),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// The next frame to send, text or binary.
+    pub fn poll_transmit_frame(&mut self) -> Option<Transmit> {
         self.outbox.pop_front()
     }
 
@@ -351,28 +632,51 @@ impl HubConnectionCore {
         self.events.pop_front()
     }
 
-    /// When [`handle_timeout`](Self::handle_timeout) must next be called; `None` once closed.
+    /// When [`handle_timeout`](Self::handle_timeout) must next be called; `None` once closed
+    /// (and while a stateful reconnect waits for [`resume`](Self::resume): the caller bounds
+    /// that).
     pub fn poll_timeout(&self) -> Option<Duration> {
         match self.phase {
             Phase::Handshaking { deadline } => Some(deadline),
-            Phase::Connected => Some(
-                (self.last_sent + self.options.keep_alive_interval)
-                    .min(self.last_received + self.options.server_timeout),
-            ),
-            Phase::Closed => None,
+            Phase::Connected => {
+                let mut at = (self.last_sent + self.options.keep_alive_interval)
+                    .min(self.last_received + self.options.server_timeout);
+                if let Some(due) = self.stateful.as_ref().and_then(|s| s.ack_due) {
+                    at = at.min(due);
+                }
+                Some(at)
+            }
+            Phase::AwaitingSequence => Some(self.last_received + self.options.server_timeout),
+            Phase::Resuming | Phase::Closed => None,
         }
     }
 
-    /// Runs the timers due at `now`: handshake timeout, server timeout, keep-alive ping.
+    /// Runs the timers due at `now`: handshake timeout, server timeout, keep-alive ping, and
+    /// with stateful reconnect the Ack.
     pub fn handle_timeout(&mut self, now: Duration) {
         match self.phase {
             Phase::Handshaking { deadline } if now >= deadline => {
                 self.close_with(Some(HANDSHAKE_TIMEOUT.into()), false)
             }
-            Phase::Connected => {
+            Phase::Connected | Phase::AwaitingSequence => {
                 if now >= self.last_received + self.options.server_timeout {
                     self.close_with(Some(SERVER_TIMEOUT.into()), true);
-                } else if now >= self.last_sent + self.options.keep_alive_interval {
+                    return;
+                }
+                if self.phase != Phase::Connected {
+                    return;
+                }
+                let ack = match &mut self.stateful {
+                    Some(s) if s.ack_due.is_some_and(|due| now >= due) => {
+                        s.ack_due = None;
+                        Some(s.latest_received)
+                    }
+                    _ => None,
+                };
+                if let Some(sequence_id) = ack {
+                    self.queue(now, &HubMessage::Ack { sequence_id });
+                }
+                if now >= self.last_sent + self.options.keep_alive_interval {
                     self.queue(now, &HubMessage::Ping);
                 }
             }
@@ -383,14 +687,26 @@ impl HubConnectionCore {
     fn check_connected(&self) -> Result<(), ConnectionError> {
         match self.phase {
             Phase::Connected => Ok(()),
+            Phase::Resuming | Phase::AwaitingSequence => Ok(()),
             Phase::Handshaking { .. } => Err(ConnectionError::NotConnected),
             Phase::Closed => Err(ConnectionError::Closed),
         }
     }
 
     fn queue(&mut self, now: Duration, message: &HubMessage) {
+        let frame = self.options.protocol.encode(message);
+        if let Some(stateful) = &mut self.stateful
+            && message.is_sequenced()
+        {
+            let id = stateful.next_send_id;
+            stateful.next_send_id += 1;
+            stateful.unacked.push_back((id, frame.clone()));
+        }
+        if self.phase == Phase::Resuming {
+            return; // replayed by `resume`, or not needed (pings, acks)
+        }
         self.last_sent = now;
-        self.outbox.push_back(json::encode(message));
+        self.outbox.push_back(frame);
     }
 
     fn close_with(&mut self, error: Option<String>, allow_reconnect: bool) {
@@ -398,6 +714,7 @@ impl HubConnectionCore {
             return;
         }
         self.phase = Phase::Closed;
+        self.cancelled.clear();
         for invocation_id in std::mem::take(&mut self.pending) {
             self.events.push_back(Event::Completion {
                 invocation_id,
@@ -414,6 +731,7 @@ impl HubConnectionCore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{json, msgpack};
     use serde_json::json;
 
     const S: fn(u64) -> Duration = Duration::from_secs;
@@ -597,5 +915,166 @@ mod tests {
                 allow_reconnect: false
             })
         );
+    }
+
+    #[test]
+    fn messagepack_handshake_and_binary_frames() {
+        let options = HubConnectionOptions::default();
+        let mut core =
+            HubConnectionCore::with_protocol(options, S(0), HubProtocolKind::MessagePack);
+        assert_eq!(
+            core.poll_transmit_frame(),
+            Some(Transmit::Text(
+                "{\"protocol\":\"messagepack\",\"version\":1}\u{1e}".into()
+            ))
+        );
+        // The handshake answer and a ping in one binary frame.
+        let mut frame = b"{}\x1e".to_vec();
+        frame.extend(msgpack::encode(&HubMessage::Ping));
+        core.handle_binary(S(0), &frame);
+        assert_eq!(core.poll_event(), Some(Event::Connected));
+        assert_eq!(
+            core.poll_transmit_frame(),
+            Some(Transmit::Binary(vec![0x02, 0x91, 0x06]))
+        );
+        let id = core.invoke(S(1), "Add", vec![json!(40), json!(2)]).unwrap();
+        assert_eq!(core.poll_transmit(), None, "binary frames are not text");
+        assert_eq!(
+            core.poll_transmit_frame().unwrap().into_bytes(),
+            vec![
+                0x0c, 0x95, 0x01, 0x80, 0xa1, 0x30, 0xa3, 0x41, 0x64, 0x64, 0x92, 0x28, 0x02
+            ]
+        );
+        let reply = msgpack::encode(&HubMessage::Completion {
+            invocation_id: id.clone(),
+            outcome: CompletionOutcome::Result(json!(42)),
+        });
+        // Split across two reads.
+        core.handle_binary(S(1), &reply[..3]);
+        assert_eq!(core.poll_event(), None);
+        core.handle_binary(S(1), &reply[3..]);
+        assert_eq!(
+            core.poll_event(),
+            Some(Event::Completion {
+                invocation_id: id,
+                outcome: CompletionOutcome::Result(json!(42))
+            })
+        );
+        // Garbage: reported, connection goes on.
+        core.handle_binary(S(2), &[0x01, 0xc1]);
+        assert!(matches!(core.poll_event(), Some(Event::Malformed(_))));
+        assert!(core.is_connected());
+    }
+
+    fn stateful() -> HubConnectionCore {
+        let options = HubConnectionOptions {
+            stateful_reconnect: true,
+            ..HubConnectionOptions::default()
+        };
+        let mut core = HubConnectionCore::new(options, S(0));
+        assert_eq!(
+            core.poll_transmit().unwrap(),
+            "{\"protocol\":\"json\",\"version\":2}\u{1e}"
+        );
+        core.handle_text(S(0), "{}\u{1e}");
+        assert_eq!(core.poll_event(), Some(Event::Connected));
+        core.poll_transmit();
+        core
+    }
+
+    fn notify(n: u64) -> String {
+        json::encode(&HubMessage::send("N", vec![json!(n)]))
+    }
+
+    #[test]
+    fn stateful_reconnect_acks_replays_and_drops_duplicates() {
+        let mut core = stateful();
+        core.invoke(S(1), "Add", vec![json!(1)]).unwrap();
+        let sent = core.poll_transmit().unwrap();
+        core.handle_text(S(1), &(notify(1) + &notify(2)));
+        assert_eq!(std::iter::from_fn(|| core.poll_event()).count(), 2);
+        // Ack about a second after receiving.
+        assert_eq!(core.poll_timeout(), Some(S(2)));
+        core.handle_timeout(S(2));
+        assert_eq!(
+            core.poll_transmit().unwrap(),
+            "{\"sequenceId\":2,\"type\":8}\u{1e}"
+        );
+        // Socket drops; the logical connection stays.
+        assert!(core.handle_transport_lost(S(3), None));
+        assert!(core.is_resuming());
+        assert_eq!(core.poll_event(), None);
+        core.send(S(3), "Later", vec![]).unwrap(); // buffered, replayed below
+        core.resume(S(4)).unwrap();
+        assert_eq!(
+            core.poll_transmit().unwrap(),
+            "{\"sequenceId\":1,\"type\":9}\u{1e}"
+        );
+        assert_eq!(core.poll_transmit().unwrap(), sent);
+        assert!(core.poll_transmit().unwrap().contains("Later"));
+        // Until the server's Sequence, messages are ignored.
+        core.handle_text(S(4), &notify(9));
+        assert_eq!(core.poll_event(), None);
+        // The server restarts at 2: message 2 is a duplicate, 3 is new.
+        core.handle_text(
+            S(4),
+            &("{\"type\":9,\"sequenceId\":2}\u{1e}".to_owned() + &notify(2) + &notify(3)),
+        );
+        assert_eq!(
+            core.poll_event(),
+            Some(Event::Invocation {
+                target: "N".into(),
+                arguments: vec![json!(3)],
+                invocation_id: None
+            })
+        );
+        assert_eq!(core.poll_event(), None);
+        assert!(core.is_connected());
+        // Server acks our three messages.
+        core.handle_text(S(5), "{\"type\":8,\"sequenceId\":3}\u{1e}");
+        assert_eq!(core.unacked_count(), 0);
+        // A Sequence beyond what was received closes.
+        assert!(core.handle_transport_lost(S(6), None));
+        core.resume(S(6)).unwrap();
+        core.handle_text(S(6), "{\"type\":9,\"sequenceId\":99}\u{1e}");
+        assert!(core.is_closed());
+    }
+
+    #[test]
+    fn without_stateful_reconnect_a_lost_transport_closes() {
+        let mut core = connected();
+        assert!(!core.handle_transport_lost(S(1), None));
+        assert!(matches!(
+            core.poll_event(),
+            Some(Event::Closed {
+                allow_reconnect: true,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn streams_and_cancel() {
+        let mut core = connected();
+        let id = core.stream(S(1), "counter", vec![json!(3)]).unwrap();
+        assert!(core.poll_transmit().unwrap().contains("\"type\":4"));
+        core.handle_text(
+            S(1),
+            &json::encode(&HubMessage::StreamItem {
+                invocation_id: id.clone(),
+                item: json!(0),
+            }),
+        );
+        assert!(matches!(core.poll_event(), Some(Event::StreamItem { .. })));
+        core.cancel_stream(S(2), &id).unwrap();
+        assert!(core.poll_transmit().unwrap().contains("\"type\":5"));
+        core.handle_text(
+            S(2),
+            &json::encode(&HubMessage::Completion {
+                invocation_id: id,
+                outcome: CompletionOutcome::Void,
+            }),
+        );
+        assert_eq!(core.poll_event(), None);
     }
 }

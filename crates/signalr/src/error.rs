@@ -27,6 +27,24 @@ pub enum ProtocolError {
     /// The handshake response reported an error, or was not a handshake response.
     #[error("handshake failed: {0}")]
     Handshake(String),
+    /// A MessagePack body is not one well-formed MessagePack value (`HubProtocol.md`,
+    /// "MessagePack (MsgPack) encoding").
+    #[error("invalid MessagePack in hub message: {0}")]
+    InvalidMessagePack(String),
+    /// A MessagePack message is not an array.
+    #[error("hub message is not a MessagePack array")]
+    NotAnArray,
+    /// A MessagePack frame says it is longer than allowed (2 GB by the spec, or the receiver's
+    /// limit). The stream cannot be re-synchronised after this.
+    #[error("{0}")]
+    TooLarge(String),
+    /// A MessagePack buffer ends inside a frame (`Incomplete message.`).
+    #[error("{0}")]
+    Incomplete(String),
+    /// Stateful reconnect went wrong (`HubProtocol.md`, "Sequence Message"), e.g. a Sequence
+    /// id beyond what was received.
+    #[error("stateful reconnect: {0}")]
+    Sequence(String),
     /// A negotiate response could not be used.
     #[error("negotiate failed: {0}")]
     Negotiate(String),

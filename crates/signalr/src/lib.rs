@@ -1,4 +1,5 @@
-//! Sans-IO SignalR for Switchboard: the hub message model, the JSON hub protocol, the handshake,
+//! Sans-IO SignalR for Switchboard: the hub message model, the JSON and MessagePack hub
+//! protocols, the handshake,
 //! negotiate, the client connection state machine and reconnect policies.
 //!
 //! Nothing here performs I/O or reads a clock: the browser widget and the `switchboard-hub`
@@ -12,7 +13,9 @@ pub mod error;
 pub mod handshake;
 pub mod json;
 pub mod message;
+pub mod msgpack;
 pub mod negotiate;
+pub mod protocol;
 pub mod retry;
 
 pub use client::{
@@ -21,3 +24,4 @@ pub use client::{
 pub use error::ProtocolError;
 pub use message::{CompletionOutcome, HubMessage};
 pub use negotiate::{NegotiateConnection, NegotiateResponse, TransportKind};
+pub use protocol::{HubProtocolKind, Transmit};

@@ -161,8 +161,18 @@ pub fn router(hub: Arc<Hub>) -> Router {
         )
         .route("/api/userclient", post(adaptor::user_client))
         .route("/client/negotiate", post(service::client_negotiate))
-        .route("/client/", get(service::client_connect))
-        .route("/client", get(service::client_connect))
+        .route(
+            "/client/",
+            get(service::client_connect)
+                .post(service::client_send)
+                .delete(service::client_close),
+        )
+        .route(
+            "/client",
+            get(service::client_connect)
+                .post(service::client_send)
+                .delete(service::client_close),
+        )
         .layer(cors);
 
     let server = Router::new()
@@ -179,6 +189,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .merge(browser)
         .merge(server)
         .merge(simulator::routes())
+        .merge(crate::graph::router(&hub.config().graph.base_path))
         .route("/healthz", get(|| async { "ok" }));
 
     app = match &hub.config().static_dir {

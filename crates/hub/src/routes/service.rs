@@ -11,7 +11,7 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{OriginalUri, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{head, post, put};
 use serde::Deserialize;
 use serde_json::Value;
@@ -19,12 +19,9 @@ use switchboard_signalr::negotiate::{AvailableTransport, NegotiateConnection, Ne
 
 use super::{ApiError, bad_request, json_object};
 use crate::auth::{AuthError, bearer_token};
-use crate::connection::{self, MAX_TRANSPORT_MESSAGE_BYTES};
-use crate::hub::{ConnectionInfo, Hub, is_valid_hub_name, random_id};
-
-/// The WebSocket read buffer: tungstenite allocates it up front, so it decides the memory of
-/// an idle connection (~6 KB with 4 KiB, ~134 KB with the 128 KiB default; FIELD-NOTES).
-pub const READ_BUFFER_SIZE: usize = 4096;
+use crate::hub::{Hub, is_valid_hub_name};
+use crate::transport;
+pub use crate::transport::READ_BUFFER_SIZE;
 
 fn client_hub(query: &HashMap<String, String>) -> Result<String, ApiError> {
     let hub = query
@@ -56,7 +53,9 @@ fn client_token<'a>(
 /// (`Authorization: Bearer` or `?access_token=`).
 ///
 /// v1: `{"negotiateVersion":1,"connectionId":"..","connectionToken":"..",
-/// "availableTransports":[{"transport":"WebSockets","transferFormats":["Text","Binary"]}]}`;
+/// "availableTransports":[WebSockets Text+Binary, ServerSentEvents Text, LongPolling
+/// Text+Binary]}` (+ `"useStatefulReconnect":true` when asked with `useStatefulReconnect=true`
+/// and allowed by `HubConfig::allow_stateful_reconnect`);
 /// without `negotiateVersion`, v0 (no `connectionToken`; the transport connects with the
 /// connection id). The connect id is single-use and expires after 15 s unused.
 /// 401 `{"error"}` for a missing/invalid/expired token or one for another hub.
@@ -73,33 +72,47 @@ pub async fn client_negotiate(
         .and_then(|v| v.parse::<u32>().ok())
         .unwrap_or(0)
         .min(1);
-    let (connection_id, connect_id) =
-        hub.start_negotiation(&hub_name, user, version)
-            .ok_or_else(|| {
-                ApiError::Json(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Too many pending connections".into(),
-                )
-            })?;
+    let stateful = hub.config().allow_stateful_reconnect
+        && query
+            .get("useStatefulReconnect")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let (connection_id, connect_id) = hub
+        .start_negotiation(&hub_name, user, version, stateful)
+        .ok_or_else(|| {
+            ApiError::Json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Too many pending connections".into(),
+            )
+        })?;
     let answer = NegotiateResponse::Connection(NegotiateConnection {
         connection_id,
         connection_token: (version >= 1).then_some(connect_id),
         negotiate_version: version,
-        available_transports: vec![AvailableTransport {
-            transport: "WebSockets".into(),
-            transfer_formats: vec!["Text".into(), "Binary".into()],
-        }],
-        use_stateful_reconnect: false,
+        available_transports: vec![
+            AvailableTransport {
+                transport: "WebSockets".into(),
+                transfer_formats: vec!["Text".into(), "Binary".into()],
+            },
+            AvailableTransport {
+                transport: "ServerSentEvents".into(),
+                transfer_formats: vec!["Text".into()],
+            },
+            AvailableTransport {
+                transport: "LongPolling".into(),
+                transfer_formats: vec!["Text".into(), "Binary".into()],
+            },
+        ],
+        use_stateful_reconnect: stateful,
     });
     Ok(Json(answer.to_json()))
 }
 
-/// `GET /client/?hub=H&id=CONNECT_ID&access_token=TOKEN` (WebSocket upgrade; `/client` works
-/// too, and the token may come as `Authorization: Bearer`).
+/// `GET /client/?hub=H&id=CONNECT_ID&access_token=TOKEN` (`/client` works too; the token may
+/// come as `Authorization: Bearer`): a WebSocket upgrade, a Server-Sent Events stream
+/// (`Accept: text/event-stream`) or a long poll (anything else). See [`crate::transport`].
 ///
 /// 401 for a bad token, 404 `{"error": "No Connection with that ID"}` for an unknown, used or
-/// expired id (or one negotiated for another hub or user), 400 for a request that is not a
-/// WebSocket upgrade (only the WebSockets transport is offered). Without `id` the connection
+/// expired id (or one negotiated for another hub or user). Without `id` a WebSocket connection
 /// is made directly (`skipNegotiation` clients).
 pub async fn client_connect(
     State(hub): State<Arc<Hub>>,
@@ -110,34 +123,59 @@ pub async fn client_connect(
     let hub_name = client_hub(&query)?;
     let token = client_token(&headers, &query)?;
     let user = hub.access_key.validate_client_token(token, &hub_name)?;
-    let upgrade = upgrade.map_err(|_| {
-        bad_request("This endpoint takes WebSocket connections only (the hub offers the WebSockets transport)")
-    })?;
-    let info = match query.get("id") {
-        Some(id) => {
-            let info = hub.take_pending(id, &hub_name).ok_or_else(|| {
-                ApiError::Json(StatusCode::NOT_FOUND, "No Connection with that ID".into())
-            })?;
-            if info.user != user {
-                return Err(ApiError::Json(
-                    StatusCode::NOT_FOUND,
-                    "No Connection with that ID".into(),
-                ));
-            }
-            info
-        }
-        None => ConnectionInfo {
-            connection_id: random_id(16),
-            hub: hub_name.to_ascii_lowercase(),
-            user,
-        },
-    };
-    Ok(upgrade
-        .read_buffer_size(READ_BUFFER_SIZE)
-        .max_message_size(MAX_TRANSPORT_MESSAGE_BYTES)
-        .max_frame_size(MAX_TRANSPORT_MESSAGE_BYTES)
-        .on_upgrade(move |socket| connection::run(socket, hub, info))
-        .into_response())
+    transport::connect(hub.clone(), hub_name, user, &query, &headers, upgrade.ok()).await
+}
+
+/// `POST /client/?hub=H&id=CONNECT_ID`: data from a Server-Sent Events or long-polling client
+/// (200); 404 for an unknown id, 400 for a WebSocket connection.
+pub async fn client_send(
+    State(hub): State<Arc<Hub>>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let hub_name = client_hub(&query)?;
+    let token = client_token(&headers, &query)?;
+    let user = hub.access_key.validate_client_token(token, &hub_name)?;
+    transport::post(&hub, &hub_name, user, query.get("id"), body).await
+}
+
+/// `DELETE /client/?hub=H&id=CONNECT_ID`: ends the connection (202); 404 for an unknown id.
+pub async fn client_close(
+    State(hub): State<Arc<Hub>>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let hub_name = client_hub(&query)?;
+    let token = client_token(&headers, &query)?;
+    let user = hub.access_key.validate_client_token(token, &hub_name)?;
+    transport::delete(&hub, &hub_name, user, query.get("id")).await
+}
+
+/// Dev mode only: `POST /dev/connections/{connectionId}/drop` drops the connection's transport
+/// without closing the logical connection (a stateful-reconnect client resumes it; others see
+/// the socket close and reconnect per policy). `{"dropped": N}`; 404 outside dev mode.
+pub async fn dev_drop_connection(
+    State(hub): State<Arc<Hub>>,
+    Path(connection_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    if !hub.dev_mode() {
+        return Err(ApiError::Json(StatusCode::NOT_FOUND, "Not found".into()));
+    }
+    let dropped = hub.drop_transports(Some(&connection_id), None);
+    Ok(Json(serde_json::json!({ "dropped": dropped })))
+}
+
+/// Dev mode only: `POST /dev/users/{userId}/drop`, the same for every connection of a user.
+pub async fn dev_drop_user(
+    State(hub): State<Arc<Hub>>,
+    Path(user): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    if !hub.dev_mode() {
+        return Err(ApiError::Json(StatusCode::NOT_FOUND, "Not found".into()));
+    }
+    let dropped = hub.drop_transports(None, Some(&user));
+    Ok(Json(serde_json::json!({ "dropped": dropped })))
 }
 
 // ----- REST -------------------------------------------------------------------------------------
@@ -147,6 +185,11 @@ pub async fn client_connect(
 /// checks answer `HEAD` (and `GET`, as the v1 reference lists them).
 pub fn rest_routes() -> Router<Arc<Hub>> {
     Router::new()
+        .route(
+            "/dev/connections/{connection}/drop",
+            post(dev_drop_connection),
+        )
+        .route("/dev/users/{user}/drop", post(dev_drop_user))
         // `:send` is a literal segment (2022-06-01 paths), not an axum 0.7 capture.
         .without_v07_checks()
         // v1

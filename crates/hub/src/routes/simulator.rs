@@ -8,6 +8,9 @@
 //! - `POST /simulator/calls/{callId}/abandon` → 200 the call (ended, `CallEnded(callId,
 //!   "abandoned")` sent to the agent), 404 unknown, 409 already over.
 //!
+//! - `POST /simulator/presence` `{"user","availability","activity","preferred"?}` → 200 the
+//!   user's new Teams presence; subscribers get `PresenceChanged` ([`crate::graph`]).
+//!
 //! No key is needed: these routes exist only in dev mode (404 otherwise).
 
 use std::sync::Arc;
@@ -39,6 +42,33 @@ pub fn routes() -> Router<Arc<Hub>> {
         .route("/simulator/ring", post(ring))
         .route("/simulator/calls", get(calls))
         .route("/simulator/calls/{call_id}/abandon", post(abandon))
+        .route("/simulator/presence", post(presence))
+}
+
+/// `POST /simulator/presence` `{"user","availability","activity","preferred"?: bool}`: changes
+/// the user's Teams presence as if from Teams ([`crate::graph::simulate`]) → 200 the new
+/// presence `{"id","availability","activity"}`; `PresenceChanged` goes to subscribers.
+/// 400 `{"error"}` for an invalid user or value.
+pub async fn presence(State(hub): State<Arc<Hub>>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    dev_only(&hub)?;
+    let object = json_object(&body).map_err(bad_request)?;
+    let user = string_field(&object, "user")
+        .map(|u| u.trim().to_owned())
+        .filter(|u| crate::auth::is_valid_user_name(u))
+        .ok_or_else(|| bad_request("user is required (a user id such as alice)"))?;
+    let value = |k: &str| string_field(&object, k).unwrap_or_default();
+    let availability = switchboard_core::Availability::from_wire(&value("availability"));
+    let activity = switchboard_core::Activity::from_wire(&value("activity"));
+    let (Some(availability), Some(activity)) = (availability, activity) else {
+        return Err(bad_request(
+            "availability and activity must be Graph presence values (Busy, InACall, ...)",
+        ));
+    };
+    let presence = switchboard_core::Presence::new(availability, activity);
+    let preferred = matches!(super::field(&object, "preferred"), Some(Value::Bool(true)));
+    Ok(Json(crate::graph::simulate(
+        &hub, &user, presence, preferred,
+    )))
 }
 
 fn dev_only(hub: &Hub) -> Result<(), ApiError> {

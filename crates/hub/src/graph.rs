@@ -1,0 +1,863 @@
+//! A local stand-in for Microsoft Graph presence (dev mode), so the widget's presence code runs
+//! against the hub exactly as against `https://graph.microsoft.com/v1.0` (competitors.md §6.1;
+//! Graph `resources/presence.md`, `presence-get`, `presence-setpresence`,
+//! `presence-clearpresence`, `presence-setuserpreferredpresence`,
+//! `presence-clearuserpreferredpresence`, `cloudcommunications-getpresencesbyuserid`).
+//!
+//! Routes under [`GraphConfig::base_path`] (default `/graph/v1.0`), each with
+//! `Authorization: Bearer <dev user token>`:
+//!
+//! | route | body | answer |
+//! |---|---|---|
+//! | `GET /me/presence` | — | `{"id","availability","activity"}` |
+//! | `GET /users/{id}/presence` | — | the same; 404 unknown user |
+//! | `POST /communications/getPresencesByUserId` | `{"ids": [...]}` (≤ 650) | `{"value": [presence...]}` (unknown ids left out) |
+//! | `POST /users/{id}/presence/setPresence` | `{"sessionId","availability","activity","expirationDuration"?}` | 200 |
+//! | `POST /users/{id}/presence/clearPresence` | `{"sessionId"}` | 200; 404 no such session |
+//! | `POST /users/{id}/presence/setUserPreferredPresence` | `{"availability","activity","expirationDuration"?}` | 200 |
+//! | `POST /users/{id}/presence/clearUserPreferredPresence` | `{}` | 200 |
+//! | `GET /users?$top=N&$skiptoken=K` | — | the demo directory `{"value": [{"id","displayName","userPrincipalName"}], "@odata.nextLink"?}` |
+//!
+//! Errors have Graph's shape `{"error": {"code", "message"}}`: 400 `BadRequest`, 401
+//! `InvalidAuthenticationToken`, 403 `Forbidden` (writing another user's presence: delegated
+//! `Presence.ReadWrite` covers only the caller), 404 `ItemNotFound`, 429 `TooManyRequests` with
+//! `Retry-After: <seconds>` beyond [`GraphConfig::rate_limit`] requests per
+//! [`GraphConfig::rate_window`] per user.
+//!
+//! **Aggregation** (Graph "manage presence state" rules, simplified): expired sessions and an
+//! expired preferred presence are dropped; no session left → `Offline`/`Offline`; otherwise a
+//! preferred presence wins; otherwise the "busiest" session wins, DoNotDisturb > Busy >
+//! Available > Away/BeRightBack > Offline/PresenceUnknown (idle variants rank as their base),
+//! the newest on a tie. Not modelled: an `Available` app session decaying to Away after 5 min.
+//! The Teams client itself is the session `teams-client` (set by the simulator).
+//!
+//! **Pushes**: a connection's user subscribes with the hub method `subscribePresence(ids)`;
+//! whenever the aggregated presence of a watched user changes (a write, the simulator, or an
+//! expiry), the hub sends `PresenceChanged({"id","availability","activity"})` to every live
+//! connection of every subscribed user.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Map, Value, json};
+use switchboard_core::presence::mapping::{is_preferred_combination, is_session_combination};
+use switchboard_core::presence::{
+    Activity, Availability, MAX_IDS_PER_REQUEST, Presence, parse_iso_duration,
+};
+
+use crate::auth::{bearer_token, is_valid_user_name, unix_now_ms};
+use crate::hub::{ConnectionInfo, Hub};
+
+/// The Teams client's own session in the stand-in (what the simulator sets).
+pub const TEAMS_CLIENT_SESSION: &str = "teams-client";
+/// Ids one user may watch through `subscribePresence`, in total.
+pub const MAX_WATCHED_PER_USER: usize = 10_000;
+/// Subscribing users kept at most.
+pub const MAX_SUBSCRIBERS: usize = 10_000;
+/// Users with presence state kept at most (directory included).
+pub const MAX_USERS: usize = 100_000;
+/// Sessions per user at most.
+pub const MAX_SESSIONS: usize = 16;
+/// `setPresence`'s longest `expirationDuration` (PT4H).
+pub const MAX_SESSION_EXPIRATION_MS: u64 = 4 * 3_600_000;
+
+/// Stand-in settings (part of [`crate::HubConfig`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraphConfig {
+    /// Where the routes live (`/graph/v1.0`; no trailing slash).
+    pub base_path: String,
+    /// Requests per user per window before 429 (default 300 per 30 s; Graph's own limit is
+    /// 1,500 requests per 30 s per app per tenant).
+    pub rate_limit: u32,
+    /// The rate window (30 s).
+    pub rate_window: Duration,
+    /// Shortest `setPresence` `expirationDuration` accepted (Graph: PT5M; tests lower it).
+    pub min_session_expiration: Duration,
+    /// Generated colleagues in the demo directory besides alice and bob (700: two
+    /// `getPresencesByUserId` batches).
+    pub colleagues: usize,
+}
+
+impl Default for GraphConfig {
+    fn default() -> Self {
+        Self {
+            base_path: "/graph/v1.0".into(),
+            rate_limit: 300,
+            rate_window: Duration::from_secs(30),
+            min_session_expiration: Duration::from_secs(300),
+            colleagues: 700,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Session {
+    id: String,
+    presence: Presence,
+    expires: Option<u64>,
+    set_at: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+struct UserPresence {
+    sessions: Vec<Session>,
+    preferred: Option<(Presence, u64)>,
+    last: Option<Presence>,
+}
+
+const OFFLINE: Presence = Presence::new(Availability::Offline, Activity::Offline);
+
+fn rank(a: Availability) -> u8 {
+    match a.base() {
+        Availability::DoNotDisturb => 5,
+        Availability::Busy => 4,
+        Availability::Available => 3,
+        Availability::Away | Availability::BeRightBack => 2,
+        _ => 0,
+    }
+}
+
+impl UserPresence {
+    /// Graph's aggregation at `now` (see the module docs); drops what has expired.
+    fn aggregate(&mut self, now: u64) -> Presence {
+        self.sessions.retain(|s| s.expires.is_none_or(|e| e > now));
+        if self.preferred.is_some_and(|(_, e)| e <= now) {
+            self.preferred = None;
+        }
+        if self.sessions.is_empty() {
+            return OFFLINE;
+        }
+        if let Some((p, _)) = self.preferred {
+            return p;
+        }
+        self.sessions
+            .iter()
+            .max_by_key(|s| (rank(s.presence.availability), s.set_at))
+            .map(|s| s.presence)
+            .unwrap_or(OFFLINE)
+    }
+
+    fn next_expiry(&self) -> Option<u64> {
+        let sessions = self.sessions.iter().filter_map(|s| s.expires);
+        sessions.chain(self.preferred.map(|(_, e)| e)).min()
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    directory: Vec<(String, String)>,
+    users: HashMap<String, UserPresence>,
+    watchers: HashMap<String, HashSet<(String, String)>>,
+    watching: HashMap<(String, String), HashSet<String>>,
+    rate: HashMap<String, (u64, u32)>,
+}
+
+/// The stand-in's state: the directory, every user's sessions and preferred presence, and the
+/// `subscribePresence` subscriptions. Its lock is never held while sending to connections.
+pub struct GraphState {
+    config: GraphConfig,
+    inner: Mutex<Inner>,
+}
+
+impl std::fmt::Debug for GraphState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GraphState").finish_non_exhaustive()
+    }
+}
+
+const FIRST: [&str; 20] = [
+    "Ada", "Ben", "Chloe", "Dev", "Elif", "Farah", "Goran", "Hana", "Ivan", "Jia", "Kofi", "Lena",
+    "Mateo", "Nia", "Omar", "Priya", "Quinn", "Rosa", "Sven", "Tariq",
+];
+const LAST: [&str; 36] = [
+    "Abbott",
+    "Bauer",
+    "Costa",
+    "Diaz",
+    "Eriksen",
+    "Fischer",
+    "Garcia",
+    "Hughes",
+    "Ito",
+    "Jensen",
+    "Kowalski",
+    "Larsen",
+    "Meyer",
+    "Novak",
+    "Okafor",
+    "Petrov",
+    "Quispe",
+    "Rossi",
+    "Sato",
+    "Tanaka",
+    "Uddin",
+    "Vargas",
+    "Weber",
+    "Xu",
+    "Yilmaz",
+    "Zhang",
+    "Moreau",
+    "Lindqvist",
+    "Haddad",
+    "Brennan",
+    "Achebe",
+    "Kim",
+    "Silva",
+    "Horvat",
+    "Nakamura",
+    "Olsen",
+];
+
+/// The generated colleagues' presences, by index modulo 6 (`None`: no session, Offline).
+fn seeded_presence(i: usize) -> Option<Presence> {
+    use Activity as Ac;
+    use Availability as Av;
+    [
+        Some(Presence::new(Av::Available, Ac::Available)),
+        Some(Presence::IN_A_CALL),
+        Some(Presence::new(Av::Away, Ac::Away)),
+        Some(Presence::new(Av::DoNotDisturb, Ac::DoNotDisturb)),
+        Some(Presence::new(Av::Busy, Ac::InAMeeting)),
+        None,
+    ][i % 6]
+}
+
+/// The id of generated colleague `i` (1-based): `colleague-001` … `colleague-700`.
+pub fn colleague_id(i: usize) -> String {
+    format!("colleague-{i:03}")
+}
+
+impl GraphState {
+    /// The directory (alice, bob, `config.colleagues` generated colleagues), alice and bob
+    /// Available in Teams, the colleagues in a fixed mix of states.
+    pub fn new(config: &GraphConfig) -> Self {
+        let mut inner = Inner::default();
+        let teams = |p: Presence| UserPresence {
+            sessions: vec![Session {
+                id: TEAMS_CLIENT_SESSION.into(),
+                presence: p,
+                expires: None,
+                set_at: 0,
+            }],
+            ..UserPresence::default()
+        };
+        let available = Presence::new(Availability::Available, Activity::Available);
+        for (id, name) in [("alice", "Alice Adams"), ("bob", "Bob Brown")] {
+            inner.directory.push((id.into(), name.into()));
+            inner.users.insert(id.into(), teams(available));
+        }
+        for i in 1..=config.colleagues.min(MAX_USERS / 2) {
+            let id = colleague_id(i);
+            let name = format!(
+                "{} {}",
+                FIRST[i % FIRST.len()],
+                LAST[(i / FIRST.len()) % LAST.len()]
+            );
+            inner.directory.push((id.clone(), name));
+            let state = seeded_presence(i).map(teams).unwrap_or_default();
+            inner.users.insert(id, state);
+        }
+        Self {
+            config: config.clone(),
+            inner: Mutex::new(inner),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The aggregated presence of a known user, as Graph answers it
+    /// (`{"id","availability","activity"}`); `None` for an unknown one.
+    pub fn presence_json(&self, id: &str) -> Option<Value> {
+        let now = unix_now_ms();
+        let mut inner = self.lock();
+        let p = inner.users.get_mut(id)?.aggregate(now);
+        Some(wire(id, p))
+    }
+
+    /// How many users watch `id` through `subscribePresence`.
+    pub fn watcher_count(&self, id: &str) -> usize {
+        self.lock().watchers.get(id).map_or(0, HashSet::len)
+    }
+}
+
+fn wire(id: &str, p: Presence) -> Value {
+    json!({ "id": id, "availability": p.availability.as_str(), "activity": p.activity.as_str() })
+}
+
+/// What changed a user's presence.
+enum Change {
+    Session(Session),
+    ClearSession(String),
+    Preferred(Presence, u64),
+    ClearPreferred,
+}
+
+/// Applies a change, then pushes `PresenceChanged` if the aggregate moved and arms a timer for
+/// the next expiry. `Err(())` for `ClearSession` of an unknown session.
+fn apply(hub: &Arc<Hub>, id: &str, change: Change) -> Result<(), ()> {
+    let now = unix_now_ms();
+    let graph = &hub.graph;
+    let (pushed, expiry) = {
+        let mut inner = graph.lock();
+        if !inner.users.contains_key(id) && inner.users.len() >= MAX_USERS {
+            return Ok(());
+        }
+        let user = inner.users.entry(id.to_owned()).or_default();
+        user.aggregate(now);
+        match change {
+            Change::Session(s) => {
+                user.sessions.retain(|x| x.id != s.id);
+                if user.sessions.len() >= MAX_SESSIONS {
+                    user.sessions.remove(0);
+                }
+                user.sessions.push(s);
+            }
+            Change::ClearSession(sid) => {
+                let before = user.sessions.len();
+                user.sessions.retain(|x| x.id != sid);
+                if user.sessions.len() == before {
+                    return Err(());
+                }
+            }
+            Change::Preferred(p, expires) => user.preferred = Some((p, expires)),
+            Change::ClearPreferred => user.preferred = None,
+        }
+        let expiry = user.next_expiry();
+        (changed(&mut inner, id, now), expiry)
+    };
+    if let Some((message, to)) = pushed {
+        push(hub, message, to);
+    }
+    if let Some(at) = expiry {
+        schedule_refresh(Arc::downgrade(hub), id.to_owned(), at);
+    }
+    Ok(())
+}
+
+/// When the aggregate differs from the last one pushed: the `PresenceChanged` argument and the
+/// `(hub, user)` subscribers to send it to.
+fn changed(inner: &mut Inner, id: &str, now: u64) -> Option<(Value, Vec<(String, String)>)> {
+    let user = inner.users.get_mut(id)?;
+    let p = user.aggregate(now);
+    if user.last == Some(p) {
+        return None;
+    }
+    user.last = Some(p);
+    let to: Vec<_> = inner
+        .watchers
+        .get(id)
+        .map(|w| w.iter().cloned().collect())
+        .unwrap_or_default();
+    (!to.is_empty()).then(|| (wire(id, p), to))
+}
+
+fn push(hub: &Hub, presence: Value, to: Vec<(String, String)>) {
+    for (hub_name, user) in to {
+        hub.send_to_user(&hub_name, &user, "PresenceChanged", vec![presence.clone()]);
+    }
+}
+
+/// Expiries further away than this are not timed (they are still applied on every read).
+const MAX_TIMED_EXPIRY_MS: u64 = 31 * 86_400_000;
+
+fn schedule_refresh(hub: Weak<Hub>, id: String, at: u64) {
+    let delay = at.saturating_sub(unix_now_ms());
+    if delay > MAX_TIMED_EXPIRY_MS {
+        return;
+    }
+    let delay = delay + 5;
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        let Some(hub) = hub.upgrade() else { return };
+        let now = unix_now_ms();
+        let (pushed, next) = {
+            let mut inner = hub.graph.lock();
+            let pushed = changed(&mut inner, &id, now);
+            let next = inner.users.get(&id).and_then(UserPresence::next_expiry);
+            (pushed, next)
+        };
+        if let Some((message, to)) = pushed {
+            push(&hub, message, to);
+        }
+        // A later expiry (another session) arms its own timer; bounded by the writes.
+        if let Some(next) = next.filter(|n| *n > at) {
+            schedule_refresh(Arc::downgrade(&hub), id, next);
+        }
+    });
+}
+
+/// The simulator's "Teams presence" control: sets the user's Teams client session (or, with
+/// `preferred`, the status the user picked in Teams; no Graph combination rules apply) as if
+/// it came from Teams. `Offline` as a session removes the Teams client session. Pushes
+/// `PresenceChanged` when the aggregate moves; answers the new aggregate.
+pub fn simulate(hub: &Arc<Hub>, id: &str, presence: Presence, preferred: bool) -> Value {
+    let change = match (preferred, presence.availability) {
+        (true, _) => Change::Preferred(presence, u64::MAX),
+        (false, Availability::Offline) => Change::ClearSession(TEAMS_CLIENT_SESSION.into()),
+        (false, _) => Change::Session(Session {
+            id: TEAMS_CLIENT_SESSION.into(),
+            presence,
+            expires: None,
+            set_at: unix_now_ms(),
+        }),
+    };
+    let _ = apply(hub, id, change);
+    hub.graph
+        .presence_json(id)
+        .unwrap_or_else(|| wire(id, OFFLINE))
+}
+
+// ----- hub methods ---------------------------------------------------------------------------
+
+/// The presence hub methods (dispatched from [`Hub::invoke`]):
+///
+/// | method | arguments | result |
+/// |---|---|---|
+/// | `subscribePresence` | `ids: string[]` (≤ 650 per call; ≤ 10,000 per user in all) | `{"value": [presence...]}` for the known ids |
+/// | `unsubscribePresence` | `ids?: string[]` (none: all) | void |
+pub(crate) fn invoke(
+    hub: &Hub,
+    conn: &ConnectionInfo,
+    target: &str,
+    arguments: &[Value],
+) -> Result<Option<Value>, String> {
+    let user = conn
+        .user
+        .as_deref()
+        .ok_or_else(|| format!("{target}: this connection has no user; sign in first"))?;
+    let key = (conn.hub.clone(), user.to_owned());
+    let ids: Option<Vec<String>> = match arguments {
+        [] | [Value::Null] => None,
+        [Value::Array(items)] => Some(
+            items
+                .iter()
+                .map(|v| v.as_str().map(str::to_owned))
+                .collect::<Option<_>>()
+                .ok_or_else(|| format!("{target}: ids must be an array of strings"))?,
+        ),
+        _ => return Err(format!("{target} expects (ids: string[])")),
+    };
+    let mut inner = hub.graph.lock();
+    if target.eq_ignore_ascii_case("unsubscribePresence") {
+        let ids: Vec<String> = match ids {
+            Some(ids) => ids,
+            None => inner
+                .watching
+                .get(&key)
+                .map(|s| s.iter().cloned().collect())
+                .unwrap_or_default(),
+        };
+        for id in ids {
+            if let Some(w) = inner.watchers.get_mut(&id) {
+                w.remove(&key);
+                if w.is_empty() {
+                    inner.watchers.remove(&id);
+                }
+            }
+            if let Some(s) = inner.watching.get_mut(&key) {
+                s.remove(&id);
+            }
+        }
+        if inner.watching.get(&key).is_some_and(HashSet::is_empty) {
+            inner.watching.remove(&key);
+        }
+        return Ok(None);
+    }
+    let ids = ids.ok_or_else(|| format!("{target} expects (ids: string[])"))?;
+    if ids.len() > MAX_IDS_PER_REQUEST {
+        return Err(format!(
+            "{target} accepts at most {MAX_IDS_PER_REQUEST} ids per call (got {}); send them in batches",
+            ids.len()
+        ));
+    }
+    if !inner.watching.contains_key(&key) && inner.watching.len() >= MAX_SUBSCRIBERS {
+        return Err(format!("{target}: too many subscribers"));
+    }
+    let watching = inner.watching.entry(key.clone()).or_default();
+    let added = ids.iter().filter(|id| !watching.contains(*id)).count();
+    if watching.len() + added > MAX_WATCHED_PER_USER {
+        return Err(format!(
+            "{target}: a user may watch at most {MAX_WATCHED_PER_USER} ids"
+        ));
+    }
+    watching.extend(ids.iter().cloned());
+    let now = unix_now_ms();
+    let mut value = Vec::new();
+    for id in &ids {
+        inner
+            .watchers
+            .entry(id.clone())
+            .or_default()
+            .insert(key.clone());
+        if let Some(u) = inner.users.get_mut(id) {
+            let p = u.aggregate(now);
+            u.last.get_or_insert(p);
+            value.push(wire(id, p));
+        }
+    }
+    Ok(Some(json!({ "value": value })))
+}
+
+// ----- routes --------------------------------------------------------------------------------
+
+/// A Graph-shaped error: `{"error": {"code", "message"}}`.
+#[derive(Debug)]
+pub struct GraphError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    retry_after: Option<u64>,
+}
+
+fn error(status: StatusCode, code: &'static str, message: impl Into<String>) -> GraphError {
+    GraphError {
+        status,
+        code,
+        message: message.into(),
+        retry_after: None,
+    }
+}
+
+fn bad(message: impl Into<String>) -> GraphError {
+    error(StatusCode::BAD_REQUEST, "BadRequest", message)
+}
+
+impl IntoResponse for GraphError {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": { "code": self.code, "message": self.message } });
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer error=\"invalid_token\""),
+            );
+        }
+        response
+    }
+}
+
+/// The stand-in's routes nested under `base_path` (e.g. `/graph/v1.0`), with the same CORS
+/// policy as the hub's other browser-facing routes (the widget calls them from a CRM page).
+pub fn router(base_path: &str) -> Router<Arc<Hub>> {
+    use tower_http::cors::{AllowHeaders, AllowMethods, AllowOrigin, CorsLayer};
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::mirror_request())
+        .allow_methods(AllowMethods::mirror_request())
+        .allow_headers(AllowHeaders::mirror_request())
+        .allow_credentials(true)
+        .expose_headers([header::RETRY_AFTER])
+        .max_age(Duration::from_secs(600));
+    Router::new()
+        .without_v07_checks()
+        .nest(base_path, routes())
+        .layer(cors)
+}
+
+fn routes() -> Router<Arc<Hub>> {
+    Router::new()
+        .without_v07_checks()
+        .route("/me/presence", get(me_presence))
+        .route("/users", get(directory))
+        .route("/users/{id}/presence", get(user_presence))
+        .route(
+            "/communications/getPresencesByUserId",
+            post(presences_by_user_id),
+        )
+        .route("/users/{id}/presence/{action}", post(presence_action))
+}
+
+/// Dev mode, a valid bearer token, and the caller within the rate limit: the caller's id.
+async fn caller(hub: &Hub, headers: &HeaderMap) -> Result<String, GraphError> {
+    if !hub.dev_mode() {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            "ItemNotFound",
+            "The Graph presence stand-in runs in dev mode only",
+        ));
+    }
+    let token = bearer_token(headers).ok_or_else(|| {
+        error(
+            StatusCode::UNAUTHORIZED,
+            "InvalidAuthenticationToken",
+            "Access token is empty.",
+        )
+    })?;
+    let user = hub.users.authenticate(token).await.map_err(|e| {
+        error(
+            StatusCode::UNAUTHORIZED,
+            "InvalidAuthenticationToken",
+            e.to_string(),
+        )
+    })?;
+    let config = &hub.graph.config;
+    let now = unix_now_ms();
+    let window = config.rate_window.as_millis() as u64;
+    let mut inner = hub.graph.lock();
+    if inner.rate.len() >= MAX_USERS {
+        inner.rate.retain(|_, (start, _)| *start + window > now);
+    }
+    let (start, count) = inner.rate.entry(user.user_id.clone()).or_insert((now, 0));
+    if now >= *start + window {
+        (*start, *count) = (now, 0);
+    }
+    *count += 1;
+    if *count > config.rate_limit {
+        let wait = (*start + window - now).div_ceil(1000).max(1);
+        return Err(GraphError {
+            retry_after: Some(wait),
+            ..error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequests",
+                format!(
+                    "More than {} requests in {} s; retry after {wait} s",
+                    config.rate_limit,
+                    config.rate_window.as_secs()
+                ),
+            )
+        });
+    }
+    // The caller is a known user from now on (dev users come and go).
+    if !inner.users.contains_key(&user.user_id) && inner.users.len() < MAX_USERS {
+        inner
+            .users
+            .insert(user.user_id.clone(), UserPresence::default());
+    }
+    Ok(user.user_id)
+}
+
+fn not_found(id: &str) -> GraphError {
+    error(
+        StatusCode::NOT_FOUND,
+        "ItemNotFound",
+        format!("User '{id}' was not found"),
+    )
+}
+
+async fn me_presence(
+    State(hub): State<Arc<Hub>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, GraphError> {
+    let me = caller(&hub, &headers).await?;
+    hub.graph
+        .presence_json(&me)
+        .map(Json)
+        .ok_or_else(|| not_found(&me))
+}
+
+async fn user_presence(
+    State(hub): State<Arc<Hub>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, GraphError> {
+    caller(&hub, &headers).await?;
+    hub.graph
+        .presence_json(&id)
+        .map(Json)
+        .ok_or_else(|| not_found(&id))
+}
+
+fn body_object(body: &[u8]) -> Result<Map<String, Value>, GraphError> {
+    crate::routes::json_object(body).map_err(bad)
+}
+
+async fn presences_by_user_id(
+    State(hub): State<Arc<Hub>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, GraphError> {
+    caller(&hub, &headers).await?;
+    let object = body_object(&body)?;
+    let ids = object
+        .get("ids")
+        .and_then(Value::as_array)
+        .ok_or_else(|| bad("ids is required: {\"ids\": [\"<user id>\", ...]}"))?;
+    if ids.len() > MAX_IDS_PER_REQUEST {
+        return Err(bad(format!(
+            "The number of ids ({}) exceeds the limit of {MAX_IDS_PER_REQUEST}",
+            ids.len()
+        )));
+    }
+    let mut seen = HashSet::new();
+    let mut value = Vec::new();
+    for id in ids {
+        let id = id.as_str().ok_or_else(|| bad("ids must be strings"))?;
+        if seen.insert(id)
+            && let Some(p) = hub.graph.presence_json(id)
+        {
+            value.push(p);
+        }
+    }
+    Ok(Json(json!({ "value": value })))
+}
+
+fn pair(object: &Map<String, Value>) -> Result<Presence, GraphError> {
+    let get = |k: &str| {
+        object
+            .get(k)
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad(format!("{k} is required")))
+    };
+    let availability = get("availability")?;
+    let activity = get("activity")?;
+    Ok(Presence::new(
+        Availability::from_wire(availability)
+            .ok_or_else(|| bad(format!("'{availability}' is not a valid availability")))?,
+        Activity::from_wire(activity)
+            .ok_or_else(|| bad(format!("'{activity}' is not a valid activity")))?,
+    ))
+}
+
+fn duration(object: &Map<String, Value>) -> Result<Option<u64>, GraphError> {
+    match object.get("expirationDuration") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => parse_iso_duration(s)
+            .filter(|ms| *ms > 0)
+            .map(Some)
+            .ok_or_else(|| {
+                bad(format!(
+                    "expirationDuration '{s}' is not an ISO-8601 duration such as PT5M"
+                ))
+            }),
+        Some(_) => Err(bad("expirationDuration must be a string such as PT5M")),
+    }
+}
+
+async fn presence_action(
+    State(hub): State<Arc<Hub>>,
+    Path((id, action)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, GraphError> {
+    let me = caller(&hub, &headers).await?;
+    if !is_valid_user_name(&id) {
+        return Err(not_found(&id));
+    }
+    if id != me {
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            "Delegated Presence.ReadWrite lets a user change only their own presence",
+        ));
+    }
+    let object = if action.eq_ignore_ascii_case("clearUserPreferredPresence")
+        && body.iter().all(u8::is_ascii_whitespace)
+    {
+        Map::new()
+    } else {
+        body_object(&body)?
+    };
+    let now = unix_now_ms();
+    let session_id = || match object.get("sessionId") {
+        Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.clone()),
+        _ => Err(bad("sessionId is required (the application's client id)")),
+    };
+    let change = match action.to_ascii_lowercase().as_str() {
+        "setpresence" => {
+            let id = session_id()?;
+            let p = pair(&object)?;
+            if !is_session_combination(p) {
+                return Err(bad(format!(
+                    "{}/{} is not a supported combination for setPresence",
+                    p.availability, p.activity
+                )));
+            }
+            let ms = duration(&object)?.unwrap_or(300_000);
+            let min = hub.graph.config.min_session_expiration.as_millis() as u64;
+            if ms < min || ms > MAX_SESSION_EXPIRATION_MS {
+                return Err(bad("expirationDuration must be between PT5M and PT4H"));
+            }
+            Change::Session(Session {
+                id,
+                presence: p,
+                expires: Some(now + ms),
+                set_at: now,
+            })
+        }
+        "clearpresence" => Change::ClearSession(session_id()?),
+        "setuserpreferredpresence" => {
+            let p = pair(&object)?;
+            if !is_preferred_combination(p) {
+                return Err(bad(format!(
+                    "{}/{} is not a supported combination for setUserPreferredPresence",
+                    p.availability, p.activity
+                )));
+            }
+            let default = match p.availability {
+                Availability::Busy | Availability::DoNotDisturb => 86_400_000,
+                _ => 7 * 86_400_000,
+            };
+            Change::Preferred(p, now + duration(&object)?.unwrap_or(default))
+        }
+        "clearuserpreferredpresence" => Change::ClearPreferred,
+        _ => {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                format!("Unsupported presence action '{action}'"),
+            ));
+        }
+    };
+    apply(&hub, &id, change).map_err(|()| {
+        error(
+            StatusCode::NOT_FOUND,
+            "ItemNotFound",
+            "No presence session with this sessionId",
+        )
+    })?;
+    Ok(StatusCode::OK)
+}
+
+async fn directory(
+    State(hub): State<Arc<Hub>>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, GraphError> {
+    caller(&hub, &headers).await?;
+    let number = |k: &str, default: usize| match query.get(k) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<usize>()
+            .map_err(|_| bad(format!("{k} must be a whole number"))),
+    };
+    let top = number("$top", 100)?.clamp(1, 999);
+    let skip = number("$skiptoken", 0)?;
+    let inner = hub.graph.lock();
+    let value: Vec<Value> = inner
+        .directory
+        .iter()
+        .skip(skip)
+        .take(top)
+        .map(|(id, name)| json!({ "id": id, "displayName": name, "userPrincipalName": format!("{id}@switchboard.test") }))
+        .collect();
+    let mut body = json!({ "value": value });
+    if skip + top < inner.directory.len() {
+        body["@odata.nextLink"] = json!(format!(
+            "{}/users?$top={top}&$skiptoken={}",
+            hub.graph.config.base_path,
+            skip + top
+        ));
+    }
+    Ok(Json(body))
+}
+
+impl Hub {
+    /// The Graph presence stand-in's state (directory, presences, subscriptions).
+    pub fn graph(&self) -> &GraphState {
+        &self.graph
+    }
+}

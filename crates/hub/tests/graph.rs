@@ -1,0 +1,489 @@
+//! The Graph presence stand-in over real sockets on 127.0.0.1 (crates/hub/src/graph.rs).
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::{Value, json};
+use switchboard_core::presence::batches;
+
+const BASE: &str = "/graph/v1.0";
+
+async fn get(base: &str, token: &str, path: &str) -> reqwest::Response {
+    http()
+        .get(format!("{base}{BASE}{path}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn post(base: &str, token: &str, path: &str, body: Value) -> reqwest::Response {
+    http()
+        .post(format!("{base}{BASE}{path}"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn presence(base: &str, token: &str, id: &str) -> (String, String) {
+    let r = get(base, token, &format!("/users/{id}/presence")).await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["id"], id);
+    (
+        body["availability"].as_str().unwrap().to_owned(),
+        body["activity"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn graph_error(r: reqwest::Response, status: u16, code: &str) -> String {
+    assert_eq!(r.status(), status);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], code, "{body}");
+    body["error"]["message"].as_str().unwrap().to_owned()
+}
+
+fn pair(a: &str, b: &str) -> (String, String) {
+    (a.to_owned(), b.to_owned())
+}
+
+#[tokio::test]
+async fn reads_own_and_other_presence() {
+    let hub = start_hub().await;
+    let base = hub.base_url();
+    let alice = dev_token(&base, "alice").await;
+
+    let r = get(&base, &alice, "/me/presence").await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"id": "alice", "availability": "Available", "activity": "Available"})
+    );
+    assert_eq!(
+        presence(&base, &alice, "bob").await,
+        pair("Available", "Available")
+    );
+    assert_eq!(
+        presence(&base, &alice, "colleague-001").await,
+        pair("Busy", "InACall")
+    );
+    // A dev user outside the directory exists once signed in, Offline without a session.
+    let carol = dev_token(&base, "carol").await;
+    let r = get(&base, &carol, "/me/presence").await;
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["availability"], "Offline");
+
+    let message = graph_error(
+        get(&base, &alice, "/users/nobody/presence").await,
+        404,
+        "ItemNotFound",
+    )
+    .await;
+    assert!(message.contains("nobody"));
+    let r = http()
+        .get(format!("{base}{BASE}/me/presence"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().contains_key("www-authenticate"));
+    graph_error(r, 401, "InvalidAuthenticationToken").await;
+    graph_error(
+        get(&base, "a.b.c", "/me/presence").await,
+        401,
+        "InvalidAuthenticationToken",
+    )
+    .await;
+    hub.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn directory_of_700_colleagues_loads_in_two_batches() {
+    let hub = start_hub().await;
+    let base = hub.base_url();
+    let alice = dev_token(&base, "alice").await;
+
+    // Page through the directory as Graph clients do (@odata.nextLink), bounded.
+    let mut ids: Vec<String> = Vec::new();
+    let mut next = Some(format!("{base}{BASE}/users?$top=300"));
+    for _ in 0..10 {
+        let Some(url) = next.take() else { break };
+        let body: Value = http()
+            .get(&url)
+            .bearer_auth(&alice)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for user in body["value"].as_array().unwrap() {
+            assert!(user["displayName"].as_str().is_some_and(|n| !n.is_empty()));
+            ids.push(user["id"].as_str().unwrap().to_owned());
+        }
+        next = body["@odata.nextLink"]
+            .as_str()
+            .map(|link| format!("{base}{link}"));
+    }
+    assert_eq!(ids.len(), 702, "alice, bob and 700 colleagues");
+    assert_eq!(&ids[..3], ["alice", "bob", "colleague-001"]);
+
+    let mut sizes = Vec::new();
+    let mut busy = 0;
+    for batch in batches(&ids) {
+        let r = post(
+            &base,
+            &alice,
+            "/communications/getPresencesByUserId",
+            json!({ "ids": batch }),
+        )
+        .await;
+        assert_eq!(r.status(), 200);
+        let body: Value = r.json().await.unwrap();
+        let value = body["value"].as_array().unwrap();
+        sizes.push(value.len());
+        busy += value.iter().filter(|p| p["availability"] == "Busy").count();
+    }
+    assert_eq!(sizes, vec![650, 52]);
+    assert!(busy > 100, "a mix of states: {busy} busy");
+
+    // 651 ids: Graph's limit.
+    let too_many: Vec<String> = (0..651).map(|i| format!("colleague-{i:03}")).collect();
+    let message = graph_error(
+        post(
+            &base,
+            &alice,
+            "/communications/getPresencesByUserId",
+            json!({ "ids": too_many }),
+        )
+        .await,
+        400,
+        "BadRequest",
+    )
+    .await;
+    assert!(message.contains("650"), "{message}");
+    graph_error(
+        post(
+            &base,
+            &alice,
+            "/communications/getPresencesByUserId",
+            json!({}),
+        )
+        .await,
+        400,
+        "BadRequest",
+    )
+    .await;
+    // Unknown and duplicate ids.
+    let r = post(
+        &base,
+        &alice,
+        "/communications/getPresencesByUserId",
+        json!({ "ids": ["bob", "bob", "nobody"] }),
+    )
+    .await;
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["value"].as_array().unwrap().len(), 1);
+    hub.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn session_preferred_and_expiry_aggregate_like_graph() {
+    let hub = start_hub_with(|c| c.graph.min_session_expiration = Duration::ZERO).await;
+    let base = hub.base_url();
+    let alice = dev_token(&base, "alice").await;
+    let set = "/users/alice/presence/setPresence";
+
+    let r = post(
+        &base,
+        &alice,
+        set,
+        json!({"sessionId": "app", "availability": "Busy", "activity": "InACall", "expirationDuration": "PT1S"}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        presence(&base, &alice, "alice").await,
+        pair("Busy", "InACall")
+    );
+
+    // Preferred presence overrides every session.
+    let r = post(
+        &base,
+        &alice,
+        "/users/alice/presence/setUserPreferredPresence",
+        json!({"availability": "Away", "activity": "Away", "expirationDuration": "PT1H"}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(presence(&base, &alice, "alice").await, pair("Away", "Away"));
+    let r = post(
+        &base,
+        &alice,
+        "/users/alice/presence/clearUserPreferredPresence",
+        json!({}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        presence(&base, &alice, "alice").await,
+        pair("Busy", "InACall")
+    );
+
+    // The session expires: the Teams client's Available shows again.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        presence(&base, &alice, "alice").await,
+        pair("Available", "Available")
+    );
+
+    // DoNotDisturb outranks Busy; clearPresence removes our session.
+    for (sid, a, b) in [
+        ("app", "Busy", "InACall"),
+        ("other", "DoNotDisturb", "Presenting"),
+    ] {
+        let r = post(
+            &base,
+            &alice,
+            set,
+            json!({"sessionId": sid, "availability": a, "activity": b, "expirationDuration": "PT5M"}),
+        )
+        .await;
+        assert_eq!(r.status(), 200);
+    }
+    assert_eq!(
+        presence(&base, &alice, "alice").await,
+        pair("DoNotDisturb", "Presenting")
+    );
+    let r = post(
+        &base,
+        &alice,
+        "/users/alice/presence/clearPresence",
+        json!({"sessionId": "other"}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        presence(&base, &alice, "alice").await,
+        pair("Busy", "InACall")
+    );
+    graph_error(
+        post(
+            &base,
+            &alice,
+            "/users/alice/presence/clearPresence",
+            json!({"sessionId": "other"}),
+        )
+        .await,
+        404,
+        "ItemNotFound",
+    )
+    .await;
+
+    // Validation: combinations, durations, other users, unknown actions.
+    for body in [
+        json!({"sessionId": "app", "availability": "Busy", "activity": "InAMeeting"}),
+        json!({"sessionId": "app", "availability": "Sleepy", "activity": "Away"}),
+        json!({"availability": "Busy", "activity": "InACall"}),
+        json!({"sessionId": "app", "availability": "Busy", "activity": "InACall", "expirationDuration": "5 minutes"}),
+        json!({"sessionId": "app", "availability": "Busy", "activity": "InACall", "expirationDuration": "PT5H"}),
+    ] {
+        graph_error(
+            post(&base, &alice, set, body.clone()).await,
+            400,
+            "BadRequest",
+        )
+        .await;
+    }
+    graph_error(
+        post(
+            &base,
+            &alice,
+            "/users/alice/presence/setUserPreferredPresence",
+            json!({"availability": "Busy", "activity": "InACall"}),
+        )
+        .await,
+        400,
+        "BadRequest",
+    )
+    .await;
+    graph_error(
+        post(
+            &base,
+            &alice,
+            "/users/bob/presence/setPresence",
+            json!({"sessionId": "app", "availability": "Busy", "activity": "InACall"}),
+        )
+        .await,
+        403,
+        "Forbidden",
+    )
+    .await;
+    graph_error(
+        post(
+            &base,
+            &alice,
+            "/users/alice/presence/setStatusMessage",
+            json!({}),
+        )
+        .await,
+        400,
+        "BadRequest",
+    )
+    .await;
+    hub.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn session_expiration_below_pt5m_is_refused_by_default() {
+    let hub = start_hub().await;
+    let base = hub.base_url();
+    let alice = dev_token(&base, "alice").await;
+    let message = graph_error(
+        post(
+            &base,
+            &alice,
+            "/users/alice/presence/setPresence",
+            json!({"sessionId": "app", "availability": "Busy", "activity": "InACall", "expirationDuration": "PT1M"}),
+        )
+        .await,
+        400,
+        "BadRequest",
+    )
+    .await;
+    assert!(message.contains("PT5M"));
+    hub.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn too_many_requests_answer_429_with_retry_after() {
+    let hub = start_hub_with(|c| {
+        c.graph.rate_limit = 3;
+        c.graph.rate_window = Duration::from_secs(30);
+    })
+    .await;
+    let base = hub.base_url();
+    let alice = dev_token(&base, "alice").await;
+    for _ in 0..3 {
+        assert_eq!(get(&base, &alice, "/me/presence").await.status(), 200);
+    }
+    let r = get(&base, &alice, "/me/presence").await;
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=30).contains(&retry), "{retry}");
+    graph_error(r, 429, "TooManyRequests").await;
+    // The limit is per user.
+    let bob = dev_token(&base, "bob").await;
+    assert_eq!(get(&base, &bob, "/me/presence").await.status(), 200);
+    hub.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn presence_changes_are_pushed_to_subscribers() {
+    let hub = start_hub_with(|c| c.graph.min_session_expiration = Duration::ZERO).await;
+    let base = hub.base_url();
+    let mut bob = Client::connect(&base, "bob").await;
+
+    let answer = bob
+        .invoke_ok("subscribePresence", vec![json!(["alice", "nobody"])])
+        .await;
+    assert_eq!(
+        answer,
+        json!({"value": [{"id": "alice", "availability": "Available", "activity": "Available"}]})
+    );
+    assert_eq!(hub.hub.graph().watcher_count("alice"), 1);
+
+    // The simulator changes alice's Teams presence.
+    let r = http()
+        .post(format!("{base}/simulator/presence"))
+        .json(&json!({"user": "alice", "availability": "Busy", "activity": "InAMeeting"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let pushed = bob.expect_invocation("PresenceChanged").await;
+    assert_eq!(
+        pushed,
+        vec![json!({"id": "alice", "availability": "Busy", "activity": "InAMeeting"})]
+    );
+
+    // Alice's own write through Graph, then its expiry, are pushed too.
+    let alice = dev_token(&base, "alice").await;
+    let r = post(
+        &base,
+        &alice,
+        "/users/alice/presence/setPresence",
+        json!({"sessionId": "app", "availability": "DoNotDisturb", "activity": "Presenting", "expirationDuration": "PT1S"}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let pushed = bob.expect_invocation("PresenceChanged").await;
+    assert_eq!(pushed[0]["activity"], "Presenting");
+    let pushed = bob.expect_invocation("PresenceChanged").await;
+    assert_eq!(
+        pushed[0]["activity"], "InAMeeting",
+        "after the session expired"
+    );
+
+    // Limits and argument errors.
+    let ids: Vec<String> = (1..=651).map(|i| format!("colleague-{i:03}")).collect();
+    let e = bob.invoke_err("subscribePresence", vec![json!(ids)]).await;
+    assert!(e.contains("at most 650"), "{e}");
+    let e = bob
+        .invoke_err("subscribePresence", vec![json!("alice")])
+        .await;
+    assert!(e.contains("ids"), "{e}");
+    let answer = bob
+        .invoke_ok("subscribePresence", vec![json!(ids[..650])])
+        .await;
+    assert_eq!(answer["value"].as_array().unwrap().len(), 650);
+
+    // Unsubscribed: no more pushes for alice.
+    match bob
+        .invoke("unsubscribePresence", vec![json!(["alice"])])
+        .await
+    {
+        switchboard_signalr::CompletionOutcome::Void => {}
+        other => panic!("expected a void completion, got {other:?}"),
+    }
+    assert_eq!(hub.hub.graph().watcher_count("alice"), 0);
+    hub.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn simulator_page_has_the_teams_presence_control() {
+    let hub = start_hub().await;
+    let base = hub.base_url();
+    let page = http()
+        .get(format!("{base}/simulator"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Teams presence") && page.contains("/simulator/presence"));
+    let r = http()
+        .post(format!("{base}/simulator/presence"))
+        .json(&json!({"user": "alice", "availability": "Busy", "activity": "Lunch"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = http()
+        .post(format!("{base}/simulator/presence"))
+        .json(&json!({"user": "alice", "availability": "Offline", "activity": "Offline"}))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["availability"], "Offline");
+    hub.shutdown(Duration::from_secs(1)).await;
+}

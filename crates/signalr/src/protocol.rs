@@ -1,0 +1,182 @@
+//! The two hub protocols behind one interface (`HubProtocol.md`, "Overview"): which protocol a
+//! connection speaks, how its messages become transport frames ([`Transmit`]), and a
+//! [`MessageReader`] that turns received bytes into messages for either protocol.
+//!
+//! JSON messages travel in WebSocket *text* frames, MessagePack in *binary* frames (the
+//! official client breaks on JSON in binary frames). The handshake is a JSON record whatever the
+//! protocol.
+
+use crate::error::ProtocolError;
+use crate::json::{self, RecordBuffer};
+use crate::message::HubMessage;
+use crate::msgpack::{self, FrameBuffer};
+
+/// A hub protocol (`protocol` of the handshake request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum HubProtocolKind {
+    /// `json`: `0x1E`-terminated JSON records, text frames.
+    #[default]
+    Json,
+    /// `messagepack`: varint-length-prefixed MessagePack, binary frames.
+    MessagePack,
+}
+
+impl HubProtocolKind {
+    /// The name used in the handshake (`json`, `messagepack`).
+    pub fn name(self) -> &'static str {
+        match self {
+            HubProtocolKind::Json => json::PROTOCOL_NAME,
+            HubProtocolKind::MessagePack => msgpack::PROTOCOL_NAME,
+        }
+    }
+
+    /// The protocol of a handshake name (case-sensitive, as ASP.NET Core matches it).
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            json::PROTOCOL_NAME => Some(HubProtocolKind::Json),
+            msgpack::PROTOCOL_NAME => Some(HubProtocolKind::MessagePack),
+            _ => None,
+        }
+    }
+
+    /// Whether frames of this protocol are binary (MessagePack) rather than text (JSON).
+    pub fn is_binary(self) -> bool {
+        self == HubProtocolKind::MessagePack
+    }
+
+    /// Encodes one message as the transport frame this protocol sends it in.
+    pub fn encode(self, message: &HubMessage) -> Transmit {
+        match self {
+            HubProtocolKind::Json => Transmit::Text(json::encode(message)),
+            HubProtocolKind::MessagePack => Transmit::Binary(msgpack::encode(message)),
+        }
+    }
+}
+
+/// One frame to send: text (JSON records, the handshake) or binary (MessagePack frames).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transmit {
+    /// Send as a WebSocket text frame (or UTF-8 body).
+    Text(String),
+    /// Send as a WebSocket binary frame (or binary body).
+    Binary(Vec<u8>),
+}
+
+impl Transmit {
+    /// The frame's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Transmit::Text(text) => text.as_bytes(),
+            Transmit::Binary(bytes) => bytes,
+        }
+    }
+
+    /// The frame's bytes, owned.
+    pub fn into_bytes(self) -> Vec<u8> {
+        match self {
+            Transmit::Text(text) => text.into_bytes(),
+            Transmit::Binary(bytes) => bytes,
+        }
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.as_bytes().len()
+    }
+
+    /// Whether the frame is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Turns received bytes into hub messages for one protocol, across reads (records or frames
+/// may be split or joined). `limit` bounds one message; a longer one (or an unfinished one
+/// already longer) is [`ProtocolError::TooLarge`], after which the stream is unusable.
+#[derive(Debug)]
+pub struct MessageReader {
+    inner: Reader,
+    limit: usize,
+}
+
+#[derive(Debug)]
+enum Reader {
+    Json(RecordBuffer),
+    MessagePack(FrameBuffer),
+}
+
+/// One result of [`MessageReader::push`]: a message, an ignored unknown type (`Ok(None)`), or a
+/// message-level error (the rest of the stream goes on).
+pub type ReadResult = Result<Option<HubMessage>, ProtocolError>;
+
+impl MessageReader {
+    /// A reader for `protocol` with a per-message `limit` in bytes.
+    pub fn new(protocol: HubProtocolKind, limit: usize) -> Self {
+        let inner = match protocol {
+            HubProtocolKind::Json => Reader::Json(RecordBuffer::new()),
+            HubProtocolKind::MessagePack => Reader::MessagePack(FrameBuffer::with_limit(limit)),
+        };
+        Self { inner, limit }
+    }
+
+    /// Appends received bytes. The outer error is fatal (a frame too large or unparseable
+    /// framing); inner results are per message.
+    pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<ReadResult>, ProtocolError> {
+        match &mut self.inner {
+            Reader::Json(buffer) => {
+                let mut out = Vec::new();
+                for record in buffer.push_bytes(bytes) {
+                    match record {
+                        Ok(record) if record.len() > self.limit => {
+                            return Err(too_large(self.limit));
+                        }
+                        Ok(record) => out.push(json::decode(&record)),
+                        Err(e) => out.push(Err(e)),
+                    }
+                }
+                if buffer.pending_len() > self.limit {
+                    return Err(too_large(self.limit));
+                }
+                Ok(out)
+            }
+            Reader::MessagePack(buffer) => Ok(buffer
+                .push(bytes)?
+                .iter()
+                .map(|body| msgpack::decode(body))
+                .collect()),
+        }
+    }
+}
+
+fn too_large(limit: usize) -> ProtocolError {
+    ProtocolError::TooLarge(format!(
+        "Message exceeds the maximum message size of {limit} bytes"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn both_protocols_read_split_input() {
+        for kind in [HubProtocolKind::Json, HubProtocolKind::MessagePack] {
+            let mut bytes = kind.encode(&HubMessage::Ping).into_bytes();
+            bytes.extend(
+                kind.encode(&HubMessage::send("T", vec![json!([1, "x"])]))
+                    .into_bytes(),
+            );
+            let mut reader = MessageReader::new(kind, 1024);
+            let mut got = Vec::new();
+            for chunk in bytes.chunks(3) {
+                got.extend(reader.push(chunk).unwrap());
+            }
+            assert_eq!(got.len(), 2, "{kind:?}");
+            assert_eq!(got[0], Ok(Some(HubMessage::Ping)));
+            assert_eq!(HubProtocolKind::from_name(kind.name()), Some(kind));
+        }
+        let mut reader = MessageReader::new(HubProtocolKind::Json, 4);
+        assert!(reader.push(b"{\"type\":6}\x1e").is_err());
+    }
+}
