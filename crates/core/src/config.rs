@@ -41,7 +41,18 @@ pub struct HubConfig {
     /// Seconds without receiving before the connection is considered lost (SignalR default 30;
     /// at least twice the keep-alive; `serverTimeoutSeconds`).
     pub server_timeout_seconds: u32,
+    /// Transports to try, in order, by their SignalR names (`WebSockets`, `ServerSentEvents`,
+    /// `LongPolling`); default all three in that order, as the official client (`transports`).
+    pub transports: Vec<String>,
+    /// Hub protocol: `json` (default) or `messagepack` (`protocol`).
+    pub protocol: String,
+    /// Ask for stateful reconnect (WebSockets only; default true): a dropped socket is reopened
+    /// and unacknowledged messages are replayed, so nothing is lost (`statefulReconnect`).
+    pub stateful_reconnect: bool,
 }
+
+/// The SignalR transport names `hub.transports` accepts, in the official client's order.
+pub const TRANSPORTS: [&str; 3] = ["WebSockets", "ServerSentEvents", "LongPolling"];
 
 /// Sign-in configuration, chosen by `auth.mode`.
 #[derive(Debug, Clone, PartialEq)]
@@ -166,6 +177,28 @@ impl Config {
                 url: required(hub, "hub.", "url")?,
                 keep_alive_interval_seconds: seconds(hub, "hub.", "keepAliveIntervalSeconds", 15)?,
                 server_timeout_seconds: seconds(hub, "hub.", "serverTimeoutSeconds", 30)?,
+                transports: match hub.get("transports") {
+                    None | Some(Value::Null) => TRANSPORTS.iter().map(|t| (*t).to_owned()).collect(),
+                    Some(Value::Array(items)) => items
+                        .iter()
+                        .map(|t| t.as_str().filter(|t| TRANSPORTS.contains(t)).map(str::to_owned))
+                        .collect::<Option<Vec<_>>>()
+                        .filter(|t| !t.is_empty())
+                        .ok_or_else(|| {
+                            invalid("hub.transports must list some of WebSockets, ServerSentEvents, LongPolling".into())
+                        })?,
+                    Some(_) => return Err(invalid("hub.transports must be a list".into())),
+                },
+                protocol: match string(hub, "hub.", "protocol")?.as_deref() {
+                    None | Some("json") => "json".into(),
+                    Some("messagepack") => "messagepack".into(),
+                    Some(other) => return Err(invalid(format!("hub.protocol \"{other}\" is not one of json, messagepack"))),
+                },
+                stateful_reconnect: match hub.get("statefulReconnect") {
+                    None | Some(Value::Null) => true,
+                    Some(Value::Bool(b)) => *b,
+                    Some(_) => return Err(invalid("hub.statefulReconnect must be true or false".into())),
+                },
             },
             auth: AuthConfig::from_value(auth)?,
             ring_timeout_seconds: seconds(root, "", "ringTimeoutSeconds", 30)?,
@@ -253,6 +286,12 @@ mod tests {
     fn defaults_fill_the_gaps() {
         let config = Config::from_json(r#"{"hub":{"url":"/api"},"auth":{"mode":"dev"}}"#).unwrap();
         assert_eq!(config.ring_timeout_seconds, 30);
+        assert_eq!(
+            config.hub.transports,
+            TRANSPORTS.map(str::to_owned).to_vec()
+        );
+        assert_eq!(config.hub.protocol, "json");
+        assert!(config.hub.stateful_reconnect);
         assert_eq!(config.hub.server_timeout_seconds, 30);
         assert_eq!(
             config.auth,
@@ -260,6 +299,30 @@ mod tests {
                 token_url: "/dev/token".into()
             }
         );
+    }
+
+    #[test]
+    fn transports_protocol_and_stateful_reconnect() {
+        let config = Config::from_json(
+            r#"{"hub":{"url":"/api","transports":["LongPolling"],"protocol":"messagepack","statefulReconnect":false},"auth":{"mode":"dev"}}"#,
+        )
+        .unwrap();
+        assert_eq!(config.hub.transports, vec!["LongPolling".to_owned()]);
+        assert_eq!(config.hub.protocol, "messagepack");
+        assert!(!config.hub.stateful_reconnect);
+        for bad in [
+            r#""transports":["Carrier pigeon"]"#,
+            r#""transports":[]"#,
+            r#""transports":"WebSockets""#,
+            r#""protocol":"xml""#,
+            r#""statefulReconnect":"yes""#,
+        ] {
+            let text = format!(r#"{{"hub":{{"url":"/api",{bad}}},"auth":{{"mode":"dev"}}}}"#);
+            assert!(
+                matches!(Config::from_json(&text), Err(ConfigError::Invalid(_))),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

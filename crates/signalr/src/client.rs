@@ -731,7 +731,9 @@ impl HubConnectionCore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{json, msgpack};
+    use crate::json;
+    #[cfg(feature = "messagepack")]
+    use crate::msgpack;
     use serde_json::json;
 
     const S: fn(u64) -> Duration = Duration::from_secs;
@@ -918,6 +920,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "messagepack")]
     fn messagepack_handshake_and_binary_frames() {
         let options = HubConnectionOptions::default();
         let mut core =

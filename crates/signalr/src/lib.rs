@@ -13,6 +13,7 @@ pub mod error;
 pub mod handshake;
 pub mod json;
 pub mod message;
+#[cfg(feature = "messagepack")]
 pub mod msgpack;
 pub mod negotiate;
 pub mod protocol;

@@ -9,6 +9,7 @@
 use crate::error::ProtocolError;
 use crate::json::{self, RecordBuffer};
 use crate::message::HubMessage;
+#[cfg(feature = "messagepack")]
 use crate::msgpack::{self, FrameBuffer};
 
 /// A hub protocol (`protocol` of the handshake request).
@@ -17,7 +18,8 @@ pub enum HubProtocolKind {
     /// `json`: `0x1E`-terminated JSON records, text frames.
     #[default]
     Json,
-    /// `messagepack`: varint-length-prefixed MessagePack, binary frames.
+    /// `messagepack`: varint-length-prefixed MessagePack, binary frames (feature `messagepack`).
+    #[cfg(feature = "messagepack")]
     MessagePack,
 }
 
@@ -26,6 +28,7 @@ impl HubProtocolKind {
     pub fn name(self) -> &'static str {
         match self {
             HubProtocolKind::Json => json::PROTOCOL_NAME,
+            #[cfg(feature = "messagepack")]
             HubProtocolKind::MessagePack => msgpack::PROTOCOL_NAME,
         }
     }
@@ -34,6 +37,7 @@ impl HubProtocolKind {
     pub fn from_name(name: &str) -> Option<Self> {
         match name {
             json::PROTOCOL_NAME => Some(HubProtocolKind::Json),
+            #[cfg(feature = "messagepack")]
             msgpack::PROTOCOL_NAME => Some(HubProtocolKind::MessagePack),
             _ => None,
         }
@@ -41,13 +45,14 @@ impl HubProtocolKind {
 
     /// Whether frames of this protocol are binary (MessagePack) rather than text (JSON).
     pub fn is_binary(self) -> bool {
-        self == HubProtocolKind::MessagePack
+        self != HubProtocolKind::Json
     }
 
     /// Encodes one message as the transport frame this protocol sends it in.
     pub fn encode(self, message: &HubMessage) -> Transmit {
         match self {
             HubProtocolKind::Json => Transmit::Text(json::encode(message)),
+            #[cfg(feature = "messagepack")]
             HubProtocolKind::MessagePack => Transmit::Binary(msgpack::encode(message)),
         }
     }
@@ -102,6 +107,7 @@ pub struct MessageReader {
 #[derive(Debug)]
 enum Reader {
     Json(RecordBuffer),
+    #[cfg(feature = "messagepack")]
     MessagePack(FrameBuffer),
 }
 
@@ -114,6 +120,7 @@ impl MessageReader {
     pub fn new(protocol: HubProtocolKind, limit: usize) -> Self {
         let inner = match protocol {
             HubProtocolKind::Json => Reader::Json(RecordBuffer::new()),
+            #[cfg(feature = "messagepack")]
             HubProtocolKind::MessagePack => Reader::MessagePack(FrameBuffer::with_limit(limit)),
         };
         Self { inner, limit }
@@ -139,6 +146,7 @@ impl MessageReader {
                 }
                 Ok(out)
             }
+            #[cfg(feature = "messagepack")]
             Reader::MessagePack(buffer) => Ok(buffer
                 .push(bytes)?
                 .iter()
@@ -154,7 +162,7 @@ fn too_large(limit: usize) -> ProtocolError {
     ))
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "messagepack"))]
 mod tests {
     use super::*;
     use serde_json::json;

@@ -13,8 +13,11 @@ use serde_json::{Value, json};
 use switchboard_core::{Action, AuthConfig, CallState, Config, Desk, IncomingCall, RejectReason};
 use switchboard_signalr::ConnectionState;
 use switchboard_signalr::client::HubConnectionOptions;
+use switchboard_signalr::negotiate::TransportKind;
+use switchboard_signalr::protocol::HubProtocolKind;
 use switchboard_signalr::retry::DelayListPolicy;
 
+use crate::diagnostics;
 use crate::i18n::strings;
 use crate::signalr::{HubClient, HubClientHandlers, HubClientOptions, TokenFuture};
 use crate::ui::{
@@ -148,7 +151,15 @@ impl Widget {
         };
         let handlers = HubClientHandlers {
             access_token,
-            on_state: Rc::new(move |state, detail| {
+            on_state: Rc::new(move |state, detail: Option<String>| {
+                diagnostics::record(format!(
+                    "state: {}{}",
+                    state.as_str(),
+                    detail
+                        .as_deref()
+                        .map(|d| format!(" ({d})"))
+                        .unwrap_or_default()
+                ));
                 self.connection.set(state);
                 self.connection_detail
                     .set(if state == ConnectionState::Connected {
@@ -158,6 +169,14 @@ impl Widget {
                     });
             }),
             on_invocation: Rc::new(move |target, arguments| self.on_invocation(&target, arguments)),
+            on_diagnostic: Rc::new(diagnostics::record),
+        };
+        let Some(protocol) = HubProtocolKind::from_name(&config.hub.protocol) else {
+            self.phase.set(Phase::Failed(format!(
+                "config.json asks for the {} hub protocol, which this build of the widget does not include. Use \"protocol\": \"json\", or deploy the MessagePack build.",
+                config.hub.protocol
+            )));
+            return;
         };
         let options = HubClientOptions {
             url: config.hub.url.clone(),
@@ -166,8 +185,21 @@ impl Widget {
                     config.hub.keep_alive_interval_seconds.into(),
                 ),
                 server_timeout: Duration::from_secs(config.hub.server_timeout_seconds.into()),
+                protocol,
+                stateful_reconnect: config.hub.stateful_reconnect,
                 ..HubConnectionOptions::default()
             },
+            transports: config
+                .hub
+                .transports
+                .iter()
+                .filter_map(|t| match t.as_str() {
+                    "WebSockets" => Some(TransportKind::WebSockets),
+                    "ServerSentEvents" => Some(TransportKind::ServerSentEvents),
+                    "LongPolling" => Some(TransportKind::LongPolling),
+                    _ => None,
+                })
+                .collect(),
             retry: DelayListPolicy::default(),
         };
         let client = HubClient::new(options, handlers);
@@ -198,6 +230,20 @@ impl Widget {
     }
 
     fn on_invocation(self, target: &str, arguments: Vec<Value>) {
+        // The call id, never the caller's number or name, goes into the diagnostics log.
+        let call_id = match arguments.first() {
+            Some(Value::String(message)) => serde_json::from_str::<Value>(message)
+                .ok()
+                .and_then(|m| m.get("callId").and_then(Value::as_str).map(str::to_owned)),
+            Some(Value::Object(o)) => o.get("callId").and_then(Value::as_str).map(str::to_owned),
+            _ => None,
+        };
+        diagnostics::record(format!(
+            "received {target}{}",
+            call_id
+                .map(|id| format!(" callId={id}"))
+                .unwrap_or_default()
+        ));
         // Method names match case-insensitively, as in the official client.
         match target.to_ascii_lowercase().as_str() {
             "receivenotification" => match arguments.first().and_then(Value::as_str) {
@@ -329,12 +375,14 @@ impl Widget {
 }
 
 fn warn(text: &str) {
+    diagnostics::record(text.to_owned());
     web_sys::console::warn_1(&text.into());
 }
 
 /// The root component.
 #[component]
 pub fn App() -> impl IntoView {
+    diagnostics::install();
     let widget = Widget::new();
     widget.boot();
     gloo_timers::callback::Interval::new(1000, move || widget.now_ms.set(now_ms())).forget();

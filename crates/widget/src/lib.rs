@@ -10,6 +10,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod diagnostics;
 pub mod i18n;
 pub mod signalr;
 pub mod ui;

@@ -4,9 +4,20 @@
 //! text between it and the browser, and tells it the time.
 //!
 //! Start algorithm as the official client's `HttpConnection._startInternal`: negotiate
-//! (`negotiateVersion=1`), follow at most [`MAX_REDIRECTS`] redirects, connect the WebSocket to
-//! `{url}&id={connectionToken}&access_token={token}`, handshake. The access-token provider is
-//! called before every negotiate, so each (re)connect gets a fresh token.
+//! (`negotiateVersion=1`, `useStatefulReconnect=true` when configured), follow at most
+//! [`MAX_REDIRECTS`] redirects, then try the configured transports in order (WebSockets, then
+//! Server-Sent Events, then long polling) among those the server offers for the protocol's
+//! transfer format, negotiating again before each next transport because connection tokens are
+//! single-use; handshake. The access-token provider is called before every negotiate, so each
+//! (re)connect gets a fresh token.
+//!
+//! Stateful reconnect (WebSockets): when the socket drops, the core keeps the logical connection
+//! ([`HubConnectionCore::handle_transport_lost`]); the same URL is reopened and the core resumes
+//! (Sequence + replay of unacknowledged messages), without the agent seeing a reconnect. If the
+//! socket cannot be reopened before the server timeout, the connection closes and the reconnect
+//! policy takes over.
+
+mod transport;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -20,13 +31,13 @@ use gloo_timers::callback::Timeout;
 use serde_json::Value;
 use switchboard_signalr::client::{Event, HubConnectionCore, HubConnectionOptions};
 use switchboard_signalr::negotiate::{
-    MAX_REDIRECTS, NegotiateResponse, connect_url, negotiate_url, resolve_url, websocket_url,
+    MAX_REDIRECTS, NegotiateConnection, NegotiateResponse, TransportKind, append_query,
+    connect_url, negotiate_url, resolve_url,
 };
 use switchboard_signalr::retry::{DelayListPolicy, RetryPolicy};
 use switchboard_signalr::{CompletionOutcome, ConnectionState};
-use wasm_bindgen::JsCast;
-use wasm_bindgen::closure::Closure;
-use web_sys::{CloseEvent, MessageEvent, WebSocket};
+
+use self::transport::{Transport, TransportEvent};
 
 /// A future that yields a bearer token for the first negotiate, or a reason it cannot.
 pub type TokenFuture = Pin<Box<dyn Future<Output = Result<String, String>>>>;
@@ -35,8 +46,11 @@ pub type TokenFuture = Pin<Box<dyn Future<Output = Result<String, String>>>>;
 pub struct HubClientOptions {
     /// Hub URL as `withUrl` takes it (relative to the page or absolute).
     pub url: String,
-    /// Keep-alive, server timeout and handshake timeout.
+    /// Keep-alive, server timeout, handshake timeout, hub protocol, and whether to ask for
+    /// stateful reconnect (used only when the server agrees and the transport is WebSockets).
     pub connection: HubConnectionOptions,
+    /// Transports to try, in order.
+    pub transports: Vec<TransportKind>,
     /// Delays between reconnect attempts; applied to the first start too.
     pub retry: DelayListPolicy,
 }
@@ -50,28 +64,13 @@ pub struct HubClientHandlers {
     pub on_state: Rc<dyn Fn(ConnectionState, Option<String>)>,
     /// The hub invoked a client method (`target`, `arguments`).
     pub on_invocation: Rc<dyn Fn(String, Vec<Value>)>,
+    /// A line for the diagnostics log (transport chosen, resumes, dropped messages).
+    pub on_diagnostic: Rc<dyn Fn(String)>,
 }
 
 /// A hub connection that reconnects by itself. Cheap to clone (shared handle).
 #[derive(Clone)]
 pub struct HubClient(Rc<RefCell<Inner>>);
-
-struct Socket {
-    ws: WebSocket,
-    // Kept alive as long as the socket; dropped (and detached) with it.
-    _on_open: Closure<dyn FnMut(web_sys::Event)>,
-    _on_message: Closure<dyn FnMut(MessageEvent)>,
-    _on_close: Closure<dyn FnMut(CloseEvent)>,
-}
-
-impl Drop for Socket {
-    fn drop(&mut self) {
-        self.ws.set_onopen(None);
-        self.ws.set_onmessage(None);
-        self.ws.set_onclose(None);
-        let _ = self.ws.close();
-    }
-}
 
 struct Inner {
     options: HubClientOptions,
@@ -80,7 +79,10 @@ struct Inner {
     /// Bumped for every connection attempt; callbacks of older attempts are ignored.
     generation: u64,
     core: Option<HubConnectionCore>,
-    socket: Option<Socket>,
+    transport: Option<Transport>,
+    /// Where a dropped WebSocket is reopened for a stateful resume, and how often it was tried.
+    resume: Option<(String, String, u32)>,
+    reopen_timer: Option<Timeout>,
     timer: Option<Timeout>,
     retry_timer: Option<Timeout>,
     pending: HashMap<String, oneshot::Sender<Result<Value, String>>>,
@@ -111,7 +113,9 @@ impl HubClient {
             state: ConnectionState::Disconnected,
             generation: 0,
             core: None,
-            socket: None,
+            transport: None,
+            resume: None,
+            reopen_timer: None,
             timer: None,
             retry_timer: None,
             pending: HashMap::new(),
@@ -156,8 +160,10 @@ impl HubClient {
         self.flush();
         self.drain_events();
         let mut inner = self.0.borrow_mut();
-        inner.socket = None;
+        inner.transport = None;
         inner.core = None;
+        inner.resume = None;
+        inner.reopen_timer = None;
         drop(inner);
         self.set_state(ConnectionState::Disconnected, None);
     }
@@ -225,8 +231,10 @@ impl HubClient {
         let (generation, handlers, url) = {
             let mut inner = self.0.borrow_mut();
             inner.generation += 1;
-            inner.socket = None;
+            inner.transport = None;
             inner.core = None;
+            inner.resume = None;
+            inner.reopen_timer = None;
             inner.timer = None;
             (
                 inner.generation,
@@ -263,130 +271,203 @@ impl HubClient {
         let page = web_sys::window()
             .and_then(|w| w.location().href().ok())
             .unwrap_or_default();
-        let mut url = resolve_url(&page, &url);
-        let mut token = (handlers.access_token)().await?;
-        let mut redirects = 0;
-        let connection = loop {
-            match negotiate(&negotiate_url(&url), &token).await? {
-                NegotiateResponse::Connection(c) => break c,
-                NegotiateResponse::Redirect {
-                    url: next,
-                    access_token,
-                } => {
-                    redirects += 1;
-                    if redirects > MAX_REDIRECTS {
-                        return Err("Negotiate redirection limit exceeded.".into());
-                    }
-                    url = next;
-                    if let Some(t) = access_token {
-                        token = t;
+        let base = resolve_url(&page, &url);
+        let (options, transports) = {
+            let inner = self.0.borrow();
+            (inner.options.connection, inner.options.transports.clone())
+        };
+        let format = if options.protocol.is_binary() {
+            "Binary"
+        } else {
+            "Text"
+        };
+        let mut failures = Vec::new();
+        let mut negotiated: Option<(String, String, NegotiateConnection)> = None;
+        for kind in transports {
+            let (url, token, connection) = match negotiated.take() {
+                Some(n) => n,
+                None => {
+                    let token = (handlers.access_token)().await?;
+                    negotiate_chain(&base, token, options.stateful_reconnect).await?
+                }
+            };
+            if !connection.offers(kind, format) {
+                failures.push(format!("{kind:?} is not offered for {format} frames"));
+                negotiated = Some((url, token, connection));
+                continue;
+            }
+            let stateful = options.stateful_reconnect
+                && connection.use_stateful_reconnect
+                && kind == TransportKind::WebSockets;
+            let target = connect_url(&url, connection.connect_id());
+            match self
+                .start_transport(generation, kind, &target, &token, stateful)
+                .await
+            {
+                Ok(()) => {
+                    (handlers.on_diagnostic)(format!(
+                        "connected: transport {kind:?}, protocol {}, stateful reconnect {}",
+                        options.protocol.name(),
+                        if stateful { "on" } else { "off" }
+                    ));
+                    return Ok(());
+                }
+                Err(e) => {
+                    (handlers.on_diagnostic)(format!("{kind:?} failed: {e}"));
+                    failures.push(format!("{kind:?}: {e}"));
+                    if self.0.borrow().generation != generation {
+                        return Err(e);
                     }
                 }
-                NegotiateResponse::Error(e) => return Err(format!("The hub refused: {e}")),
             }
-        };
-        let ws_url = websocket_url(&connect_url(&url, connection.connect_id()), Some(&token));
+        }
+        Err(format!(
+            "Unable to connect to the hub with any transport. {}",
+            failures.join(" ")
+        ))
+    }
+
+    /// Opens one transport and waits for the handshake.
+    async fn start_transport(
+        &self,
+        generation: u64,
+        kind: TransportKind,
+        url: &str,
+        token: &str,
+        stateful: bool,
+    ) -> Result<(), String> {
         let (tx, rx) = oneshot::channel();
-        self.open_socket(generation, &ws_url, tx)?;
+        {
+            let mut inner = self.0.borrow_mut();
+            inner.options.connection.stateful_reconnect = stateful;
+            inner.handshake = Some(tx);
+            inner.resume = stateful.then(|| (url.to_owned(), token.to_owned(), 0));
+        }
+        let transport = self.open_transport(generation, kind, url, token)?;
+        self.0.borrow_mut().transport = Some(transport);
         rx.await
             .unwrap_or_else(|_| Err("The connection attempt was abandoned.".into()))
     }
 
-    fn open_socket(
+    fn open_transport(
         &self,
         generation: u64,
-        ws_url: &str,
-        handshake: oneshot::Sender<Result<(), String>>,
-    ) -> Result<(), String> {
-        let ws = WebSocket::new(ws_url)
-            .map_err(|_| "The browser refused to open a WebSocket to the hub.".to_owned())?;
+        kind: TransportKind,
+        url: &str,
+        token: &str,
+    ) -> Result<Transport, String> {
+        let binary = self.0.borrow().options.connection.protocol.is_binary();
         let weak = Rc::downgrade(&self.0);
-        let on_open = {
-            let weak = weak.clone();
-            Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
-                let Some(rc) = weak.upgrade() else { return };
-                let client = HubClient(rc);
-                {
-                    let mut inner = client.0.borrow_mut();
-                    if inner.generation != generation {
-                        return;
-                    }
-                    let options = inner.options.connection;
-                    inner.core = Some(HubConnectionCore::new(options, now()));
-                }
-                client.pump();
-            })
-        };
-        let on_message = {
-            let weak = weak.clone();
-            Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
-                let Some(rc) = weak.upgrade() else { return };
-                let client = HubClient(rc);
-                let Some(text) = event.data().as_string() else {
-                    web_sys::console::warn_1(
-                        &"Binary frame ignored: the JSON protocol uses text frames.".into(),
-                    );
-                    return;
-                };
-                {
-                    let mut inner = client.0.borrow_mut();
-                    if inner.generation != generation {
-                        return;
-                    }
-                    if let Some(core) = inner.core.as_mut() {
-                        core.handle_text(now(), &text);
-                    }
-                }
-                client.pump();
-            })
-        };
-        let on_close = {
-            let weak = weak.clone();
-            Closure::<dyn FnMut(CloseEvent)>::new(move |event: CloseEvent| {
-                let Some(rc) = weak.upgrade() else { return };
-                let client = HubClient(rc);
-                let reason = format!(
-                    "WebSocket closed with status code: {}{}",
-                    event.code(),
-                    if event.reason().is_empty() {
-                        String::new()
-                    } else {
-                        format!(" ({})", event.reason())
-                    }
-                );
-                {
-                    let mut inner = client.0.borrow_mut();
-                    if inner.generation != generation {
-                        return;
-                    }
+        let sink = Rc::new(move |event: TransportEvent| {
+            if let Some(rc) = weak.upgrade() {
+                HubClient(rc).on_transport_event(generation, event);
+            }
+        });
+        Transport::open(kind, url, token, binary, sink)
+    }
+
+    fn on_transport_event(&self, generation: u64, event: TransportEvent) {
+        if self.0.borrow().generation != generation {
+            return;
+        }
+        match event {
+            TransportEvent::Opened => {
+                let resumed = {
+                    let mut inner = self.0.borrow_mut();
+                    inner.reopen_timer = None;
                     match inner.core.as_mut() {
-                        Some(core) => core.handle_transport_closed(Some(reason)),
+                        Some(core) if core.is_resuming() => core.resume(now()).is_ok(),
+                        Some(_) => false,
                         None => {
-                            // Closed before it opened: the hub is unreachable or refused the upgrade.
-                            if let Some(tx) = inner.handshake.take() {
-                                let _ = tx.send(Err(
-                                    "The WebSocket to the hub could not be opened.".into(),
-                                ));
-                            }
-                            return;
+                            let options = inner.options.connection;
+                            inner.core = Some(HubConnectionCore::new(options, now()));
+                            false
                         }
                     }
+                };
+                if resumed {
+                    if let Some(r) = self.0.borrow_mut().resume.as_mut() {
+                        r.2 = 0; // the next drop is retried at once again
+                    }
+                    let handlers = self.0.borrow().handlers.clone();
+                    (handlers.on_diagnostic)(
+                        "stateful reconnect: socket reopened, replaying unacknowledged messages"
+                            .into(),
+                    );
                 }
-                client.pump();
-            })
+            }
+            TransportEvent::Text(text) => {
+                if let Some(core) = self.0.borrow_mut().core.as_mut() {
+                    core.handle_text(now(), &text);
+                }
+            }
+            TransportEvent::Binary(bytes) => {
+                if let Some(core) = self.0.borrow_mut().core.as_mut() {
+                    core.handle_binary(now(), &bytes);
+                }
+            }
+            TransportEvent::Closed { reason, opened } => {
+                let mut inner = self.0.borrow_mut();
+                inner.transport = None;
+                let resumable = match inner.core.as_mut() {
+                    None => {
+                        // Closed before it opened: unreachable, or the upgrade was refused.
+                        if let Some(tx) = inner.handshake.take() {
+                            let _ = tx.send(Err(if opened {
+                                reason
+                            } else {
+                                "The transport to the hub could not be opened.".into()
+                            }));
+                        }
+                        return;
+                    }
+                    Some(core) if core.is_resuming() => true,
+                    Some(core) => core.handle_transport_lost(now(), Some(reason.clone())),
+                };
+                drop(inner);
+                if resumable {
+                    self.schedule_reopen(generation);
+                }
+            }
+        }
+        self.pump();
+    }
+
+    /// Reopens the WebSocket for a stateful resume: at once, then after 1, 2, 4… s (at most 5 s)
+    /// until the core's server timeout gives up on the connection.
+    fn schedule_reopen(&self, generation: u64) {
+        let Some((url, token, attempts)) = self.0.borrow().resume.clone() else {
+            return;
         };
-        ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
-        ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-        ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
-        let mut inner = self.0.borrow_mut();
-        inner.handshake = Some(handshake);
-        inner.socket = Some(Socket {
-            ws,
-            _on_open: on_open,
-            _on_message: on_message,
-            _on_close: on_close,
+        if let Some(r) = self.0.borrow_mut().resume.as_mut() {
+            r.2 += 1;
+        }
+        let delay = if attempts == 0 {
+            0
+        } else {
+            (1000u32 << (attempts - 1).min(3)).min(5000)
+        };
+        let weak = Rc::downgrade(&self.0);
+        let timer = Timeout::new(delay, move || {
+            let Some(rc) = weak.upgrade() else { return };
+            let client = HubClient(rc);
+            let still_resuming = {
+                let inner = client.0.borrow();
+                inner.generation == generation
+                    && inner
+                        .core
+                        .as_ref()
+                        .is_some_and(HubConnectionCore::is_resuming)
+            };
+            if !still_resuming {
+                return;
+            }
+            match client.open_transport(generation, TransportKind::WebSockets, &url, &token) {
+                Ok(t) => client.0.borrow_mut().transport = Some(t),
+                Err(_) => client.schedule_reopen(generation),
+            }
         });
-        Ok(())
+        self.0.borrow_mut().reopen_timer = Some(timer);
     }
 
     /// Sends what the core queued, delivers its events, and re-arms its timer.
@@ -398,12 +479,12 @@ impl HubClient {
 
     fn flush(&self) {
         let mut inner = self.0.borrow_mut();
-        let Inner { core, socket, .. } = &mut *inner;
-        if let (Some(core), Some(socket)) = (core.as_mut(), socket.as_ref()) {
-            while let Some(record) = core.poll_transmit() {
-                if socket.ws.send_with_str(&record).is_err() {
-                    break;
-                }
+        let Inner {
+            core, transport, ..
+        } = &mut *inner;
+        if let (Some(core), Some(transport)) = (core.as_mut(), transport.as_ref()) {
+            while let Some(frame) = core.poll_transmit_frame() {
+                transport.send(frame);
             }
         }
     }
@@ -470,7 +551,9 @@ impl HubClient {
         let (was_connected, handshake) = {
             let mut inner = self.0.borrow_mut();
             inner.timer = None;
-            inner.socket = None;
+            inner.transport = None;
+            inner.resume = None;
+            inner.reopen_timer = None;
             (
                 inner.state == ConnectionState::Connected,
                 inner.handshake.take(),
@@ -559,6 +642,36 @@ impl HubClient {
         });
         self.0.borrow_mut().timer = Some(timer);
     }
+}
+
+/// Negotiates at `base`, following redirects (each with its own access token). Returns the hub
+/// URL to connect to, the token to connect with, and the connection.
+async fn negotiate_chain(
+    base: &str,
+    mut token: String,
+    stateful: bool,
+) -> Result<(String, String, NegotiateConnection), String> {
+    let mut url = base.to_owned();
+    for _ in 0..=MAX_REDIRECTS {
+        let mut target = negotiate_url(&url);
+        if stateful {
+            target = append_query(&target, "useStatefulReconnect", "true");
+        }
+        match negotiate(&target, &token).await? {
+            NegotiateResponse::Connection(c) => return Ok((url, token, c)),
+            NegotiateResponse::Redirect {
+                url: next,
+                access_token,
+            } => {
+                url = next;
+                if let Some(t) = access_token {
+                    token = t;
+                }
+            }
+            NegotiateResponse::Error(e) => return Err(format!("The hub refused: {e}")),
+        }
+    }
+    Err("Negotiate redirection limit exceeded.".into())
 }
 
 /// `POST {url}` with `Authorization: Bearer`, as the official client negotiates.
