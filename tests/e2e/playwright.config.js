@@ -27,5 +27,6 @@ export default defineConfig({
     timeout: 60_000,
     stdout: 'ignore',
     stderr: 'pipe',
+    env: { RUST_LOG: process.env.RUST_LOG ?? 'warn' },
   },
 });

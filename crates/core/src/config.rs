@@ -49,6 +49,13 @@ pub struct HubConfig {
     /// Ask for stateful reconnect (WebSockets only; default true): a dropped socket is reopened
     /// and unacknowledged messages are replayed, so nothing is lost (`statefulReconnect`).
     pub stateful_reconnect: bool,
+    /// Connect the WebSocket straight to `url` without negotiating (`skipNegotiation`; only with
+    /// `transports: ["WebSockets"]`, and the token must be one the client endpoint accepts).
+    pub skip_negotiation: bool,
+    /// Delays before each reconnect attempt, in milliseconds; reconnecting stops when they run
+    /// out (`reconnectDelaysMs`; default SignalR's `[0, 2000, 10000, 30000]`, at most 20 entries
+    /// of at most 10 minutes each).
+    pub reconnect_delays_ms: Vec<u64>,
 }
 
 /// The SignalR transport names `hub.transports` accepts, in the official client's order.
@@ -199,6 +206,20 @@ impl Config {
                     Some(Value::Bool(b)) => *b,
                     Some(_) => return Err(invalid("hub.statefulReconnect must be true or false".into())),
                 },
+                reconnect_delays_ms: match hub.get("reconnectDelaysMs") {
+                    None | Some(Value::Null) => vec![0, 2_000, 10_000, 30_000],
+                    Some(Value::Array(items)) if items.len() <= 20 => items
+                        .iter()
+                        .map(|d| d.as_u64().filter(|d| *d <= 600_000))
+                        .collect::<Option<Vec<_>>>()
+                        .ok_or_else(|| invalid("hub.reconnectDelaysMs must list delays of 0 to 600000 ms".into()))?,
+                    Some(_) => return Err(invalid("hub.reconnectDelaysMs must be a list of at most 20 delays in ms".into())),
+                },
+                skip_negotiation: match hub.get("skipNegotiation") {
+                    None | Some(Value::Null) => false,
+                    Some(Value::Bool(b)) => *b,
+                    Some(_) => return Err(invalid("hub.skipNegotiation must be true or false".into())),
+                },
             },
             auth: AuthConfig::from_value(auth)?,
             ring_timeout_seconds: seconds(root, "", "ringTimeoutSeconds", 30)?,
@@ -232,6 +253,12 @@ impl Config {
             return Err(ConfigError::OutOfRange {
                 field: "hub.serverTimeoutSeconds",
                 expected: "at least twice hub.keepAliveIntervalSeconds",
+            });
+        }
+        if self.hub.skip_negotiation && self.hub.transports != ["WebSockets"] {
+            return Err(ConfigError::OutOfRange {
+                field: "hub.skipNegotiation",
+                expected: "used only with \"transports\": [\"WebSockets\"] (as in SignalR)",
             });
         }
         if !["auto", "cif", "postmessage", "opencti", "standalone"].contains(&self.host.as_str()) {
@@ -310,12 +337,31 @@ mod tests {
         assert_eq!(config.hub.transports, vec!["LongPolling".to_owned()]);
         assert_eq!(config.hub.protocol, "messagepack");
         assert!(!config.hub.stateful_reconnect);
+        assert!(!config.hub.skip_negotiation);
+        assert_eq!(
+            config.hub.reconnect_delays_ms,
+            vec![0, 2_000, 10_000, 30_000]
+        );
+        let e = Config::from_json(
+            r#"{"hub":{"url":"/client/?hub=h","skipNegotiation":true},"auth":{"mode":"dev"}}"#,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("hub.skipNegotiation"));
+        let c = Config::from_json(
+            r#"{"hub":{"url":"/client/?hub=h","skipNegotiation":true,"transports":["WebSockets"]},"auth":{"mode":"dev"}}"#,
+        )
+        .unwrap();
+        assert!(c.hub.skip_negotiation);
         for bad in [
             r#""transports":["Carrier pigeon"]"#,
             r#""transports":[]"#,
             r#""transports":"WebSockets""#,
             r#""protocol":"xml""#,
             r#""statefulReconnect":"yes""#,
+            r#""skipNegotiation":1"#,
+            r#""reconnectDelaysMs":[-1]"#,
+            r#""reconnectDelaysMs":[700000]"#,
+            r#""reconnectDelaysMs":"fast""#,
         ] {
             let text = format!(r#"{{"hub":{{"url":"/api",{bad}}},"auth":{{"mode":"dev"}}}}"#);
             assert!(

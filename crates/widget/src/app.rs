@@ -200,7 +200,8 @@ impl Widget {
                     _ => None,
                 })
                 .collect(),
-            retry: DelayListPolicy::default(),
+            skip_negotiation: config.hub.skip_negotiation,
+            retry: DelayListPolicy::from_millis(&config.hub.reconnect_delays_ms),
         };
         let client = HubClient::new(options, handlers);
         self.client.set_value(Some(client.clone()));

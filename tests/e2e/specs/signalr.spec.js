@@ -105,3 +105,23 @@ test('100 dropped sockets while notifications stream: each arrives exactly once,
   expect(await diagnostics(page)).not.toContain('state: Reconnecting');
   await expect(page.getByRole('status')).toHaveText('Connected');
 });
+
+test('skipNegotiation: the WebSocket connects straight to the client endpoint', async ({ page, request }) => {
+  const user = agentName('skip');
+  // The client endpoint wants a hub access token; the adaptor's negotiate hands one out.
+  const dev = await (await request.post(`${HUB}/dev/token`, { data: { user } })).json();
+  const negotiated = await (await request.post(`${HUB}/api/negotiate`, {
+    headers: { authorization: `Bearer ${dev.accessToken}` },
+  })).json();
+  await page.route('**/dev/token', (route) => route.fulfill({ json: { accessToken: negotiated.accessToken, expiresOn: 0 } }));
+  await withHub(page, { url: negotiated.url, transports: ['WebSockets'], skipNegotiation: true });
+  const negotiations = [];
+  page.on('request', (r) => { if (r.url().includes('negotiate')) negotiations.push(r.url()); });
+  await page.goto(`/?user=${user}`);
+  await expect(page.getByRole('status')).toHaveText('Connected');
+  expect(await diagnostics(page)).toContain('negotiation skipped');
+  expect(negotiations).toEqual([]);
+  const callId = await ring(request, user, { PhoneNumber: '+14255550123' });
+  await incomingCall(page).getByRole('button', { name: 'Accept' }).click();
+  await expect.poll(async () => (await getCall(request, callId)).state).toBe('accepted');
+});

@@ -26,7 +26,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::time::Duration;
 
-use futures_channel::oneshot;
+use futures_channel::{mpsc, oneshot};
 use gloo_timers::callback::Timeout;
 use serde_json::Value;
 use switchboard_signalr::client::{Event, HubConnectionCore, HubConnectionOptions};
@@ -51,6 +51,8 @@ pub struct HubClientOptions {
     pub connection: HubConnectionOptions,
     /// Transports to try, in order.
     pub transports: Vec<TransportKind>,
+    /// Connect a WebSocket to `url` without negotiating (`skipNegotiation`).
+    pub skip_negotiation: bool,
     /// Delays between reconnect attempts; applied to the first start too.
     pub retry: DelayListPolicy,
 }
@@ -86,6 +88,7 @@ struct Inner {
     timer: Option<Timeout>,
     retry_timer: Option<Timeout>,
     pending: HashMap<String, oneshot::Sender<Result<Value, String>>>,
+    streams: HashMap<String, mpsc::UnboundedSender<Result<Value, String>>>,
     handshake: Option<oneshot::Sender<Result<(), String>>>,
     retries: u32,
     lost_at: f64,
@@ -119,6 +122,7 @@ impl HubClient {
             timer: None,
             retry_timer: None,
             pending: HashMap::new(),
+            streams: HashMap::new(),
             handshake: None,
             retries: 0,
             lost_at: 0.0,
@@ -202,6 +206,32 @@ impl HubClient {
         }
     }
 
+    /// Starts a stream invocation (`StreamInvocation`, type 4): the receiver yields each item as
+    /// `Ok`, then ends; an error (from the hub, or the connection closing) is a last `Err`.
+    pub fn stream(
+        &self,
+        target: &str,
+        arguments: Vec<Value>,
+    ) -> mpsc::UnboundedReceiver<Result<Value, String>> {
+        let (tx, rx) = mpsc::unbounded();
+        let result = {
+            let mut inner = self.0.borrow_mut();
+            match inner.core.as_mut().map(|c| c.stream(now(), target, arguments)) {
+                Some(Ok(id)) => {
+                    inner.streams.insert(id, tx.clone());
+                    Ok(())
+                }
+                Some(Err(e)) => Err(e.to_string()),
+                None => Err("Not connected to the hub.".to_owned()),
+            }
+        };
+        if let Err(e) = result {
+            let _ = tx.unbounded_send(Err(e));
+        }
+        self.flush();
+        rx
+    }
+
     /// Sends a non-blocking invocation (no completion).
     pub fn send(&self, target: &str, arguments: Vec<Value>) -> Result<(), String> {
         let result = {
@@ -272,10 +302,25 @@ impl HubClient {
             .and_then(|w| w.location().href().ok())
             .unwrap_or_default();
         let base = resolve_url(&page, &url);
-        let (options, transports) = {
+        let (options, transports, skip_negotiation) = {
             let inner = self.0.borrow();
-            (inner.options.connection, inner.options.transports.clone())
+            (
+                inner.options.connection,
+                inner.options.transports.clone(),
+                inner.options.skip_negotiation,
+            )
         };
+        if skip_negotiation {
+            // `skipNegotiation`: straight to the WebSocket, no connection id, no stateful reconnect.
+            let token = (handlers.access_token)().await?;
+            self.start_transport(generation, TransportKind::WebSockets, &base, &token, false)
+                .await?;
+            (handlers.on_diagnostic)(format!(
+                "connected: transport WebSockets (negotiation skipped), protocol {}",
+                options.protocol.name()
+            ));
+            return Ok(());
+        }
         let format = if options.protocol.is_binary() {
             "Binary"
         } else {
@@ -526,6 +571,13 @@ impl HubClient {
                     invocation_id,
                     outcome,
                 } => {
+                    let stream = self.0.borrow_mut().streams.remove(&invocation_id);
+                    if let Some(tx) = stream {
+                        if let CompletionOutcome::Error(e) = outcome {
+                            let _ = tx.unbounded_send(Err(e));
+                        }
+                        continue; // dropping the sender ends the stream
+                    }
                     let waiter = self.0.borrow_mut().pending.remove(&invocation_id);
                     if let Some(tx) = waiter {
                         let _ = tx.send(match outcome {
@@ -535,7 +587,14 @@ impl HubClient {
                         });
                     }
                 }
-                Event::StreamItem { .. } => {}
+                Event::StreamItem {
+                    invocation_id,
+                    item,
+                } => {
+                    if let Some(tx) = self.0.borrow().streams.get(&invocation_id) {
+                        let _ = tx.unbounded_send(Ok(item));
+                    }
+                }
                 Event::Malformed(e) => {
                     web_sys::console::warn_1(&format!("Hub message dropped: {e}").into());
                 }
