@@ -54,7 +54,9 @@ fn connect(transport: TransportKind, protocol: HubProtocolKind, user: &str) -> P
     let handlers = HubClientHandlers {
         access_token: Rc::new(move || -> TokenFuture {
             let user = user.clone();
-            Box::pin(async move { switchboard::auth::dev_token(&format!("{HUB}/dev/token"), &user).await })
+            Box::pin(async move {
+                switchboard::auth::dev_token(&format!("{HUB}/dev/token"), &user).await
+            })
         }),
         on_state: {
             let states = states.clone();
@@ -65,7 +67,11 @@ fn connect(transport: TransportKind, protocol: HubProtocolKind, user: &str) -> P
     };
     let options = HubClientOptions {
         url: format!("{HUB}/api"),
-        connection: HubConnectionOptions { protocol, stateful_reconnect: false, ..HubConnectionOptions::default() },
+        connection: HubConnectionOptions {
+            protocol,
+            stateful_reconnect: false,
+            ..HubConnectionOptions::default()
+        },
         transports: vec![transport],
         skip_negotiation: false,
         retry: DelayListPolicy::from_millis(&[]),
@@ -83,25 +89,41 @@ async fn connected(probe: &Probe) {
         }
         gloo_timers::future::TimeoutFuture::new(50).await;
     }
-    panic!("not connected after 10 s; states: {:?}", probe.states.borrow());
+    panic!(
+        "not connected after 10 s; states: {:?}",
+        probe.states.borrow()
+    );
 }
 
 async fn exercise(transport: TransportKind, protocol: HubProtocolKind) {
-    let user = format!("wasm-{transport:?}-{}-{}", protocol.name(), js_sys::Math::random().to_bits());
+    let user = format!(
+        "wasm-{transport:?}-{}-{}",
+        protocol.name(),
+        js_sys::Math::random().to_bits()
+    );
     let probe = connect(transport, protocol, &user);
     connected(&probe).await;
     let client = &probe.client;
 
     // Invoke with a result (void → null) and with an error completion.
-    assert_eq!(client.invoke("sendMessage", vec![json!("Accepted")]).await, Ok(Value::Null));
-    let error = client.invoke("acceptCall", vec![json!("no-such-call")]).await.unwrap_err();
+    assert_eq!(
+        client.invoke("sendMessage", vec![json!("Accepted")]).await,
+        Ok(Value::Null)
+    );
+    let error = client
+        .invoke("acceptCall", vec![json!("no-such-call")])
+        .await
+        .unwrap_err();
     assert!(error.contains("no-such-call"), "{error}");
     let unknown = client.invoke("noSuchMethod", vec![]).await.unwrap_err();
     assert!(unknown.contains("noSuchMethod"), "{unknown}");
 
     // Send (no completion), then an invoke still round-trips in order.
     client.send("sendMessage", vec![json!("Rejected")]).unwrap();
-    assert_eq!(client.invoke("sendMessage", vec![json!("Accepted")]).await, Ok(Value::Null));
+    assert_eq!(
+        client.invoke("sendMessage", vec![json!("Accepted")]).await,
+        Ok(Value::Null)
+    );
 
     // A stream from the hub: items 0..5, then the end.
     let mut items = client.stream("counter", vec![json!(5), json!(10)]);

@@ -216,7 +216,11 @@ impl HubClient {
         let (tx, rx) = mpsc::unbounded();
         let result = {
             let mut inner = self.0.borrow_mut();
-            match inner.core.as_mut().map(|c| c.stream(now(), target, arguments)) {
+            match inner
+                .core
+                .as_mut()
+                .map(|c| c.stream(now(), target, arguments))
+            {
                 Some(Ok(id)) => {
                     inner.streams.insert(id, tx.clone());
                     Ok(())
