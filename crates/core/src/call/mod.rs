@@ -1,5 +1,8 @@
-//! Call states as the telephony side observes them (`GET /api/calls/{callId}`, DESIGN.md §3)
-//! and the reasons an agent's widget gives when a ringing call is not accepted.
+//! Call states as the telephony side observes them (`GET /api/calls/{callId}`, DESIGN.md §3),
+//! the reasons an agent's widget gives when a ringing call is not accepted, and
+//! [`machine`], the agent-side call state machine of third-party call control.
+
+pub mod machine;
 
 use serde::{Deserialize, Serialize};
 
