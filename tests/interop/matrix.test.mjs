@@ -10,84 +10,21 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync } from "node:fs";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
 import * as signalR from "@microsoft/signalr";
+import { WAIT_MS, devToken as hubDevToken, startHub, withTimeout } from "./hub.mjs";
 import { MessagePackHubProtocol } from "@microsoft/signalr-protocol-msgpack";
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const HUB_BIN =
-  process.env.SWITCHBOARD_HUB_BIN ?? path.resolve(here, "../../target/debug/switchboard-hub");
 const KEY = "interop-" + randomBytes(16).toString("hex");
-const WAIT_MS = 10_000;
 
-let hub; // the child process
 let base; // http://127.0.0.1:PORT
-const hubLog = []; // last stderr lines, shown on failure
-
-function withTimeout(promise, ms, what) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-function killHub() {
-  if (hub && hub.exitCode === null && hub.signalCode === null) hub.kill("SIGTERM");
-}
-process.on("exit", killHub);
-
+let stopHub;
 before(async () => {
-  assert.ok(existsSync(HUB_BIN), `hub binary not found at ${HUB_BIN}: run cargo build -p switchboard-hub`);
-  hub = spawn(HUB_BIN, ["--listen", "127.0.0.1:0", "--access-key", KEY], {
-    stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "warn" },
-  });
-  hub.stderr.setEncoding("utf8");
-  hub.stderr.on("data", (chunk) => {
-    hubLog.push(chunk);
-    if (hubLog.length > 50) hubLog.shift();
-  });
-  hub.stdout.setEncoding("utf8");
-  const firstLine = new Promise((resolve, reject) => {
-    let buffered = "";
-    hub.stdout.on("data", (chunk) => {
-      buffered += chunk;
-      const end = buffered.indexOf("\n");
-      if (end >= 0) resolve(buffered.slice(0, end));
-    });
-    hub.once("exit", (code) => reject(new Error(`hub exited early (${code}): ${hubLog.join("")}`)));
-    hub.once("error", reject);
-  });
-  const line = await withTimeout(firstLine, WAIT_MS, "hub start-up line");
-  const match = /^listening on (http:\/\/127\.0\.0\.1:\d+)$/.exec(line.trim());
-  assert.ok(match, `unexpected first line: ${line}`);
-  base = match[1];
+  ({ base, stop: stopHub } = await startHub(KEY));
 });
+after(() => stopHub?.());
 
-after(async () => {
-  killHub();
-  if (hub && hub.exitCode === null && hub.signalCode === null) {
-    await withTimeout(new Promise((r) => hub.once("exit", r)), 5_000, "hub exit").catch(() =>
-      hub.kill("SIGKILL"),
-    );
-  }
-});
-
-async function devToken(user) {
-  const response = await fetch(`${base}/dev/token`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ user }),
-    signal: AbortSignal.timeout(WAIT_MS),
-  });
-  assert.equal(response.status, 200);
-  return (await response.json()).accessToken;
-}
+const devToken = (user) => hubDevToken(base, user);
 
 function next(connection, target) {
   return withTimeout(
