@@ -125,3 +125,23 @@ test('skipNegotiation: the WebSocket connects straight to the client endpoint', 
   await incomingCall(page).getByRole('button', { name: 'Accept' }).click();
   await expect.poll(async () => (await getCall(request, callId)).state).toBe('accepted');
 });
+
+test('a 401 at negotiate (expired token) leads to a fresh token and a connection, not a dead widget', async ({ page }) => {
+  const user = agentName('expired');
+  let tokens = 0;
+  let refused = 0;
+  page.on('request', (r) => { if (r.url().endsWith('/dev/token')) tokens += 1; });
+  await page.route('**/api/negotiate**', async (route) => {
+    if (refused === 0) {
+      refused += 1;
+      await route.fulfill({ status: 401, json: { error: 'Invalid token: expired' } });
+    } else {
+      await route.continue();
+    }
+  });
+  await page.goto(`/?user=${user}`);
+  await expect(page.getByRole('status')).toHaveText('Connected');
+  expect(refused).toBe(1);
+  expect(tokens).toBeGreaterThanOrEqual(2); // the factory was asked again after the 401
+  expect(await diagnostics(page)).toMatch(/refused the sign-in \(401\)[\s\S]*connected: transport WebSockets/);
+});
