@@ -374,7 +374,8 @@ mod tests {
 
     #[test]
     fn the_session_id_defaults_to_the_msal_client_id() {
-        let msal = r#""auth":{"mode":"msal","clientId":"app-1","authority":"https://idp","scopes":["s"]}"#;
+        let msal =
+            r#""auth":{"mode":"msal","clientId":"app-1","authority":"https://idp","scopes":["s"]}"#;
         let config = Config::from_json(&format!(r#"{{"hub":{{"url":"/api"}},{msal}}}"#)).unwrap();
         assert_eq!(config.presence_sync.session_id, "app-1");
         let config = Config::from_json(&format!(
@@ -388,7 +389,10 @@ mod tests {
     fn bad_graph_and_presence_sections_say_what_is_wrong() {
         let base = r#""hub":{"url":"/api"},"auth":{"mode":"dev"}"#;
         let e = Config::from_json(&format!(r#"{{{base},"graph":{{"baseUrl":5}}}}"#)).unwrap_err();
-        assert_eq!(e.to_string(), "config.json is not valid: graph.baseUrl must be a string");
+        assert_eq!(
+            e.to_string(),
+            "config.json is not valid: graph.baseUrl must be a string"
+        );
         let e = Config::from_json(&format!(r#"{{{base},"graph":{{"baseUrl":" "}}}}"#)).unwrap_err();
         assert!(e.to_string().contains("graph.baseUrl"));
         let e = Config::from_json(&format!(r#"{{{base},"presence":[]}}"#)).unwrap_err();
@@ -397,6 +401,9 @@ mod tests {
             r#"{{{base},"presence":{{"sync":{{"minStableSeconds":"soon"}}}}}}"#
         ))
         .unwrap_err();
-        assert!(e.to_string().contains("presence.sync.minStableSeconds"), "{e}");
+        assert!(
+            e.to_string().contains("presence.sync.minStableSeconds"),
+            "{e}"
+        );
     }
 }

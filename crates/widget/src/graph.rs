@@ -53,10 +53,8 @@ impl Graph {
     }
 
     async fn token(&self, fresh: bool) -> Result<String, String> {
-        if !fresh {
-            if let Some(token) = self.token.borrow().clone() {
-                return Ok(token);
-            }
+        if let (false, Some(token)) = (fresh, self.token.borrow().clone()) {
+            return Ok(token);
         }
         let token = crate::auth::dev_token(&self.token_url, &self.user).await?;
         *self.token.borrow_mut() = Some(token.clone());
@@ -192,10 +190,7 @@ impl Graph {
         for batch in batches(ids) {
             let body = serde_json::json!({ "ids": batch }).to_string();
             let answer = self
-                .call(
-                    "communications/getPresencesByUserId",
-                    &Method::Post(body),
-                )
+                .call("communications/getPresencesByUserId", &Method::Post(body))
                 .await?;
             out.extend(read_presences(&answer));
         }

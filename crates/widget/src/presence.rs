@@ -217,8 +217,7 @@ impl Presence {
     }
 
     fn me(self) -> Option<String> {
-        self.inner
-            .with_value(|i| i.as_ref().map(|i| i.me.clone()))
+        self.inner.with_value(|i| i.as_ref().map(|i| i.me.clone()))
     }
 
     /// The hub connected (again): watch our own presence and the team's.
@@ -285,8 +284,8 @@ impl Presence {
                 .filter(|(_, at)| js_sys::Date::now() - at < ECHO_MS)
                 .map(|(s, _)| s)
         });
-        let on_call = self.own.with_untracked(|o| o.source == Source::Automatic)
-            && pair == Pair::IN_A_CALL;
+        let on_call =
+            self.own.with_untracked(|o| o.source == Source::Automatic) && pair == Pair::IN_A_CALL;
         self.own.update(|o| {
             if o.teams != Some(pair) {
                 o.source = match (push, recent) {
@@ -340,17 +339,22 @@ impl Presence {
     pub fn call(self, id: String) {
         self.call_notice.set(None);
         let Some(client) = self.client.get_value() else {
-            self.call_notice.set(Some(crate::i18n::strings().not_connected.into()));
+            self.call_notice
+                .set(Some(crate::i18n::strings().not_connected.into()));
             return;
         };
         spawn_local(async move {
-            if let Err(e) = client.invoke("makeCall", vec![json!({ "userId": id })]).await {
+            if let Err(e) = client
+                .invoke("makeCall", vec![json!({ "userId": id })])
+                .await
+            {
                 let t = crate::i18n::strings();
-                self.call_notice.set(Some(if e.contains("Unknown hub method") {
-                    t.make_call_missing.to_owned()
-                } else {
-                    e
-                }));
+                self.call_notice
+                    .set(Some(if e.contains("Unknown hub method") {
+                        t.make_call_missing.to_owned()
+                    } else {
+                        e
+                    }));
             }
         });
     }

@@ -13,7 +13,8 @@ use crate::ui::PHONE_PATH;
 
 /// Rows rendered at once; search narrows the rest.
 const SHOWN: usize = 50;
-const STAR_PATH: &str = "M12 3.5l2.6 5.3 5.9.9-4.3 4.1 1 5.8L12 16.9l-5.2 2.7 1-5.8-4.3-4.1 5.9-.9z";
+const STAR_PATH: &str =
+    "M12 3.5l2.6 5.3 5.9.9-4.3 4.1 1 5.8L12 16.9l-5.2 2.7 1-5.8-4.3-4.1 5.9-.9z";
 
 /// The dot's modifier for a presence (colour; the words carry the meaning).
 fn dot_class(p: Option<Pair>) -> &'static str {
@@ -165,7 +166,8 @@ pub fn TeamDrawer(
             </li>
         }
     };
-    let body = move || match load.get() {
+    let body = move || {
+        match load.get() {
         TeamLoad::Loading => view! { <p class="muted">{t.team_loading}</p> }.into_any(),
         TeamLoad::Failed(e) => view! { <p class="presence__error">{t.team_failed}" "{e}</p> }.into_any(),
         TeamLoad::Loaded => view! {
@@ -193,6 +195,7 @@ pub fn TeamDrawer(
             </ul>
         }
         .into_any(),
+    }
     };
     view! {
         <details class="panel team" on:toggle=move |ev| {
