@@ -451,11 +451,9 @@ impl Presence {
 
     async fn run(self, graph: &Graph, command: Command, source: Source) {
         match &command {
+            // The source stays that of the Teams change that caused it.
             Command::SetAgentState { state } => {
-                self.own.update(|o| {
-                    o.choice = format!("state:{state}");
-                    o.source = Source::Teams;
-                });
+                self.own.update(|o| o.choice = format!("state:{state}"));
             }
             Command::FetchTeamsPresence => match graph.my_presence().await {
                 Ok(p) => self.teams_changed(p, false),

@@ -40,7 +40,7 @@ pub fn PresenceControl(
     let option = move |value: String, label: String| {
         let v = value.clone();
         view! {
-            <option value=value selected=move || own.with(|o| o.choice == v)>{label}</option>
+            <option value=value prop:selected=move || own.with(|o| o.choice == v)>{label}</option>
         }
     };
     let state_options = move || {
