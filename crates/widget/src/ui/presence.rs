@@ -101,15 +101,16 @@ pub fn TeamDrawer(
     let open = RwSignal::new(false);
     let query = RwSignal::new(String::new());
     let matching = Memo::new(move |_| {
-        let q = query.get().trim().to_lowercase();
+        // ASCII case folding: Unicode tables would cost the download more than they help here.
+        let q = query.get().trim().to_ascii_lowercase();
         favourites.with(|fav| {
             team.with(|team| {
                 let mut list: Vec<&Colleague> = team
                     .iter()
                     .filter(|c| {
                         q.is_empty()
-                            || c.name.to_lowercase().contains(&q)
-                            || c.id.to_lowercase().contains(&q)
+                            || c.name.to_ascii_lowercase().contains(&q)
+                            || c.id.to_ascii_lowercase().contains(&q)
                     })
                     .collect();
                 list.sort_by_key(|c| !fav.contains(&c.id));
