@@ -81,7 +81,7 @@ pub fn PresenceControl(
                 " · "
                 <span class="presence__source">{source}</span>
             </p>
-            {move || error.get().map(|e| view! { <p class="presence__error" role="alert">{e}</p> })}
+            <p class="presence__error" role="alert">{move || error.get().unwrap_or_default()}</p>
         </section>
     }
 }
@@ -167,11 +167,20 @@ pub fn TeamDrawer(
             </li>
         }
     };
+    // Plain text closures and an unkeyed list keep this view small in the download: the list
+    // re-renders only when the team, the search or the favourites change (presence updates
+    // touch only each row's own text), and `favourite` puts the focus back on the star.
+    let status = move || match load.get() {
+        TeamLoad::Loading => t.team_loading.to_owned(),
+        TeamLoad::Failed(e) => format!("{} {e}", t.team_failed),
+        TeamLoad::Loaded => match matching.with(|m| m.1) {
+            0 => t.team_empty.to_owned(),
+            total if total > SHOWN => (t.team_shown)(SHOWN, total),
+            _ => String::new(),
+        },
+    };
     let body = move || {
-        match load.get() {
-        TeamLoad::Loading => view! { <p class="muted">{t.team_loading}</p> }.into_any(),
-        TeamLoad::Failed(e) => view! { <p class="presence__error">{t.team_failed}" "{e}</p> }.into_any(),
-        TeamLoad::Loaded => view! {
+        view! {
             <input
                 id="team-search"
                 class="team__search"
@@ -180,23 +189,12 @@ pub fn TeamDrawer(
                 placeholder=t.search_team
                 bind:value=query
             />
-            {move || notice.get().map(|n| view! { <p class="team__notice" role="alert">{n}</p> })}
-            {move || {
-                let total = matching.with(|m| m.1);
-                if total == 0 {
-                    Some(view! { <p class="muted">{t.team_empty}</p> }.into_any())
-                } else if total > SHOWN {
-                    Some(view! { <p class="muted team__count">{(t.team_shown)(SHOWN, total)}</p> }.into_any())
-                } else {
-                    None
-                }
-            }}
+            <p class="team__notice" role="alert">{move || notice.get().unwrap_or_default()}</p>
+            <p class="muted team__count">{status}</p>
             <ul class="team__list">
-                <For each=move || matching.get().0 key=|c| c.id.clone() children=row />
+                {move || matching.get().0.into_iter().map(row).collect_view()}
             </ul>
         }
-        .into_any(),
-    }
     };
     view! {
         <details class="panel team" on:toggle=move |ev| {
@@ -209,10 +207,9 @@ pub fn TeamDrawer(
         }>
             <summary class="team__summary">
                 {t.team}
-                {move || {
-                    let n = team.with(Vec::len);
-                    (n > 0).then(|| view! { <span class="team__total">" "{n}</span> })
-                }}
+                <span class="team__total">
+                    {move || team.with(|t| if t.is_empty() { String::new() } else { format!(" {}", t.len()) })}
+                </span>
             </summary>
             {move || open.get().then(body)}
         </details>
