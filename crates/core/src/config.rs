@@ -7,12 +7,19 @@
 //!   "hub": { "url": "/api", "keepAliveIntervalSeconds": 15, "serverTimeoutSeconds": 30 },
 //!   "auth": { "mode": "dev", "tokenUrl": "/dev/token" },
 //!   "ringTimeoutSeconds": 30,
-//!   "host": "auto"
+//!   "host": "auto",
+//!   "graph": { "baseUrl": "/graph/v1.0" },
+//!   "presence": { "sync": { "minStableSeconds": 15 } }
 //! }
 //! ```
+//!
+//! `presence` is the section described in `docs/presence.md` (states, both mapping tables,
+//! `sync`); it is optional and defaults to seed 003's table.
 
 use serde_json::{Map, Value};
 use thiserror::Error;
+
+use crate::presence::{PresenceMapping, SyncConfig};
 
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,6 +34,21 @@ pub struct Config {
     /// Which host the widget lives in: `auto`, `cif`, `postmessage`, `opencti`, `standalone`
     /// (default `auto`; `host`).
     pub host: String,
+    /// Microsoft Graph (`graph`).
+    pub graph: GraphConfig,
+    /// The contact-centre agent states and the Teams ⇄ agent mapping tables (`presence`).
+    pub presence_mapping: PresenceMapping,
+    /// The sync engine's timers and switches (`presence.sync`). Without `presence.sync.sessionId`
+    /// the session id is `auth.clientId` (MSAL) or `switchboard` (dev).
+    pub presence_sync: SyncConfig,
+}
+
+/// Where Microsoft Graph is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GraphConfig {
+    /// The base URL, `https://graph.microsoft.com/v1.0`, or the hub's stand-in `/graph/v1.0`
+    /// (the default; `graph.baseUrl`). No trailing slash.
+    pub base_url: String,
 }
 
 /// The hub endpoint and its timers.
@@ -179,6 +201,21 @@ impl Config {
         let auth = root
             .get("auth")
             .ok_or_else(|| invalid("auth is missing".into()))?;
+        let graph_base = match root.get("graph") {
+            None | Some(Value::Null) => None,
+            Some(g) => string(object(g, "graph")?, "graph.", "baseUrl")?,
+        };
+        let presence = root.get("presence").filter(|p| !p.is_null());
+        let auth = AuthConfig::from_value(auth)?;
+        let presence_mapping = PresenceMapping::from_value(presence)?;
+        let mut presence_sync = SyncConfig::from_value(presence.and_then(|p| p.get("sync")))?;
+        let explicit_session = presence
+            .and_then(|p| p.get("sync"))
+            .and_then(|s| s.get("sessionId"))
+            .is_some_and(|s| !s.is_null());
+        if let (false, AuthConfig::Msal { client_id, .. }) = (explicit_session, &auth) {
+            presence_sync.session_id = client_id.clone();
+        }
         let config = Config {
             hub: HubConfig {
                 url: required(hub, "hub.", "url")?,
@@ -221,9 +258,17 @@ impl Config {
                     Some(_) => return Err(invalid("hub.skipNegotiation must be true or false".into())),
                 },
             },
-            auth: AuthConfig::from_value(auth)?,
+            auth,
             ring_timeout_seconds: seconds(root, "", "ringTimeoutSeconds", 30)?,
             host: string(root, "", "host")?.unwrap_or_else(|| "auto".into()),
+            graph: GraphConfig {
+                base_url: graph_base
+                    .unwrap_or_else(|| "/graph/v1.0".into())
+                    .trim_end_matches('/')
+                    .to_owned(),
+            },
+            presence_mapping,
+            presence_sync,
         };
         config.validate()?;
         Ok(config)
@@ -265,6 +310,12 @@ impl Config {
             return Err(ConfigError::OutOfRange {
                 field: "host",
                 expected: "one of auto, cif, postmessage, opencti, standalone",
+            });
+        }
+        if self.graph.base_url.trim().is_empty() {
+            return Err(ConfigError::OutOfRange {
+                field: "graph.baseUrl",
+                expected: "a URL such as https://graph.microsoft.com/v1.0",
             });
         }
         if let AuthConfig::Msal {
@@ -403,6 +454,65 @@ mod tests {
             Err(ConfigError::Invalid(
                 "auth.mode \"saml\" is not one of dev, msal".into()
             ))
+        );
+    }
+
+    #[test]
+    fn graph_and_presence_have_defaults() {
+        let config = Config::from_json(r#"{"hub":{"url":"/api"},"auth":{"mode":"dev"}}"#).unwrap();
+        assert_eq!(config.graph.base_url, "/graph/v1.0");
+        assert_eq!(config.presence_mapping, PresenceMapping::default());
+        assert_eq!(config.presence_sync, SyncConfig::default());
+        let shipped = Config::from_json(SHIPPED).unwrap();
+        assert_eq!(shipped.graph.base_url, "/graph/v1.0");
+    }
+
+    #[test]
+    fn graph_and_presence_are_read() {
+        let config = Config::from_json(
+            r#"{"hub":{"url":"/api"},"auth":{"mode":"dev"},
+                "graph":{"baseUrl":"https://graph.microsoft.com/v1.0/"},
+                "presence":{"states":["Ready","Lunch"],"sync":{"minStableSeconds":2}}}"#,
+        )
+        .unwrap();
+        assert_eq!(config.graph.base_url, "https://graph.microsoft.com/v1.0");
+        assert_eq!(config.presence_mapping.states, ["Ready", "Lunch"]);
+        assert_eq!(config.presence_sync.min_stable_ms, 2_000);
+        assert_eq!(config.presence_sync.session_id, "switchboard");
+    }
+
+    #[test]
+    fn the_session_id_defaults_to_the_msal_client_id() {
+        let msal =
+            r#""auth":{"mode":"msal","clientId":"app-1","authority":"https://idp","scopes":["s"]}"#;
+        let config = Config::from_json(&format!(r#"{{"hub":{{"url":"/api"}},{msal}}}"#)).unwrap();
+        assert_eq!(config.presence_sync.session_id, "app-1");
+        let config = Config::from_json(&format!(
+            r#"{{"hub":{{"url":"/api"}},{msal},"presence":{{"sync":{{"sessionId":"other"}}}}}}"#
+        ))
+        .unwrap();
+        assert_eq!(config.presence_sync.session_id, "other");
+    }
+
+    #[test]
+    fn bad_graph_and_presence_sections_say_what_is_wrong() {
+        let base = r#""hub":{"url":"/api"},"auth":{"mode":"dev"}"#;
+        let e = Config::from_json(&format!(r#"{{{base},"graph":{{"baseUrl":5}}}}"#)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "config.json is not valid: graph.baseUrl must be a string"
+        );
+        let e = Config::from_json(&format!(r#"{{{base},"graph":{{"baseUrl":" "}}}}"#)).unwrap_err();
+        assert!(e.to_string().contains("graph.baseUrl"));
+        let e = Config::from_json(&format!(r#"{{{base},"presence":[]}}"#)).unwrap_err();
+        assert!(e.to_string().contains("presence must be an object"), "{e}");
+        let e = Config::from_json(&format!(
+            r#"{{{base},"presence":{{"sync":{{"minStableSeconds":"soon"}}}}}}"#
+        ))
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("presence.sync.minStableSeconds"),
+            "{e}"
         );
     }
 }

@@ -11,7 +11,7 @@ pub mod notification;
 pub mod presence;
 
 pub use call::{CallState, RejectReason};
-pub use config::{AuthConfig, Config, ConfigError};
+pub use config::{AuthConfig, Config, ConfigError, GraphConfig};
 pub use desk::{Action, Desk, Outcome, Ringing};
 pub use notification::{IncomingCall, NotificationError};
 pub use presence::{

@@ -49,6 +49,8 @@ pub struct Widget {
     pub notice: RwSignal<Option<String>>,
     /// `performance.now()` in ms, refreshed every second for timers shown to the agent.
     pub now_ms: RwSignal<f64>,
+    /// Own presence, the team list and the Teams sync (`presence.rs`).
+    pub presence: crate::presence::Presence,
     client: StoredValue<Option<HubClient>, LocalStorage>,
 }
 
@@ -85,13 +87,15 @@ async fn load_config() -> Result<Config, String> {
 
 impl Widget {
     fn new() -> Self {
+        let desk = RwSignal::new(Desk::new());
         Self {
             phase: RwSignal::new(Phase::Loading),
             config: RwSignal::new(None),
             user: RwSignal::new(None),
             connection: RwSignal::new(ConnectionState::Disconnected),
             connection_detail: RwSignal::new(None),
-            desk: RwSignal::new(Desk::new()),
+            desk,
+            presence: crate::presence::Presence::new(desk),
             notice: RwSignal::new(None),
             now_ms: RwSignal::new(now_ms()),
             client: StoredValue::new_local(None),
@@ -161,6 +165,9 @@ impl Widget {
                         .unwrap_or_default()
                 ));
                 self.connection.set(state);
+                if state == ConnectionState::Connected {
+                    self.presence.connected();
+                }
                 self.connection_detail
                     .set(if state == ConnectionState::Connected {
                         None
@@ -205,11 +212,14 @@ impl Widget {
         };
         let client = HubClient::new(options, handlers);
         self.client.set_value(Some(client.clone()));
+        self.presence.start(&config, &user, client.clone());
         client.start();
     }
 
     /// Stops the connection and returns to the sign-in form.
     pub fn sign_out(self) {
+        // Clears our session presence in Teams (Graph, not the hub).
+        self.presence.sign_out();
         if let Some(client) = self.client.get_value() {
             client.stop();
         }
@@ -280,6 +290,7 @@ impl Widget {
                     .update(|d| d.call_ended(id, reason.unwrap_or("completed"))),
                 _ => warn("CallEnded ignored: it has no callId."),
             },
+            "presencechanged" => self.presence.pushed(&arguments),
             _ => warn(&format!("No client method with the name '{target}' found.")),
         }
     }
@@ -481,9 +492,11 @@ fn DeskView(widget: Widget) -> impl IntoView {
                 }
             })
         }}
+        <crate::presence::OwnPresence presence=widget.presence />
         {call_area}
         {move || widget.notice.get().map(|text| view! {
             <Notice text=text on_dismiss=Callback::new(move |_| widget.notice.set(None)) />
         })}
+        <crate::presence::Team presence=widget.presence />
     }
 }

@@ -38,6 +38,24 @@ pub struct Strings {
     pub last_ended: &'static str,
     pub hub_error: &'static str,
     pub dismiss: &'static str,
+    pub presence: &'static str,
+    pub presence_states: &'static str,
+    pub presence_teams: &'static str,
+    pub teams_now: &'static str,
+    pub source_here: &'static str,
+    pub source_teams: &'static str,
+    pub source_automatic: &'static str,
+    pub team: &'static str,
+    pub search_team: &'static str,
+    pub team_loading: &'static str,
+    pub team_failed: &'static str,
+    pub team_empty: &'static str,
+    pub team_shown: fn(usize, usize) -> String,
+    pub favourite: fn(&str) -> String,
+    pub call_person: fn(&str) -> String,
+    pub not_connected: &'static str,
+    pub make_call_missing: &'static str,
+    pub unknown_presence: &'static str,
 }
 
 /// English.
@@ -76,7 +94,73 @@ pub const EN: Strings = Strings {
     last_ended: "Call ended with",
     hub_error: "The hub reported a problem:",
     dismiss: "Dismiss",
+    presence: "Presence",
+    presence_states: "Contact centre",
+    presence_teams: "Teams",
+    teams_now: "Teams:",
+    source_here: "set here",
+    source_teams: "from Teams",
+    source_automatic: "automatic",
+    team: "Team",
+    search_team: "Search team",
+    team_loading: "Loading your team…",
+    team_failed: "The team list could not be loaded:",
+    team_empty: "No one matches your search.",
+    team_shown: |shown, total| format!("Showing {shown} of {total}. Search to find others."),
+    favourite: |name| format!("Favourite {name}"),
+    call_person: |name| format!("Call {name}"),
+    not_connected: "Not connected to the hub.",
+    make_call_missing: "Calling a colleague needs the hub's makeCall method, which this hub does not offer yet.",
+    unknown_presence: "Unknown",
 };
+
+/// Graph availability in words.
+pub fn availability(a: switchboard_core::presence::Availability) -> &'static str {
+    use switchboard_core::presence::Availability as A;
+    match a {
+        A::Available | A::AvailableIdle => "Available",
+        A::Busy | A::BusyIdle => "Busy",
+        A::DoNotDisturb => "Do not disturb",
+        A::BeRightBack => "Be right back",
+        A::Away => "Away",
+        A::Offline => "Offline",
+        A::PresenceUnknown => "Unknown",
+    }
+}
+
+/// Graph activity in words, when it says more than the availability.
+pub fn activity(a: switchboard_core::presence::Activity) -> Option<&'static str> {
+    use switchboard_core::presence::Activity as A;
+    Some(match a {
+        A::InACall => "In a call",
+        A::InAConferenceCall => "In a conference call",
+        A::InAMeeting => "In a meeting",
+        A::Presenting => "Presenting",
+        A::OutOfOffice => "Out of office",
+        A::OffWork => "Off work",
+        A::UrgentInterruptionsOnly => "Urgent interruptions only",
+        A::Inactive => "Inactive",
+        _ => return None,
+    })
+}
+
+/// A presence pair in words: `Busy · In a meeting`.
+pub fn presence_words(p: switchboard_core::presence::Presence) -> String {
+    match activity(p.activity) {
+        Some(act) => format!("{} · {act}", availability(p.availability)),
+        None => availability(p.availability).to_owned(),
+    }
+}
+
+/// A contact-centre agent state in words (configured names pass through).
+pub fn agent_state(state: &str) -> &str {
+    match state {
+        "NotReady" => "Not ready",
+        "WrapUp" => "Wrap-up",
+        "OnCall" => "On call",
+        other => other,
+    }
+}
 
 /// The catalogue for the page's language.
 pub fn strings() -> &'static Strings {

@@ -4,6 +4,7 @@
 //!   (from `switchboard-core`) into reactive state, and renders the [`ui`] components.
 //! - [`signalr`] is the thin browser driver of the sans-IO SignalR core.
 //! - [`auth`] gets access tokens (dev tokens for now).
+//! - [`presence`] (own presence, team list, Teams ⇄ agent-state sync) over the [`graph`] client.
 //! - [`i18n`] holds every visible string.
 //!
 //! [`Desk`]: switchboard_core::Desk
@@ -11,6 +12,8 @@
 pub mod app;
 pub mod auth;
 pub mod diagnostics;
+pub mod graph;
 pub mod i18n;
+pub mod presence;
 pub mod signalr;
 pub mod ui;

@@ -47,6 +47,14 @@ test('idle, ringing, in call, and after a missed call', async ({ page, request }
   await expect(page.getByRole('status')).toHaveText('Connected');
   await look(page, 'idle');
 
+  // The team drawer open, with live presences (701 people from the Graph stand-in).
+  await page.locator('summary', { hasText: 'Team' }).click();
+  await expect(page.getByLabel('Search team')).toBeVisible({ timeout: 30_000 });
+  await expect(page.locator('li.mate').first()).toBeVisible();
+  await page.locator('li.mate').nth(1).getByRole('button', { name: /^Favourite/ }).click();
+  await look(page, 'team-drawer');
+  await page.locator('summary', { hasText: 'Team' }).click();
+
   await ring(request, user, { PhoneNumber: '+14255550123', callerName: 'Dana Whitfield', queue: 'Billing', comments: 'Invoice 4471' });
   const dialog = page.getByRole('alertdialog', { name: /Incoming call/ });
   await expect(dialog).toBeVisible();

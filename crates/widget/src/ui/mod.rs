@@ -9,6 +9,8 @@ use switchboard_signalr::ConnectionState;
 
 use crate::i18n::strings;
 
+pub mod presence;
+
 /// A handset, 24×24 (inline SVG: no icon font to download).
 pub const PHONE_PATH: &str = "M8.2 5.5l1.6 3.4c.2.4.1.9-.2 1.2l-1.2 1.1a9 9 0 0 0 4.4 4.4l1.1-1.2c.3-.3.8-.4 1.2-.2l3.4 1.6c.5.2.7.7.6 1.2l-.4 1.8c-.1.5-.6.9-1.1.9A13.5 13.5 0 0 1 4.3 6.4c0-.5.4-1 .9-1.1l1.8-.4c.5-.1 1 .1 1.2.6z";
 /// A handset laid down (hang up / reject).

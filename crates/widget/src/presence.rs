@@ -1,0 +1,513 @@
+//! Presence in the widget (issue 6, `docs/presence.md`): the agent's own presence and the
+//! team list, kept live by `PresenceChanged` pushes, and [`PresenceSync`] (sans-IO, in
+//! `switchboard-core`) driven with one timer; its [`Command`]s are carried out through the
+//! [`Graph`] client, one at a time and in order.
+//!
+//! `app.rs` calls [`Presence::start`] at sign-in, [`Presence::connected`] on every (re)connect,
+//! [`Presence::pushed`] for `PresenceChanged`, and [`Presence::sign_out`] before stopping the hub.
+//! Calls are followed from the desk signal (active call → `call_started`, gone → `call_ended`).
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::rc::Rc;
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use serde_json::{Value, json};
+use switchboard_core::presence::{
+    Activity, AgentSource, Availability, Command, Presence as Pair, PresenceSync, batches,
+};
+use switchboard_core::{AuthConfig, Config, Desk};
+
+use crate::graph::{Colleague, Graph, read_presence, read_presences};
+use crate::signalr::HubClient;
+
+/// Where the shown presence came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The agent chose it in this widget.
+    Here,
+    /// Teams (or Graph) changed it.
+    Teams,
+    /// The widget did it by itself (a call).
+    Automatic,
+}
+
+/// The agent's own presence as shown.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Own {
+    /// The selected option: `state:<agent state>`, `teams:<availability>` or empty.
+    pub choice: String,
+    /// The Teams presence as Graph aggregates it.
+    pub teams: Option<Pair>,
+    /// Where the last change came from.
+    pub source: Source,
+}
+
+/// How the team list stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TeamLoad {
+    Loading,
+    Loaded,
+    Failed(String),
+}
+
+/// Pushes of our own presence this soon after our own write count as its echo.
+const ECHO_MS: f64 = 8_000.0;
+const FAVOURITES_KEY: &str = "switchboard.favourites";
+
+/// The Teams presences the agent may pick: `setUserPreferredPresence` pairs.
+pub const TEAMS_CHOICES: [(Availability, Activity); 6] = [
+    (Availability::Available, Activity::Available),
+    (Availability::Busy, Activity::Busy),
+    (Availability::DoNotDisturb, Activity::DoNotDisturb),
+    (Availability::BeRightBack, Activity::BeRightBack),
+    (Availability::Away, Activity::Away),
+    (Availability::Offline, Activity::OffWork),
+];
+
+struct Inner {
+    me: String,
+    graph: Rc<Graph>,
+    engine: PresenceSync,
+    /// Agent states the engine set (`Command::SetAgentState`).
+    queue: VecDeque<Command>,
+    working: bool,
+    timer: Option<gloo_timers::callback::Timeout>,
+    /// Source and time of our last Graph write, for telling echoes from Teams changes.
+    last_write: Option<(Source, f64)>,
+}
+
+/// The presence state of the widget. `Copy`: signal handles.
+#[derive(Clone, Copy)]
+pub struct Presence {
+    pub own: RwSignal<Own>,
+    pub states: RwSignal<Vec<String>>,
+    pub team: RwSignal<Vec<Colleague>>,
+    pub team_load: RwSignal<TeamLoad>,
+    pub presences: RwSignal<HashMap<String, Pair>>,
+    pub favourites: RwSignal<HashSet<String>>,
+    pub error: RwSignal<Option<String>>,
+    /// Click-to-call trouble, shown in the team drawer.
+    pub call_notice: RwSignal<Option<String>>,
+    inner: StoredValue<Option<Inner>, LocalStorage>,
+    client: StoredValue<Option<HubClient>, LocalStorage>,
+}
+
+fn epoch_ms() -> u64 {
+    js_sys::Date::now().max(0.0) as u64
+}
+
+fn storage() -> Option<web_sys::Storage> {
+    web_sys::window()?.local_storage().ok()?
+}
+
+impl Presence {
+    pub fn new(desk: RwSignal<Desk>) -> Self {
+        let favourites = storage()
+            .and_then(|s| s.get_item(FAVOURITES_KEY).ok()?)
+            .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+            .and_then(|v| {
+                v.as_array().map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.as_str().map(str::to_owned))
+                        .collect()
+                })
+            })
+            .unwrap_or_default();
+        let this = Self {
+            own: RwSignal::new(Own {
+                choice: String::new(),
+                teams: None,
+                source: Source::Here,
+            }),
+            states: RwSignal::new(Vec::new()),
+            team: RwSignal::new(Vec::new()),
+            team_load: RwSignal::new(TeamLoad::Loading),
+            presences: RwSignal::new(HashMap::new()),
+            favourites: RwSignal::new(favourites),
+            error: RwSignal::new(None),
+            call_notice: RwSignal::new(None),
+            inner: StoredValue::new_local(None),
+            client: StoredValue::new_local(None),
+        };
+        // Follow the desk: a call became active → call_started; it went → call_ended.
+        Effect::new(move |before: Option<bool>| {
+            let on_call = desk.with(|d| d.active().is_some());
+            if before.is_some_and(|b| b != on_call) {
+                this.with_engine(|e, now| {
+                    if on_call {
+                        e.call_started(now)
+                    } else {
+                        e.call_ended(now)
+                    }
+                });
+                if on_call {
+                    this.own.update(|o| o.source = Source::Automatic);
+                }
+            }
+            on_call
+        });
+        // Favourites persist (ids only).
+        Effect::new(move |_| {
+            let ids: Vec<String> = this.favourites.with(|f| f.iter().cloned().collect());
+            if let Some(s) = storage() {
+                let _ = s.set_item(FAVOURITES_KEY, &json!(ids).to_string());
+            }
+        });
+        this
+    }
+
+    /// Sign-in: build the engine and the Graph client, read our presence, load the team.
+    pub fn start(self, config: &Config, user: &str, client: HubClient) {
+        let token_url = match &config.auth {
+            AuthConfig::Dev { token_url } => token_url.clone(),
+            AuthConfig::Msal { .. } => return,
+        };
+        let graph = Rc::new(Graph::new(&config.graph.base_url, &token_url, user));
+        let states = config.presence_mapping.states.clone();
+        let first = states.first().cloned().unwrap_or_default();
+        let engine = PresenceSync::new(
+            config.presence_sync.clone(),
+            config.presence_mapping.clone(),
+            epoch_ms(),
+            &first,
+        );
+        self.states.set(states);
+        self.own.set(Own {
+            choice: format!("state:{first}"),
+            teams: None,
+            source: Source::Here,
+        });
+        self.error.set(None);
+        self.client.set_value(Some(client));
+        self.inner.set_value(Some(Inner {
+            me: user.to_owned(),
+            graph: graph.clone(),
+            engine,
+            queue: VecDeque::new(),
+            working: false,
+            timer: None,
+            last_write: None,
+        }));
+        self.arm();
+        spawn_local(async move {
+            match graph.my_presence().await {
+                Ok(p) => self.teams_changed(p, false),
+                Err(e) => self.error.set(Some(e)),
+            }
+            self.team_load.set(TeamLoad::Loading);
+            let me = self.me();
+            let loaded = async {
+                let mut team = graph.colleagues().await?;
+                team.retain(|c| Some(&c.id) != me.as_ref());
+                let ids: Vec<String> = team.iter().map(|c| c.id.clone()).collect();
+                let presences = graph.presences(&ids).await?;
+                Ok::<_, String>((team, presences))
+            };
+            match loaded.await {
+                Ok((team, presences)) => {
+                    self.presences.update(|m| m.extend(presences));
+                    self.team.set(team);
+                    self.team_load.set(TeamLoad::Loaded);
+                    self.subscribe(true);
+                }
+                Err(e) => self.team_load.set(TeamLoad::Failed(e)),
+            }
+        });
+    }
+
+    fn me(self) -> Option<String> {
+        self.inner.with_value(|i| i.as_ref().map(|i| i.me.clone()))
+    }
+
+    /// The hub connected (again): watch our own presence and the team's.
+    pub fn connected(self) {
+        self.subscribe(false);
+    }
+
+    /// `subscribePresence([me, ...team])`, 650 ids per call. `team_only` skips our own id.
+    fn subscribe(self, team_only: bool) {
+        let (Some(me), Some(client)) = (self.me(), self.client.get_value()) else {
+            return;
+        };
+        let mut ids: Vec<String> = if team_only { Vec::new() } else { vec![me] };
+        if self.team_load.get_untracked() == TeamLoad::Loaded {
+            self.team
+                .with_untracked(|t| ids.extend(t.iter().map(|c| c.id.clone())));
+        }
+        let chunks: Vec<Vec<String>> = batches(&ids).map(<[String]>::to_vec).collect();
+        spawn_local(async move {
+            for chunk in chunks {
+                match client.invoke("subscribePresence", vec![json!(chunk)]).await {
+                    Ok(answer) => {
+                        let me = self.me();
+                        let mut own = None;
+                        let list: Vec<_> = read_presences(&answer)
+                            .filter(|(id, p)| {
+                                let mine = Some(id) == me.as_ref();
+                                if mine {
+                                    own = Some(*p);
+                                }
+                                !mine
+                            })
+                            .collect();
+                        self.presences.update(|m| m.extend(list));
+                        if let Some(p) = own {
+                            self.teams_changed(p, false);
+                        }
+                    }
+                    Err(e) => web_sys::console::warn_1(&format!("subscribePresence: {e}").into()),
+                }
+            }
+        });
+    }
+
+    /// `PresenceChanged(presence)`.
+    pub fn pushed(self, arguments: &[Value]) {
+        let Some((id, pair)) = arguments.first().and_then(read_presence) else {
+            return;
+        };
+        if Some(&id) == self.me().as_ref() {
+            self.teams_changed(pair, true);
+        } else {
+            self.presences.update(|m| {
+                m.insert(id, pair);
+            });
+        }
+    }
+
+    /// Our Teams presence is `pair` (a push, a read). A push soon after our own write is its echo.
+    fn teams_changed(self, pair: Pair, push: bool) {
+        let recent = self.inner.with_value(|i| {
+            i.as_ref()
+                .and_then(|i| i.last_write)
+                .filter(|(_, at)| js_sys::Date::now() - at < ECHO_MS)
+                .map(|(s, _)| s)
+        });
+        let on_call =
+            self.own.with_untracked(|o| o.source == Source::Automatic) && pair == Pair::IN_A_CALL;
+        self.own.update(|o| {
+            if o.teams != Some(pair) {
+                o.source = match (push, recent) {
+                    _ if on_call => Source::Automatic,
+                    (true, Some(source)) => source,
+                    _ => Source::Teams,
+                };
+            }
+            o.teams = Some(pair);
+        });
+        self.with_engine(|e, now| e.teams_presence_changed(now, pair));
+    }
+
+    /// The agent picked an option of the presence control.
+    pub fn choose(self, choice: String) {
+        self.error.set(None);
+        self.own.update(|o| {
+            o.choice = choice.clone();
+            o.source = Source::Here;
+        });
+        if let Some(state) = choice.strip_prefix("state:") {
+            let state = state.to_owned();
+            self.with_engine(|e, now| e.agent_state_changed(now, &state, AgentSource::User));
+        } else if let Some(name) = choice.strip_prefix("teams:") {
+            let Some(&(a, b)) = TEAMS_CHOICES.iter().find(|(a, _)| a.as_str() == name) else {
+                return;
+            };
+            let command = Command::SetTeamsPresence {
+                presence: Pair::new(a, b),
+                expiration_ms: None,
+            };
+            self.inner.update_value(|i| {
+                if let Some(i) = i {
+                    i.queue.push_back(command);
+                }
+            });
+            self.work(Source::Here);
+        }
+    }
+
+    /// Star or unstar a colleague.
+    pub fn toggle_favourite(self, id: String) {
+        self.favourites.update(|f| {
+            if !f.remove(&id) {
+                f.insert(id);
+            }
+        });
+    }
+
+    /// Click-to-call: the hub's `makeCall`, when it has one; otherwise a notice says so.
+    pub fn call(self, id: String) {
+        self.call_notice.set(None);
+        let Some(client) = self.client.get_value() else {
+            self.call_notice
+                .set(Some(crate::i18n::strings().not_connected.into()));
+            return;
+        };
+        spawn_local(async move {
+            if let Err(e) = client
+                .invoke("makeCall", vec![json!({ "userId": id })])
+                .await
+            {
+                let t = crate::i18n::strings();
+                self.call_notice
+                    .set(Some(if e.contains("Unknown hub method") {
+                        t.make_call_missing.to_owned()
+                    } else {
+                        e
+                    }));
+            }
+        });
+    }
+
+    /// Sign-out: clear our session presence (before the hub stops), then forget everything.
+    pub fn sign_out(self) {
+        self.with_engine(|e, now| e.sign_out(now));
+        self.inner.update_value(|i| {
+            if let Some(i) = i {
+                i.timer = None;
+            }
+        });
+        self.client.set_value(None);
+        self.team.set(Vec::new());
+        self.presences.set(HashMap::new());
+        self.team_load.set(TeamLoad::Loading);
+    }
+
+    /// Feeds the engine, collects its commands, runs them, re-arms the timer.
+    fn with_engine(self, f: impl FnOnce(&mut PresenceSync, u64)) {
+        let mut fed = false;
+        self.inner.update_value(|i| {
+            if let Some(i) = i {
+                f(&mut i.engine, epoch_ms());
+                while let Some(c) = i.engine.poll_command() {
+                    i.queue.push_back(c);
+                }
+                fed = true;
+            }
+        });
+        if fed {
+            let on_call = self.own.with_untracked(|o| o.source == Source::Automatic);
+            self.work(if on_call {
+                Source::Automatic
+            } else {
+                Source::Here
+            });
+            self.arm();
+        }
+    }
+
+    /// One timer at the engine's next deadline.
+    fn arm(self) {
+        let deadline = self
+            .inner
+            .with_value(|i| i.as_ref().and_then(|i| i.engine.next_deadline()));
+        let timer = deadline.map(|at| {
+            let delay = at.saturating_sub(epoch_ms()).min(i32::MAX as u64) as u32;
+            gloo_timers::callback::Timeout::new(delay + 20, move || {
+                self.with_engine(|e, now| e.poll(now));
+            })
+        });
+        self.inner.update_value(|i| {
+            if let Some(i) = i {
+                i.timer = timer;
+            }
+        });
+    }
+
+    /// Runs queued commands one at a time (Graph calls in order).
+    fn work(self, source: Source) {
+        let start = self.inner.try_update_value(|i| match i {
+            Some(i) if !i.working && !i.queue.is_empty() => {
+                i.working = true;
+                Some(i.graph.clone())
+            }
+            _ => None,
+        });
+        let Some(Some(graph)) = start else { return };
+        spawn_local(async move {
+            // Bounded: a queue grows only by engine output, which is bounded per input.
+            for _ in 0..64 {
+                let next = self
+                    .inner
+                    .try_update_value(|i| i.as_mut().and_then(|i| i.queue.pop_front()))
+                    .flatten();
+                let Some(command) = next else { break };
+                self.run(&graph, command, source).await;
+            }
+            self.inner.update_value(|i| {
+                if let Some(i) = i {
+                    i.working = false;
+                }
+            });
+            // Commands queued while the last one ran.
+            if self
+                .inner
+                .with_value(|i| i.as_ref().is_some_and(|i| !i.queue.is_empty()))
+            {
+                self.work(source);
+            }
+        });
+    }
+
+    async fn run(self, graph: &Graph, command: Command, source: Source) {
+        match &command {
+            // The source stays that of the Teams change that caused it.
+            Command::SetAgentState { state } => {
+                self.own.update(|o| o.choice = format!("state:{state}"));
+            }
+            Command::FetchTeamsPresence => match graph.my_presence().await {
+                Ok(p) => self.teams_changed(p, false),
+                Err(e) => self.error.set(Some(e)),
+            },
+            _ => {
+                let Some((action, body)) = command.graph_request() else {
+                    return;
+                };
+                let source = match command {
+                    Command::PublishSession { .. }
+                    | Command::RenewSession { .. }
+                    | Command::ClearSessionPresence { .. } => Source::Automatic,
+                    _ => source,
+                };
+                self.inner.update_value(|i| {
+                    if let Some(i) = i {
+                        i.last_write = Some((source, js_sys::Date::now()));
+                    }
+                });
+                if let Err(e) = graph.presence_action(action, &body).await {
+                    web_sys::console::warn_1(&format!("{action}: {e}").into());
+                    self.error.set(Some(e));
+                }
+            }
+        }
+    }
+}
+
+/// The own-presence control, wired.
+#[component]
+pub fn OwnPresence(presence: Presence) -> impl IntoView {
+    view! {
+        <crate::ui::presence::PresenceControl
+            own=presence.own
+            states=presence.states
+            error=presence.error
+            on_choose=Callback::new(move |choice| presence.choose(choice))
+        />
+    }
+}
+
+/// The team drawer, wired.
+#[component]
+pub fn Team(presence: Presence) -> impl IntoView {
+    view! {
+        <crate::ui::presence::TeamDrawer
+            team=presence.team
+            load=presence.team_load
+            presences=presence.presences
+            favourites=presence.favourites
+            notice=presence.call_notice
+            on_favourite=Callback::new(move |id| presence.toggle_favourite(id))
+            on_call=Callback::new(move |id| presence.call(id))
+        />
+    }
+}
