@@ -106,13 +106,14 @@ struct Group {
 }
 
 #[derive(Default)]
-struct Inner {
+pub(crate) struct Inner {
     pending: HashMap<String, Pending>,
     sessions: HashMap<String, SessionHandle>,
     connections: HashMap<String, Connection>,
     users: HashMap<(String, String), HashSet<String>>,
     groups: HashMap<(String, String), Group>,
-    calls: CallRegistry,
+    pub(crate) calls: CallRegistry,
+    pub(crate) directory: crate::numbers::Directory,
     user_clients: VecDeque<UserClient>,
 }
 
@@ -142,7 +143,7 @@ pub fn random_id(bytes: usize) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
 }
 
-fn new_call_id() -> String {
+pub(crate) fn new_call_id() -> String {
     use rand::Rng;
     format!("call-{:016x}", rand::thread_rng().r#gen::<u64>())
 }
@@ -175,8 +176,13 @@ impl Hub {
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A weak handle on this hub, for timers.
+    pub(crate) fn weak(&self) -> Weak<Hub> {
+        self.weak.clone()
     }
 
     /// Whether dev sign-in (`/dev/token`, the simulator without a key) is on.
@@ -585,6 +591,34 @@ impl Hub {
         Delivery::Delivered { call_id }
     }
 
+    /// Rings `user` with a call the hub places itself (agent-to-agent calls, transfers to a
+    /// colleague): registers it and sends `ReceiveNotification(seed message)`, exactly as
+    /// `SendMessageToUser` does. `None` (nothing registered) when the user is not connected.
+    pub(crate) fn ring_locked(
+        &self,
+        inner: &mut Inner,
+        hub: &str,
+        user: &str,
+        incoming: &IncomingCall,
+    ) -> Option<String> {
+        let ids = inner.user_connections(hub, user);
+        if ids.is_empty() {
+            return None;
+        }
+        let call_id = incoming.call_id.clone().unwrap_or_else(new_call_id);
+        let mut incoming = incoming.clone();
+        incoming.call_id = Some(call_id.clone());
+        self.register_call(inner, call_id.clone(), hub, user, &incoming);
+        inner.deliver(
+            &ids,
+            &HubMessage::send(
+                "ReceiveNotification",
+                vec![Value::String(incoming.to_seed_message())],
+            ),
+        );
+        Some(call_id)
+    }
+
     fn register_call(
         &self,
         inner: &mut Inner,
@@ -610,15 +644,13 @@ impl Hub {
 
     fn expire_call(&self, call_id: &str, generation: u64) {
         let mut inner = self.lock();
-        if let Some(t) = inner
-            .calls
-            .expire(call_id, generation, crate::auth::unix_now_ms())
-        {
+        let now = crate::auth::unix_now_ms();
+        if let Some(t) = inner.calls.expire(call_id, generation, now) {
             tracing::info!(
                 call_id,
                 "call missed: nobody answered within the ring timeout"
             );
-            inner.announce(&t);
+            self.settle(&mut inner, &t, now);
         }
     }
 
@@ -638,8 +670,9 @@ impl Hub {
     /// `CallEnded(callId, "abandoned")` (or `"completed"` for an answered call).
     pub fn abandon_call(&self, call_id: &str) -> Result<Call, CallError> {
         let mut inner = self.lock();
-        let t = inner.calls.abandon(call_id, crate::auth::unix_now_ms())?;
-        inner.announce(&t);
+        let now = crate::auth::unix_now_ms();
+        let t = inner.calls.abandon(call_id, now)?;
+        self.settle(&mut inner, &t, now);
         Ok(t.call)
     }
 
@@ -676,6 +709,7 @@ impl Hub {
     /// | `hangUp` | `callId` | call |
     /// | `holdCall` | `callId` | call |
     /// | `resumeCall` | `callId` | call |
+    /// | `normalizeNumber`, `makeCall`, `answerCall`, `sendDtmf`, `blindTransfer`, `startConsult`, `completeConsult`, `cancelConsult`, `conference` | see [`crate::calls`] | |
     /// | `subscribePresence` | `ids: string[]` (≤ 650) | `{"value": [presence]}` ([`crate::graph`]) |
     /// | `unsubscribePresence` | `ids?: string[]` | void |
     pub fn invoke(
@@ -735,16 +769,22 @@ impl Hub {
                         inner.calls.reject(call_id, user, reason, now)
                     }
                     "hangup" => inner.calls.hang_up(call_id, user, now),
-                    "holdcall" => inner.calls.hold(call_id, user),
-                    _ => inner.calls.resume(call_id, user),
+                    "holdcall" => inner.calls.hold(call_id, user, now),
+                    _ => inner.calls.resume(call_id, user, now),
                 };
                 let t = result.map_err(|e| e.to_string())?;
                 tracing::info!(call_id, agent = %user, state = t.call.state.as_str(), "call updated by agent");
-                inner.announce(&t);
+                self.settle(&mut inner, &t, now);
                 Ok(Some(t.call.to_json()))
             }
             "subscribepresence" | "unsubscribepresence" => {
                 crate::graph::invoke(self, conn, target, arguments)
+            }
+            m if crate::calls::METHODS
+                .iter()
+                .any(|c| c.eq_ignore_ascii_case(m)) =>
+            {
+                self.invoke_call_method(conn, m, target, arguments)
             }
             _ => Err(format!("Unknown hub method '{target}'")),
         }
@@ -764,6 +804,15 @@ pub const HUB_METHODS: &[&str] = &[
     "hangUp",
     "holdCall",
     "resumeCall",
+    "normalizeNumber",
+    "makeCall",
+    "answerCall",
+    "sendDtmf",
+    "blindTransfer",
+    "startConsult",
+    "completeConsult",
+    "cancelConsult",
+    "conference",
     "subscribePresence",
     "unsubscribePresence",
 ];
@@ -802,7 +851,7 @@ fn add_call_id(message: &str, id: &str) -> String {
 }
 
 impl Inner {
-    fn user_connections(&self, hub: &str, user: &str) -> Vec<String> {
+    pub(crate) fn user_connections(&self, hub: &str, user: &str) -> Vec<String> {
         self.users
             .get(&(hub.to_owned(), user.to_owned()))
             .map(|s| s.iter().cloned().collect())
@@ -844,7 +893,7 @@ impl Inner {
 
     /// `CallUpdated(call)` to the agent's connections and, when the call just ended,
     /// `CallEnded(callId, reason)`.
-    fn announce(&self, t: &Transition) {
+    pub(crate) fn announce(&self, t: &Transition) {
         let ids = self.user_connections(&t.call.hub, &t.call.agent);
         self.deliver(
             &ids,

@@ -19,9 +19,11 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod calls;
 pub mod connection;
 pub mod graph;
 pub mod hub;
+pub mod numbers;
 pub mod registry;
 pub mod routes;
 pub mod transport;
@@ -58,6 +60,8 @@ pub struct HubConfig {
     pub timeouts: Timeouts,
     /// Grant stateful reconnect to clients that ask (`useStatefulReconnect=true`; default on).
     pub allow_stateful_reconnect: bool,
+    /// Call control: default region of phone numbers, simulator far-end timings ([`calls`]).
+    pub calls: calls::CallConfig,
     /// Stateful reconnect: bytes of unacknowledged messages kept per connection for replay
     /// (100 000, as ASP.NET Core's `StatefulReconnectBufferSize`); when full, the connection
     /// takes no further hub messages until the client acks.
@@ -76,6 +80,7 @@ impl HubConfig {
             timeouts: Timeouts::default(),
             allow_stateful_reconnect: true,
             replay_buffer_bytes: 100_000,
+            calls: calls::CallConfig::default(),
         }
     }
 }

@@ -26,6 +26,21 @@ struct Cli {
     /// Seconds a call may ring before the hub marks it missed.
     #[arg(long, default_value_t = 45, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     ring_timeout: u64,
+    /// Region (two-letter country code) of phone numbers dialled without a country code.
+    #[arg(long, default_value = "US", value_parser = parse_region)]
+    default_region: String,
+    /// Simulator: milliseconds an external number that never answers (ending 0001) rings
+    /// before the call ends no-answer.
+    #[arg(long, default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    far_end_ring_timeout: u64,
+    /// Simulator: milliseconds an external number rings before it answers.
+    #[arg(long, default_value_t = 3_000, value_parser = clap::value_parser!(u64).range(0..=600_000))]
+    far_end_answer_delay: u64,
+}
+
+fn parse_region(value: &str) -> Result<String, String> {
+    switchboard_hub::numbers::parse_region(value)
+        .ok_or_else(|| switchboard_hub::numbers::unknown_region(value))
 }
 
 #[tokio::main]
@@ -53,6 +68,9 @@ async fn main() -> std::process::ExitCode {
     let mut config = HubConfig::new(access_key.clone());
     config.ring_timeout = Duration::from_secs(cli.ring_timeout);
     config.static_dir = cli.static_dir;
+    config.calls.default_region = cli.default_region;
+    config.calls.far_end_ring_timeout = Duration::from_millis(cli.far_end_ring_timeout);
+    config.calls.answer_delay = Duration::from_millis(cli.far_end_answer_delay);
 
     let running = match switchboard_hub::start(&cli.listen, config).await {
         Ok(running) => running,

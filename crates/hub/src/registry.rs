@@ -1,56 +1,134 @@
 //! The call registry: what the telephony side observes through `GET /api/calls/{callId}`
-//! (DESIGN.md §3, "Call registry").
+//! (DESIGN.md §3, "Call registry"), and what `CallUpdated(call)` carries.
 //!
 //! Pure bookkeeping, no I/O and no clock: every operation takes `now` in Unix milliseconds.
 //! The registry keeps the newest [`MAX_CALLS`] calls; older ones are forgotten (their ids then
 //! answer 404).
 //!
-//! State machine (`CallState` of `switchboard-core`):
+//! Each call carries the agent-side state machine of `switchboard-core`
+//! ([`switchboard_core::call::machine::Call`]): a command is legal in the registry exactly when
+//! the machine allows it, and every change is applied to the machine as the [`Signal`] the
+//! widget will see, so hub and widget cannot disagree. The wire `state` adds two legacy
+//! distinctions the machine does not make: `accepted` (an inbound call just answered; after a
+//! hold/resume it is `connected`) and `alerting` vs `ringing` (outbound vs inbound).
 //!
 //! ```text
-//! ringing ──accept──▶ accepted ──hold──▶ held ──resume──▶ connected ──hold──▶ held …
+//! inbound:  ringing ──accept──▶ accepted ──hold──▶ held ──resume──▶ connected ──hold──▶ held …
 //!    │                    │                │                  │
 //!    ├─reject(declined|busy)──▶ rejected   └──────hang up─────┴──▶ ended (completed)
 //!    ├─reject(timeout) / ring backstop ──▶ missed
 //!    └─caller hangs up ──▶ ended (abandoned)
+//! outbound: dialling ──far end alerts──▶ alerting ──far end answers──▶ connected …
+//!    │ busy / no answer / failed / agent cancels ──▶ ended (busy|no-answer|failed|abandoned)
+//! connected|held ──startConsult──▶ transferring ──cancelConsult──▶ held
+//!                                       ├──completeConsult──▶ ended (completed, transferTarget)
+//!                                       └──conference──▶ connected (conference: true)
+//! connected|held ──blindTransfer──▶ ended (completed, transferTarget)
 //! ```
 
 use std::collections::{HashMap, VecDeque};
 
 use serde::Serialize;
-use switchboard_core::{CallState, IncomingCall, RejectReason};
+use switchboard_core::call::machine::{self, CallPhase, Command, Signal};
+use switchboard_core::{IncomingCall, RejectReason};
 
 /// How many calls the registry remembers; the oldest is dropped when a new one comes in.
 pub const MAX_CALLS: usize = 10_000;
+/// DTMF digits one `sendDtmf` may carry.
+pub const MAX_DTMF_DIGITS: usize = 32;
+/// DTMF digits remembered per call (the newest).
+pub const KEPT_DTMF_DIGITS: usize = 64;
+/// Ring time of the agent-side machine for inbound calls (the hub's backstop decides really).
+const MACHINE_RING_MS: f64 = 86_400_000.0;
+
+/// The wire state of a call (`state` of the call object), lower case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// Inbound: offered to the agent, not yet answered.
+    Ringing,
+    /// Outbound: placed, the far end not yet alerted.
+    Dialling,
+    /// Outbound: the far end is ringing.
+    Alerting,
+    /// Inbound: the agent answered (before any hold/resume).
+    Accepted,
+    /// Inbound: the agent rejected it.
+    Rejected,
+    /// Inbound: nobody answered in time.
+    Missed,
+    /// Talking.
+    Connected,
+    /// On hold.
+    Held,
+    /// A consult transfer is in progress (the customer is held).
+    Transferring,
+    /// Over (see `endReason`).
+    Ended,
+}
+
+impl State {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Ringing => "ringing",
+            State::Dialling => "dialling",
+            State::Alerting => "alerting",
+            State::Accepted => "accepted",
+            State::Rejected => "rejected",
+            State::Missed => "missed",
+            State::Connected => "connected",
+            State::Held => "held",
+            State::Transferring => "transferring",
+            State::Ended => "ended",
+        }
+    }
+
+    /// Whether the call can change no more.
+    pub fn is_final(self) -> bool {
+        matches!(self, State::Rejected | State::Missed | State::Ended)
+    }
+}
 
 /// Why a call ended, the second argument of the `CallEnded(callId, reason)` hub target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum EndReason {
-    /// Answered, then hung up (by the agent or the caller).
+    /// Answered, then hung up (by either side) or transferred away.
     Completed,
-    /// Not answered in time (ring backstop, or the widget's own timeout).
+    /// Inbound: not answered in time (ring backstop, or the widget's own timeout).
     Missed,
-    /// The agent rejected it (declined or busy).
+    /// Inbound: the agent rejected it. Outbound to a colleague: the colleague declined.
     Rejected,
-    /// The caller hung up while it was still ringing.
+    /// The caller hung up while it was still ringing (inbound), or the agent cancelled an
+    /// outbound call before it was answered.
     Abandoned,
+    /// Outbound: the far end is busy.
+    Busy,
+    /// Outbound: the far end did not answer.
+    NoAnswer,
+    /// The telephony system failed the call.
+    Failed,
 }
 
 impl EndReason {
-    /// The wire name (`completed`, `missed`, `rejected`, `abandoned`).
+    /// The wire name (`completed`, `missed`, `rejected`, `abandoned`, `busy`, `no-answer`,
+    /// `failed`).
     pub fn as_str(self) -> &'static str {
         match self {
             EndReason::Completed => "completed",
             EndReason::Missed => "missed",
             EndReason::Rejected => "rejected",
             EndReason::Abandoned => "abandoned",
+            EndReason::Busy => "busy",
+            EndReason::NoAnswer => "no-answer",
+            EndReason::Failed => "failed",
         }
     }
 }
 
-/// One call as the registry keeps it, serialised as the body of `GET /api/calls/{callId}` and
-/// as the argument of `CallUpdated(call)` and of the `acceptCall`/`rejectCall`/`hangUp` results:
+/// One call as the registry keeps it, serialised as the body of `GET /api/calls/{callId}`, as
+/// the argument of `CallUpdated(call)` and as the result of every call-control method:
 ///
 /// ```json
 /// {"callId":"c1","state":"accepted","agent":"alice","phoneNumber":"+14255550123",
@@ -58,20 +136,23 @@ impl EndReason {
 ///  "createdAt":1763750000000,"answeredAt":1763750004000}
 /// ```
 ///
-/// Optional fields (`callerName`, `queue`, `comments`, `answeredAt`, `endedAt`, `rejectReason`,
-/// `endReason`, `acknowledgement`) are left out when unset. Times are Unix milliseconds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// Optional fields are left out when unset. Times are Unix milliseconds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Call {
     /// The telephony system's id, or one the hub assigned.
     pub call_id: String,
     /// Where the call is now.
-    pub state: CallState,
-    /// The user id of the agent the call was offered to.
+    pub state: State,
+    /// The user id of the agent whose call this is.
     pub agent: String,
-    /// The caller's number.
+    /// The other party's number: the caller's (inbound), the dialled E.164 number or the
+    /// colleague's extension (outbound).
     pub phone_number: String,
-    /// The caller's name, if the telephony system sent one.
+    /// What to show for the other party (`(425) 555-0123`, `bob (ext. 1002)`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display: Option<String>,
+    /// The caller's name, if the telephony system sent one (internal calls: the calling agent).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub caller_name: Option<String>,
     /// The queue or line.
@@ -80,22 +161,34 @@ pub struct Call {
     /// The sender's free text.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub comments: Option<String>,
-    /// Always `inbound` for now.
+    /// `inbound` or `outbound`.
     pub direction: &'static str,
     /// When the call was registered.
     pub created_at: u64,
-    /// When the agent accepted it.
+    /// When it was answered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub answered_at: Option<u64>,
     /// When it reached `rejected`, `missed` or `ended`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ended_at: Option<u64>,
+    /// Total time the customer spent on hold (consultations included), in ms; left out at 0.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_ms: Option<u64>,
+    /// `true` once a third party was conferenced in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conference: Option<bool>,
+    /// The blind/consult transfer target (E.164 number or colleague's user id).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transfer_target: Option<String>,
     /// The reason given to `rejectCall`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reject_reason: Option<RejectReason>,
     /// The reason sent with `CallEnded`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub end_reason: Option<EndReason>,
+    /// The DTMF digits sent on this call so far (the newest [`KEPT_DTMF_DIGITS`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dtmf: Option<String>,
     /// The seed acknowledgement the widget sent with `sendMessage` (`Accepted`/`Rejected`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub acknowledgement: Option<String>,
@@ -105,12 +198,80 @@ pub struct Call {
     /// Registration number, so a stale ring backstop cannot expire a re-registered call.
     #[serde(skip)]
     pub generation: u64,
+    /// Agent-to-agent calls: the other agent's leg.
+    #[serde(skip)]
+    pub peer: Option<String>,
+    /// The agent-side state machine, kept in step.
+    #[serde(skip)]
+    pub machine: machine::Call,
 }
 
 impl Call {
     /// The JSON object sent on the wire.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).expect("a call serialises")
+    }
+
+    fn is_outbound(&self) -> bool {
+        self.direction == "outbound"
+    }
+
+    /// Applies a signal to the machine and derives the wire state. `false` when the machine
+    /// refuses it (nothing changes then).
+    fn signal(&mut self, signal: &Signal, now: u64) -> Option<Option<EndReason>> {
+        if !self.machine.apply(signal, now as f64) {
+            return None;
+        }
+        let held = self.machine.hold_ms(now as f64) as u64;
+        self.held_ms = (held > 0).then_some(held);
+        let (state, ended) = match self.machine.phase() {
+            CallPhase::Dialling => (State::Dialling, None),
+            CallPhase::Ringing if self.is_outbound() => (State::Alerting, None),
+            CallPhase::Ringing => (State::Ringing, None),
+            CallPhase::Connected => {
+                if self.answered_at.is_none() {
+                    self.answered_at = Some(now);
+                }
+                (State::Connected, None)
+            }
+            CallPhase::OnHold => (State::Held, None),
+            CallPhase::Transferring => (State::Transferring, None),
+            CallPhase::Ended(reason) => {
+                use machine::EndReason as M;
+                match reason {
+                    M::Completed => (State::Ended, Some(EndReason::Completed)),
+                    M::Missed => (State::Missed, Some(EndReason::Missed)),
+                    M::Rejected => (State::Rejected, Some(EndReason::Rejected)),
+                    M::Busy => (State::Ended, Some(EndReason::Busy)),
+                    M::NoAnswer => (State::Ended, Some(EndReason::NoAnswer)),
+                    M::Failed(_) => (State::Ended, Some(EndReason::Failed)),
+                }
+            }
+        };
+        self.state = state;
+        if let Some(reason) = ended {
+            self.ended_at = Some(now);
+            self.end_reason = Some(reason);
+        }
+        Some(ended)
+    }
+
+    /// Ends the call with this wire state and reason, whatever the machine calls it.
+    fn finish(&mut self, signal: &Signal, state: State, reason: EndReason, now: u64) -> bool {
+        if self.signal(signal, now).is_none() {
+            return false;
+        }
+        self.state = state;
+        self.end_reason = Some(reason);
+        self.ended_at = Some(now);
+        true
+    }
+
+    fn transition(&self, ended: Option<EndReason>) -> Transition {
+        Transition {
+            call: self.clone(),
+            ended,
+        }
     }
 }
 
@@ -124,7 +285,7 @@ pub enum CallError {
     /// The call was offered to another agent.
     #[error("Call {0} is not offered to you")]
     NotYours(String),
-    /// The call's state does not allow the operation.
+    /// The call's state does not allow the operation (the texts of the first methods).
     #[error("Call {call_id} is {state}, {what}")]
     IllegalState {
         /// The call.
@@ -134,16 +295,33 @@ pub enum CallError {
         /// The rest of the sentence (`it can no longer be accepted`).
         what: &'static str,
     },
+    /// The agent-side machine refuses the command (`Cannot hold a call that is ended.`).
+    #[error(transparent)]
+    Machine(#[from] machine::CallError),
+    /// Anything else, as a sentence.
+    #[error("{0}")]
+    Other(String),
 }
 
 /// What a successful transition produced: the call as it is now and, when it just ended, the
 /// reason for `CallEnded`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Transition {
     /// The call after the change.
     pub call: Call,
     /// Set when the call reached a final state with this change.
     pub ended: Option<EndReason>,
+}
+
+/// A new outbound call (see [`CallRegistry::register_outbound`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outbound {
+    /// The dialled number (E.164) or the colleague's extension.
+    pub phone_number: String,
+    /// What to show.
+    pub display: Option<String>,
+    /// Internal calls: the name of the called colleague.
+    pub callee_name: Option<String>,
 }
 
 /// The bounded registry of calls (see the module docs).
@@ -179,17 +357,8 @@ impl CallRegistry {
         self.calls.is_empty()
     }
 
-    /// Registers a ringing call for `agent`. A call id already present is replaced (a
-    /// telephony retry re-rings). Returns the new call, whose `generation` the ring backstop
-    /// passes to [`expire`](Self::expire).
-    pub fn register(
-        &mut self,
-        call_id: String,
-        hub: &str,
-        agent: &str,
-        incoming: &IncomingCall,
-        now: u64,
-    ) -> Call {
+    fn insert(&mut self, call: Call) -> Call {
+        let call_id = call.call_id.clone();
         if self.calls.remove(&call_id).is_some() {
             self.order.retain(|id| id != &call_id);
         }
@@ -201,28 +370,112 @@ impl CallRegistry {
                 None => break,
             }
         }
-        self.next_generation += 1;
-        let call = Call {
-            call_id: call_id.clone(),
-            state: CallState::Ringing,
-            agent: agent.to_owned(),
-            phone_number: incoming.phone_number.clone(),
-            caller_name: incoming.caller_name.clone(),
-            queue: incoming.queue.clone(),
-            comments: incoming.comments.clone(),
-            direction: "inbound",
-            created_at: now,
-            answered_at: None,
-            ended_at: None,
-            reject_reason: None,
-            end_reason: None,
-            acknowledgement: None,
-            hub: hub.to_owned(),
-            generation: self.next_generation,
-        };
         self.order.push_back(call_id.clone());
         self.calls.insert(call_id, call.clone());
         call
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn blank(
+        &mut self,
+        call_id: String,
+        hub: &str,
+        agent: &str,
+        phone_number: String,
+        direction: &'static str,
+        state: State,
+        machine: machine::Call,
+        now: u64,
+    ) -> Call {
+        self.next_generation += 1;
+        Call {
+            call_id,
+            state,
+            agent: agent.to_owned(),
+            phone_number,
+            display: None,
+            caller_name: None,
+            queue: None,
+            comments: None,
+            direction,
+            created_at: now,
+            answered_at: None,
+            ended_at: None,
+            held_ms: None,
+            conference: None,
+            transfer_target: None,
+            reject_reason: None,
+            end_reason: None,
+            dtmf: None,
+            acknowledgement: None,
+            hub: hub.to_owned(),
+            generation: self.next_generation,
+            peer: None,
+            machine,
+        }
+    }
+
+    /// Registers a ringing call for `agent`. A call id already present is replaced (a
+    /// telephony retry re-rings). Returns the new call, whose `generation` the ring backstop
+    /// passes to [`expire`](Self::expire).
+    pub fn register(
+        &mut self,
+        call_id: String,
+        hub: &str,
+        agent: &str,
+        incoming: &IncomingCall,
+        now: u64,
+    ) -> Call {
+        let machine = machine::Call::inbound(call_id.clone(), now as f64, MACHINE_RING_MS);
+        let mut call = self.blank(
+            call_id,
+            hub,
+            agent,
+            incoming.phone_number.clone(),
+            "inbound",
+            State::Ringing,
+            machine,
+            now,
+        );
+        call.caller_name = incoming.caller_name.clone();
+        call.queue = incoming.queue.clone();
+        call.comments = incoming.comments.clone();
+        self.insert(call)
+    }
+
+    /// Registers an outbound call of `agent`, `dialling`.
+    pub fn register_outbound(
+        &mut self,
+        call_id: String,
+        hub: &str,
+        agent: &str,
+        outbound: Outbound,
+        now: u64,
+    ) -> Call {
+        let machine = machine::Call::outbound(call_id.clone(), now as f64, MACHINE_RING_MS);
+        let mut call = self.blank(
+            call_id,
+            hub,
+            agent,
+            outbound.phone_number,
+            "outbound",
+            State::Dialling,
+            machine,
+            now,
+        );
+        call.display = outbound.display;
+        call.caller_name = outbound.callee_name;
+        self.insert(call)
+    }
+
+    /// Links two legs of an agent-to-agent call.
+    pub fn link(&mut self, a: &str, b: &str) {
+        if let Some(call) = self.calls.get_mut(a) {
+            call.peer = Some(b.to_owned());
+        }
+        if let Some(call) = self.calls.get_mut(b) {
+            call.peer = Some(a.to_owned());
+        }
     }
 
     /// The call with this id.
@@ -251,7 +504,35 @@ impl CallRegistry {
         Ok(call)
     }
 
-    /// `acceptCall`: ringing → accepted.
+    /// The call of `agent` with this id, for checks before acting.
+    pub fn owned(&self, call_id: &str, agent: &str) -> Result<&Call, CallError> {
+        let call = self
+            .calls
+            .get(call_id)
+            .ok_or_else(|| CallError::UnknownCall(call_id.to_owned()))?;
+        if call.agent != agent {
+            return Err(CallError::NotYours(call_id.to_owned()));
+        }
+        Ok(call)
+    }
+
+    /// Checks a command against the call's machine; inbound calls keep the texts of the first
+    /// hub methods (`Call c1 is missed, it can no longer be accepted`).
+    fn check(
+        call: &Call,
+        command: &Command,
+        legacy: Option<&'static str>,
+    ) -> Result<(), CallError> {
+        match call.machine.check(command) {
+            Ok(()) => Ok(()),
+            Err(e) => match legacy {
+                Some(what) if !call.is_outbound() => Err(illegal(call, what)),
+                _ => Err(CallError::Machine(e)),
+            },
+        }
+    }
+
+    /// `acceptCall`/`answerCall`: ringing → accepted.
     pub fn accept(
         &mut self,
         call_id: &str,
@@ -259,15 +540,10 @@ impl CallRegistry {
         now: u64,
     ) -> Result<Transition, CallError> {
         let call = self.owned_mut(call_id, agent)?;
-        if call.state != CallState::Ringing {
-            return Err(illegal(call, "it can no longer be accepted"));
-        }
-        call.state = CallState::Accepted;
-        call.answered_at = Some(now);
-        Ok(Transition {
-            call: call.clone(),
-            ended: None,
-        })
+        Self::check(call, &Command::Answer, Some("it can no longer be accepted"))?;
+        call.signal(&Signal::Answered, now);
+        call.state = State::Accepted;
+        Ok(call.transition(None))
     }
 
     /// `rejectCall`: ringing → rejected (declined, busy) or missed (timeout).
@@ -279,26 +555,18 @@ impl CallRegistry {
         now: u64,
     ) -> Result<Transition, CallError> {
         let call = self.owned_mut(call_id, agent)?;
-        if call.state != CallState::Ringing {
-            return Err(illegal(call, "it can no longer be rejected"));
-        }
-        let state = reason.resulting_state();
-        let ended = if state == CallState::Missed {
-            EndReason::Missed
-        } else {
-            EndReason::Rejected
+        Self::check(call, &Command::Reject, Some("it can no longer be rejected"))?;
+        let signal = match reason {
+            RejectReason::Timeout => Signal::NoAnswer,
+            RejectReason::Declined | RejectReason::Busy => Signal::Rejected,
         };
-        call.state = state;
+        let ended = call.signal(&signal, now).flatten();
         call.reject_reason = Some(reason);
-        call.ended_at = Some(now);
-        call.end_reason = Some(ended);
-        Ok(Transition {
-            call: call.clone(),
-            ended: Some(ended),
-        })
+        Ok(call.transition(ended))
     }
 
-    /// `hangUp`: accepted, connected or held → ended (completed).
+    /// `hangUp`: accepted, connected, held or transferring → ended (completed); an outbound
+    /// call not yet answered → ended (abandoned).
     pub fn hang_up(
         &mut self,
         call_id: &str,
@@ -306,43 +574,130 @@ impl CallRegistry {
         now: u64,
     ) -> Result<Transition, CallError> {
         let call = self.owned_mut(call_id, agent)?;
-        match call.state {
-            CallState::Accepted | CallState::Connected | CallState::Held => {}
-            CallState::Ringing => {
-                return Err(illegal(
-                    call,
-                    "it cannot be hung up before it is accepted (use rejectCall)",
-                ));
-            }
-            _ => return Err(illegal(call, "it can no longer be hung up")),
+        let what = if call.state == State::Ringing {
+            "it cannot be hung up before it is accepted (use rejectCall)"
+        } else {
+            "it can no longer be hung up"
+        };
+        Self::check(call, &Command::HangUp, Some(what))?;
+        if matches!(call.state, State::Dialling | State::Alerting) {
+            call.finish(&Signal::HungUp, State::Ended, EndReason::Abandoned, now);
+            return Ok(call.transition(Some(EndReason::Abandoned)));
         }
-        Ok(end(call, EndReason::Completed, now))
+        let ended = call.signal(&Signal::HungUp, now).flatten();
+        Ok(call.transition(ended))
     }
 
     /// `holdCall`: accepted or connected → held.
-    pub fn hold(&mut self, call_id: &str, agent: &str) -> Result<Transition, CallError> {
+    pub fn hold(&mut self, call_id: &str, agent: &str, now: u64) -> Result<Transition, CallError> {
         let call = self.owned_mut(call_id, agent)?;
-        if !matches!(call.state, CallState::Accepted | CallState::Connected) {
-            return Err(illegal(call, "it cannot be put on hold"));
-        }
-        call.state = CallState::Held;
-        Ok(Transition {
-            call: call.clone(),
-            ended: None,
-        })
+        Self::check(call, &Command::Hold, Some("it cannot be put on hold"))?;
+        call.signal(&Signal::Held, now);
+        Ok(call.transition(None))
     }
 
     /// `resumeCall`: held → connected.
-    pub fn resume(&mut self, call_id: &str, agent: &str) -> Result<Transition, CallError> {
+    pub fn resume(
+        &mut self,
+        call_id: &str,
+        agent: &str,
+        now: u64,
+    ) -> Result<Transition, CallError> {
         let call = self.owned_mut(call_id, agent)?;
-        if call.state != CallState::Held {
-            return Err(illegal(call, "it is not on hold"));
-        }
-        call.state = CallState::Connected;
-        Ok(Transition {
-            call: call.clone(),
-            ended: None,
-        })
+        Self::check(call, &Command::Resume, Some("it is not on hold"))?;
+        call.signal(&Signal::Resumed, now);
+        Ok(call.transition(None))
+    }
+
+    /// Checks a command without acting (the caller has more to check before it acts).
+    pub fn check_command(
+        &self,
+        call_id: &str,
+        agent: &str,
+        command: &Command,
+    ) -> Result<(), CallError> {
+        let call = self.owned(call_id, agent)?;
+        Self::check(call, command, None)
+    }
+
+    /// The commands the telephony simulator carries out at once: DTMF, blind transfer, consult
+    /// start/complete/cancel, conference. `target` is what `transferTarget` shows.
+    pub fn control(
+        &mut self,
+        call_id: &str,
+        agent: &str,
+        command: &Command,
+        now: u64,
+    ) -> Result<Transition, CallError> {
+        let call = self.owned_mut(call_id, agent)?;
+        Self::check(call, command, None)?;
+        let ended = match command {
+            Command::SendDtmf(digits) => {
+                if digits.chars().count() > MAX_DTMF_DIGITS {
+                    return Err(CallError::Other(format!(
+                        "Send at most {MAX_DTMF_DIGITS} DTMF digits at a time."
+                    )));
+                }
+                let mut all = call.dtmf.take().unwrap_or_default();
+                all.push_str(digits);
+                let skip = all.chars().count().saturating_sub(KEPT_DTMF_DIGITS);
+                call.dtmf = Some(all.chars().skip(skip).collect());
+                None
+            }
+            Command::BlindTransfer(target) => {
+                call.transfer_target = Some(target.clone());
+                call.signal(&Signal::Transferred, now).flatten()
+            }
+            Command::StartConsult(target) => {
+                call.transfer_target = Some(target.clone());
+                call.signal(&Signal::ConsultStarted, now).flatten()
+            }
+            Command::CompleteConsult => call.signal(&Signal::Transferred, now).flatten(),
+            Command::CancelConsult => {
+                call.transfer_target = None;
+                call.signal(&Signal::TransferFailed, now).flatten()
+            }
+            Command::Conference => {
+                call.conference = Some(true);
+                call.signal(&Signal::Conferenced, now).flatten()
+            }
+            other => {
+                return Err(CallError::Other(format!(
+                    "{other:?} is not a simulator command"
+                )));
+            }
+        };
+        Ok(call.transition(ended))
+    }
+
+    /// What the telephony side reports on a call (far end alerting, answering, busy, ...).
+    /// `reason` overrides the end reason the machine gives (e.g. `rejected` for a colleague
+    /// who declined). `None` when the signal makes no sense now (late, or the call is over).
+    pub fn telephony(
+        &mut self,
+        call_id: &str,
+        signal: &Signal,
+        reason: Option<EndReason>,
+        now: u64,
+    ) -> Option<Transition> {
+        let call = self.calls.get_mut(call_id)?;
+        let ended = call.signal(signal, now)?;
+        let ended = match (ended, reason) {
+            (Some(_), Some(reason)) => {
+                call.end_reason = Some(reason);
+                Some(reason)
+            }
+            (ended, _) => ended,
+        };
+        Some(call.transition(ended))
+    }
+
+    /// Overrides the wire state (the machine already moved); the transition repeats the end
+    /// reason.
+    pub fn force_state(&mut self, call_id: &str, state: State) -> Option<Transition> {
+        let call = self.calls.get_mut(call_id)?;
+        call.state = state;
+        Some(call.transition(call.end_reason))
     }
 
     /// The caller hangs up (telephony simulator): a ringing call ends `abandoned`, an answered
@@ -352,42 +707,41 @@ impl CallRegistry {
             .calls
             .get_mut(call_id)
             .ok_or_else(|| CallError::UnknownCall(call_id.to_owned()))?;
-        let reason = match call.state {
-            CallState::Ringing => EndReason::Abandoned,
-            CallState::Accepted | CallState::Connected | CallState::Held => EndReason::Completed,
-            _ => return Err(illegal(call, "the caller can no longer hang up")),
-        };
-        Ok(end(call, reason, now))
+        if call.state.is_final() {
+            return Err(illegal(call, "the caller can no longer hang up"));
+        }
+        if matches!(
+            call.state,
+            State::Ringing | State::Dialling | State::Alerting
+        ) {
+            call.finish(&Signal::HungUp, State::Ended, EndReason::Abandoned, now);
+            return Ok(call.transition(Some(EndReason::Abandoned)));
+        }
+        let ended = call.signal(&Signal::HungUp, now).flatten();
+        Ok(call.transition(ended))
     }
 
     /// The ring backstop: a call of this `generation` still ringing becomes missed. `None` when
     /// there is nothing to do (answered, re-registered or forgotten meanwhile).
     pub fn expire(&mut self, call_id: &str, generation: u64, now: u64) -> Option<Transition> {
         let call = self.calls.get_mut(call_id)?;
-        if call.generation != generation || call.state != CallState::Ringing {
+        if call.generation != generation || call.state != State::Ringing {
             return None;
         }
-        call.state = CallState::Missed;
-        call.ended_at = Some(now);
-        call.end_reason = Some(EndReason::Missed);
-        Some(Transition {
-            call: call.clone(),
-            ended: Some(EndReason::Missed),
-        })
+        let ended = call.signal(&Signal::NoAnswer, now)?;
+        Some(call.transition(ended))
     }
 
-    /// `sendMessage(content)`: stores the seed acknowledgement on the agent's most recent call
-    /// that is ringing or was just decided (accepted, rejected, missed). Returns that call's id.
+    /// `sendMessage(content)`: stores the seed acknowledgement on the agent's most recent
+    /// inbound call that is ringing or was just decided (accepted, rejected, missed). Returns
+    /// that call's id.
     pub fn acknowledge(&mut self, agent: &str, content: &str) -> Option<String> {
         let id = self.order.iter().rev().find(|id| {
             self.calls.get(*id).is_some_and(|c| {
                 c.agent == agent
                     && matches!(
                         c.state,
-                        CallState::Ringing
-                            | CallState::Accepted
-                            | CallState::Rejected
-                            | CallState::Missed
+                        State::Ringing | State::Accepted | State::Rejected | State::Missed
                     )
             })
         })?;
@@ -402,16 +756,6 @@ fn illegal(call: &Call, what: &'static str) -> CallError {
         call_id: call.call_id.clone(),
         state: call.state.as_str(),
         what,
-    }
-}
-
-fn end(call: &mut Call, reason: EndReason, now: u64) -> Transition {
-    call.state = CallState::Ended;
-    call.ended_at = Some(now);
-    call.end_reason = Some(reason);
-    Transition {
-        call: call.clone(),
-        ended: Some(reason),
     }
 }
 
@@ -433,11 +777,11 @@ mod tests {
         let mut reg = CallRegistry::new();
         ring(&mut reg, "c1");
         let t = reg.accept("c1", "alice", 2000).unwrap();
-        assert_eq!(t.call.state, CallState::Accepted);
+        assert_eq!(t.call.state, State::Accepted);
         assert_eq!(t.call.answered_at, Some(2000));
         assert_eq!(t.ended, None);
         let t = reg.hang_up("c1", "alice", 3000).unwrap();
-        assert_eq!(t.call.state, CallState::Ended);
+        assert_eq!(t.call.state, State::Ended);
         assert_eq!(t.ended, Some(EndReason::Completed));
         let json = t.call.to_json();
         assert_eq!(json["state"], "ended");
@@ -453,11 +797,11 @@ mod tests {
         ring(&mut reg, "c1");
         ring(&mut reg, "c2");
         let t = reg.reject("c1", "alice", RejectReason::Timeout, 5).unwrap();
-        assert_eq!(t.call.state, CallState::Missed);
+        assert_eq!(t.call.state, State::Missed);
         assert_eq!(t.ended, Some(EndReason::Missed));
         assert_eq!(t.call.to_json()["rejectReason"], "timeout");
         let t = reg.reject("c2", "alice", RejectReason::Busy, 5).unwrap();
-        assert_eq!(t.call.state, CallState::Rejected);
+        assert_eq!(t.call.state, State::Rejected);
         assert_eq!(t.ended, Some(EndReason::Rejected));
     }
 
@@ -498,10 +842,10 @@ mod tests {
         assert!(reg.abandon("c1", 10).is_err());
         ring(&mut reg, "c2");
         reg.accept("c2", "alice", 1).unwrap();
-        assert_eq!(reg.hold("c2", "alice").unwrap().call.state, CallState::Held);
+        assert_eq!(reg.hold("c2", "alice", 2).unwrap().call.state, State::Held);
         assert_eq!(
-            reg.resume("c2", "alice").unwrap().call.state,
-            CallState::Connected
+            reg.resume("c2", "alice", 3).unwrap().call.state,
+            State::Connected
         );
         assert_eq!(
             reg.abandon("c2", 3).unwrap().ended,
@@ -517,7 +861,7 @@ mod tests {
         assert_eq!(reg.len(), 1);
         assert!(reg.expire("c1", first.generation, 50).is_none());
         let t = reg.expire("c1", second.generation, 50).unwrap();
-        assert_eq!(t.call.state, CallState::Missed);
+        assert_eq!(t.call.state, State::Missed);
         assert!(reg.expire("c1", second.generation, 51).is_none());
     }
 

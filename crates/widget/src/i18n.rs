@@ -55,6 +55,7 @@ pub struct Strings {
     pub call_person: fn(&str) -> String,
     pub not_connected: &'static str,
     pub make_call_missing: &'static str,
+    pub calling: fn(&str) -> String,
     pub unknown_presence: &'static str,
 }
 
@@ -111,6 +112,7 @@ pub const EN: Strings = Strings {
     call_person: |name| format!("Call {name}"),
     not_connected: "Not connected to the hub.",
     make_call_missing: "Calling a colleague needs the hub's makeCall method, which this hub does not offer yet.",
+    calling: |name| format!("Calling {name}…"),
     unknown_presence: "Unknown",
 };
 

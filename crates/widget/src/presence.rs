@@ -335,8 +335,12 @@ impl Presence {
         });
     }
 
-    /// Click-to-call: the hub's `makeCall`, when it has one; otherwise a notice says so.
+    /// Click-to-call: the hub's `makeCall(userId)` rings the colleague's widgets (the hub
+    /// resolves a user id or extension); the notice says "Calling …", or why it failed.
     pub fn call(self, id: String) {
+        let name = self
+            .team
+            .with_untracked(|team| team.iter().find(|c| c.id == id).map(|c| c.name.clone()));
         self.call_notice.set(None);
         let Some(client) = self.client.get_value() else {
             self.call_notice
@@ -344,11 +348,13 @@ impl Presence {
             return;
         };
         spawn_local(async move {
-            if let Err(e) = client
-                .invoke("makeCall", vec![json!({ "userId": id })])
-                .await
-            {
-                let t = crate::i18n::strings();
+            let t = crate::i18n::strings();
+            let result = client.invoke("makeCall", vec![json!(id)]).await;
+            if result.is_ok() {
+                self.call_notice
+                    .set(Some((t.calling)(name.as_deref().unwrap_or(&id))));
+            }
+            if let Err(e) = result {
                 self.call_notice
                     .set(Some(if e.contains("Unknown hub method") {
                         t.make_call_missing.to_owned()

@@ -155,9 +155,19 @@ test('700 colleagues load in two getPresencesByUserId batches; search, favourite
   const stored = await page.evaluate(() => localStorage.getItem('switchboard.favourites'));
   expect(JSON.parse(stored)).toEqual(['colleague-700']);
 
-  // Click-to-call: this hub has no makeCall method yet, and the widget says so.
-  await page.locator('li.mate').first().getByRole('button', { name: /^Call / }).click();
-  await expect(page.getByRole('alert')).toContainText('makeCall');
   expect(batches).toBe(4); // the reload read the team again: 2 more batches
+
+  // Click-to-call a colleague who is signed in: the hub's makeCall rings her widget, with bob
+  // as the caller, and bob's widget says whom it is calling.
+  const alice = await context.newPage();
+  await alice.goto('/?user=alice');
+  await expect(alice.getByRole('status')).toHaveText('Connected');
+  await page.getByLabel('Search team').fill('Alice Adams');
+  await page.locator('li.mate', { hasText: 'Alice Adams' }).getByRole('button', { name: /^Call / }).click();
+  await expect(page.getByText('Calling Alice Adams…')).toBeVisible();
+  const offer = alice.getByRole('alertdialog', { name: /Incoming call/ });
+  await expect(offer).toContainText('bob');
+  await offer.getByRole('button', { name: 'Reject' }).click();
+  await expect(offer).toBeHidden();
   await context.close();
 });

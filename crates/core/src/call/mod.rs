@@ -3,6 +3,7 @@
 //! [`machine`], the agent-side call state machine of third-party call control.
 
 pub mod machine;
+pub mod wire;
 
 use serde::{Deserialize, Serialize};
 

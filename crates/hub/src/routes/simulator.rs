@@ -7,6 +7,10 @@
 //! - `GET /simulator/calls` → up to 200 calls, newest first (call objects).
 //! - `POST /simulator/calls/{callId}/abandon` → 200 the call (ended, `CallEnded(callId,
 //!   "abandoned")` sent to the agent), 404 unknown, 409 already over.
+//! - `POST /simulator/calls/{callId}/far-end` `{"action": "answer" | "hangup" | "busy"}` → the
+//!   far end of an outbound call answers, hangs up or is busy ([`crate::calls`]); `hangup` on
+//!   an inbound call is the caller hanging up (as `abandon`). 200 the call, 400 unknown action,
+//!   404 unknown call, 409 not possible in the call's state.
 //!
 //! - `POST /simulator/presence` `{"user","availability","activity","preferred"?}` → 200 the
 //!   user's new Teams presence; subscribers get `PresenceChanged` ([`crate::graph`]).
@@ -27,6 +31,7 @@ use switchboard_core::IncomingCall;
 
 use super::adaptor::USER_NOT_CONNECTED;
 use super::{ApiError, bad_request, json_object, string_field};
+use crate::calls::FarEndAction;
 use crate::hub::{Delivery, Hub};
 use crate::registry::CallError;
 
@@ -42,6 +47,7 @@ pub fn routes() -> Router<Arc<Hub>> {
         .route("/simulator/ring", post(ring))
         .route("/simulator/calls", get(calls))
         .route("/simulator/calls/{call_id}/abandon", post(abandon))
+        .route("/simulator/calls/{call_id}/far-end", post(far_end))
         .route("/simulator/presence", post(presence))
 }
 
@@ -122,6 +128,25 @@ async fn abandon(
 ) -> Result<Json<Value>, ApiError> {
     dev_only(&hub)?;
     match hub.abandon_call(&call_id) {
+        Ok(call) => Ok(Json(call.to_json())),
+        Err(e @ CallError::UnknownCall(_)) => {
+            Err(ApiError::Json(StatusCode::NOT_FOUND, e.to_string()))
+        }
+        Err(e) => Err(ApiError::Json(StatusCode::CONFLICT, e.to_string())),
+    }
+}
+
+async fn far_end(
+    State(hub): State<Arc<Hub>>,
+    Path(call_id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    dev_only(&hub)?;
+    let object = json_object(&body).map_err(bad_request)?;
+    let action = string_field(&object, "action")
+        .and_then(|a| FarEndAction::from_wire(a.trim()))
+        .ok_or_else(|| bad_request("action must be \"answer\", \"hangup\" or \"busy\""))?;
+    match hub.far_end(&call_id, action) {
         Ok(call) => Ok(Json(call.to_json())),
         Err(e @ CallError::UnknownCall(_)) => {
             Err(ApiError::Json(StatusCode::NOT_FOUND, e.to_string()))

@@ -1,0 +1,609 @@
+//! Third-party call control through the hub (issue 7): the typed call methods beyond the first
+//! five, outbound calls, agent-to-agent calls, transfers, and the telephony simulator's far end.
+//!
+//! | method | arguments | result |
+//! |---|---|---|
+//! | `normalizeNumber` | `input`, `region?` | `{e164, extension?, national, international, region?, tel}` or, for a colleague, `{internal: true, user, extension?, display}` |
+//! | `makeCall` | `number` (number, `tel:` URI, colleague's user id or extension) | call (`dialling`, or `alerting` for a colleague) |
+//! | `answerCall` | `callId` | call (alias of `acceptCall`) |
+//! | `sendDtmf` | `callId`, `digits` (`0-9 * # A-D ,`, ≤ 32) | call (`dtmf` grows) |
+//! | `blindTransfer` | `callId`, `target` | call (`ended`, `completed`, `transferTarget`) |
+//! | `startConsult` | `callId`, `target` | call (`transferring`, `transferTarget`) |
+//! | `completeConsult` | `callId` | call (`ended`, `completed`) |
+//! | `cancelConsult` | `callId` | call (`held`) |
+//! | `conference` | `callId` | call (`connected`, `conference: true`) |
+//!
+//! The far end of an outbound call to an external number (dev simulator) alerts after
+//! [`CallConfig::alert_delay`] and then behaves by the last four digits of the number:
+//! `0000` busy, `0001` never answers (no-answer after [`CallConfig::far_end_ring_timeout`]),
+//! `0002` answers then hangs up after [`CallConfig::far_end_hangup_after`], `0003` fails;
+//! anything else answers after [`CallConfig::answer_delay`]. The simulator page can answer,
+//! hang up or be busy instead, at any time. Hold, resume, DTMF, transfers, consults and
+//! conferences take effect at once.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use switchboard_core::IncomingCall;
+use switchboard_core::call::machine::{Command, Signal};
+
+use crate::hub::{ConnectionInfo, Hub, Inner};
+use crate::numbers::{self, Normalized};
+use crate::registry::{CallError, EndReason, Outbound, State, Transition};
+
+/// Call-control and simulator settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallConfig {
+    /// Region of national numbers (`--default-region`, `US`).
+    pub default_region: String,
+    /// Far end: dialling → alerting after this (300 ms).
+    pub alert_delay: Duration,
+    /// Far end: alerting → connected after this, for ordinary numbers (3 s).
+    pub answer_delay: Duration,
+    /// Far end: a number that never answers ends `no-answer` after this (`--far-end-ring-timeout`, 30 s).
+    pub far_end_ring_timeout: Duration,
+    /// Far end: numbers ending `0002` hang up this long after answering (5 s).
+    pub far_end_hangup_after: Duration,
+}
+
+impl Default for CallConfig {
+    fn default() -> Self {
+        Self {
+            default_region: numbers::DEFAULT_REGION.into(),
+            alert_delay: Duration::from_millis(300),
+            answer_delay: Duration::from_secs(3),
+            far_end_ring_timeout: Duration::from_secs(30),
+            far_end_hangup_after: Duration::from_secs(5),
+        }
+    }
+}
+
+/// How the simulated far end of an external number behaves (last four digits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FarEnd {
+    /// Answers after the answer delay.
+    Answers,
+    /// `…0000`: busy.
+    Busy,
+    /// `…0001`: rings until the far-end ring timeout, then no-answer.
+    NoAnswer,
+    /// `…0002`: answers, then hangs up after `far_end_hangup_after`.
+    AnswersThenHangsUp,
+    /// `…0003`: the call fails.
+    Fails,
+}
+
+impl FarEnd {
+    /// The behaviour of a number.
+    pub fn of(number: &Normalized) -> Self {
+        match number.last_four() {
+            "0000" => FarEnd::Busy,
+            "0001" => FarEnd::NoAnswer,
+            "0002" => FarEnd::AnswersThenHangsUp,
+            "0003" => FarEnd::Fails,
+            _ => FarEnd::Answers,
+        }
+    }
+}
+
+/// What the simulator page (or a test) makes the far end do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FarEndAction {
+    /// Answer an outbound call that is dialling or alerting.
+    Answer,
+    /// Hang up (any live call; a ringing inbound call ends `abandoned`).
+    HangUp,
+    /// Be busy (an outbound call that is dialling or alerting).
+    Busy,
+}
+
+impl FarEndAction {
+    /// Reads `answer`, `hangup`/`hang-up`, `busy`.
+    pub fn from_wire(name: &str) -> Option<Self> {
+        match name.to_ascii_lowercase().as_str() {
+            "answer" => Some(FarEndAction::Answer),
+            "hangup" | "hang-up" | "hang up" => Some(FarEndAction::HangUp),
+            "busy" => Some(FarEndAction::Busy),
+            _ => None,
+        }
+    }
+}
+
+/// The methods of this module, lower case, for [`Hub::invoke`].
+pub const METHODS: &[&str] = &[
+    "normalizeNumber",
+    "makeCall",
+    "answerCall",
+    "sendDtmf",
+    "blindTransfer",
+    "startConsult",
+    "completeConsult",
+    "cancelConsult",
+    "conference",
+];
+
+fn string_arg<'a>(
+    target: &str,
+    arguments: &'a [Value],
+    i: usize,
+    name: &str,
+) -> Result<&'a str, String> {
+    arguments
+        .get(i)
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("{target}: {name} must be a string"))
+}
+
+fn expect(
+    target: &str,
+    arguments: &[Value],
+    min: usize,
+    max: usize,
+    shape: &str,
+) -> Result<(), String> {
+    if (min..=max).contains(&arguments.len()) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{target} expects ({shape}) but the invocation provides {} argument(s)",
+            arguments.len()
+        ))
+    }
+}
+
+/// Where a transfer, consult or outbound call goes.
+enum Destination {
+    Colleague {
+        user: String,
+        extension: Option<String>,
+    },
+    Number(Normalized),
+}
+
+impl Hub {
+    /// A colleague (a user id in the directory or connected to `hub`, or a directory
+    /// extension) or else a phone number.
+    fn destination(
+        &self,
+        inner: &mut Inner,
+        hub: &str,
+        input: &str,
+        region: &str,
+    ) -> Result<Destination, String> {
+        if let Some(user) = inner.directory.colleague(input)
+            && (inner.directory.known(&user) || !inner.user_connections(hub, &user).is_empty())
+        {
+            let extension = inner.directory.extension_of(&user);
+            return Ok(Destination::Colleague { user, extension });
+        }
+        numbers::normalize(input, region).map(Destination::Number)
+    }
+
+    /// Runs one of [`METHODS`] (`method` lower case). See the module docs.
+    pub(crate) fn invoke_call_method(
+        &self,
+        conn: &ConnectionInfo,
+        method: &str,
+        target: &str,
+        arguments: &[Value],
+    ) -> Result<Option<Value>, String> {
+        let now = crate::auth::unix_now_ms();
+        if method == "normalizenumber" {
+            expect(target, arguments, 1, 2, "input: string, region?: string")?;
+            let input = string_arg(target, arguments, 0, "input")?;
+            let region = match arguments.get(1) {
+                None | Some(Value::Null) => self.config.calls.default_region.clone(),
+                Some(Value::String(r)) => {
+                    numbers::parse_region(r).ok_or_else(|| numbers::unknown_region(r))?
+                }
+                Some(_) => return Err(format!("{target}: region must be a string")),
+            };
+            let mut inner = self.lock();
+            return match self.destination(&mut inner, &conn.hub, input, &region)? {
+                Destination::Number(n) => Ok(Some(n.to_json())),
+                Destination::Colleague { user, extension } => Ok(Some(json!({
+                    "internal": true,
+                    "display": colleague_display(&user, extension.as_deref()),
+                    "user": user,
+                    "extension": extension,
+                }))),
+            };
+        }
+        let user = conn
+            .user
+            .as_deref()
+            .ok_or_else(|| format!("{target}: this connection has no user; sign in first"))?;
+        if method == "makecall" {
+            expect(target, arguments, 1, 1, "number: string")?;
+            let input = string_arg(target, arguments, 0, "number")?;
+            return self.make_call(&conn.hub, user, input, now).map(Some);
+        }
+        let shape = match method {
+            "senddtmf" => "callId: string, digits: string",
+            "blindtransfer" | "startconsult" => "callId: string, target: string",
+            _ => "callId: string",
+        };
+        let count = if shape.contains(',') { 2 } else { 1 };
+        expect(target, arguments, count, count, shape)?;
+        let call_id = string_arg(target, arguments, 0, "callId")?;
+        let mut inner = self.lock();
+        let t = match method {
+            "answercall" => inner.calls.accept(call_id, user, now),
+            "senddtmf" => {
+                let digits = string_arg(target, arguments, 1, "digits")?;
+                inner.calls.control(
+                    call_id,
+                    user,
+                    &Command::SendDtmf(digits.trim().to_owned()),
+                    now,
+                )
+            }
+            "blindtransfer" | "startconsult" => {
+                let to = string_arg(target, arguments, 1, "target")?;
+                return self
+                    .transfer(
+                        &mut inner,
+                        user,
+                        call_id,
+                        to,
+                        method == "blindtransfer",
+                        now,
+                    )
+                    .map(|call| Some(call.to_json()));
+            }
+            "completeconsult" => {
+                inner
+                    .calls
+                    .check_command(call_id, user, &Command::CompleteConsult)
+                    .map_err(|e| e.to_string())?;
+                let call = inner.calls.get(call_id).cloned().expect("checked");
+                let colleague = call
+                    .transfer_target
+                    .as_deref()
+                    .and_then(|t| inner.directory.colleague(t));
+                if let Some(colleague) = &colleague {
+                    self.hand_over(&mut inner, &call, colleague, user)?;
+                }
+                inner
+                    .calls
+                    .control(call_id, user, &Command::CompleteConsult, now)
+            }
+            "cancelconsult" => inner
+                .calls
+                .control(call_id, user, &Command::CancelConsult, now),
+            "conference" => inner
+                .calls
+                .control(call_id, user, &Command::Conference, now),
+            _ => return Err(format!("Unknown hub method '{target}'")),
+        };
+        let t = t.map_err(|e| e.to_string())?;
+        tracing::info!(call_id, agent = %user, state = t.call.state.as_str(), "call updated by agent");
+        self.settle(&mut inner, &t, now);
+        Ok(Some(t.call.to_json()))
+    }
+
+    /// `blindTransfer` / `startConsult`.
+    fn transfer(
+        &self,
+        inner: &mut Inner,
+        user: &str,
+        call_id: &str,
+        to: &str,
+        blind: bool,
+        now: u64,
+    ) -> Result<crate::registry::Call, String> {
+        let probe = if blind {
+            Command::BlindTransfer(to.to_owned())
+        } else {
+            Command::StartConsult(to.to_owned())
+        };
+        inner
+            .calls
+            .check_command(call_id, user, &probe)
+            .map_err(|e| e.to_string())?;
+        let call = inner.calls.get(call_id).cloned().expect("checked");
+        if call.peer.is_some() {
+            return Err("The simulator cannot transfer a call between two agents.".into());
+        }
+        let region = self.config.calls.default_region.clone();
+        let target = match self.destination(inner, &call.hub, to, &region)? {
+            Destination::Colleague {
+                user: colleague, ..
+            } => {
+                if colleague == user {
+                    return Err("You cannot transfer a call to yourself.".into());
+                }
+                if inner.user_connections(&call.hub, &colleague).is_empty() {
+                    return Err(format!(
+                        "{colleague} is not signed in; the call was not transferred."
+                    ));
+                }
+                if blind {
+                    self.hand_over(inner, &call, &colleague, user)?;
+                }
+                colleague
+            }
+            Destination::Number(n) => n.e164,
+        };
+        let command = if blind {
+            Command::BlindTransfer(target)
+        } else {
+            Command::StartConsult(target)
+        };
+        let t = inner
+            .calls
+            .control(call_id, user, &command, now)
+            .map_err(|e| e.to_string())?;
+        tracing::info!(call_id, agent = %user, state = t.call.state.as_str(), "transfer");
+        self.settle(inner, &t, now);
+        Ok(t.call)
+    }
+
+    /// Rings `colleague` with the customer of `call` (a transfer).
+    fn hand_over(
+        &self,
+        inner: &mut Inner,
+        call: &crate::registry::Call,
+        colleague: &str,
+        agent: &str,
+    ) -> Result<(), String> {
+        let incoming = IncomingCall {
+            call_id: Some(crate::hub::new_call_id()),
+            phone_number: call.phone_number.clone(),
+            caller_name: call.caller_name.clone(),
+            queue: call.queue.clone(),
+            comments: Some(format!("Transferred by {agent}")),
+        };
+        match self.ring_locked(inner, &call.hub, colleague, &incoming) {
+            Some(_) => Ok(()),
+            None => Err(format!(
+                "{colleague} is not signed in; the call was not transferred."
+            )),
+        }
+    }
+
+    /// `makeCall(number)`.
+    fn make_call(&self, hub: &str, user: &str, input: &str, now: u64) -> Result<Value, String> {
+        let region = self.config.calls.default_region.clone();
+        let mut inner = self.lock();
+        match self.destination(&mut inner, hub, input, &region)? {
+            Destination::Colleague {
+                user: callee,
+                extension,
+            } => {
+                if callee == user {
+                    return Err("You cannot call yourself.".into());
+                }
+                if inner.user_connections(hub, &callee).is_empty() {
+                    return Err(format!("{callee} is not signed in; nothing was dialled."));
+                }
+                let own = inner.directory.extension_of(user);
+                let a = inner.calls.register_outbound(
+                    crate::hub::new_call_id(),
+                    hub,
+                    user,
+                    Outbound {
+                        phone_number: extension.clone().unwrap_or_else(|| callee.clone()),
+                        display: Some(colleague_display(&callee, extension.as_deref())),
+                        callee_name: Some(callee.clone()),
+                    },
+                    now,
+                );
+                inner.announce(&Transition {
+                    call: a.clone(),
+                    ended: None,
+                });
+                let incoming = IncomingCall {
+                    call_id: Some(crate::hub::new_call_id()),
+                    phone_number: own.unwrap_or_else(|| "0".into()),
+                    caller_name: Some(user.to_owned()),
+                    queue: None,
+                    comments: Some("Internal call".into()),
+                };
+                let Some(b) = self.ring_locked(&mut inner, hub, &callee, &incoming) else {
+                    return Err(format!("{callee} is not signed in; nothing was dialled."));
+                };
+                inner.calls.link(&a.call_id, &b);
+                tracing::info!(call_id = %a.call_id, agent = %user, %callee, "internal call");
+                let t = inner
+                    .calls
+                    .telephony(&a.call_id, &Signal::Alerting, None, now)
+                    .expect("a new call alerts");
+                inner.announce(&t);
+                Ok(t.call.to_json())
+            }
+            Destination::Number(number) => {
+                let a = inner.calls.register_outbound(
+                    crate::hub::new_call_id(),
+                    hub,
+                    user,
+                    Outbound {
+                        phone_number: number.e164.clone(),
+                        display: Some(number.display(&region)),
+                        callee_name: None,
+                    },
+                    now,
+                );
+                tracing::info!(call_id = %a.call_id, agent = %user, number = %number.e164, "outbound call");
+                let t = Transition {
+                    call: a.clone(),
+                    ended: None,
+                };
+                inner.announce(&t);
+                drop(inner);
+                self.script_far_end(a.call_id.clone(), FarEnd::of(&number));
+                Ok(a.to_json())
+            }
+        }
+    }
+
+    /// The simulated far end of an external call: a bounded script of at most three steps.
+    fn script_far_end(&self, call_id: String, behaviour: FarEnd) {
+        let weak = self.weak();
+        let c = self.config.calls.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(c.alert_delay).await;
+            let step = |signal: Signal| {
+                weak.upgrade()
+                    .is_some_and(|hub| hub.telephony_signal(&call_id, &signal, None))
+            };
+            match behaviour {
+                FarEnd::Busy => {
+                    step(Signal::Busy);
+                    return;
+                }
+                FarEnd::Fails => {
+                    step(Signal::Failed("The number cannot be reached".into()));
+                    return;
+                }
+                _ => {}
+            }
+            if !step(Signal::Alerting) {
+                return;
+            }
+            match behaviour {
+                FarEnd::NoAnswer => {
+                    tokio::time::sleep(c.far_end_ring_timeout).await;
+                    step(Signal::NoAnswer);
+                }
+                FarEnd::AnswersThenHangsUp => {
+                    tokio::time::sleep(c.answer_delay).await;
+                    if step(Signal::Answered) {
+                        tokio::time::sleep(c.far_end_hangup_after).await;
+                        step(Signal::HungUp);
+                    }
+                }
+                _ => {
+                    tokio::time::sleep(c.answer_delay).await;
+                    step(Signal::Answered);
+                }
+            }
+        });
+    }
+
+    /// Applies a telephony signal and announces it; `false` when it made no sense any more.
+    pub(crate) fn telephony_signal(
+        &self,
+        call_id: &str,
+        signal: &Signal,
+        reason: Option<EndReason>,
+    ) -> bool {
+        let now = crate::auth::unix_now_ms();
+        let mut inner = self.lock();
+        match inner.calls.telephony(call_id, signal, reason, now) {
+            Some(t) => {
+                tracing::info!(call_id, state = t.call.state.as_str(), "far end");
+                self.settle(&mut inner, &t, now);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The simulator page's far-end buttons.
+    pub fn far_end(
+        &self,
+        call_id: &str,
+        action: FarEndAction,
+    ) -> Result<crate::registry::Call, CallError> {
+        let now = crate::auth::unix_now_ms();
+        let call = self
+            .call(call_id)
+            .ok_or_else(|| CallError::UnknownCall(call_id.to_owned()))?;
+        let outbound_unanswered =
+            call.direction == "outbound" && matches!(call.state, State::Dialling | State::Alerting);
+        let signal = match action {
+            FarEndAction::Answer if outbound_unanswered => Signal::Answered,
+            FarEndAction::Busy if outbound_unanswered => Signal::Busy,
+            FarEndAction::HangUp if call.direction == "inbound" || !outbound_unanswered => {
+                return self.abandon_call(call_id);
+            }
+            _ => {
+                return Err(CallError::Other(format!(
+                    "Call {call_id} is {} {}; the far end cannot do that now",
+                    call.direction,
+                    call.state.as_str()
+                )));
+            }
+        };
+        if call.peer.is_some() {
+            return Err(CallError::Other(
+                "This call is between two agents: the called agent answers it.".into(),
+            ));
+        }
+        let mut inner = self.lock();
+        let t = inner
+            .calls
+            .telephony(call_id, &signal, None, now)
+            .ok_or_else(|| CallError::Other(format!("Call {call_id} changed meanwhile")))?;
+        self.settle(&mut inner, &t, now);
+        Ok(t.call)
+    }
+
+    /// Announces a transition and carries it over to the other leg of an agent-to-agent call.
+    pub(crate) fn settle(&self, inner: &mut Inner, t: &Transition, now: u64) {
+        inner.announce(t);
+        let Some(peer_id) = t.call.peer.clone() else {
+            return;
+        };
+        let Some(peer) = inner.calls.get(&peer_id).cloned() else {
+            return;
+        };
+        if peer.state.is_final() {
+            return;
+        }
+        let follow = match (t.ended, t.call.state) {
+            (None, State::Accepted) if t.call.direction == "inbound" => {
+                Some((Signal::Answered, None))
+            }
+            (Some(reason), _) => {
+                if matches!(peer.state, State::Ringing) {
+                    // The caller gave up or its call failed: the callee's offer goes away.
+                    Some((Signal::HungUp, Some(EndReason::Abandoned)))
+                } else if matches!(peer.state, State::Dialling | State::Alerting) {
+                    let reason = match reason {
+                        EndReason::Rejected | EndReason::Busy => {
+                            if t.call.reject_reason == Some(switchboard_core::RejectReason::Busy) {
+                                EndReason::Busy
+                            } else {
+                                EndReason::Rejected
+                            }
+                        }
+                        EndReason::Missed => EndReason::NoAnswer,
+                        other => other,
+                    };
+                    let signal = if reason == EndReason::NoAnswer {
+                        Signal::NoAnswer
+                    } else {
+                        Signal::Busy
+                    };
+                    Some((signal, Some(reason)))
+                } else {
+                    Some((Signal::HungUp, Some(EndReason::Completed)))
+                }
+            }
+            _ => None,
+        };
+        if let Some((signal, reason)) = follow
+            && let Some(pt) = inner.calls.telephony(&peer_id, &signal, reason, now)
+        {
+            // Abandoned ringing offers end as `ended` (as when a caller hangs up).
+            let pt = if reason == Some(EndReason::Abandoned) {
+                inner
+                    .calls
+                    .force_state(&peer_id, State::Ended)
+                    .unwrap_or(pt)
+            } else {
+                pt
+            };
+            inner.announce(&pt);
+        }
+    }
+}
+
+fn colleague_display(user: &str, extension: Option<&str>) -> String {
+    match extension {
+        Some(ext) => format!("{user} (ext. {ext})"),
+        None => user.to_owned(),
+    }
+}
