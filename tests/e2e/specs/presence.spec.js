@@ -171,3 +171,51 @@ test('700 colleagues load in two getPresencesByUserId batches; search, favourite
   await expect(offer).toBeHidden();
   await context.close();
 });
+
+test('Graph throttling (429 with Retry-After) is waited out and the read retried', async ({ browser }) => {
+  const context = await browser.newContext({ viewport: { width: 360, height: 720 } });
+  const page = await context.newPage();
+  let reads = 0;
+  await page.route('**/communications/getPresencesByUserId', async (route) => {
+    reads += 1;
+    if (reads === 1) {
+      await route.fulfill({
+        status: 429,
+        headers: { 'Retry-After': '1' },
+        json: { error: { code: 'TooManyRequests', message: 'Too many requests' } },
+      });
+    } else {
+      await route.continue();
+    }
+  });
+  await fastSync(page);
+  await page.goto('/?user=bob');
+  await expect(page.getByRole('status')).toHaveText('Connected');
+  await expect(page.locator('summary', { hasText: 'Team' })).toContainText('701', { timeout: 30_000 });
+  expect(reads).toBe(3); // the throttled batch again, then the second batch
+  await openTeam(page);
+  await page.getByLabel('Search team').fill('Alice Adams');
+  await expect(row(page, 'Alice Adams')).not.toContainText('Unknown');
+  await context.close();
+});
+
+test('Graph refusing a presence change (403) tells the agent what to ask for', async ({ browser }) => {
+  const { context, page } = await openWidget(browser, 'frank');
+  await page.route('**/presence/setUserPreferredPresence', (route) =>
+    route.fulfill({ status: 403, json: { error: { code: 'Forbidden', message: 'Insufficient privileges' } } }));
+  await page.getByLabel('Presence').selectOption({ label: 'Busy' });
+  await expect(page.getByText(/Microsoft Graph refused this \(HTTP 403\).*Presence\.ReadWrite/)).toBeVisible();
+  await context.close();
+});
+
+test('signing out during a call clears the InACall session presence', async ({ browser, request }) => {
+  await resetPresence(request, 'dave');
+  const { context, page } = await openWidget(browser, 'dave');
+  await ring(request, 'dave', { PhoneNumber: '+14255550123' });
+  await page.getByRole('alertdialog', { name: /Incoming call/ }).getByRole('button', { name: 'Accept' }).click();
+  await expect.poll(() => graphPresence(request, 'dave'), { timeout: 15_000 }).toBe('Busy/InACall');
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await expect(page.getByLabel('User name')).toBeVisible();
+  await expect.poll(() => graphPresence(request, 'dave'), { timeout: 15_000 }).not.toBe('Busy/InACall');
+  await context.close();
+});
