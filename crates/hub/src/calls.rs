@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 use switchboard_core::IncomingCall;
 use switchboard_core::call::machine::{Command, Signal};
 
-use crate::hub::{ConnectionInfo, Hub, Inner};
+use crate::hub::{ConnectionInfo, Hub, Inner, expect_args};
 use crate::numbers::{self, Normalized};
 use crate::registry::{CallError, EndReason, Outbound, State, Transition};
 
@@ -134,23 +134,6 @@ fn string_arg<'a>(
         .ok_or_else(|| format!("{target}: {name} must be a string"))
 }
 
-fn expect(
-    target: &str,
-    arguments: &[Value],
-    min: usize,
-    max: usize,
-    shape: &str,
-) -> Result<(), String> {
-    if (min..=max).contains(&arguments.len()) {
-        Ok(())
-    } else {
-        Err(format!(
-            "{target} expects ({shape}) but the invocation provides {} argument(s)",
-            arguments.len()
-        ))
-    }
-}
-
 /// Where a transfer, consult or outbound call goes.
 enum Destination {
     Colleague {
@@ -189,7 +172,7 @@ impl Hub {
     ) -> Result<Option<Value>, String> {
         let now = crate::auth::unix_now_ms();
         if method == "normalizenumber" {
-            expect(target, arguments, 1, 2, "input: string, region?: string")?;
+            expect_args(target, arguments, 1, 2, "input: string, region?: string")?;
             let input = string_arg(target, arguments, 0, "input")?;
             let region = match arguments.get(1) {
                 None | Some(Value::Null) => self.config.calls.default_region.clone(),
@@ -214,7 +197,7 @@ impl Hub {
             .as_deref()
             .ok_or_else(|| format!("{target}: this connection has no user; sign in first"))?;
         if method == "makecall" {
-            expect(target, arguments, 1, 1, "number: string")?;
+            expect_args(target, arguments, 1, 1, "number: string")?;
             let input = string_arg(target, arguments, 0, "number")?;
             return self.make_call(&conn.hub, user, input, now).map(Some);
         }
@@ -224,7 +207,7 @@ impl Hub {
             _ => "callId: string",
         };
         let count = if shape.contains(',') { 2 } else { 1 };
-        expect(target, arguments, count, count, shape)?;
+        expect_args(target, arguments, count, count, shape)?;
         let call_id = string_arg(target, arguments, 0, "callId")?;
         let mut inner = self.lock();
         let t = match method {

@@ -817,7 +817,8 @@ pub const HUB_METHODS: &[&str] = &[
     "unsubscribePresence",
 ];
 
-fn expect_args(
+/// Checks an invocation's argument count; the error names the method and its parameters.
+pub(crate) fn expect_args(
     target: &str,
     arguments: &[Value],
     min: usize,
