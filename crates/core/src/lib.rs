@@ -6,6 +6,7 @@
 pub mod call;
 pub mod config;
 pub mod desk;
+pub mod history;
 pub mod jwt;
 pub mod notification;
 pub mod presence;
@@ -13,6 +14,7 @@ pub mod presence;
 pub use call::{CallState, RejectReason};
 pub use config::{AuthConfig, Config, ConfigError, GraphConfig};
 pub use desk::{Action, Desk, Outcome, Ringing};
+pub use history::{CallDirection, CallRecord, History};
 pub use notification::{IncomingCall, NotificationError};
 pub use presence::{
     Activity, AgentSource, Availability, Command as PresenceCommand, Presence, PresenceMapping,
