@@ -120,6 +120,7 @@ pub const METHODS: &[&str] = &[
     "completeConsult",
     "cancelConsult",
     "conference",
+    "muteCall",
 ];
 
 fn string_arg<'a>(
@@ -204,6 +205,7 @@ impl Hub {
         let shape = match method {
             "senddtmf" => "callId: string, digits: string",
             "blindtransfer" | "startconsult" => "callId: string, target: string",
+            "mutecall" => "callId: string, muted: boolean",
             _ => "callId: string",
         };
         let count = if shape.contains(',') { 2 } else { 1 };
@@ -250,6 +252,15 @@ impl Hub {
                 inner
                     .calls
                     .control(call_id, user, &Command::CompleteConsult, now)
+            }
+            "mutecall" => {
+                let muted = arguments
+                    .get(1)
+                    .and_then(Value::as_bool)
+                    .ok_or_else(|| format!("{target}: muted must be a boolean"))?;
+                inner
+                    .calls
+                    .control(call_id, user, &Command::Mute(muted), now)
             }
             "cancelconsult" => inner
                 .calls

@@ -189,6 +189,9 @@ pub struct Call {
     /// The DTMF digits sent on this call so far (the newest [`KEPT_DTMF_DIGITS`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dtmf: Option<String>,
+    /// Whether the agent's microphone is muted (`muteCall`); left out until first set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub muted: Option<bool>,
     /// The seed acknowledgement the widget sent with `sendMessage` (`Accepted`/`Rejected`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub acknowledgement: Option<String>,
@@ -407,6 +410,7 @@ impl CallRegistry {
             reject_reason: None,
             end_reason: None,
             dtmf: None,
+            muted: None,
             acknowledgement: None,
             hub: hub.to_owned(),
             generation: self.next_generation,
@@ -660,6 +664,10 @@ impl CallRegistry {
             Command::Conference => {
                 call.conference = Some(true);
                 call.signal(&Signal::Conferenced, now).flatten()
+            }
+            Command::Mute(muted) => {
+                call.muted = Some(*muted);
+                None
             }
             other => {
                 return Err(CallError::Other(format!(

@@ -131,6 +131,22 @@ async fn outbound_to_an_external_number_alerts_connects_and_is_controlled() {
             .contains("provides 1 argument")
     );
 
+    // Mute and unmute: every tab hears of it.
+    let c = alice
+        .invoke_ok("muteCall", vec![json!(id), json!(true)])
+        .await;
+    assert_eq!(c["muted"], true);
+    let c = alice
+        .invoke_ok("muteCall", vec![json!(id), json!(false)])
+        .await;
+    assert_eq!(c["muted"], false);
+    assert_eq!(
+        alice
+            .invoke_err("muteCall", vec![json!(id), json!("yes")])
+            .await,
+        "muteCall: muted must be a boolean"
+    );
+
     // Hold, resume, hang up.
     let c = alice.invoke_ok("holdCall", vec![json!(id)]).await;
     assert_eq!(c["state"], "held");

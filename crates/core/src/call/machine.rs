@@ -110,6 +110,9 @@ pub enum Command {
     CancelConsult,
     /// Bring the transfer target into the call with the customer (conference, add third party).
     Conference,
+    /// Mute (`true`) or unmute (`false`) the agent's microphone on the call (ACS Call
+    /// Automation's mute participant; the customer still hears hold music when held).
+    Mute(bool),
 }
 
 impl Command {
@@ -126,6 +129,8 @@ impl Command {
             Command::CompleteConsult => "complete a transfer on",
             Command::CancelConsult => "cancel a transfer on",
             Command::Conference => "conference",
+            Command::Mute(true) => "mute",
+            Command::Mute(false) => "unmute",
         }
     }
 }
@@ -323,6 +328,9 @@ impl Call {
                     .then_some(())
                     .ok_or_else(illegal)
             }
+            Command::Mute(_) => matches!(self.phase, Connected | OnHold | Transferring)
+                .then_some(())
+                .ok_or_else(illegal),
         }
     }
 
@@ -440,6 +448,8 @@ mod tests {
             Command::CompleteConsult,
             Command::CancelConsult,
             Command::Conference,
+            Command::Mute(true),
+            Command::Mute(false),
         ]
     };
 
@@ -466,6 +476,8 @@ mod tests {
                     Command::SendDtmf("1#".into()),
                     Command::BlindTransfer("+4930123".into()),
                     Command::StartConsult("bob".into()),
+                    Command::Mute(true),
+                    Command::Mute(false),
                 ],
             ),
             (
@@ -479,6 +491,8 @@ mod tests {
                     Command::Resume,
                     Command::BlindTransfer("+4930123".into()),
                     Command::StartConsult("bob".into()),
+                    Command::Mute(true),
+                    Command::Mute(false),
                 ],
             ),
             (
@@ -493,6 +507,8 @@ mod tests {
                     Command::CompleteConsult,
                     Command::CancelConsult,
                     Command::Conference,
+                    Command::Mute(true),
+                    Command::Mute(false),
                 ],
             ),
             (
