@@ -11,14 +11,31 @@
 //!   (`rejectCall(callId, "timeout")`) and the agent sees "Missed call";
 //! - a call accepted, rejected or ended elsewhere (another tab, the caller hanging up, the
 //!   hub's own timeout) stops ringing here.
+//! - the call in progress (answered here, or placed here with `makeCall`) follows the hub's
+//!   `CallUpdated`/`CallEnded` through the agent-side [`Call`] machine; a control the machine
+//!   does not allow in the present state is refused with its [`CallError`] and nothing is sent;
+//! - an answered call that ends goes to wrap-up: the agent adds notes and a disposition, and the
+//!   finished [`CallRecord`] goes to the history and the host's call log. Calls that were never
+//!   answered are recorded at once.
+//!
+//! Times: `now_ms` is the widget's clock in Unix milliseconds (`Date.now()`), so timers and the
+//! records' `startedAt` share one clock.
 
 use std::collections::VecDeque;
 
+use serde_json::Value;
+
+use crate::call::machine::{Call, CallError, CallPhase, Command, EndReason, Signal};
+use crate::call::wire::{signal_for_end, signal_for_state};
 use crate::call::{CallState, RejectReason};
+use crate::history::{CallDirection, CallRecord};
 use crate::notification::IncomingCall;
 
 /// How many recent call ids are remembered to drop repeated deliveries.
 pub const RECENT_CALL_IDS: usize = 64;
+/// How many `CallUpdated`s for calls this desk does not know yet are kept (a `makeCall`
+/// result can arrive after the first updates of its call).
+pub const EARLY_UPDATES: usize = 8;
 
 /// A call the agent is being offered.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +49,45 @@ pub struct Ringing {
     pub has_remote_id: bool,
     /// When the ring time runs out, in the caller's clock (milliseconds).
     pub deadline_ms: f64,
+    /// When it started ringing (Unix ms).
+    pub offered_ms: f64,
+}
+
+/// The call in progress: answered here or placed here.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActiveCall {
+    /// Phase and timers (the agent-side machine, kept in step with the hub).
+    pub call: Call,
+    /// The other party as offered (inbound) or as the hub reports it (outbound: the number
+    /// in `phone_number`, the colleague in `caller_name`).
+    pub party: IncomingCall,
+    /// What to show for the other party when the hub formatted it (`(425) 555-0123`,
+    /// `bob (ext. 1002)`).
+    pub display: Option<String>,
+    /// Whether the typed hub methods can be used (false for a seed notification without id).
+    pub has_remote_id: bool,
+    /// Whether the agent's microphone is muted (the hub's `muted`).
+    pub muted: bool,
+    /// The consult/blind transfer target the hub reports.
+    pub transfer_target: Option<String>,
+    /// When it started ringing or was placed (Unix ms).
+    pub started_ms: f64,
+}
+
+impl ActiveCall {
+    /// The call id.
+    pub fn call_id(&self) -> &str {
+        &self.call.id
+    }
+
+    /// The party's name, else the hub's display, else the number.
+    pub fn title(&self) -> &str {
+        self.party
+            .caller_name
+            .as_deref()
+            .or(self.display.as_deref())
+            .unwrap_or(&self.party.phone_number)
+    }
 }
 
 /// How a ringing call ended for the agent, shown until the next call.
@@ -49,6 +105,8 @@ pub enum Outcome {
     HandledElsewhere,
     /// The call in progress ended.
     Ended,
+    /// An outbound call was not answered: busy, no answer or failed (the text says which).
+    NotReached(String),
 }
 
 /// What the widget must do after a desk transition.
@@ -69,6 +127,8 @@ pub enum Action {
     },
     /// Tell the hub: `hangUp(callId)`.
     HangUp { call_id: String },
+    /// Tell the hub to carry out `command` on the call ([`crate::call::wire::invocation`]).
+    Control { call_id: String, command: Command },
     /// Nothing to do (a duplicate, a stale timer, an event for another call).
     Nothing,
 }
@@ -77,9 +137,12 @@ pub enum Action {
 #[derive(Debug, Clone, Default)]
 pub struct Desk {
     ringing: Option<Ringing>,
-    active: Option<Ringing>,
+    active: Option<ActiveCall>,
+    wrap_up: Option<CallRecord>,
     last_outcome: Option<(Outcome, IncomingCall)>,
+    finished: Vec<CallRecord>,
     recent: VecDeque<String>,
+    early: VecDeque<Value>,
     local_ids: u64,
 }
 
@@ -95,13 +158,29 @@ impl Desk {
     }
 
     /// The call in progress.
-    pub fn active(&self) -> Option<&Ringing> {
+    pub fn active(&self) -> Option<&ActiveCall> {
         self.active.as_ref()
+    }
+
+    /// The answered call that ended and waits for the agent's notes and disposition.
+    pub fn wrap_up(&self) -> Option<&CallRecord> {
+        self.wrap_up.as_ref()
+    }
+
+    /// Whether a call rings, is in progress or waits for wrap-up (a new call is refused busy).
+    pub fn is_busy(&self) -> bool {
+        self.ringing.is_some() || self.active.is_some()
     }
 
     /// How the last call ended, for the "Missed call from …" line.
     pub fn last_outcome(&self) -> Option<&(Outcome, IncomingCall)> {
         self.last_outcome.as_ref()
+    }
+
+    /// The finished calls since the last call, oldest first, to keep in the history (calls that
+    /// were never answered, and wrapped-up ones).
+    pub fn take_finished(&mut self) -> Vec<CallRecord> {
+        std::mem::take(&mut self.finished)
     }
 
     /// An offer arrived at `now_ms`; it rings for `ring_ms`.
@@ -117,7 +196,7 @@ impl Desk {
             return Action::Nothing;
         }
         self.remember(&call_id);
-        if self.ringing.is_some() || self.active.is_some() {
+        if self.is_busy() {
             return Action::Reject {
                 call_id,
                 reason: RejectReason::Busy,
@@ -129,12 +208,14 @@ impl Desk {
             call_id,
             has_remote_id,
             deadline_ms: now_ms + ring_ms,
+            offered_ms: now_ms,
         });
         Action::Ring
     }
 
-    /// The agent pressed Accept.
-    pub fn accept(&mut self) -> Action {
+    /// The agent pressed Accept at `now_ms`. The call is connected at once; the hub's
+    /// `CallUpdated(accepted)` confirms it.
+    pub fn accept(&mut self, now_ms: f64) -> Action {
         let Some(ringing) = self.ringing.take() else {
             return Action::Nothing;
         };
@@ -143,7 +224,22 @@ impl Desk {
             has_remote_id: ringing.has_remote_id,
         };
         self.last_outcome = Some((Outcome::Accepted, ringing.call.clone()));
-        self.active = Some(ringing);
+        let mut call = Call::inbound(
+            ringing.call_id,
+            ringing.offered_ms,
+            ringing.deadline_ms - ringing.offered_ms,
+        );
+        call.apply(&Signal::Answered, now_ms);
+        self.file_pending_wrap_up();
+        self.active = Some(ActiveCall {
+            call,
+            party: ringing.call,
+            display: None,
+            has_remote_id: ringing.has_remote_id,
+            muted: false,
+            transfer_target: None,
+            started_ms: ringing.offered_ms,
+        });
         action
     }
 
@@ -162,53 +258,215 @@ impl Desk {
         }
     }
 
-    /// The agent hung up the call in progress.
-    pub fn hang_up(&mut self) -> Action {
-        match self.active.take() {
-            Some(active) => {
-                self.last_outcome = Some((Outcome::Ended, active.call.clone()));
-                Action::HangUp {
-                    call_id: active.call_id,
-                }
-            }
-            None => Action::Nothing,
+    /// The agent hung up the call in progress at `now_ms`. It ends here at once (the hub's
+    /// `CallEnded` for it is then ignored) and goes to wrap-up if it was answered.
+    pub fn hang_up(&mut self, now_ms: f64) -> Action {
+        let Some(active) = &self.active else {
+            return Action::Nothing;
+        };
+        if active.call.check(&Command::HangUp).is_err() {
+            return Action::Nothing;
         }
+        let call_id = active.call_id().to_owned();
+        self.end_active(&Signal::HungUp, now_ms);
+        Action::HangUp { call_id }
     }
 
-    /// The hub says the call changed state (`CallUpdated`). A ringing call that is no longer
-    /// ringing was decided elsewhere and stops ringing here.
-    pub fn call_updated(&mut self, call_id: &str, state: CallState) {
-        if state == CallState::Ringing {
-            return;
+    /// The agent asked for `command` on the call in progress (hold, resume, mute, DTMF,
+    /// transfers, conference). Checked against the call machine; the state changes only when
+    /// the hub reports it. Errors: no call in progress, or the machine's [`CallError`].
+    pub fn control(&mut self, command: Command) -> Result<Action, CallError> {
+        let active = self.active.as_ref().ok_or(CallError::NoCall)?;
+        active.call.check(&command)?;
+        if !active.has_remote_id {
+            return Err(CallError::NoCall);
         }
-        if self.ringing.as_ref().is_some_and(|r| r.call_id == call_id) {
-            let ringing = self.ringing.take().expect("checked");
-            let outcome = match state {
-                CallState::Missed => Outcome::Missed,
-                CallState::Ended => Outcome::Abandoned,
-                _ => Outcome::HandledElsewhere,
-            };
-            self.last_outcome = Some((outcome, ringing.call));
-        } else if state.is_final() && self.active.as_ref().is_some_and(|a| a.call_id == call_id) {
-            let active = self.active.take().expect("checked");
-            self.last_outcome = Some((Outcome::Ended, active.call));
+        Ok(Action::Control {
+            call_id: active.call_id().to_owned(),
+            command,
+        })
+    }
+
+    /// The hub placed the call the agent dialled (`makeCall`'s result: the call object) at
+    /// `now_ms`; it becomes the call in progress. Updates that came before it are applied.
+    /// Returns false (and changes nothing) if a call is already in progress or `call` is not
+    /// an outbound call object.
+    pub fn dialled(&mut self, call: &Value, now_ms: f64, ring_ms: f64) -> bool {
+        let Some(id) = call.get("callId").and_then(Value::as_str) else {
+            return false;
+        };
+        if self.active.is_some()
+            || call.get("direction").and_then(Value::as_str) != Some("outbound")
+        {
+            return false;
+        }
+        let party = IncomingCall {
+            call_id: Some(id.to_owned()),
+            phone_number: str_field(call, "phoneNumber").unwrap_or_default(),
+            caller_name: str_field(call, "callerName"),
+            queue: None,
+            comments: None,
+        };
+        self.file_pending_wrap_up();
+        self.active = Some(ActiveCall {
+            call: Call::outbound(id, now_ms, ring_ms),
+            party,
+            display: None,
+            has_remote_id: true,
+            muted: false,
+            transfer_target: None,
+            started_ms: now_ms,
+        });
+        self.remember(id);
+        self.apply_update(call, now_ms);
+        let early: Vec<Value> = self
+            .early
+            .iter()
+            .filter(|u| u.get("callId").and_then(Value::as_str) == Some(id))
+            .cloned()
+            .collect();
+        self.early
+            .retain(|u| u.get("callId").and_then(Value::as_str) != Some(id));
+        for update in early {
+            self.call_updated(&update, now_ms);
+        }
+        true
+    }
+
+    /// The hub says a call changed (`CallUpdated(call)`, the call object). A ringing call that
+    /// is no longer ringing was decided elsewhere and stops ringing here; the call in progress
+    /// follows the hub's state, mute and transfer target; an ended one goes to wrap-up.
+    pub fn call_updated(&mut self, call: &Value, now_ms: f64) {
+        let (Some(id), Some(state)) = (
+            call.get("callId").and_then(Value::as_str),
+            call.get("state").and_then(Value::as_str),
+        ) else {
+            return;
+        };
+        if self.ringing.as_ref().is_some_and(|r| r.call_id == id) {
+            match CallState::from_wire(state) {
+                Some(CallState::Ringing) | None => {}
+                Some(s) => self.stop_ringing(s, now_ms),
+            }
+        } else if self.active.as_ref().is_some_and(|a| a.call_id() == id) {
+            if state == "ended" || state == "rejected" || state == "missed" {
+                let reason = str_field(call, "endReason").unwrap_or_else(|| state.to_owned());
+                self.call_ended(id, &reason, now_ms);
+            } else {
+                self.apply_update(call, now_ms);
+            }
+        } else if !self.recent.iter().any(|r| r == id) {
+            if self.early.len() == EARLY_UPDATES {
+                self.early.pop_front();
+            }
+            self.early.push_back(call.clone());
         }
     }
 
     /// The hub says the call ended (`CallEnded(callId, reason)`), e.g. the caller hung up.
-    pub fn call_ended(&mut self, call_id: &str, reason: &str) {
-        let state = match reason {
-            "missed" => CallState::Missed,
-            "rejected" => CallState::Rejected,
-            _ => CallState::Ended,
+    pub fn call_ended(&mut self, call_id: &str, reason: &str, now_ms: f64) {
+        if self.ringing.as_ref().is_some_and(|r| r.call_id == call_id) {
+            let state = match reason {
+                "missed" => CallState::Missed,
+                "rejected" => CallState::Rejected,
+                _ => CallState::Ended,
+            };
+            self.stop_ringing(state, now_ms);
+        } else if let Some(active) = &self.active
+            && active.call_id() == call_id
+        {
+            let signal = signal_for_end(&active.call, reason);
+            self.end_active(&signal, now_ms);
+        }
+    }
+
+    /// The agent finished wrap-up: the record, with their notes and disposition, is returned
+    /// for the history and the host's call log (and is also in [`take_finished`](Self::take_finished)).
+    pub fn finish_wrap_up(
+        &mut self,
+        notes: &str,
+        disposition: Option<String>,
+    ) -> Option<CallRecord> {
+        let mut record = self.wrap_up.take()?;
+        record.set_notes(notes);
+        record.disposition = disposition.filter(|d| !d.trim().is_empty());
+        self.finished.push(record.clone());
+        Some(record)
+    }
+
+    /// A new call starts while the last one still waits for wrap-up: it is recorded as it is.
+    fn file_pending_wrap_up(&mut self) {
+        if let Some(record) = self.wrap_up.take() {
+            self.finished.push(record);
+        }
+    }
+
+    fn apply_update(&mut self, update: &Value, now_ms: f64) {
+        let Some(active) = &mut self.active else {
+            return;
         };
-        self.call_updated(call_id, state);
+        if let Some(state) = update.get("state").and_then(Value::as_str)
+            && let Some(signal) = signal_for_state(&active.call, state)
+        {
+            active.call.apply(&signal, now_ms);
+        }
+        if let Some(display) = str_field(update, "display") {
+            active.display = Some(display);
+        }
+        if let Some(muted) = update.get("muted").and_then(Value::as_bool) {
+            active.muted = muted;
+        }
+        active.transfer_target = str_field(update, "transferTarget");
+    }
+
+    fn end_active(&mut self, signal: &Signal, now_ms: f64) {
+        let Some(mut active) = self.active.take() else {
+            return;
+        };
+        active.call.apply(signal, now_ms);
+        let reason = match active.call.phase() {
+            CallPhase::Ended(reason) => reason.clone(),
+            _ => EndReason::Completed,
+        };
+        let answered = active.call.talk_ms(now_ms) > 0.0 || reason == EndReason::Completed;
+        let record = record_of(&active, reason.as_str(), now_ms);
+        if answered {
+            self.last_outcome = Some((Outcome::Ended, active.party));
+            self.wrap_up = Some(record);
+        } else {
+            let text = match reason {
+                EndReason::Failed(text) => text,
+                other => other.as_str().to_owned(),
+            };
+            self.last_outcome = Some((Outcome::NotReached(text), active.party));
+            self.finished.push(record);
+        }
+    }
+
+    fn stop_ringing(&mut self, state: CallState, now_ms: f64) {
+        let Some(ringing) = self.ringing.take() else {
+            return;
+        };
+        let (outcome, wire) = match state {
+            CallState::Missed => (Outcome::Missed, "missed"),
+            CallState::Ended => (Outcome::Abandoned, "abandoned"),
+            _ => (Outcome::HandledElsewhere, "elsewhere"),
+        };
+        self.finished.push(unanswered_record(&ringing, wire));
+        let _ = now_ms;
+        self.last_outcome = Some((outcome, ringing.call));
     }
 
     fn finish_ringing(&mut self, outcome: Outcome, reason: RejectReason) -> Action {
         let Some(ringing) = self.ringing.take() else {
             return Action::Nothing;
         };
+        let wire = if reason == RejectReason::Timeout {
+            "missed"
+        } else {
+            "rejected"
+        };
+        self.finished.push(unanswered_record(&ringing, wire));
         self.last_outcome = Some((outcome, ringing.call));
         Action::Reject {
             call_id: ringing.call_id,
@@ -218,6 +476,9 @@ impl Desk {
     }
 
     fn remember(&mut self, call_id: &str) {
+        if self.recent.iter().any(|r| r == call_id) {
+            return;
+        }
         if self.recent.len() == RECENT_CALL_IDS {
             self.recent.pop_front();
         }
@@ -225,9 +486,45 @@ impl Desk {
     }
 }
 
+fn str_field(v: &Value, key: &str) -> Option<String> {
+    v.get(key).and_then(Value::as_str).map(str::to_owned)
+}
+
+fn unanswered_record(ringing: &Ringing, outcome: &str) -> CallRecord {
+    CallRecord {
+        call_id: ringing.call_id.clone(),
+        direction: CallDirection::Inbound,
+        number: ringing.call.phone_number.clone(),
+        name: ringing.call.caller_name.clone(),
+        started_at_ms: ringing.offered_ms.max(0.0) as u64,
+        duration_s: 0,
+        outcome: outcome.to_owned(),
+        notes: String::new(),
+        disposition: None,
+    }
+}
+
+fn record_of(active: &ActiveCall, outcome: &str, now_ms: f64) -> CallRecord {
+    CallRecord {
+        call_id: active.call_id().to_owned(),
+        direction: match active.call.direction {
+            crate::call::machine::Direction::Inbound => CallDirection::Inbound,
+            crate::call::machine::Direction::Outbound => CallDirection::Outbound,
+        },
+        number: active.party.phone_number.clone(),
+        name: active.party.caller_name.clone().or(active.display.clone()),
+        started_at_ms: active.started_ms.max(0.0) as u64,
+        duration_s: (active.call.talk_ms(now_ms) / 1000.0).round() as u32,
+        outcome: outcome.to_owned(),
+        notes: String::new(),
+        disposition: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn call(id: Option<&str>) -> IncomingCall {
         IncomingCall {
@@ -239,34 +536,71 @@ mod tests {
         }
     }
 
+    fn update(id: &str, state: &str) -> Value {
+        json!({"callId": id, "state": state, "direction": "inbound"})
+    }
+
     #[test]
-    fn ring_then_accept_then_hang_up() {
+    fn ring_then_accept_then_hang_up_then_wrap_up() {
         let mut desk = Desk::new();
         assert_eq!(desk.offer(call(Some("c1")), 0.0, 30_000.0), Action::Ring);
         assert_eq!(desk.ringing().unwrap().deadline_ms, 30_000.0);
         assert_eq!(
-            desk.accept(),
+            desk.accept(1_000.0),
             Action::Accept {
                 call_id: "c1".into(),
                 has_remote_id: true
             }
         );
         assert!(desk.ringing().is_none());
-        assert_eq!(desk.active().unwrap().call_id, "c1");
+        let active = desk.active().unwrap();
+        assert_eq!(active.call_id(), "c1");
+        assert_eq!(active.call.phase(), &CallPhase::Connected);
         assert_eq!(
-            desk.hang_up(),
+            desk.hang_up(61_000.0),
             Action::HangUp {
                 call_id: "c1".into()
             }
         );
         assert_eq!(desk.last_outcome().unwrap().0, Outcome::Ended);
-        assert_eq!(desk.hang_up(), Action::Nothing);
+        assert_eq!(desk.hang_up(62_000.0), Action::Nothing);
+        let wrap = desk.wrap_up().unwrap();
+        assert_eq!((wrap.duration_s, wrap.outcome.as_str()), (60, "completed"));
+        assert!(desk.take_finished().is_empty(), "recorded after wrap-up");
+        let record = desk
+            .finish_wrap_up("Refund agreed", Some("Resolved".into()))
+            .unwrap();
+        assert_eq!(record.notes, "Refund agreed");
+        assert_eq!(record.disposition.as_deref(), Some("Resolved"));
+        assert_eq!(desk.take_finished(), vec![record]);
+        assert!(desk.wrap_up().is_none());
     }
 
     #[test]
-    fn reject_reports_declined() {
+    fn a_new_call_files_the_pending_wrap_up() {
         let mut desk = Desk::new();
         desk.offer(call(Some("c1")), 0.0, 30_000.0);
+        desk.accept(1.0);
+        desk.hang_up(2_000.0);
+        assert!(desk.wrap_up().is_some());
+        assert_eq!(
+            desk.offer(call(Some("c2")), 3_000.0, 30_000.0),
+            Action::Ring
+        );
+        desk.accept(4_000.0);
+        assert!(desk.wrap_up().is_none());
+        let finished = desk.take_finished();
+        assert_eq!(finished.len(), 1);
+        assert_eq!(
+            (finished[0].call_id.as_str(), finished[0].notes.as_str()),
+            ("c1", "")
+        );
+    }
+
+    #[test]
+    fn reject_reports_declined_and_records_it() {
+        let mut desk = Desk::new();
+        desk.offer(call(Some("c1")), 5.0, 30_000.0);
         assert_eq!(
             desk.reject(),
             Action::Reject {
@@ -276,7 +610,13 @@ mod tests {
             }
         );
         assert_eq!(desk.last_outcome().unwrap().0, Outcome::Rejected);
-        assert_eq!(desk.accept(), Action::Nothing);
+        assert_eq!(desk.accept(6.0), Action::Nothing);
+        let finished = desk.take_finished();
+        assert_eq!(finished.len(), 1);
+        assert_eq!(
+            (finished[0].outcome.as_str(), finished[0].started_at_ms),
+            ("rejected", 5)
+        );
     }
 
     #[test]
@@ -293,6 +633,7 @@ mod tests {
             }
         );
         assert_eq!(desk.last_outcome().unwrap().0, Outcome::Missed);
+        assert_eq!(desk.take_finished()[0].outcome, "missed");
         // The next call's ring time is its own: an old timer firing now does nothing.
         desk.offer(call(Some("c2")), 6_000.0, 5_000.0);
         assert_eq!(desk.ring_timeout(6_001.0), Action::Nothing);
@@ -311,7 +652,7 @@ mod tests {
                 has_remote_id: true
             }
         );
-        desk.accept();
+        desk.accept(2.0);
         assert!(matches!(
             desk.offer(call(Some("c3")), 2.0, 30_000.0),
             Action::Reject {
@@ -319,46 +660,149 @@ mod tests {
                 ..
             }
         ));
-        assert_eq!(desk.active().unwrap().call_id, "c1");
+        assert_eq!(desk.active().unwrap().call_id(), "c1");
     }
 
     #[test]
-    fn calls_without_id_get_local_ids() {
+    fn calls_without_id_get_local_ids_and_cannot_be_controlled() {
         let mut desk = Desk::new();
         assert_eq!(desk.offer(call(None), 0.0, 1.0), Action::Ring);
         let r = desk.ringing().unwrap();
         assert!(!r.has_remote_id);
         assert_eq!(r.call_id, "local-1");
         assert_eq!(
-            desk.accept(),
+            desk.accept(0.5),
             Action::Accept {
                 call_id: "local-1".into(),
                 has_remote_id: false
             }
         );
+        assert_eq!(desk.control(Command::Hold), Err(CallError::NoCall));
     }
 
     #[test]
     fn decided_elsewhere_stops_ringing() {
         let mut desk = Desk::new();
         desk.offer(call(Some("c1")), 0.0, 30_000.0);
-        desk.call_updated("other", CallState::Accepted);
+        desk.call_updated(&update("other", "accepted"), 1.0);
         assert!(desk.ringing().is_some());
-        desk.call_updated("c1", CallState::Ringing);
+        desk.call_updated(&update("c1", "ringing"), 1.0);
         assert!(desk.ringing().is_some());
-        desk.call_updated("c1", CallState::Accepted);
+        desk.call_updated(&update("c1", "accepted"), 1.0);
         assert!(desk.ringing().is_none());
         assert_eq!(desk.last_outcome().unwrap().0, Outcome::HandledElsewhere);
 
         desk.offer(call(Some("c2")), 0.0, 30_000.0);
-        desk.call_ended("c2", "abandoned");
+        desk.call_ended("c2", "abandoned", 2.0);
         assert_eq!(desk.last_outcome().unwrap().0, Outcome::Abandoned);
+        let outcomes: Vec<String> = desk
+            .take_finished()
+            .into_iter()
+            .map(|r| r.outcome)
+            .collect();
+        assert_eq!(outcomes, ["elsewhere", "abandoned"]);
 
         desk.offer(call(Some("c3")), 0.0, 30_000.0);
-        desk.accept();
-        desk.call_ended("c3", "completed");
+        desk.accept(1.0);
+        desk.call_ended("c3", "completed", 10_000.0);
         assert!(desk.active().is_none());
         assert_eq!(desk.last_outcome().unwrap().0, Outcome::Ended);
+        assert_eq!(desk.wrap_up().unwrap().duration_s, 10);
+    }
+
+    #[test]
+    fn controls_follow_the_machine_and_the_hub() {
+        let mut desk = Desk::new();
+        assert_eq!(desk.control(Command::Hold), Err(CallError::NoCall));
+        desk.offer(call(Some("c1")), 0.0, 30_000.0);
+        desk.accept(1.0);
+        assert_eq!(
+            desk.control(Command::Hold),
+            Ok(Action::Control {
+                call_id: "c1".into(),
+                command: Command::Hold
+            })
+        );
+        assert!(matches!(
+            desk.control(Command::Resume),
+            Err(CallError::IllegalCommand { verb: "resume", .. })
+        ));
+        // Only the hub's report changes the state.
+        assert_eq!(desk.active().unwrap().call.phase(), &CallPhase::Connected);
+        desk.call_updated(&update("c1", "held"), 2.0);
+        assert_eq!(desk.active().unwrap().call.phase(), &CallPhase::OnHold);
+        assert!(desk.control(Command::SendDtmf("1".into())).is_err());
+        desk.call_updated(
+            &json!({"callId": "c1", "state": "connected", "muted": true}),
+            3.0,
+        );
+        let a = desk.active().unwrap();
+        assert_eq!((a.call.phase(), a.muted), (&CallPhase::Connected, true));
+        desk.call_updated(
+            &json!({"callId": "c1", "state": "transferring", "transferTarget": "bob"}),
+            4.0,
+        );
+        let a = desk.active().unwrap();
+        assert_eq!(a.call.phase(), &CallPhase::Transferring);
+        assert_eq!(a.transfer_target.as_deref(), Some("bob"));
+        assert!(desk.control(Command::Conference).is_ok());
+        // Completing the transfer ends the agent's leg: wrap-up.
+        desk.call_updated(
+            &json!({"callId": "c1", "state": "ended", "endReason": "completed"}),
+            9_000.0,
+        );
+        assert!(desk.active().is_none());
+        assert_eq!(desk.wrap_up().unwrap().outcome, "completed");
+    }
+
+    #[test]
+    fn outbound_calls_are_adopted_with_early_updates() {
+        let mut desk = Desk::new();
+        let created = json!({"callId": "o1", "state": "dialling", "direction": "outbound",
+            "phoneNumber": "+442079460958", "display": "+44 20 7946 0958"});
+        // The far end alerts before makeCall's result reaches the widget.
+        desk.call_updated(
+            &json!({"callId": "o1", "state": "alerting", "direction": "outbound"}),
+            1.0,
+        );
+        assert!(desk.active().is_none());
+        assert!(desk.dialled(&created, 2.0, 60_000.0));
+        let a = desk.active().unwrap();
+        assert_eq!(a.call.phase(), &CallPhase::Ringing);
+        assert_eq!(a.title(), "+44 20 7946 0958");
+        assert!(!desk.dialled(&created, 2.0, 60_000.0), "one call at a time");
+        desk.call_updated(&json!({"callId": "o1", "state": "connected"}), 3_000.0);
+        assert_eq!(desk.active().unwrap().call.phase(), &CallPhase::Connected);
+        assert_eq!(
+            desk.hang_up(5_000.0),
+            Action::HangUp {
+                call_id: "o1".into()
+            }
+        );
+        let wrap = desk.wrap_up().unwrap();
+        assert_eq!(wrap.direction, CallDirection::Outbound);
+        assert_eq!(wrap.duration_s, 2);
+    }
+
+    #[test]
+    fn unanswered_outbound_calls_are_recorded_without_wrap_up() {
+        let mut desk = Desk::new();
+        let created = json!({"callId": "o2", "state": "dialling", "direction": "outbound",
+            "phoneNumber": "+14255550000"});
+        assert!(desk.dialled(&created, 0.0, 60_000.0));
+        desk.call_ended("o2", "busy", 1_000.0);
+        assert!(desk.active().is_none() && desk.wrap_up().is_none());
+        assert_eq!(
+            desk.last_outcome().unwrap().0,
+            Outcome::NotReached("busy".into())
+        );
+        let finished = desk.take_finished();
+        assert_eq!(
+            (finished[0].outcome.as_str(), finished[0].duration_s),
+            ("busy", 0)
+        );
+        // An inbound call object is not an outbound call to adopt.
+        assert!(!desk.dialled(&update("i1", "ringing"), 0.0, 1.0));
     }
 
     #[test]
@@ -371,5 +815,14 @@ mod tests {
         assert_eq!(desk.recent.len(), RECENT_CALL_IDS);
         // The oldest id has been forgotten and would ring again.
         assert_eq!(desk.offer(call(Some("c0")), 0.0, 1.0), Action::Ring);
+    }
+
+    #[test]
+    fn early_updates_are_bounded() {
+        let mut desk = Desk::new();
+        for i in 0..(EARLY_UPDATES + 5) {
+            desk.call_updated(&update(&format!("x{i}"), "connected"), 0.0);
+        }
+        assert_eq!(desk.early.len(), EARLY_UPDATES);
     }
 }

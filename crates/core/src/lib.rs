@@ -13,7 +13,7 @@ pub mod presence;
 
 pub use call::{CallState, RejectReason};
 pub use config::{AuthConfig, Config, ConfigError, GraphConfig};
-pub use desk::{Action, Desk, Outcome, Ringing};
+pub use desk::{Action, ActiveCall, Desk, Outcome, Ringing};
 pub use history::{CallDirection, CallRecord, History};
 pub use notification::{IncomingCall, NotificationError};
 pub use presence::{

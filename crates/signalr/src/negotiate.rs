@@ -26,6 +26,18 @@ pub enum TransportKind {
     LongPolling,
 }
 
+impl TransportKind {
+    /// The name in `availableTransports` and in logs: `WebSockets`, `ServerSentEvents`,
+    /// `LongPolling` (TransportProtocols.md).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransportKind::WebSockets => "WebSockets",
+            TransportKind::ServerSentEvents => "ServerSentEvents",
+            TransportKind::LongPolling => "LongPolling",
+        }
+    }
+}
+
 /// One entry of `availableTransports`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -67,7 +79,7 @@ impl NegotiateConnection {
 
     /// Whether the server offers `kind` with the given transfer format (`Text` or `Binary`).
     pub fn offers(&self, kind: TransportKind, transfer_format: &str) -> bool {
-        let name = format!("{kind:?}");
+        let name = kind.as_str();
         self.available_transports
             .iter()
             .any(|t| t.transport == name && t.transfer_formats.iter().any(|f| f == transfer_format))

@@ -10,19 +10,19 @@ use std::time::Duration;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use serde_json::{Value, json};
-use switchboard_core::{Action, AuthConfig, CallState, Config, Desk, IncomingCall, RejectReason};
+use switchboard_core::{Action, AuthConfig, Config, Desk, History, IncomingCall, RejectReason};
 use switchboard_signalr::ConnectionState;
 use switchboard_signalr::client::HubConnectionOptions;
 use switchboard_signalr::negotiate::TransportKind;
 use switchboard_signalr::protocol::HubProtocolKind;
 use switchboard_signalr::retry::DelayListPolicy;
 
+use crate::calls::CallRequest;
 use crate::diagnostics;
 use crate::i18n::strings;
 use crate::signalr::{HubClient, HubClientHandlers, HubClientOptions, TokenFuture};
-use crate::ui::{
-    ActiveCallPanel, ConnectionStatus, IdlePanel, IncomingCallDialog, Notice, SignInForm,
-};
+use crate::ui::call::{ActiveCallPanel, CallHistory, DialPad, WrapUpPanel};
+use crate::ui::{ConnectionStatus, IdlePanel, IncomingCallDialog, Notice, SignInForm};
 
 /// Where start-up stands.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,18 +47,22 @@ pub struct Widget {
     pub connection_detail: RwSignal<Option<String>>,
     pub desk: RwSignal<Desk>,
     pub notice: RwSignal<Option<String>>,
-    /// `performance.now()` in ms, refreshed every second for timers shown to the agent.
+    /// `Date.now()` (Unix ms), refreshed every second for timers shown to the agent.
     pub now_ms: RwSignal<f64>,
     /// Own presence, the team list and the Teams sync (`presence.rs`).
     pub presence: crate::presence::Presence,
-    client: StoredValue<Option<HubClient>, LocalStorage>,
+    /// Recent calls (`calls.rs`), kept in `localStorage`.
+    pub history: RwSignal<History>,
+    /// What the agent typed in the `Phone number` box.
+    pub dial_text: RwSignal<String>,
+    pub(crate) client: StoredValue<Option<HubClient>, LocalStorage>,
+    /// Whether this tab is the one that rings (`tabs.rs`).
+    ringer: StoredValue<Option<crate::tabs::Ringer>, LocalStorage>,
 }
 
-fn now_ms() -> f64 {
-    web_sys::window()
-        .and_then(|w| w.performance())
-        .map(|p| p.now())
-        .unwrap_or(0.0)
+/// The widget's clock: Unix milliseconds (`Date.now()`), for call timers and records alike.
+pub(crate) fn now_ms() -> f64 {
+    js_sys::Date::now()
 }
 
 fn query_param(name: &str) -> Option<String> {
@@ -98,7 +102,10 @@ impl Widget {
             presence: crate::presence::Presence::new(desk),
             notice: RwSignal::new(None),
             now_ms: RwSignal::new(now_ms()),
+            history: RwSignal::new(History::default()),
+            dial_text: RwSignal::new(String::new()),
             client: StoredValue::new_local(None),
+            ringer: StoredValue::new_local(None),
         }
     }
 
@@ -135,6 +142,9 @@ impl Widget {
             }
         }
         self.user.set(Some(user.clone()));
+        self.load_history(&user);
+        self.ringer
+            .set_value(Some(crate::tabs::Ringer::claim(&user)));
         self.phase.set(Phase::Running);
 
         let token_url = match &config.auth {
@@ -224,8 +234,11 @@ impl Widget {
             client.stop();
         }
         self.client.set_value(None);
+        // Another tab of this browser rings from now on.
+        self.ringer.set_value(None);
         self.user.set(None);
         self.desk.set(Desk::new());
+        self.history.set(History::default());
         self.notice.set(None);
         if let Some(history) = web_sys::window().and_then(|w| w.history().ok()) {
             let _ = history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some("?"));
@@ -269,25 +282,19 @@ impl Widget {
                 Some(Err(e)) => warn(&format!("IncomingCall ignored: {e}")),
                 None => warn("IncomingCall ignored: no argument."),
             },
-            "callupdated" => {
-                let call = arguments.first();
-                let id = call.and_then(|c| c.get("callId")).and_then(Value::as_str);
-                let state = call
-                    .and_then(|c| c.get("state"))
-                    .and_then(Value::as_str)
-                    .and_then(CallState::from_wire);
-                match (id, state) {
-                    (Some(id), Some(state)) => self.desk.update(|d| d.call_updated(id, state)),
-                    _ => warn("CallUpdated ignored: it has no callId or no known state."),
+            "callupdated" => match arguments.first() {
+                Some(call) if call.get("callId").and_then(Value::as_str).is_some() => {
+                    self.with_desk(|d, now| d.call_updated(call, now))
                 }
-            }
+                _ => warn("CallUpdated ignored: it has no callId."),
+            },
             "callended" => match (
                 arguments.first().and_then(Value::as_str),
                 arguments.get(1).and_then(Value::as_str),
             ) {
-                (Some(id), reason) => self
-                    .desk
-                    .update(|d| d.call_ended(id, reason.unwrap_or("completed"))),
+                (Some(id), reason) => {
+                    self.with_desk(|d, now| d.call_ended(id, reason.unwrap_or("completed"), now))
+                }
                 _ => warn("CallEnded ignored: it has no callId."),
             },
             "presencechanged" => self.presence.pushed(&arguments),
@@ -296,21 +303,26 @@ impl Widget {
     }
 
     fn offer(self, call: IncomingCall) {
+        // Multi-tab: exactly one tab of this agent rings; the others stay quiet.
+        if !self
+            .ringer
+            .with_value(|r| r.as_ref().is_none_or(|r| r.is_ringer()))
+        {
+            diagnostics::record("offer left to the tab that rings".into());
+            return;
+        }
         let ring_ms = self
             .config
             .with_untracked(|c| c.as_ref().map(|c| c.ring_timeout_seconds).unwrap_or(30))
             as f64
             * 1000.0;
-        let mut action = Action::Nothing;
-        self.desk
-            .update(|d| action = d.offer(call, now_ms(), ring_ms));
+        let action = self.with_desk(|d, now| d.offer(call, now, ring_ms));
         if action == Action::Ring {
             self.notice.set(None);
             self.now_ms.set(now_ms());
             // +50 ms so the deadline has passed when the timer fires.
             gloo_timers::callback::Timeout::new(ring_ms as u32 + 50, move || {
-                let mut action = Action::Nothing;
-                self.desk.update(|d| action = d.ring_timeout(now_ms()));
+                let action = self.with_desk(|d, now| d.ring_timeout(now));
                 self.perform(action);
             })
             .forget();
@@ -321,28 +333,25 @@ impl Widget {
 
     /// The agent pressed Accept.
     pub fn accept(self) {
-        let mut action = Action::Nothing;
-        self.desk.update(|d| action = d.accept());
+        let action = self.with_desk(|d, now| d.accept(now));
         self.perform(action);
     }
 
     /// The agent pressed Reject.
     pub fn reject(self) {
-        let mut action = Action::Nothing;
-        self.desk.update(|d| action = d.reject());
+        let action = self.with_desk(|d, _| d.reject());
         self.perform(action);
     }
 
     /// The agent pressed Hang up.
     pub fn hang_up(self) {
-        let mut action = Action::Nothing;
-        self.desk.update(|d| action = d.hang_up());
+        let action = self.with_desk(|d, now| d.hang_up(now));
         self.perform(action);
     }
 
     /// Carries out a desk action as hub invocations. Typed methods carry the call id; the
     /// seed's `sendMessage("Accepted"|"Rejected")` acknowledgement follows for compatibility.
-    fn perform(self, action: Action) {
+    pub(crate) fn perform(self, action: Action) {
         let calls: Vec<(&'static str, Vec<Value>)> = match action {
             Action::Nothing | Action::Ring => return,
             Action::Accept {
@@ -371,6 +380,7 @@ impl Widget {
                 calls
             }
             Action::HangUp { call_id } => vec![("hangUp", vec![json!(call_id)])],
+            Action::Control { .. } => Self::control_invocation(&action).into_iter().collect(),
         };
         let Some(client) = self.client.get_value() else {
             return;
@@ -386,7 +396,7 @@ impl Widget {
     }
 }
 
-fn warn(text: &str) {
+pub(crate) fn warn(text: &str) {
     diagnostics::record(text.to_owned());
     web_sys::console::warn_1(&text.into());
 }
@@ -402,6 +412,7 @@ pub fn App() -> impl IntoView {
     // again at once instead of waiting for the agent to notice.
     let _ = window_event_listener(leptos::ev::online, move |_| widget.reconnect());
     let _ = window_event_listener(leptos::ev::visibilitychange, move |_| widget.reconnect());
+    let _ = window_event_listener(leptos::ev::keydown, move |ev| shortcut(&ev));
     let t = strings();
 
     let body = move || match widget.phase.get() {
@@ -434,14 +445,67 @@ pub fn App() -> impl IntoView {
     }
 }
 
+/// Which panel the call area shows; the panel is rebuilt only when this changes.
+#[derive(Debug, Clone, PartialEq)]
+enum Area {
+    Ringing(String),
+    Active(String),
+    WrapUp(String),
+    Idle,
+}
+
+/// Keyboard shortcuts (Alt+Shift+letter; `ui/call.rs` lists them). The control that offers a
+/// shortcut says so in `aria-keyshortcuts`; the key presses it (a disabled button ignores the
+/// click) or focuses it (a text box), so a shortcut does exactly what its button does.
+fn shortcut(ev: &web_sys::KeyboardEvent) {
+    if !(ev.alt_key() && ev.shift_key()) || ev.ctrl_key() || ev.meta_key() {
+        return;
+    }
+    let code = ev.code();
+    let Some(letter) = code.strip_prefix("Key").filter(|l| l.len() == 1) else {
+        return;
+    };
+    let selector = format!("[aria-keyshortcuts=\"Alt+Shift+{letter}\"]");
+    let Some(el) = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.query_selector(&selector).ok().flatten())
+        .and_then(|e| wasm_bindgen::JsCast::dyn_into::<web_sys::HtmlElement>(e).ok())
+    else {
+        return;
+    };
+    ev.prevent_default();
+    if el.tag_name() == "INPUT" {
+        let _ = el.focus();
+    } else {
+        el.click();
+    }
+}
+
 /// The signed-in view: who, the connection's trouble if any, and the call area.
 #[component]
 fn DeskView(widget: Widget) -> impl IntoView {
     let t = strings();
-    let ringing = move || widget.desk.with(|d| d.ringing().cloned());
-    let active = move || widget.desk.with(|d| d.active().cloned());
+    let on_request = Callback::new(move |r: CallRequest| widget.request(r));
+    let area = Memo::new(move |_| {
+        widget.desk.with(|d| {
+            if let Some(r) = d.ringing() {
+                Area::Ringing(r.call_id.clone())
+            } else if let Some(a) = d.active() {
+                Area::Active(a.call_id().to_owned())
+            } else if let Some(w) = d.wrap_up() {
+                Area::WrapUp(w.call_id.clone())
+            } else {
+                Area::Idle
+            }
+        })
+    });
+    let active = Memo::new(move |_| widget.desk.with(|d| d.active().cloned()));
     let call_area = move || {
-        if let Some(r) = ringing() {
+        match area.get() {
+        Area::Ringing(_) => {
+            let Some(r) = widget.desk.with_untracked(|d| d.ringing().cloned()) else {
+                return ().into_any();
+            };
             let left = Signal::derive(move || {
                 let ms = widget
                     .desk
@@ -459,20 +523,28 @@ fn DeskView(widget: Widget) -> impl IntoView {
                 />
             }
             .into_any()
-        } else if let Some(a) = active() {
-            view! {
-                <ActiveCallPanel call=a.call on_hang_up=Callback::new(move |_| widget.hang_up()) />
-            }
-            .into_any()
-        } else {
-            view! {
-                <IdlePanel
-                    last=Signal::derive(move || widget.desk.with(|d| d.last_outcome().cloned()))
-                    connected=Signal::derive(move || widget.connection.get() == ConnectionState::Connected)
-                />
-            }
-            .into_any()
         }
+        Area::Active(_) => view! {
+            <ActiveCallPanel call=active now_ms=widget.now_ms on_request=on_request />
+        }
+        .into_any(),
+        Area::WrapUp(_) => match widget.desk.with_untracked(|d| d.wrap_up().cloned()) {
+            Some(record) => view! { <WrapUpPanel record=record on_request=on_request /> }.into_any(),
+            None => ().into_any(),
+        },
+        Area::Idle => view! {
+            <IdlePanel
+                last=Signal::derive(move || widget.desk.with(|d| d.last_outcome().cloned()))
+                connected=Signal::derive(move || widget.connection.get() == ConnectionState::Connected)
+            />
+            <DialPad
+                text=widget.dial_text
+                last_number=Signal::derive(move || widget.history.with(|h| h.last_number().map(str::to_owned)))
+                on_request=on_request
+            />
+        }
+        .into_any(),
+    }
     };
     view! {
         <div class="identity">
@@ -497,6 +569,10 @@ fn DeskView(widget: Widget) -> impl IntoView {
         {move || widget.notice.get().map(|text| view! {
             <Notice text=text on_dismiss=Callback::new(move |_| widget.notice.set(None)) />
         })}
-        <crate::presence::Team presence=widget.presence />
+        <CallHistory history=widget.history on_request=on_request />
+        <crate::presence::Team
+            presence=widget.presence
+            on_call=Callback::new(move |id: String| widget.dial(id))
+        />
     }
 }

@@ -11,9 +11,11 @@
 
 pub mod app;
 pub mod auth;
+pub mod calls;
 pub mod diagnostics;
 pub mod graph;
 pub mod i18n;
 pub mod presence;
 pub mod signalr;
+pub mod tabs;
 pub mod ui;

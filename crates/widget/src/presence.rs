@@ -335,36 +335,6 @@ impl Presence {
         });
     }
 
-    /// Click-to-call: the hub's `makeCall(userId)` rings the colleague's widgets (the hub
-    /// resolves a user id or extension); the notice says "Calling …", or why it failed.
-    pub fn call(self, id: String) {
-        let name = self
-            .team
-            .with_untracked(|team| team.iter().find(|c| c.id == id).map(|c| c.name.clone()));
-        self.call_notice.set(None);
-        let Some(client) = self.client.get_value() else {
-            self.call_notice
-                .set(Some(crate::i18n::strings().not_connected.into()));
-            return;
-        };
-        spawn_local(async move {
-            let t = crate::i18n::strings();
-            let result = client.invoke("makeCall", vec![json!(id)]).await;
-            if result.is_ok() {
-                self.call_notice
-                    .set(Some((t.calling)(name.as_deref().unwrap_or(&id))));
-            }
-            if let Err(e) = result {
-                self.call_notice
-                    .set(Some(if e.contains("Unknown hub method") {
-                        t.make_call_missing.to_owned()
-                    } else {
-                        e
-                    }));
-            }
-        });
-    }
-
     /// Sign-out: clear our session presence (before the hub stops), then forget everything.
     pub fn sign_out(self) {
         self.with_engine(|e, now| e.sign_out(now));
@@ -504,7 +474,7 @@ pub fn OwnPresence(presence: Presence) -> impl IntoView {
 
 /// The team drawer, wired.
 #[component]
-pub fn Team(presence: Presence) -> impl IntoView {
+pub fn Team(presence: Presence, on_call: Callback<String>) -> impl IntoView {
     view! {
         <crate::ui::presence::TeamDrawer
             team=presence.team
@@ -513,7 +483,7 @@ pub fn Team(presence: Presence) -> impl IntoView {
             favourites=presence.favourites
             notice=presence.call_notice
             on_favourite=Callback::new(move |id| presence.toggle_favourite(id))
-            on_call=Callback::new(move |id| presence.call(id))
+            on_call=on_call
         />
     }
 }

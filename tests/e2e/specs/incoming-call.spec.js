@@ -51,6 +51,8 @@ test('seed SendMessageToUser rings alice; Accept by keyboard reaches the hub wit
 
   await page.getByRole('button', { name: 'Hang up' }).click();
   await expect.poll(async () => (await getCall(request, callId)).state).toBe('ended');
+  await expect(page.getByRole('heading', { name: 'Wrap-up' })).toBeVisible();
+  await page.getByRole('button', { name: 'Save' }).click();
   await expect(page.getByText(/Call ended with/)).toBeVisible();
 });
 
@@ -128,7 +130,7 @@ test('the caller hanging up while it rings dismisses the notification', async ({
   const response = await request.post(`/simulator/calls/${encodeURIComponent(callId)}/abandon`);
   expect(response.ok()).toBeTruthy();
   await expect(incomingCall(page)).toBeHidden();
-  await expect(page.getByText(/Caller hung up/)).toBeVisible();
+  await expect(page.locator('.last-call')).toContainText('Caller hung up');
 });
 
 test('SendMessageToUser: 400 for a user with no connection, 401 without the key', async ({ request }) => {

@@ -65,6 +65,9 @@ test('idle, ringing, in call, and after a missed call', async ({ page, request }
   await look(page, 'in-call');
 
   await page.getByRole('button', { name: 'Hang up' }).click();
+  await expect(page.getByRole('heading', { name: 'Wrap-up' })).toBeVisible();
+  await look(page, 'wrap-up');
+  await page.getByRole('button', { name: 'Save' }).click();
   await expect(page.getByText(/Call ended with/)).toBeVisible();
   await look(page, 'after-call');
 });

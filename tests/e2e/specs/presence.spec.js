@@ -158,17 +158,20 @@ test('700 colleagues load in two getPresencesByUserId batches; search, favourite
   expect(batches).toBe(4); // the reload read the team again: 2 more batches
 
   // Click-to-call a colleague who is signed in: the hub's makeCall rings her widget, with bob
-  // as the caller, and bob's widget says whom it is calling.
+  // as the caller, and bob's widget shows the outbound call ringing her.
   const alice = await context.newPage();
   await alice.goto('/?user=alice');
   await expect(alice.getByRole('status')).toHaveText('Connected');
   await page.getByLabel('Search team').fill('Alice Adams');
   await page.locator('li.mate', { hasText: 'Alice Adams' }).getByRole('button', { name: /^Call / }).click();
-  await expect(page.getByText('Calling Alice Adams…')).toBeVisible();
+  await expect(page.locator('.call__state')).toHaveText(/Ringing…|Calling…/);
+  await expect(page.locator('.call .caller__name')).toHaveText('alice');
   const offer = alice.getByRole('alertdialog', { name: /Incoming call/ });
   await expect(offer).toContainText('bob');
   await offer.getByRole('button', { name: 'Reject' }).click();
   await expect(offer).toBeHidden();
+  // She declined: bob's call ends unanswered, with no wrap-up.
+  await expect(page.getByText('Not reached:')).toBeVisible();
   await context.close();
 });
 

@@ -189,6 +189,9 @@ pub enum CallError {
     /// An empty transfer target.
     #[error("Choose a number or a colleague to transfer to.")]
     NoTransferTarget,
+    /// No call in progress that the telephony system knows (the desk's check).
+    #[error("There is no call in progress to control.")]
+    NoCall,
 }
 
 /// One call and its timers.

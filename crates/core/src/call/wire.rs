@@ -6,7 +6,32 @@
 //! call's far end rings) to the machine's phases; an update that repeats the present phase
 //! (e.g. `dtmf` grew) maps to no signal.
 
-use super::machine::{Call, CallPhase, Direction, Signal};
+use serde_json::{Value, json};
+
+use super::machine::{Call, CallPhase, Command, Direction, Signal};
+
+/// The hub method and arguments that carry out `command` on call `call_id`
+/// (docs/hub-contract.md, "Hub methods"): `holdCall(callId)`, `resumeCall(callId)`,
+/// `muteCall(callId, muted)`, `sendDtmf(callId, digits)`, `blindTransfer(callId, target)`,
+/// `startConsult(callId, target)`, `completeConsult(callId)`, `cancelConsult(callId)`,
+/// `conference(callId)`, `hangUp(callId)`, `acceptCall(callId)`, `rejectCall(callId)`.
+pub fn invocation(call_id: &str, command: &Command) -> (&'static str, Vec<Value>) {
+    let id = json!(call_id);
+    match command {
+        Command::Answer => ("acceptCall", vec![id]),
+        Command::Reject => ("rejectCall", vec![id]),
+        Command::HangUp => ("hangUp", vec![id]),
+        Command::Hold => ("holdCall", vec![id]),
+        Command::Resume => ("resumeCall", vec![id]),
+        Command::Mute(muted) => ("muteCall", vec![id, json!(muted)]),
+        Command::SendDtmf(digits) => ("sendDtmf", vec![id, json!(digits)]),
+        Command::BlindTransfer(to) => ("blindTransfer", vec![id, json!(to)]),
+        Command::StartConsult(to) => ("startConsult", vec![id, json!(to)]),
+        Command::CompleteConsult => ("completeConsult", vec![id]),
+        Command::CancelConsult => ("cancelConsult", vec![id]),
+        Command::Conference => ("conference", vec![id]),
+    }
+}
 
 /// The signal that takes `call` to the hub's wire `state`, or `None` when the state is the
 /// one the call is in already (or one an end reason reports: use [`signal_for_end`]).
@@ -68,6 +93,27 @@ mod tests {
         assert_eq!(signal_for_state(&call, "connected"), None);
         assert!(call.apply(&signal_for_end(&call, "completed"), 5.0));
         assert_eq!(call.phase(), &CallPhase::Ended(EndReason::Completed));
+    }
+
+    #[test]
+    fn commands_become_hub_invocations() {
+        assert_eq!(
+            invocation("c1", &Command::Mute(true)),
+            ("muteCall", vec![json!("c1"), json!(true)])
+        );
+        assert_eq!(
+            invocation("c1", &Command::SendDtmf("12#".into())),
+            ("sendDtmf", vec![json!("c1"), json!("12#")])
+        );
+        assert_eq!(
+            invocation("c1", &Command::StartConsult("bob".into())),
+            ("startConsult", vec![json!("c1"), json!("bob")])
+        );
+        assert_eq!(
+            invocation("c1", &Command::Hold),
+            ("holdCall", vec![json!("c1")])
+        );
+        assert_eq!(invocation("c1", &Command::HangUp).0, "hangUp");
     }
 
     #[test]

@@ -341,7 +341,10 @@ impl HubClient {
                 }
             };
             if !connection.offers(kind, format) {
-                failures.push(format!("{kind:?} is not offered for {format} frames"));
+                failures.push(format!(
+                    "{} is not offered for {format} frames",
+                    kind.as_str()
+                ));
                 negotiated = Some((url, token, connection));
                 continue;
             }
@@ -355,15 +358,16 @@ impl HubClient {
             {
                 Ok(()) => {
                     (handlers.on_diagnostic)(format!(
-                        "connected: transport {kind:?}, protocol {}, stateful reconnect {}",
+                        "connected: transport {}, protocol {}, stateful reconnect {}",
+                        kind.as_str(),
                         options.protocol.name(),
                         if stateful { "on" } else { "off" }
                     ));
                     return Ok(());
                 }
                 Err(e) => {
-                    (handlers.on_diagnostic)(format!("{kind:?} failed: {e}"));
-                    failures.push(format!("{kind:?}: {e}"));
+                    (handlers.on_diagnostic)(format!("{} failed: {e}", kind.as_str()));
+                    failures.push(format!("{}: {e}", kind.as_str()));
                     if self.0.borrow().generation != generation {
                         return Err(e);
                     }

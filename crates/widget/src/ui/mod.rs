@@ -9,12 +9,13 @@ use switchboard_signalr::ConnectionState;
 
 use crate::i18n::strings;
 
+pub mod call;
 pub mod presence;
 
 /// A handset, 24×24 (inline SVG: no icon font to download).
 pub const PHONE_PATH: &str = "M8.2 5.5l1.6 3.4c.2.4.1.9-.2 1.2l-1.2 1.1a9 9 0 0 0 4.4 4.4l1.1-1.2c.3-.3.8-.4 1.2-.2l3.4 1.6c.5.2.7.7.6 1.2l-.4 1.8c-.1.5-.6.9-1.1.9A13.5 13.5 0 0 1 4.3 6.4c0-.5.4-1 .9-1.1l1.8-.4c.5-.1 1 .1 1.2.6z";
 /// A handset laid down (hang up / reject).
-const HANG_UP_PATH: &str = "M12 9c-2.6 0-5.1.6-7.3 1.7-.5.3-.8.8-.7 1.4l.3 2c.1.6.6 1 1.2 1h2.3c.6 0 1-.4 1.1-1l.3-1.7c1.8-.5 3.8-.5 5.6 0l.3 1.7c.1.6.5 1 1.1 1h2.3c.6 0 1.1-.4 1.2-1l.3-2c.1-.6-.2-1.1-.7-1.4C17.1 9.6 14.6 9 12 9z";
+pub const HANG_UP_PATH: &str = "M12 9c-2.6 0-5.1.6-7.3 1.7-.5.3-.8.8-.7 1.4l.3 2c.1.6.6 1 1.2 1h2.3c.6 0 1-.4 1.1-1l.3-1.7c1.8-.5 3.8-.5 5.6 0l.3 1.7c.1.6.5 1 1.1 1h2.3c.6 0 1.1-.4 1.2-1l.3-2c.1-.6-.2-1.1-.7-1.4C17.1 9.6 14.6 9 12 9z";
 
 /// The connection indicator: `role="status"` with the state in words and a coloured dot
 /// (grey while connecting, green when connected, amber reconnecting, red disconnected).
@@ -98,38 +99,24 @@ pub fn IncomingCallDialog(
             <div class="incoming__actions">
                 <button
                     class="btn btn--accept"
+                    title="Accept (Alt+Shift+A)"
+                    aria-keyshortcuts="Alt+Shift+A"
                     node_ref=accept_ref
                     on:click=move |_| on_accept.run(())
                 >
                     <svg class="icon" viewBox="0 0 24 24" aria-hidden="true"><path d=PHONE_PATH /></svg>
                     {t.accept}
                 </button>
-                <button class="btn btn--reject" on:click=move |_| on_reject.run(())>
+                <button
+                    class="btn btn--reject"
+                    title="Reject (Alt+Shift+R)"
+                    aria-keyshortcuts="Alt+Shift+R"
+                    on:click=move |_| on_reject.run(())
+                >
                     <svg class="icon" viewBox="0 0 24 24" aria-hidden="true"><path d=HANG_UP_PATH /></svg>
                     {t.reject}
                 </button>
             </div>
-        </section>
-    }
-}
-
-/// The call in progress, with Hang up.
-#[component]
-pub fn ActiveCallPanel(call: IncomingCall, on_hang_up: Callback<()>) -> impl IntoView {
-    let t = strings();
-    let name = call
-        .caller_name
-        .clone()
-        .unwrap_or_else(|| t.unknown_caller.to_owned());
-    view! {
-        <section class="panel call" aria-labelledby="call-title">
-            <h2 id="call-title" class="panel__title">{t.on_call}</h2>
-            <p class="caller__name">{name}</p>
-            <p class="caller__number">{call.phone_number.clone()}</p>
-            <button class="btn btn--reject" on:click=move |_| on_hang_up.run(())>
-                <svg class="icon" viewBox="0 0 24 24" aria-hidden="true"><path d=HANG_UP_PATH /></svg>
-                {t.hang_up}
-            </button>
         </section>
     }
 }
@@ -151,6 +138,7 @@ pub fn IdlePanel(
                 Outcome::Abandoned => t.last_abandoned,
                 Outcome::HandledElsewhere => t.last_elsewhere,
                 Outcome::Ended => t.last_ended,
+                Outcome::NotReached(_) => t.last_not_reached,
             };
             let who = call.caller_name.clone().map(|n| format!("{n} ")).unwrap_or_default();
             let missed = outcome == Outcome::Missed;
