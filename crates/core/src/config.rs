@@ -115,6 +115,9 @@ pub enum AuthConfig {
         known_authorities: Vec<String>,
         /// `AAD` (Entra ID, default) or `OIDC` (any other OpenID Connect provider).
         protocol_mode: String,
+        /// `prompt` of the interactive sign-in (`prompt`; none by default). npm oidc-provider
+        /// issues refresh tokens only with `consent` (docs/msal.md).
+        prompt: Option<String>,
     },
 }
 
@@ -224,6 +227,7 @@ impl AuthConfig {
                     Some("OIDC") => "OIDC".into(),
                     Some(_) => return Err(invalid("auth.protocolMode must be AAD or OIDC".into())),
                 },
+                prompt: string(auth, "auth.", "prompt")?,
             }),
             other => Err(invalid(format!(
                 "auth.mode \"{other}\" is not one of dev, msal"
