@@ -100,6 +100,24 @@ pub enum AuthConfig {
         authority: String,
         /// Scopes of the hub API, e.g. `api://<app>/access_as_user`.
         scopes: Vec<String>,
+        /// Scopes of Microsoft Graph presence (`graphScopes`; default `Presence.Read.All`,
+        /// `Presence.ReadWrite`; an empty list turns Graph presence off).
+        graph_scopes: Vec<String>,
+        /// Where the IdP sends the popup's answer (`redirectUri`; default
+        /// `redirect.html` next to the widget, the MSAL redirect bridge page).
+        redirect_uri: Option<String>,
+        /// `sessionStorage` (default) or `localStorage` (`cacheLocation`).
+        cache_location: String,
+        /// MSAL's popup relay page for a cross-site iframe (`popupRelayUri`; optional).
+        popup_relay_uri: Option<String>,
+        /// Extra authorities MSAL may trust (`knownAuthorities`: host names, needed for a
+        /// non-Microsoft authority) and `protocolMode` (`AAD` default, `OIDC` for another IdP).
+        known_authorities: Vec<String>,
+        /// `AAD` (Entra ID, default) or `OIDC` (any other OpenID Connect provider).
+        protocol_mode: String,
+        /// `prompt` of the interactive sign-in (`prompt`; none by default). npm oidc-provider
+        /// issues refresh tokens only with `consent` (docs/msal.md).
+        prompt: Option<String>,
     },
 }
 
@@ -162,6 +180,20 @@ fn seconds(
     }
 }
 
+/// `key` as a list of strings; `None` when absent.
+fn strings(object: &Map<String, Value>, key: &str) -> Result<Option<Vec<String>>, ConfigError> {
+    match object.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|s| s.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .map(Some)
+            .ok_or_else(|| invalid(format!("auth.{key} must be a list of strings"))),
+        Some(_) => Err(invalid(format!("auth.{key} must be a list of strings"))),
+    }
+}
+
 impl AuthConfig {
     fn from_value(value: &Value) -> Result<Self, ConfigError> {
         let auth = object(value, "auth")?;
@@ -173,14 +205,29 @@ impl AuthConfig {
             "msal" => Ok(AuthConfig::Msal {
                 client_id: required(auth, "auth.", "clientId")?,
                 authority: required(auth, "auth.", "authority")?,
-                scopes: match auth.get("scopes") {
-                    Some(Value::Array(items)) => items
-                        .iter()
-                        .map(|s| s.as_str().map(str::to_owned))
-                        .collect::<Option<Vec<_>>>()
-                        .ok_or_else(|| invalid("auth.scopes must be a list of strings".into()))?,
-                    _ => return Err(invalid("auth.scopes must be a list of strings".into())),
+                scopes: strings(auth, "scopes")?
+                    .ok_or_else(|| invalid("auth.scopes must be a list of strings".into()))?,
+                graph_scopes: strings(auth, "graphScopes")?.unwrap_or_else(|| {
+                    vec!["Presence.Read.All".into(), "Presence.ReadWrite".into()]
+                }),
+                redirect_uri: string(auth, "auth.", "redirectUri")?,
+                cache_location: match string(auth, "auth.", "cacheLocation")?.as_deref() {
+                    None | Some("sessionStorage") => "sessionStorage".into(),
+                    Some("localStorage") => "localStorage".into(),
+                    Some(_) => {
+                        return Err(invalid(
+                            "auth.cacheLocation must be sessionStorage or localStorage".into(),
+                        ));
+                    }
                 },
+                popup_relay_uri: string(auth, "auth.", "popupRelayUri")?,
+                known_authorities: strings(auth, "knownAuthorities")?.unwrap_or_default(),
+                protocol_mode: match string(auth, "auth.", "protocolMode")?.as_deref() {
+                    None | Some("AAD") => "AAD".into(),
+                    Some("OIDC") => "OIDC".into(),
+                    Some(_) => return Err(invalid("auth.protocolMode must be AAD or OIDC".into())),
+                },
+                prompt: string(auth, "auth.", "prompt")?,
             }),
             other => Err(invalid(format!(
                 "auth.mode \"{other}\" is not one of dev, msal"
@@ -322,6 +369,7 @@ impl Config {
             authority,
             client_id,
             scopes,
+            ..
         } = &self.auth
         {
             if !authority.starts_with("https://") {

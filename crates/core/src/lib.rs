@@ -10,6 +10,7 @@ pub mod history;
 pub mod jwt;
 pub mod notification;
 pub mod presence;
+pub mod signin;
 
 pub use call::{CallState, RejectReason};
 pub use config::{AuthConfig, Config, ConfigError, GraphConfig};

@@ -1,10 +1,10 @@
-//! Credentials: user tokens (dev sign-in today, OIDC later), hub access tokens signed with the
+//! Credentials: user tokens (dev sign-in, or OIDC through [`crate::oidc`]), hub access tokens signed with the
 //! AccessKey (Azure SignalR Service's scheme), and the Azure Functions server credential.
 //!
-//! - **User tokens** are what the widget holds. [`UserAuthenticator`] validates them; its only
-//!   variant today is [`DevTokens`] (HS256, issuer `switchboard-hub-dev`, audience
-//!   `switchboard`, signed with a key derived from the AccessKey). A real identity provider is
-//!   added as another variant (OIDC discovery + JWKS, RS256) without touching the routes.
+//! - **User tokens** are what the widget holds. [`UserAuthenticator`] validates them: dev
+//!   tokens ([`DevTokens`]: HS256, issuer `switchboard-hub-dev`, audience `switchboard`,
+//!   signed with a key derived from the AccessKey) or an identity provider's access tokens
+//!   ([`crate::oidc::OidcTokens`]: discovery + JWKS, RS256).
 //! - **Hub access tokens** (`/api/negotiate` answers one; `/client/negotiate` and the
 //!   WebSocket connect check it) and **REST tokens** (Azure SignalR REST API) are HS256 JWTs
 //!   signed with the AccessKey's UTF-8 bytes, `aud` = the URL they are good for, as Azure
@@ -68,10 +68,16 @@ pub enum AuthError {
     /// The server credential is not the access key.
     #[error("Invalid server credential")]
     WrongCredential,
+    /// The token's `kid` is not among the authority's signing keys, even after a refetch.
+    #[error("Invalid token: signing key '{0}' is not in the authority's JWKS")]
+    UnknownKey(String),
+    /// The identity provider's discovery document or JWKS could not be fetched (503).
+    #[error("Sign-in authority unreachable: {0}")]
+    AuthorityUnreachable(String),
 }
 
 impl AuthError {
-    fn from_jwt(e: &jsonwebtoken::errors::Error) -> Self {
+    pub(crate) fn from_jwt(e: &jsonwebtoken::errors::Error) -> Self {
         match e.kind() {
             ErrorKind::InvalidSignature => AuthError::BadSignature,
             ErrorKind::ExpiredSignature => AuthError::Expired,
@@ -91,13 +97,16 @@ impl IntoResponse for AuthError {
     fn into_response(self) -> Response {
         let bearer = !matches!(
             self,
-            AuthError::MissingCredential | AuthError::WrongCredential
+            AuthError::MissingCredential
+                | AuthError::WrongCredential
+                | AuthError::AuthorityUnreachable(_)
         );
-        let mut response = (
-            StatusCode::UNAUTHORIZED,
-            axum::Json(json!({ "error": self.to_string() })),
-        )
-            .into_response();
+        let status = match self {
+            AuthError::AuthorityUnreachable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::UNAUTHORIZED,
+        };
+        let mut response =
+            (status, axum::Json(json!({ "error": self.to_string() }))).into_response();
         if bearer {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -139,21 +148,37 @@ pub struct UserIdentity {
     pub user_id: String,
 }
 
-/// Validates user tokens. One variant per identity provider kind; dev sign-in is the only one
-/// so far. An OIDC variant (issuer discovery, JWKS cache, RS256) slots in here.
+/// Validates user tokens. One variant per identity provider kind.
 #[derive(Debug, Clone)]
 pub enum UserAuthenticator {
     /// Dev mode: tokens from `POST /dev/token`.
     Dev(DevTokens),
+    /// A real identity provider (OIDC discovery, JWKS, RS256: [`crate::oidc`]); dev tokens are
+    /// also accepted when `dev` is set (`--dev-auth on`).
+    Oidc {
+        /// The authority's validator.
+        oidc: std::sync::Arc<crate::oidc::OidcTokens>,
+        /// Dev sign-in alongside, if explicitly asked for.
+        dev: Option<DevTokens>,
+    },
 }
 
 impl UserAuthenticator {
     /// Validates a user token (signature, issuer, audience, expiry) and returns the user.
     ///
-    /// Async so that a JWKS-backed validator can fetch keys.
+    /// Async: the OIDC validator fetches discovery and keys.
     pub async fn authenticate(&self, token: &str) -> Result<UserIdentity, AuthError> {
         match self {
             UserAuthenticator::Dev(dev) => dev.validate(token),
+            UserAuthenticator::Oidc { oidc, dev } => {
+                // Dev tokens are HS256; IdP tokens RS256. The header says which to try.
+                let hs256 =
+                    jsonwebtoken::decode_header(token).is_ok_and(|h| h.alg == Algorithm::HS256);
+                match dev {
+                    Some(dev) if hs256 => dev.validate(token),
+                    _ => oidc.validate(token).await,
+                }
+            }
         }
     }
 
@@ -161,6 +186,7 @@ impl UserAuthenticator {
     pub fn dev(&self) -> Option<&DevTokens> {
         match self {
             UserAuthenticator::Dev(dev) => Some(dev),
+            UserAuthenticator::Oidc { dev, .. } => dev.as_ref(),
         }
     }
 }

@@ -157,12 +157,28 @@ pub fn is_valid_hub_name(hub: &str) -> bool {
 }
 
 impl Hub {
-    /// A hub with this configuration. Dev sign-in is on (the only mode so far).
+    /// A hub with this configuration.
+    ///
+    /// # Panics
+    /// When the OIDC configuration is unusable; [`Hub::try_new`] returns the error instead.
     pub fn new(config: HubConfig) -> Arc<Self> {
+        Self::try_new(config).expect("usable OIDC configuration")
+    }
+
+    /// A hub with this configuration: dev sign-in without `config.oidc`, otherwise the OIDC
+    /// authority (plus dev sign-in if `dev_auth_with_oidc`).
+    pub fn try_new(config: HubConfig) -> Result<Arc<Self>, String> {
         let access_key = AccessKey::new(config.access_key.clone());
-        let users = UserAuthenticator::Dev(DevTokens::new(&config.access_key));
+        let dev = DevTokens::new(&config.access_key);
+        let users = match &config.oidc {
+            None => UserAuthenticator::Dev(dev),
+            Some(oidc) => UserAuthenticator::Oidc {
+                oidc: Arc::new(crate::oidc::OidcTokens::new(oidc.clone())?),
+                dev: config.dev_auth_with_oidc.then_some(dev),
+            },
+        };
         let (shutdown, _) = watch::channel(false);
-        Arc::new_cyclic(|weak| Hub {
+        Ok(Arc::new_cyclic(|weak| Hub {
             graph: crate::graph::GraphState::new(&config.graph),
             config,
             access_key,
@@ -173,7 +189,7 @@ impl Hub {
             }),
             shutdown,
             weak: weak.clone(),
-        })
+        }))
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {

@@ -24,6 +24,7 @@ pub mod connection;
 pub mod graph;
 pub mod hub;
 pub mod numbers;
+pub mod oidc;
 pub mod registry;
 pub mod routes;
 pub mod transport;
@@ -66,6 +67,13 @@ pub struct HubConfig {
     /// (100 000, as ASP.NET Core's `StatefulReconnectBufferSize`); when full, the connection
     /// takes no further hub messages until the client acks.
     pub replay_buffer_bytes: usize,
+    /// A real identity provider for user tokens; `None` is dev mode.
+    pub oidc: Option<oidc::OidcConfig>,
+    /// With `oidc` set: also accept dev tokens and keep `/dev/token`, the simulator and the
+    /// dev routes on (`--dev-auth on`; off by default). Ignored without `oidc`.
+    pub dev_auth_with_oidc: bool,
+    /// Served at `/config.json` instead of the static directory's file (`--config FILE`).
+    pub widget_config: Option<PathBuf>,
 }
 
 impl HubConfig {
@@ -81,6 +89,9 @@ impl HubConfig {
             allow_stateful_reconnect: true,
             replay_buffer_bytes: 100_000,
             calls: calls::CallConfig::default(),
+            oidc: None,
+            dev_auth_with_oidc: false,
+            widget_config: None,
         }
     }
 }
@@ -128,9 +139,11 @@ impl RunningHub {
 }
 
 /// Serves a hub on an already bound listener (its local address is `RunningHub::addr`).
+///
+/// Fails when the OIDC configuration cannot be used (an unreadable CA file).
 pub fn serve(listener: TcpListener, config: HubConfig) -> std::io::Result<RunningHub> {
     let addr = listener.local_addr()?;
-    let hub = Hub::new(config);
+    let hub = Hub::try_new(config).map_err(std::io::Error::other)?;
     let app = routes::app(hub.clone());
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {

@@ -36,6 +36,24 @@ struct Cli {
     /// Simulator: milliseconds an external number rings before it answers.
     #[arg(long, default_value_t = 3_000, value_parser = clap::value_parser!(u64).range(0..=600_000))]
     far_end_answer_delay: u64,
+    /// Served as `/config.json` (the widget's configuration) instead of the static directory's.
+    #[arg(long = "config", value_name = "FILE")]
+    widget_config: Option<PathBuf>,
+    /// OpenID Connect authority whose access tokens sign agents in (Entra ID:
+    /// `https://login.microsoftonline.com/TENANT/v2.0`). Turns dev sign-in off.
+    #[arg(long, value_name = "URL")]
+    oidc_authority: Option<String>,
+    /// Accepted `aud` of access tokens (repeat for several; Entra ID v2 tokens carry the API's
+    /// client id, v1 tokens its `api://` URI). Required with --oidc-authority.
+    #[arg(long, value_name = "AUD")]
+    oidc_audience: Vec<String>,
+    /// Extra trusted certificate(s), PEM, for the authority's HTTPS (private or self-signed).
+    #[arg(long, value_name = "PEM")]
+    oidc_ca_file: Option<PathBuf>,
+    /// Dev sign-in (`/dev/token`, the simulator, dev routes): on by default without
+    /// --oidc-authority, off with it unless `--dev-auth on`.
+    #[arg(long, value_name = "on|off", value_parser = ["on", "off"])]
+    dev_auth: Option<String>,
 }
 
 fn parse_region(value: &str) -> Result<String, String> {
@@ -61,6 +79,19 @@ async fn main() -> std::process::ExitCode {
         eprintln!("error: --static {}: no index.html there", dir.display());
         return std::process::ExitCode::from(2);
     }
+    if let Some(file) = &cli.widget_config
+        && !file.is_file()
+    {
+        eprintln!("error: --config {}: no such file", file.display());
+        return std::process::ExitCode::from(2);
+    }
+    let oidc = match oidc_config(&cli) {
+        Ok(oidc) => oidc,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
     let access_key = cli
         .access_key
         .filter(|k| !k.is_empty())
@@ -71,9 +102,24 @@ async fn main() -> std::process::ExitCode {
     config.calls.default_region = cli.default_region;
     config.calls.far_end_ring_timeout = Duration::from_millis(cli.far_end_ring_timeout);
     config.calls.answer_delay = Duration::from_millis(cli.far_end_answer_delay);
+    config.widget_config = cli.widget_config.clone();
+    let oidc_summary = oidc
+        .as_ref()
+        .map(|o| format!("{} (audience {})", o.authority, o.audiences.join(", ")));
+    config.oidc = oidc;
+    if cli.dev_auth.as_deref() == Some("off") && config.oidc.is_none() {
+        eprintln!("error: --dev-auth off needs --oidc-authority (otherwise nobody can sign in)");
+        return std::process::ExitCode::from(2);
+    }
+    config.dev_auth_with_oidc = cli.dev_auth.as_deref() == Some("on");
+    let dev_on = config.oidc.is_none() || config.dev_auth_with_oidc;
 
     let running = match switchboard_hub::start(&cli.listen, config).await {
         Ok(running) => running,
+        Err(e) if e.kind() == std::io::ErrorKind::Other => {
+            eprintln!("error: --oidc-ca-file: {e}");
+            return std::process::ExitCode::from(2);
+        }
         Err(e) => {
             eprintln!("error: cannot listen on {}: {e}", cli.listen);
             return std::process::ExitCode::from(1);
@@ -84,13 +130,20 @@ async fn main() -> std::process::ExitCode {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "listening on {base}");
         let _ = writeln!(out, "Endpoint={base};AccessKey={access_key};Version=1.0;");
-        let _ = writeln!(
-            out,
-            "WARNING: DEV MODE: dev sign-in is ON. Anyone can get a token for any user at POST {base}/dev/token. Never run this in production."
-        );
-        let _ = writeln!(out, "widget as alice:     {base}/?user=alice");
-        let _ = writeln!(out, "widget as bob:       {base}/?user=bob");
-        let _ = writeln!(out, "telephony simulator: {base}/simulator");
+        if let Some(oidc) = &oidc_summary {
+            let _ = writeln!(out, "sign-in: OIDC access tokens of {oidc}");
+        }
+        if dev_on {
+            let _ = writeln!(
+                out,
+                "WARNING: DEV MODE: dev sign-in is ON. Anyone can get a token for any user at POST {base}/dev/token. Never run this in production."
+            );
+            let _ = writeln!(out, "widget as alice:     {base}/?user=alice");
+            let _ = writeln!(out, "widget as bob:       {base}/?user=bob");
+            let _ = writeln!(out, "telephony simulator: {base}/simulator");
+        } else {
+            let _ = writeln!(out, "widget:              {base}/");
+        }
         let _ = out.flush();
     }
 
@@ -98,6 +151,38 @@ async fn main() -> std::process::ExitCode {
     tracing::info!("shutting down");
     running.shutdown(Duration::from_secs(3)).await;
     std::process::ExitCode::SUCCESS
+}
+
+fn oidc_config(cli: &Cli) -> Result<Option<switchboard_hub::oidc::OidcConfig>, String> {
+    let Some(authority) = &cli.oidc_authority else {
+        if !cli.oidc_audience.is_empty() || cli.oidc_ca_file.is_some() {
+            return Err("--oidc-audience and --oidc-ca-file need --oidc-authority".into());
+        }
+        return Ok(None);
+    };
+    if !authority.starts_with("https://") {
+        return Err(format!(
+            "--oidc-authority {authority}: must be an https URL (MSAL.js refuses http authorities too)"
+        ));
+    }
+    let audiences: Vec<String> = cli
+        .oidc_audience
+        .iter()
+        .filter(|a| !a.trim().is_empty())
+        .cloned()
+        .collect();
+    if audiences.is_empty() {
+        return Err(
+            "--oidc-authority needs --oidc-audience AUD (the hub API's application id URI or client id)".into(),
+        );
+    }
+    let mut config = switchboard_hub::oidc::OidcConfig::new(authority.clone(), audiences);
+    if let Some(file) = &cli.oidc_ca_file {
+        config.extra_ca_pem = Some(
+            std::fs::read(file).map_err(|e| format!("--oidc-ca-file {}: {e}", file.display()))?,
+        );
+    }
+    Ok(Some(config))
 }
 
 async fn shutdown_signal() {

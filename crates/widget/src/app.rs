@@ -33,6 +33,8 @@ pub enum Phase {
     Failed(String),
     /// Dev sign-in: the agent picks a user.
     ChooseUser,
+    /// MSAL sign-in needs the agent: a "Sign in" button (popup), with why if known.
+    SignIn(Option<String>),
     /// Signed in; the hub connection runs.
     Running,
 }
@@ -55,9 +57,14 @@ pub struct Widget {
     pub history: RwSignal<History>,
     /// What the agent typed in the `Phone number` box.
     pub dial_text: RwSignal<String>,
-    pub(crate) client: StoredValue<Option<HubClient>, LocalStorage>,
     /// Whether this tab is the one that rings (`tabs.rs`).
     ringer: StoredValue<Option<crate::tabs::Ringer>, LocalStorage>,
+    /// MSAL needs the agent again while connected: the non-blocking "Sign in again" prompt.
+    pub reauth: RwSignal<Option<String>>,
+    /// Bumped at each sign-in and sign-out; a renewal loop of an older session stops.
+    session: RwSignal<u32>,
+    pub(crate) client: StoredValue<Option<HubClient>, LocalStorage>,
+    msal: StoredValue<Option<crate::msal::Msal>, LocalStorage>,
 }
 
 /// The widget's clock: Unix milliseconds (`Date.now()`), for call timers and records alike.
@@ -104,8 +111,11 @@ impl Widget {
             now_ms: RwSignal::new(now_ms()),
             history: RwSignal::new(History::default()),
             dial_text: RwSignal::new(String::new()),
-            client: StoredValue::new_local(None),
             ringer: StoredValue::new_local(None),
+            reauth: RwSignal::new(None),
+            session: RwSignal::new(0),
+            client: StoredValue::new_local(None),
+            msal: StoredValue::new_local(None),
         }
     }
 
@@ -113,7 +123,11 @@ impl Widget {
         spawn_local(async move {
             match load_config().await {
                 Ok(config) => {
+                    let msal = matches!(config.auth, AuthConfig::Msal { .. });
                     self.config.set(Some(config));
+                    if msal {
+                        return self.msal_boot().await;
+                    }
                     match query_param("user") {
                         Some(user) => self.sign_in(user),
                         None => self.phase.set(Phase::ChooseUser),
@@ -122,6 +136,108 @@ impl Widget {
                 Err(e) => self.phase.set(Phase::Failed(e)),
             }
         });
+    }
+
+    /// MSAL start-up: initialise, handle a redirect answer, pick the account, then a silent
+    /// token (or `ssoSilent` with the `loginHint` query parameter); else the "Sign in" button.
+    async fn msal_boot(self) {
+        let Some(config) = self.config.get_untracked() else {
+            return;
+        };
+        let msal = match crate::msal::Msal::start(&config.auth).await {
+            Ok(msal) => msal,
+            Err(p) => return self.phase.set(Phase::Failed(p.message())),
+        };
+        self.msal.set_value(Some(msal.clone()));
+        let mut token = msal.api_token().await;
+        if let (Err(p), Some(hint)) = (&token, query_param("loginHint"))
+            && p.needs_interaction()
+        {
+            token = msal.sso(&hint).await;
+        }
+        match token {
+            Ok(token) => self.msal_signed_in(token),
+            Err(p) if p.needs_interaction() => self.phase.set(Phase::SignIn(None)),
+            Err(p) => self.phase.set(Phase::SignIn(Some(p.message()))),
+        }
+    }
+
+    /// The agent pressed "Sign in" (or "Sign in again"): an MSAL popup, opened inside the click.
+    pub fn msal_popup(self) {
+        let Some(msal) = self.msal.get_value() else {
+            return;
+        };
+        let popup = msal.popup();
+        spawn_local(async move {
+            match popup.await {
+                Ok(token) if self.phase.get_untracked() == Phase::Running => {
+                    diagnostics::record("sign-in: renewed interactively".into());
+                    self.reauth.set(None);
+                    if self.connection.get_untracked() == ConnectionState::Disconnected {
+                        self.reconnect();
+                    }
+                    drop(token);
+                }
+                Ok(token) => self.msal_signed_in(token),
+                Err(p) if self.phase.get_untracked() == Phase::Running => {
+                    self.reauth.set(Some(p.message()))
+                }
+                Err(p) => self.phase.set(Phase::SignIn(Some(p.message()))),
+            }
+        });
+    }
+
+    fn msal_signed_in(self, token: crate::msal::Token) {
+        let Some(msal) = self.msal.get_value() else {
+            return;
+        };
+        note_token(&token.access_token, "acquired");
+        let session = self.session.get_untracked() + 1;
+        self.session.set(session);
+        // Renew before expiry, so a negotiate or reconnect never waits on the IdP and an
+        // expired session is noticed while the connection still runs.
+        let renewing = msal.clone();
+        spawn_local(async move {
+            let mut exp = exp_of(&token.access_token);
+            // Bounded: at most one renewal per 5 s, and it stops at sign-out.
+            while self.session.get_untracked() == session {
+                let wait = switchboard_core::signin::renew_in_secs(unix_now(), exp);
+                gloo_timers::future::sleep(Duration::from_secs(wait)).await;
+                if self.session.get_untracked() != session {
+                    break;
+                }
+                match renewing.api_token().await {
+                    Ok(t) => {
+                        note_token(&t.access_token, "renewed");
+                        exp = exp_of(&t.access_token);
+                    }
+                    Err(p) => {
+                        if p.needs_interaction() {
+                            self.reauth.set(Some(strings().session_expired.into()));
+                        }
+                        exp = unix_now() + 60;
+                    }
+                }
+            }
+        });
+        let access_token: Rc<dyn Fn() -> TokenFuture> = Rc::new(move || {
+            let msal = msal.clone();
+            Box::pin(async move {
+                match msal.api_token().await {
+                    Ok(t) => {
+                        note_token(&t.access_token, "for negotiate");
+                        Ok(t.access_token)
+                    }
+                    Err(p) => {
+                        if p.needs_interaction() {
+                            self.reauth.set(Some(strings().session_expired.into()));
+                        }
+                        Err(p.message())
+                    }
+                }
+            })
+        });
+        self.run(token.username, access_token);
     }
 
     /// Signs in as `user` (dev mode) and starts the hub connection.
@@ -141,21 +257,10 @@ impl Widget {
                     history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&url));
             }
         }
-        self.user.set(Some(user.clone()));
-        self.load_history(&user);
-        self.ringer
-            .set_value(Some(crate::tabs::Ringer::claim(&user)));
-        self.phase.set(Phase::Running);
-
-        let token_url = match &config.auth {
-            AuthConfig::Dev { token_url } => token_url.clone(),
-            AuthConfig::Msal { .. } => {
-                self.phase.set(Phase::Failed(
-                    "config.json asks for MSAL sign-in, which this build does not include yet. Use \"auth\": {\"mode\": \"dev\"} with switchboard-hub.".into(),
-                ));
-                return;
-            }
+        let AuthConfig::Dev { token_url } = &config.auth else {
+            return;
         };
+        let token_url = token_url.clone();
         let access_token: Rc<dyn Fn() -> TokenFuture> = {
             let user = user.clone();
             Rc::new(move || {
@@ -163,6 +268,20 @@ impl Widget {
                 Box::pin(async move { crate::auth::dev_token(&url, &user).await })
             })
         };
+        self.run(user, access_token);
+    }
+
+    /// Starts the hub connection for `user` with this token factory (called for every
+    /// negotiate and reconnect, so each gets a fresh token).
+    fn run(self, user: String, access_token: Rc<dyn Fn() -> TokenFuture>) {
+        let Some(config) = self.config.get_untracked() else {
+            return;
+        };
+        self.user.set(Some(user.clone()));
+        self.load_history(&user);
+        self.ringer
+            .set_value(Some(crate::tabs::Ringer::claim(&user)));
+        self.phase.set(Phase::Running);
         let handlers = HubClientHandlers {
             access_token,
             on_state: Rc::new(move |state, detail: Option<String>| {
@@ -240,6 +359,15 @@ impl Widget {
         self.desk.set(Desk::new());
         self.history.set(History::default());
         self.notice.set(None);
+        self.reauth.set(None);
+        self.session.update(|s| *s += 1);
+        if let Some(msal) = self.msal.get_value() {
+            // MSAL: forget this app's tokens and account here, back to "Sign in".
+            spawn_local(async move { msal.sign_out().await });
+            diagnostics::record("sign-in: signed out".into());
+            self.phase.set(Phase::SignIn(None));
+            return;
+        }
         if let Some(history) = web_sys::window().and_then(|w| w.history().ok()) {
             let _ = history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some("?"));
         }
@@ -396,6 +524,23 @@ impl Widget {
     }
 }
 
+fn unix_now() -> u64 {
+    (js_sys::Date::now() / 1000.0) as u64
+}
+
+fn exp_of(token: &str) -> u64 {
+    switchboard_core::jwt::read_claims(token)
+        .and_then(|c| c.exp)
+        .unwrap_or_else(|| unix_now() + 300)
+}
+
+/// Diagnostics for a token: what happened and how long it lives (never the token itself).
+fn note_token(token: &str, what: &str) {
+    let left = exp_of(token).saturating_sub(unix_now());
+    let id = token.len() as u64 ^ exp_of(token);
+    diagnostics::record(format!("token {what}: expires in {left} s (id {id:x})"));
+}
+
 pub(crate) fn warn(text: &str) {
     diagnostics::record(text.to_owned());
     web_sys::console::warn_1(&text.into());
@@ -415,7 +560,8 @@ pub fn App() -> impl IntoView {
     let _ = window_event_listener(leptos::ev::keydown, move |ev| shortcut(&ev));
     let t = strings();
 
-    let body = move || match widget.phase.get() {
+    let body = move || {
+        match widget.phase.get() {
         Phase::Loading => view! { <p class="placeholder">{t.loading}</p> }.into_any(),
         Phase::Failed(reason) => view! {
             <section class="panel panel--error" role="alert">
@@ -428,7 +574,17 @@ pub fn App() -> impl IntoView {
             <SignInForm on_sign_in=Callback::new(move |user: String| widget.sign_in(user)) />
         }
         .into_any(),
+        Phase::SignIn(reason) => view! {
+            <section class="panel sign-in" aria-labelledby="sign-in-title">
+                <h2 id="sign-in-title" class="panel__title">{t.sign_in_title}</h2>
+                <p class="muted">{t.msal_sign_in_hint}</p>
+                {reason.map(|r| view! { <p role="alert">{r}</p> })}
+                <button class="btn btn--primary" on:click=move |_| widget.msal_popup()>{t.sign_in}</button>
+            </section>
+        }
+        .into_any(),
         Phase::Running => view! { <DeskView widget=widget /> }.into_any(),
+    }
     };
 
     view! {
@@ -564,6 +720,12 @@ fn DeskView(widget: Widget) -> impl IntoView {
                 }
             })
         }}
+        {move || widget.reauth.get().map(|text| view! {
+            <div class="connection-detail">
+                <p>{text}</p>
+                <button class="btn btn--primary" on:click=move |_| widget.msal_popup()>{t.sign_in_again}</button>
+            </div>
+        })}
         <crate::presence::OwnPresence presence=widget.presence />
         {call_area}
         {move || widget.notice.get().map(|text| view! {

@@ -3,7 +3,7 @@
 //! - [`app`] wires configuration, sign-in, the hub connection and the agent's [`Desk`]
 //!   (from `switchboard-core`) into reactive state, and renders the [`ui`] components.
 //! - [`signalr`] is the thin browser driver of the sans-IO SignalR core.
-//! - [`auth`] gets access tokens (dev tokens for now).
+//! - [`auth`] gets dev tokens; [`msal`] signs in with MSAL.js (Entra ID or any OIDC authority).
 //! - [`presence`] (own presence, team list, Teams ⇄ agent-state sync) over the [`graph`] client.
 //! - [`i18n`] holds every visible string.
 //!
@@ -15,6 +15,7 @@ pub mod calls;
 pub mod diagnostics;
 pub mod graph;
 pub mod i18n;
+pub mod msal;
 pub mod presence;
 pub mod signalr;
 pub mod tabs;

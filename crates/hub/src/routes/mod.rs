@@ -192,6 +192,12 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .merge(crate::graph::router(&hub.config().graph.base_path))
         .route("/healthz", get(|| async { "ok" }));
 
+    // `--config FILE`: this file is the widget's /config.json (read at each request, so an
+    // admin can edit it without a restart), whatever the static directory holds.
+    if let Some(file) = &hub.config().widget_config {
+        app = app.route_service("/config.json", ServeFile::new(file));
+    }
+
     app = match &hub.config().static_dir {
         Some(dir) => {
             let index = dir.join("index.html");

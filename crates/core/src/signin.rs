@@ -1,0 +1,221 @@
+//! Sign-in through MSAL.js, the parts that need no browser: what an MSAL error means for the
+//! agent and the admin, and when to renew a token.
+//!
+//! MSAL errors carry an `errorCode` (`popup_window_error`, `interaction_required`, …) and,
+//! for the identity provider's own errors, an `AADSTS…` number in the message. [`classify`]
+//! turns both into a [`SignInProblem`], whose [`SignInProblem::message`] says what to do.
+
+/// What went wrong while signing in, as far as the agent or an admin can act on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignInProblem {
+    /// The user must interact (first sign-in, expired session, MFA): show "Sign in".
+    InteractionRequired,
+    /// The browser blocked the popup (`popup_window_error`, `empty_window_error`).
+    PopupBlocked,
+    /// The agent closed the popup (`user_cancelled`).
+    Cancelled,
+    /// The app registration lacks this redirect URI (AADSTS50011, `redirect_uri_mismatch`).
+    RedirectUriMismatch,
+    /// Admin consent for the API or Graph scopes is missing (AADSTS65001, `consent_required`).
+    ConsentRequired,
+    /// The authority's metadata could not be fetched (`endpoints_resolution_error`, network).
+    AuthorityUnreachable,
+    /// The authority is not trusted by this MSAL configuration (`untrusted_authority`,
+    /// `authority_uri_insecure`): `knownAuthorities` / `protocolMode` / https.
+    AuthorityNotTrusted,
+    /// Token times disagree with this computer's clock (AADSTS700024, `invalid_grant` with
+    /// "not yet valid", or a token already expired when received).
+    ClockSkew,
+    /// Anything else: the code is shown for support.
+    Other(String),
+}
+
+/// Classifies an MSAL error from its `errorCode` and message (never a token).
+pub fn classify(code: &str, message: &str) -> SignInProblem {
+    let has = |needle: &str| message.contains(needle) || code.contains(needle);
+    match code {
+        "interaction_required"
+        | "login_required"
+        | "no_account_error"
+        | "no_tokens_found"
+        | "refresh_token_expired"
+        | "bad_token"
+        | "consent_required_interaction" => {
+            if has("AADSTS65001") {
+                SignInProblem::ConsentRequired
+            } else {
+                SignInProblem::InteractionRequired
+            }
+        }
+        "popup_window_error" | "empty_window_error" | "popup_relay_unsupported_flow" => {
+            SignInProblem::PopupBlocked
+        }
+        "user_cancelled" => SignInProblem::Cancelled,
+        "endpoints_resolution_error"
+        | "no_network_connectivity"
+        | "failed_to_parse_response"
+        | "openid_config_error"
+        | "post_request_failed"
+        | "get_request_failed" => SignInProblem::AuthorityUnreachable,
+        "untrusted_authority" | "authority_uri_insecure" | "invalid_authority_type" => {
+            SignInProblem::AuthorityNotTrusted
+        }
+        _ if has("AADSTS50011") || has("redirect_uri_mismatch") || has("redirect_uri") => {
+            SignInProblem::RedirectUriMismatch
+        }
+        _ if has("AADSTS65001") || has("consent_required") || has("invalid_scope") => {
+            SignInProblem::ConsentRequired
+        }
+        _ if has("AADSTS700024") || has("AADSTS500133") || has("clock") || has("skew") => {
+            SignInProblem::ClockSkew
+        }
+        _ if has("interaction_required") || has("login_required") => {
+            SignInProblem::InteractionRequired
+        }
+        _ => SignInProblem::Other(code.chars().take(80).collect()),
+    }
+}
+
+impl SignInProblem {
+    /// Whether a "Sign in" button (a user gesture, hence a popup) can fix it.
+    pub fn needs_interaction(&self) -> bool {
+        matches!(
+            self,
+            SignInProblem::InteractionRequired
+                | SignInProblem::Cancelled
+                | SignInProblem::PopupBlocked
+        )
+    }
+
+    /// A sentence for the agent, naming what the admin must change where it is a setting.
+    pub fn message(&self) -> String {
+        match self {
+            SignInProblem::InteractionRequired => "Please sign in to continue.".into(),
+            SignInProblem::PopupBlocked => "The browser blocked the sign-in window. Allow pop-ups for this site, then press Sign in again.".into(),
+            SignInProblem::Cancelled => "The sign-in window was closed before you finished. Press Sign in to try again.".into(),
+            SignInProblem::RedirectUriMismatch => "Sign-in is misconfigured: the redirect URI is not registered for this app (AADSTS50011). Ask your administrator to add the widget's redirect URI (auth.redirectUri, by default redirect.html next to the widget) as a Single-page application redirect URI.".into(),
+            SignInProblem::ConsentRequired => "This app is not yet allowed to act for you (consent missing, AADSTS65001). Ask your administrator to grant admin consent for the hub API and Graph presence scopes.".into(),
+            SignInProblem::AuthorityUnreachable => "Cannot reach the sign-in authority. Check the network, or ask your administrator to check auth.authority in config.json.".into(),
+            SignInProblem::AuthorityNotTrusted => "Sign-in is misconfigured: the authority must be https and, for an identity provider other than Entra ID, listed in auth.knownAuthorities with auth.protocolMode \"OIDC\".".into(),
+            SignInProblem::ClockSkew => "This computer's clock is wrong, so its sign-in tokens look invalid. Set the date and time automatically, then sign in again.".into(),
+            SignInProblem::Other(code) => format!("Sign-in failed ({code}). Try again; if it keeps failing, give this code to your administrator."),
+        }
+    }
+}
+
+/// Seconds from `now` until a token expiring at `exp` (both Unix seconds) should be renewed:
+/// at 80% of its remaining life, but at least 5 minutes before expiry when it lives longer
+/// than 10 minutes, never sooner than 5 s from now (no busy loop on a short-lived token).
+pub fn renew_in_secs(now: u64, exp: u64) -> u64 {
+    let left = exp.saturating_sub(now);
+    let at = if left > 600 { left - 300 } else { left * 4 / 5 };
+    at.max(5)
+}
+
+/// Whether a token expiring at `exp` is already past (or `skew` seconds from) expiry at `now`.
+/// A just-issued token that is already expired means the clocks disagree.
+pub fn is_expired(now: u64, exp: u64, skew: u64) -> bool {
+    exp <= now.saturating_add(skew)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn msal_codes_map_to_actionable_problems() {
+        assert_eq!(
+            classify("popup_window_error", "Error opening popup window."),
+            SignInProblem::PopupBlocked
+        );
+        assert_eq!(
+            classify("empty_window_error", ""),
+            SignInProblem::PopupBlocked
+        );
+        assert_eq!(
+            classify("interaction_required", "AADSTS50058: silent sign-in"),
+            SignInProblem::InteractionRequired
+        );
+        assert_eq!(
+            classify(
+                "invalid_request",
+                "AADSTS50011: The redirect URI 'x' does not match"
+            ),
+            SignInProblem::RedirectUriMismatch
+        );
+        assert_eq!(
+            classify(
+                "invalid_grant",
+                "AADSTS65001: The user or administrator has not consented"
+            ),
+            SignInProblem::ConsentRequired
+        );
+        assert_eq!(
+            classify("interaction_required", "AADSTS65001: consent"),
+            SignInProblem::ConsentRequired
+        );
+        assert_eq!(
+            classify("endpoints_resolution_error", "Could not resolve endpoints"),
+            SignInProblem::AuthorityUnreachable
+        );
+        assert_eq!(
+            classify("untrusted_authority", ""),
+            SignInProblem::AuthorityNotTrusted
+        );
+        assert_eq!(
+            classify(
+                "invalid_grant",
+                "AADSTS700024: Client assertion is not within its valid time range"
+            ),
+            SignInProblem::ClockSkew
+        );
+        assert_eq!(classify("user_cancelled", ""), SignInProblem::Cancelled);
+        assert_eq!(
+            classify("weird_thing", "nothing known"),
+            SignInProblem::Other("weird_thing".into())
+        );
+    }
+
+    #[test]
+    fn messages_say_what_to_do_and_only_some_need_a_click() {
+        assert!(
+            SignInProblem::RedirectUriMismatch
+                .message()
+                .contains("redirect URI")
+        );
+        assert!(
+            SignInProblem::ConsentRequired
+                .message()
+                .contains("admin consent")
+        );
+        assert!(
+            SignInProblem::PopupBlocked
+                .message()
+                .contains("Allow pop-ups")
+        );
+        assert!(SignInProblem::ClockSkew.message().contains("clock"));
+        assert!(
+            SignInProblem::AuthorityUnreachable
+                .message()
+                .contains("auth.authority")
+        );
+        assert!(SignInProblem::InteractionRequired.needs_interaction());
+        assert!(SignInProblem::PopupBlocked.needs_interaction());
+        assert!(!SignInProblem::ConsentRequired.needs_interaction());
+        assert!(!SignInProblem::AuthorityUnreachable.needs_interaction());
+    }
+
+    #[test]
+    fn renewal_is_scheduled_before_expiry() {
+        // An hour-long token: 5 minutes before it runs out.
+        assert_eq!(renew_in_secs(1_000, 1_000 + 3600), 3300);
+        // A 60 s token: at 80% of its life.
+        assert_eq!(renew_in_secs(1_000, 1_060), 48);
+        // Nearly or already expired: soon, but not in a loop.
+        assert_eq!(renew_in_secs(1_000, 1_002), 5);
+        assert_eq!(renew_in_secs(1_000, 900), 5);
+        assert!(is_expired(1_000, 1_000, 0));
+        assert!(is_expired(1_000, 1_020, 30));
+        assert!(!is_expired(1_000, 1_100, 30));
+    }
+}

@@ -1,0 +1,260 @@
+//! Sign-in with MSAL.js (`@azure/msal-browser`, the UMD bundle's global `msal`), loaded only
+//! when `config.json` says `"auth": {"mode": "msal"}`: dev-mode agents download nothing extra.
+//!
+//! The bindings cover exactly what the widget calls: `PublicClientApplication` with
+//! `initialize`, `handleRedirectPromise`, `getActiveAccount`/`getAllAccounts`/
+//! `setActiveAccount`, `acquireTokenSilent`, `acquireTokenPopup`, `ssoSilent` and `clearCache`.
+//! Errors become [`SignInProblem`]s (`switchboard-core`), whose messages say what to do.
+//! Tokens are never logged: the diagnostics say when one was renewed and how long it lives.
+
+use js_sys::{Array, Promise, Reflect};
+use serde_json::{Value, json};
+use switchboard_core::AuthConfig;
+use switchboard_core::signin::{SignInProblem, classify};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+
+#[wasm_bindgen]
+extern "C" {
+    /// `msal.PublicClientApplication`.
+    #[wasm_bindgen(js_namespace = msal)]
+    pub type PublicClientApplication;
+    #[wasm_bindgen(constructor, js_namespace = msal)]
+    fn new(config: &JsValue) -> PublicClientApplication;
+    #[wasm_bindgen(method)]
+    fn initialize(this: &PublicClientApplication) -> Promise;
+    #[wasm_bindgen(method, js_name = handleRedirectPromise)]
+    fn handle_redirect_promise(this: &PublicClientApplication) -> Promise;
+    #[wasm_bindgen(method, js_name = getActiveAccount)]
+    fn get_active_account(this: &PublicClientApplication) -> JsValue;
+    #[wasm_bindgen(method, js_name = getAllAccounts)]
+    fn get_all_accounts(this: &PublicClientApplication) -> Array;
+    #[wasm_bindgen(method, js_name = setActiveAccount)]
+    fn set_active_account(this: &PublicClientApplication, account: &JsValue);
+    #[wasm_bindgen(method, js_name = acquireTokenSilent)]
+    fn acquire_token_silent(this: &PublicClientApplication, request: &JsValue) -> Promise;
+    #[wasm_bindgen(method, js_name = acquireTokenPopup)]
+    fn acquire_token_popup(this: &PublicClientApplication, request: &JsValue) -> Promise;
+    #[wasm_bindgen(method, js_name = ssoSilent)]
+    fn sso_silent(this: &PublicClientApplication, request: &JsValue) -> Promise;
+    #[wasm_bindgen(method, js_name = clearCache)]
+    fn clear_cache(this: &PublicClientApplication, request: &JsValue) -> Promise;
+}
+
+/// The MSAL bundle, copied next to the widget by the build (pinned in package-lock.json).
+const SCRIPT: &str = "msal-browser.min.js";
+
+fn js(value: &Value) -> JsValue {
+    js_sys::JSON::parse(&value.to_string()).unwrap_or(JsValue::NULL)
+}
+
+fn text(object: &JsValue, key: &str) -> String {
+    Reflect::get(object, &key.into())
+        .ok()
+        .and_then(|v| v.as_string())
+        .unwrap_or_default()
+}
+
+/// An MSAL rejection as a problem (its `errorCode` and message; never a token).
+pub fn problem(error: &JsValue) -> SignInProblem {
+    let code = text(error, "errorCode");
+    let message = text(error, "errorMessage") + " " + &text(error, "message");
+    let code = if code.is_empty() {
+        text(error, "name")
+    } else {
+        code
+    };
+    crate::diagnostics::record(format!("sign-in error: {code}"));
+    classify(&code, &message)
+}
+
+async fn load_script() -> Result<(), SignInProblem> {
+    let window = web_sys::window().ok_or(SignInProblem::Other("no window".into()))?;
+    if Reflect::has(&window, &"msal".into()).unwrap_or(false) {
+        return Ok(());
+    }
+    let document = window
+        .document()
+        .ok_or(SignInProblem::Other("no document".into()))?;
+    let script = document
+        .create_element("script")
+        .map_err(|_| SignInProblem::Other("script".into()))?;
+    let _ = script.set_attribute("src", SCRIPT);
+    let loaded = Promise::new(&mut |resolve, reject| {
+        let _ = Reflect::set(&script, &"onload".into(), &resolve);
+        let _ = Reflect::set(&script, &"onerror".into(), &reject);
+    });
+    if let Some(head) = document.head() {
+        let _ = head.append_child(&script);
+    }
+    JsFuture::from(loaded)
+        .await
+        .map(|_| ())
+        .map_err(|_| SignInProblem::Other(format!("{SCRIPT} missing")))
+}
+
+/// A signed-in (or signing-in) MSAL client for one app registration.
+#[derive(Clone)]
+pub struct Msal {
+    app: std::rc::Rc<PublicClientApplication>,
+    api_scopes: Vec<String>,
+    graph_scopes: Vec<String>,
+    prompt: Option<String>,
+}
+
+/// What a token call gives back: the token and its account's user name.
+pub struct Token {
+    pub access_token: String,
+    pub username: String,
+}
+
+fn result(value: &JsValue) -> Token {
+    let account = Reflect::get(value, &"account".into()).unwrap_or(JsValue::NULL);
+    Token {
+        access_token: text(value, "accessToken"),
+        username: text(&account, "username"),
+    }
+}
+
+impl Msal {
+    /// Loads MSAL, creates and initialises the client and handles a redirect response.
+    pub async fn start(auth: &AuthConfig) -> Result<Self, SignInProblem> {
+        let AuthConfig::Msal {
+            client_id,
+            authority,
+            scopes,
+            graph_scopes,
+            redirect_uri,
+            cache_location,
+            popup_relay_uri,
+            known_authorities,
+            protocol_mode,
+            prompt,
+        } = auth
+        else {
+            return Err(SignInProblem::Other("auth.mode".into()));
+        };
+        load_script().await?;
+        let base = web_sys::window()
+            .and_then(|w| w.location().href().ok())
+            .unwrap_or_default();
+        let base = base.split(['?', '#']).next().unwrap_or_default();
+        let base = &base[..base.rfind('/').map_or(base.len(), |i| i + 1)];
+        let redirect = redirect_uri
+            .clone()
+            .unwrap_or_else(|| format!("{base}redirect.html"));
+        let mut auth = json!({
+            "clientId": client_id,
+            "authority": authority,
+            "redirectUri": redirect,
+            "postLogoutRedirectUri": redirect,
+            "knownAuthorities": known_authorities,
+        });
+        if let Some(relay) = popup_relay_uri {
+            auth["popupRelayUri"] = json!(relay);
+        }
+        let config = json!({
+            "auth": auth,
+            "cache": { "cacheLocation": cache_location },
+            "system": { "protocolMode": protocol_mode },
+        });
+        let app = PublicClientApplication::new(&js(&config));
+        JsFuture::from(app.initialize())
+            .await
+            .map_err(|e| problem(&e))?;
+        match JsFuture::from(app.handle_redirect_promise()).await {
+            Ok(r) if !r.is_null() && !r.is_undefined() => {
+                app.set_active_account(
+                    &Reflect::get(&r, &"account".into()).unwrap_or(JsValue::NULL),
+                );
+            }
+            Ok(_) => {}
+            Err(e) => return Err(problem(&e)),
+        }
+        Ok(Self {
+            app: std::rc::Rc::new(app),
+            api_scopes: scopes.clone(),
+            graph_scopes: graph_scopes.clone(),
+            prompt: prompt.clone(),
+        })
+    }
+
+    /// The account to use: the active one, else the only one (made active). `None` when there
+    /// are none or several (then the agent picks in the popup).
+    fn account(&self) -> Option<JsValue> {
+        let active = self.app.get_active_account();
+        if !active.is_null() && !active.is_undefined() {
+            return Some(active);
+        }
+        let all = self.app.get_all_accounts();
+        (all.length() == 1).then(|| {
+            let only = all.get(0);
+            self.app.set_active_account(&only);
+            only
+        })
+    }
+
+    /// Graph presence scopes configured (empty: Graph presence off).
+    pub fn has_graph(&self) -> bool {
+        !self.graph_scopes.is_empty()
+    }
+
+    async fn silent(&self, scopes: &[String]) -> Result<Token, SignInProblem> {
+        let account = self.account().ok_or(SignInProblem::InteractionRequired)?;
+        let request = js(&json!({ "scopes": scopes }));
+        let _ = Reflect::set(&request, &"account".into(), &account);
+        JsFuture::from(self.app.acquire_token_silent(&request))
+            .await
+            .map(|r| result(&r))
+            .map_err(|e| problem(&e))
+    }
+
+    /// An access token for the hub API scope (cached by MSAL, refreshed when near expiry).
+    pub async fn api_token(&self) -> Result<Token, SignInProblem> {
+        self.silent(&self.api_scopes).await
+    }
+
+    /// An access token for Graph presence.
+    pub async fn graph_token(&self) -> Result<String, SignInProblem> {
+        self.silent(&self.graph_scopes)
+            .await
+            .map(|t| t.access_token)
+    }
+
+    /// `ssoSilent` with the host's user as login hint (CIF `getEnvironment`), when known.
+    pub async fn sso(&self, login_hint: &str) -> Result<Token, SignInProblem> {
+        let request = js(&json!({ "scopes": self.api_scopes, "loginHint": login_hint }));
+        let token = JsFuture::from(self.app.sso_silent(&request))
+            .await
+            .map(|r| result(&r))
+            .map_err(|e| problem(&e))?;
+        Ok(token)
+    }
+
+    /// Interactive sign-in in a popup. Call it straight from a click handler: the popup opens
+    /// synchronously, inside the user gesture, so the browser does not block it.
+    pub fn popup(&self) -> impl std::future::Future<Output = Result<Token, SignInProblem>> + use<> {
+        let mut request = json!({ "scopes": self.api_scopes });
+        if let Some(prompt) = &self.prompt {
+            request["prompt"] = json!(prompt);
+        }
+        let request = js(&request);
+        let promise = self.app.acquire_token_popup(&request);
+        let app = self.app.clone();
+        async move {
+            let r = JsFuture::from(promise).await.map_err(|e| problem(&e))?;
+            app.set_active_account(&Reflect::get(&r, &"account".into()).unwrap_or(JsValue::NULL));
+            Ok(result(&r))
+        }
+    }
+
+    /// Forgets this app's tokens and accounts in this browser (MSAL's cache for the client id).
+    pub async fn sign_out(&self) {
+        let request = js(&json!({}));
+        if let Some(account) = self.account() {
+            let _ = Reflect::set(&request, &"account".into(), &account);
+        }
+        let _ = JsFuture::from(self.app.clear_cache(&request)).await;
+        self.app.set_active_account(&JsValue::NULL);
+    }
+}
