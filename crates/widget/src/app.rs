@@ -341,7 +341,25 @@ impl Widget {
         };
         let client = HubClient::new(options, handlers);
         self.client.set_value(Some(client.clone()));
-        self.presence.start(&config, &user, client.clone());
+        let graph_token: Option<Rc<dyn Fn() -> TokenFuture>> =
+            match (&config.auth, self.msal.get_value()) {
+                (AuthConfig::Dev { token_url }, _) => {
+                    let (url, user) = (token_url.clone(), user.clone());
+                    Some(Rc::new(move || {
+                        let (url, user) = (url.clone(), user.clone());
+                        Box::pin(async move { crate::auth::dev_token(&url, &user).await })
+                    }))
+                }
+                (AuthConfig::Msal { .. }, Some(msal)) if msal.has_graph() => {
+                    Some(Rc::new(move || {
+                        let msal = msal.clone();
+                        Box::pin(async move { msal.graph_token().await.map_err(|p| p.message()) })
+                    }))
+                }
+                _ => None,
+            };
+        self.presence
+            .start(&config, &user, client.clone(), graph_token);
         client.start();
     }
 

@@ -7,6 +7,7 @@
 //! 401 fetches a fresh token once; 401/403 otherwise end in a sentence for the agent.
 
 use std::cell::RefCell;
+use std::rc::Rc;
 
 use gloo_net::http::{Request, RequestBuilder};
 use serde_json::Value;
@@ -31,7 +32,7 @@ pub struct Colleague {
 /// The client for one signed-in user. Tokens stay in memory.
 pub struct Graph {
     base: String,
-    token_url: String,
+    token_source: Rc<dyn Fn() -> crate::signalr::TokenFuture>,
     user: String,
     token: RefCell<Option<String>>,
 }
@@ -42,11 +43,17 @@ enum Method {
 }
 
 impl Graph {
-    /// A client for `user` with dev tokens from `token_url`.
-    pub fn new(base: &str, token_url: &str, user: &str) -> Self {
+    /// A client for Graph user `user` whose bearer tokens come from `token_source` (dev tokens,
+    /// or MSAL's `acquireTokenSilent` for the Graph presence scopes); one is fetched again after
+    /// a 401.
+    pub fn new(
+        base: &str,
+        user: &str,
+        token_source: Rc<dyn Fn() -> crate::signalr::TokenFuture>,
+    ) -> Self {
         Self {
             base: base.trim_end_matches('/').to_owned(),
-            token_url: token_url.to_owned(),
+            token_source,
             user: user.to_owned(),
             token: RefCell::new(None),
         }
@@ -56,7 +63,7 @@ impl Graph {
         if let (false, Some(token)) = (fresh, self.token.borrow().clone()) {
             return Ok(token);
         }
-        let token = crate::auth::dev_token(&self.token_url, &self.user).await?;
+        let token = (self.token_source)().await?;
         *self.token.borrow_mut() = Some(token.clone());
         Ok(token)
     }

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use switchboard_core::presence::{
     Activity, AgentSource, Availability, Command, Presence as Pair, PresenceSync, batches,
 };
-use switchboard_core::{AuthConfig, Config, Desk};
+use switchboard_core::{Config, Desk};
 
 use crate::graph::{Colleague, Graph, read_presence, read_presences};
 use crate::signalr::HubClient;
@@ -158,12 +158,19 @@ impl Presence {
     }
 
     /// Sign-in: build the engine and the Graph client, read our presence, load the team.
-    pub fn start(self, config: &Config, user: &str, client: HubClient) {
-        let token_url = match &config.auth {
-            AuthConfig::Dev { token_url } => token_url.clone(),
-            AuthConfig::Msal { .. } => return,
+    /// `graph_token` gives Graph bearer tokens (dev tokens, or MSAL's for the Graph presence
+    /// scopes); `None` leaves presence off (MSAL without Graph scopes).
+    pub fn start(
+        self,
+        config: &Config,
+        user: &str,
+        client: HubClient,
+        graph_token: Option<Rc<dyn Fn() -> crate::signalr::TokenFuture>>,
+    ) {
+        let Some(graph_token) = graph_token else {
+            return;
         };
-        let graph = Rc::new(Graph::new(&config.graph.base_url, &token_url, user));
+        let graph = Rc::new(Graph::new(&config.graph.base_url, user, graph_token));
         let states = config.presence_mapping.states.clone();
         let first = states.first().cloned().unwrap_or_default();
         let engine = PresenceSync::new(
