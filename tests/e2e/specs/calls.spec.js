@@ -218,6 +218,7 @@ test('two tabs of one agent: exactly one rings; answering there leaves the other
 
   // The ringing tab closes: the other one rings from now on.
   await ringing.close();
+  await expect.poll(() => quiet.evaluate(() => window.switchboardDiagnostics())).toContain('this tab rings for incoming calls');
   const next = await ring(request, user, { PhoneNumber: '+14255550124' });
   await expect(incomingCall(quiet)).toBeVisible();
   await incomingCall(quiet).getByRole('button', { name: 'Reject' }).click();
