@@ -51,6 +51,8 @@ pub struct Widget {
     pub now_ms: RwSignal<f64>,
     /// Own presence, the team list and the Teams sync (`presence.rs`).
     pub presence: crate::presence::Presence,
+    /// The CRM host around the widget (issue 5, `host/`).
+    pub host: crate::host::Host,
     client: StoredValue<Option<HubClient>, LocalStorage>,
 }
 
@@ -98,6 +100,7 @@ impl Widget {
             presence: crate::presence::Presence::new(desk),
             notice: RwSignal::new(None),
             now_ms: RwSignal::new(now_ms()),
+            host: crate::host::Host::new(),
             client: StoredValue::new_local(None),
         }
     }
@@ -106,6 +109,7 @@ impl Widget {
         spawn_local(async move {
             match load_config().await {
                 Ok(config) => {
+                    self.host.start(&config, self.host_callbacks());
                     self.config.set(Some(config));
                     match query_param("user") {
                         Some(user) => self.sign_in(user),
@@ -167,6 +171,9 @@ impl Widget {
                 self.connection.set(state);
                 if state == ConnectionState::Connected {
                     self.presence.connected();
+                    if let Some(number) = self.host.take_pending_dial() {
+                        self.dial(number);
+                    }
                 }
                 self.connection_detail
                     .set(if state == ConnectionState::Connected {
@@ -277,7 +284,12 @@ impl Widget {
                     .and_then(Value::as_str)
                     .and_then(CallState::from_wire);
                 match (id, state) {
-                    (Some(id), Some(state)) => self.desk.update(|d| d.call_updated(id, state)),
+                    (Some(id), Some(state)) => {
+                        self.transition(|d| {
+                            d.call_updated(id, state);
+                            Action::Nothing
+                        });
+                    }
                     _ => warn("CallUpdated ignored: it has no callId or no known state."),
                 }
             }
@@ -285,9 +297,12 @@ impl Widget {
                 arguments.first().and_then(Value::as_str),
                 arguments.get(1).and_then(Value::as_str),
             ) {
-                (Some(id), reason) => self
-                    .desk
-                    .update(|d| d.call_ended(id, reason.unwrap_or("completed"))),
+                (Some(id), reason) => {
+                    self.transition(|d| {
+                        d.call_ended(id, reason.unwrap_or("completed"));
+                        Action::Nothing
+                    });
+                }
                 _ => warn("CallEnded ignored: it has no callId."),
             },
             "presencechanged" => self.presence.pushed(&arguments),
@@ -301,17 +316,13 @@ impl Widget {
             .with_untracked(|c| c.as_ref().map(|c| c.ring_timeout_seconds).unwrap_or(30))
             as f64
             * 1000.0;
-        let mut action = Action::Nothing;
-        self.desk
-            .update(|d| action = d.offer(call, now_ms(), ring_ms));
+        let action = self.transition(|d| d.offer(call, now_ms(), ring_ms));
         if action == Action::Ring {
             self.notice.set(None);
             self.now_ms.set(now_ms());
             // +50 ms so the deadline has passed when the timer fires.
             gloo_timers::callback::Timeout::new(ring_ms as u32 + 50, move || {
-                let mut action = Action::Nothing;
-                self.desk.update(|d| action = d.ring_timeout(now_ms()));
-                self.perform(action);
+                self.ring_timed_out(now_ms())
             })
             .forget();
         } else {
@@ -319,25 +330,90 @@ impl Widget {
         }
     }
 
+    /// The ring time ran out at `now` (or the host's notification timed out: `f64::MAX`).
+    fn ring_timed_out(self, now: f64) {
+        let action = self.transition(|d| d.ring_timeout(now));
+        self.perform(action);
+    }
+
     /// The agent pressed Accept.
     pub fn accept(self) {
-        let mut action = Action::Nothing;
-        self.desk.update(|d| action = d.accept());
+        let action = self.transition(|d| d.accept());
         self.perform(action);
     }
 
     /// The agent pressed Reject.
     pub fn reject(self) {
-        let mut action = Action::Nothing;
-        self.desk.update(|d| action = d.reject());
+        let action = self.transition(|d| d.reject());
         self.perform(action);
     }
 
     /// The agent pressed Hang up.
     pub fn hang_up(self) {
-        let mut action = Action::Nothing;
-        self.desk.update(|d| action = d.hang_up());
+        let action = self.transition(|d| d.hang_up());
         self.perform(action);
+    }
+
+    /// Places a call through the hub's `makeCall` (host click-to-dial, `tel:` links).
+    pub fn dial(self, number: String) {
+        let Some(client) = self.client.get_value() else {
+            self.notice.set(Some(strings().not_connected.into()));
+            return;
+        };
+        spawn_local(async move {
+            if let Err(e) = client.invoke("makeCall", vec![json!(number)]).await {
+                warn(&format!("makeCall failed: {e}"));
+                self.notice.set(Some(e));
+            }
+        });
+    }
+
+    /// What the host may ask (issue 5).
+    fn host_callbacks(self) -> crate::host::HostCallbacks {
+        crate::host::HostCallbacks {
+            dial: Callback::new(move |n| self.dial(n)),
+            accept: Callback::new(move |_| self.accept()),
+            reject: Callback::new(move |_| self.reject()),
+            timeout: Callback::new(move |_| self.ring_timed_out(f64::MAX)),
+            set_presence: Callback::new(move |c| self.presence.choose(c)),
+        }
+    }
+
+    /// Applies a desk transition and tells the host what changed: a call rings, the ringing
+    /// call was accepted or dismissed, the call in progress ended (issue 5).
+    fn transition(self, f: impl FnOnce(&mut Desk) -> Action) -> Action {
+        let ids = |d: &Desk| {
+            (
+                d.ringing().map(|r| r.call_id.clone()),
+                d.active().map(|a| a.call_id.clone()),
+            )
+        };
+        let (ringing, active) = self.desk.with_untracked(ids);
+        let mut action = Action::Nothing;
+        self.desk.update(|d| action = f(d));
+        self.desk.with_untracked(|d| {
+            let now = ids(d);
+            if let (Some(r), true) = (d.ringing(), now.0 != ringing) {
+                self.host.ringing(&r.call, &r.call_id);
+            }
+            if let Some(id) = ringing.filter(|id| now.0.as_ref() != Some(id)) {
+                match d.active().filter(|a| a.call_id == id) {
+                    Some(a) => self.host.accepted(&a.call, &id),
+                    None => {
+                        if let Some((outcome, _)) = d.last_outcome() {
+                            self.host.dismissed(&id, outcome);
+                        }
+                    }
+                }
+            }
+            // Stand-in until wrap-up (issue 7) hands over the real record.
+            if let Some(id) = active.filter(|id| now.1.as_ref() != Some(id)) {
+                if let Some(record) = self.host.finished_record(&id, "completed") {
+                    self.host.call_ended(&record);
+                }
+            }
+        });
+        action
     }
 
     /// Carries out a desk action as hub invocations. Typed methods carry the call id; the
@@ -403,6 +479,13 @@ pub fn App() -> impl IntoView {
     let _ = window_event_listener(leptos::ev::online, move |_| widget.reconnect());
     let _ = window_event_listener(leptos::ev::visibilitychange, move |_| widget.reconnect());
     let t = strings();
+    Effect::new(move |_| {
+        let own = widget.presence.own.get();
+        let teams = own
+            .teams
+            .map(|p| (p.availability.as_str(), p.activity.as_str()));
+        widget.host.presence_changed(&own.choice, teams);
+    });
 
     let body = move || match widget.phase.get() {
         Phase::Loading => view! { <p class="placeholder">{t.loading}</p> }.into_any(),
@@ -493,6 +576,7 @@ fn DeskView(widget: Widget) -> impl IntoView {
             })
         }}
         <crate::presence::OwnPresence presence=widget.presence />
+        {move || widget.host.hint.get().map(|hint| view! { <p class="host-hint" role="note">{hint}</p> })}
         {call_area}
         {move || widget.notice.get().map(|text| view! {
             <Notice text=text on_dismiss=Callback::new(move |_| widget.notice.set(None)) />

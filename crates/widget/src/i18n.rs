@@ -57,6 +57,7 @@ pub struct Strings {
     pub make_call_missing: &'static str,
     pub calling: fn(&str) -> String,
     pub unknown_presence: &'static str,
+    pub ringtone_locked: &'static str,
 }
 
 /// English.
@@ -114,6 +115,7 @@ pub const EN: Strings = Strings {
     make_call_missing: "Calling a colleague needs the hub's makeCall method, which this hub does not offer yet.",
     calling: |name| format!("Calling {name}…"),
     unknown_presence: "Unknown",
+    ringtone_locked: "Click anywhere in Switchboard to turn on the ringtone.",
 };
 
 /// Graph availability in words.
