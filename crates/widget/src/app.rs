@@ -382,37 +382,11 @@ impl Widget {
     /// Applies a desk transition and tells the host what changed: a call rings, the ringing
     /// call was accepted or dismissed, the call in progress ended (issue 5).
     fn transition(self, f: impl FnOnce(&mut Desk) -> Action) -> Action {
-        let ids = |d: &Desk| {
-            (
-                d.ringing().map(|r| r.call_id.clone()),
-                d.active().map(|a| a.call_id.clone()),
-            )
-        };
-        let (ringing, active) = self.desk.with_untracked(ids);
+        let before = self.desk.with_untracked(crate::host::desk_ids);
         let mut action = Action::Nothing;
         self.desk.update(|d| action = f(d));
-        self.desk.with_untracked(|d| {
-            let now = ids(d);
-            if let (Some(r), true) = (d.ringing(), now.0 != ringing) {
-                self.host.ringing(&r.call, &r.call_id);
-            }
-            if let Some(id) = ringing.filter(|id| now.0.as_ref() != Some(id)) {
-                match d.active().filter(|a| a.call_id == id) {
-                    Some(a) => self.host.accepted(&a.call, &id),
-                    None => {
-                        if let Some((outcome, _)) = d.last_outcome() {
-                            self.host.dismissed(&id, outcome);
-                        }
-                    }
-                }
-            }
-            // Stand-in until wrap-up (issue 7) hands over the real record.
-            if let Some(id) = active.filter(|id| now.1.as_ref() != Some(id)) {
-                if let Some(record) = self.host.finished_record(&id, "completed") {
-                    self.host.call_ended(&record);
-                }
-            }
-        });
+        self.desk
+            .with_untracked(|d| self.host.after_transition(d, before));
         action
     }
 

@@ -258,7 +258,10 @@ impl Cif {
             let p = call(
                 &api,
                 "createRecord",
-                &[entity.into(), data.to_string().into()],
+                &[
+                    entity.into(),
+                    serde_json::to_string(&data).unwrap_or_default().into(),
+                ],
             );
             spawn_local(async move {
                 log_failure("createRecord", settle(p).await);

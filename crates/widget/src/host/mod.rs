@@ -16,7 +16,7 @@ use std::rc::Rc;
 use leptos::prelude::*;
 use serde_json::Value;
 use switchboard_core::host::{HostKind, PageContext};
-use switchboard_core::{CallDirection, CallRecord, Config, IncomingCall, Outcome};
+use switchboard_core::{CallDirection, CallRecord, Config, Desk, IncomingCall, Outcome};
 use wasm_bindgen::{JsCast, JsValue};
 
 pub mod cif;
@@ -175,12 +175,46 @@ impl Host {
         })
     }
 
+    /// Tells the adapter what a desk transition changed (`before` from [`desk_ids`]): a call
+    /// rings, the ringing call was accepted or dismissed, the call in progress ended.
+    pub fn after_transition(self, desk: &Desk, before: (Option<String>, Option<String>)) {
+        let (ringing, active) = before;
+        let now = desk_ids(desk);
+        if let (Some(r), true) = (desk.ringing(), now.0 != ringing) {
+            self.ringing(&r.call, &r.call_id);
+        }
+        if let Some(id) = ringing.filter(|id| now.0.as_ref() != Some(id)) {
+            match desk.active().filter(|a| a.call_id == id) {
+                Some(a) => self.accepted(&a.call, &id),
+                None => {
+                    if let Some((outcome, _)) = desk.last_outcome() {
+                        self.dismissed(&id, outcome);
+                    }
+                }
+            }
+        }
+        // Stand-in until wrap-up (issue 7) hands over the real record.
+        if let Some(id) = active.filter(|id| now.1.as_ref() != Some(id)) {
+            if let Some(record) = self.finished_record(&id, "completed") {
+                self.call_ended(&record);
+            }
+        }
+    }
+
     /// Takes the number a `tel:` link asked for, once.
     pub fn take_pending_dial(self) -> Option<String> {
         let n = self.pending_dial.get_untracked()?;
         self.pending_dial.set(None);
         Some(n)
     }
+}
+
+/// The ids of the ringing call and of the call in progress.
+pub fn desk_ids(desk: &Desk) -> (Option<String>, Option<String>) {
+    (
+        desk.ringing().map(|r| r.call_id.clone()),
+        desk.active().map(|a| a.call_id.clone()),
+    )
 }
 
 /// `hostOrigins` and `crmUrl`, plus the widget's own origin (a same-origin parent can script
@@ -239,7 +273,7 @@ pub(crate) fn call(object: &JsValue, method: &str, args: &[JsValue]) -> Result<J
 
 /// A JSON value as a plain JS object (structured like the API expects).
 pub(crate) fn to_js(value: &Value) -> JsValue {
-    js_sys::JSON::parse(&value.to_string()).unwrap_or(JsValue::NULL)
+    js_sys::JSON::parse(&serde_json::to_string(value).unwrap_or_default()).unwrap_or(JsValue::NULL)
 }
 
 /// A JS value as JSON (`null` for what JSON cannot hold).
@@ -254,7 +288,10 @@ pub(crate) fn from_js(value: &JsValue) -> Value {
 /// Awaits a call's promise (or plain value); a string result as is, anything else as JSON
 /// text. Errors as text (CIF rejects with JSON strings or Maps).
 pub(crate) async fn settle(result: Result<JsValue, JsValue>) -> Result<String, String> {
-    let text = |v: &JsValue| v.as_string().unwrap_or_else(|| from_js(v).to_string());
+    let text = |v: &JsValue| {
+        v.as_string()
+            .unwrap_or_else(|| serde_json::to_string(&from_js(v)).unwrap_or_default())
+    };
     let value = result.map_err(|e| text(&e))?;
     let value = match value.dyn_into::<js_sys::Promise>() {
         Ok(p) => wasm_bindgen_futures::JsFuture::from(p)

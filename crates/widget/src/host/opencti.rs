@@ -40,7 +40,7 @@ fn with_callback(args: &Value, what: &'static str) -> JsValue {
                     "Open CTI ",
                     what,
                     " failed: ",
-                    &from_js(&get(&response, "errors")).to_string(),
+                    &serde_json::to_string(&from_js(&get(&response, "errors"))).unwrap_or_default(),
                 ]
                 .concat(),
             );
