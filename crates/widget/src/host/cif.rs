@@ -48,6 +48,13 @@ fn framework() -> Option<JsValue> {
     (!f.is_undefined() && !f.is_null()).then_some(f)
 }
 
+/// Awaits a call in the background, logging a failure.
+fn fire(what: &'static str, result: Result<JsValue, JsValue>) {
+    spawn_local(async move {
+        log_failure(what, settle(result).await);
+    });
+}
+
 fn log_failure(what: &str, result: Result<String, String>) -> Option<String> {
     result
         .map_err(|e| warn(&["CIF ", what, " failed: ", &e].concat()))
@@ -238,10 +245,7 @@ impl Cif {
         let up = self.toast.borrow().as_deref() == Some(call_id);
         if let (true, Some(api)) = (up, self.api()) {
             *self.toast.borrow_mut() = None;
-            let p = call(&api, "cancelEvent", &[call_id.into()]);
-            spawn_local(async move {
-                log_failure("cancelEvent", settle(p).await);
-            });
+            fire("cancelEvent", call(&api, "cancelEvent", &[call_id.into()]));
         }
     }
 
@@ -263,9 +267,7 @@ impl Cif {
                     serde_json::to_string(&data).unwrap_or_default().into(),
                 ],
             );
-            spawn_local(async move {
-                log_failure("createRecord", settle(p).await);
-            });
+            fire("createRecord", p);
         }
     }
 }
@@ -338,9 +340,7 @@ impl Adapter for Cif {
                 "searchAndOpenRecords",
                 &["contact".into(), query.into(), JsValue::FALSE],
             );
-            spawn_local(async move {
-                log_failure("searchAndOpenRecords", settle(p).await);
-            });
+            fire("searchAndOpenRecords", p);
         }
     }
 

@@ -194,10 +194,10 @@ impl Host {
             }
         }
         // Stand-in until wrap-up (issue 7) hands over the real record.
-        if let Some(id) = active.filter(|id| now.1.as_ref() != Some(id)) {
-            if let Some(record) = self.finished_record(&id, "completed") {
-                self.call_ended(&record);
-            }
+        if let Some(id) = active.filter(|id| now.1.as_ref() != Some(id))
+            && let Some(record) = self.finished_record(&id, "completed")
+        {
+            self.call_ended(&record);
         }
     }
 

@@ -114,10 +114,10 @@ impl OpenCti {
     }
 
     fn invoke(&self, method: &str, args: &Value, what: &'static str) {
-        if let Some(api) = self.api.borrow().as_ref() {
-            if call(api, method, &[with_callback(args, what)]).is_err() {
-                warn(&["Open CTI ", what, " is not available"].concat());
-            }
+        if let Some(api) = self.api.borrow().as_ref()
+            && call(api, method, &[with_callback(args, what)]).is_err()
+        {
+            warn(&["Open CTI ", what, " is not available"].concat());
         }
     }
 }
@@ -134,10 +134,10 @@ impl Adapter for OpenCti {
     fn accepted(self: Rc<Self>, incoming: &IncomingCall, call_id: &str) {
         let mut args = core::opencti_search(incoming, call_id);
         // sforce.opencti.CALL_TYPE.INBOUND, when the library defines it.
-        if let Some(api) = self.api.borrow().as_ref() {
-            if let Some(t) = get(&get(api, "CALL_TYPE"), "INBOUND").as_string() {
-                args["callType"] = t.into();
-            }
+        if let Some(api) = self.api.borrow().as_ref()
+            && let Some(t) = get(&get(api, "CALL_TYPE"), "INBOUND").as_string()
+        {
+            args["callType"] = t.into();
         }
         self.invoke("searchAndScreenPop", &args, "searchAndScreenPop");
     }

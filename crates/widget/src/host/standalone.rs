@@ -46,15 +46,14 @@ impl Standalone {
             ring: RefCell::new(Ring::default()),
         });
         // tel: links open the widget with ?dial=tel:…
-        if let Some(w) = web_sys::window() {
-            if let Ok(origin) = w.location().origin() {
-                let url = [origin.as_str(), "/?dial=%s"].concat();
-                let _ = call(
-                    &get(&window(), "navigator"),
-                    "registerProtocolHandler",
-                    &["tel".into(), url.into()],
-                );
-            }
+        if let Some(origin) = web_sys::window().and_then(|w| w.location().origin().ok()) {
+            let url = [origin.as_str(), "/?dial=%s"].concat();
+            let navigator = get(&window(), "navigator");
+            let _ = call(
+                &navigator,
+                "registerProtocolHandler",
+                &["tel".into(), url.into()],
+            );
         }
         if let Some(number) = super::query_param("dial") {
             let number = number.strip_prefix("tel:").unwrap_or(&number).to_owned();
@@ -116,7 +115,7 @@ impl Standalone {
                 let _ =
                     js_sys::Reflect::set(&get(&osc, "frequency"), &"value".into(), &freq.into());
                 let _ = js_sys::Reflect::set(&get(&gain, "gain"), &"value".into(), &0.08.into());
-                let _ = call(&osc, "connect", &[gain.clone()]);
+                let _ = call(&osc, "connect", std::slice::from_ref(&gain));
                 let _ = call(&gain, "connect", &[get(&context, "destination")]);
                 let _ = call(&osc, "start", &[(at + offset).into()]);
                 let _ = call(&osc, "stop", &[(at + offset + 0.35).into()]);
