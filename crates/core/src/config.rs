@@ -41,6 +41,8 @@ pub struct Config {
     /// The sync engine's timers and switches (`presence.sync`). Without `presence.sync.sessionId`
     /// the session id is `auth.clientId` (MSAL) or `switchboard` (dev).
     pub presence_sync: SyncConfig,
+    /// The host's origins and CIF names (`hostOrigins`, `crmUrl`, `cif`; crate::host).
+    pub host_options: crate::host::HostOptions,
 }
 
 /// Where Microsoft Graph is.
@@ -316,6 +318,7 @@ impl Config {
             },
             presence_mapping,
             presence_sync,
+            host_options: crate::host::HostOptions::from_root(root).map_err(invalid)?,
         };
         config.validate()?;
         Ok(config)
@@ -406,6 +409,19 @@ mod tests {
         let config = Config::from_json(SHIPPED).unwrap();
         assert_eq!(config.hub.url, "/api");
         assert!(matches!(config.auth, AuthConfig::Dev { .. }));
+    }
+
+    #[test]
+    fn host_options_are_read() {
+        let config = Config::from_json(
+            r#"{"hub":{"url":"/api"},"auth":{"mode":"dev"},"hostOrigins":["https://crm.example.com"],"cif":{"sessionTemplate":"sb"}}"#,
+        )
+        .unwrap();
+        assert_eq!(config.host_options.origins, ["https://crm.example.com"]);
+        assert_eq!(config.host_options.cif.session_template, "sb");
+        let e =
+            Config::from_json(r#"{"hub":{"url":"/api"},"auth":{"mode":"dev"},"hostOrigins":"x"}"#);
+        assert!(e.unwrap_err().to_string().contains("hostOrigins"));
     }
 
     #[test]

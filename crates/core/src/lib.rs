@@ -7,6 +7,7 @@ pub mod call;
 pub mod config;
 pub mod desk;
 pub mod history;
+pub mod host;
 pub mod jwt;
 pub mod notification;
 pub mod presence;

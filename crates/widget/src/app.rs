@@ -65,6 +65,8 @@ pub struct Widget {
     session: RwSignal<u32>,
     pub(crate) client: StoredValue<Option<HubClient>, LocalStorage>,
     msal: StoredValue<Option<crate::msal::Msal>, LocalStorage>,
+    /// The CRM host around the widget (issue 5, `host/`).
+    pub host: crate::host::Host,
 }
 
 /// The widget's clock: Unix milliseconds (`Date.now()`), for call timers and records alike.
@@ -114,6 +116,7 @@ impl Widget {
             ringer: StoredValue::new_local(None),
             reauth: RwSignal::new(None),
             session: RwSignal::new(0),
+            host: crate::host::Host::new(),
             client: StoredValue::new_local(None),
             msal: StoredValue::new_local(None),
         }
@@ -123,6 +126,7 @@ impl Widget {
         spawn_local(async move {
             match load_config().await {
                 Ok(config) => {
+                    self.host.start(&config, self.host_callbacks());
                     let msal = matches!(config.auth, AuthConfig::Msal { .. });
                     self.config.set(Some(config));
                     if msal {
@@ -296,6 +300,9 @@ impl Widget {
                 self.connection.set(state);
                 if state == ConnectionState::Connected {
                     self.presence.connected();
+                    if let Some(number) = self.host.take_pending_dial() {
+                        self.dial(number);
+                    }
                 }
                 self.connection_detail
                     .set(if state == ConnectionState::Connected {
@@ -477,6 +484,12 @@ impl Widget {
         }
     }
 
+    /// The ring time ran out at `now` (or the host's notification timed out: `f64::MAX`).
+    fn ring_timed_out(self, now: f64) {
+        let action = self.with_desk(|d, _| d.ring_timeout(now));
+        self.perform(action);
+    }
+
     /// The agent pressed Accept.
     pub fn accept(self) {
         let action = self.with_desk(|d, now| d.accept(now));
@@ -493,6 +506,17 @@ impl Widget {
     pub fn hang_up(self) {
         let action = self.with_desk(|d, now| d.hang_up(now));
         self.perform(action);
+    }
+
+    /// What the host may ask (issue 5).
+    fn host_callbacks(self) -> crate::host::HostCallbacks {
+        crate::host::HostCallbacks {
+            dial: Callback::new(move |n| self.dial(n)),
+            accept: Callback::new(move |_| self.accept()),
+            reject: Callback::new(move |_| self.reject()),
+            timeout: Callback::new(move |_| self.ring_timed_out(f64::MAX)),
+            set_presence: Callback::new(move |c| self.presence.choose(c)),
+        }
     }
 
     /// Carries out a desk action as hub invocations. Typed methods carry the call id; the
@@ -577,6 +601,13 @@ pub fn App() -> impl IntoView {
     let _ = window_event_listener(leptos::ev::visibilitychange, move |_| widget.reconnect());
     let _ = window_event_listener(leptos::ev::keydown, move |ev| shortcut(&ev));
     let t = strings();
+    Effect::new(move |_| {
+        let own = widget.presence.own.get();
+        let teams = own
+            .teams
+            .map(|p| (p.availability.as_str(), p.activity.as_str()));
+        widget.host.presence_changed(&own.choice, teams);
+    });
 
     let body = move || {
         match widget.phase.get() {
@@ -745,6 +776,7 @@ fn DeskView(widget: Widget) -> impl IntoView {
             </div>
         })}
         <crate::presence::OwnPresence presence=widget.presence />
+        {move || widget.host.hint.get().map(|hint| view! { <p class="host-hint" role="note">{hint}</p> })}
         {call_area}
         {move || widget.notice.get().map(|text| view! {
             <Notice text=text on_dismiss=Callback::new(move |_| widget.notice.set(None)) />

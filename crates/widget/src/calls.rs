@@ -39,16 +39,20 @@ fn storage() -> Option<web_sys::Storage> {
 }
 
 impl Widget {
-    /// Runs `f` on the desk at the present time, then files the calls it finished into the
-    /// history. Returns what `f` returned.
+    /// Runs `f` on the desk at the present time, tells the host what changed (a call rings,
+    /// the ringing call was accepted or dismissed: `Host::after_transition`), then files the
+    /// calls it finished into the history. Returns what `f` returned.
     pub(crate) fn with_desk<R>(self, f: impl FnOnce(&mut Desk, f64) -> R) -> R {
         let now = now_ms();
+        let before = self.desk.with_untracked(crate::host::desk_ids);
         let mut out = None;
         let mut finished = Vec::new();
         self.desk.update(|d| {
             out = Some(f(d, now));
             finished = d.take_finished();
         });
+        self.desk
+            .with_untracked(|d| self.host.after_transition(d, before));
         if !finished.is_empty() {
             self.file(finished);
         }
@@ -137,14 +141,15 @@ impl Widget {
         }
     }
 
-    /// The agent finished wrap-up: the record goes to the history (and to the host's call log
-    /// once a host adapter is there).
+    /// The agent finished wrap-up: the record goes to the history and to the host's call log
+    /// (CIF phonecall activity, Open CTI `saveLog`, postMessage `callEnded`).
     pub fn finish_wrap_up(self, notes: String, disposition: String) {
         let record = self.with_desk(|d, _| {
             d.finish_wrap_up(&notes, Some(disposition).filter(|d| !d.is_empty()))
         });
         if let Some(record) = record {
             crate::diagnostics::record(format!("wrap-up saved for call {}", record.call_id));
+            self.host.call_ended(&record);
         }
     }
 

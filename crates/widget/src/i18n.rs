@@ -100,6 +100,7 @@ pub struct Strings {
     pub outbound: &'static str,
     pub last_not_reached: &'static str,
     pub ringing_elsewhere: &'static str,
+    pub ringtone_locked: &'static str,
 }
 
 /// English.
@@ -206,6 +207,7 @@ pub const EN: Strings = Strings {
     outbound: "Outgoing",
     last_not_reached: "Not reached:",
     ringing_elsewhere: "A call is ringing in another Switchboard tab.",
+    ringtone_locked: "Click anywhere in Switchboard to turn on the ringtone.",
 };
 
 /// Graph availability in words.

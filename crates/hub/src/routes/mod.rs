@@ -5,12 +5,14 @@
 //! - [`service`]: the Azure SignalR Service API: the client endpoint (`/client/negotiate`,
 //!   the WebSocket at `/client/`) and the REST API (`/api/v1/hubs/...`).
 //! - [`simulator`]: the telephony simulator page and its JSON endpoints (dev mode).
+//! - [`hosts`]: the CRM host simulators (CIF, Open CTI, postMessage; dev mode).
 //!
 //! Errors: authentication failures are 401 `{"error": "..."}`; the adaptor's validation errors
 //! are plain text, as the seed's Azure Functions answer them (`User Not Connected Currently`);
 //! the other routes answer JSON `{"error": "..."}`.
 
 pub mod adaptor;
+pub mod hosts;
 pub mod service;
 pub mod simulator;
 
@@ -189,6 +191,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .merge(browser)
         .merge(server)
         .merge(simulator::routes())
+        .merge(hosts::routes())
         .merge(crate::graph::router(&hub.config().graph.base_path))
         .route("/healthz", get(|| async { "ok" }));
 
