@@ -570,6 +570,9 @@ pub fn cif_phonecall(record: &CallRecord) -> Value {
         description.push_str(&record.notes);
         description.push_str("\n\n");
     }
+    if let Some(d) = &record.disposition {
+        description.push_str(&["Disposition: ", d, ". "].concat());
+    }
     description.push_str(&format!(
         "Duration: {} s. Outcome: {}. Call id: {}",
         record.duration_s, record.outcome, record.call_id

@@ -63,7 +63,22 @@ impl Ringer {
             })
         };
         let name = format!("switchboard-ringer:{user}");
-        let _ = request.call2(&locks, &name.into(), grant.as_ref());
+        // Where the browser refuses the lock (e.g. a sandboxed or storage-less frame), this tab
+        // rings, as if there were no Web Locks.
+        if let Ok(promise) = request
+            .call2(&locks, &name.into(), grant.as_ref())
+            .and_then(|p| p.dyn_into::<Promise>())
+        {
+            let held = held.clone();
+            let refused = Closure::<dyn FnMut(JsValue)>::new(move |_| {
+                crate::diagnostics::record("no Web Lock here: this tab rings".into());
+                held.set(true);
+            });
+            let _ = promise.catch(&refused);
+            refused.forget();
+        } else {
+            held.set(true);
+        }
         // The browser may call it long after this tab signed out: it lives as long as the page.
         grant.forget();
         Self {

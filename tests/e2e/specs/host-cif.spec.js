@@ -59,11 +59,18 @@ test('CIF 2.0: initialises after CIFInitDone, rings with the caller looked up, A
 
   // The call ends: a phonecall activity with direction, number, duration and the call id.
   await callerHangsUp(request, callId);
+  // Wrap-up in the widget: the host's log gets the agent's disposition and notes.
+  await expect(frame.getByRole('heading', { name: 'Wrap-up' })).toBeVisible();
+  await frame.getByLabel('Disposition').selectOption('Resolved');
+  await frame.getByLabel('Notes').fill('Refund agreed');
+  await frame.getByRole('button', { name: 'Save' }).click();
   const record = await waitForCall(page, 'cifCalls', (c) => c.api === 'createRecord' && c.args[0] === 'phonecall');
   const phonecall = JSON.parse(record.args[1]);
   expect(phonecall).toMatchObject({ subject: `Call from ${DANA.number}`, phonenumber: DANA.number, directioncode: false });
   expect(phonecall.actualdurationminutes).toBeLessThanOrEqual(1);
   expect(phonecall.description).toContain(`Call id: ${callId}`);
+  expect(phonecall.description).toContain('Refund agreed');
+  expect(phonecall.description).toContain('Disposition: Resolved.');
 });
 
 test('CIF 2.0: Reject in the toast rejects with the call id and logs a task; a timed-out toast is a missed call', async ({ page, request }) => {

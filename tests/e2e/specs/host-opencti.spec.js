@@ -31,6 +31,11 @@ test('Open CTI: click-to-dial enabled; ring shows the softphone panel; accept sc
   await expect(page.getByRole('heading', { name: 'Screen pop: Dana Whitfield' })).toBeVisible();
 
   await callerHangsUp(request, callId);
+  // Wrap-up in the widget: the host's log gets the agent's disposition and notes.
+  await expect(frame.getByRole('heading', { name: 'Wrap-up' })).toBeVisible();
+  await frame.getByLabel('Disposition').selectOption('Resolved');
+  await frame.getByLabel('Notes').fill('Refund agreed');
+  await frame.getByRole('button', { name: 'Save' }).click();
   const log = await waitForCall(page, 'openCtiCalls', (c) => c.method === 'saveLog');
   expect(log.args.value).toMatchObject({
     entityApiName: 'Task', Subject: 'Call from Dana Whitfield', Status: 'Completed', TaskSubtype: 'Call',

@@ -25,8 +25,13 @@ test('postMessage: SYNC_ACK, INCOMING_CALL, ACCEPT from the host acknowledged wi
   await expect.poll(async () => (await getCall(request, callId)).acknowledgement).toBe('Accepted');
   expect((await received(page, 'CALL_ANSWERED')).payload).toEqual({ callId });
   await frame.getByRole('button', { name: 'Hang up' }).click();
+  // Wrap-up in the widget: the host's log gets the agent's disposition and notes.
+  await expect(frame.getByRole('heading', { name: 'Wrap-up' })).toBeVisible();
+  await frame.getByLabel('Disposition').selectOption('Resolved');
+  await frame.getByLabel('Notes').fill('Refund agreed');
+  await frame.getByRole('button', { name: 'Save' }).click();
   const ended = await received(page, 'CALL_ENDED');
-  expect(ended.payload).toMatchObject({ callId, direction: 'inbound', number: DANA.number, name: 'Dana Whitfield', outcome: 'completed' });
+  expect(ended.payload).toMatchObject({ callId, direction: 'inbound', number: DANA.number, name: 'Dana Whitfield', outcome: 'completed', notes: 'Refund agreed', disposition: 'Resolved' });
   expect(typeof ended.payload.durationSeconds).toBe('number');
 
   await page.getByRole('textbox', { name: 'Number' }).fill(CLICK_NUMBER);
