@@ -3,7 +3,10 @@
 // tel: protocol handler.
 import { test, expect } from '@playwright/test';
 import { agentName, getCall, ring } from './hub.js';
+import { mkdirSync } from 'node:fs';
 import { DANA } from './hosts.js';
+
+const SCREENSHOTS = process.env.SCREENSHOT_DIR ?? '.out/screenshots';
 
 test.use({ permissions: ['notifications'] });
 
@@ -58,6 +61,8 @@ test('standalone: hidden tab gets a Notification with the caller; the title flas
   await expect.poll(() => page.title(), { timeout: 5000 }).toBe(`Incoming call: Dana Whitfield ${DANA.number}`);
   const hint = page.getByRole('note');
   await expect(hint).toHaveText('Click anywhere in Switchboard to turn on the ringtone.');
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  await page.screenshot({ path: `${SCREENSHOTS}/host-standalone-hint.png` });
 
   // The first click unlocks the sound: the hint goes, the ringtone plays.
   await page.getByRole('heading', { name: 'Incoming call' }).click();
