@@ -85,8 +85,10 @@ pub struct HubConfig {
 /// The SignalR transport names `hub.transports` accepts, in the official client's order.
 pub const TRANSPORTS: [&str; 3] = ["WebSockets", "ServerSentEvents", "LongPolling"];
 
-/// Sign-in configuration, chosen by `auth.mode`.
+/// Sign-in configuration, chosen by `auth.mode`. Read once at start-up, so the size difference
+/// between the variants does not matter.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)]
 pub enum AuthConfig {
     /// `"dev"`: dev tokens from `switchboard-hub` (`POST {tokenUrl}` with `{"user"}`; default
     /// `/dev/token`). Demo and tests only.

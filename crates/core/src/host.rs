@@ -969,7 +969,7 @@ mod tests {
         assert_eq!(p["actualdurationminutes"], 2);
         assert_eq!(
             p["description"],
-            "Refund agreed\n\nDuration: 61 s. Outcome: completed. Call id: c1"
+            "Refund agreed\n\nDisposition: Resolved. Duration: 61 s. Outcome: completed. Call id: c1"
         );
         let l = opencti_log(&record());
         assert_eq!(l["entityApiName"], "Task");
