@@ -346,7 +346,7 @@ impl Desk {
         if self.ringing.as_ref().is_some_and(|r| r.call_id == id) {
             match CallState::from_wire(state) {
                 Some(CallState::Ringing) | None => {}
-                Some(s) => self.stop_ringing(s, now_ms),
+                Some(s) => self.stop_ringing(s),
             }
         } else if self.active.as_ref().is_some_and(|a| a.call_id() == id) {
             if state == "ended" || state == "rejected" || state == "missed" {
@@ -371,7 +371,7 @@ impl Desk {
                 "rejected" => CallState::Rejected,
                 _ => CallState::Ended,
             };
-            self.stop_ringing(state, now_ms);
+            self.stop_ringing(state);
         } else if let Some(active) = &self.active
             && active.call_id() == call_id
         {
@@ -443,7 +443,7 @@ impl Desk {
         }
     }
 
-    fn stop_ringing(&mut self, state: CallState, now_ms: f64) {
+    fn stop_ringing(&mut self, state: CallState) {
         let Some(ringing) = self.ringing.take() else {
             return;
         };
@@ -453,7 +453,6 @@ impl Desk {
             _ => (Outcome::HandledElsewhere, "elsewhere"),
         };
         self.finished.push(unanswered_record(&ringing, wire));
-        let _ = now_ms;
         self.last_outcome = Some((outcome, ringing.call));
     }
 

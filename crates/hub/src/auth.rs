@@ -148,6 +148,17 @@ pub struct UserIdentity {
     pub user_id: String,
 }
 
+impl UserIdentity {
+    /// The user id of a validated token: `oid`, else `sub` (empty ones do not count), else
+    /// [`AuthError::NoUser`].
+    pub(crate) fn from_claims(oid: Option<String>, sub: Option<String>) -> Result<Self, AuthError> {
+        oid.filter(|s| !s.is_empty())
+            .or(sub.filter(|s| !s.is_empty()))
+            .map(|user_id| UserIdentity { user_id })
+            .ok_or(AuthError::NoUser)
+    }
+}
+
 /// Validates user tokens. One variant per identity provider kind.
 #[derive(Debug, Clone)]
 pub enum UserAuthenticator {
@@ -289,13 +300,7 @@ impl DevTokens {
             &validation,
         )
         .map_err(|e| AuthError::from_jwt(&e))?;
-        let user_id = data
-            .claims
-            .oid
-            .filter(|s| !s.is_empty())
-            .or(data.claims.sub.filter(|s| !s.is_empty()))
-            .ok_or(AuthError::NoUser)?;
-        Ok(UserIdentity { user_id })
+        UserIdentity::from_claims(data.claims.oid, data.claims.sub)
     }
 }
 

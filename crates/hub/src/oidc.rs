@@ -251,13 +251,7 @@ impl OidcTokens {
             ErrorKind::InvalidIssuer => AuthError::WrongIssuer,
             _ => AuthError::from_jwt(&e),
         })?;
-        let user_id = data
-            .claims
-            .oid
-            .filter(|s| !s.is_empty())
-            .or(data.claims.sub.filter(|s| !s.is_empty()))
-            .ok_or(AuthError::NoUser)?;
-        Ok(UserIdentity { user_id })
+        UserIdentity::from_claims(data.claims.oid, data.claims.sub)
     }
 }
 

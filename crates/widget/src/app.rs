@@ -550,7 +550,9 @@ impl Widget {
                 calls
             }
             Action::HangUp { call_id } => vec![("hangUp", vec![json!(call_id)])],
-            Action::Control { .. } => Self::control_invocation(&action).into_iter().collect(),
+            Action::Control { call_id, command } => {
+                vec![switchboard_core::call::wire::invocation(&call_id, &command)]
+            }
         };
         let Some(client) = self.client.get_value() else {
             return;

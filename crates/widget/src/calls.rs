@@ -8,7 +8,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use serde_json::json;
 use switchboard_core::call::machine::Command;
-use switchboard_core::{Action, CallRecord, Desk, History};
+use switchboard_core::{CallRecord, Desk, History};
 
 use crate::app::{Widget, now_ms};
 use crate::i18n::strings;
@@ -150,18 +150,6 @@ impl Widget {
         if let Some(record) = record {
             crate::diagnostics::record(format!("wrap-up saved for call {}", record.call_id));
             self.host.call_ended(&record);
-        }
-    }
-
-    /// Turns a desk action for the call in progress into hub invocations.
-    pub(crate) fn control_invocation(
-        action: &Action,
-    ) -> Option<(&'static str, Vec<serde_json::Value>)> {
-        match action {
-            Action::Control { call_id, command } => {
-                Some(switchboard_core::call::wire::invocation(call_id, command))
-            }
-            _ => None,
         }
     }
 }

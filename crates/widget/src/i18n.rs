@@ -63,7 +63,6 @@ pub struct Strings {
     pub redial: &'static str,
     pub redial_to: fn(&str) -> String,
     pub keypad: &'static str,
-    pub key_label: fn(char) -> String,
     pub enter_number: &'static str,
     pub already_on_call: &'static str,
     pub dialling: &'static str,
@@ -86,7 +85,6 @@ pub struct Strings {
     pub cancel_transfer: &'static str,
     pub talk_time: &'static str,
     pub held_for: &'static str,
-    pub dtmf_sent: &'static str,
     pub wrap_up: &'static str,
     pub wrap_up_with: &'static str,
     pub disposition: &'static str,
@@ -99,7 +97,6 @@ pub struct Strings {
     pub inbound: &'static str,
     pub outbound: &'static str,
     pub last_not_reached: &'static str,
-    pub ringing_elsewhere: &'static str,
     pub ringtone_locked: &'static str,
 }
 
@@ -164,7 +161,6 @@ pub const EN: Strings = Strings {
     redial: "Redial",
     redial_to: |n| format!("Redial {n}"),
     keypad: "Keypad",
-    key_label: |k| format!("Key {k}"),
     enter_number: "Enter a phone number, an extension or a colleague.",
     already_on_call: "Finish the call in progress first.",
     dialling: "Calling…",
@@ -187,7 +183,6 @@ pub const EN: Strings = Strings {
     cancel_transfer: "Back to caller",
     talk_time: "Talk time",
     held_for: "on hold",
-    dtmf_sent: "Sent:",
     wrap_up: "Wrap-up",
     wrap_up_with: "Call with",
     disposition: "Disposition",
@@ -206,7 +201,6 @@ pub const EN: Strings = Strings {
     inbound: "Incoming",
     outbound: "Outgoing",
     last_not_reached: "Not reached:",
-    ringing_elsewhere: "A call is ringing in another Switchboard tab.",
     ringtone_locked: "Click anywhere in Switchboard to turn on the ringtone.",
 };
 

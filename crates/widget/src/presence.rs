@@ -87,8 +87,6 @@ pub struct Presence {
     pub presences: RwSignal<HashMap<String, Pair>>,
     pub favourites: RwSignal<HashSet<String>>,
     pub error: RwSignal<Option<String>>,
-    /// Click-to-call trouble, shown in the team drawer.
-    pub call_notice: RwSignal<Option<String>>,
     inner: StoredValue<Option<Inner>, LocalStorage>,
     client: StoredValue<Option<HubClient>, LocalStorage>,
 }
@@ -126,7 +124,6 @@ impl Presence {
             presences: RwSignal::new(HashMap::new()),
             favourites: RwSignal::new(favourites),
             error: RwSignal::new(None),
-            call_notice: RwSignal::new(None),
             inner: StoredValue::new_local(None),
             client: StoredValue::new_local(None),
         };
@@ -488,7 +485,6 @@ pub fn Team(presence: Presence, on_call: Callback<String>) -> impl IntoView {
             load=presence.team_load
             presences=presence.presences
             favourites=presence.favourites
-            notice=presence.call_notice
             on_favourite=Callback::new(move |id| presence.toggle_favourite(id))
             on_call=on_call
         />

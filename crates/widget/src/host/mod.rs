@@ -16,7 +16,7 @@ use std::rc::Rc;
 use leptos::prelude::*;
 use serde_json::Value;
 use switchboard_core::host::{HostKind, PageContext};
-use switchboard_core::{CallDirection, CallRecord, Config, Desk, IncomingCall, Outcome};
+use switchboard_core::{CallRecord, Config, Desk, IncomingCall, Outcome};
 use wasm_bindgen::{JsCast, JsValue};
 
 pub mod cif;
@@ -66,8 +66,6 @@ pub struct Host {
     /// A number to dial once connected (a `tel:` link opened the tab).
     pub pending_dial: RwSignal<Option<String>>,
     adapter: StoredValue<Option<Rc<dyn Adapter>>, LocalStorage>,
-    /// The call in progress and when it was answered (epoch ms), for its record.
-    answered: StoredValue<Option<(IncomingCall, String, f64)>, LocalStorage>,
 }
 
 impl Default for Host {
@@ -87,7 +85,6 @@ impl Host {
             hint: RwSignal::new(None),
             pending_dial: RwSignal::new(None),
             adapter: StoredValue::new_local(None),
-            answered: StoredValue::new_local(None),
         }
     }
 
@@ -120,11 +117,6 @@ impl Host {
 
     /// The agent accepted the call (here or in the host).
     pub fn accepted(self, call: &IncomingCall, call_id: &str) {
-        self.answered.set_value(Some((
-            call.clone(),
-            call_id.to_owned(),
-            js_sys::Date::now(),
-        )));
         if let Some(a) = self.adapter() {
             a.accepted(call, call_id);
         }
@@ -153,32 +145,10 @@ impl Host {
         }
     }
 
-    /// The record of the answered call `call_id` that just ended (talk time from the accept),
-    /// without notes: the app's stand-in until wrap-up produces the real one.
-    pub fn finished_record(self, call_id: &str, outcome: &str) -> Option<CallRecord> {
-        let (call, id, at) = self.answered.get_value()?;
-        if id != call_id {
-            return None;
-        }
-        self.answered.set_value(None);
-        let now = js_sys::Date::now();
-        Some(CallRecord {
-            call_id: id,
-            direction: CallDirection::Inbound,
-            number: call.phone_number,
-            name: call.caller_name,
-            started_at_ms: at as u64,
-            duration_s: ((now - at) / 1000.0).round().max(0.0) as u32,
-            outcome: outcome.to_owned(),
-            notes: String::new(),
-            disposition: None,
-        })
-    }
-
     /// Tells the adapter what a desk transition changed (`before` from [`desk_ids`]): a call
     /// rings, the ringing call was accepted or dismissed, the call in progress ended.
     pub fn after_transition(self, desk: &Desk, before: (Option<String>, Option<String>)) {
-        let (ringing, active) = before;
+        let (ringing, _) = before;
         let now = desk_ids(desk);
         if let (Some(r), true) = (desk.ringing(), now.0 != ringing) {
             self.ringing(&r.call, &r.call_id);
@@ -195,7 +165,6 @@ impl Host {
         }
         // The call in progress ending reaches the host after wrap-up (`Widget::finish_wrap_up`
         // calls `call_ended` with the agent's notes and disposition).
-        let _ = active;
     }
 
     /// Takes the number a `tel:` link asked for, once.

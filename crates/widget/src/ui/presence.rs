@@ -93,7 +93,6 @@ pub fn TeamDrawer(
     load: RwSignal<TeamLoad>,
     presences: RwSignal<HashMap<String, Pair>>,
     favourites: RwSignal<HashSet<String>>,
-    notice: RwSignal<Option<String>>,
     on_favourite: Callback<String>,
     on_call: Callback<String>,
 ) -> impl IntoView {
@@ -189,7 +188,6 @@ pub fn TeamDrawer(
                 placeholder=t.search_team
                 bind:value=query
             />
-            <p class="team__notice" role="alert">{move || notice.get().unwrap_or_default()}</p>
             <p class="muted team__count">{status}</p>
             <ul class="team__list">
                 {move || matching.get().0.into_iter().map(row).collect_view()}
