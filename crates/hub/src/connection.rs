@@ -578,7 +578,10 @@ impl Session {
                     return;
                 }
                 HubMessage::Sequence { sequence_id } => {
-                    if *sequence_id > st.next_receive_id {
+                    // Against what was received, not `next_receive_id`: a socket lost in the
+                    // middle of a replay leaves that counter behind messages received (and
+                    // acked) earlier, and the client rightly restarts after them.
+                    if *sequence_id > st.latest_received + 1 {
                         self.end = Some(End::Close {
                             error: Some(
                                 "Sequence ID greater than amount of messages we've received."

@@ -349,7 +349,10 @@ impl HubConnectionCore {
                     return;
                 }
                 HubMessage::Sequence { sequence_id } => {
-                    if *sequence_id > stateful.next_receive_id {
+                    // Compared with what was received, not with `next_receive_id`: a socket
+                    // lost in the middle of a replay leaves that counter behind messages that
+                    // were received (and acked) before, and the peer rightly restarts after them.
+                    if *sequence_id > stateful.latest_received + 1 {
                         self.close_with(Some(SEQUENCE_TOO_HIGH.into()), false);
                         return;
                     }
@@ -1040,6 +1043,43 @@ mod tests {
         assert!(core.handle_transport_lost(S(6), None));
         core.resume(S(6)).unwrap();
         core.handle_text(S(6), "{\"type\":9,\"sequenceId\":99}\u{1e}");
+        assert!(core.is_closed());
+    }
+
+    /// A socket lost in the middle of a replay: the server had acked up to 3 before, replays
+    /// from 2, the socket drops after message 2, and the server then restarts at 4 (everything
+    /// up to 3 is acked). That is not "beyond what was received": the connection goes on.
+    #[test]
+    fn a_replay_cut_short_then_a_sequence_after_the_acked_messages_goes_on() {
+        let mut core = stateful();
+        core.handle_text(S(1), &(notify(1) + &notify(2) + &notify(3)));
+        assert_eq!(std::iter::from_fn(|| core.poll_event()).count(), 3);
+        assert!(core.handle_transport_lost(S(2), None));
+        core.resume(S(2)).unwrap();
+        core.handle_text(
+            S(2),
+            &("{\"type\":9,\"sequenceId\":2}\u{1e}".to_owned() + &notify(2)),
+        );
+        assert_eq!(core.poll_event(), None, "2 is a duplicate");
+        assert!(core.handle_transport_lost(S(3), None));
+        core.resume(S(3)).unwrap();
+        core.handle_text(
+            S(3),
+            &("{\"type\":9,\"sequenceId\":4}\u{1e}".to_owned() + &notify(4)),
+        );
+        assert!(core.is_connected());
+        assert_eq!(
+            core.poll_event(),
+            Some(Event::Invocation {
+                target: "N".into(),
+                arguments: vec![json!(4)],
+                invocation_id: None
+            })
+        );
+        // Really beyond what was received (5 is missing): closes.
+        assert!(core.handle_transport_lost(S(4), None));
+        core.resume(S(4)).unwrap();
+        core.handle_text(S(4), "{\"type\":9,\"sequenceId\":6}\u{1e}");
         assert!(core.is_closed());
     }
 
