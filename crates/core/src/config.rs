@@ -43,6 +43,10 @@ pub struct Config {
     pub presence_sync: SyncConfig,
     /// The host's origins and CIF names (`hostOrigins`, `crmUrl`, `cif`; crate::host).
     pub host_options: crate::host::HostOptions,
+    /// The widget's language (`locale`): `auto` (the default: the host's user language, else
+    /// the browser's) or a BCP 47 tag such as `de` that every agent of this tenant gets
+    /// (crate::i18n; a tag without a shipped catalogue falls back to English).
+    pub locale: String,
 }
 
 /// Where Microsoft Graph is.
@@ -321,6 +325,15 @@ impl Config {
             presence_mapping,
             presence_sync,
             host_options: crate::host::HostOptions::from_root(root).map_err(invalid)?,
+            locale: match string(root, "", "locale")? {
+                None => "auto".into(),
+                Some(tag) if tag == "auto" || crate::i18n::is_language_tag(&tag) => tag,
+                Some(tag) => {
+                    return Err(invalid(format!(
+                        "locale \"{tag}\" is not \"auto\" nor a language tag such as \"de\" or \"fr-CA\""
+                    )));
+                }
+            },
         };
         config.validate()?;
         Ok(config)
@@ -486,6 +499,21 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn the_locale_is_auto_or_a_language_tag() {
+        let with = |locale: &str| {
+            Config::from_json(&format!(
+                r#"{{"hub": {{"url": "/hub"}}, "auth": {{"mode": "dev"}}, "locale": {locale}}}"#
+            ))
+        };
+        assert_eq!(with("null").unwrap().locale, "auto");
+        assert_eq!(with("\"de\"").unwrap().locale, "de");
+        assert_eq!(with("\"fr-CA\"").unwrap().locale, "fr-CA");
+        let err = with("\"<b>German</b>\"").unwrap_err().to_string();
+        assert!(err.contains("locale"), "{err}");
+        assert!(with("\"d\"").is_err());
     }
 
     #[test]

@@ -276,8 +276,9 @@ impl Envelope {
 /// A command from the host (docs/host-protocol.md, "Commands in").
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
-    /// `SYNC`: the handshake; answered with `SYNC_ACK`.
-    Sync,
+    /// `SYNC {locale?}`: the handshake; answered with `SYNC_ACK`. `locale` is the host user's
+    /// language (a BCP 47 tag, e.g. `"de-DE"`); anything else there is ignored.
+    Sync(Option<String>),
     /// `DIAL {number}`.
     Dial(String),
     /// `ACCEPT` / `REJECT` the ringing call.
@@ -297,7 +298,11 @@ pub fn parse_command(envelope: &Envelope) -> Result<Command, &'static str> {
     let p = &envelope.payload;
     let text = |k: &str| p.get(k).and_then(Value::as_str).map(str::trim);
     Ok(match envelope.kind.as_str() {
-        "SYNC" => Command::Sync,
+        "SYNC" => Command::Sync(
+            text("locale")
+                .filter(|l| crate::i18n::is_language_tag(l))
+                .map(str::to_owned),
+        ),
         "DIAL" => match text("number") {
             Some(n) if !n.is_empty() && n.chars().count() <= 64 => Command::Dial(n.to_owned()),
             _ => return Err("DIAL needs payload.number"),
@@ -809,7 +814,15 @@ mod tests {
         let cmd = |t: &str, p: Value| {
             parse_command(&env(json!({"type": t, "messageId": "m", "payload": p})).unwrap())
         };
-        assert_eq!(cmd("SYNC", json!({})), Ok(Command::Sync));
+        assert_eq!(cmd("SYNC", json!({})), Ok(Command::Sync(None)));
+        assert_eq!(
+            cmd("SYNC", json!({"locale": "de-DE"})),
+            Ok(Command::Sync(Some("de-DE".into())))
+        );
+        assert_eq!(
+            cmd("SYNC", json!({"locale": "<script>"})),
+            Ok(Command::Sync(None))
+        );
         assert_eq!(cmd("ACCEPT", json!({})), Ok(Command::Accept));
         assert_eq!(cmd("REJECT", json!({})), Ok(Command::Reject));
         assert_eq!(

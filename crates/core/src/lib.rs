@@ -6,8 +6,10 @@
 pub mod call;
 pub mod config;
 pub mod desk;
+pub mod diagnostics;
 pub mod history;
 pub mod host;
+pub mod i18n;
 pub mod jwt;
 pub mod notification;
 pub mod presence;

@@ -87,7 +87,32 @@ impl SignInProblem {
         )
     }
 
-    /// A sentence for the agent, naming what the admin must change where it is a setting.
+    /// The widget's catalogue key for [`SignInProblem::message`] (`signin_*` in
+    /// `crates/widget/locales/*.json`); `signin_other` takes the code as `{code}`.
+    pub fn catalogue_key(&self) -> &'static str {
+        match self {
+            SignInProblem::InteractionRequired => "signin_interaction_required",
+            SignInProblem::PopupBlocked => "signin_popup_blocked",
+            SignInProblem::Cancelled => "signin_cancelled",
+            SignInProblem::RedirectUriMismatch => "signin_redirect_uri",
+            SignInProblem::ConsentRequired => "signin_consent",
+            SignInProblem::AuthorityUnreachable => "signin_authority_unreachable",
+            SignInProblem::AuthorityNotTrusted => "signin_authority_untrusted",
+            SignInProblem::ClockSkew => "signin_clock_skew",
+            SignInProblem::Other(_) => "signin_other",
+        }
+    }
+
+    /// The code shown for support with [`SignInProblem::Other`], else empty.
+    pub fn code(&self) -> &str {
+        match self {
+            SignInProblem::Other(code) => code,
+            _ => "",
+        }
+    }
+
+    /// A sentence for the agent in English, naming what the admin must change where it is a
+    /// setting (the widget shows the agent's language through [`Self::catalogue_key`]).
     pub fn message(&self) -> String {
         match self {
             SignInProblem::InteractionRequired => "Please sign in to continue.".into(),
@@ -120,6 +145,35 @@ pub fn is_expired(now: u64, exp: u64, skew: u64) -> bool {
 
 #[cfg(test)]
 mod tests {
+    /// The widget shows these sentences from its catalogue: English there must say exactly
+    /// what `message` says here (logs and the widget never disagree).
+    #[test]
+    fn the_catalogue_carries_every_message() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../widget/locales/en.json");
+        let en =
+            crate::i18n::Catalogue::parse("en", &std::fs::read_to_string(path).unwrap()).unwrap();
+        for problem in [
+            SignInProblem::InteractionRequired,
+            SignInProblem::PopupBlocked,
+            SignInProblem::Cancelled,
+            SignInProblem::RedirectUriMismatch,
+            SignInProblem::ConsentRequired,
+            SignInProblem::AuthorityUnreachable,
+            SignInProblem::AuthorityNotTrusted,
+            SignInProblem::ClockSkew,
+            SignInProblem::Other("x_error".into()),
+        ] {
+            let shown = en
+                .format(
+                    problem.catalogue_key(),
+                    "other",
+                    &[("code", problem.code())],
+                )
+                .unwrap();
+            assert_eq!(shown, problem.message());
+        }
+    }
+
     use super::*;
 
     #[test]

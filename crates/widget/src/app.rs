@@ -10,6 +10,7 @@ use std::time::Duration;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use serde_json::{Value, json};
+use switchboard_core::host::HostKind;
 use switchboard_core::{Action, AuthConfig, Config, Desk, History, IncomingCall, RejectReason};
 use switchboard_signalr::ConnectionState;
 use switchboard_signalr::client::HubConnectionOptions;
@@ -67,6 +68,16 @@ pub struct Widget {
     msal: StoredValue<Option<crate::msal::Msal>, LocalStorage>,
     /// The CRM host around the widget (issue 5, `host/`).
     pub host: crate::host::Host,
+    /// The language in use (a shipped BCP 47 tag); views are rebuilt when it changes.
+    pub locale: RwSignal<&'static str>,
+    /// The language asked for last; a slower download of an earlier choice is dropped.
+    wanted_locale: StoredValue<&'static str>,
+    /// The hub's transport, protocol and stateful reconnect of the current connection
+    /// (diagnostics).
+    pub transport: RwSignal<Option<String>>,
+    /// The widget runs in its own window (the pop-out); this frame waits, disconnected.
+    pub popped_out: RwSignal<bool>,
+    popout: StoredValue<Option<(web_sys::Window, gloo_timers::callback::Interval)>, LocalStorage>,
 }
 
 /// The widget's clock: Unix milliseconds (`Date.now()`), for call timers and records alike.
@@ -119,13 +130,127 @@ impl Widget {
             host: crate::host::Host::new(),
             client: StoredValue::new_local(None),
             msal: StoredValue::new_local(None),
+            locale: RwSignal::new(strings().locale),
+            wanted_locale: StoredValue::new(strings().locale),
+            transport: RwSignal::new(None),
+            popped_out: RwSignal::new(false),
+            popout: StoredValue::new_local(None),
         }
     }
 
+    /// Whether the pop-out is offered: in a frame whose host keeps working without the widget
+    /// (postMessage, or a page that just frames it). CIF and Open CTI need the widget inside
+    /// the CRM's own panel for screen pops and click-to-dial, so there it stays.
+    pub fn can_pop_out(self) -> bool {
+        let framed = web_sys::window()
+            .and_then(|w| w.top().ok().flatten().map(|top| top != w))
+            .unwrap_or(false);
+        framed
+            && matches!(
+                self.host.kind.get(),
+                Some(HostKind::PostMessage | HostKind::Standalone)
+            )
+    }
+
+    /// Moves the widget to its own window: opens this page there as a standalone widget (same
+    /// user, same language), then this frame disconnects and stops ringing until that window
+    /// closes or the agent brings it back. A blocked popup is explained and nothing changes.
+    pub fn pop_out(self) {
+        let Some(window) = web_sys::window() else {
+            return;
+        };
+        let search = window.location().search().unwrap_or_default();
+        let Ok(params) = web_sys::UrlSearchParams::new_with_str(&search) else {
+            return;
+        };
+        params.set("host", "standalone");
+        params.set("popout", "1");
+        params.set("lang", strings().locale);
+        params.delete("ucilib");
+        let path = window.location().pathname().unwrap_or_default();
+        let url = [path.as_str(), "?", &String::from(params.to_string())].concat();
+        match window.open_with_url_and_target_and_features(
+            &url,
+            "switchboard-popout",
+            "popup,width=400,height=720",
+        ) {
+            Ok(Some(popup)) => {
+                if let Some(client) = self.client.get_value() {
+                    client.stop();
+                }
+                self.ringer.set_value(None);
+                let watch = gloo_timers::callback::Interval::new(1000, move || {
+                    let closed = self.popout.with_value(|p| {
+                        p.as_ref().is_some_and(|(w, _)| w.closed().unwrap_or(true))
+                    });
+                    if closed {
+                        self.bring_back();
+                    }
+                });
+                self.popout.set_value(Some((popup, watch)));
+                self.popped_out.set(true);
+                diagnostics::record("popped out to its own window".into());
+            }
+            _ => self.notice.set(Some(strings().pop_out_blocked.into())),
+        }
+    }
+
+    /// Ends the pop-out (its window closed, or "Bring it back here"): this frame rings and
+    /// connects again.
+    pub fn bring_back(self) {
+        let Some((popup, _watch)) = self.popout.try_update_value(Option::take).flatten() else {
+            return;
+        };
+        let _ = popup.close();
+        self.popped_out.set(false);
+        if let Some(user) = self.user.get_untracked() {
+            self.ringer
+                .set_value(Some(crate::tabs::Ringer::claim(&user)));
+        }
+        diagnostics::record("back from its own window".into());
+        self.reconnect();
+    }
+
+    /// Speaks `tag` from now on (fetching its catalogue first); the last call wins.
+    pub fn use_language(self, tag: &'static str) {
+        if self.wanted_locale.get_value() == tag {
+            return;
+        }
+        self.wanted_locale.set_value(tag);
+        spawn_local(async move {
+            match crate::i18n::fetch(tag).await {
+                Ok(strings) if self.wanted_locale.get_value() == tag => {
+                    crate::i18n::activate(strings);
+                    diagnostics::record(format!("language: {tag}"));
+                    self.locale.set(tag);
+                }
+                Ok(_) => {}
+                Err(e) => warn(&format!("language {tag} not loaded: {e}")),
+            }
+        });
+    }
+
+    /// Whether the language is fixed by `?lang=` or config.json, so the host's does not count.
+    fn language_fixed(self) -> bool {
+        query_param("lang").is_some()
+            || self
+                .config
+                .with_untracked(|c| c.as_ref().is_some_and(|c| c.locale != "auto"))
+    }
+
     fn boot(self) {
+        // The language: `?lang=`, else config.json's `locale`, else the host's user (an Effect
+        // in App), else the browser's; English is built in and shown until another arrives.
+        let explicit: Vec<String> = query_param("lang").into_iter().collect();
+        self.use_language(crate::i18n::choose(&explicit));
         spawn_local(async move {
             match load_config().await {
                 Ok(config) => {
+                    if explicit.is_empty() && config.locale != "auto" {
+                        self.use_language(crate::i18n::choose(std::slice::from_ref(
+                            &config.locale,
+                        )));
+                    }
                     self.host.start(&config, self.host_callbacks());
                     let msal = matches!(config.auth, AuthConfig::Msal { .. });
                     self.config.set(Some(config));
@@ -150,7 +275,7 @@ impl Widget {
         };
         let msal = match crate::msal::Msal::start(&config.auth).await {
             Ok(msal) => msal,
-            Err(p) => return self.phase.set(Phase::Failed(p.message())),
+            Err(p) => return self.phase.set(Phase::Failed(strings().sign_in_problem(&p))),
         };
         self.msal.set_value(Some(msal.clone()));
         let mut token = msal.api_token().await;
@@ -162,7 +287,9 @@ impl Widget {
         match token {
             Ok(token) => self.msal_signed_in(token),
             Err(p) if p.needs_interaction() => self.phase.set(Phase::SignIn(None)),
-            Err(p) => self.phase.set(Phase::SignIn(Some(p.message()))),
+            Err(p) => self
+                .phase
+                .set(Phase::SignIn(Some(strings().sign_in_problem(&p)))),
         }
     }
 
@@ -184,9 +311,11 @@ impl Widget {
                 }
                 Ok(token) => self.msal_signed_in(token),
                 Err(p) if self.phase.get_untracked() == Phase::Running => {
-                    self.reauth.set(Some(p.message()))
+                    self.reauth.set(Some(strings().sign_in_problem(&p)))
                 }
-                Err(p) => self.phase.set(Phase::SignIn(Some(p.message()))),
+                Err(p) => self
+                    .phase
+                    .set(Phase::SignIn(Some(strings().sign_in_problem(&p)))),
             }
         });
     }
@@ -312,7 +441,12 @@ impl Widget {
                     });
             }),
             on_invocation: Rc::new(move |target, arguments| self.on_invocation(&target, arguments)),
-            on_diagnostic: Rc::new(diagnostics::record),
+            on_diagnostic: Rc::new(move |line: String| {
+                if let Some(detail) = line.strip_prefix("connected: ") {
+                    self.transport.set(Some(detail.to_owned()));
+                }
+                diagnostics::record(line);
+            }),
         };
         let Some(protocol) = HubProtocolKind::from_name(&config.hub.protocol) else {
             self.phase.set(Phase::Failed(format!(
@@ -585,9 +719,9 @@ fn note_token(token: &str, what: &str) {
     diagnostics::record(format!("token {what}: expires in {left} s (id {id:x})"));
 }
 
+/// A `WARN` line in the diagnostics log (and the console): input refused, a call failed.
 pub(crate) fn warn(text: &str) {
-    diagnostics::record(text.to_owned());
-    web_sys::console::warn_1(&text.into());
+    diagnostics::log(switchboard_core::diagnostics::Level::Warn, text);
 }
 
 /// The root component.
@@ -602,7 +736,13 @@ pub fn App() -> impl IntoView {
     let _ = window_event_listener(leptos::ev::online, move |_| widget.reconnect());
     let _ = window_event_listener(leptos::ev::visibilitychange, move |_| widget.reconnect());
     let _ = window_event_listener(leptos::ev::keydown, move |ev| shortcut(&ev));
-    let t = strings();
+    Effect::new(move |_| {
+        if let Some(tag) = widget.host.language.get()
+            && !widget.language_fixed()
+        {
+            widget.use_language(crate::i18n::choose(&[tag]));
+        }
+    });
     Effect::new(move |_| {
         let own = widget.presence.own.get();
         let teams = own
@@ -612,6 +752,7 @@ pub fn App() -> impl IntoView {
     });
 
     let body = move || {
+        let t = strings();
         match widget.phase.get() {
         Phase::Loading => view! { <p class="placeholder">{t.loading}</p> }.into_any(),
         Phase::Failed(reason) => view! {
@@ -634,22 +775,44 @@ pub fn App() -> impl IntoView {
             </section>
         }
         .into_any(),
+        Phase::Running if widget.popped_out.get() => view! {
+            <section class="panel popped-out" aria-labelledby="popped-out-title">
+                <h2 id="popped-out-title" class="panel__title">{t.popped_out}</h2>
+                <button class="btn btn--primary" on:click=move |_| widget.bring_back()>{t.bring_back}</button>
+            </section>
+        }
+        .into_any(),
         Phase::Running => view! { <DeskView widget=widget /> }.into_any(),
     }
     };
 
-    view! {
-        <main class="widget">
+    // Every view reads its texts when built: a new language rebuilds them (state lives in
+    // `widget`, so nothing is lost).
+    let page = move || {
+        widget.locale.track();
+        view! {
             <header class="bar">
                 <h1 class="bar__brand">
                     <svg class="icon" viewBox="0 0 24 24" aria-hidden="true"><path d=crate::ui::PHONE_PATH /></svg>
-                    {t.app_name}
+                    {strings().app_name}
                 </h1>
+                {move || (widget.can_pop_out() && widget.phase.get() == Phase::Running && !widget.popped_out.get()).then(|| view! {
+                    <button
+                        class="btn btn--subtle btn--icon"
+                        title=strings().pop_out
+                        aria-label=strings().pop_out
+                        on:click=move |_| widget.pop_out()
+                    >
+                        <svg class="icon" viewBox="0 0 24 24" aria-hidden="true"><path d=crate::ui::POP_OUT_PATH /></svg>
+                    </button>
+                })}
                 <ConnectionStatus state=widget.connection />
             </header>
             {body}
-        </main>
-    }
+            <crate::ui::diagnostics::DiagnosticsDrawer widget=widget />
+        }
+    };
+    view! { <main class="widget">{page}</main> }
 }
 
 /// Which panel the call area shows; the panel is rebuilt only when this changes.

@@ -1,44 +1,74 @@
-//! A bounded in-memory log for support: connection states, the transport in use, resumes,
-//! hub targets received (with call ids), and failures. Never tokens, never phone numbers or
-//! names. `window.switchboardDiagnostics()` returns it as text, one line per entry, so an agent
-//! (or a test) can copy it.
+//! The support log in the browser: `switchboard_core::diagnostics::Log` (bounded to 500 lines,
+//! redacted when recorded: no tokens, phone numbers or e-mail addresses), each line mirrored to
+//! the console at its level (`console.debug/info/warn/error`). `window.switchboardDiagnostics()`
+//! returns the log as text, one line per entry; the Diagnostics panel (`ui/diagnostics.rs`)
+//! shows it with the connection facts and lets the agent copy or download the report.
 
-use std::cell::RefCell;
-use std::collections::VecDeque;
+use std::cell::{Cell, RefCell};
 
+use switchboard_core::diagnostics::{Level, Log};
 use wasm_bindgen::closure::Closure;
 
-/// Lines kept; older lines are dropped first.
-pub const MAX_LINES: usize = 500;
-
 thread_local! {
-    static LOG: RefCell<VecDeque<String>> = const { RefCell::new(VecDeque::new()) };
+    static LOG: RefCell<Log> = RefCell::new(Log::default());
+    static COUNT: Cell<u64> = const { Cell::new(0) };
 }
 
-/// Appends a line, stamped with milliseconds since the page loaded.
-pub fn record(line: String) {
-    let ms = web_sys::window()
+fn since_load_ms() -> u64 {
+    web_sys::window()
         .and_then(|w| w.performance())
         .map(|p| p.now())
-        .unwrap_or(0.0) as u64; // an integer: float formatting would cost ~10 KB of wasm
+        .unwrap_or(0.0) as u64 // an integer: float formatting would cost ~10 KB of wasm
+}
+
+/// Appends a line at `level` (redacted first) and mirrors it to the console.
+pub fn log(level: Level, text: &str) {
+    let ms = since_load_ms();
     LOG.with(|log| {
         let mut log = log.borrow_mut();
-        if log.len() == MAX_LINES {
-            log.pop_front();
+        log.push(ms, level, text);
+        if let Some(entry) = log.entries().next_back() {
+            let line = entry.text.as_str().into();
+            match level {
+                Level::Debug => web_sys::console::debug_1(&line),
+                Level::Info => web_sys::console::info_1(&line),
+                Level::Warn => web_sys::console::warn_1(&line),
+                Level::Error => web_sys::console::error_1(&line),
+            }
         }
-        log.push_back(format!("{ms:>9} {line}"));
     });
+    COUNT.with(|c| c.set(c.get() + 1));
+}
+
+/// An `INFO` line: what happened (states, transport, calls by id, sign-in steps).
+pub fn record(line: String) {
+    log(Level::Info, &line);
+}
+
+/// How many lines were ever recorded: the panel refreshes when it changes.
+pub fn count() -> u64 {
+    COUNT.with(Cell::get)
 }
 
 /// The whole log, oldest line first.
 pub fn text() -> String {
     LOG.with(|log| {
         log.borrow()
-            .iter()
-            .map(String::as_str)
+            .entries()
+            .map(|e| e.line())
             .collect::<Vec<_>>()
             .join("\n")
     })
+}
+
+/// The last `n` warnings and errors, newest first, as lines.
+pub fn problems(n: usize) -> Vec<String> {
+    LOG.with(|log| log.borrow().problems(n).iter().map(|e| e.line()).collect())
+}
+
+/// The support report: `facts` (`name`, value), then the log; redacted.
+pub fn report(facts: &[(&str, String)]) -> String {
+    LOG.with(|log| log.borrow().report(facts))
 }
 
 /// Exposes `window.switchboardDiagnostics()`.

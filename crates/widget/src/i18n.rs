@@ -1,237 +1,418 @@
-//! Every string the widget shows, in one catalogue per language (DESIGN.md §4: nothing visible
-//! is written inline in components). English is the only language so far; a language is a
-//! second `Strings` value chosen by [`strings`].
+//! Every string the widget shows comes from a catalogue (DESIGN.md §4: nothing visible is
+//! written inline in components): `locales/<tag>.json`, one per language — English, German,
+//! French, Spanish and Arabic (right to left). The format, the fallback to English and the
+//! choice of language are in `switchboard_core::i18n`; this module adds what needs the browser:
+//! plural categories from `Intl.PluralRules`, numbers from `Intl.NumberFormat` and times from
+//! `Intl.DateTimeFormat` (CLDR data the browser already has), `<html lang dir>`, and fetching a
+//! language's file only when an agent needs it (English is built in).
+//!
+//! [`strings`] is the current catalogue; [`load`] switches language. Components read their
+//! texts when they are built, so the app rebuilds its views when the language changes (once,
+//! at start-up, when the host says which language its user has).
 
-/// The catalogue. Function fields take the values they format.
-pub struct Strings {
-    pub app_name: &'static str,
-    pub connected: &'static str,
-    pub connecting: &'static str,
-    pub reconnecting: &'static str,
-    pub disconnected: &'static str,
-    pub reconnect: &'static str,
-    pub loading: &'static str,
-    pub config_failed: &'static str,
-    pub signed_in_as: &'static str,
-    pub sign_in: &'static str,
-    pub sign_in_title: &'static str,
-    pub sign_in_hint: &'static str,
-    pub user_name: &'static str,
-    pub sign_out: &'static str,
-    pub msal_sign_in_hint: &'static str,
-    pub sign_in_again: &'static str,
-    pub session_expired: &'static str,
-    pub incoming_call: &'static str,
-    pub unknown_caller: &'static str,
-    pub queue: &'static str,
-    pub ringing: &'static str,
-    pub seconds_left: fn(u32) -> String,
-    pub accept: &'static str,
-    pub reject: &'static str,
-    pub on_call: &'static str,
-    pub hang_up: &'static str,
-    pub ready: &'static str,
-    pub ready_hint: &'static str,
-    pub waiting_for_hub: &'static str,
-    pub last_accepted: &'static str,
-    pub last_rejected: &'static str,
-    pub last_missed: &'static str,
-    pub last_abandoned: &'static str,
-    pub last_elsewhere: &'static str,
-    pub last_ended: &'static str,
-    pub hub_error: &'static str,
-    pub dismiss: &'static str,
-    pub presence: &'static str,
-    pub presence_states: &'static str,
-    pub presence_teams: &'static str,
-    pub teams_now: &'static str,
-    pub source_here: &'static str,
-    pub source_teams: &'static str,
-    pub source_automatic: &'static str,
-    pub team: &'static str,
-    pub search_team: &'static str,
-    pub team_loading: &'static str,
-    pub team_failed: &'static str,
-    pub team_empty: &'static str,
-    pub team_shown: fn(usize, usize) -> String,
-    pub favourite: fn(&str) -> String,
-    pub call_person: fn(&str) -> String,
-    pub not_connected: &'static str,
-    pub unknown_presence: &'static str,
-    pub phone_number: &'static str,
-    pub call: &'static str,
-    pub redial: &'static str,
-    pub redial_to: fn(&str) -> String,
-    pub keypad: &'static str,
-    pub enter_number: &'static str,
-    pub already_on_call: &'static str,
-    pub dialling: &'static str,
-    pub alerting: &'static str,
-    pub on_hold: &'static str,
-    pub consulting: fn(&str) -> String,
-    pub conference_on: &'static str,
-    pub call_controls: &'static str,
-    pub mute: &'static str,
-    pub unmute: &'static str,
-    pub muted: &'static str,
-    pub hold: &'static str,
-    pub resume: &'static str,
-    pub transfer: &'static str,
-    pub transfer_to: &'static str,
-    pub transfer_now: &'static str,
-    pub consult_first: &'static str,
-    pub complete_transfer: &'static str,
-    pub merge_conference: &'static str,
-    pub cancel_transfer: &'static str,
-    pub talk_time: &'static str,
-    pub held_for: &'static str,
-    pub wrap_up: &'static str,
-    pub wrap_up_with: &'static str,
-    pub disposition: &'static str,
-    pub dispositions: &'static [&'static str],
-    pub no_disposition: &'static str,
-    pub notes: &'static str,
-    pub save: &'static str,
-    pub history: &'static str,
-    pub history_empty: &'static str,
-    pub inbound: &'static str,
-    pub outbound: &'static str,
-    pub last_not_reached: &'static str,
-    pub ringtone_locked: &'static str,
+use std::cell::Cell;
+
+use js_sys::{Array, Function, Intl, Object, Reflect};
+use switchboard_core::i18n::{self as core_i18n, Catalogue};
+use wasm_bindgen::JsValue;
+
+/// English, built in: the first paint needs no download, and every other language falls back
+/// to it key by key.
+const ENGLISH: &str = include_str!("../locales/en.json");
+
+macro_rules! strings {
+    ($($field:ident),* $(,)?) => {
+        /// A language's plain texts, one field per catalogue key of the same name.
+        /// `repr(C)` with only `&str` fields: laid out exactly as `[&str; N]`, which is how
+        /// [`Strings::build`] fills it (one loop instead of code per field: a smaller wasm).
+        #[repr(C)]
+        pub struct Texts {
+            $(pub $field: &'static str,)*
+        }
+
+        /// The field names, in field order.
+        const KEYS: &[&str] = &[$(stringify!($field),)*];
+    };
 }
 
-/// English.
-pub const EN: Strings = Strings {
-    app_name: "Switchboard",
-    connected: "Connected",
-    connecting: "Connecting",
-    reconnecting: "Reconnecting",
-    disconnected: "Disconnected",
-    reconnect: "Reconnect",
-    loading: "Starting…",
-    config_failed: "Switchboard could not start",
-    signed_in_as: "Signed in as",
-    sign_in: "Sign in",
-    sign_in_title: "Sign in to Switchboard",
-    sign_in_hint: "Development sign-in: choose the agent to act as.",
-    user_name: "User name",
-    sign_out: "Sign out",
-    msal_sign_in_hint: "Sign in with your work account to receive calls.",
-    sign_in_again: "Sign in again",
-    session_expired: "Your sign-in has expired. The connection stays up for now; sign in again to keep receiving calls.",
-    incoming_call: "Incoming call",
-    unknown_caller: "Unknown caller",
-    queue: "Queue",
-    ringing: "Ringing",
-    seconds_left: |s| format!("{s} s left to answer"),
-    accept: "Accept",
-    reject: "Reject",
-    on_call: "On call",
-    hang_up: "Hang up",
-    ready: "Ready for calls",
-    ready_hint: "Incoming calls appear here.",
-    waiting_for_hub: "Calls will reach you once the hub is connected.",
-    last_accepted: "Answered call from",
-    last_rejected: "Rejected call from",
-    last_missed: "Missed call from",
-    last_abandoned: "Caller hung up:",
-    last_elsewhere: "Answered elsewhere:",
-    last_ended: "Call ended with",
-    hub_error: "The hub reported a problem:",
-    dismiss: "Dismiss",
-    presence: "Presence",
-    presence_states: "Contact centre",
-    presence_teams: "Teams",
-    teams_now: "Teams:",
-    source_here: "set here",
-    source_teams: "from Teams",
-    source_automatic: "automatic",
-    team: "Team",
-    search_team: "Search team",
-    team_loading: "Loading your team…",
-    team_failed: "The team list could not be loaded:",
-    team_empty: "No one matches your search.",
-    team_shown: |shown, total| format!("Showing {shown} of {total}. Search to find others."),
-    favourite: |name| format!("Favourite {name}"),
-    call_person: |name| format!("Call {name}"),
-    not_connected: "Not connected to the hub.",
-    unknown_presence: "Unknown",
-    phone_number: "Phone number",
-    call: "Call",
-    redial: "Redial",
-    redial_to: |n| format!("Redial {n}"),
-    keypad: "Keypad",
-    enter_number: "Enter a phone number, an extension or a colleague.",
-    already_on_call: "Finish the call in progress first.",
-    dialling: "Calling…",
-    alerting: "Ringing…",
-    on_hold: "On hold",
-    consulting: |t| format!("Consulting {t}"),
-    conference_on: "Conference",
-    call_controls: "Call controls",
-    mute: "Mute",
-    unmute: "Unmute",
-    muted: "Muted",
-    hold: "Hold",
-    resume: "Resume",
-    transfer: "Transfer",
-    transfer_to: "Transfer to",
-    transfer_now: "Transfer now",
-    consult_first: "Consult first",
-    complete_transfer: "Complete transfer",
-    merge_conference: "Conference",
-    cancel_transfer: "Back to caller",
-    talk_time: "Talk time",
-    held_for: "on hold",
-    wrap_up: "Wrap-up",
-    wrap_up_with: "Call with",
-    disposition: "Disposition",
-    dispositions: &[
-        "Resolved",
-        "Follow-up needed",
-        "Escalated",
-        "Wrong number",
-        "Other",
-    ],
-    no_disposition: "None",
-    notes: "Notes",
-    save: "Save",
-    history: "Recent calls",
-    history_empty: "No calls yet.",
-    inbound: "Incoming",
-    outbound: "Outgoing",
-    last_not_reached: "Not reached:",
-    ringtone_locked: "Click anywhere in Switchboard to turn on the ringtone.",
-};
+/// A language: its plain texts (fields, through `Deref`), texts with values (methods), and
+/// [`Strings::get`] for any key.
+pub struct Strings {
+    texts: Texts,
+    /// The BCP 47 tag of this language (`en`, `de`, `ar`, …).
+    pub locale: &'static str,
+    catalogue: &'static Catalogue,
+    plural: Intl::PluralRules,
+    number: Function,
+    padded: Function,
+}
+
+impl std::ops::Deref for Strings {
+    type Target = Texts;
+    fn deref(&self) -> &Texts {
+        &self.texts
+    }
+}
+
+const N: usize = std::mem::size_of::<Texts>() / std::mem::size_of::<&str>();
+// One key per field, and no padding: what the transmute in `build` relies on.
+const _: () =
+    assert!(N == KEYS.len() && N * std::mem::size_of::<&str>() == std::mem::size_of::<Texts>());
+
+impl Strings {
+    fn build(catalogue: &'static Catalogue) -> Strings {
+        let locale: &'static str = Box::leak(catalogue.locale().to_owned().into_boxed_str());
+        let locales = Array::of1(&locale.into());
+        let padded = Object::new();
+        let _ = Reflect::set(&padded, &"minimumIntegerDigits".into(), &2.into());
+        let texts: [&'static str; N] = std::array::from_fn(|i| pick(catalogue, KEYS[i]));
+        Strings {
+            // SAFETY: `Texts` is `repr(C)` with N fields, all `&'static str`, so it has the
+            // layout of `[&'static str; N]` (same size, alignment, order).
+            texts: unsafe { std::mem::transmute::<[&'static str; N], Texts>(texts) },
+            locale,
+            plural: Intl::PluralRules::new(&locales, &Object::new()),
+            number: Intl::NumberFormat::new(&locales, &Object::new()).format(),
+            padded: Intl::NumberFormat::new(&locales, &padded).format(),
+            catalogue,
+        }
+    }
+}
+
+strings!(
+    app_name,
+    connected,
+    connecting,
+    reconnecting,
+    disconnected,
+    reconnect,
+    loading,
+    config_failed,
+    signed_in_as,
+    sign_in,
+    sign_in_title,
+    sign_in_hint,
+    user_name,
+    sign_out,
+    msal_sign_in_hint,
+    sign_in_again,
+    session_expired,
+    incoming_call,
+    unknown_caller,
+    queue,
+    ringing,
+    accept,
+    reject,
+    on_call,
+    hang_up,
+    ready,
+    ready_hint,
+    waiting_for_hub,
+    last_accepted,
+    last_rejected,
+    last_missed,
+    last_abandoned,
+    last_elsewhere,
+    last_ended,
+    hub_error,
+    dismiss,
+    presence,
+    presence_states,
+    presence_teams,
+    teams_now,
+    source_here,
+    source_teams,
+    source_automatic,
+    team,
+    search_team,
+    team_loading,
+    team_failed,
+    team_empty,
+    not_connected,
+    unknown_presence,
+    phone_number,
+    call,
+    redial,
+    keypad,
+    enter_number,
+    already_on_call,
+    dialling,
+    alerting,
+    on_hold,
+    conference_on,
+    call_controls,
+    mute,
+    unmute,
+    muted,
+    hold,
+    resume,
+    transfer,
+    transfer_to,
+    transfer_now,
+    consult_first,
+    complete_transfer,
+    merge_conference,
+    cancel_transfer,
+    talk_time,
+    held_for,
+    wrap_up,
+    wrap_up_with,
+    disposition,
+    no_disposition,
+    notes,
+    save,
+    history,
+    history_empty,
+    inbound,
+    outbound,
+    last_not_reached,
+    ringtone_locked,
+    call_not_allowed,
+    diagnostics,
+    diagnostics_title,
+    diag_connection,
+    diag_transport,
+    diag_hub,
+    diag_user,
+    diag_versions,
+    diag_language,
+    diag_errors,
+    diag_no_errors,
+    diag_log,
+    diag_redacted,
+    copy,
+    copied,
+    copy_failed,
+    download,
+    close,
+    pop_out,
+    popped_out,
+    bring_back,
+    pop_out_blocked
+);
+
+/// A field's text, English when the language lacks it. Not inlined: it runs once per field
+/// and language, and one copy keeps the wasm small.
+#[inline(never)]
+fn pick(catalogue: &Catalogue, key: &str) -> &'static str {
+    let text = catalogue
+        .text(key)
+        .or_else(|| english().text(key))
+        .unwrap_or(key);
+    Box::leak(text.to_owned().into_boxed_str())
+}
+
+fn english() -> &'static Catalogue {
+    thread_local! {
+        static EN: &'static Catalogue = Box::leak(Box::new(
+            Catalogue::parse("en", ENGLISH).expect("locales/en.json is checked by the core tests"),
+        ));
+    }
+    EN.with(|en| *en)
+}
+
+thread_local! {
+    static CURRENT: Cell<Option<&'static Strings>> = const { Cell::new(None) };
+}
+
+/// The catalogue of the language in use (English until [`load`] switches).
+pub fn strings() -> &'static Strings {
+    CURRENT.with(|current| match current.get() {
+        Some(strings) => strings,
+        None => {
+            let strings: &'static Strings = Box::leak(Box::new(Strings::build(english())));
+            current.set(Some(strings));
+            strings
+        }
+    })
+}
+
+impl Strings {
+    /// The text of any catalogue key (English when this language lacks it; the key itself
+    /// when no language has it, so a missing text shows instead of vanishing).
+    pub fn get(&'static self, key: &'static str) -> &'static str {
+        self.catalogue
+            .text(key)
+            .or_else(|| english().text(key))
+            .unwrap_or(key)
+    }
+
+    /// `key` with `{placeholders}` filled; `count` picks the plural form through
+    /// `Intl.PluralRules` of this language.
+    fn format(&self, key: &str, count: Option<f64>, args: &[(&str, &str)]) -> String {
+        let category = count
+            .map(|n| String::from(self.plural.select(n)))
+            .unwrap_or_else(|| "other".into());
+        self.catalogue
+            .format(key, &category, args)
+            .or_else(|| english().format(key, &category, args))
+            .unwrap_or_else(|| key.to_owned())
+    }
+
+    /// A whole number in this language's digits and grouping (`1.234`, `١٬٢٣٤`).
+    pub fn number(&self, n: f64) -> String {
+        self.number
+            .call1(&JsValue::UNDEFINED, &n.into())
+            .ok()
+            .and_then(|s| s.as_string())
+            .unwrap_or_default()
+    }
+
+    fn two_digits(&self, n: u64) -> String {
+        self.padded
+            .call1(&JsValue::UNDEFINED, &(n as f64).into())
+            .ok()
+            .and_then(|s| s.as_string())
+            .unwrap_or_default()
+    }
+
+    /// `m:ss` (or `h:mm:ss`) of a duration in milliseconds, in this language's digits.
+    pub fn clock(&self, ms: f64) -> String {
+        let s = (ms.max(0.0) / 1000.0) as u64;
+        let (m, sec) = (self.two_digits(s / 60 % 60), self.two_digits(s % 60));
+        if s >= 3600 {
+            [self.number((s / 3600) as f64), m, sec].join(":")
+        } else {
+            [self.number((s / 60) as f64), sec].join(":")
+        }
+    }
+
+    /// A time of day (`10:42`, `10:42 AM`) from Unix milliseconds, as this language writes it.
+    pub fn time_of_day(&self, unix_ms: u64) -> String {
+        let date = js_sys::Date::new(&JsValue::from_f64(unix_ms as f64));
+        let options = Object::new();
+        let _ = Reflect::set(&options, &"hour".into(), &"2-digit".into());
+        let _ = Reflect::set(&options, &"minute".into(), &"2-digit".into());
+        date.to_locale_time_string_with_options(self.locale, &options)
+            .into()
+    }
+
+    /// "12 seconds left to answer".
+    pub fn seconds_left(&self, n: u32) -> String {
+        let shown = self.number(n.into());
+        self.format("seconds_left", Some(n.into()), &[("n", &shown)])
+    }
+
+    /// "Showing 50 of 700. Search to find others."
+    pub fn team_shown(&self, shown: usize, total: usize) -> String {
+        let (shown, total) = (self.number(shown as f64), self.number(total as f64));
+        self.format("team_shown", None, &[("shown", &shown), ("total", &total)])
+    }
+
+    /// "Favourite Ada Lovelace".
+    pub fn favourite(&self, name: &str) -> String {
+        self.format("favourite", None, &[("name", name)])
+    }
+
+    /// "Call Ada Lovelace".
+    pub fn call_person(&self, name: &str) -> String {
+        self.format("call_person", None, &[("name", name)])
+    }
+
+    /// "Redial +44 20 7946 0000".
+    pub fn redial_to(&self, number: &str) -> String {
+        self.format("redial_to", None, &[("number", number)])
+    }
+
+    /// "Consulting 2002".
+    pub fn consulting(&self, target: &str) -> String {
+        self.format("consulting", None, &[("target", target)])
+    }
+
+    /// A control's name with its keyboard shortcut, for tooltips: "Hold (Alt+Shift+H)".
+    pub fn with_shortcut(&self, action: &str, keys: &str) -> String {
+        self.format("with_shortcut", None, &[("action", action), ("keys", keys)])
+    }
+
+    /// A sign-in problem in words, naming what the admin must change where it is a setting.
+    pub fn sign_in_problem(&self, problem: &switchboard_core::signin::SignInProblem) -> String {
+        self.format(problem.catalogue_key(), None, &[("code", problem.code())])
+    }
+}
+
+/// The catalogue for `tag` (one of [`core_i18n::LOCALES`]): built in for English, else
+/// `locales/<tag>.json` fetched from next to the widget. Errors name the file and the reason;
+/// the language in use stays then.
+pub async fn fetch(tag: &'static str) -> Result<&'static Strings, String> {
+    if strings().locale == tag {
+        return Ok(strings());
+    }
+    let catalogue: &'static Catalogue = if tag == "en" {
+        english()
+    } else {
+        let url = format!("locales/{tag}.json");
+        let response = gloo_net::http::Request::get(&url)
+            .send()
+            .await
+            .map_err(|e| format!("{url}: {e}"))?;
+        if !response.ok() {
+            return Err(format!("{url}: HTTP {}", response.status()));
+        }
+        let text = response.text().await.map_err(|e| format!("{url}: {e}"))?;
+        Box::leak(Box::new(
+            Catalogue::parse(tag, &text).map_err(|e| format!("{url}: {e}"))?,
+        ))
+    };
+    Ok(Box::leak(Box::new(Strings::build(catalogue))))
+}
+
+/// Makes `strings` the language in use and sets `<html lang dir>`; views built from now on
+/// speak it.
+pub fn activate(strings: &'static Strings) {
+    CURRENT.with(|current| current.set(Some(strings)));
+    apply_document(strings.locale);
+}
+
+/// `<html lang="de" dir="ltr">`: screen readers pick the voice, the layout mirrors for RTL.
+fn apply_document(tag: &str) {
+    if let Some(root) = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.document_element())
+    {
+        let _ = root.set_attribute("lang", tag);
+        let _ = root.set_attribute("dir", if core_i18n::is_rtl(tag) { "rtl" } else { "ltr" });
+    }
+}
+
+/// The shipped language for the agent: the first of `preferred` (explicit choices first) that
+/// matches, else the browser's languages (`navigator.languages`), else English.
+pub fn choose(preferred: &[String]) -> &'static str {
+    let mut wanted: Vec<String> = preferred.to_vec();
+    if let Some(navigator) = web_sys::window().map(|w| w.navigator()) {
+        wanted.extend(navigator.languages().iter().filter_map(|l| l.as_string()));
+    }
+    let wanted: Vec<&str> = wanted.iter().map(String::as_str).collect();
+    core_i18n::negotiate(&wanted, core_i18n::LOCALES)
+}
 
 /// Graph availability in words.
 pub fn availability(a: switchboard_core::presence::Availability) -> &'static str {
     use switchboard_core::presence::Availability as A;
-    match a {
-        A::Available | A::AvailableIdle => "Available",
-        A::Busy | A::BusyIdle => "Busy",
-        A::DoNotDisturb => "Do not disturb",
-        A::BeRightBack => "Be right back",
-        A::Away => "Away",
-        A::Offline => "Offline",
-        A::PresenceUnknown => "Unknown",
-    }
+    strings().get(match a {
+        A::Available | A::AvailableIdle => "availability_available",
+        A::Busy | A::BusyIdle => "availability_busy",
+        A::DoNotDisturb => "availability_do_not_disturb",
+        A::BeRightBack => "availability_be_right_back",
+        A::Away => "availability_away",
+        A::Offline => "availability_offline",
+        A::PresenceUnknown => "availability_unknown",
+    })
 }
 
 /// Graph activity in words, when it says more than the availability.
 pub fn activity(a: switchboard_core::presence::Activity) -> Option<&'static str> {
     use switchboard_core::presence::Activity as A;
-    Some(match a {
-        A::InACall => "In a call",
-        A::InAConferenceCall => "In a conference call",
-        A::InAMeeting => "In a meeting",
-        A::Presenting => "Presenting",
-        A::OutOfOffice => "Out of office",
-        A::OffWork => "Off work",
-        A::UrgentInterruptionsOnly => "Urgent interruptions only",
-        A::Inactive => "Inactive",
+    Some(strings().get(match a {
+        A::InACall => "activity_in_a_call",
+        A::InAConferenceCall => "activity_in_a_conference_call",
+        A::InAMeeting => "activity_in_a_meeting",
+        A::Presenting => "activity_presenting",
+        A::OutOfOffice => "activity_out_of_office",
+        A::OffWork => "activity_off_work",
+        A::UrgentInterruptionsOnly => "activity_urgent_interruptions_only",
+        A::Inactive => "activity_inactive",
         _ => return None,
-    })
+    }))
 }
 
 /// A presence pair in words: `Busy · In a meeting`.
@@ -245,9 +426,10 @@ pub fn presence_words(p: switchboard_core::presence::Presence) -> String {
 /// A contact-centre agent state in words (configured names pass through).
 pub fn agent_state(state: &str) -> &str {
     match state {
-        "NotReady" => "Not ready",
-        "WrapUp" => "Wrap-up",
-        "OnCall" => "On call",
+        "Ready" => strings().get("state_ready"),
+        "NotReady" => strings().get("state_not_ready"),
+        "WrapUp" => strings().get("state_wrap_up"),
+        "OnCall" => strings().get("state_on_call"),
         other => other,
     }
 }
@@ -255,20 +437,26 @@ pub fn agent_state(state: &str) -> &str {
 /// A call's outcome in words (`completed`, `missed`, `rejected`, `abandoned`, `busy`,
 /// `no-answer`, `failed`, `elsewhere`; others pass through).
 pub fn outcome(wire: &str) -> &str {
-    match wire {
-        "completed" => "Completed",
-        "missed" => "Missed",
-        "rejected" => "Rejected",
-        "abandoned" => "Caller hung up",
-        "busy" => "Busy",
-        "no-answer" => "No answer",
-        "failed" => "Failed",
-        "elsewhere" => "Answered elsewhere",
-        other => other,
-    }
+    let key = match wire {
+        "completed" => "outcome_completed",
+        "missed" => "outcome_missed",
+        "rejected" => "outcome_rejected",
+        "abandoned" => "outcome_abandoned",
+        "busy" => "outcome_busy",
+        "no-answer" => "outcome_no_answer",
+        "failed" => "outcome_failed",
+        "elsewhere" => "outcome_elsewhere",
+        other => return other,
+    };
+    strings().get(key)
 }
 
-/// The catalogue for the page's language.
-pub fn strings() -> &'static Strings {
-    &EN
-}
+/// Wrap-up dispositions: the value stored in the CRM (stable, English) and the catalogue key
+/// of the label the agent sees.
+pub const DISPOSITIONS: [(&str, &str); 5] = [
+    ("Resolved", "disposition_resolved"),
+    ("Follow-up needed", "disposition_follow_up"),
+    ("Escalated", "disposition_escalated"),
+    ("Wrong number", "disposition_wrong_number"),
+    ("Other", "disposition_other"),
+];

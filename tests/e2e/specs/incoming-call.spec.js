@@ -83,7 +83,7 @@ test('an unanswered call times out after the configured ring time and is reporte
   const callId = await ring(request, user, SEED_MESSAGE);
   const dialog = incomingCall(page);
   await expect(dialog).toBeVisible();
-  await expect(dialog).toContainText(/\d s left to answer/);
+  await expect(dialog).toContainText(/\d+ seconds? left to answer/);
   await expect(dialog).toBeHidden({ timeout: 15_000 });
   await expect.poll(async () => (await getCall(request, callId)).state).toBe('missed');
   await expect(page.getByText(/Missed call from/)).toBeVisible();

@@ -162,6 +162,7 @@ impl Cif {
                 settle(call(&api, "getEnvironment", &[])).await,
             ) {
                 me.apply_custom_params(&env);
+                me.apply_language(&env);
             }
             if let Some(mode) = settle(call(&api, "getMode", &[]))
                 .await
@@ -171,6 +172,23 @@ impl Cif {
                 me.host.mode.set(Some(mode));
             }
         });
+    }
+
+    /// The Dynamics user's language: `userLcid` (a Windows LCID, number or numeric text).
+    fn apply_language(&self, environment: &str) {
+        let lcid = serde_json::from_str::<Value>(environment)
+            .ok()
+            .and_then(|e| {
+                let lcid = e.get("userLcid")?;
+                lcid.as_u64()
+                    .or_else(|| lcid.as_str().and_then(|s| s.trim().parse().ok()))
+            });
+        if let Some(tag) = lcid
+            .and_then(|l| u32::try_from(l).ok())
+            .and_then(switchboard_core::i18n::lcid_to_tag)
+        {
+            self.host.language.set(Some(tag.to_owned()));
+        }
     }
 
     /// `customParams` of the channel provider, when it is a JSON object with CIF names

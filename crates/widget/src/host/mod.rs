@@ -65,6 +65,10 @@ pub struct Host {
     pub hint: RwSignal<Option<&'static str>>,
     /// A number to dial once connected (a `tel:` link opened the tab).
     pub pending_dial: RwSignal<Option<String>>,
+    /// The language of the host's user as a BCP 47 tag (CIF `getEnvironment().userLcid`,
+    /// postMessage `SYNC` `locale`); the widget speaks it unless config.json or `?lang=` says
+    /// otherwise.
+    pub language: RwSignal<Option<String>>,
     adapter: StoredValue<Option<Rc<dyn Adapter>>, LocalStorage>,
 }
 
@@ -84,6 +88,7 @@ impl Host {
             visible: RwSignal::new(true),
             hint: RwSignal::new(None),
             pending_dial: RwSignal::new(None),
+            language: RwSignal::new(None),
             adapter: StoredValue::new_local(None),
         }
     }
@@ -288,6 +293,5 @@ pub(crate) fn load_script(src: &str, data: &[(&str, &str)], on_load: impl FnOnce
 }
 
 pub(crate) fn warn(text: &str) {
-    crate::diagnostics::record(text.to_owned());
-    web_sys::console::warn_1(&text.into());
+    crate::app::warn(text);
 }

@@ -71,8 +71,11 @@ impl PostMessage {
             }
         };
         match core::parse_command(&envelope) {
-            Ok(Command::Sync) => {
+            Ok(Command::Sync(locale)) => {
                 *self.target.borrow_mut() = Some(origin);
+                if locale.is_some() {
+                    host.language.set(locale);
+                }
                 self.post_value(&core::sync_ack(&envelope.message_id, HostKind::PostMessage));
             }
             // Commands count only after the handshake, from the origin that made it.

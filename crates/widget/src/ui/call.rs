@@ -11,31 +11,11 @@ use switchboard_core::call::machine::{CallPhase, Command};
 use switchboard_core::{ActiveCall, CallDirection, CallRecord, History};
 
 use crate::calls::CallRequest;
-use crate::i18n::{outcome, strings};
+use crate::i18n::{DISPOSITIONS, outcome, strings};
 use crate::ui::{HANG_UP_PATH, PHONE_PATH};
 
 /// The keys of a telephone keypad, in their usual order.
 pub const KEYS: [char; 12] = ['1', '2', '3', '4', '5', '6', '7', '8', '9', '*', '0', '#'];
-
-/// `m:ss` (or `h:mm:ss`) of a duration in milliseconds. Integer formatting only.
-pub fn clock(ms: f64) -> String {
-    let s = (ms.max(0.0) / 1000.0) as u64;
-    if s >= 3600 {
-        format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
-    } else {
-        format!("{}:{:02}", s / 60, s % 60)
-    }
-}
-
-/// A local time of day (`10:42`) in the browser's locale, from Unix milliseconds.
-fn time_of_day(unix_ms: u64) -> String {
-    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(unix_ms as f64));
-    let options = js_sys::Object::new();
-    let _ = js_sys::Reflect::set(&options, &"hour".into(), &"2-digit".into());
-    let _ = js_sys::Reflect::set(&options, &"minute".into(), &"2-digit".into());
-    date.to_locale_time_string_with_options("default", &options)
-        .into()
-}
 
 fn icon(path: &'static str) -> impl IntoView {
     view! { <svg class="icon" viewBox="0 0 24 24" aria-hidden="true"><path d=path /></svg> }
@@ -93,7 +73,7 @@ pub fn DialPad(
                     {t.keypad}
                 </button>
                 {move || last_number.get().map(|n| {
-                    let label = (t.redial_to)(&n);
+                    let label = t.redial_to(&n);
                     view! {
                         <button
                             type="button"
@@ -128,7 +108,7 @@ fn ControlButton(
         if shortcut.is_empty() {
             label.get().to_owned()
         } else {
-            format!("{} ({shortcut})", label.get())
+            strings().with_shortcut(label.get(), shortcut)
         }
     };
     view! {
@@ -173,7 +153,7 @@ pub fn ActiveCallPanel(
         Some(CallPhase::Dialling) => t.dialling.to_owned(),
         Some(CallPhase::Ringing) => t.alerting.to_owned(),
         Some(CallPhase::OnHold) => t.on_hold.to_owned(),
-        Some(CallPhase::Transferring) => (t.consulting)(&call.with(|c| {
+        Some(CallPhase::Transferring) => t.consulting(&call.with(|c| {
             c.as_ref()
                 .and_then(|c| c.transfer_target.clone())
                 .unwrap_or_default()
@@ -196,9 +176,9 @@ pub fn ActiveCallPanel(
         let now = now_ms.get();
         call.with(|c| {
             c.as_ref().map(|c| {
-                let talk = clock(c.call.talk_ms(now));
+                let talk = t.clock(c.call.talk_ms(now));
                 if c.call.phase() == &CallPhase::OnHold {
-                    format!("{talk} · {} {}", t.held_for, clock(c.call.hold_ms(now)))
+                    format!("{talk} · {} {}", t.held_for, t.clock(c.call.hold_ms(now)))
                 } else {
                     talk
                 }
@@ -237,7 +217,7 @@ pub fn ActiveCallPanel(
                 <button
                     type="button"
                     class="btn btn--secondary"
-                    title="Keypad (Alt+Shift+K)"
+                    title=t.with_shortcut(t.keypad, "Alt+Shift+K")
                     aria-keyshortcuts="Alt+Shift+K"
                     aria-expanded=move || keypad.get().to_string()
                     disabled=move || !can(Command::SendDtmf("1".into())).get()
@@ -297,7 +277,7 @@ pub fn ActiveCallPanel(
             <button
                 type="button"
                 class="btn btn--reject call__hang-up"
-                title="Hang up (Alt+Shift+E)"
+                title=t.with_shortcut(t.hang_up, "Alt+Shift+E")
                 aria-keyshortcuts="Alt+Shift+E"
                 on:click=move |_| on_request.run(CallRequest::HangUp)
             >
@@ -324,7 +304,7 @@ pub fn WrapUpPanel(record: CallRecord, on_request: Callback<CallRequest>) -> imp
     let summary = format!(
         "{} {who} · {} · {}",
         t.wrap_up_with,
-        clock(record.duration_s as f64 * 1000.0),
+        t.clock(record.duration_s as f64 * 1000.0),
         outcome(&record.outcome)
     );
     let submit = move |ev: leptos::ev::SubmitEvent| {
@@ -341,7 +321,7 @@ pub fn WrapUpPanel(record: CallRecord, on_request: Callback<CallRequest>) -> imp
             <label for="wrap-up-disposition">{t.disposition}</label>
             <select id="wrap-up-disposition" bind:value=disposition>
                 <option value="">{t.no_disposition}</option>
-                {t.dispositions.iter().map(|d| view! { <option value=*d>{*d}</option> }).collect_view()}
+                {DISPOSITIONS.iter().map(|(value, key)| view! { <option value=*value>{t.get(key)}</option> }).collect_view()}
             </select>
             <label for="wrap-up-notes">{t.notes}</label>
             <textarea id="wrap-up-notes" rows="3" maxlength="2000" node_ref=notes_ref bind:value=notes></textarea>
@@ -366,10 +346,10 @@ pub fn CallHistory(history: RwSignal<History>, on_request: Callback<CallRequest>
                         "{} · {} · {} · {}",
                         if r.direction == CallDirection::Inbound { t.inbound } else { t.outbound },
                         outcome(&r.outcome),
-                        clock(r.duration_s as f64 * 1000.0),
-                        time_of_day(r.started_at_ms)
+                        t.clock(r.duration_s as f64 * 1000.0),
+                        t.time_of_day(r.started_at_ms)
                     );
-                    let label = (t.call_person)(&who);
+                    let label = t.call_person(&who);
                     view! {
                         <li class="mate">
                             <div class="mate__text">

@@ -10,9 +10,12 @@ use switchboard_signalr::ConnectionState;
 use crate::i18n::strings;
 
 pub mod call;
+pub mod diagnostics;
 pub mod presence;
 
 /// A handset, 24×24 (inline SVG: no icon font to download).
+/// "Open in a new window" (a box with an arrow leaving it), 24×24.
+pub const POP_OUT_PATH: &str = "M14 4h6v6h-2V7.4l-7.3 7.3-1.4-1.4L16.6 6H14V4zM5 6h6v2H6v10h10v-5h2v6a1 1 0 0 1-1 1H5a1 1 0 0 1-1-1V7a1 1 0 0 1 1-1z";
 pub const PHONE_PATH: &str = "M8.2 5.5l1.6 3.4c.2.4.1.9-.2 1.2l-1.2 1.1a9 9 0 0 0 4.4 4.4l1.1-1.2c.3-.3.8-.4 1.2-.2l3.4 1.6c.5.2.7.7.6 1.2l-.4 1.8c-.1.5-.6.9-1.1.9A13.5 13.5 0 0 1 4.3 6.4c0-.5.4-1 .9-1.1l1.8-.4c.5-.1 1 .1 1.2.6z";
 /// A handset laid down (hang up / reject).
 pub const HANG_UP_PATH: &str = "M12 9c-2.6 0-5.1.6-7.3 1.7-.5.3-.8.8-.7 1.4l.3 2c.1.6.6 1 1.2 1h2.3c.6 0 1-.4 1.1-1l.3-1.7c1.8-.5 3.8-.5 5.6 0l.3 1.7c.1.6.5 1 1.1 1h2.3c.6 0 1.1-.4 1.2-1l.3-2c.1-.6-.2-1.1-.7-1.4C17.1 9.6 14.6 9 12 9z";
@@ -94,12 +97,12 @@ pub fn IncomingCallDialog(
             </div>
             <p class="incoming__ringing">
                 <span class="ringing__label">{t.ringing}"…"</span>
-                <span class="ringing__left">{move || (t.seconds_left)(seconds_left.get())}</span>
+                <span class="ringing__left">{move || t.seconds_left(seconds_left.get())}</span>
             </p>
             <div class="incoming__actions">
                 <button
                     class="btn btn--accept"
-                    title="Accept (Alt+Shift+A)"
+                    title=t.with_shortcut(t.accept, "Alt+Shift+A")
                     aria-keyshortcuts="Alt+Shift+A"
                     node_ref=accept_ref
                     on:click=move |_| on_accept.run(())
@@ -109,7 +112,7 @@ pub fn IncomingCallDialog(
                 </button>
                 <button
                     class="btn btn--reject"
-                    title="Reject (Alt+Shift+R)"
+                    title=t.with_shortcut(t.reject, "Alt+Shift+R")
                     aria-keyshortcuts="Alt+Shift+R"
                     on:click=move |_| on_reject.run(())
                 >

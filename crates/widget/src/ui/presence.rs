@@ -144,7 +144,7 @@ pub fn TeamDrawer(
                     id=format!("fav-{sid}")
                     class="mate__star"
                     aria-pressed=move || if pressed() { "true" } else { "false" }
-                    aria-label=(t.favourite)(&c.name)
+                    aria-label=t.favourite(&c.name)
                     on:click=move |_| favourite(id.clone())
                 >
                     <svg class="icon" viewBox="0 0 24 24" aria-hidden="true"><path d=STAR_PATH /></svg>
@@ -158,7 +158,7 @@ pub fn TeamDrawer(
                 </span>
                 <button
                     class="btn btn--secondary mate__call"
-                    aria-label=(t.call_person)(&c.name)
+                    aria-label=t.call_person(&c.name)
                     on:click=move |_| on_call.run(cid.clone())
                 >
                     <svg class="icon" viewBox="0 0 24 24" aria-hidden="true"><path d=PHONE_PATH /></svg>
@@ -174,7 +174,7 @@ pub fn TeamDrawer(
         TeamLoad::Failed(e) => format!("{} {e}", t.team_failed),
         TeamLoad::Loaded => match matching.with(|m| m.1) {
             0 => t.team_empty.to_owned(),
-            total if total > SHOWN => (t.team_shown)(SHOWN, total),
+            total if total > SHOWN => t.team_shown(SHOWN, total),
             _ => String::new(),
         },
     };
