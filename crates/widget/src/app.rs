@@ -918,7 +918,7 @@ fn DeskView(widget: Widget) -> impl IntoView {
     };
     view! {
         <div class="identity">
-            <span>{t.signed_in_as}" "<strong>{move || widget.user.get().unwrap_or_default()}</strong></span>
+            <span>{t.signed_in_as}" "<strong dir="auto">{move || widget.user.get().unwrap_or_default()}</strong></span>
             <button class="btn btn--subtle" on:click=move |_| widget.sign_out()>{t.sign_out}</button>
         </div>
         {move || {

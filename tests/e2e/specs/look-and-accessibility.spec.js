@@ -64,12 +64,45 @@ test('idle, ringing, in call, and after a missed call', async ({ page, request }
   await expect(page.getByRole('heading', { name: 'On call' })).toBeVisible();
   await look(page, 'in-call');
 
+  await page.getByRole('button', { name: 'Hold' }).click();
+  await expect(page.getByRole('heading', { name: 'On hold' })).toBeVisible();
+  await look(page, 'on-hold');
+  await page.getByRole('button', { name: 'Resume' }).click();
+  await page.getByRole('button', { name: 'Transfer' }).click();
+  await page.getByLabel('Transfer to').fill('+44 20 7946 0958');
+  await page.getByRole('button', { name: 'Consult first' }).click();
+  await expect(page.getByRole('heading', { name: /^Consulting / })).toBeVisible();
+  await look(page, 'transferring');
+  await page.getByRole('button', { name: 'Back to caller' }).click();
+  await expect(page.getByRole('heading', { name: 'On hold' })).toBeVisible();
+  await page.getByRole('button', { name: 'Resume' }).click();
+  await expect(page.getByRole('heading', { name: 'On call' })).toBeVisible();
+
   await page.getByRole('button', { name: 'Hang up' }).click();
   await expect(page.getByRole('heading', { name: 'Wrap-up' })).toBeVisible();
   await look(page, 'wrap-up');
   await page.getByRole('button', { name: 'Save' }).click();
   await expect(page.getByText(/Call ended with/)).toBeVisible();
   await look(page, 'after-call');
+
+  await page.getByText('Diagnostics', { exact: true }).click();
+  await expect(page.locator('details.diag dd').first()).toHaveText('Connected');
+  await look(page, 'diagnostics');
+});
+
+test('Arabic, right to left: ringing and in call', async ({ browser, request }) => {
+  const context = await browser.newContext({ locale: 'ar', viewport: { width: 360, height: 640 } });
+  const page = await context.newPage();
+  const user = agentName('lookar');
+  await page.goto(`/?user=${user}`);
+  await expect(page.getByRole('status')).toHaveText('متصل');
+  await ring(request, user, { PhoneNumber: '+14255550123', callerName: 'Dana Whitfield', queue: 'Billing' });
+  await expect(page.getByRole('alertdialog')).toBeVisible();
+  await look(page, 'ringing-ar');
+  await page.getByRole('button', { name: 'قبول' }).click();
+  await expect(page.getByRole('heading', { name: 'في مكالمة' })).toBeVisible();
+  await look(page, 'in-call-ar');
+  await context.close();
 });
 
 test('disconnected and configuration error', async ({ page }) => {
