@@ -324,6 +324,12 @@ impl Strings {
         self.format("with_shortcut", None, &[("action", action), ("keys", keys)])
     }
 
+    /// Why the hub could not be reached (`hub_unreachable`, `hub_unauthorized`,
+    /// `hub_not_found`, `hub_http_error`), naming the URL and the HTTP status.
+    pub fn hub_text(&self, key: &str, url: &str, status: u16) -> String {
+        self.format(key, None, &[("url", url), ("status", &status.to_string())])
+    }
+
     /// A sign-in problem in words, naming what the admin must change where it is a setting.
     pub fn sign_in_problem(&self, problem: &switchboard_core::signin::SignInProblem) -> String {
         self.format(problem.catalogue_key(), None, &[("code", problem.code())])

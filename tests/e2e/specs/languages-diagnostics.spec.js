@@ -40,6 +40,17 @@ test('German from ?lang=: every text of the ringing call, plural seconds, html l
   await expect(page.getByLabel('Ergebnis').locator('option', { hasText: 'Gelöst' })).toHaveAttribute('value', 'Resolved');
 });
 
+test('the reason for a lost connection is in the agent\'s language too', async ({ page }) => {
+  await page.route('**/config.json', async (route) => {
+    const response = await route.fetch();
+    const config = await response.json();
+    await route.fulfill({ response, json: { ...config, hub: { ...config.hub, url: 'http://127.0.0.1:9/api', reconnectDelaysMs: [] } } });
+  });
+  await page.goto(`/?user=${agentName('dedown')}&lang=de`);
+  await expect(page.getByText('Der Hub unter http://127.0.0.1:9/api/negotiate ist nicht erreichbar.')).toBeVisible();
+  await expect(page.getByRole('button', { name: 'Neu verbinden' })).toBeVisible();
+});
+
 test('Arabic from the browser: mirrored layout, Arabic texts, no axe violations', async ({ browser, request }) => {
   const context = await browser.newContext({ locale: 'ar-EG', viewport: { width: 360, height: 640 } });
   const page = await context.newPage();

@@ -192,7 +192,7 @@ impl HubClient {
                     Ok(rx)
                 }
                 Some(Err(e)) => Err(e.to_string()),
-                None => Err("Not connected to the hub.".to_owned()),
+                None => Err(crate::i18n::strings().not_connected.to_owned()),
             }
         };
         self.flush();
@@ -226,7 +226,7 @@ impl HubClient {
                     Ok(())
                 }
                 Some(Err(e)) => Err(e.to_string()),
-                None => Err("Not connected to the hub.".to_owned()),
+                None => Err(crate::i18n::strings().not_connected.to_owned()),
             }
         };
         if let Err(e) = result {
@@ -244,7 +244,7 @@ impl HubClient {
                 Some(core) => core
                     .send(now(), target, arguments)
                     .map_err(|e| e.to_string()),
-                None => Err("Not connected to the hub.".to_owned()),
+                None => Err(crate::i18n::strings().not_connected.to_owned()),
             }
         };
         self.flush();
@@ -742,26 +742,21 @@ async fn negotiate_chain(
 }
 
 /// `POST {url}` with `Authorization: Bearer`, as the official client negotiates.
+///
+/// Failures are sentences in the agent's language (they are shown when the connection is lost).
 async fn negotiate(url: &str, token: &str) -> Result<NegotiateResponse, String> {
+    let t = crate::i18n::strings();
     let shown = url.split('?').next().unwrap_or(url).to_owned();
     let response = gloo_net::http::Request::post(url)
         .header("Authorization", &format!("Bearer {token}"))
         .send()
         .await
-        .map_err(|_| format!("Cannot reach the hub at {shown}."))?;
+        .map_err(|_| t.hub_text("hub_unreachable", &shown, 0))?;
     match response.status() {
         200..=299 => {}
-        401 => {
-            return Err(format!(
-                "The hub at {shown} refused the sign-in (401). Sign in again."
-            ));
-        }
-        404 => {
-            return Err(format!(
-                "No hub at {shown} (404). Check hub.url in config.json."
-            ));
-        }
-        status => return Err(format!("Negotiate at {shown} failed with HTTP {status}.")),
+        401 => return Err(t.hub_text("hub_unauthorized", &shown, 401)),
+        404 => return Err(t.hub_text("hub_not_found", &shown, 404)),
+        status => return Err(t.hub_text("hub_http_error", &shown, status)),
     }
     let body = response
         .text()
