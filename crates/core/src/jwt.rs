@@ -5,10 +5,10 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::Deserialize;
+use serde_json::Value;
 
 /// The claims the widget reads.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claims {
     /// Expiry, seconds since the Unix epoch.
     pub exp: Option<u64>,
@@ -27,7 +27,23 @@ pub fn read_claims(token: &str) -> Option<Claims> {
         return None;
     }
     let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
-    serde_json::from_slice(&bytes).ok()
+    // Through `Value` from a `&str`: the widget already has that parser; a derived
+    // `Deserialize` from bytes would add a second one (several KB of wasm).
+    let claims = serde_json::from_str::<Value>(std::str::from_utf8(&bytes).ok()?).ok()?;
+    let claims = claims.as_object()?;
+    let text = |k: &str| match claims.get(k) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(()),
+    };
+    Some(Claims {
+        exp: match claims.get("exp") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(v.as_u64()?),
+        },
+        sub: text("sub").ok()?,
+        oid: text("oid").ok()?,
+    })
 }
 
 #[cfg(test)]
