@@ -65,6 +65,9 @@ pub struct Host {
     pub hint: RwSignal<Option<&'static str>>,
     /// A number to dial once connected (a `tel:` link opened the tab).
     pub pending_dial: RwSignal<Option<String>>,
+    /// The host's signed-in user, the login hint for `ssoSilent`: `None` until the host has
+    /// said, `Some(None)` when it answered without one (CIF `getEnvironment().username`).
+    pub user: RwSignal<Option<Option<String>>>,
     adapter: StoredValue<Option<Rc<dyn Adapter>>, LocalStorage>,
 }
 
@@ -84,6 +87,7 @@ impl Host {
             visible: RwSignal::new(true),
             hint: RwSignal::new(None),
             pending_dial: RwSignal::new(None),
+            user: RwSignal::new(None),
             adapter: StoredValue::new_local(None),
         }
     }
