@@ -116,7 +116,9 @@ pub enum AuthConfig {
         redirect_uri: Option<String>,
         /// `sessionStorage` (default) or `localStorage` (`cacheLocation`).
         cache_location: String,
-        /// MSAL's popup relay page for a cross-site iframe (`popupRelayUri`; optional).
+        /// MSAL's popup relay page (`popupRelayUri`; default `popup-relay.html` next to the
+        /// widget, shipped in `dist/`). Used only when the widget is framed by a page of another
+        /// site ([`crate::signin::needs_popup_relay`]); it must be same-origin as the widget.
         popup_relay_uri: Option<String>,
         /// Extra authorities MSAL may trust (`knownAuthorities`: host names, needed for a
         /// non-Microsoft authority) and `protocolMode` (`AAD` default, `OIDC` for another IdP).
@@ -126,7 +128,20 @@ pub enum AuthConfig {
         /// `prompt` of the interactive sign-in (`prompt`; none by default). npm oidc-provider
         /// issues refresh tokens only with `consent` (docs/msal.md).
         prompt: Option<String>,
+        /// How the "Sign in" button signs in at top level (`interaction`: `redirect`, the
+        /// default, or `popup`); in a frame it is always a popup ([`crate::signin::use_redirect`]).
+        interaction: Interaction,
     },
+}
+
+/// How the "Sign in" button signs in when the widget is the top-level page (`auth.interaction`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interaction {
+    /// `"redirect"` (default): the tab goes to the identity provider and comes back
+    /// (`loginRedirect`); inside a frame, where MSAL refuses redirects, a popup.
+    Redirect,
+    /// `"popup"`: always a popup, also at top level.
+    Popup,
 }
 
 /// What is wrong with a configuration, in words an admin can act on.
@@ -236,6 +251,13 @@ impl AuthConfig {
                     Some(_) => return Err(invalid("auth.protocolMode must be AAD or OIDC".into())),
                 },
                 prompt: string(auth, "auth.", "prompt")?,
+                interaction: match string(auth, "auth.", "interaction")?.as_deref() {
+                    None | Some("redirect") => Interaction::Redirect,
+                    Some("popup") => Interaction::Popup,
+                    Some(_) => {
+                        return Err(invalid("auth.interaction must be redirect or popup".into()));
+                    }
+                },
             }),
             other => Err(invalid(format!(
                 "auth.mode \"{other}\" is not one of dev, msal"
@@ -387,6 +409,7 @@ impl Config {
             authority,
             client_id,
             scopes,
+            popup_relay_uri,
             ..
         } = &self.auth
         {
@@ -406,6 +429,15 @@ impl Config {
                 return Err(ConfigError::OutOfRange {
                     field: "auth.scopes",
                     expected: "the hub API scope, e.g. api://<app>/access_as_user",
+                });
+            }
+            if popup_relay_uri
+                .as_deref()
+                .is_some_and(|u| u.is_empty() || u.contains("://") || u.starts_with("//"))
+            {
+                return Err(ConfigError::OutOfRange {
+                    field: "auth.popupRelayUri",
+                    expected: "a path on the widget's own origin (MSAL requires the relay page to be same-origin), e.g. popup-relay.html",
                 });
             }
         }
@@ -586,6 +618,49 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(config.presence_sync.session_id, "other");
+    }
+
+    #[test]
+    fn msal_interaction_and_popup_relay_are_read_and_checked() {
+        let msal = |extra: &str| {
+            Config::from_json(&format!(
+                r#"{{"hub":{{"url":"/api"}},"auth":{{"mode":"msal","clientId":"c","authority":"https://idp","scopes":["s"]{extra}}}}}"#
+            ))
+        };
+        let interaction = |c: Config| match c.auth {
+            AuthConfig::Msal {
+                interaction,
+                popup_relay_uri,
+                ..
+            } => (interaction, popup_relay_uri),
+            AuthConfig::Dev { .. } => panic!("msal expected"),
+        };
+        assert_eq!(
+            interaction(msal("").unwrap()),
+            (Interaction::Redirect, None)
+        );
+        assert_eq!(
+            interaction(
+                msal(r#","interaction":"popup","popupRelayUri":"/sign-in/relay.html""#).unwrap()
+            ),
+            (Interaction::Popup, Some("/sign-in/relay.html".into()))
+        );
+        assert_eq!(
+            msal(r#","interaction":"window""#).unwrap_err().to_string(),
+            "config.json is not valid: auth.interaction must be redirect or popup"
+        );
+        for cross_origin in [
+            "https://cdn.example/relay.html",
+            "//cdn.example/relay.html",
+            "",
+        ] {
+            let e = msal(&format!(r#","popupRelayUri":"{cross_origin}""#)).unwrap_err();
+            assert!(
+                e.to_string()
+                    .contains("auth.popupRelayUri must be a path on the widget's own origin"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

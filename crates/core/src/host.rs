@@ -556,6 +556,14 @@ pub fn cif_event_number(data: &str) -> Option<i64> {
         .as_i64()
 }
 
+/// The signed-in Dynamics user's name (UPN) from `getEnvironment()`'s JSON text (`username`),
+/// the login hint for `ssoSilent`. `None` when absent, empty, not text or implausibly long.
+pub fn cif_environment_username(environment: &str) -> Option<String> {
+    let v: Value = serde_json::from_str(environment).ok()?;
+    let name = v.get("username")?.as_str()?.trim();
+    (!name.is_empty() && name.len() <= 256).then(|| name.to_owned())
+}
+
 /// The activity logged when a ringing call was not taken (as the sample: a `task` whose
 /// subject says what happened).
 pub fn cif_missed_task(call: &IncomingCall, call_id: &str, outcome: &str) -> Value {
@@ -957,6 +965,21 @@ mod tests {
         assert_eq!(cif_click_to_act_number(r#"{"value":""}"#), None);
         assert_eq!(cif_event_number(r#"{"value":2}"#), Some(2));
         assert_eq!(cif_event_number("{}"), None);
+        assert_eq!(
+            cif_environment_username(
+                r#"{"appid":"a","username":" alice@contoso.com ","userLcid":1033}"#
+            )
+            .as_deref(),
+            Some("alice@contoso.com")
+        );
+        for none in [
+            r#"{"appid":"a"}"#,
+            r#"{"username":""}"#,
+            r#"{"username":7}"#,
+            "not json",
+        ] {
+            assert_eq!(cif_environment_username(none), None, "{none}");
+        }
     }
 
     fn record() -> CallRecord {

@@ -16,7 +16,7 @@ pub mod presence;
 pub mod signin;
 
 pub use call::{CallState, RejectReason};
-pub use config::{AuthConfig, Config, ConfigError, GraphConfig};
+pub use config::{AuthConfig, Config, ConfigError, GraphConfig, Interaction};
 pub use desk::{Action, ActiveCall, Desk, Outcome, Ringing};
 pub use history::{CallDirection, CallRecord, History};
 pub use notification::{IncomingCall, NotificationError};

@@ -143,6 +143,47 @@ pub fn is_expired(now: u64, exp: u64, skew: u64) -> bool {
     exp <= now.saturating_add(skew)
 }
 
+/// How long start-up waits for the host's user (CIF `getEnvironment().username`) before it
+/// shows the "Sign in" button instead of trying `ssoSilent` with it, in milliseconds.
+pub const HOST_USER_WAIT_MS: u32 = 5_000;
+
+/// Whether the "Sign in" button should redirect the tab to the identity provider
+/// (`loginRedirect`) rather than open a popup: only when configured so (the default) and the
+/// widget is the top-level page. MSAL refuses redirects inside a frame (`redirect_in_iframe`),
+/// and a CRM must keep its page, so a framed widget always uses a popup.
+pub fn use_redirect(interaction: crate::Interaction, framed: bool) -> bool {
+    interaction == crate::Interaction::Redirect && !framed
+}
+
+/// Whether a sign-in popup opened from this page needs MSAL's popup relay
+/// (`auth.popupRelayUri`, MSAL 5.17+): the page is `framed` and its top-level page
+/// (`top_origin`, e.g. the last of `location.ancestorOrigins`; `None` when the browser does not
+/// say) may be of another site than `own_origin`.
+///
+/// Why: the redirect bridge page answers the opener over a `BroadcastChannel`, which browsers
+/// partition by top-level site; from a frame under another site the answer never arrives. The
+/// relay page runs top-level on the widget's origin and hands the answer back by `postMessage`.
+/// Sites are compared strictly (same scheme and host; the port does not count): a subdomain
+/// of the same registrable domain also gets the relay, which costs the agent one click more
+/// and always works.
+pub fn needs_popup_relay(own_origin: &str, framed: bool, top_origin: Option<&str>) -> bool {
+    let site = |origin: &str| {
+        let (scheme, rest) = origin.split_once("://")?;
+        let host = rest.split('/').next()?;
+        // `[::1]:8080` keeps its brackets; a port after the host is dropped.
+        let host = match host.rfind(':') {
+            Some(i) if !host[i..].contains(']') => &host[..i],
+            _ => host,
+        };
+        Some((scheme.to_ascii_lowercase(), host.to_ascii_lowercase()))
+    };
+    framed
+        && match (site(own_origin), top_origin.and_then(site)) {
+            (Some(own), Some(top)) => own != top,
+            _ => true,
+        }
+}
+
 #[cfg(test)]
 mod tests {
     /// The widget shows these sentences from its catalogue: English there must say exactly
@@ -271,5 +312,54 @@ mod tests {
         assert!(is_expired(1_000, 1_000, 0));
         assert!(is_expired(1_000, 1_020, 30));
         assert!(!is_expired(1_000, 1_100, 30));
+    }
+
+    #[test]
+    fn redirect_only_at_top_level_and_relay_only_under_another_site() {
+        use crate::Interaction::{Popup, Redirect};
+        assert!(use_redirect(Redirect, false));
+        assert!(!use_redirect(Redirect, true));
+        assert!(!use_redirect(Popup, false));
+        assert!(!use_redirect(Popup, true));
+
+        let own = "http://127.0.0.1:18281";
+        // Not framed: a plain popup.
+        assert!(!needs_popup_relay(own, false, None));
+        // Same site (another port of the same host): the bridge's BroadcastChannel reaches us.
+        assert!(!needs_popup_relay(
+            own,
+            true,
+            Some("http://127.0.0.1:18282")
+        ));
+        assert!(!needs_popup_relay(
+            "https://widget.contoso.com",
+            true,
+            Some("https://WIDGET.contoso.com:443")
+        ));
+        // Another site: localhost vs 127.0.0.1, http vs https, a CRM's domain.
+        assert!(needs_popup_relay(own, true, Some("http://localhost:18282")));
+        assert!(needs_popup_relay(
+            own,
+            true,
+            Some("https://127.0.0.1:18282")
+        ));
+        assert!(needs_popup_relay(
+            "https://switchboard.contoso.com",
+            true,
+            Some("https://org.crm.dynamics.com")
+        ));
+        // Unknown top (Firefox has no ancestorOrigins) or garbage: the relay, which always works.
+        assert!(needs_popup_relay(own, true, None));
+        assert!(needs_popup_relay(own, true, Some("null")));
+        assert!(!needs_popup_relay(
+            "http://[::1]:1",
+            true,
+            Some("http://[::1]:2")
+        ));
+        assert!(needs_popup_relay(
+            "http://[::1]:1",
+            true,
+            Some("http://127.0.0.1:1")
+        ));
     }
 }

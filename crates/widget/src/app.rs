@@ -268,7 +268,10 @@ impl Widget {
     }
 
     /// MSAL start-up: initialise, handle a redirect answer, pick the account, then a silent
-    /// token (or `ssoSilent` with the `loginHint` query parameter); else the "Sign in" button.
+    /// token; if that needs the agent, `ssoSilent` with a login hint (the `loginHint` query
+    /// parameter, else in CIF the Dynamics user from `getEnvironment`, waited for at most
+    /// [`HOST_USER_WAIT_MS`](switchboard_core::signin::HOST_USER_WAIT_MS)); else the
+    /// "Sign in" button.
     async fn msal_boot(self) {
         let Some(config) = self.config.get_untracked() else {
             return;
@@ -279,10 +282,17 @@ impl Widget {
         };
         self.msal.set_value(Some(msal.clone()));
         let mut token = msal.api_token().await;
-        if let (Err(p), Some(hint)) = (&token, query_param("loginHint"))
+        if let Err(p) = &token
             && p.needs_interaction()
         {
-            token = msal.sso(&hint).await;
+            let hint = match query_param("loginHint") {
+                Some(hint) => Some(hint),
+                None => self.host_user().await,
+            };
+            if let Some(hint) = hint {
+                diagnostics::record("sign-in: ssoSilent with a login hint".into());
+                token = msal.sso(&hint).await;
+            }
         }
         match token {
             Ok(token) => self.msal_signed_in(token),
@@ -293,7 +303,40 @@ impl Widget {
         }
     }
 
-    /// The agent pressed "Sign in" (or "Sign in again"): an MSAL popup, opened inside the click.
+    /// The host's signed-in user (CIF `getEnvironment().username`), waited for at most
+    /// `HOST_USER_WAIT_MS` in 100 ms steps; `None` at once for other hosts.
+    async fn host_user(self) -> Option<String> {
+        if self.host.kind.get_untracked() != Some(switchboard_core::host::HostKind::Cif) {
+            return None;
+        }
+        for _ in 0..switchboard_core::signin::HOST_USER_WAIT_MS / 100 {
+            if let Some(user) = self.host.user.get_untracked() {
+                return user;
+            }
+            gloo_timers::future::sleep(Duration::from_millis(100)).await;
+        }
+        diagnostics::record("sign-in: no user from the host in time".into());
+        None
+    }
+
+    /// The agent pressed "Sign in": a redirect in a top-level tab (`auth.interaction`), else a
+    /// popup (opened inside the click).
+    pub fn msal_sign_in(self) {
+        let Some(msal) = self.msal.get_value() else {
+            return;
+        };
+        if !msal.redirects() {
+            return self.msal_popup();
+        }
+        spawn_local(async move {
+            if let Err(p) = msal.redirect().await {
+                self.phase.set(Phase::SignIn(Some(strings().sign_in_problem(&p))));
+            }
+        });
+    }
+
+    /// The agent pressed "Sign in" in a frame or "Sign in again" (always a popup, so the hub
+    /// connection and a call in progress survive): an MSAL popup, opened inside the click.
     pub fn msal_popup(self) {
         let Some(msal) = self.msal.get_value() else {
             return;
@@ -771,7 +814,7 @@ pub fn App() -> impl IntoView {
                 <h2 id="sign-in-title" class="panel__title">{t.sign_in_title}</h2>
                 <p class="muted">{t.msal_sign_in_hint}</p>
                 {reason.map(|r| view! { <p role="alert">{r}</p> })}
-                <button class="btn btn--primary" on:click=move |_| widget.msal_popup()>{t.sign_in}</button>
+                <button class="btn btn--primary" on:click=move |_| widget.msal_sign_in()>{t.sign_in}</button>
             </section>
         }
         .into_any(),

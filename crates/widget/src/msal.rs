@@ -3,14 +3,21 @@
 //!
 //! The bindings cover exactly what the widget calls: `PublicClientApplication` with
 //! `initialize`, `handleRedirectPromise`, `getActiveAccount`/`getAllAccounts`/
-//! `setActiveAccount`, `acquireTokenSilent`, `acquireTokenPopup`, `ssoSilent` and `clearCache`.
+//! `setActiveAccount`, `acquireTokenSilent`, `acquireTokenPopup`, `acquireTokenRedirect`,
+//! `ssoSilent` and `clearCache`.
+//!
+//! Where the widget runs decides the interactive flow (`switchboard_core::signin`): a top-level
+//! tab redirects (`auth.interaction`, default `redirect`); a frame uses a popup, and a frame
+//! under another site's page (a CRM) opens it through MSAL's popup relay page
+//! (`popup-relay.html`, `auth.popupRelayUri`), because the redirect bridge's
+//! `BroadcastChannel` is partitioned by top-level site.
 //! Errors become [`SignInProblem`]s (`switchboard-core`), whose messages say what to do.
 //! Tokens are never logged: the diagnostics say when one was renewed and how long it lives.
 
 use js_sys::{Array, Promise, Reflect};
 use serde_json::{Value, json};
 use switchboard_core::AuthConfig;
-use switchboard_core::signin::{SignInProblem, classify};
+use switchboard_core::signin::{self, SignInProblem, classify};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
@@ -35,6 +42,8 @@ extern "C" {
     fn acquire_token_silent(this: &PublicClientApplication, request: &JsValue) -> Promise;
     #[wasm_bindgen(method, js_name = acquireTokenPopup)]
     fn acquire_token_popup(this: &PublicClientApplication, request: &JsValue) -> Promise;
+    #[wasm_bindgen(method, js_name = acquireTokenRedirect)]
+    fn acquire_token_redirect(this: &PublicClientApplication, request: &JsValue) -> Promise;
     #[wasm_bindgen(method, js_name = ssoSilent)]
     fn sso_silent(this: &PublicClientApplication, request: &JsValue) -> Promise;
     #[wasm_bindgen(method, js_name = clearCache)]
@@ -100,6 +109,8 @@ pub struct Msal {
     api_scopes: Vec<String>,
     graph_scopes: Vec<String>,
     prompt: Option<String>,
+    /// The "Sign in" button redirects (top level, `auth.interaction` `redirect`).
+    redirect: bool,
 }
 
 /// What a token call gives back: the token and its account's user name.
@@ -130,14 +141,30 @@ impl Msal {
             known_authorities,
             protocol_mode,
             prompt,
+            interaction,
         } = auth
         else {
             return Err(SignInProblem::Other("auth.mode".into()));
         };
         load_script().await?;
-        let base = web_sys::window()
-            .and_then(|w| w.location().href().ok())
-            .unwrap_or_default();
+        let window = web_sys::window().ok_or(SignInProblem::Other("no window".into()))?;
+        let location = window.location();
+        let framed = window
+            .parent()
+            .ok()
+            .flatten()
+            .is_some_and(|p| !js_sys::Object::is(&p, &window));
+        // The top-level page's origin: the last of `location.ancestorOrigins` (Chromium,
+        // Safari); unknown elsewhere, which means the relay.
+        let ancestors = Reflect::get(&location, &"ancestorOrigins".into()).unwrap_or_default();
+        let top = Reflect::get(&ancestors, &"length".into())
+            .ok()
+            .and_then(|n| n.as_f64())
+            .filter(|n| *n >= 1.0)
+            .and_then(|n| Reflect::get(&ancestors, &(n - 1.0).into()).ok())
+            .and_then(|o| o.as_string());
+        let own = location.origin().unwrap_or_default();
+        let base = location.href().unwrap_or_default();
         let base = base.split(['?', '#']).next().unwrap_or_default();
         let base = &base[..base.rfind('/').map_or(base.len(), |i| i + 1)];
         let redirect = redirect_uri
@@ -150,7 +177,15 @@ impl Msal {
             "postLogoutRedirectUri": redirect,
             "knownAuthorities": known_authorities,
         });
-        if let Some(relay) = popup_relay_uri {
+        if signin::needs_popup_relay(&own, framed, top.as_deref()) {
+            // MSAL resolves a relative relay URI against the origin, not the page: anchor it
+            // next to the widget unless it is already a path from the root.
+            let relay = match popup_relay_uri.as_deref() {
+                Some(path) if path.starts_with('/') => path.to_owned(),
+                Some(path) => format!("{base}{path}"),
+                None => format!("{base}popup-relay.html"),
+            };
+            crate::diagnostics::record("sign-in: popup relay (framed by another site)".into());
             auth["popupRelayUri"] = json!(relay);
         }
         let config = json!({
@@ -164,6 +199,7 @@ impl Msal {
             .map_err(|e| problem(&e))?;
         match JsFuture::from(app.handle_redirect_promise()).await {
             Ok(r) if !r.is_null() && !r.is_undefined() => {
+                crate::diagnostics::record("sign-in: redirect answer taken".into());
                 app.set_active_account(
                     &Reflect::get(&r, &"account".into()).unwrap_or(JsValue::NULL),
                 );
@@ -176,7 +212,34 @@ impl Msal {
             api_scopes: scopes.clone(),
             graph_scopes: graph_scopes.clone(),
             prompt: prompt.clone(),
+            redirect: signin::use_redirect(*interaction, framed),
         })
+    }
+
+    /// Whether the "Sign in" button redirects the tab ([`Msal::redirect`]) rather than open a
+    /// popup ([`Msal::popup`]).
+    pub fn redirects(&self) -> bool {
+        self.redirect
+    }
+
+    fn interactive_request(&self) -> JsValue {
+        let mut request = json!({ "scopes": self.api_scopes });
+        if let Some(prompt) = &self.prompt {
+            request["prompt"] = json!(prompt);
+        }
+        js(&request)
+    }
+
+    /// Interactive sign-in by redirect (`acquireTokenRedirect`): the tab goes to the identity
+    /// provider, whose answer comes back through the redirect bridge (`redirect.html`) to this
+    /// page, where [`Msal::start`]'s `handleRedirectPromise` takes it. Resolves when the
+    /// navigation starts; an error (e.g. the authority is unreachable) comes back as a problem.
+    pub async fn redirect(&self) -> Result<(), SignInProblem> {
+        crate::diagnostics::record("sign-in: redirecting to the identity provider".into());
+        JsFuture::from(self.app.acquire_token_redirect(&self.interactive_request()))
+            .await
+            .map(|_| ())
+            .map_err(|e| problem(&e))
     }
 
     /// The account to use: the active one, else the only one (made active). `None` when there
@@ -234,12 +297,7 @@ impl Msal {
     /// Interactive sign-in in a popup. Call it straight from a click handler: the popup opens
     /// synchronously, inside the user gesture, so the browser does not block it.
     pub fn popup(&self) -> impl std::future::Future<Output = Result<Token, SignInProblem>> + use<> {
-        let mut request = json!({ "scopes": self.api_scopes });
-        if let Some(prompt) = &self.prompt {
-            request["prompt"] = json!(prompt);
-        }
-        let request = js(&request);
-        let promise = self.app.acquire_token_popup(&request);
+        let promise = self.app.acquire_token_popup(&self.interactive_request());
         let app = self.app.clone();
         async move {
             let r = JsFuture::from(promise).await.map_err(|e| problem(&e))?;

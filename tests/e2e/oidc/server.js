@@ -5,8 +5,9 @@
 //        --audience api://switchboard-e2e --ttl 20 --cert-dir DIR
 //
 // Prints `issuer https://localhost:PORT` once listening. DIR/cert.pem is the test CA that signed
-// the server's certificate (the hub's --oidc-ca-file). Test-only extra: GET /test/token?aud=X&sub=Y mints an access token
-// signed with the provider's own key for any audience (the wrong-audience case).
+// the server's certificate (the hub's --oidc-ca-file). Test-only extras: GET /test/token?aud=X&sub=Y mints an access token
+// signed with the provider's own key for any audience (the wrong-audience case); GET /test/login-hints lists the
+// login_hint of every authorization request so far (ssoSilent with the host's user).
 import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync, createSign, randomUUID } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -63,6 +64,10 @@ const provider = new Provider(issuer, {
     accountId: id,
     claims: () => ({ sub: id, name: id, preferred_username: id }),
   }),
+  // ssoSilent loads the authorization endpoint (prompt=none) in a hidden iframe under the
+  // widget's site (127.0.0.1), another site than this provider (localhost): the session cookie
+  // must be SameSite=None (as Entra ID's are), not oidc-provider's default Lax.
+  cookies: { long: { httpOnly: true, sameSite: 'none' } },
   // Public SPA clients get refresh tokens (MSAL renews silently with them).
   issueRefreshToken: (_ctx, client) => client.grantTypeAllowed('refresh_token'),
   ttl: { AccessToken: ttl, IdToken: 3600, RefreshToken: 86400, Grant: 86400, Session: 86400,
@@ -95,6 +100,7 @@ const provider = new Provider(issuer, {
   },
 });
 provider.proxy = false;
+provider.on('authorization.error', (_ctx, e) => { if (process.env.E2E_DEBUG) console.error(`authorization.error: ${e.error} ${e.error_description}`); });
 provider.on('grant.error', (_ctx, e) => console.error(`grant.error: ${e.error} ${e.error_description} [${e.scope}] [${e.error_detail}]`));
 
 const b64 = (v) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url');
@@ -106,11 +112,39 @@ function mint(aud, sub) {
   return `${head}.${body}.${sig}`;
 }
 
+const loginHints = [];
 const callback = provider.callback();
 const server = https.createServer({
   key: readFileSync(join(certDir, 'key.pem')), cert: readFileSync(join(certDir, 'server.pem')),
 }, (req, res) => {
   const url = new URL(req.url, issuer);
+  if (url.pathname === '/auth' && url.searchParams.has('login_hint')) {
+    loginHints.push(url.searchParams.get('login_hint'));
+    if (process.env.E2E_DEBUG) console.error(`auth prompt=${url.searchParams.get('prompt')} cookie=${/_session=/.test(req.headers.cookie ?? '')} sec-fetch-site=${req.headers['sec-fetch-site']} dest=${req.headers['sec-fetch-dest']}`);
+  }
+  if (url.pathname === '/test/login-hints') {
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify(loginHints));
+    return;
+  }
+  if (req.method === 'POST' && url.pathname === '/token') {
+    // Like Entra ID, keep renewing SPA sessions that began without prompt=consent (ssoSilent
+    // sends prompt=none): oidc-provider leaves offline_access out of such a refresh token
+    // (OIDC Core 11) and then refuses a refresh asking for it, which MSAL always does. Drop
+    // offline_access from refresh requests; oidc-provider reads an already read body from
+    // req.body (lib/shared/selective_body.js).
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      const form = new URLSearchParams(Buffer.concat(chunks).toString());
+      if (form.get('grant_type') === 'refresh_token' && form.has('scope')) {
+        form.set('scope', form.get('scope').split(' ').filter((v) => v !== 'offline_access').join(' '));
+      }
+      req.body = form.toString();
+      callback(req, res);
+    });
+    return;
+  }
   if (url.pathname === '/test/token') {
     res.setHeader('content-type', 'application/json');
     res.end(JSON.stringify({ accessToken: mint(url.searchParams.get('aud'), url.searchParams.get('sub') ?? 'test-user') }));

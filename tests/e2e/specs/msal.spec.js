@@ -2,20 +2,29 @@
 // a local OpenID Connect provider (npm oidc-provider over HTTPS, self-signed certificate made at
 // test time: oidc/server.js) standing in for Entra ID. The spec starts its own provider and its
 // own hub in OIDC mode (dev sign-in off), serving dist/ with a config.json in "msal" mode, and
-// an iframe host page on another origin of the same site (a CRM stand-in).
+// an iframe host page (a CRM stand-in) served as another origin of the same site
+// (http://127.0.0.1:HOST_PORT) and as another site (http://localhost:HOST_PORT); a second hub
+// with --dev-auth on serves the CIF host simulator (dev routes) for the ssoSilent case.
+//
+// Playwright starts Chromium with third-party storage partitioning switched off
+// (--disable-features=…ThirdPartyStoragePartitioning…); Chrome ships it on. This spec passes its
+// own --disable-features without it (the last occurrence of a switch wins), so cross-site frames
+// behave as in the field, and checks that they do.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { test, expect } from '@playwright/test';
+import { test, expect, chromium } from '@playwright/test';
 import { HUB_BIN } from './hub.js';
 
 const OIDC_PORT = Number(process.env.E2E_OIDC_PORT ?? 8441);
 const HUB_PORT = Number(process.env.E2E_MSAL_HUB_PORT ?? 18281);
-const HOST_PORT = HUB_PORT + 1;
+const HOST_PORT = Number(process.env.E2E_MSAL_HOST_PORT ?? HUB_PORT + 1);
+const CIF_HUB_PORT = Number(process.env.E2E_MSAL_CIF_HUB_PORT ?? HUB_PORT + 2);
 const HUB = `http://127.0.0.1:${HUB_PORT}`;
+const CIF_HUB = `http://127.0.0.1:${CIF_HUB_PORT}`;
 const ISSUER = `https://localhost:${OIDC_PORT}`;
 const AUDIENCE = 'api://switchboard-e2e';
 const TTL = 20; // seconds: access tokens expire during the test
@@ -25,6 +34,7 @@ const SERVER = fileURLToPath(new URL('../oidc/server.js', import.meta.url));
 let dir;
 let oidc;
 let hub;
+let cifHub;
 let host;
 
 /** Spawns a process and waits (bounded) for a stdout line starting with `ready`. */
@@ -52,18 +62,31 @@ function stop(child) {
   });
 }
 
-const startHub = () => start(HUB_BIN, ['--listen', `127.0.0.1:${HUB_PORT}`, '--static', DIST,
+const startHub = (port = HUB_PORT, extra = []) => start(HUB_BIN, ['--listen', `127.0.0.1:${port}`, '--static', DIST,
   '--config', join(dir, 'config.json'), '--access-key', 'e2e-msal-key-0123456789',
-  '--oidc-authority', ISSUER, '--oidc-audience', AUDIENCE, '--oidc-ca-file', join(dir, 'cert.pem')],
+  '--oidc-authority', ISSUER, '--oidc-audience', AUDIENCE, '--oidc-ca-file', join(dir, 'cert.pem'), ...extra],
 'listening on', { RUST_LOG: 'warn' });
 
+// Playwright 1.65's own --disable-features list minus ThirdPartyStoragePartitioning.
+const PLAYWRIGHT_DISABLED_FEATURES = ['AvoidUnnecessaryBeforeUnloadCheckSync', 'DestroyProfileOnBrowserClose',
+  'HttpsUpgrades', 'HttpsFirstBalancedModeAutoEnable', 'LensOverlay', 'MediaRouter', 'PaintHolding',
+  'AvoidCorsURLLoaderRestartOnRedirect', 'TcpPortRandomizationWin', 'OptimizationHints',
+  'NetworkTimeServiceQuerying', 'AimEnabled', 'PreconnectToSearch'];
+
+const LAUNCH = {
+  executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    `--disable-features=${PLAYWRIGHT_DISABLED_FEATURES.join(',')}`],
+};
+
 test.describe.configure({ mode: 'serial' });
-test.use({ ignoreHTTPSErrors: true });
+test.use({ ignoreHTTPSErrors: true, launchOptions: LAUNCH });
 
 test.beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'sb-msal-'));
   oidc = await start('node', [SERVER, '--port', String(OIDC_PORT), '--cert-dir', dir,
-    '--redirect', `${HUB}/redirect.html`, '--audience', AUDIENCE, '--ttl', String(TTL)], 'issuer');
+    '--redirect', `${HUB}/redirect.html,${CIF_HUB}/redirect.html`, '--audience', AUDIENCE, '--ttl', String(TTL)], 'issuer');
   writeFileSync(join(dir, 'config.json'), JSON.stringify({
     hub: { url: '/api', reconnectDelaysMs: [0, 1000, 2000, 5000, 10000] },
     auth: {
@@ -75,23 +98,29 @@ test.beforeAll(async () => {
     },
   }));
   hub = await startHub();
-  // The CRM stand-in: another origin (port) of the same site, the widget in an iframe.
-  host = http.createServer((_req, res) => {
+  // The CIF simulator is a dev route: this hub also keeps dev sign-in (the widget still uses MSAL).
+  cifHub = await startHub(CIF_HUB_PORT, ['--dev-auth', 'on']);
+  // The CRM stand-in: the widget in an iframe. As http://127.0.0.1:HOST_PORT it is another
+  // origin (port) of the widget's site; as http://localhost:HOST_PORT another site.
+  // /probe frames a plain page of the hub instead (the partitioning check).
+  host = http.createServer((req, res) => {
     res.setHeader('content-type', 'text/html');
+    const src = req.url.startsWith('/probe') ? `${HUB}/favicon.svg` : `${HUB}/`;
     res.end(`<!doctype html><title>CRM</title><h1>CRM</h1>
-<iframe title="Switchboard" src="${HUB}/" style="width:360px;height:600px;border:1px solid #888"></iframe>`);
+<iframe title="Switchboard" src="${src}" style="width:360px;height:600px;border:1px solid #888"></iframe>`);
   });
   await new Promise((resolve) => host.listen(HOST_PORT, '127.0.0.1', resolve));
 });
 
 test.afterAll(async () => {
   await stop(hub);
+  await stop(cifHub);
   await stop(oidc);
   await new Promise((resolve) => (host ? host.close(resolve) : resolve()));
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-const widgetFrame = (page) => page.frames().find((f) => f.url().startsWith(HUB));
+const widgetFrame = (page, origin = HUB) => page.frames().find((f) => f.url().startsWith(origin));
 const diagnostics = async (page) => widgetFrame(page).evaluate(() => window.switchboardDiagnostics());
 const tokenIds = (text) => new Set([...text.matchAll(/token \w[^:]*: expires in \d+ s \(id (\w+)\)/g)].map((m) => m[1]));
 
@@ -153,4 +182,133 @@ test('the hub refuses a token for another audience at negotiate (401) and takes 
   expect(right.status()).toBe(200);
   // Dev sign-in is off next to OIDC.
   expect((await request.post(`${HUB}/dev/token`, { data: { user: 'alice' } })).status()).toBe(404);
+});
+
+/** Signs in on the IdP's pages (oidc-provider's dev interactions) as `login`, then consents. */
+async function idpSignIn(page, login) {
+  await page.locator('input[name="login"]').fill(login);
+  await page.locator('input[name="password"]').fill('any');
+  await page.getByRole('button', { name: 'Sign-in' }).click();
+  await page.getByRole('button', { name: 'Continue' }).click(); // the consent page
+}
+
+test('popup sign-in from a cross-site iframe goes through the popup relay page', async ({ page, context }, testInfo) => {
+  test.setTimeout(90_000);
+  await context.route(/fonts\.googleapis\.com/, (route) => route.abort());
+
+  await test.step('this Chromium partitions a cross-site frame\'s BroadcastChannel (as Chrome does)', async () => {
+    // A top-level page of the widget's origin listens; the same origin framed by another site
+    // (localhost) posts first, then framed by the same site (127.0.0.1). Only the second arrives.
+    const listener = await context.newPage();
+    await listener.goto(`${HUB}/favicon.svg`);
+    await listener.evaluate(() => {
+      window.heard = [];
+      new BroadcastChannel('probe').onmessage = (e) => window.heard.push(e.data);
+    });
+    for (const [hostname, said] of [['localhost', 'cross-site'], ['127.0.0.1', 'same-site']]) {
+      const crm = await context.newPage();
+      await crm.goto(`http://${hostname}:${HOST_PORT}/probe`);
+      await widgetFrame(crm).evaluate((said) => new BroadcastChannel('probe').postMessage(said), said);
+      await crm.close();
+    }
+    await expect.poll(() => listener.evaluate(() => window.heard.join())).toBe('same-site');
+    await listener.close();
+  });
+
+  await test.step('Sign in in the CRM frame → relay page → Continue → IdP → connected', async () => {
+    await page.goto(`http://localhost:${HOST_PORT}/`);
+    const frame = page.frameLocator('iframe');
+    const relayPromise = page.waitForEvent('popup');
+    await frame.getByRole('button', { name: 'Sign in', exact: true }).click();
+    const relay = await relayPromise;
+    // Top-level, on the widget's own origin, the IdP request in its hash.
+    await relay.waitForURL((url) => url.origin === HUB && url.pathname === '/popup-relay.html' && url.hash.includes('req='));
+    const idpPromise = relay.waitForEvent('popup');
+    await relay.getByRole('button', { name: 'Continue' }).click();
+    const idp = await idpPromise;
+    expect(new URL(idp.url()).origin).toBe(ISSUER);
+    expect(relay.url()).not.toContain('req='); // scrubbed from the relay's address at once
+    await idpSignIn(idp, 'carol');
+    await expect(frame.getByRole('status')).toHaveText(/Connected/, { timeout: 20_000 })
+      .catch(async (e) => { console.log(await diagnostics(page)); throw e; });
+    await expect(frame.getByText('carol', { exact: true })).toBeVisible();
+    await expect.poll(() => relay.isClosed()).toBe(true);
+    expect(await diagnostics(page)).toMatch(/sign-in: popup relay \(framed by another site\)/);
+    await page.screenshot({ path: testInfo.outputPath('msal-cross-site-connected.png') });
+  });
+});
+
+test('the relay window closed before signing in: the agent is told, not left waiting', async ({ page, context }) => {
+  await context.route(/fonts\.googleapis\.com/, (route) => route.abort());
+  await page.goto(`http://localhost:${HOST_PORT}/`);
+  const frame = page.frameLocator('iframe');
+  const relayPromise = page.waitForEvent('popup');
+  await frame.getByRole('button', { name: 'Sign in', exact: true }).click();
+  const relay = await relayPromise;
+  await relay.waitForURL(/popup-relay\.html/);
+  await expect(relay.getByRole('button', { name: 'Continue' })).toBeEnabled();
+  await relay.close();
+  await expect(frame.getByRole('alert')).toHaveText(/closed before you finished/);
+  await expect(frame.getByRole('button', { name: 'Sign in', exact: true })).toBeEnabled();
+});
+
+test('top-level redirect sign-in; then in the CIF host, ssoSilent with the Dynamics user and no click', async ({}, testInfo) => { // eslint-disable-line no-empty-pattern
+  test.setTimeout(90_000);
+  // ssoSilent loads the IdP in a hidden iframe under the widget's site: the IdP's session cookie
+  // is a third-party cookie there. This Chromium (156) blocks third-party cookies by default,
+  // both in Playwright's contexts and in a fresh profile (observed: the prompt=none request came
+  // without the cookie, sec-fetch-site cross-site, and got login_required). Chrome and Edge
+  // allow them by default, so this profile does too (cookie_controls_mode 0); where they are
+  // blocked, ssoSilent fails and the Sign in button comes, as in the first step.
+  const profile = mkdtempSync(join(tmpdir(), 'sb-msal-profile-'));
+  mkdirSync(join(profile, 'Default'));
+  writeFileSync(join(profile, 'Default', 'Preferences'), JSON.stringify({ profile: { cookie_controls_mode: 0, block_third_party_cookies: false } }));
+  const context = await chromium.launchPersistentContext(profile, { ...LAUNCH, ignoreHTTPSErrors: true, viewport: { width: 360, height: 640 } });
+  try {
+  const page = context.pages()[0] ?? await context.newPage();
+  await context.route(/fonts\.googleapis\.com/, (route) => route.abort());
+  const hints = async () => (await (await context.request.get(`${ISSUER}/test/login-hints`)).json());
+  const cifFrame = (p) => p.frameLocator('iframe#widget');
+  const cifLog = (p) => p.frames().find((f) => f.url().startsWith(`${CIF_HUB}/?`)).evaluate(() => window.switchboardDiagnostics());
+
+  await test.step('CIF without an IdP session: ssoSilent fails, the Sign in button comes (no hang)', async () => {
+    const cif = await context.newPage();
+    await cif.goto(`${CIF_HUB}/hosts/cif?user=dana`);
+    await expect(cifFrame(cif).getByRole('button', { name: 'Sign in', exact: true })).toBeVisible({ timeout: 20_000 });
+    expect(await hints()).toContain('dana@contoso.com');
+    await cif.close();
+  });
+
+  await test.step('standalone tab: Sign in redirects to the IdP and back, connected', async () => {
+    await page.goto(`${CIF_HUB}/`);
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await page.waitForURL((url) => url.origin === ISSUER);
+    await idpSignIn(page, 'alice@contoso.com');
+    await page.waitForURL((url) => url.origin === CIF_HUB);
+    await expect(page.getByRole('status')).toHaveText(/Connected/, { timeout: 20_000 })
+      .catch(async (e) => { console.log(await page.evaluate(() => window.switchboardDiagnostics())); throw e; });
+    await expect(page.getByText('alice@contoso.com', { exact: true })).toBeVisible();
+    expect(page.url()).not.toMatch(/code=|state=/); // nothing of the answer left in the address
+    expect(await page.evaluate(() => window.switchboardDiagnostics())).toMatch(/sign-in: redirect answer taken/);
+    await page.screenshot({ path: testInfo.outputPath('msal-redirect-connected.png') });
+  });
+
+  await test.step('a new tab with the CIF host: signed in as the Dynamics user without a click', async () => {
+    const before = (await hints()).length;
+    // A new tab has its own sessionStorage (MSAL's cache): only the IdP session is shared.
+    const cif = await context.newPage();
+    await cif.goto(`${CIF_HUB}/hosts/cif?user=alice`);
+    await expect(cifFrame(cif).getByRole('status')).toHaveText(/Connected/, { timeout: 20_000 })
+      .catch(async (e) => { console.log(await cifLog(cif)); throw e; });
+    await expect(cifFrame(cif).getByText('alice@contoso.com', { exact: true })).toBeVisible();
+    expect((await hints()).slice(before)).toEqual(['alice@contoso.com']);
+    const log = await cifLog(cif);
+    expect(log).toMatch(/sign-in: ssoSilent with a login hint/);
+    expect(log).not.toMatch(/alice@contoso\.com|eyJ/); // neither the user name nor a token in the log
+    await cif.close();
+  });
+  } finally {
+    await context.close();
+    rmSync(profile, { recursive: true, force: true });
+  }
 });

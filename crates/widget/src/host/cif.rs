@@ -5,7 +5,8 @@
 //! anyone's code) or from `{crmUrl}/webresources/Widget/msdyn_ciLibrary.js`, with `data-crmurl`
 //! and `data-cifid="CIFMainLibrary"`; the `CIFInitDone` listener is registered before the
 //! script runs. Then `setClickToAct(true)`, the event handlers, and `getEnvironment()`, whose
-//! `customParams` (JSON) may name the templates.
+//! `customParams` (JSON) may name the templates and whose `username` (the Dynamics user's UPN)
+//! is the login hint for MSAL's `ssoSilent` (`Host::user`).
 //!
 //! CIF 2.0: caller lookup (`searchAndOpenRecords`, search only) → `notifyEvent` toast →
 //! Accept / Reject / Timeout; `cancelEvent` when the call stops ringing otherwise; on accept
@@ -157,10 +158,16 @@ impl Cif {
         }
         let me = self.clone();
         spawn_local(async move {
-            if let Some(env) = log_failure(
+            let env = log_failure(
                 "getEnvironment",
                 settle(call(&api, "getEnvironment", &[])).await,
-            ) {
+            );
+            // The Dynamics user (UPN): MSAL's login hint. Set even without one, so sign-in
+            // stops waiting.
+            me.host.user.set(Some(
+                env.as_deref().and_then(core::cif_environment_username),
+            ));
+            if let Some(env) = env {
                 me.apply_custom_params(&env);
                 me.apply_language(&env);
             }

@@ -1,0 +1,12 @@
+import { chromium } from 'playwright-core';
+const [,, url, out, frameSel] = process.argv;
+const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] });
+const page = await browser.newPage({ viewport: { width: 1000, height: 900 } });
+page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') console.log('console:', m.text()); });
+await page.goto(url);
+await page.waitForTimeout(2500);
+const f = frameSel ? page.frameLocator(frameSel) : page;
+await f.getByText('Diagnostics').click();
+await page.waitForTimeout(1200);
+await page.screenshot({ path: out, fullPage: true });
+await browser.close();
