@@ -330,7 +330,8 @@ impl Widget {
         }
         spawn_local(async move {
             if let Err(p) = msal.redirect().await {
-                self.phase.set(Phase::SignIn(Some(strings().sign_in_problem(&p))));
+                self.phase
+                    .set(Phase::SignIn(Some(strings().sign_in_problem(&p))));
             }
         });
     }
