@@ -82,6 +82,17 @@ test('the host says the language: CIF userLcid 1031 → German; postMessage SYNC
   await expect(pm.getByLabel('Número de teléfono')).toBeVisible();
 });
 
+test('the sign-in relay page speaks the browser\'s language too', async ({ browser }) => {
+  const context = await browser.newContext({ locale: 'fr-FR' });
+  const page = await context.newPage();
+  // Opened by hand (no opener): it says it only works when Switchboard opens it.
+  await page.goto('/popup-relay.html');
+  await expect(page.getByRole('heading')).toHaveText('Se connecter à Switchboard');
+  await expect(page.getByRole('status')).toContainText('ne fonctionne que lorsque Switchboard');
+  await expect(page.getByRole('button', { name: 'Continuer' })).toBeDisabled();
+  await context.close();
+});
+
 test('a language file that cannot be loaded leaves English on screen and says why in the log', async ({ page }) => {
   await page.route('**/locales/fr.json', (route) => route.fulfill({ status: 404, body: 'gone' }));
   await page.goto(`/?user=${agentName('fr404')}&lang=fr`);
