@@ -276,9 +276,13 @@ impl Envelope {
 /// A command from the host (docs/host-protocol.md, "Commands in").
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
-    /// `SYNC {locale?}`: the handshake; answered with `SYNC_ACK`. `locale` is the host user's
-    /// language (a BCP 47 tag, e.g. `"de-DE"`); anything else there is ignored.
-    Sync(Option<String>),
+    /// `SYNC {locale?, theme?}`: the handshake; answered with `SYNC_ACK`. `locale` is the host
+    /// user's language (a BCP 47 tag, e.g. `"de-DE"`), `theme` the host's `"light"` or
+    /// `"dark"`; anything else there is ignored.
+    Sync {
+        locale: Option<String>,
+        theme: Option<&'static str>,
+    },
     /// `DIAL {number}`.
     Dial(String),
     /// `ACCEPT` / `REJECT` the ringing call.
@@ -293,16 +297,26 @@ pub enum Command {
     Unknown(String),
 }
 
+/// `"light"` or `"dark"` (any case), else `None` (follow the system).
+pub fn theme(name: Option<&str>) -> Option<&'static str> {
+    match name?.trim().to_ascii_lowercase().as_str() {
+        "light" => Some("light"),
+        "dark" => Some("dark"),
+        _ => None,
+    }
+}
+
 /// Reads the command in an envelope; `Err` names what is wrong with its payload.
 pub fn parse_command(envelope: &Envelope) -> Result<Command, &'static str> {
     let p = &envelope.payload;
     let text = |k: &str| p.get(k).and_then(Value::as_str).map(str::trim);
     Ok(match envelope.kind.as_str() {
-        "SYNC" => Command::Sync(
-            text("locale")
+        "SYNC" => Command::Sync {
+            locale: text("locale")
                 .filter(|l| crate::i18n::is_language_tag(l))
                 .map(str::to_owned),
-        ),
+            theme: theme(text("theme")),
+        },
         "DIAL" => match text("number") {
             Some(n) if !n.is_empty() && n.chars().count() <= 64 => Command::Dial(n.to_owned()),
             _ => return Err("DIAL needs payload.number"),
@@ -822,14 +836,18 @@ mod tests {
         let cmd = |t: &str, p: Value| {
             parse_command(&env(json!({"type": t, "messageId": "m", "payload": p})).unwrap())
         };
-        assert_eq!(cmd("SYNC", json!({})), Ok(Command::Sync(None)));
+        let sync = |locale: Option<&str>, theme| Command::Sync {
+            locale: locale.map(str::to_owned),
+            theme,
+        };
+        assert_eq!(cmd("SYNC", json!({})), Ok(sync(None, None)));
         assert_eq!(
-            cmd("SYNC", json!({"locale": "de-DE"})),
-            Ok(Command::Sync(Some("de-DE".into())))
+            cmd("SYNC", json!({"locale": "de-DE", "theme": "Dark"})),
+            Ok(sync(Some("de-DE"), Some("dark")))
         );
         assert_eq!(
-            cmd("SYNC", json!({"locale": "<script>"})),
-            Ok(Command::Sync(None))
+            cmd("SYNC", json!({"locale": "<script>", "theme": "sepia"})),
+            Ok(sync(None, None))
         );
         assert_eq!(cmd("ACCEPT", json!({})), Ok(Command::Accept));
         assert_eq!(cmd("REJECT", json!({})), Ok(Command::Reject));

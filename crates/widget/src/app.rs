@@ -780,6 +780,20 @@ pub fn App() -> impl IntoView {
     let _ = window_event_listener(leptos::ev::online, move |_| widget.reconnect());
     let _ = window_event_listener(leptos::ev::visibilitychange, move |_| widget.reconnect());
     let _ = window_event_listener(leptos::ev::keydown, move |ev| shortcut(&ev));
+    // Light or dark: `?theme=`, else the host's, else the system's (no attribute).
+    Effect::new(move |_| {
+        let theme = switchboard_core::host::theme(query_param("theme").as_deref())
+            .or(widget.host.theme.get());
+        if let Some(root) = web_sys::window()
+            .and_then(|w| w.document())
+            .and_then(|d| d.document_element())
+        {
+            let _ = match theme {
+                Some(theme) => root.set_attribute("data-theme", theme),
+                None => root.remove_attribute("data-theme"),
+            };
+        }
+    });
     Effect::new(move |_| {
         if let Some(tag) = widget.host.language.get()
             && !widget.language_fixed()

@@ -93,6 +93,24 @@ test('the sign-in relay page speaks the browser\'s language too', async ({ brows
   await context.close();
 });
 
+test('the theme follows the host (postMessage SYNC theme) or ?theme=, over the system', async ({ page }) => {
+  const background = (where) => where.locator('body').evaluate((b) => getComputedStyle(b).backgroundColor);
+  await page.emulateMedia({ colorScheme: 'light' });
+  await page.goto(`/hosts/postmessage?user=${agentName('dark')}&theme=dark`);
+  const frame = page.frameLocator('#widget');
+  await expect(frame.getByRole('status')).toHaveText('Connected');
+  await expect(frame.locator('html')).toHaveAttribute('data-theme', 'dark');
+  expect(await background(frame)).toBe('rgb(31, 31, 31)');
+
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await page.goto(`/?user=${agentName('light')}&theme=light`);
+  await expect(page.getByRole('status').first()).toHaveText('Connected');
+  expect(await background(page)).toBe('rgb(245, 245, 245)');
+  await page.goto(`/?user=${agentName('system')}`);
+  await expect(page.getByRole('status').first()).toHaveText('Connected');
+  expect(await background(page)).toBe('rgb(31, 31, 31)');
+});
+
 test('a language file that cannot be loaded leaves English on screen and says why in the log', async ({ page }) => {
   await page.route('**/locales/fr.json', (route) => route.fulfill({ status: 404, body: 'gone' }));
   await page.goto(`/?user=${agentName('fr404')}&lang=fr`);

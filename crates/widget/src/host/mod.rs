@@ -69,6 +69,9 @@ pub struct Host {
     /// postMessage `SYNC` `locale`); the widget speaks it unless config.json or `?lang=` says
     /// otherwise.
     pub language: RwSignal<Option<String>>,
+    /// The host's theme, `light` or `dark` (postMessage `SYNC` `theme`); `None` follows the
+    /// system (`prefers-color-scheme`).
+    pub theme: RwSignal<Option<&'static str>>,
     /// The host's signed-in user, the login hint for `ssoSilent`: `None` until the host has
     /// said, `Some(None)` when it answered without one (CIF `getEnvironment().username`).
     pub user: RwSignal<Option<Option<String>>>,
@@ -92,6 +95,7 @@ impl Host {
             hint: RwSignal::new(None),
             pending_dial: RwSignal::new(None),
             language: RwSignal::new(None),
+            theme: RwSignal::new(None),
             user: RwSignal::new(None),
             adapter: StoredValue::new_local(None),
         }

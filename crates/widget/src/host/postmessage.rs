@@ -71,10 +71,13 @@ impl PostMessage {
             }
         };
         match core::parse_command(&envelope) {
-            Ok(Command::Sync(locale)) => {
+            Ok(Command::Sync { locale, theme }) => {
                 *self.target.borrow_mut() = Some(origin);
                 if locale.is_some() {
                     host.language.set(locale);
+                }
+                if theme.is_some() {
+                    host.theme.set(theme);
                 }
                 self.post_value(&core::sync_ack(&envelope.message_id, HostKind::PostMessage));
             }
