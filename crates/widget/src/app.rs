@@ -953,7 +953,12 @@ fn DeskView(widget: Widget) -> impl IntoView {
             .into_any()
         }
         Area::Active(_) => view! {
-            <ActiveCallPanel call=active now_ms=widget.now_ms on_request=on_request />
+            <ActiveCallPanel
+                call=active
+                now_ms=widget.now_ms
+                on_request=on_request
+                colleagues=Signal::derive(move || widget.presence.transfer_targets())
+            />
         }
         .into_any(),
         Area::WrapUp(_) => match widget.desk.with_untracked(|d| d.wrap_up().cloned()) {

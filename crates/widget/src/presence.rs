@@ -100,6 +100,25 @@ fn storage() -> Option<web_sys::Storage> {
 }
 
 impl Presence {
+    /// Transfer targets for the call panel: `(id, name)` of the team, favourites first, then
+    /// by name, at most 100 (the hub takes the id as a target). Reactive.
+    pub fn transfer_targets(&self) -> Vec<(String, String)> {
+        let favourites = self.favourites.get();
+        let mut list: Vec<(String, String)> = self.team.with(|team| {
+            team.iter()
+                .map(|c| (c.id.clone(), c.name.clone()))
+                .collect()
+        });
+        list.sort_by(|a, b| {
+            favourites
+                .contains(&b.0)
+                .cmp(&favourites.contains(&a.0))
+                .then_with(|| a.1.cmp(&b.1))
+        });
+        list.truncate(100);
+        list
+    }
+
     pub fn new(desk: RwSignal<Desk>) -> Self {
         let favourites = storage()
             .and_then(|s| s.get_item(FAVOURITES_KEY).ok()?)

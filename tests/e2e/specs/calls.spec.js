@@ -170,6 +170,28 @@ test('inbound: accept, blind transfer to a number, wrap-up; consult then complet
   expect((await getCall(request, second)).endReason).toBe('completed');
 });
 
+test('transfer to a colleague picked from the team: the list offers them, their widget rings with the customer', async ({ browser, page, request }) => {
+  const context = await browser.newContext({ viewport: { width: 360, height: 720 } });
+  const bob = await context.newPage();
+  await openWidget(bob, 'bob');
+  const user = agentName('xferteam');
+  await openWidget(page, user);
+  await ring(request, user, { PhoneNumber: '+14255550123', callerName: 'Dana Whitfield' });
+  await incomingCall(page).getByRole('button', { name: 'Accept' }).click();
+  await page.getByRole('button', { name: 'Transfer' }).click();
+  // The team (from Graph) is offered as targets: id as the value, the name as its label.
+  await expect(page.locator('#transfer-targets option[value="bob"]')).toHaveText('Bob Brown');
+  await expect(page.getByLabel('Transfer to')).toHaveAttribute('list', 'transfer-targets');
+  await page.getByLabel('Transfer to').fill('bob');
+  await page.getByRole('button', { name: 'Transfer now' }).click();
+  await expect(heading(page, 'Wrap-up')).toBeVisible();
+  const offer = incomingCall(bob);
+  await expect(offer).toBeVisible();
+  await expect(offer).toContainText('Dana Whitfield');
+  await offer.getByRole('button', { name: 'Reject' }).click();
+  await context.close();
+});
+
 test('calling a colleague by extension rings their widget; both sides talk, hang up and wrap up', async ({ browser, request }) => {
   const context = await browser.newContext({ viewport: { width: 360, height: 720 } });
   const alice = await context.newPage();

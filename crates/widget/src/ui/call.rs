@@ -134,6 +134,9 @@ pub fn ActiveCallPanel(
     call: Memo<Option<ActiveCall>>,
     now_ms: RwSignal<f64>,
     on_request: Callback<CallRequest>,
+    /// Colleagues offered as transfer targets, `(id, name)`, favourites first.
+    #[prop(into)]
+    colleagues: Signal<Vec<(String, String)>>,
 ) -> impl IntoView {
     let t = strings();
     let phase = Memo::new(move |_| call.with(|c| c.as_ref().map(|c| c.call.phase().clone())));
@@ -245,7 +248,12 @@ pub fn ActiveCallPanel(
                     control(Command::BlindTransfer(target.get_untracked()));
                 }>
                     <label for="transfer-target">{t.transfer_to}</label>
-                    <input id="transfer-target" type="text" autocomplete="off" bind:value=target />
+                    // A number or extension typed, or a colleague picked from the team (the hub
+                    // takes a user id as a target, as it does for click-to-call).
+                    <input id="transfer-target" type="text" autocomplete="off" list="transfer-targets" bind:value=target />
+                    <datalist id="transfer-targets">
+                        {move || colleagues.get().into_iter().map(|(id, name)| view! { <option value=id>{name}</option> }).collect_view()}
+                    </datalist>
                     <div class="row">
                         <button type="submit" class="btn btn--primary">{t.transfer_now}</button>
                         <button
