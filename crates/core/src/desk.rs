@@ -167,6 +167,31 @@ impl Desk {
         self.wrap_up.as_ref()
     }
 
+    /// The CRM found the caller (CIF `searchAndOpenRecords`, Open CTI `searchAndScreenPop`):
+    /// its name is shown for `call_id` when the telephony side gave none. Returns whether
+    /// anything changed. Blank names and unknown calls change nothing; the name is cut to
+    /// [`crate::notification::MAX_TEXT_CHARS`] characters like any caller name.
+    pub fn name_from_crm(&mut self, call_id: &str, name: &str) -> bool {
+        let name = name.trim();
+        if name.is_empty() {
+            return false;
+        }
+        let name: String = name
+            .chars()
+            .take(crate::notification::MAX_TEXT_CHARS)
+            .collect();
+        let party = match (&mut self.ringing, &mut self.active) {
+            (Some(r), _) if r.call_id == call_id => &mut r.call,
+            (_, Some(a)) if a.call.id == call_id => &mut a.party,
+            _ => return false,
+        };
+        if party.caller_name.is_some() {
+            return false;
+        }
+        party.caller_name = Some(name);
+        true
+    }
+
     /// Whether a call rings, is in progress or waits for wrap-up (a new call is refused busy).
     pub fn is_busy(&self) -> bool {
         self.ringing.is_some() || self.active.is_some()
@@ -517,6 +542,55 @@ fn record_of(active: &ActiveCall, outcome: &str, now_ms: f64) -> CallRecord {
         outcome: outcome.to_owned(),
         notes: String::new(),
         disposition: None,
+    }
+}
+
+#[cfg(test)]
+mod crm_name_tests {
+    use super::*;
+
+    fn offer(desk: &mut Desk, json: &str) -> String {
+        let call = IncomingCall::from_seed_message(json).unwrap();
+        assert_eq!(desk.offer(call, 0.0, 30_000.0), Action::Ring);
+        desk.ringing().unwrap().call_id.clone()
+    }
+
+    #[test]
+    fn the_crm_names_a_caller_the_telephony_side_did_not() {
+        let mut desk = Desk::new();
+        let id = offer(
+            &mut desk,
+            r#"{"PhoneNumber":"+14255550123","callId":"c-1"}"#,
+        );
+        assert!(!desk.name_from_crm("other", "Dana"));
+        assert!(!desk.name_from_crm(&id, "   "));
+        assert!(desk.name_from_crm(&id, " Dana Whitfield "));
+        assert_eq!(
+            desk.ringing().unwrap().call.caller_name.as_deref(),
+            Some("Dana Whitfield")
+        );
+        // The name given by the telephony side wins; a second lookup changes nothing.
+        assert!(!desk.name_from_crm(&id, "Someone Else"));
+        desk.accept(1.0);
+        assert_eq!(desk.active().unwrap().title(), "Dana Whitfield");
+    }
+
+    #[test]
+    fn a_named_caller_keeps_their_name_and_an_active_call_can_be_named() {
+        let mut desk = Desk::new();
+        let id = offer(
+            &mut desk,
+            r#"{"PhoneNumber":"+1","callerName":"Ada","callId":"c-2"}"#,
+        );
+        assert!(!desk.name_from_crm(&id, "Dana"));
+        let mut desk = Desk::new();
+        let id = offer(&mut desk, r#"{"PhoneNumber":"+2","callId":"c-3"}"#);
+        desk.accept(1.0);
+        assert!(desk.name_from_crm(&id, &"x".repeat(500)));
+        assert_eq!(
+            desk.active().unwrap().title().chars().count(),
+            crate::notification::MAX_TEXT_CHARS
+        );
     }
 }
 

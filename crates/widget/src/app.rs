@@ -694,6 +694,14 @@ impl Widget {
             reject: Callback::new(move |_| self.reject()),
             timeout: Callback::new(move |_| self.ring_timed_out(f64::MAX)),
             set_presence: Callback::new(move |c| self.presence.choose(c)),
+            caller_found: Callback::new(move |(call_id, name): (String, String)| {
+                let named = self
+                    .desk
+                    .try_update_untracked(|d| d.name_from_crm(&call_id, &name));
+                if named == Some(true) {
+                    self.desk.notify();
+                }
+            }),
         }
     }
 
@@ -942,8 +950,14 @@ fn DeskView(widget: Widget) -> impl IntoView {
                     - widget.now_ms.get();
                 (ms / 1000.0).ceil().max(0.0) as u32
             });
+            let name = Signal::derive(move || {
+                widget
+                    .desk
+                    .with(|d| d.ringing().and_then(|r| r.call.caller_name.clone()))
+            });
             view! {
                 <IncomingCallDialog
+                    name=name
                     call=r.call
                     seconds_left=left
                     on_accept=Callback::new(move |_| widget.accept())

@@ -44,6 +44,8 @@ test('CIF 2.0: initialises after CIFInitDone, rings with the caller looked up, A
   }]);
   await expect(toast(page)).toContainText(DANA.name);
   await expect(frame.getByRole('alertdialog', { name: /Incoming call/ })).toBeVisible();
+  // The hub gave no name; the widget names the caller after the CRM record it found.
+  await expect(frame.getByRole('alertdialog').locator('.caller__name')).toHaveText(DANA.name);
   mkdirSync(SCREENSHOTS, { recursive: true });
   await page.screenshot({ path: `${SCREENSHOTS}/host-cif-ringing.png` });
 
@@ -55,6 +57,7 @@ test('CIF 2.0: initialises after CIFInitDone, rings with the caller looked up, A
   expect(session.args[0].templateParameters).toMatchObject({ customerRecordId: DANA.id, customerEntityName: 'contact', extn_interactionid: callId });
   expect(session.args[0].context).toEqual(session.args[0].templateParameters);
   await expect(frame.getByRole('heading', { name: 'On call' })).toBeVisible();
+  await expect(frame.locator('.call .caller__name')).toHaveText(DANA.name);
   expect((await recorded(page, 'cifCalls')).some((c) => c.api === 'cancelEvent')).toBe(false);
 
   // The call ends: a phonecall activity with direction, number, duration and the call id.
@@ -66,7 +69,7 @@ test('CIF 2.0: initialises after CIFInitDone, rings with the caller looked up, A
   await frame.getByRole('button', { name: 'Save' }).click();
   const record = await waitForCall(page, 'cifCalls', (c) => c.api === 'createRecord' && c.args[0] === 'phonecall');
   const phonecall = JSON.parse(record.args[1]);
-  expect(phonecall).toMatchObject({ subject: `Call from ${DANA.number}`, phonenumber: DANA.number, directioncode: false });
+  expect(phonecall).toMatchObject({ subject: `Call from ${DANA.name}`, phonenumber: DANA.number, directioncode: false });
   expect(phonecall.actualdurationminutes).toBeLessThanOrEqual(1);
   expect(phonecall.description).toContain(`Call id: ${callId}`);
   expect(phonecall.description).toContain('Refund agreed');

@@ -317,6 +317,11 @@ impl Adapter for Cif {
                 log_failure("searchAndOpenRecords", found).and_then(|r| core::cif_customer(&r));
             if let Some(c) = &customer {
                 *self.customer.borrow_mut() = Some((id.clone(), c.clone()));
+                // The widget names the caller after the CRM record when the telephony side
+                // did not.
+                self.callbacks
+                    .caller_found
+                    .run((id.clone(), c.name.clone()));
             }
             if !self.v2.get() {
                 // CIF 1.0: the widget's own dialog; make sure the panel shows it.

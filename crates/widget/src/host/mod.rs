@@ -36,6 +36,8 @@ pub struct HostCallbacks {
     pub timeout: Callback<()>,
     /// A presence choice, `state:<agent state>` or `teams:<availability>`.
     pub set_presence: Callback<String>,
+    /// The CRM found the caller of a call: `(call id, the record's name)`.
+    pub caller_found: Callback<(String, String)>,
 }
 
 /// What every adapter may do; the defaults do nothing.

@@ -54,6 +54,10 @@ pub fn ConnectionStatus(state: RwSignal<ConnectionState>) -> impl IntoView {
 #[component]
 pub fn IncomingCallDialog(
     call: IncomingCall,
+    /// The caller's name as it stands: the telephony side's, or the CRM record's once the
+    /// host's lookup found one (`Desk::name_from_crm`).
+    #[prop(into)]
+    name: Signal<Option<String>>,
     #[prop(into)] seconds_left: Signal<u32>,
     on_accept: Callback<()>,
     on_reject: Callback<()>,
@@ -65,10 +69,7 @@ pub fn IncomingCallDialog(
             let _ = button.focus();
         }
     });
-    let name = call
-        .caller_name
-        .clone()
-        .unwrap_or_else(|| t.unknown_caller.to_owned());
+    let name = move || name.get().unwrap_or_else(|| t.unknown_caller.to_owned());
     let details = [
         call.queue.clone().map(|q| format!("{}: {q}", t.queue)),
         call.comments.clone(),
