@@ -205,6 +205,23 @@ async fn a_valid_token_negotiates_as_its_oid_and_bad_ones_get_401_with_the_reaso
         .unwrap();
     assert_eq!(r.status(), 404);
     assert!(!hub.hub.dev_mode());
+    // Nor are the simulators there: the telephony simulator, the CRM host pages, Graph's
+    // stand-in.
+    for path in [
+        "/simulator",
+        "/hosts/cif",
+        "/hosts/cif1",
+        "/hosts/opencti",
+        "/hosts/postmessage",
+        "/graph/v1.0/me/presence",
+    ] {
+        let r = http()
+            .get(format!("{}{path}", hub.base_url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "{path} with dev mode off");
+    }
     // Keys were fetched once for all of this.
     assert_eq!(idp.jwks_fetches.load(Ordering::SeqCst), 1);
 }
@@ -267,4 +284,13 @@ async fn an_unreachable_authority_is_503_with_the_url_and_dev_auth_can_be_kept_o
     assert!(hub.hub.dev_mode());
     let dev = common::dev_token(&hub.base_url(), "alice").await;
     assert_eq!(negotiate(&hub, &dev).await.0, 200);
+    // ... and so do the simulators.
+    for path in ["/simulator", "/hosts/cif", "/hosts/postmessage"] {
+        let r = http()
+            .get(format!("{}{path}", hub.base_url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path} with dev mode on");
+    }
 }
