@@ -208,14 +208,7 @@ async fn outbound_to_an_external_number_alerts_connects_and_is_controlled() {
         assert!(e.starts_with(text), "{method}: {e}");
     }
     // The registry has it too.
-    let reg: Value = http()
-        .get(format!("{base}/api/calls/{id}?code={KEY}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let reg: Value = get_json(&format!("{base}/api/calls/{id}?code={KEY}")).await;
     assert_eq!(reg["state"], "ended");
     assert_eq!(reg["direction"], "outbound");
 }

@@ -461,14 +461,7 @@ async fn presence_changes_are_pushed_to_subscribers() {
 async fn simulator_page_has_the_teams_presence_control() {
     let hub = start_hub().await;
     let base = hub.base_url();
-    let page = http()
-        .get(format!("{base}/simulator"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = get_text(&format!("{base}/simulator")).await;
     assert!(page.contains("Teams presence") && page.contains("/simulator/presence"));
     let r = http()
         .post(format!("{base}/simulator/presence"))

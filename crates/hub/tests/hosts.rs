@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{http, start_hub};
+use common::{get_text, http, start_hub};
 
 #[tokio::test]
 async fn host_simulators_are_served_in_dev_mode() {
@@ -40,14 +40,7 @@ async fn host_simulators_are_served_in_dev_mode() {
         // Messages go to a named origin, never to '*'.
         assert!(!text.contains(", '*')"), "{path} posts to *");
     }
-    let simulator = http()
-        .get(format!("{base}/simulator"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let simulator = get_text(&format!("{base}/simulator")).await;
     assert!(
         simulator.contains("href=\"/hosts/cif\"")
             && simulator.contains("href=\"/hosts/postmessage\"")

@@ -575,14 +575,7 @@ async fn ring(base: &str, user: &str, call_id: &str) {
 }
 
 async fn registry_state(base: &str, call_id: &str) -> Value {
-    http()
-        .get(format!("{base}/api/calls/{call_id}?code={KEY}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    get_json(&format!("{base}/api/calls/{call_id}?code={KEY}")).await
 }
 
 #[tokio::test]
@@ -725,14 +718,7 @@ async fn ring_backstop_marks_unanswered_calls_missed() {
 async fn simulator_rings_through_the_same_path() {
     let hub = start_hub().await;
     let base = hub.base_url();
-    let page = http()
-        .get(format!("{base}/simulator"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = get_text(&format!("{base}/simulator")).await;
     assert!(page.contains("<label for=\"agent\">") && !page.contains("innerHTML"));
     let ring = json!({"agent": "alice", "phoneNumber": "+14255550123", "callerName": "Dana", "queue": "Sales"});
     let r = http()
@@ -759,14 +745,7 @@ async fn simulator_rings_through_the_same_path() {
     let message: Value = serde_json::from_str(args[0].as_str().unwrap()).unwrap();
     assert_eq!(message["callId"], call_id);
     assert_eq!(message["queue"], "Sales");
-    let calls: Value = http()
-        .get(format!("{base}/simulator/calls"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let calls: Value = get_json(&format!("{base}/simulator/calls")).await;
     assert_eq!(calls[0]["callId"], call_id);
     assert_eq!(calls[0]["state"], "ringing");
     let bad = json!({"agent": "alice", "phoneNumber": "<b>"});

@@ -43,6 +43,16 @@ pub fn http() -> reqwest::Client {
         .unwrap()
 }
 
+/// `GET url` → the body as text (any status).
+pub async fn get_text(url: &str) -> String {
+    http().get(url).send().await.unwrap().text().await.unwrap()
+}
+
+/// `GET url` → the body as JSON (any status).
+pub async fn get_json(url: &str) -> Value {
+    http().get(url).send().await.unwrap().json().await.unwrap()
+}
+
 pub async fn dev_token(base: &str, user: &str) -> String {
     let r = http()
         .post(format!("{base}/dev/token"))
