@@ -203,18 +203,28 @@ fn seconds(
     }
 }
 
-/// `key` as a list of strings; `None` when absent.
-fn strings(object: &Map<String, Value>, key: &str) -> Result<Option<Vec<String>>, ConfigError> {
-    match object.get(key) {
+/// `value` as a list of strings; `None` when absent or null. `Err`: `<field> must be a list
+/// of strings`.
+pub(crate) fn string_list(
+    value: Option<&Value>,
+    field: &str,
+) -> Result<Option<Vec<String>>, String> {
+    let wrong = || [field, " must be a list of strings"].concat();
+    match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Array(items)) => items
             .iter()
             .map(|s| s.as_str().map(str::to_owned))
             .collect::<Option<Vec<_>>>()
             .map(Some)
-            .ok_or_else(|| invalid(format!("auth.{key} must be a list of strings"))),
-        Some(_) => Err(invalid(format!("auth.{key} must be a list of strings"))),
+            .ok_or_else(wrong),
+        Some(_) => Err(wrong()),
     }
+}
+
+/// `auth.<key>` as a list of strings; `None` when absent.
+fn strings(object: &Map<String, Value>, key: &str) -> Result<Option<Vec<String>>, ConfigError> {
+    string_list(object.get(key), &["auth.", key].concat()).map_err(invalid)
 }
 
 impl AuthConfig {

@@ -13,6 +13,7 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::config::string_list;
 use crate::history::{CallDirection, CallRecord};
 use crate::notification::IncomingCall;
 
@@ -161,20 +162,8 @@ pub struct HostOptions {
 impl HostOptions {
     /// Reads the fields from config.json's root object; `Err` names the field at fault.
     pub fn from_root(root: &Map<String, Value>) -> Result<Self, String> {
-        let strings = |v: Option<&Value>, field: &str| -> Result<Option<Vec<String>>, String> {
-            match v {
-                None | Some(Value::Null) => Ok(None),
-                Some(Value::Array(a)) => a
-                    .iter()
-                    .map(|s| s.as_str().map(str::to_owned))
-                    .collect::<Option<Vec<_>>>()
-                    .map(Some)
-                    .ok_or_else(|| [field, " must be a list of strings"].concat()),
-                Some(_) => Err([field, " must be a list of strings"].concat()),
-            }
-        };
         let mut options = HostOptions {
-            origins: strings(root.get("hostOrigins"), "hostOrigins")?.unwrap_or_default(),
+            origins: string_list(root.get("hostOrigins"), "hostOrigins")?.unwrap_or_default(),
             ..Default::default()
         };
         for o in &options.origins {
@@ -213,7 +202,7 @@ impl HostOptions {
                 if let Some(t) = text("sessionTemplate")? {
                     options.cif.session_template = t;
                 }
-                if let Some(f) = strings(cif.get("phoneFields"), "cif.phoneFields")? {
+                if let Some(f) = string_list(cif.get("phoneFields"), "cif.phoneFields")? {
                     if f.is_empty()
                         || f.iter()
                             .any(|f| !f.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
