@@ -43,6 +43,11 @@ pub fn http() -> reqwest::Client {
         .unwrap()
 }
 
+/// `GET url` → the HTTP status.
+pub async fn get_status(url: &str) -> u16 {
+    http().get(url).send().await.unwrap().status().as_u16()
+}
+
 /// `GET url` → the body as text (any status).
 pub async fn get_text(url: &str) -> String {
     http().get(url).send().await.unwrap().text().await.unwrap()
