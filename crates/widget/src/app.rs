@@ -72,9 +72,6 @@ pub struct Widget {
     pub locale: RwSignal<&'static str>,
     /// The language asked for last; a slower download of an earlier choice is dropped.
     wanted_locale: StoredValue<&'static str>,
-    /// The hub's transport, protocol and stateful reconnect of the current connection
-    /// (diagnostics).
-    pub transport: RwSignal<Option<String>>,
     /// The widget runs in its own window (the pop-out); this frame waits, disconnected.
     pub popped_out: RwSignal<bool>,
     popout: StoredValue<Option<(web_sys::Window, gloo_timers::callback::Interval)>, LocalStorage>,
@@ -132,7 +129,6 @@ impl Widget {
             msal: StoredValue::new_local(None),
             locale: RwSignal::new(strings().locale),
             wanted_locale: StoredValue::new(strings().locale),
-            transport: RwSignal::new(None),
             popped_out: RwSignal::new(false),
             popout: StoredValue::new_local(None),
         }
@@ -485,12 +481,7 @@ impl Widget {
                     });
             }),
             on_invocation: Rc::new(move |target, arguments| self.on_invocation(&target, arguments)),
-            on_diagnostic: Rc::new(move |line: String| {
-                if let Some(detail) = line.strip_prefix("connected: ") {
-                    self.transport.set(Some(detail.to_owned()));
-                }
-                diagnostics::record(line);
-            }),
+            on_diagnostic: Rc::new(diagnostics::record),
         };
         let Some(protocol) = HubProtocolKind::from_name(&config.hub.protocol) else {
             self.phase.set(Phase::Failed(format!(

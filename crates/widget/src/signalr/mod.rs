@@ -93,6 +93,8 @@ struct Inner {
     retries: u32,
     lost_at: f64,
     ever_connected: bool,
+    /// How the last connection was made: transport, protocol, stateful reconnect.
+    connected_via: Option<String>,
 }
 
 /// Milliseconds since page load (`performance.now()`), the clock of the sans-IO core.
@@ -127,12 +129,25 @@ impl HubClient {
             retries: 0,
             lost_at: 0.0,
             ever_connected: false,
+            connected_via: None,
         })))
     }
 
     /// The present state.
     pub fn state(&self) -> ConnectionState {
         self.0.borrow().state
+    }
+
+    /// How the last connection was made (`transport WebSockets, protocol json, stateful
+    /// reconnect on`), for diagnostics; `None` before the first one.
+    pub fn connected_via(&self) -> Option<String> {
+        self.0.borrow().connected_via.clone()
+    }
+
+    fn connected(&self, via: String) {
+        let handlers = self.0.borrow().handlers.clone();
+        (handlers.on_diagnostic)(["connected: ", &via].concat());
+        self.0.borrow_mut().connected_via = Some(via);
     }
 
     /// Starts connecting unless already connected or trying. Failures are retried per policy.
@@ -319,8 +334,8 @@ impl HubClient {
             let token = (handlers.access_token)().await?;
             self.start_transport(generation, TransportKind::WebSockets, &base, &token, false)
                 .await?;
-            (handlers.on_diagnostic)(format!(
-                "connected: transport WebSockets (negotiation skipped), protocol {}",
+            self.connected(format!(
+                "transport WebSockets (negotiation skipped), protocol {}",
                 options.protocol.name()
             ));
             return Ok(());
@@ -357,8 +372,8 @@ impl HubClient {
                 .await
             {
                 Ok(()) => {
-                    (handlers.on_diagnostic)(format!(
-                        "connected: transport {}, protocol {}, stateful reconnect {}",
+                    self.connected(format!(
+                        "transport {}, protocol {}, stateful reconnect {}",
                         kind.as_str(),
                         options.protocol.name(),
                         if stateful { "on" } else { "off" }

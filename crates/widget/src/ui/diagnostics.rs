@@ -44,8 +44,9 @@ fn facts(widget: Widget) -> Vec<(&'static str, String)> {
         (
             "Transport",
             widget
-                .transport
-                .get_untracked()
+                .client
+                .get_value()
+                .and_then(|c| c.connected_via())
                 .unwrap_or_else(|| "-".into()),
         ),
         ("Hub", hub),
@@ -95,6 +96,22 @@ pub fn DiagnosticsDrawer(widget: Widget) -> impl IntoView {
             status.set(Some(if done { t.copied } else { t.copy_failed }));
         });
     };
+    // The report is written when the link is followed, not at every refresh of the drawer.
+    let download = move |ev: leptos::ev::MouseEvent| {
+        let Some(link) = ev
+            .current_target()
+            .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+        else {
+            return;
+        };
+        let report = diagnostics::report(&facts(widget));
+        let href = [
+            "data:text/plain;charset=utf-8,",
+            &String::from(js_sys::encode_uri_component(&report)),
+        ]
+        .concat();
+        let _ = link.set_attribute("href", &href);
+    };
     let body = move || {
         if !open.get() {
             return None;
@@ -109,12 +126,6 @@ pub fn DiagnosticsDrawer(widget: Widget) -> impl IntoView {
             (t.diag_versions, 5),
             (t.diag_language, 7),
         ];
-        let report = diagnostics::report(&facts);
-        let href = [
-            "data:text/plain;charset=utf-8,",
-            &String::from(js_sys::encode_uri_component(&report)),
-        ]
-        .concat();
         let problems = diagnostics::problems(5);
         let log = diagnostics::text();
         let tail: Vec<&str> = log.lines().rev().take(SHOWN_LINES).collect();
@@ -137,7 +148,7 @@ pub fn DiagnosticsDrawer(widget: Widget) -> impl IntoView {
             <p class="muted">{t.diag_redacted}</p>
             <div class="row">
                 <button type="button" class="btn btn--secondary" on:click=copy>{t.copy}</button>
-                <a class="btn btn--secondary" href=href download="switchboard-diagnostics.txt">{t.download}</a>
+                <a class="btn btn--secondary" href="#" download="switchboard-diagnostics.txt" on:click=download>{t.download}</a>
             </div>
             {move || status.get().map(|s| view! { <p role="status" class="muted">{s}</p> })}
         })
