@@ -84,6 +84,9 @@ pub struct HubConfig {
     /// out (`reconnectDelaysMs`; default SignalR's `[0, 2000, 10000, 30000]`, at most 20 entries
     /// of at most 10 minutes each).
     pub reconnect_delays_ms: Vec<u64>,
+    /// Once `reconnect_delays_ms` ran out, one attempt every `min..=max` seconds with jitter,
+    /// for ever (`slowRetrySeconds: [min, max]`; default `[30, 60]`; 1 to 600, min ≤ max).
+    pub slow_retry_seconds: (u32, u32),
 }
 
 /// The SignalR transport names `hub.transports` accepts, in the official client's order.
@@ -339,6 +342,14 @@ impl Config {
                         .ok_or_else(|| invalid("hub.reconnectDelaysMs must list delays of 0 to 600000 ms".into()))?,
                     Some(_) => return Err(invalid("hub.reconnectDelaysMs must be a list of at most 20 delays in ms".into())),
                 },
+                slow_retry_seconds: match hub.get("slowRetrySeconds") {
+                    None | Some(Value::Null) => (30, 60),
+                    Some(Value::Array(items)) => match items.iter().map(|d| d.as_u64().filter(|d| (1..=600).contains(d))).collect::<Option<Vec<_>>>().as_deref() {
+                        Some([min, max]) if min <= max => (*min as u32, *max as u32),
+                        _ => return Err(invalid("hub.slowRetrySeconds must be [min, max]: two whole seconds from 1 to 600, min not above max".into())),
+                    },
+                    Some(_) => return Err(invalid("hub.slowRetrySeconds must be [min, max] in seconds".into())),
+                },
                 skip_negotiation: match hub.get("skipNegotiation") {
                     None | Some(Value::Null) => false,
                     Some(Value::Bool(b)) => *b,
@@ -514,6 +525,12 @@ mod tests {
             config.hub.reconnect_delays_ms,
             vec![0, 2_000, 10_000, 30_000]
         );
+        assert_eq!(config.hub.slow_retry_seconds, (30, 60));
+        let slow = Config::from_json(
+            r#"{"hub":{"url":"/api","slowRetrySeconds":[2, 4]},"auth":{"mode":"dev"}}"#,
+        )
+        .unwrap();
+        assert_eq!(slow.hub.slow_retry_seconds, (2, 4));
         let e = Config::from_json(
             r#"{"hub":{"url":"/client/?hub=h","skipNegotiation":true},"auth":{"mode":"dev"}}"#,
         )
@@ -534,6 +551,11 @@ mod tests {
             r#""reconnectDelaysMs":[-1]"#,
             r#""reconnectDelaysMs":[700000]"#,
             r#""reconnectDelaysMs":"fast""#,
+            r#""slowRetrySeconds":[60, 30]"#,
+            r#""slowRetrySeconds":[0, 30]"#,
+            r#""slowRetrySeconds":[30]"#,
+            r#""slowRetrySeconds":[30, 601]"#,
+            r#""slowRetrySeconds":45"#,
         ] {
             let text = format!(r#"{{"hub":{{"url":"/api",{bad}}},"auth":{{"mode":"dev"}}}}"#);
             assert!(

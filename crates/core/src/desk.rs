@@ -388,6 +388,102 @@ impl Desk {
         }
     }
 
+    /// Applies what the hub knows of this agent's calls after a reload or a reconnect: the
+    /// `getCalls` result (`calls`, newest first, each a call object as in `CallUpdated`).
+    /// The ringing call and the call in progress follow the hub (a call that ended while the
+    /// widget was away ends here too, with the hub's reason); a call in progress the desk does
+    /// not know (after a reload) becomes the call in progress again, with its talk time from
+    /// the hub's `answeredAt`; a call in progress the hub no longer lists ended. Returns the
+    /// ringing inbound calls the desk does not know, oldest first: offer them as usual (an
+    /// offer already seen is dropped by [`offer`](Self::offer)).
+    pub fn resync(&mut self, calls: &[Value], now_ms: f64, ring_ms: f64) -> Vec<IncomingCall> {
+        let mut offers = Vec::new();
+        let listed = |id: &str| {
+            calls
+                .iter()
+                .any(|c| c.get("callId").and_then(Value::as_str) == Some(id))
+        };
+        if let Some(active) = &self.active
+            && active.has_remote_id
+            && !listed(active.call_id())
+        {
+            let id = active.call_id().to_owned();
+            self.call_ended(&id, "completed", now_ms);
+        }
+        for call in calls.iter().rev() {
+            let (Some(id), Some(state)) = (
+                call.get("callId").and_then(Value::as_str),
+                call.get("state").and_then(Value::as_str),
+            ) else {
+                continue;
+            };
+            let known = self.ringing.as_ref().is_some_and(|r| r.call_id == id)
+                || self.active.as_ref().is_some_and(|a| a.call_id() == id);
+            if known {
+                self.call_updated(call, now_ms);
+                continue;
+            }
+            let inbound = call.get("direction").and_then(Value::as_str) != Some("outbound");
+            match CallState::from_wire(state) {
+                Some(CallState::Ringing) if inbound => {
+                    if let Ok(offer) = IncomingCall::from_value(call) {
+                        offers.push(offer);
+                    }
+                }
+                Some(CallState::Accepted | CallState::Connected | CallState::Held)
+                    if self.active.is_none() =>
+                {
+                    self.restore_active(call, id, inbound, now_ms, ring_ms);
+                }
+                _ if !inbound
+                    && matches!(state, "dialling" | "alerting" | "transferring")
+                    && self.active.is_none() =>
+                {
+                    self.restore_active(call, id, inbound, now_ms, ring_ms);
+                }
+                _ => {}
+            }
+        }
+        offers
+    }
+
+    fn restore_active(&mut self, call: &Value, id: &str, inbound: bool, now_ms: f64, ring_ms: f64) {
+        let at = |field: &str| call.get(field).and_then(Value::as_f64);
+        let created = at("createdAt").unwrap_or(now_ms).min(now_ms);
+        let mut machine = if inbound {
+            let mut m = Call::inbound(id, created, ring_ms);
+            m.apply(
+                &Signal::Answered,
+                at("answeredAt").unwrap_or(now_ms).min(now_ms),
+            );
+            m
+        } else {
+            Call::outbound(id, created, ring_ms)
+        };
+        if !inbound && let Some(answered) = at("answeredAt") {
+            machine.apply(&Signal::Answered, answered.min(now_ms));
+        }
+        let party = IncomingCall {
+            call_id: Some(id.to_owned()),
+            phone_number: str_field(call, "phoneNumber").unwrap_or_default(),
+            caller_name: str_field(call, "callerName"),
+            queue: str_field(call, "queue"),
+            comments: None,
+        };
+        self.file_pending_wrap_up();
+        self.active = Some(ActiveCall {
+            call: machine,
+            party,
+            display: None,
+            has_remote_id: true,
+            muted: false,
+            transfer_target: None,
+            started_ms: created,
+        });
+        self.remember(id);
+        self.apply_update(call, now_ms);
+    }
+
     /// The hub says the call ended (`CallEnded(callId, reason)`), e.g. the caller hung up.
     pub fn call_ended(&mut self, call_id: &str, reason: &str, now_ms: f64) {
         if self.ringing.as_ref().is_some_and(|r| r.call_id == call_id) {
@@ -897,5 +993,58 @@ mod tests {
             desk.call_updated(&update(&format!("x{i}"), "connected"), 0.0);
         }
         assert_eq!(desk.early.len(), EARLY_UPDATES);
+    }
+
+    /// Issue 13: a reload (empty desk) restores the held call from the hub with its talk time,
+    /// and offers the ringing one; an ended one is not offered.
+    #[test]
+    fn resync_after_a_reload_restores_the_call_and_offers_the_ringing_one() {
+        let mut desk = Desk::new();
+        let calls = vec![
+            json!({"callId": "r3", "state": "missed", "direction": "inbound", "phoneNumber": "+14255550100"}),
+            json!({"callId": "r2", "state": "ringing", "direction": "inbound", "phoneNumber": "+14255550199", "callerName": "Dana"}),
+            json!({"callId": "r1", "state": "held", "direction": "inbound", "phoneNumber": "+14255550123",
+                   "createdAt": 1_000.0, "answeredAt": 5_000.0}),
+        ];
+        let offers = desk.resync(&calls, 65_000.0, 30_000.0);
+        let active = desk.active().expect("the held call is back");
+        assert_eq!(active.call_id(), "r1");
+        assert_eq!(active.call.phase(), &CallPhase::OnHold);
+        assert_eq!(active.call.talk_ms(65_000.0), 60_000.0);
+        assert_eq!(active.party.phone_number, "+14255550123");
+        assert_eq!(offers.len(), 1);
+        assert_eq!(offers[0].call_id.as_deref(), Some("r2"));
+        assert_eq!(offers[0].caller_name.as_deref(), Some("Dana"));
+        // The same resync again changes nothing and offers the ringing call again (the app's
+        // offer drops it as already seen once it was offered).
+        let again = desk.resync(&calls, 66_000.0, 30_000.0);
+        assert_eq!(desk.active().unwrap().call_id(), "r1");
+        assert_eq!(again.len(), 1);
+    }
+
+    /// After a reconnect: the ringing call was answered elsewhere meanwhile and stops ringing;
+    /// the call in progress that the hub no longer lists ended while the widget was away.
+    #[test]
+    fn resync_after_a_reconnect_settles_what_changed_meanwhile() {
+        let mut desk = Desk::new();
+        desk.offer(call(Some("a")), 0.0, 30_000.0);
+        desk.accept(1_000.0);
+        let offers = desk.resync(&[], 20_000.0, 30_000.0);
+        assert!(offers.is_empty());
+        assert!(desk.active().is_none(), "ended while away");
+        assert!(desk.wrap_up().is_some());
+        let mut desk = Desk::new();
+        desk.offer(call(Some("b")), 0.0, 30_000.0);
+        desk.resync(&[update("b", "accepted")], 1_000.0, 30_000.0);
+        assert!(desk.ringing().is_none());
+        assert_eq!(desk.last_outcome().unwrap().0, Outcome::HandledElsewhere);
+        // A call that is still ringing stays ringing, and is not offered twice.
+        let mut desk = Desk::new();
+        desk.offer(call(Some("c")), 0.0, 30_000.0);
+        assert!(
+            desk.resync(&[update("c", "ringing")], 1_000.0, 30_000.0)
+                .is_empty()
+        );
+        assert!(desk.ringing().is_some());
     }
 }

@@ -726,6 +726,7 @@ impl Hub {
     /// | `holdCall` | `callId` | call |
     /// | `resumeCall` | `callId` | call |
     /// | `normalizeNumber`, `makeCall`, `answerCall`, `sendDtmf`, `blindTransfer`, `startConsult`, `completeConsult`, `cancelConsult`, `conference` | see [`crate::calls`] | |
+    /// | `getCalls` | none | `{"calls": [call]}`: the agent's calls not yet final and those that ended in the last 5 minutes, newest first (at most 20): what a widget restores after a reload or a reconnect |
     /// | `subscribePresence` | `ids: string[]` (≤ 650) | `{"value": [presence]}` ([`crate::graph`]) |
     /// | `unsubscribePresence` | `ids?: string[]` | void |
     pub fn invoke(
@@ -793,6 +794,19 @@ impl Hub {
                 self.settle(&mut inner, &t, now);
                 Ok(Some(t.call.to_json()))
             }
+            "getcalls" => {
+                expect_args(target, arguments, 0, 0, "")?;
+                let user = conn.user.as_deref().ok_or_else(|| {
+                    format!("{target}: this connection has no user; sign in first")
+                })?;
+                let calls =
+                    self.lock()
+                        .calls
+                        .of_agent(user, now, RESYNC_RECENT_MS, RESYNC_MAX_CALLS);
+                Ok(Some(json!({
+                    "calls": calls.iter().map(Call::to_json).collect::<Vec<_>>()
+                })))
+            }
             "subscribepresence" | "unsubscribepresence" => {
                 crate::graph::invoke(self, conn, target, arguments)
             }
@@ -812,9 +826,15 @@ pub fn is_hub_method(target: &str) -> bool {
     HUB_METHODS.iter().any(|m| m.eq_ignore_ascii_case(target))
 }
 
+/// How far back `getCalls` reports calls that already ended (ms).
+pub const RESYNC_RECENT_MS: u64 = 5 * 60 * 1000;
+/// The most calls `getCalls` returns.
+pub const RESYNC_MAX_CALLS: usize = 20;
+
 /// The hub methods clients may invoke.
 pub const HUB_METHODS: &[&str] = &[
     "sendMessage",
+    "getCalls",
     "acceptCall",
     "rejectCall",
     "hangUp",

@@ -497,6 +497,26 @@ impl CallRegistry {
             .collect()
     }
 
+    /// The calls of `agent` a widget needs to restore after a reload or a reconnect (the
+    /// `getCalls` hub method): every call not yet final, and those that became final at most
+    /// `recent_ms` before `now` (so a call that rang while the agent was away shows how it
+    /// ended). Newest first, at most `limit`.
+    pub fn of_agent(&self, agent: &str, now: u64, recent_ms: u64, limit: usize) -> Vec<Call> {
+        self.order
+            .iter()
+            .rev()
+            .filter_map(|id| self.calls.get(id))
+            .filter(|c| c.agent == agent)
+            .filter(|c| {
+                !c.state.is_final()
+                    || c.ended_at
+                        .is_some_and(|t| now.saturating_sub(t) <= recent_ms)
+            })
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
     fn owned_mut(&mut self, call_id: &str, agent: &str) -> Result<&mut Call, CallError> {
         let call = self
             .calls

@@ -580,3 +580,58 @@ async fn normalize_number_through_the_hub() {
         json!({"internal": true, "user": "bob", "extension": "1002", "display": "bob (ext. 1002)"})
     );
 }
+
+/// Issue 13: after a reload or a reconnect the widget asks `getCalls` what the hub knows of its
+/// calls: the ringing one, the one in progress, and the ones that ended in the last minutes,
+/// never another agent's.
+#[tokio::test]
+async fn get_calls_restores_ringing_in_progress_and_recently_ended_calls() {
+    let hub = hub().await;
+    let base = hub.base_url();
+    let mut alice = Client::connect(&base, "alice").await;
+    let mut bob = Client::connect(&base, "bob").await;
+    assert_eq!(
+        alice.invoke_ok("getCalls", vec![]).await,
+        json!({"calls": []})
+    );
+    // One call answered and held, then a second ringing (the widget would be busy, but the
+    // registry keeps both), and one rejected.
+    connected_inbound(&base, &mut alice, "gc-1").await;
+    alice.invoke_ok("holdCall", vec![json!("gc-1")]).await;
+    ring(&base, "alice", "gc-2").await;
+    ring(&base, "alice", "gc-3").await;
+    alice
+        .invoke_ok("rejectCall", vec![json!("gc-3"), json!("busy")])
+        .await;
+    ring(&base, "bob", "gc-bob").await;
+    let calls = alice.invoke_ok("getCalls", vec![]).await["calls"].clone();
+    let states: Vec<(String, String)> = calls
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["callId"].as_str().unwrap().to_owned(),
+                c["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            ("gc-3".to_owned(), "rejected".to_owned()),
+            ("gc-2".to_owned(), "ringing".to_owned()),
+            ("gc-1".to_owned(), "held".to_owned()),
+        ],
+        "newest first, bob's call not among them"
+    );
+    let bobs = bob.invoke_ok("getCalls", vec![]).await["calls"].clone();
+    assert_eq!(bobs.as_array().unwrap().len(), 1);
+    assert_eq!(bobs[0]["callId"], "gc-bob");
+    assert!(
+        alice
+            .invoke_err("getCalls", vec![json!("extra")])
+            .await
+            .contains("getCalls")
+    );
+}

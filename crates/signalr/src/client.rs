@@ -83,6 +83,14 @@ pub struct HubConnectionOptions {
     pub stateful_reconnect: bool,
     /// With stateful reconnect: how long after receiving a message the Ack goes out (1 s).
     pub ack_interval: Duration,
+    /// With stateful reconnect: the longest a resume may take, from the loss of the transport
+    /// to the server's `Sequence` (default 20 s, inside the 30 s window that Azure SignalR and
+    /// ASP.NET Core keep a disconnected connection). Then the connection closes with reconnect
+    /// allowed ([`RESUME_TIMEOUT`]), so the caller starts over with a fresh negotiate.
+    pub resume_timeout: Duration,
+    /// With stateful reconnect: how many transport losses in a row may be resumed before the
+    /// connection is given up (default 3; a successful resume starts the count again).
+    pub max_resume_attempts: u32,
 }
 
 impl Default for HubConnectionOptions {
@@ -94,6 +102,8 @@ impl Default for HubConnectionOptions {
             protocol: HubProtocolKind::Json,
             stateful_reconnect: false,
             ack_interval: Duration::from_secs(1),
+            resume_timeout: Duration::from_secs(20),
+            max_resume_attempts: 3,
         }
     }
 }
@@ -117,6 +127,9 @@ pub enum Event {
     },
     /// An item of one of our stream invocations.
     StreamItem { invocation_id: String, item: Value },
+    /// Stateful reconnect: the server's `Sequence` arrived on the reopened transport; messages
+    /// flow again and nothing was lost.
+    Resumed,
     /// A record could not be understood; it was dropped and the connection goes on.
     Malformed(ProtocolError),
     /// The connection is over. `allow_reconnect` is the server's word when it sent a Close;
@@ -137,6 +150,16 @@ pub const SERVER_TIMEOUT: &str =
 pub const HANDSHAKE_TIMEOUT: &str = "Server handshake timeout elapsed.";
 /// The official client's text when the peer's Sequence id is beyond what was received.
 pub const SEQUENCE_TOO_HIGH: &str = "Sequence ID greater than amount of messages we've received.";
+/// A stateful resume took longer than [`HubConnectionOptions::resume_timeout`].
+pub const RESUME_TIMEOUT: &str =
+    "The connection could not be resumed in time; reconnecting with a new connection.";
+/// The reopened transport was refused (the server no longer knows the connection, or it is
+/// unreachable).
+pub const RESUME_REFUSED: &str =
+    "The hub no longer knows this connection; reconnecting with a new connection.";
+/// The transport was lost more than [`HubConnectionOptions::max_resume_attempts`] times in a row.
+pub const RESUME_ATTEMPTS: &str =
+    "The connection kept dropping while it was resumed; reconnecting with a new connection.";
 /// Largest message accepted from the server (bytes); larger closes the connection.
 pub const MAX_RECEIVE_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
@@ -173,6 +196,8 @@ struct Stateful {
     next_receive_id: u64,
     latest_received: u64,
     ack_due: Option<Duration>,
+    /// While resuming: when the transport was first lost, and how many losses in a row.
+    resume: Option<(Duration, u32)>,
 }
 
 /// One hub connection's protocol state over an open transport (see the module docs).
@@ -216,6 +241,7 @@ impl HubConnectionCore {
                 next_receive_id: 1,
                 latest_received: 0,
                 ack_due: None,
+                resume: None,
             }),
             last_sent: now,
             last_received: now,
@@ -359,6 +385,8 @@ impl HubConnectionCore {
                     stateful.next_receive_id = *sequence_id;
                     if self.phase == Phase::AwaitingSequence {
                         self.phase = Phase::Connected;
+                        stateful.resume = None;
+                        self.events.push_back(Event::Resumed);
                     }
                     return;
                 }
@@ -559,8 +587,12 @@ impl HubConnectionCore {
 
     /// The transport dropped. With stateful reconnect negotiated and the handshake done, the
     /// logical connection stays (returns `true`): reopen the WebSocket to the same URL and call
-    /// [`resume`](Self::resume); if that fails, call
-    /// [`handle_transport_closed`](Self::handle_transport_closed). Otherwise this is
+    /// [`resume`](Self::resume); if the reopened transport is refused, call
+    /// [`handle_resume_refused`](Self::handle_resume_refused). A resume is bounded: it must
+    /// complete within [`HubConnectionOptions::resume_timeout`] of the first loss
+    /// ([`poll_timeout`](Self::poll_timeout) says when), and at most
+    /// [`HubConnectionOptions::max_resume_attempts`] losses in a row are resumed; past either the
+    /// connection closes with reconnect allowed. Without stateful reconnect this is
     /// `handle_transport_closed` and returns `false`.
     pub fn handle_transport_lost(&mut self, now: Duration, reason: Option<String>) -> bool {
         let resumable = self.stateful.is_some()
@@ -569,14 +601,39 @@ impl HubConnectionCore {
             self.handle_transport_closed(reason);
             return false;
         }
+        let max = self.options.max_resume_attempts;
+        let Some(stateful) = &mut self.stateful else {
+            return false;
+        };
+        let (since, attempts) = stateful.resume.unwrap_or((now, 0));
+        if attempts >= max {
+            self.close_with(Some(RESUME_ATTEMPTS.into()), true);
+            return false;
+        }
+        stateful.resume = Some((since, attempts + 1));
+        stateful.ack_due = None;
         self.phase = Phase::Resuming;
         self.outbox.clear();
         self.reader = MessageReader::new(self.options.protocol, MAX_RECEIVE_MESSAGE_BYTES);
-        if let Some(stateful) = &mut self.stateful {
-            stateful.ack_due = None;
-        }
         self.last_received = now;
         true
+    }
+
+    /// While resuming, the reopened transport closed before it opened: the server refused it
+    /// (it no longer knows the connection: a restarted hub answers 404) or cannot be reached.
+    /// Browsers do not expose the HTTP status of a refused WebSocket, so both end the same
+    /// way: the connection closes at once with reconnect allowed, and the caller negotiates a
+    /// new one ([`RESUME_REFUSED`]). Ignored when not resuming.
+    pub fn handle_resume_refused(&mut self) {
+        if self.phase == Phase::Resuming {
+            self.close_with(Some(RESUME_REFUSED.into()), true);
+        }
+    }
+
+    /// When the resume under way must be complete; `None` when not resuming.
+    fn resume_deadline(&self) -> Option<Duration> {
+        let (since, _) = self.stateful.as_ref()?.resume?;
+        Some(since + self.options.resume_timeout)
     }
 
     /// A new transport is open after [`handle_transport_lost`](Self::handle_transport_lost):
@@ -635,9 +692,8 @@ impl HubConnectionCore {
         self.events.pop_front()
     }
 
-    /// When [`handle_timeout`](Self::handle_timeout) must next be called; `None` once closed
-    /// (and while a stateful reconnect waits for [`resume`](Self::resume): the caller bounds
-    /// that).
+    /// When [`handle_timeout`](Self::handle_timeout) must next be called; `None` once closed.
+    /// While a stateful reconnect is under way this is the end of its time bound.
     pub fn poll_timeout(&self) -> Option<Duration> {
         match self.phase {
             Phase::Handshaking { deadline } => Some(deadline),
@@ -649,14 +705,24 @@ impl HubConnectionCore {
                 }
                 Some(at)
             }
-            Phase::AwaitingSequence => Some(self.last_received + self.options.server_timeout),
-            Phase::Resuming | Phase::Closed => None,
+            Phase::AwaitingSequence => {
+                let at = self.last_received + self.options.server_timeout;
+                Some(self.resume_deadline().map_or(at, |d| d.min(at)))
+            }
+            Phase::Resuming => self.resume_deadline(),
+            Phase::Closed => None,
         }
     }
 
     /// Runs the timers due at `now`: handshake timeout, server timeout, keep-alive ping, and
-    /// with stateful reconnect the Ack.
+    /// with stateful reconnect the Ack and the resume bound.
     pub fn handle_timeout(&mut self, now: Duration) {
+        if matches!(self.phase, Phase::Resuming | Phase::AwaitingSequence)
+            && self.resume_deadline().is_some_and(|d| now >= d)
+        {
+            self.close_with(Some(RESUME_TIMEOUT.into()), true);
+            return;
+        }
         match self.phase {
             Phase::Handshaking { deadline } if now >= deadline => {
                 self.close_with(Some(HANDSHAKE_TIMEOUT.into()), false)
@@ -1026,6 +1092,7 @@ mod tests {
             S(4),
             &("{\"type\":9,\"sequenceId\":2}\u{1e}".to_owned() + &notify(2) + &notify(3)),
         );
+        assert_eq!(core.poll_event(), Some(Event::Resumed));
         assert_eq!(
             core.poll_event(),
             Some(Event::Invocation {
@@ -1060,6 +1127,7 @@ mod tests {
             S(2),
             &("{\"type\":9,\"sequenceId\":2}\u{1e}".to_owned() + &notify(2)),
         );
+        assert_eq!(core.poll_event(), Some(Event::Resumed));
         assert_eq!(core.poll_event(), None, "2 is a duplicate");
         assert!(core.handle_transport_lost(S(3), None));
         core.resume(S(3)).unwrap();
@@ -1068,6 +1136,7 @@ mod tests {
             &("{\"type\":9,\"sequenceId\":4}\u{1e}".to_owned() + &notify(4)),
         );
         assert!(core.is_connected());
+        assert_eq!(core.poll_event(), Some(Event::Resumed));
         assert_eq!(
             core.poll_event(),
             Some(Event::Invocation {
@@ -1081,6 +1150,97 @@ mod tests {
         core.resume(S(4)).unwrap();
         core.handle_text(S(4), "{\"type\":9,\"sequenceId\":6}\u{1e}");
         assert!(core.is_closed());
+    }
+
+    fn closed_reason(core: &mut HubConnectionCore) -> (Option<String>, bool) {
+        loop {
+            match core.poll_event() {
+                Some(Event::Closed {
+                    error,
+                    allow_reconnect,
+                }) => return (error, allow_reconnect),
+                Some(_) => {}
+                None => panic!("no Closed event"),
+            }
+        }
+    }
+
+    /// A hub killed and restarted: the socket reopens nowhere (or is refused), and the resume
+    /// must not go on for ever while the widget still believes it is connected (issue 13).
+    #[test]
+    fn a_resume_is_bounded_in_time() {
+        let mut core = stateful();
+        assert!(core.handle_transport_lost(S(10), Some("socket closed".into())));
+        assert_eq!(core.poll_timeout(), Some(S(30)), "20 s after the loss");
+        core.handle_timeout(S(29));
+        assert!(core.is_resuming());
+        core.handle_timeout(S(30));
+        assert!(core.is_closed());
+        assert_eq!(
+            closed_reason(&mut core),
+            (Some(RESUME_TIMEOUT.into()), true)
+        );
+    }
+
+    /// The bound covers the whole resume, not each reopen: a socket that opens and drops again
+    /// before the Sequence does not restart the clock.
+    #[test]
+    fn a_resume_that_reopens_but_never_gets_a_sequence_still_times_out() {
+        let mut core = stateful();
+        assert!(core.handle_transport_lost(S(10), None));
+        core.resume(S(15)).unwrap();
+        assert_eq!(core.poll_timeout(), Some(S(30)));
+        assert!(core.handle_transport_lost(S(20), None));
+        assert_eq!(core.poll_timeout(), Some(S(30)));
+        core.handle_timeout(S(30));
+        assert!(closed_reason(&mut core).1);
+    }
+
+    #[test]
+    fn a_refused_reopen_falls_back_to_a_new_connection_at_once() {
+        let mut core = stateful();
+        core.invoke(S(1), "Add", vec![]).unwrap();
+        assert!(core.handle_transport_lost(S(2), None));
+        core.handle_resume_refused();
+        assert!(core.is_closed());
+        let mut events: Vec<_> = std::iter::from_fn(|| core.poll_event()).collect();
+        assert_eq!(
+            events.pop(),
+            Some(Event::Closed {
+                error: Some(RESUME_REFUSED.into()),
+                allow_reconnect: true
+            })
+        );
+        assert!(
+            matches!(&events[..], [Event::Completion { outcome: CompletionOutcome::Error(e), .. }] if e == INVOCATION_CANCELED),
+            "the pending invocation fails: {events:?}"
+        );
+        // Refusal outside a resume changes nothing.
+        let mut other = stateful();
+        other.handle_resume_refused();
+        assert!(other.is_connected());
+    }
+
+    #[test]
+    fn a_resume_is_bounded_in_count_and_a_success_resets_the_count() {
+        let mut core = stateful();
+        for round in 0..2u64 {
+            // Each round: lost, reopened, resumed.
+            assert!(core.handle_transport_lost(S(10 * round + 1), None));
+            core.resume(S(10 * round + 2)).unwrap();
+            core.handle_text(S(10 * round + 2), "{\"type\":9,\"sequenceId\":1}\u{1e}");
+            assert_eq!(core.poll_event(), Some(Event::Resumed));
+        }
+        // Three losses in a row without a Sequence: the fourth gives up.
+        for n in 0..3u64 {
+            assert!(core.handle_transport_lost(S(30 + n), None), "loss {n}");
+            core.resume(S(30 + n)).unwrap();
+        }
+        assert!(!core.handle_transport_lost(S(34), None));
+        assert_eq!(
+            closed_reason(&mut core),
+            (Some(RESUME_ATTEMPTS.into()), true)
+        );
     }
 
     #[test]

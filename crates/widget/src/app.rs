@@ -16,7 +16,8 @@ use switchboard_signalr::ConnectionState;
 use switchboard_signalr::client::HubConnectionOptions;
 use switchboard_signalr::negotiate::TransportKind;
 use switchboard_signalr::protocol::HubProtocolKind;
-use switchboard_signalr::retry::DelayListPolicy;
+use switchboard_signalr::retry::{DelayListPolicy, SlowRetryPolicy};
+use wasm_bindgen::JsCast;
 
 use crate::calls::CallRequest;
 use crate::diagnostics;
@@ -48,6 +49,8 @@ pub struct Widget {
     pub user: RwSignal<Option<String>>,
     pub connection: RwSignal<ConnectionState>,
     pub connection_detail: RwSignal<Option<String>>,
+    /// When the hub client tries to connect next (`Date.now()` ms), shown as a countdown.
+    pub next_attempt: RwSignal<Option<f64>>,
     pub desk: RwSignal<Desk>,
     pub notice: RwSignal<Option<String>>,
     /// `Date.now()` (Unix ms), refreshed every second for timers shown to the agent.
@@ -59,7 +62,7 @@ pub struct Widget {
     /// What the agent typed in the `Phone number` box.
     pub dial_text: RwSignal<String>,
     /// Whether this tab is the one that rings (`tabs.rs`).
-    ringer: StoredValue<Option<crate::tabs::Ringer>, LocalStorage>,
+    pub(crate) ringer: StoredValue<Option<crate::tabs::Ringer>, LocalStorage>,
     /// MSAL needs the agent again while connected: the non-blocking "Sign in again" prompt.
     pub reauth: RwSignal<Option<String>>,
     /// Bumped at each sign-in and sign-out; a renewal loop of an older session stops.
@@ -115,6 +118,7 @@ impl Widget {
             user: RwSignal::new(None),
             connection: RwSignal::new(ConnectionState::Disconnected),
             connection_detail: RwSignal::new(None),
+            next_attempt: RwSignal::new(None),
             desk,
             presence: crate::presence::Presence::new(desk),
             notice: RwSignal::new(None),
@@ -468,6 +472,7 @@ impl Widget {
                 ));
                 self.connection.set(state);
                 if state == ConnectionState::Connected {
+                    self.resync();
                     self.presence.connected();
                     if let Some(number) = self.host.take_pending_dial() {
                         self.dial(number);
@@ -482,6 +487,7 @@ impl Widget {
             }),
             on_invocation: Rc::new(move |target, arguments| self.on_invocation(&target, arguments)),
             on_diagnostic: Rc::new(diagnostics::record),
+            on_next_attempt: Rc::new(move |at| self.next_attempt.set(at)),
         };
         let Some(protocol) = HubProtocolKind::from_name(&config.hub.protocol) else {
             self.phase.set(Phase::Failed(format!(
@@ -513,7 +519,11 @@ impl Widget {
                 })
                 .collect(),
             skip_negotiation: config.hub.skip_negotiation,
-            retry: DelayListPolicy::from_millis(&config.hub.reconnect_delays_ms),
+            retry: SlowRetryPolicy::new(
+                DelayListPolicy::from_millis(&config.hub.reconnect_delays_ms),
+                config.hub.slow_retry_seconds.0.into(),
+                config.hub.slow_retry_seconds.1.into(),
+            ),
         };
         let client = HubClient::new(options, handlers);
         self.client.set_value(Some(client.clone()));
@@ -568,10 +578,12 @@ impl Widget {
         self.phase.set(Phase::ChooseUser);
     }
 
-    /// Tries again after the reconnect policy gave up.
+    /// Checks the hub connection now and cuts any reconnect wait short (`HubClient::wake`):
+    /// the network came back, the tab became visible, a frozen page resumed, or the agent
+    /// pressed **Try now**.
     pub fn reconnect(self) {
         if let Some(client) = self.client.get_value() {
-            client.start();
+            client.wake();
         }
     }
 
@@ -624,7 +636,7 @@ impl Widget {
         }
     }
 
-    fn offer(self, call: IncomingCall) {
+    pub(crate) fn offer(self, call: IncomingCall) {
         // Multi-tab: exactly one tab of this agent rings; the others stay quiet.
         if !self
             .ringer
@@ -767,6 +779,15 @@ pub(crate) fn warn(text: &str) {
     diagnostics::log(switchboard_core::diagnostics::Level::Warn, text);
 }
 
+/// Listens to a document event for the page's lifetime.
+fn on_document(event: &str, handler: impl Fn() + 'static) {
+    let closure = wasm_bindgen::closure::Closure::<dyn Fn()>::new(handler);
+    if let Some(document) = web_sys::window().and_then(|w| w.document()) {
+        let _ = document.add_event_listener_with_callback(event, closure.as_ref().unchecked_ref());
+    }
+    closure.forget();
+}
+
 /// The root component.
 #[component]
 pub fn App() -> impl IntoView {
@@ -777,7 +798,18 @@ pub fn App() -> impl IntoView {
     // A laptop waking up or a network coming back: if the reconnect policy had given up, try
     // again at once instead of waiting for the agent to notice.
     let _ = window_event_listener(leptos::ev::online, move |_| widget.reconnect());
-    let _ = window_event_listener(leptos::ev::visibilitychange, move |_| widget.reconnect());
+    let _ = window_event_listener(leptos::ev::pageshow, move |_| widget.reconnect());
+    // A tab shown again, or a page frozen by the browser (a sleeping laptop, an intensively
+    // throttled background tab) that runs again: Page Lifecycle's `resume` on the document.
+    on_document("visibilitychange", move || {
+        let visible = web_sys::window()
+            .and_then(|w| w.document())
+            .is_some_and(|d| !d.hidden());
+        if visible {
+            widget.reconnect();
+        }
+    });
+    on_document("resume", move || widget.reconnect());
     let _ = window_event_listener(leptos::ev::keydown, move |ev| shortcut(&ev));
     // Light or dark: `?theme=`, else the host's, else the system's (no attribute).
     Effect::new(move |_| {
@@ -995,9 +1027,13 @@ fn DeskView(widget: Widget) -> impl IntoView {
                 view! {
                     <div class="connection-detail">
                         <p>{detail}</p>
-                        {(state == ConnectionState::Disconnected).then(|| view! {
-                            <button class="btn btn--secondary" on:click=move |_| widget.reconnect()>{t.reconnect}</button>
-                        })}
+                        <p class="connection-detail__next">{move || match widget.next_attempt.get() {
+                            Some(at) => t.next_attempt(((at - widget.now_ms.get()) / 1000.0).ceil().max(0.0) as u32),
+                            None => t.attempting.to_owned(),
+                        }}</p>
+                        <button class="btn btn--secondary" on:click=move |_| widget.reconnect()>
+                            {if state == ConnectionState::Disconnected { t.reconnect } else { t.try_now }}
+                        </button>
                     </div>
                 }
             })

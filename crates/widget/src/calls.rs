@@ -39,6 +39,47 @@ fn storage() -> Option<web_sys::Storage> {
 }
 
 impl Widget {
+    /// After every (re)connect: asks the hub for this agent's calls (`getCalls`) and makes the
+    /// desk agree with it (`Desk::resync`), so a reload or a reconnect never loses a call that
+    /// rang or was in progress meanwhile (issue 13). Only the tab that rings does this; the
+    /// others leave calls to it.
+    pub(crate) fn resync(self) {
+        if !self
+            .ringer
+            .with_value(|r| r.as_ref().is_none_or(|r| r.is_ringer()))
+        {
+            return;
+        }
+        let Some(client) = self.client.get_value() else {
+            return;
+        };
+        let ring_ms = self
+            .config
+            .with_untracked(|c| c.as_ref().map(|c| c.ring_timeout_seconds).unwrap_or(30))
+            as f64
+            * 1000.0;
+        spawn_local(async move {
+            let calls = match client.invoke("getCalls", vec![]).await {
+                Ok(result) => match result.get("calls").and_then(|c| c.as_array()) {
+                    Some(calls) => calls.clone(),
+                    None => {
+                        crate::app::warn("getCalls answered without a list of calls.");
+                        return;
+                    }
+                },
+                Err(e) => {
+                    crate::app::warn(&format!("getCalls failed: {e}"));
+                    return;
+                }
+            };
+            crate::diagnostics::record(format!("resync: the hub lists {} call(s)", calls.len()));
+            let offers = self.with_desk(|d, now| d.resync(&calls, now, ring_ms));
+            for call in offers {
+                self.offer(call);
+            }
+        });
+    }
+
     /// Runs `f` on the desk at the present time, tells the host what changed (a call rings,
     /// the ringing call was accepted or dismissed: `Host::after_transition`), then files the
     /// calls it finished into the history. Returns what `f` returned.

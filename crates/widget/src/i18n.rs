@@ -188,7 +188,12 @@ strings!(
     pop_out,
     popped_out,
     bring_back,
-    pop_out_blocked
+    pop_out_blocked,
+    try_now,
+    connection_lost,
+    hub_silent,
+    resume_failed,
+    attempting
 );
 
 /// A field's text, English when the language lacks it. Not inlined: it runs once per field
@@ -291,6 +296,12 @@ impl Strings {
     pub fn seconds_left(&self, n: u32) -> String {
         let shown = self.number(n.into());
         self.format("seconds_left", Some(n.into()), &[("n", &shown)])
+    }
+
+    /// "Next attempt in 12 seconds." (the hub connection's next reconnect attempt).
+    pub fn next_attempt(&self, n: u32) -> String {
+        let shown = self.number(n.into());
+        self.format("next_attempt", Some(n.into()), &[("n", &shown)])
     }
 
     /// "Showing 50 of 700. Search to find others."

@@ -15,7 +15,7 @@ use switchboard_signalr::ConnectionState;
 use switchboard_signalr::client::HubConnectionOptions;
 use switchboard_signalr::negotiate::TransportKind;
 use switchboard_signalr::protocol::HubProtocolKind;
-use switchboard_signalr::retry::DelayListPolicy;
+use switchboard_signalr::retry::{DelayListPolicy, SlowRetryPolicy};
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -64,6 +64,7 @@ fn connect(transport: TransportKind, protocol: HubProtocolKind, user: &str) -> P
         },
         on_invocation: Rc::new(|_, _| {}),
         on_diagnostic: Rc::new(|_| {}),
+        on_next_attempt: Rc::new(|_| {}),
     };
     let options = HubClientOptions {
         url: format!("{HUB}/api"),
@@ -74,7 +75,7 @@ fn connect(transport: TransportKind, protocol: HubProtocolKind, user: &str) -> P
         },
         transports: vec![transport],
         skip_negotiation: false,
-        retry: DelayListPolicy::from_millis(&[]),
+        retry: SlowRetryPolicy::new(DelayListPolicy::from_millis(&[]), 600, 600),
     };
     let client = HubClient::new(options, handlers);
     client.start();

@@ -12,10 +12,18 @@
 //! (re)connect gets a fresh token.
 //!
 //! Stateful reconnect (WebSockets): when the socket drops, the core keeps the logical connection
-//! ([`HubConnectionCore::handle_transport_lost`]); the same URL is reopened and the core resumes
-//! (Sequence + replay of unacknowledged messages), without the agent seeing a reconnect. If the
-//! socket cannot be reopened before the server timeout, the connection closes and the reconnect
-//! policy takes over.
+//! ([`HubConnectionCore::handle_transport_lost`]); the state says `Reconnecting` (the hub cannot
+//! reach the agent while no socket is open), the same URL is reopened and the core resumes
+//! (Sequence + replay of unacknowledged messages), then `Connected` again. A resume is bounded
+//! by the core in time and count; a reopen the hub refuses (a restarted hub no longer knows the
+//! connection) ends it at once. Either way the connection closes and a full reconnect with a
+//! fresh negotiate follows.
+//!
+//! The truth about the connection (issue 13): every step that waits on the network is bounded
+//! (negotiate by [`NEGOTIATE_TIMEOUT_MS`], transport open + handshake by the core's handshake
+//! timeout, a silent hub by the server timeout), the reconnect policy never gives up (its
+//! delays, then one attempt every 30–60 s with jitter), and [`HubClient::wake`] (online,
+//! visibility, page resume) checks the connection at once and cuts any wait short.
 
 mod transport;
 
@@ -30,11 +38,14 @@ use futures_channel::{mpsc, oneshot};
 use gloo_timers::callback::Timeout;
 use serde_json::Value;
 use switchboard_signalr::client::{Event, HubConnectionCore, HubConnectionOptions};
+use switchboard_signalr::client::{
+    RESUME_ATTEMPTS, RESUME_REFUSED, RESUME_TIMEOUT, SERVER_TIMEOUT,
+};
 use switchboard_signalr::negotiate::{
     MAX_REDIRECTS, NegotiateConnection, NegotiateResponse, TransportKind, append_query,
     connect_url, negotiate_url, resolve_url,
 };
-use switchboard_signalr::retry::{DelayListPolicy, RetryPolicy};
+use switchboard_signalr::retry::SlowRetryPolicy;
 use switchboard_signalr::{CompletionOutcome, ConnectionState};
 
 use self::transport::{Transport, TransportEvent};
@@ -53,9 +64,15 @@ pub struct HubClientOptions {
     pub transports: Vec<TransportKind>,
     /// Connect a WebSocket to `url` without negotiating (`skipNegotiation`).
     pub skip_negotiation: bool,
-    /// Delays between reconnect attempts; applied to the first start too.
-    pub retry: DelayListPolicy,
+    /// Delays between reconnect attempts (applied to the first start too), then the slow
+    /// interval for ever.
+    pub retry: SlowRetryPolicy,
 }
+
+/// The longest a negotiate request may take before the attempt fails (ms). A hub behind a
+/// network black hole never answers; without a bound the widget would wait for the browser's
+/// own TCP timeout (minutes).
+pub const NEGOTIATE_TIMEOUT_MS: u32 = 15_000;
 
 /// Callbacks the application registers. They are called with no borrow held, so they may call
 /// back into the client.
@@ -68,6 +85,9 @@ pub struct HubClientHandlers {
     pub on_invocation: Rc<dyn Fn(String, Vec<Value>)>,
     /// A line for the diagnostics log (transport chosen, resumes, dropped messages).
     pub on_diagnostic: Rc<dyn Fn(String)>,
+    /// When the next connection attempt is due (`Date.now()` milliseconds), or `None` when an
+    /// attempt is under way or none is waiting.
+    pub on_next_attempt: Rc<dyn Fn(Option<f64>)>,
 }
 
 /// A hub connection that reconnects by itself. Cheap to clone (shared handle).
@@ -87,11 +107,12 @@ struct Inner {
     reopen_timer: Option<Timeout>,
     timer: Option<Timeout>,
     retry_timer: Option<Timeout>,
+    /// Bounds the open + handshake of the attempt under way.
+    attempt_timer: Option<Timeout>,
     pending: HashMap<String, oneshot::Sender<Result<Value, String>>>,
     streams: HashMap<String, mpsc::UnboundedSender<Result<Value, String>>>,
     handshake: Option<oneshot::Sender<Result<(), String>>>,
     retries: u32,
-    lost_at: f64,
     ever_connected: bool,
     /// How the last connection was made: transport, protocol, stateful reconnect.
     connected_via: Option<String>,
@@ -123,11 +144,11 @@ impl HubClient {
             reopen_timer: None,
             timer: None,
             retry_timer: None,
+            attempt_timer: None,
             pending: HashMap::new(),
             streams: HashMap::new(),
             handshake: None,
             retries: 0,
-            lost_at: 0.0,
             ever_connected: false,
             connected_via: None,
         })))
@@ -158,7 +179,6 @@ impl HubClient {
                 return;
             }
             inner.retries = 0;
-            inner.lost_at = now_ms();
         }
         self.set_state(ConnectionState::Connecting, None);
         self.attempt();
@@ -171,6 +191,7 @@ impl HubClient {
             let mut inner = self.0.borrow_mut();
             inner.generation += 1;
             inner.retry_timer = None;
+            inner.attempt_timer = None;
             inner.timer = None;
             if let Some(core) = inner.core.as_mut() {
                 core.close(now());
@@ -185,6 +206,39 @@ impl HubClient {
         inner.reopen_timer = None;
         drop(inner);
         self.set_state(ConnectionState::Disconnected, None);
+    }
+
+    /// The browser says the world may have changed under the connection: the network came back
+    /// (`online`), the tab became visible, or a frozen page resumed. Checks the connection at
+    /// once instead of trusting timers that a frozen or throttled page did not run: a
+    /// connected core runs its timers now (a hub silent for longer than the server timeout is
+    /// given up at once); a reconnect waiting for its delay is tried now; a stopped one starts.
+    pub fn wake(&self) {
+        let (state, waiting, has_core) = {
+            let inner = self.0.borrow();
+            (
+                inner.state,
+                inner.retry_timer.is_some(),
+                inner.core.is_some(),
+            )
+        };
+        match state {
+            ConnectionState::Disconnected => self.start(),
+            _ if waiting => {
+                self.0.borrow_mut().retry_timer = None;
+                let handlers = self.0.borrow().handlers.clone();
+                (handlers.on_diagnostic)("woken: trying to connect now".into());
+                self.0.borrow_mut().retries += 1;
+                self.attempt();
+            }
+            _ if has_core => {
+                if let Some(core) = self.0.borrow_mut().core.as_mut() {
+                    core.handle_timeout(now());
+                }
+                self.pump();
+            }
+            _ => {}
+        }
     }
 
     /// Invokes a hub method and waits for its completion. Fails at once when not connected,
@@ -280,6 +334,8 @@ impl HubClient {
         let (generation, handlers, url) = {
             let mut inner = self.0.borrow_mut();
             inner.generation += 1;
+            inner.retry_timer = None;
+            inner.attempt_timer = None;
             inner.transport = None;
             inner.core = None;
             inner.resume = None;
@@ -291,6 +347,7 @@ impl HubClient {
                 inner.options.url.clone(),
             )
         };
+        (handlers.on_next_attempt)(None);
         let this = self.clone();
         wasm_bindgen_futures::spawn_local(async move {
             let result = this.connect(generation, handlers, url).await;
@@ -303,6 +360,7 @@ impl HubClient {
                         let mut inner = this.0.borrow_mut();
                         inner.retries = 0;
                         inner.ever_connected = true;
+                        inner.attempt_timer = None;
                     }
                     this.set_state(ConnectionState::Connected, None);
                 }
@@ -405,14 +463,38 @@ impl HubClient {
         stateful: bool,
     ) -> Result<(), String> {
         let (tx, rx) = oneshot::channel();
-        {
+        let limit = {
             let mut inner = self.0.borrow_mut();
             inner.options.connection.stateful_reconnect = stateful;
             inner.handshake = Some(tx);
             inner.resume = stateful.then(|| (url.to_owned(), token.to_owned(), 0));
-        }
+            inner.options.connection.handshake_timeout
+        };
         let transport = self.open_transport(generation, kind, url, token)?;
-        self.0.borrow_mut().transport = Some(transport);
+        // A transport that never opens (a black-holed network keeps a WebSocket "connecting"
+        // for minutes) fails the attempt after the handshake timeout; the core bounds the
+        // handshake itself once the transport is open.
+        let weak = Rc::downgrade(&self.0);
+        let seconds = limit.as_secs();
+        let timer = Timeout::new(limit.as_millis().min(u32::MAX as u128) as u32, move || {
+            let Some(rc) = weak.upgrade() else { return };
+            let mut inner = rc.borrow_mut();
+            if inner.generation != generation
+                || inner.core.as_ref().is_some_and(|c| c.is_connected())
+            {
+                return;
+            }
+            if let Some(tx) = inner.handshake.take() {
+                inner.transport = None;
+                inner.core = None;
+                let _ = tx.send(Err(format!("The hub did not answer within {seconds} s.")));
+            }
+        });
+        {
+            let mut inner = self.0.borrow_mut();
+            inner.transport = Some(transport);
+            inner.attempt_timer = Some(timer);
+        }
         rx.await
             .unwrap_or_else(|_| Err("The connection attempt was abandoned.".into()))
     }
@@ -489,8 +571,29 @@ impl HubClient {
                         }
                         return;
                     }
-                    Some(core) if core.is_resuming() => true,
-                    Some(core) => core.handle_transport_lost(now(), Some(reason.clone())),
+                    // A reopen for a resume that never opened: the hub refused it (it no
+                    // longer knows the connection) or is unreachable: start over at once.
+                    Some(core) if core.is_resuming() && !opened => {
+                        core.handle_resume_refused();
+                        false
+                    }
+                    Some(core) => {
+                        let was_connected = core.is_connected();
+                        let resumable = core.handle_transport_lost(now(), Some(reason.clone()));
+                        if resumable && was_connected {
+                            drop(inner);
+                            let handlers = self.0.borrow().handlers.clone();
+                            (handlers.on_diagnostic)(format!(
+                                "transport lost ({reason}); resuming the connection"
+                            ));
+                            self.set_state(
+                                ConnectionState::Reconnecting,
+                                Some(crate::i18n::strings().connection_lost.to_owned()),
+                            );
+                            inner = self.0.borrow_mut();
+                        }
+                        resumable
+                    }
                 };
                 drop(inner);
                 if resumable {
@@ -502,7 +605,7 @@ impl HubClient {
     }
 
     /// Reopens the WebSocket for a stateful resume: at once, then after 1, 2, 4… s (at most 5 s)
-    /// until the core's server timeout gives up on the connection.
+    /// until the core's resume bound gives up on the connection.
     fn schedule_reopen(&self, generation: u64) {
         let Some((url, token, attempts)) = self.0.borrow().resume.clone() else {
             return;
@@ -618,6 +721,10 @@ impl HubClient {
                         let _ = tx.unbounded_send(Ok(item));
                     }
                 }
+                Event::Resumed => {
+                    (handlers.on_diagnostic)("stateful reconnect: resumed, nothing lost".into());
+                    self.set_state(ConnectionState::Connected, None);
+                }
                 Event::Malformed(e) => {
                     web_sys::console::warn_1(&format!("Hub message dropped: {e}").into());
                 }
@@ -637,7 +744,11 @@ impl HubClient {
             inner.resume = None;
             inner.reopen_timer = None;
             (
-                inner.state == ConnectionState::Connected,
+                // Reconnecting here means a stateful resume that just gave up.
+                matches!(
+                    inner.state,
+                    ConnectionState::Connected | ConnectionState::Reconnecting
+                ),
                 inner.handshake.take(),
             )
         };
@@ -660,32 +771,42 @@ impl HubClient {
         {
             let mut inner = self.0.borrow_mut();
             inner.retries = 0;
-            inner.lost_at = now_ms();
+            inner.core = None;
         }
-        self.schedule_retry(error.unwrap_or_else(|| "Connection lost.".into()));
+        let handlers = self.0.borrow().handlers.clone();
+        (handlers.on_diagnostic)(format!(
+            "connection lost: {}",
+            error.as_deref().unwrap_or("the transport closed")
+        ));
+        self.schedule_retry(reason_text(error.as_deref()));
     }
 
     fn schedule_retry(&self, reason: String) {
-        let (delay, ever_connected) = {
+        let (delay, ever_connected, slow, handlers) = {
             let inner = self.0.borrow();
-            let elapsed = Duration::from_secs_f64(((now_ms() - inner.lost_at) / 1000.0).max(0.0));
             (
-                inner.options.retry.next_retry_delay(inner.retries, elapsed),
+                inner
+                    .options
+                    .retry
+                    .next_delay(inner.retries, js_sys::Math::random()),
                 inner.ever_connected,
+                inner.options.retry.is_slow(inner.retries),
+                inner.handlers.clone(),
             )
-        };
-        let Some(delay) = delay else {
-            self.set_state(ConnectionState::Disconnected, Some(reason));
-            return;
         };
         let state = if ever_connected {
             ConnectionState::Reconnecting
         } else {
             ConnectionState::Connecting
         };
+        (handlers.on_diagnostic)(format!(
+            "next attempt in {} ms{}",
+            delay.as_millis(),
+            if slow { " (slow retry)" } else { "" }
+        ));
         self.set_state(state, Some(reason));
         let weak = Rc::downgrade(&self.0);
-        let timer = Timeout::new(delay.as_millis() as u32, move || {
+        let timer = Timeout::new(delay.as_millis().min(u32::MAX as u128) as u32, move || {
             if let Some(rc) = weak.upgrade() {
                 let client = HubClient(rc);
                 client.0.borrow_mut().retries += 1;
@@ -693,6 +814,7 @@ impl HubClient {
             }
         });
         self.0.borrow_mut().retry_timer = Some(timer);
+        (handlers.on_next_attempt)(Some(js_sys::Date::now() + delay.as_secs_f64() * 1000.0));
     }
 
     /// Arms one timer for the core's next deadline (keep-alive or timeout). It is re-armed after
@@ -762,8 +884,13 @@ async fn negotiate_chain(
 async fn negotiate(url: &str, token: &str) -> Result<NegotiateResponse, String> {
     let t = crate::i18n::strings();
     let shown = url.split('?').next().unwrap_or(url).to_owned();
+    // Bounded: a black-holed hub would otherwise keep the attempt waiting for minutes.
+    let controller = web_sys::AbortController::new().ok();
+    let signal = controller.as_ref().map(web_sys::AbortController::signal);
+    let _deadline = controller.map(|c| Timeout::new(NEGOTIATE_TIMEOUT_MS, move || c.abort()));
     let response = gloo_net::http::Request::post(url)
         .header("Authorization", &format!("Bearer {token}"))
+        .abort_signal(signal.as_ref())
         .send()
         .await
         .map_err(|_| t.hub_text("hub_unreachable", &shown, 0))?;
@@ -778,4 +905,19 @@ async fn negotiate(url: &str, token: &str) -> Result<NegotiateResponse, String> 
         .await
         .map_err(|_| format!("Negotiate at {shown}: the answer could not be read."))?;
     NegotiateResponse::decode(&body).map_err(|e| format!("Negotiate at {shown}: {e}"))
+}
+
+/// The reason for a lost connection in the agent's language where the core gave one of its
+/// known texts; other texts (the hub's own Close error, a transport's) are shown as they are.
+fn reason_text(error: Option<&str>) -> String {
+    let t = crate::i18n::strings();
+    match error {
+        None => t.connection_lost.to_owned(),
+        Some(SERVER_TIMEOUT) => t.hub_silent.to_owned(),
+        Some(RESUME_TIMEOUT | RESUME_REFUSED | RESUME_ATTEMPTS) => t.resume_failed.to_owned(),
+        Some(e) if e.starts_with("WebSocket closed") || e.starts_with("The transport") => {
+            t.connection_lost.to_owned()
+        }
+        Some(e) => e.to_owned(),
+    }
 }
