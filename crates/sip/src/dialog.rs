@@ -84,7 +84,11 @@ impl Dialog {
             local_uri: strip_tag(to),
             remote_uri: strip_tag(from),
             remote_target: contact_uri(&request.headers)?,
-            route_set: request.headers.all("Record-Route").map(str::to_owned).collect(),
+            route_set: request
+                .headers
+                .all("Record-Route")
+                .map(str::to_owned)
+                .collect(),
             local_seq: 0,
             remote_seq: Some(request.headers.cseq()?.seq),
         })
@@ -199,27 +203,45 @@ Content-Length: 0
 
     #[test]
     fn uac_route_set_is_reversed_and_uas_keeps_order() {
-        let Message::Request(invite) = parse(INVITE) else { panic!() };
+        let Message::Request(invite) = parse(INVITE) else {
+            panic!()
+        };
         let mut ok = Response::to_request(&invite, 200, "OK", Some("bobtag"));
         for rr in invite.headers.all("Record-Route") {
             ok.headers.push("Record-Route", rr);
         }
         ok.headers.push("Contact", "<sip:bob@192.0.2.4:5060>");
         let mut d = Dialog::uac(&invite, &ok).unwrap();
-        assert_eq!(d.route_set, ["<sip:p1.example.com;transport=ws;lr>", "<sip:p2.example.com;lr>"]);
+        assert_eq!(
+            d.route_set,
+            [
+                "<sip:p1.example.com;transport=ws;lr>",
+                "<sip:p2.example.com;lr>"
+            ]
+        );
         assert_eq!(d.remote_target.to_string(), "sip:bob@192.0.2.4:5060");
         let bye = d.request(Method::Bye, "SIP/2.0/WSS a.invalid;branch=z9hG4bK2", None);
         assert_eq!(bye.uri.to_string(), "sip:bob@192.0.2.4:5060");
         assert_eq!(bye.headers.cseq().unwrap().seq, 11);
         assert_eq!(bye.headers.to().unwrap().tag(), Some("bobtag"));
         assert_eq!(bye.headers.from().unwrap().tag(), Some("ali"));
-        assert_eq!(bye.headers.all("Route").next(), Some("<sip:p1.example.com;transport=ws;lr>"));
-        let ack = d.request(Method::Ack, "SIP/2.0/WSS a.invalid;branch=z9hG4bK3", Some(10));
+        assert_eq!(
+            bye.headers.all("Route").next(),
+            Some("<sip:p1.example.com;transport=ws;lr>")
+        );
+        let ack = d.request(
+            Method::Ack,
+            "SIP/2.0/WSS a.invalid;branch=z9hG4bK3",
+            Some(10),
+        );
         assert_eq!(ack.headers.cseq().unwrap().to_string(), "10 ACK");
 
         let mut uas = Dialog::uas(&invite, "bobtag").unwrap();
         assert_eq!(uas.route_set[0], "<sip:p2.example.com;lr>");
-        assert_eq!(uas.remote_target.to_string(), "sip:x@a.invalid;transport=ws;ob");
+        assert_eq!(
+            uas.remote_target.to_string(),
+            "sip:x@a.invalid;transport=ws;ob"
+        );
         assert!(!uas.accept_remote_seq(9));
         assert!(uas.accept_remote_seq(11));
         let bye = uas.request(Method::Bye, "SIP/2.0/WSS b.invalid;branch=z9hG4bK4", None);
@@ -229,12 +251,19 @@ Content-Length: 0
 
     #[test]
     fn strict_routing() {
-        let Message::Request(mut invite) = parse(INVITE) else { panic!() };
+        let Message::Request(mut invite) = parse(INVITE) else {
+            panic!()
+        };
         invite.headers.remove("Record-Route");
-        invite.headers.push("Record-Route", "<sip:strict.example.com>");
+        invite
+            .headers
+            .push("Record-Route", "<sip:strict.example.com>");
         let mut d = Dialog::uas(&invite, "t").unwrap();
         let bye = d.request(Method::Bye, "SIP/2.0/WSS b.invalid;branch=z9hG4bK5", None);
         assert_eq!(bye.uri.to_string(), "sip:strict.example.com");
-        assert_eq!(bye.headers.all("Route").last(), Some("<sip:x@a.invalid;transport=ws;ob>"));
+        assert_eq!(
+            bye.headers.all("Route").last(),
+            Some("<sip:x@a.invalid;transport=ws;ob>")
+        );
     }
 }

@@ -445,7 +445,11 @@ mod tests {
         let mut tx = ServerTransaction::new(req("INVITE"), t);
         let r = tx.request.clone();
         tx.respond(S(0), resp(&r, 180));
-        assert_eq!(tx.on_request(&r).unwrap().code, 180, "retransmitted INVITE gets the 180");
+        assert_eq!(
+            tx.on_request(&r).unwrap().code,
+            180,
+            "retransmitted INVITE gets the 180"
+        );
         tx.respond(S(1), resp(&r, 486));
         assert_eq!(tx.state(), ServerState::Completed);
         assert_eq!(tx.on_request(&r).unwrap().code, 486);
@@ -463,7 +467,11 @@ mod tests {
         let r = tx.request.clone();
         tx.respond(S(0), resp(&r, 200));
         assert_eq!(tx.state(), ServerState::Accepted);
-        assert_eq!(tx.on_request(&r), None, "the TU retransmits 2xx, not the transaction");
+        assert_eq!(
+            tx.on_request(&r),
+            None,
+            "the TU retransmits 2xx, not the transaction"
+        );
         assert!(!tx.handle_timeout(S(32)));
         assert!(tx.is_terminated(), "Timer L");
         let mut tx = ServerTransaction::new(req("BYE"), t);

@@ -537,7 +537,11 @@ impl UserAgent {
             .unwrap_or_else(|| format!("sip:{}", self.domain()));
         let uri = Uri::parse(&registrar).unwrap_or_else(|_| Uri::Other(registrar.clone()));
         let to = NameAddr::new(self.aor_uri()).to_string();
-        let (tag, id, seq) = (self.reg.from_tag.clone(), self.reg.call_id.clone(), self.reg.cseq);
+        let (tag, id, seq) = (
+            self.reg.from_tag.clone(),
+            self.reg.call_id.clone(),
+            self.reg.cseq,
+        );
         let mut r = self.out_of_dialog(Method::Register, uri, &to, &tag, &id, seq);
         r.headers.push(
             "Contact",
@@ -611,7 +615,11 @@ impl UserAgent {
                     })
             });
         let granted = ours
-            .and_then(|c| c.params.get("expires").and_then(|e| parse_bounded(e, u32::MAX as u64).ok()))
+            .and_then(|c| {
+                c.params
+                    .get("expires")
+                    .and_then(|e| parse_bounded(e, u32::MAX as u64).ok())
+            })
             .or_else(|| response.headers.expires())
             .unwrap_or(self.config.register_expires);
         self.reg.state = RegState::Registered;
@@ -628,13 +636,18 @@ impl UserAgent {
             self.reg.keep_alive = Duration::from_secs(t as u64);
         }
         self.schedule_ping(now);
-        self.events.push_back(Event::Registered { expires: granted });
+        self.events
+            .push_back(Event::Registered { expires: granted });
     }
 
     fn schedule_ping(&mut self, now: Duration) {
         // RFC 5626 §4.4.1: a random time between 80 % and 100 % of the interval.
         let base = self.reg.keep_alive.as_millis() as u64;
-        let jitter = if base == 0 { 0 } else { self.rng.next() % (base / 5 + 1) };
+        let jitter = if base == 0 {
+            0
+        } else {
+            self.rng.next() % (base / 5 + 1)
+        };
         self.reg.next_ping = Some(now + Duration::from_millis(base - jitter));
     }
 
@@ -651,7 +664,10 @@ impl UserAgent {
         for (tx, purpose) in clients {
             if let Purpose::Invite(call) = purpose
                 && !tx.is_terminated()
-                && self.calls.get(&call).is_some_and(|c| c.state == CallState::Calling)
+                && self
+                    .calls
+                    .get(&call)
+                    .is_some_and(|c| c.state == CallState::Calling)
             {
                 self.end_call(call, EndReason::TransportLost);
             }
@@ -688,7 +704,12 @@ impl UserAgent {
     /// Calls `target` (a SIP URI, or a user/number at our domain) with an SDP offer. URI
     /// headers of the target (`?Replaces=...` from a REFER) become request headers (RFC 3261
     /// §19.1.5). Events: [`Event::Ringing`], [`Event::Answered`], [`Event::Ended`].
-    pub fn call(&mut self, now: Duration, target: &str, sdp_offer: &str) -> Result<CallHandle, UaError> {
+    pub fn call(
+        &mut self,
+        now: Duration,
+        target: &str,
+        sdp_offer: &str,
+    ) -> Result<CallHandle, UaError> {
         let uri = self.target_uri(target)?;
         let (uri, extra_headers) = match uri {
             Uri::Sip(u) => {
@@ -775,7 +796,11 @@ impl UserAgent {
     /// Rejects an incoming call (486 busy, 480, 603 decline, ...; [`EndReason::LocalReject`])
     /// or a re-INVITE (e.g. 488; the call goes on).
     pub fn reject(&mut self, now: Duration, call: CallHandle, code: u16) -> Result<(), UaError> {
-        let code = if (300..700).contains(&code) { code } else { 486 };
+        let code = if (300..700).contains(&code) {
+            code
+        } else {
+            486
+        };
         let c = self.calls.get_mut(&call).ok_or(UaError::NoSuchCall)?;
         let (tx, ends) = if c.state == CallState::Incoming {
             (c.invite_tx.as_mut(), true)
@@ -825,7 +850,9 @@ impl UserAgent {
     }
 
     fn send_cancel(&mut self, now: Duration, call: CallHandle) {
-        let Some(c) = self.calls.get(&call) else { return };
+        let Some(c) = self.calls.get(&call) else {
+            return;
+        };
         // RFC 3261 §9.1: same Request-URI, top Via, Call-ID, From, To, CSeq number, Route.
         let inv = &c.invite;
         let mut r = Request::new(Method::Cancel, inv.uri.clone());
@@ -859,7 +886,10 @@ impl UserAgent {
         if c.state != CallState::Confirmed {
             return Err(UaError::InvalidState("the call is not established"));
         }
-        let d = c.dialog.as_mut().ok_or(UaError::InvalidState("no dialog"))?;
+        let d = c
+            .dialog
+            .as_mut()
+            .ok_or(UaError::InvalidState("no dialog"))?;
         let mut r = d.request(method.clone(), &via, None);
         if matches!(method, Method::Invite | Method::Refer | Method::Notify) {
             r.headers.push("Contact", contact);
@@ -869,8 +899,17 @@ impl UserAgent {
 
     /// Sends a re-INVITE with `sdp_offer` (an ICE restart, a codec change). Results:
     /// [`Event::RenegotiationAnswered`] or [`Event::RenegotiationFailed`].
-    pub fn reinvite(&mut self, now: Duration, call: CallHandle, sdp_offer: &str) -> Result<(), UaError> {
-        if self.calls.get(&call).is_some_and(|c| c.reinvite_out || c.reinvite_in.is_some()) {
+    pub fn reinvite(
+        &mut self,
+        now: Duration,
+        call: CallHandle,
+        sdp_offer: &str,
+    ) -> Result<(), UaError> {
+        if self
+            .calls
+            .get(&call)
+            .is_some_and(|c| c.reinvite_out || c.reinvite_in.is_some())
+        {
             return Err(UaError::InvalidState("a re-INVITE is already under way"));
         }
         let mut r = self.in_dialog(call, Method::Invite)?;
@@ -887,19 +926,35 @@ impl UserAgent {
     /// Puts the call on hold: re-INVITE with `sdp_offer` rewritten to `a=sendonly` (RFC 3264
     /// §8.4). Use [`crate::sdp::set_direction`] with `Inactive` and [`reinvite`](Self::reinvite)
     /// for a hold that also stops our audio.
-    pub fn hold(&mut self, now: Duration, call: CallHandle, sdp_offer: &str) -> Result<(), UaError> {
+    pub fn hold(
+        &mut self,
+        now: Duration,
+        call: CallHandle,
+        sdp_offer: &str,
+    ) -> Result<(), UaError> {
         self.reinvite(now, call, &set_direction(sdp_offer, Direction::SendOnly))
     }
 
     /// Takes the call off hold: re-INVITE with `sdp_offer` rewritten to `a=sendrecv`.
-    pub fn resume(&mut self, now: Duration, call: CallHandle, sdp_offer: &str) -> Result<(), UaError> {
+    pub fn resume(
+        &mut self,
+        now: Duration,
+        call: CallHandle,
+        sdp_offer: &str,
+    ) -> Result<(), UaError> {
         self.reinvite(now, call, &set_direction(sdp_offer, Direction::SendRecv))
     }
 
     /// Sends one DTMF digit by SIP INFO (RFC 6086) in the configured format; `duration_ms`
     /// is the tone length (100–250 ms is usual). Prefer RFC 4733 through the media path
     /// (`RTCDTMFSender`); this is the fallback.
-    pub fn send_dtmf_info(&mut self, now: Duration, call: CallHandle, digit: char, duration_ms: u32) -> Result<(), UaError> {
+    pub fn send_dtmf_info(
+        &mut self,
+        now: Duration,
+        call: CallHandle,
+        digit: char,
+        duration_ms: u32,
+    ) -> Result<(), UaError> {
         let digit = digit.to_ascii_uppercase();
         if !(digit.is_ascii_digit() || "*#ABCD".contains(digit)) {
             return Err(UaError::InvalidTarget(digit.to_string()));
@@ -921,7 +976,12 @@ impl UserAgent {
 
     /// Blind transfer (RFC 3515, RFC 5589 §6): REFER with `Refer-To: <target>` and
     /// `Referred-By`. Progress: [`Event::TransferProgress`].
-    pub fn transfer_blind(&mut self, now: Duration, call: CallHandle, target: &str) -> Result<(), UaError> {
+    pub fn transfer_blind(
+        &mut self,
+        now: Duration,
+        call: CallHandle,
+        target: &str,
+    ) -> Result<(), UaError> {
         let uri = self.target_uri(target)?;
         self.send_refer(now, call, format!("<{uri}>"))
     }
@@ -929,14 +989,24 @@ impl UserAgent {
     /// Attended transfer (RFC 5589 §7, RFC 3891): REFER on `call` whose Refer-To is the
     /// consultation call's peer (its AOR, which the proxy can route) with
     /// `?Replaces=<call-id>;to-tag=<its tag>;from-tag=<our tag>` of the consultation dialog.
-    pub fn transfer_attended(&mut self, now: Duration, call: CallHandle, consultation: CallHandle) -> Result<(), UaError> {
+    pub fn transfer_attended(
+        &mut self,
+        now: Duration,
+        call: CallHandle,
+        consultation: CallHandle,
+    ) -> Result<(), UaError> {
         let c = self.calls.get(&consultation).ok_or(UaError::NoSuchCall)?;
         let d = c
             .dialog
             .as_ref()
             .filter(|_| c.state == CallState::Confirmed)
-            .ok_or(UaError::InvalidState("the consultation call is not established"))?;
-        let replaces = format!("{};to-tag={};from-tag={}", d.call_id, d.remote_tag, d.local_tag);
+            .ok_or(UaError::InvalidState(
+                "the consultation call is not established",
+            ))?;
+        let replaces = format!(
+            "{};to-tag={};from-tag={}",
+            d.call_id, d.remote_tag, d.local_tag
+        );
         let mut target = match &d.remote_uri.uri {
             Uri::Sip(u) => u.without_headers(),
             Uri::Other(s) => return Err(UaError::InvalidTarget(s.clone())),
@@ -949,10 +1019,16 @@ impl UserAgent {
         self.send_refer(now, call, refer_to)
     }
 
-    fn send_refer(&mut self, now: Duration, call: CallHandle, refer_to: String) -> Result<(), UaError> {
+    fn send_refer(
+        &mut self,
+        now: Duration,
+        call: CallHandle,
+        refer_to: String,
+    ) -> Result<(), UaError> {
         let mut r = self.in_dialog(call, Method::Refer)?;
         r.headers.push("Refer-To", refer_to);
-        r.headers.push("Referred-By", format!("<{}>", self.config.aor));
+        r.headers
+            .push("Referred-By", format!("<{}>", self.config.aor));
         self.send_request(now, r, Purpose::Refer(call));
         Ok(())
     }
@@ -960,9 +1036,16 @@ impl UserAgent {
     /// Reports the progress of a transfer we were asked for ([`Event::TransferRequested`]):
     /// NOTIFY `message/sipfrag` `SIP/2.0 <code> <reason>` (RFC 3515 §2.4.5); a final code
     /// terminates the implicit subscription.
-    pub fn notify_transfer(&mut self, now: Duration, call: CallHandle, code: u16) -> Result<(), UaError> {
+    pub fn notify_transfer(
+        &mut self,
+        now: Duration,
+        call: CallHandle,
+        code: u16,
+    ) -> Result<(), UaError> {
         if !self.calls.get(&call).is_some_and(|c| c.refer_subscription) {
-            return Err(UaError::InvalidState("no transfer was requested in this call"));
+            return Err(UaError::InvalidState(
+                "no transfer was requested in this call",
+            ));
         }
         self.send_notify(now, call, code)
     }
@@ -972,9 +1055,14 @@ impl UserAgent {
         r.headers.push("Event", "refer");
         r.headers.push(
             "Subscription-State",
-            if code >= 200 { "terminated;reason=noresource" } else { "active;expires=60" },
+            if code >= 200 {
+                "terminated;reason=noresource"
+            } else {
+                "active;expires=60"
+            },
         );
-        r.headers.push("Content-Type", "message/sipfrag;version=2.0");
+        r.headers
+            .push("Content-Type", "message/sipfrag;version=2.0");
         r.body = format!("SIP/2.0 {code} {}\r\n", reason_phrase(code)).into_bytes();
         if code >= 200
             && let Some(c) = self.calls.get_mut(&call)
@@ -1015,7 +1103,9 @@ impl UserAgent {
         let message = match Message::parse(bytes) {
             Ok(m) => m,
             Err(e) => {
-                self.events.push_back(Event::Malformed { error: e.to_string() });
+                self.events.push_back(Event::Malformed {
+                    error: e.to_string(),
+                });
                 return;
             }
         };
@@ -1027,7 +1117,9 @@ impl UserAgent {
                 resp.reason = resp.reason.replace(['\r', '\n'], " ");
                 self.send_response(&resp);
             }
-            self.events.push_back(Event::Malformed { error: e.to_string() });
+            self.events.push_back(Event::Malformed {
+                error: e.to_string(),
+            });
             return;
         }
         match message {
@@ -1047,7 +1139,12 @@ impl UserAgent {
             .headers
             .all(challenge_header)
             .filter_map(|v| Challenge::parse(v).ok())
-            .max_by_key(|c| matches!(c.algorithm, crate::auth::Algorithm::Sha256 | crate::auth::Algorithm::Sha256Sess))?;
+            .max_by_key(|c| {
+                matches!(
+                    c.algorithm,
+                    crate::auth::Algorithm::Sha256 | crate::auth::Algorithm::Sha256Sess
+                )
+            })?;
         // The same nonce again means the credentials were refused, unless it is stale.
         let tried = request
             .headers
@@ -1072,7 +1169,11 @@ impl UserAgent {
     }
 
     fn on_response(&mut self, now: Duration, response: Response) {
-        let Some(i) = self.clients.iter().position(|(tx, _)| tx.matches(&response)) else {
+        let Some(i) = self
+            .clients
+            .iter()
+            .position(|(tx, _)| tx.matches(&response))
+        else {
             return; // stray: no transaction (RFC 3261 §17.1.3 drops it)
         };
         let action = self.clients[i].0.on_response(now, &response);
@@ -1111,9 +1212,17 @@ impl UserAgent {
         }
     }
 
-    fn on_invite_response(&mut self, now: Duration, call: CallHandle, request: &Request, response: &Response) {
+    fn on_invite_response(
+        &mut self,
+        now: Duration,
+        call: CallHandle,
+        request: &Request,
+        response: &Response,
+    ) {
         let code = response.code;
-        let Some(c) = self.calls.get(&call) else { return };
+        let Some(c) = self.calls.get(&call) else {
+            return;
+        };
         let state = c.state;
         if code < 200 {
             if code == 100 {
@@ -1131,7 +1240,10 @@ impl UserAgent {
             if cancel {
                 self.send_cancel(now, call);
             } else if state == CallState::Calling {
-                self.events.push_back(Event::Ringing { call, sdp: response.body_text() });
+                self.events.push_back(Event::Ringing {
+                    call,
+                    sdp: response.body_text(),
+                });
             }
             return;
         }
@@ -1161,7 +1273,10 @@ impl UserAgent {
                 }
             }
             if answered {
-                self.events.push_back(Event::Answered { call, sdp: response.body_text() });
+                self.events.push_back(Event::Answered {
+                    call,
+                    sdp: response.body_text(),
+                });
             } else {
                 // Answered after we gave up (CANCEL race): end it properly.
                 if let Some(c) = self.calls.get_mut(&call) {
@@ -1195,14 +1310,22 @@ impl UserAgent {
         );
     }
 
-    fn on_reinvite_response(&mut self, now: Duration, call: CallHandle, request: &Request, response: &Response) {
+    fn on_reinvite_response(
+        &mut self,
+        now: Duration,
+        call: CallHandle,
+        request: &Request,
+        response: &Response,
+    ) {
         let code = response.code;
         if code < 200 {
             return;
         }
         if code < 300 {
             let via = self.via();
-            let Some(c) = self.calls.get_mut(&call) else { return };
+            let Some(c) = self.calls.get_mut(&call) else {
+                return;
+            };
             let Some(d) = c.dialog.as_mut() else { return };
             if !c.reinvite_out {
                 // Retransmitted 2xx: ACK again.
@@ -1219,7 +1342,10 @@ impl UserAgent {
             c.reinvite_out = false;
             self.outbox
                 .push_back(String::from_utf8_lossy(&ack.to_bytes()).into_owned());
-            self.events.push_back(Event::RenegotiationAnswered { call, sdp: response.body_text() });
+            self.events.push_back(Event::RenegotiationAnswered {
+                call,
+                sdp: response.body_text(),
+            });
             return;
         }
         if (code == 401 || code == 407)
@@ -1241,21 +1367,30 @@ impl UserAgent {
             self.send_bye(now, call);
             self.end_call(call, EndReason::Timeout);
         } else {
-            self.events.push_back(Event::RenegotiationFailed { call, code });
+            self.events
+                .push_back(Event::RenegotiationFailed { call, code });
         }
     }
 
     fn find_call_by_dialog(&self, request: &Request) -> Option<CallHandle> {
         self.calls
             .iter()
-            .find(|(_, c)| c.state != CallState::Ended && c.dialog.as_ref().is_some_and(|d| d.matches_request(request)))
+            .find(|(_, c)| {
+                c.state != CallState::Ended
+                    && c.dialog
+                        .as_ref()
+                        .is_some_and(|d| d.matches_request(request))
+            })
             .map(|(h, _)| *h)
     }
 
     fn on_request(&mut self, now: Duration, request: Request) {
         // Retransmission or ACK of an INVITE server transaction.
         for c in self.calls.values_mut() {
-            for tx in [c.invite_tx.as_mut(), c.reinvite_in.as_mut()].into_iter().flatten() {
+            for tx in [c.invite_tx.as_mut(), c.reinvite_in.as_mut()]
+                .into_iter()
+                .flatten()
+            {
                 if tx.matches(&request) {
                     if let Some(resend) = tx.on_request(&request) {
                         self.outbox
@@ -1285,7 +1420,14 @@ impl UserAgent {
                     self.on_invite(now, request);
                 } else if request.method == Method::Options {
                     self.respond(&request, 200, None);
-                } else if matches!(request.method, Method::Extension(_) | Method::Update | Method::Prack | Method::Subscribe | Method::Message) {
+                } else if matches!(
+                    request.method,
+                    Method::Extension(_)
+                        | Method::Update
+                        | Method::Prack
+                        | Method::Subscribe
+                        | Method::Message
+                ) {
                     self.respond(&request, 501, None);
                 } else {
                     self.respond(&request, 481, None);
@@ -1295,10 +1437,16 @@ impl UserAgent {
     }
 
     fn on_cancel(&mut self, now: Duration, request: &Request) {
-        let branch = request.headers.top_via().ok().and_then(|v| v.branch().map(str::to_owned));
+        let branch = request
+            .headers
+            .top_via()
+            .ok()
+            .and_then(|v| v.branch().map(str::to_owned));
         let found = self.calls.iter().find(|(_, c)| {
             c.state == CallState::Incoming
-                && c.invite_tx.as_ref().is_some_and(|tx| Some(&tx.branch) == branch.as_ref())
+                && c.invite_tx
+                    .as_ref()
+                    .is_some_and(|tx| Some(&tx.branch) == branch.as_ref())
         });
         let Some((&call, _)) = found else {
             self.respond(request, 481, None);
@@ -1309,7 +1457,8 @@ impl UserAgent {
         if let Some(c) = self.calls.get_mut(&call)
             && let Some(tx) = c.invite_tx.as_mut()
         {
-            let r = Response::to_request(&tx.request, 487, "Request Terminated", Some(&c.local_tag));
+            let r =
+                Response::to_request(&tx.request, 487, "Request Terminated", Some(&c.local_tag));
             let r = tx.respond(now, r);
             self.outbox
                 .push_back(String::from_utf8_lossy(&r.to_bytes()).into_owned());
@@ -1339,19 +1488,27 @@ impl UserAgent {
                     params.set(n.trim(), Some(val.trim()));
                 }
             }
-            let (to_tag, from_tag) = (params.get("to-tag")?.to_owned(), params.get("from-tag")?.to_owned());
+            let (to_tag, from_tag) = (
+                params.get("to-tag")?.to_owned(),
+                params.get("from-tag")?.to_owned(),
+            );
             self.calls
                 .iter()
                 .find(|(_, c)| {
                     c.state != CallState::Ended
                         && c.dialog.as_ref().is_some_and(|d| {
-                            d.call_id == call_id && d.local_tag == to_tag && d.remote_tag == from_tag
+                            d.call_id == call_id
+                                && d.local_tag == to_tag
+                                && d.remote_tag == from_tag
                         })
                 })
                 .map(|(h, _)| *h)
         });
         if request.headers.has("Replaces") && replaces.is_none() {
-            let r = tx.respond(now, Response::to_request(&request, 481, reason_phrase(481), Some(&tag)));
+            let r = tx.respond(
+                now,
+                Response::to_request(&request, 481, reason_phrase(481), Some(&tag)),
+            );
             self.send_response(&r);
             return;
         }
@@ -1396,7 +1553,11 @@ impl UserAgent {
             return;
         };
         let seq = request.headers.cseq().map(|c| c.seq).unwrap_or(0);
-        let tag = self.calls.get(&call).map(|c| c.local_tag.clone()).unwrap_or_default();
+        let tag = self
+            .calls
+            .get(&call)
+            .map(|c| c.local_tag.clone())
+            .unwrap_or_default();
         let in_order = self
             .calls
             .get_mut(&call)
@@ -1412,10 +1573,9 @@ impl UserAgent {
                 self.end_call(call, EndReason::RemoteHangup);
             }
             Method::Invite => {
-                let busy = self
-                    .calls
-                    .get(&call)
-                    .is_some_and(|c| c.reinvite_out || c.reinvite_in.is_some() || c.state != CallState::Confirmed);
+                let busy = self.calls.get(&call).is_some_and(|c| {
+                    c.reinvite_out || c.reinvite_in.is_some() || c.state != CallState::Confirmed
+                });
                 if busy {
                     self.respond(&request, 491, Some(&tag)); // RFC 3261 §14.2
                     return;
@@ -1429,7 +1589,10 @@ impl UserAgent {
                     }
                     c.reinvite_in = Some(tx);
                 }
-                self.events.push_back(Event::Renegotiate { call, sdp: request.body_text() });
+                self.events.push_back(Event::Renegotiate {
+                    call,
+                    sdp: request.body_text(),
+                });
             }
             Method::Info => {
                 let ct = request.headers.content_type().unwrap_or_default();
@@ -1454,7 +1617,11 @@ impl UserAgent {
                 };
                 self.respond(&request, 200, Some(&tag));
                 if let Some((digit, duration_ms)) = dtmf {
-                    self.events.push_back(Event::Dtmf { call, digit, duration_ms });
+                    self.events.push_back(Event::Dtmf {
+                        call,
+                        digit,
+                        duration_ms,
+                    });
                 }
             }
             Method::Refer => {
@@ -1479,20 +1646,22 @@ impl UserAgent {
             }
             Method::Notify => {
                 self.respond(&request, 200, Some(&tag));
-                let is_refer = request
-                    .headers
-                    .get("Event")
-                    .is_some_and(|e| e.split(';').next().is_some_and(|n| n.trim().eq_ignore_ascii_case("refer")));
+                let is_refer = request.headers.get("Event").is_some_and(|e| {
+                    e.split(';')
+                        .next()
+                        .is_some_and(|n| n.trim().eq_ignore_ascii_case("refer"))
+                });
                 let frag = String::from_utf8_lossy(&request.body).into_owned();
                 let code = frag
                     .strip_prefix("SIP/2.0 ")
                     .and_then(|s| s.get(..3))
                     .and_then(|c| c.parse::<u16>().ok());
                 if is_refer && let Some(code) = code {
-                    let terminated = request
-                        .headers
-                        .get("Subscription-State")
-                        .is_some_and(|s| s.trim_start().to_ascii_lowercase().starts_with("terminated"));
+                    let terminated = request.headers.get("Subscription-State").is_some_and(|s| {
+                        s.trim_start()
+                            .to_ascii_lowercase()
+                            .starts_with("terminated")
+                    });
                     self.events.push_back(Event::TransferProgress {
                         call,
                         code,
@@ -1551,7 +1720,9 @@ impl UserAgent {
         // INVITE server transactions (Timers H, L) and 2xx retransmission.
         let handles: Vec<CallHandle> = self.calls.keys().copied().collect();
         for call in handles {
-            let Some(c) = self.calls.get_mut(&call) else { continue };
+            let Some(c) = self.calls.get_mut(&call) else {
+                continue;
+            };
             if let Some(tx) = c.invite_tx.as_mut() {
                 tx.handle_timeout(now);
                 if tx.is_terminated() {
@@ -1646,7 +1817,9 @@ impl UserAgent {
 
     /// Whether the call with this handle is still known (not ended).
     pub fn has_call(&self, call: CallHandle) -> bool {
-        self.calls.get(&call).is_some_and(|c| c.state != CallState::Ended)
+        self.calls
+            .get(&call)
+            .is_some_and(|c| c.state != CallState::Ended)
     }
 
     /// Whether the call was placed by us.
