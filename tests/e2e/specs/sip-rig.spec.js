@@ -10,6 +10,7 @@
 // candidates on every interface. Needs root and the Debian packages of scripts/setup. The suite's
 // default hub (playwright.config.js webServer) is not used here.
 import { spawn, execFile } from 'node:child_process';
+import { createHmac } from 'node:crypto';
 import { copyFileSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import readline from 'node:readline';
 import { join } from 'node:path';
@@ -154,6 +155,26 @@ test.describe('SIP rig: JsSIP ⇄ Kamailio ⇄ rtpengine ⇄ baresip, in a loopb
     await stop(ctrl);
     await stop(hub);
     if (rig) await run(RIG, ['stop'], { env: ENV, timeout: 30_000 }).catch((e) => console.error(`sip-rig stop: ${e}`));
+  });
+
+  test('Kamailio takes the hub\'s credentials and refuses wrong, expired and borrowed ones', async () => {
+    const page = await browser.newPage();
+    await page.goto(`http://127.0.0.1:${HUB_PORT}/`);
+    const target = { wsUri: rig.SIP_WS_URI, domain: rig.SIP_DOMAIN };
+    const credentials = (user) => page.evaluate(async (u) => {
+      const t = await (await fetch('/dev/token', { method: 'POST', body: JSON.stringify({ user: u }) })).json();
+      return (await fetch('/api/sip/credentials', { method: 'POST', headers: { authorization: `Bearer ${t.accessToken}` } })).json();
+    }, user);
+    const probe = (o) => page.evaluate((p) => window.phone.probe(p), { ...target, ...o });
+    const carol = await credentials('carol');
+    const dave = await credentials('dave');
+    const expired = `${Math.floor(Date.now() / 1000) - 60}:carol`;
+
+    expect(await probe({ user: 'carol', username: carol.username, password: carol.password })).toBe('registered');
+    expect(await probe({ user: 'carol', username: carol.username, password: dave.password })).toMatch(/^401 /);
+    expect(await probe({ user: 'carol', username: expired, password: createHmac('sha1', SECRET).update(expired).digest('base64') })).toMatch(/^401 /);
+    expect(await probe({ user: 'carol', username: dave.username, password: dave.password })).toMatch(/^403 /);
+    await page.close();
   });
 
   test('baresip rings JsSIP; audio both ways (tone frequencies), RFC 4733 DTMF, hang up', async () => {
