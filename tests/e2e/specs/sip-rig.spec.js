@@ -34,6 +34,7 @@ const SECRET = `e2e-${Math.random().toString(36).slice(2)}`;
 const ENV = { ...process.env, SIP_RIG_NETNS: NETNS, SIP_RIG_DIR: RIG_DIR, SWITCHBOARD_SIP_SECRET: SECRET, SIP_RIG_TONE_HZ: String(CUSTOMER_HZ) };
 
 let rig = null;
+let rigStarting = false;
 let hub;
 let ctrl;
 let browser;
@@ -125,6 +126,7 @@ test.describe('SIP rig: JsSIP ⇄ Kamailio ⇄ rtpengine ⇄ baresip, in a loopb
     copyFileSync(fileURLToPath(new URL('../sip-phone/index.html', import.meta.url)), join(PAGE_DIR, 'index.html'));
     copyFileSync(fileURLToPath(new URL('../node_modules/jssip/dist/jssip.min.js', import.meta.url)), join(PAGE_DIR, 'jssip.min.js'));
 
+    rigStarting = true;
     const started = await run(RIG, ['start'], { env: ENV, timeout: 60_000 });
     rig = Object.fromEntries(started.stdout.trim().split('\n').map((l) => l.split(/=(.*)/s).slice(0, 2)));
     // The agent's tone: Chromium loops it as the microphone.
@@ -154,7 +156,7 @@ test.describe('SIP rig: JsSIP ⇄ Kamailio ⇄ rtpengine ⇄ baresip, in a loopb
     ctrl?.stdin.end();
     await stop(ctrl);
     await stop(hub);
-    if (rig) await run(RIG, ['stop'], { env: ENV, timeout: 30_000 }).catch((e) => console.error(`sip-rig stop: ${e}`));
+    if (rigStarting) await run(RIG, ['stop'], { env: ENV, timeout: 30_000 }).catch((e) => console.error(`sip-rig stop: ${e}`));
   });
 
   test('Kamailio takes the hub\'s credentials and refuses wrong, expired and borrowed ones', async () => {
