@@ -3,7 +3,9 @@
 // over WebSocket, and takes a call from baresip (the customer's phone) through rtpengine (WebRTC <->
 // plain RTP). Audio is checked both ways by its frequency: the page hears baresip's 440 Hz tone in the
 // remote stream (AnalyserNode), and baresip's recording holds the browser's 1000 Hz tone (Chromium's
-// fake microphone). RFC 4733 DTMF from JsSIP arrives at baresip; the browser hangs up.
+// fake microphone). RFC 4733 DTMF from JsSIP arrives at baresip; the browser hangs up. Then the other
+// way: JsSIP calls the customer, baresip answers and hangs up. Before all that, Kamailio must refuse
+// wrong, expired and borrowed credentials.
 //
 // The rig, the hub this spec starts and the Chromium it launches all run inside a network namespace
 // that has only loopback (scripts/sip-rig; ../shared/FIELD-NOTES.md): WebRTC would otherwise gather
@@ -11,7 +13,7 @@
 // default hub (playwright.config.js webServer) is not used here.
 import { spawn, execFile } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { copyFileSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import readline from 'node:readline';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -116,6 +118,40 @@ function readWav(file) {
   throw new Error(`${file}: no data chunk`);
 }
 
+/** Waits until the page hears the customer's tone; then the median of ten readings over a second. */
+async function expectHearsCustomer(page) {
+  await expect.poll(async () => {
+    const now = await page.evaluate((f) => window.phone.levels(f), [CUSTOMER_HZ, AGENT_HZ]);
+    return now !== null && now[CUSTOMER_HZ] > -50;
+  }, { timeout: 15_000, message: 'the remote stream carries baresip\'s tone' }).toBe(true);
+  const readings = [];
+  for (let i = 0; i < 10; i++) {
+    readings.push(await page.evaluate((f) => window.phone.levels(f), [CUSTOMER_HZ, AGENT_HZ]));
+    await page.waitForTimeout(100);
+  }
+  const median = (hz) => readings.map((r) => r[hz]).sort((a, b) => a - b)[5];
+  const heard = { [CUSTOMER_HZ]: median(CUSTOMER_HZ), [AGENT_HZ]: median(AGENT_HZ) };
+  console.log(`browser heard (median of 10 FFT readings): ${CUSTOMER_HZ} Hz at ${heard[CUSTOMER_HZ]} dB, ${AGENT_HZ} Hz at ${heard[AGENT_HZ]} dB`);
+  expect(heard[CUSTOMER_HZ]).toBeGreaterThan(-40);
+  expect(heard[CUSTOMER_HZ] - heard[AGENT_HZ]).toBeGreaterThan(30);
+}
+
+const recordings = () => readdirSync(join(RIG_DIR, 'recordings')).filter((f) => f.endsWith('-dec.wav'));
+
+/** What baresip heard in the call recorded after `before` (sndfile's *-dec.wav): the agent's tone, not its own. */
+function expectRecordedAgent(before) {
+  const fresh = recordings().filter((f) => !before.includes(f));
+  expect(fresh.length, `new recordings: ${fresh.join(', ')} (before: ${before.join(', ')})`).toBe(1);
+  const { rate, samples } = readWav(join(RIG_DIR, 'recordings', fresh[0]));
+  expect(samples.length / rate, 'seconds recorded').toBeGreaterThan(2);
+  const middle = samples.slice(Math.floor(samples.length / 2) - rate, Math.floor(samples.length / 2) + rate);
+  const agent = goertzelDb(middle, rate, AGENT_HZ);
+  const customer = goertzelDb(middle, rate, CUSTOMER_HZ);
+  console.log(`baresip recorded (${fresh[0]}, ${(samples.length / rate).toFixed(1)} s at ${rate} Hz): ${AGENT_HZ} Hz at ${agent} dB, ${CUSTOMER_HZ} Hz at ${customer} dB`);
+  expect(agent).toBeGreaterThan(-30);
+  expect(agent - customer).toBeGreaterThan(30);
+}
+
 test.describe('SIP rig: JsSIP ⇄ Kamailio ⇄ rtpengine ⇄ baresip, in a loopback-only namespace', () => {
   test.describe.configure({ mode: 'serial', timeout: 120_000 });
 
@@ -189,28 +225,15 @@ test.describe('SIP rig: JsSIP ⇄ Kamailio ⇄ rtpengine ⇄ baresip, in a loopb
     expect(registered.username).toMatch(/^\d+:alice$/);
 
     // The customer dials the agent; the browser rings and answers.
+    const before = recordings();
     const dialled = await phone('dial', `sip:alice@${rig.SIP_DOMAIN}`);
     expect(dialled.ok, JSON.stringify(dialled)).toBeTruthy();
     await expect.poll(() => page.evaluate(() => window.phone.incoming), { timeout: 10_000 }).toBe(true);
     await page.evaluate(() => window.phone.answer());
     await expect.poll(() => events.some((e) => e.type === 'CALL_ESTABLISHED'), { timeout: 10_000 }).toBe(true);
 
-    // The agent hears the customer's tone, and not its own: once it is there, the median of ten
-    // readings over a second.
-    await expect.poll(async () => {
-      const now = await page.evaluate((f) => window.phone.levels(f), [CUSTOMER_HZ, AGENT_HZ]);
-      return now !== null && now[CUSTOMER_HZ] > -50;
-    }, { timeout: 15_000, message: 'the remote stream carries baresip\'s tone' }).toBe(true);
-    const readings = [];
-    for (let i = 0; i < 10; i++) {
-      readings.push(await page.evaluate((f) => window.phone.levels(f), [CUSTOMER_HZ, AGENT_HZ]));
-      await page.waitForTimeout(100);
-    }
-    const median = (hz) => readings.map((r) => r[hz]).sort((a, b) => a - b)[5];
-    const heard = { [CUSTOMER_HZ]: median(CUSTOMER_HZ), [AGENT_HZ]: median(AGENT_HZ) };
-    console.log(`browser heard (median of 10 FFT readings): ${CUSTOMER_HZ} Hz at ${heard[CUSTOMER_HZ]} dB, ${AGENT_HZ} Hz at ${heard[AGENT_HZ]} dB`);
-    expect(heard[CUSTOMER_HZ]).toBeGreaterThan(-40);
-    expect(heard[CUSTOMER_HZ] - heard[AGENT_HZ]).toBeGreaterThan(30);
+    // The agent hears the customer's tone, and not its own.
+    await expectHearsCustomer(page);
 
     // Let baresip record a few seconds of the agent's tone, then send DTMF as RTP telephone-events.
     await page.waitForTimeout(3_000);
@@ -225,19 +248,33 @@ test.describe('SIP rig: JsSIP ⇄ Kamailio ⇄ rtpengine ⇄ baresip, in a loopb
     const calls = await phone('listcalls');
     expect(calls.data).toContain('Active calls (0)');
 
-    // What baresip heard (sndfile's *-dec.wav): the agent's tone, not its own.
-    const recordings = join(RIG_DIR, 'recordings');
-    const decoded = readdirSync(recordings).filter((f) => f.endsWith('-dec.wav'))
-      .map((f) => join(recordings, f)).sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
-    expect(decoded.length, `recordings: ${readdirSync(recordings).join(', ')}`).toBeGreaterThan(0);
-    const { rate, samples } = readWav(decoded[0]);
-    expect(samples.length / rate, 'seconds recorded').toBeGreaterThan(2);
-    const middle = samples.slice(Math.floor(samples.length / 2) - rate, Math.floor(samples.length / 2) + rate);
-    const agent = goertzelDb(middle, rate, AGENT_HZ);
-    const customer = goertzelDb(middle, rate, CUSTOMER_HZ);
-    console.log(`baresip recorded (${decoded[0].split('/').pop()}, ${(samples.length / rate).toFixed(1)} s at ${rate} Hz): ${AGENT_HZ} Hz at ${agent} dB, ${CUSTOMER_HZ} Hz at ${customer} dB`);
-    expect(agent).toBeGreaterThan(-30);
-    expect(agent - customer).toBeGreaterThan(30);
+    expectRecordedAgent(before);
+
+    await page.evaluate(() => window.phone.stop());
+    await page.close();
+  });
+
+  test('JsSIP calls the customer; baresip answers, audio both ways, baresip hangs up', async () => {
+    const page = await browser.newPage();
+    await page.goto(`http://127.0.0.1:${HUB_PORT}/`);
+    await page.evaluate((o) => window.phone.start(o), { user: 'bob', wsUri: rig.SIP_WS_URI, domain: rig.SIP_DOMAIN });
+    const before = recordings();
+    const seen = events.length;
+
+    // The agent dials out (offer from WebRTC: rtpengine turns it into plain RTP for baresip).
+    await page.evaluate((uri) => window.phone.call(uri), `sip:customer@${rig.SIP_DOMAIN}`);
+    await expect.poll(() => events.slice(seen).some((e) => e.type === 'CALL_INCOMING'), { timeout: 10_000 }).toBe(true);
+    expect((await phone('accept')).ok).toBeTruthy();
+    await expect.poll(() => page.evaluate(() => window.phone.log.some((l) => l.endsWith(' confirmed'))), { timeout: 10_000 }).toBe(true);
+
+    await expectHearsCustomer(page);
+    await page.waitForTimeout(3_000);
+
+    // The customer hangs up: the BYE goes from the plain phone to the WebSocket contact.
+    expect((await phone('hangup')).ok).toBeTruthy();
+    await expect.poll(() => page.evaluate(() => window.phone.ended), { timeout: 10_000 }).toMatch(/^ended by remote/);
+    await expect.poll(() => events.slice(seen).some((e) => e.type === 'CALL_CLOSED'), { timeout: 10_000 }).toBe(true);
+    expectRecordedAgent(before);
 
     await page.evaluate(() => window.phone.stop());
     await page.close();
