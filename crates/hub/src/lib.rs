@@ -74,6 +74,8 @@ pub struct HubConfig {
     pub dev_auth_with_oidc: bool,
     /// Served at `/config.json` instead of the static directory's file (`--config FILE`).
     pub widget_config: Option<PathBuf>,
+    /// Ephemeral SIP credentials (`--sip-secret`); `None`: `/api/sip/credentials` answers 404.
+    pub sip: Option<routes::sip::SipConfig>,
 }
 
 impl HubConfig {
@@ -92,6 +94,7 @@ impl HubConfig {
             oidc: None,
             dev_auth_with_oidc: false,
             widget_config: None,
+            sip: None,
         }
     }
 }

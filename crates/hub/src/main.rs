@@ -54,6 +54,17 @@ struct Cli {
     /// --oidc-authority, off with it unless `--dev-auth on`.
     #[arg(long, value_name = "on|off", value_parser = ["on", "off"])]
     dev_auth: Option<String>,
+    /// Secret shared with the SIP server's auth_ephemeral (Kamailio) or a TURN server's
+    /// static-auth-secret: turns on `POST /api/sip/credentials`.
+    #[arg(long, env = "SWITCHBOARD_SIP_SECRET", hide_env_values = true)]
+    sip_secret: Option<String>,
+    /// Seconds the SIP credentials of `/api/sip/credentials` stay valid.
+    #[arg(long, default_value_t = 43_200, value_parser = clap::value_parser!(u64).range(60..=604_800))]
+    sip_credentials_ttl: u64,
+    /// STUN/TURN URL handed out with SIP credentials (repeat for several; TURN URLs get the
+    /// same ephemeral credentials).
+    #[arg(long, value_name = "URL")]
+    sip_ice_server: Vec<String>,
 }
 
 fn parse_region(value: &str) -> Result<String, String> {
@@ -103,6 +114,15 @@ async fn main() -> std::process::ExitCode {
     config.calls.far_end_ring_timeout = Duration::from_millis(cli.far_end_ring_timeout);
     config.calls.answer_delay = Duration::from_millis(cli.far_end_answer_delay);
     config.widget_config = cli.widget_config.clone();
+    if let Some(secret) = cli.sip_secret.clone().filter(|s| !s.is_empty()) {
+        let mut sip = switchboard_hub::routes::sip::SipConfig::new(secret);
+        sip.ttl = Duration::from_secs(cli.sip_credentials_ttl);
+        sip.ice_servers = cli.sip_ice_server.clone();
+        config.sip = Some(sip);
+    } else if !cli.sip_ice_server.is_empty() {
+        eprintln!("error: --sip-ice-server needs --sip-secret");
+        return std::process::ExitCode::from(2);
+    }
     let oidc_summary = oidc
         .as_ref()
         .map(|o| format!("{} (audience {})", o.authority, o.audiences.join(", ")));
@@ -113,6 +133,7 @@ async fn main() -> std::process::ExitCode {
     }
     config.dev_auth_with_oidc = cli.dev_auth.as_deref() == Some("on");
     let dev_on = config.oidc.is_none() || config.dev_auth_with_oidc;
+    let sip_on = config.sip.is_some();
 
     let running = match switchboard_hub::start(&cli.listen, config).await {
         Ok(running) => running,
@@ -130,6 +151,12 @@ async fn main() -> std::process::ExitCode {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "listening on {base}");
         let _ = writeln!(out, "Endpoint={base};AccessKey={access_key};Version=1.0;");
+        if sip_on {
+            let _ = writeln!(
+                out,
+                "SIP credentials:     POST {base}/api/sip/credentials (Bearer user token)"
+            );
+        }
         if let Some(oidc) = &oidc_summary {
             let _ = writeln!(out, "sign-in: OIDC access tokens of {oidc}");
         }

@@ -6,6 +6,7 @@
 //!   the WebSocket at `/client/`) and the REST API (`/api/v1/hubs/...`).
 //! - [`simulator`]: the telephony simulator page and its JSON endpoints (dev mode).
 //! - [`hosts`]: the CRM host simulators (CIF, Open CTI, postMessage; dev mode).
+//! - [`sip`]: ephemeral SIP credentials for the softphone (`/api/sip/credentials`).
 //!
 //! Errors: authentication failures are 401 `{"error": "..."}`; the adaptor's validation errors
 //! are plain text, as the seed's Azure Functions answer them (`User Not Connected Currently`);
@@ -15,6 +16,7 @@ pub mod adaptor;
 pub mod hosts;
 pub mod service;
 pub mod simulator;
+pub mod sip;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -162,6 +164,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
             get(adaptor::negotiate).post(adaptor::negotiate),
         )
         .route("/api/userclient", post(adaptor::user_client))
+        .route("/api/sip/credentials", post(sip::credentials))
         .route("/client/negotiate", post(service::client_negotiate))
         .route(
             "/client/",
