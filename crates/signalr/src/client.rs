@@ -351,6 +351,15 @@ impl HubConnectionCore {
                         Err(e) => self.events.push_back(Event::Malformed(e)),
                     }
                 }
+                // Keep-alive from the receive path: a background tab's timers may run once a
+                // minute (Chromium's intensive throttling) while the server's pings still
+                // arrive every 15 s, so the ping that keeps the server's client timeout (30 s)
+                // away goes out here once half the keep-alive interval has passed.
+                if self.phase == Phase::Connected
+                    && now >= self.last_sent + self.options.keep_alive_interval / 2
+                {
+                    self.queue(now, &HubMessage::Ping);
+                }
             }
             Err(e) => {
                 let text = e.to_string();
@@ -715,7 +724,8 @@ impl HubConnectionCore {
     }
 
     /// Runs the timers due at `now`: handshake timeout, server timeout, keep-alive ping, and
-    /// with stateful reconnect the Ack and the resume bound.
+    /// with stateful reconnect the Ack and the resume bound. (Receiving also sends the
+    /// keep-alive ping once half its interval has passed, so a throttled page stays alive.)
     pub fn handle_timeout(&mut self, now: Duration) {
         if matches!(self.phase, Phase::Resuming | Phase::AwaitingSequence)
             && self.resume_deadline().is_some_and(|d| now >= d)
@@ -891,6 +901,21 @@ mod tests {
                 allow_reconnect: false
             })
         );
+    }
+
+    /// A page whose timers are throttled to one run a minute still pings: receiving the
+    /// server's ping sends ours once half the keep-alive interval (7.5 s) has passed.
+    #[test]
+    fn a_throttled_page_pings_from_the_receive_path() {
+        let mut core = connected();
+        while core.poll_transmit().is_some() {}
+        let ping = "{\"type\":6}\u{1e}";
+        core.handle_text(S(5), ping);
+        assert_eq!(core.poll_transmit(), None, "too soon after the last send");
+        core.handle_text(S(8), ping);
+        assert_eq!(core.poll_transmit().as_deref(), Some(ping));
+        core.handle_text(S(9), ping);
+        assert_eq!(core.poll_transmit(), None);
     }
 
     #[test]

@@ -8,8 +8,15 @@
 /// Fetches a dev token for `user`. Errors are sentences for the agent.
 pub async fn dev_token(token_url: &str, user: &str) -> Result<String, String> {
     let body = serde_json::json!({ "user": user }).to_string();
+    // Bounded like negotiate: an unreachable hub must fail the attempt, not hang it.
+    let controller = web_sys::AbortController::new().ok();
+    let signal = controller.as_ref().map(web_sys::AbortController::signal);
+    let _deadline = controller.map(|c| {
+        gloo_timers::callback::Timeout::new(crate::signalr::NEGOTIATE_TIMEOUT_MS, move || c.abort())
+    });
     let response = gloo_net::http::Request::post(token_url)
         .header("Content-Type", "application/json")
+        .abort_signal(signal.as_ref())
         .body(body)
         .map_err(|_| "Could not build the sign-in request.".to_owned())?
         .send()

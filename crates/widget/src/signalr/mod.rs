@@ -74,6 +74,12 @@ pub struct HubClientOptions {
 /// own TCP timeout (minutes).
 pub const NEGOTIATE_TIMEOUT_MS: u32 = 15_000;
 
+/// The longest one whole connection attempt may take (ms): token, negotiate, each transport
+/// tried and its handshake. Whatever hangs past it (an access-token provider that never
+/// answers, a request the network swallowed), the attempt is given up and the next one is
+/// scheduled by the reconnect policy.
+pub const ATTEMPT_TIMEOUT_MS: u32 = 45_000;
+
 /// Callbacks the application registers. They are called with no borrow held, so they may call
 /// back into the client.
 pub struct HubClientHandlers {
@@ -109,6 +115,8 @@ struct Inner {
     retry_timer: Option<Timeout>,
     /// Bounds the open + handshake of the attempt under way.
     attempt_timer: Option<Timeout>,
+    /// Bounds the whole attempt under way ([`ATTEMPT_TIMEOUT_MS`]).
+    attempt_deadline: Option<Timeout>,
     pending: HashMap<String, oneshot::Sender<Result<Value, String>>>,
     streams: HashMap<String, mpsc::UnboundedSender<Result<Value, String>>>,
     handshake: Option<oneshot::Sender<Result<(), String>>>,
@@ -145,6 +153,7 @@ impl HubClient {
             timer: None,
             retry_timer: None,
             attempt_timer: None,
+            attempt_deadline: None,
             pending: HashMap::new(),
             streams: HashMap::new(),
             handshake: None,
@@ -192,6 +201,7 @@ impl HubClient {
             inner.generation += 1;
             inner.retry_timer = None;
             inner.attempt_timer = None;
+            inner.attempt_deadline = None;
             inner.timer = None;
             if let Some(core) = inner.core.as_mut() {
                 core.close(now());
@@ -348,6 +358,30 @@ impl HubClient {
             )
         };
         (handlers.on_next_attempt)(None);
+        let weak = Rc::downgrade(&self.0);
+        let deadline = Timeout::new(ATTEMPT_TIMEOUT_MS, move || {
+            let Some(rc) = weak.upgrade() else { return };
+            let client = HubClient(rc);
+            {
+                let mut inner = client.0.borrow_mut();
+                if inner.generation != generation {
+                    return;
+                }
+                // Abandon it: its future's result is ignored from now on.
+                inner.generation += 1;
+                inner.transport = None;
+                inner.core = None;
+                inner.handshake = None;
+                inner.attempt_timer = None;
+                inner.attempt_deadline = None;
+            }
+            (client.0.borrow().handlers.on_diagnostic)(format!(
+                "connection attempt abandoned after {} s",
+                ATTEMPT_TIMEOUT_MS / 1000
+            ));
+            client.schedule_retry(crate::i18n::strings().hub_silent.to_owned());
+        });
+        self.0.borrow_mut().attempt_deadline = Some(deadline);
         let this = self.clone();
         wasm_bindgen_futures::spawn_local(async move {
             let result = this.connect(generation, handlers, url).await;
@@ -361,10 +395,14 @@ impl HubClient {
                         inner.retries = 0;
                         inner.ever_connected = true;
                         inner.attempt_timer = None;
+                        inner.attempt_deadline = None;
                     }
                     this.set_state(ConnectionState::Connected, None);
                 }
-                Err(reason) => this.schedule_retry(reason),
+                Err(reason) => {
+                    this.0.borrow_mut().attempt_deadline = None;
+                    this.schedule_retry(reason)
+                }
             }
         });
     }

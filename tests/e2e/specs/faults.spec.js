@@ -1,0 +1,447 @@
+// Issue 13: faults that really happen. Each test runs one fault against four widgets at once,
+// one per transport (WebSockets with and without stateful reconnect, Server-Sent Events, long
+// polling), each in its own browser context and as its own agent. The hub is a process of its
+// own (so it can be killed with SIGKILL), reached through a fault-injecting TCP proxy
+// (faultproxy.js) that can black-hole or cut connections. Everything is on 127.0.0.1.
+//
+// For every cell the test asserts what the agent sees and whether a call was lost:
+//  - the truth: sampled every 500 ms, the widget never says `Connected` for longer than the
+//    allowed detection time while the hub cannot deliver to it (HEAD .../users/{id} is not 200,
+//    or the hub is down);
+//  - after healing, the widget is `Connected` again without a click, and a ring reaches it;
+//  - a call rung while the hub still took it for connected is shown after recovery (stateful
+//    replay, or the `getCalls` resync after a new connection).
+// Detection and recovery times are printed per cell (and written to .out/fault-matrix.txt).
+// Production timers are used (server timeout 30 s, hub client timeout 30 s); only the slow
+// retry interval after the reconnect delays is shortened to 10-20 s (`hub.slowRetrySeconds`,
+// the same code path) so the two-minute outage does not wait a full minute more.
+import { test, expect, chromium } from '@playwright/test';
+import { spawn } from 'node:child_process';
+import { appendFileSync, mkdirSync } from 'node:fs';
+import { FaultProxy } from './faultproxy.js';
+import { ACCESS_KEY, HUB_BIN, agentName, restToken } from './hub.js';
+
+const HUB_PORT = Number(process.env.E2E_FAULT_HUB_PORT ?? 18090);
+const PROXY_PORT = Number(process.env.E2E_FAULT_PROXY_PORT ?? 18091);
+const DIRECT = `http://127.0.0.1:${HUB_PORT}`;
+const VIA = `http://127.0.0.1:${PROXY_PORT}`;
+const SERVER_TIMEOUT_MS = 30_000;
+const REPORT = '.out/fault-matrix.txt';
+
+const VARIANTS = [
+  { name: 'WebSockets + stateful', hub: { transports: ['WebSockets'], statefulReconnect: true } },
+  { name: 'WebSockets', hub: { transports: ['WebSockets'], statefulReconnect: false } },
+  { name: 'ServerSentEvents', hub: { transports: ['ServerSentEvents'], statefulReconnect: false } },
+  { name: 'LongPolling', hub: { transports: ['LongPolling'], statefulReconnect: false } },
+];
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** switchboard-hub as a child process of the test, so it can be SIGKILLed and restarted. */
+class HubProcess {
+  async start() {
+    this.exited = false;
+    this.child = spawn(HUB_BIN, ['--listen', `127.0.0.1:${HUB_PORT}`, '--static', '../../dist',
+      '--access-key', ACCESS_KEY, '--ring-timeout', '600'], { stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' } });
+    this.child.stderr.on('data', () => {});
+    this.child.on('exit', () => { this.exited = true; });
+    for (let i = 0; i < 200; i += 1) {
+      try {
+        const r = await fetch(`${DIRECT}/config.json`);
+        if (r.ok) return;
+      } catch { /* not yet */ }
+      await sleep(50);
+    }
+    throw new Error('switchboard-hub did not start within 10 s');
+  }
+
+  async kill(signal = 'SIGKILL') {
+    if (!this.child || this.exited) return;
+    const gone = new Promise((r) => this.child.once('exit', r));
+    this.child.kill(signal);
+    await Promise.race([gone, sleep(5_000)]);
+  }
+}
+
+/** The hub's view: can a ring reach this agent now? `up` (HEAD 200), `gone` (404), `down`. */
+async function hubView(user) {
+  const url = `${DIRECT}/api/v1/hubs/switchboard/users/${encodeURIComponent(user)}`;
+  try {
+    const r = await fetch(url, { method: 'HEAD', headers: { authorization: `Bearer ${restToken(url)}` },
+      signal: AbortSignal.timeout(2_000) });
+    return r.status === 200 ? 'up' : 'gone';
+  } catch {
+    return 'down';
+  }
+}
+
+/** Rings `user` the seed's way, straight at the hub. Returns {status, callId}. */
+async function ring(user, number) {
+  try {
+    const r = await fetch(`${DIRECT}/api/SendMessageToUser`, {
+      method: 'POST',
+      headers: { 'x-functions-key': ACCESS_KEY, 'content-type': 'application/json' },
+      body: JSON.stringify({ userId: user, message: JSON.stringify({ PhoneNumber: number }) }),
+      signal: AbortSignal.timeout(5_000),
+    });
+    const body = r.status === 200 ? await r.json() : {};
+    return { status: r.status, callId: body.callId };
+  } catch {
+    return { status: 0 };
+  }
+}
+
+async function callState(callId) {
+  const r = await fetch(`${DIRECT}/api/calls/${encodeURIComponent(callId)}`, { headers: { 'x-functions-key': ACCESS_KEY } });
+  return r.status === 200 ? (await r.json()).state : `HTTP ${r.status}`;
+}
+
+/** Opens one widget per variant through the proxy, each signed in as its own agent. */
+async function openAgents(browser, label) {
+  const agents = [];
+  for (const variant of VARIANTS) {
+    const context = await browser.newContext({ baseURL: VIA, viewport: { width: 360, height: 640 } });
+    const page = await context.newPage();
+    await page.route('**/config.json', async (route) => {
+      const response = await route.fetch();
+      const config = await response.json();
+      await route.fulfill({ response, json: { ...config,
+        hub: { ...config.hub, ...variant.hub, slowRetrySeconds: [10, 20] } } });
+    });
+    const user = agentName(`f-${label}-${variant.hub.transports[0]}`);
+    await page.goto(`/?user=${user}`);
+    agents.push({ variant, user, page, context });
+  }
+  for (const a of agents) {
+    await expect(a.page.getByRole('status')).toHaveText('Connected', { timeout: 20_000 });
+    // Every change of the status text, with its time: detection and recovery are read from
+    // this log, so a change faster than any sampling is still seen.
+    await a.page.evaluate(() => {
+      window.__statusLog = [];
+      let last = 'Connected';
+      new MutationObserver(() => {
+        const text = document.querySelector('[role=status]')?.textContent.trim();
+        if (text !== undefined && text !== last) {
+          last = text;
+          window.__statusLog.push([Date.now(), text]);
+        }
+      }).observe(document.body, { subtree: true, childList: true, characterData: true });
+    });
+  }
+  return agents;
+}
+
+/**
+ * From the status log: detection (first non-`Connected` at or after `t0`, from `t0`) and
+ * recovery (first `Connected` after that and at or after `healAt`, from `healAt`).
+ */
+async function timings(agents, cells, t0, healAt) {
+  for (const a of agents) {
+    const log = await a.page.evaluate(() => window.__statusLog);
+    const cell = cells.get(a.user);
+    const lost = log.find(([t, text]) => t >= t0 && text !== 'Connected');
+    if (lost) {
+      cell.detectMs = lost[0] - t0;
+      const back = log.find(([t, text]) => t >= lost[0] && t >= healAt && text === 'Connected');
+      if (back) cell.recoverMs = back[0] - healAt;
+    }
+  }
+}
+
+async function statusOf(agent) {
+  try {
+    return (await agent.page.getByRole('status').textContent({ timeout: 1_000 }))?.trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Samples every agent's status and the hub's view every 500 ms for `ms`. A violation is the
+ * widget saying `Connected` while the hub cannot deliver to it, for longer than `graceMs`.
+ * Also records when each agent first left `Connected` (detection).
+ */
+async function watch(agents, ms, graceMs, t0, cells) {
+  const since = new Map();
+  const violations = [];
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    await Promise.all(agents.map(async (a) => {
+      const [status, view] = await Promise.all([statusOf(a), hubView(a.user)]);
+      const cell = cells.get(a.user);
+      if (status === 'Connected' && view !== 'up') {
+        if (!since.has(a.user)) since.set(a.user, Date.now());
+        else if (Date.now() - since.get(a.user) > graceMs) {
+          violations.push(`${a.variant.name}: "Connected" while the hub is ${view} for ${Date.now() - since.get(a.user)} ms`);
+          since.set(a.user, Date.now());
+        }
+      } else {
+        since.delete(a.user);
+      }
+      if (cell.hubFreedMs === undefined && view !== 'up') cell.hubFreedMs = Date.now() - t0;
+    }));
+    await sleep(500);
+  }
+  return violations;
+}
+
+/** Waits (bounded) until every agent is `Connected` again, then reads the timings. */
+async function recovered(agents, cells, t0, healAt, timeoutMs) {
+  try {
+    await Promise.all(agents.map((a) => expect(a.page.getByRole('status'), a.variant.name).toHaveText('Connected', { timeout: timeoutMs })));
+  } catch (e) {
+    for (const a of agents) {
+      const log = await a.page.evaluate(() => window.switchboardDiagnostics()).catch(() => '(no log)');
+      console.log(`--- ${a.variant.name}: ${await statusOf(a)}\n${log.split('\n').slice(-25).join('\n')}`);
+    }
+    throw e;
+  }
+  await timings(agents, cells, t0, healAt);
+}
+
+/** A ring reaches the widget: the dialog shows the number; Reject reaches the hub. */
+async function ringReaches(agent, number) {
+  const { status, callId } = await ring(agent.user, number);
+  expect(status, `${agent.variant.name}: ring after recovery`).toBe(200);
+  await shown(agent, callId, number);
+}
+
+/** The call `callId` is ringing in the widget; the agent rejects it and the hub hears it. */
+async function shown(agent, callId, number, timeout = 20_000) {
+  const dialog = agent.page.getByRole('alertdialog', { name: /Incoming call/ });
+  await expect(dialog, `${agent.variant.name}: ${number} rings`).toContainText(number, { timeout });
+  await dialog.getByRole('button', { name: 'Reject' }).click();
+  await expect.poll(() => callState(callId), { timeout: 10_000 }).toBe('rejected');
+}
+
+function report(fault, agents, cells) {
+  mkdirSync('.out', { recursive: true });
+  const fmt = (ms) => (ms === undefined ? '-' : `${(ms / 1000).toFixed(1)} s`);
+  const lines = agents.map((a) => {
+    const c = cells.get(a.user);
+    return `${fault.padEnd(38)} ${a.variant.name.padEnd(22)} detect ${fmt(c.detectMs).padStart(7)}   recover ${fmt(c.recoverMs).padStart(7)}${c.hubFreedMs !== undefined ? `   hub freed ${fmt(c.hubFreedMs)}` : ''}`;
+  });
+  console.log(lines.join('\n'));
+  appendFileSync(REPORT, `${lines.join('\n')}\n`);
+}
+
+const newCells = (agents) => new Map(agents.map((a) => [a.user, {}]));
+
+test.describe.configure({ mode: 'serial' });
+
+let hub;
+let proxy;
+let browser;
+
+test.beforeAll(async () => {
+  hub = new HubProcess();
+  await hub.start();
+  proxy = new FaultProxy(PROXY_PORT, HUB_PORT);
+  await proxy.start();
+});
+
+test.afterAll(async () => {
+  await proxy?.stop();
+  await hub?.kill('SIGTERM');
+  await browser?.close();
+});
+
+test.beforeEach(async ({ browserName }, testInfo) => {
+  expect(browserName).toBe('chromium');
+  browser = await chromium.launch(testInfo.project.use.launchOptions);
+});
+
+test.afterEach(async () => {
+  proxy.heal();
+  proxy.steady();
+  await browser?.close();
+  browser = undefined;
+  if (hub.exited) await hub.start();
+});
+
+test('hub killed with SIGKILL and restarted at once', async () => {
+  test.setTimeout(120_000);
+  const agents = await openAgents(browser, 'kill');
+  const cells = newCells(agents);
+  const t0 = Date.now();
+  await hub.kill('SIGKILL');
+  await hub.start();
+  const violations = await watch(agents, 15_000, 3_000, t0, cells);
+  await recovered(agents, cells, t0, t0, 40_000);
+  report('SIGKILL, restarted at once', agents, cells);
+  expect(violations).toEqual([]);
+  for (const a of agents) {
+    expect(cells.get(a.user).detectMs, `${a.variant.name} left Connected`).toBeLessThan(5_000);
+    await ringReaches(a, '+14255550101');
+  }
+});
+
+test('hub killed with SIGKILL and down for two minutes, then back', async () => {
+  test.setTimeout(300_000);
+  const agents = await openAgents(browser, 'down');
+  const cells = newCells(agents);
+  const t0 = Date.now();
+  await hub.kill('SIGKILL');
+  const violations = await watch(agents, 120_000, 3_000, t0, cells);
+  // While it is down the widget says why and when it tries next, without a click.
+  for (const a of agents) {
+    await expect(a.page.getByRole('status')).toHaveText('Reconnecting');
+    await expect(a.page.locator('.connection-detail__next')).toHaveText(/Next attempt in \d+ seconds?\.|Trying to connect now/);
+  }
+  await hub.start();
+  const back = Date.now();
+  await recovered(agents, cells, t0, back, 45_000);
+  report('SIGKILL, down for 2 min', agents, cells);
+  expect(violations).toEqual([]);
+  for (const a of agents) {
+    expect(cells.get(a.user).detectMs).toBeLessThan(5_000);
+    await ringReaches(a, '+14255550102');
+  }
+});
+
+test('network black hole in both directions, then it heals', async () => {
+  test.setTimeout(240_000);
+  const agents = await openAgents(browser, 'hole');
+  const cells = newCells(agents);
+  const t0 = Date.now();
+  proxy.blackHole();
+  // Rung while the hub still believes in the connection: must not be lost.
+  await sleep(2_000);
+  const early = [];
+  for (const a of agents) early.push({ agent: a, ...(await ring(a.user, '+14255550103')) });
+  const violations = await watch(agents, 48_000, SERVER_TIMEOUT_MS + 5_000, t0, cells);
+  // The hub noticed the dead clients within its client timeout (30 s) and freed them.
+  for (const a of agents) {
+    expect(await hubView(a.user), `${a.variant.name}: the hub freed the dead client`).toBe('gone');
+    await expect(a.page.getByRole('status')).not.toHaveText('Connected');
+  }
+  proxy.heal();
+  const healed = Date.now();
+  await recovered(agents, cells, t0, healed, 60_000);
+  report('black hole 50 s, then heals', agents, cells);
+  expect(violations).toEqual([]);
+  for (const a of agents) expect(cells.get(a.user).detectMs).toBeLessThan(SERVER_TIMEOUT_MS + 5_000);
+  for (const { agent, status, callId } of early) {
+    expect(status, `${agent.variant.name}: the hub took the ring`).toBe(200);
+    await shown(agent, callId, '+14255550103');
+  }
+  for (const a of agents) await ringReaches(a, '+14255550104');
+});
+
+test('a flaky proxy cuts every connection after 3 s, again and again', async () => {
+  test.setTimeout(180_000);
+  const agents = await openAgents(browser, 'flaky');
+  const cells = newCells(agents);
+  const t0 = Date.now();
+  proxy.flaky(3_000);
+  const watching = watch(agents, 40_000, 3_000, t0, cells);
+  // Rung while connections keep being cut: whatever the hub took must reach the widget.
+  await sleep(10_000);
+  const rung = [];
+  for (const a of agents) rung.push({ agent: a, ...(await ring(a.user, '+14255550105')) });
+  const violations = await watching;
+  const cuts = proxy.cuts;
+  proxy.steady();
+  const calm = Date.now();
+  await recovered(agents, cells, t0, calm, 60_000);
+  report(`flaky proxy (${cuts} cuts in 40 s)`, agents, cells);
+  expect(cuts).toBeGreaterThan(8);
+  expect(violations).toEqual([]);
+  for (const { agent, status, callId } of rung) {
+    if (status === 200) await shown(agent, callId, '+14255550105');
+    else expect(status, `${agent.variant.name}: refused, not lost`).toBe(400);
+  }
+  for (const a of agents) await ringReaches(a, '+14255550106');
+});
+
+test('the page frozen for 45 s (a sleeping laptop), then resumed', async () => {
+  test.setTimeout(180_000);
+  const agents = await openAgents(browser, 'frozen');
+  const cells = newCells(agents);
+  const sessions = [];
+  for (const a of agents) {
+    const cdp = await a.context.newCDPSession(a.page);
+    await cdp.send('Page.setWebLifecycleState', { state: 'frozen' });
+    sessions.push(cdp);
+  }
+  await sleep(5_000);
+  const rung = [];
+  for (const a of agents) rung.push({ agent: a, ...(await ring(a.user, '+14255550107')) });
+  await sleep(40_000);
+  // The hub freed the frozen clients within its client timeout.
+  for (const a of agents) expect(await hubView(a.user), a.variant.name).toBe('gone');
+  const resumed = Date.now();
+  for (const cdp of sessions) await cdp.send('Page.setWebLifecycleState', { state: 'active' });
+  // Within a few seconds of waking, the widget knows the connection is gone (it never keeps
+  // claiming "Connected" for a connection the hub freed), then it is back.
+  const violations = await watch(agents, 8_000, 5_000, resumed, cells);
+  await recovered(agents, cells, resumed, resumed, 45_000);
+  report('page frozen 45 s, resumed', agents, cells);
+  expect(violations).toEqual([]);
+  for (const { agent, status, callId } of rung) {
+    expect(status).toBe(200);
+    await shown(agent, callId, '+14255550107');
+  }
+  for (const a of agents) await ringReaches(a, '+14255550108');
+});
+
+test('a hidden tab under intensive timer throttling stays connected and rings', async ({ browserName }, testInfo) => {
+  test.setTimeout(330_000);
+  // Chromium's intensive wake-up throttling (timers at most once a minute) starts after 5 min
+  // hidden; the feature's grace period is shortened to 10 s, everything else is production.
+  await browser.close();
+  const launch = testInfo.project.use.launchOptions;
+  browser = await chromium.launch({
+    ...launch,
+    args: [...launch.args, '--enable-features=IntensiveWakeUpThrottling:grace_period_seconds/10'],
+    ignoreDefaultArgs: ['--disable-background-timer-throttling', '--disable-renderer-backgrounding',
+      '--disable-backgrounding-occluded-windows'],
+  });
+  const agents = await openAgents(browser, 'hidden');
+  const cells = newCells(agents);
+  for (const a of agents) {
+    await a.page.evaluate(() => {
+      window.__ticks = [];
+      setInterval(() => window.__ticks.push(Date.now()), 1_000);
+    });
+    const cover = await a.context.newPage();
+    await cover.goto('about:blank');
+    await cover.bringToFront();
+    a.cover = cover;
+    await expect.poll(() => a.page.evaluate(() => document.visibilityState)).toBe('hidden');
+  }
+  const t0 = Date.now();
+  // Three minutes hidden, the hub's view sampled throughout: the connection must hold (the
+  // widget pings from the receive path, so its throttled timers do not matter).
+  const lost = [];
+  const end = t0 + 180_000;
+  let rung;
+  while (Date.now() < end) {
+    for (const a of agents) if ((await hubView(a.user)) !== 'up') lost.push(`${a.variant.name} at ${Date.now() - t0} ms`);
+    if (!rung && Date.now() - t0 > 120_000) {
+      rung = [];
+      for (const a of agents) rung.push({ agent: a, ...(await ring(a.user, '+14255550109')) });
+    }
+    await sleep(2_000);
+  }
+  // The ring reached the hidden page (the dialog is in its DOM) before it was shown again.
+  for (const { agent, status } of rung) {
+    expect(status).toBe(200);
+    await expect(agent.page.getByRole('alertdialog', { name: /Incoming call/ })).toContainText('+14255550109', { timeout: 20_000 });
+  }
+  // Proof that the throttling was real: the 1 s interval ran far less often while hidden.
+  const gaps = [];
+  for (const a of agents) {
+    gaps.push(await a.page.evaluate(() => Math.max(...window.__ticks.slice(1).map((t, i) => t - window.__ticks[i]))));
+    await a.page.bringToFront();
+  }
+  await timings(agents, cells, t0, t0);
+  console.log(`hidden tab: longest gap of a 1 s interval while hidden: ${gaps.map((g) => `${(g / 1000).toFixed(0)} s`).join(', ')}`);
+  report('hidden 3 min, intensive throttling', agents, cells);
+  expect(Math.min(...gaps)).toBeGreaterThan(30_000);
+  expect(lost).toEqual([]);
+  for (const a of agents) expect(cells.get(a.user).detectMs, `${a.variant.name} never left Connected`).toBeUndefined();
+  for (const { agent, callId } of rung) await shown(agent, callId, '+14255550109');
+  for (const a of agents) await expect(a.page.getByRole('status')).toHaveText('Connected');
+});
