@@ -133,6 +133,15 @@ pub enum Action {
     Nothing,
 }
 
+/// What [`Desk::resync`] found: calls to offer, and answers to send again.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Resync {
+    /// Ringing inbound calls the desk does not know, oldest first.
+    pub offers: Vec<IncomingCall>,
+    /// Answers the hub never heard, to perform again.
+    pub actions: Vec<Action>,
+}
+
 /// The agent's calls.
 #[derive(Debug, Clone, Default)]
 pub struct Desk {
@@ -394,10 +403,14 @@ impl Desk {
     /// widget was away ends here too, with the hub's reason); a call in progress the desk does
     /// not know (after a reload) becomes the call in progress again, with its talk time from
     /// the hub's `answeredAt`; a call in progress the hub no longer lists ended. Returns the
-    /// ringing inbound calls the desk does not know, oldest first: offer them as usual (an
-    /// offer already seen is dropped by [`offer`](Self::offer)).
-    pub fn resync(&mut self, calls: &[Value], now_ms: f64, ring_ms: f64) -> Vec<IncomingCall> {
+    /// ringing inbound calls the desk does not know, oldest first: offer them as usual; and the
+    /// actions to send again: a call the desk already finished (rejected, missed, busy) that
+    /// the hub still lists as ringing never heard the answer (the invocation was lost with the
+    /// connection), so it is rejected again as missed (`RejectReason::Timeout`) instead of
+    /// ringing at the hub until its backstop.
+    pub fn resync(&mut self, calls: &[Value], now_ms: f64, ring_ms: f64) -> Resync {
         let mut offers = Vec::new();
+        let mut actions = Vec::new();
         let listed = |id: &str| {
             calls
                 .iter()
@@ -425,6 +438,13 @@ impl Desk {
             }
             let inbound = call.get("direction").and_then(Value::as_str) != Some("outbound");
             match CallState::from_wire(state) {
+                Some(CallState::Ringing) if inbound && self.recent.iter().any(|r| r == id) => {
+                    actions.push(Action::Reject {
+                        call_id: id.to_owned(),
+                        reason: RejectReason::Timeout,
+                        has_remote_id: true,
+                    });
+                }
                 Some(CallState::Ringing) if inbound => {
                     if let Ok(offer) = IncomingCall::from_value(call) {
                         offers.push(offer);
@@ -444,7 +464,7 @@ impl Desk {
                 _ => {}
             }
         }
-        offers
+        Resync { offers, actions }
     }
 
     fn restore_active(&mut self, call: &Value, id: &str, inbound: bool, now_ms: f64, ring_ms: f64) {
@@ -1006,7 +1026,7 @@ mod tests {
             json!({"callId": "r1", "state": "held", "direction": "inbound", "phoneNumber": "+14255550123",
                    "createdAt": 1_000.0, "answeredAt": 5_000.0}),
         ];
-        let offers = desk.resync(&calls, 65_000.0, 30_000.0);
+        let offers = desk.resync(&calls, 65_000.0, 30_000.0).offers;
         let active = desk.active().expect("the held call is back");
         assert_eq!(active.call_id(), "r1");
         assert_eq!(active.call.phase(), &CallPhase::OnHold);
@@ -1019,7 +1039,8 @@ mod tests {
         // offer drops it as already seen once it was offered).
         let again = desk.resync(&calls, 66_000.0, 30_000.0);
         assert_eq!(desk.active().unwrap().call_id(), "r1");
-        assert_eq!(again.len(), 1);
+        assert_eq!(again.offers.len(), 1);
+        assert!(again.actions.is_empty());
     }
 
     /// After a reconnect: the ringing call was answered elsewhere meanwhile and stops ringing;
@@ -1029,8 +1050,8 @@ mod tests {
         let mut desk = Desk::new();
         desk.offer(call(Some("a")), 0.0, 30_000.0);
         desk.accept(1_000.0);
-        let offers = desk.resync(&[], 20_000.0, 30_000.0);
-        assert!(offers.is_empty());
+        let found = desk.resync(&[], 20_000.0, 30_000.0);
+        assert_eq!(found, Resync::default());
         assert!(desk.active().is_none(), "ended while away");
         assert!(desk.wrap_up().is_some());
         let mut desk = Desk::new();
@@ -1041,10 +1062,25 @@ mod tests {
         // A call that is still ringing stays ringing, and is not offered twice.
         let mut desk = Desk::new();
         desk.offer(call(Some("c")), 0.0, 30_000.0);
-        assert!(
-            desk.resync(&[update("c", "ringing")], 1_000.0, 30_000.0)
-                .is_empty()
+        assert_eq!(
+            desk.resync(&[update("c", "ringing")], 1_000.0, 30_000.0),
+            Resync::default()
         );
         assert!(desk.ringing().is_some());
+        // Rejected here, but the rejectCall was lost with the connection: the hub still lists
+        // it as ringing, so the answer is sent again (as missed), and it is not offered again.
+        desk.reject();
+        assert_eq!(
+            desk.resync(&[update("c", "ringing")], 2_000.0, 30_000.0),
+            Resync {
+                offers: vec![],
+                actions: vec![Action::Reject {
+                    call_id: "c".into(),
+                    reason: RejectReason::Timeout,
+                    has_remote_id: true
+                }]
+            }
+        );
+        assert!(desk.ringing().is_none());
     }
 }

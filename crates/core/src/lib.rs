@@ -17,7 +17,7 @@ pub mod signin;
 
 pub use call::{CallState, RejectReason};
 pub use config::{AuthConfig, Config, ConfigError, GraphConfig, Interaction};
-pub use desk::{Action, ActiveCall, Desk, Outcome, Ringing};
+pub use desk::{Action, ActiveCall, Desk, Outcome, Resync, Ringing};
 pub use history::{CallDirection, CallRecord, History};
 pub use notification::{IncomingCall, NotificationError};
 pub use presence::{

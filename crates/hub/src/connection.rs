@@ -348,9 +348,11 @@ impl Session {
         }
         if now >= self.last_received + t.client_timeout {
             tracing::info!(connection_id = %self.info.connection_id, "client timeout");
+            // Not a deliberate end: a client that was asleep or cut off should come back
+            // (issue 13), so reconnecting is allowed.
             self.end = Some(End::Close {
                 error: Some(CLIENT_TIMEOUT.into()),
-                allow_reconnect: false,
+                allow_reconnect: true,
             });
             return;
         }

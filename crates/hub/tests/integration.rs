@@ -851,6 +851,10 @@ async fn client_timeout_and_shutdown_send_close_messages() {
     assert!(seen.starts_with("{}\u{1e}"), "{seen:?}");
     assert!(seen.contains("{\"type\":6}"), "{seen:?}");
     assert!(seen.contains("\"error\":\"Client timeout\""), "{seen:?}");
+    assert!(
+        seen.contains("\"allowReconnect\":true"),
+        "a timed-out client may come back: {seen:?}"
+    );
 
     // Shutdown: Close with allowReconnect.
     let hub = start_hub().await;

@@ -106,6 +106,11 @@ impl SlowRetryPolicy {
         self.slow_min + span.mul_f64(fraction)
     }
 
+    /// The retry count from which the delays are the slow ones (the number of initial delays).
+    pub fn first_slow_retry(&self) -> u32 {
+        u32::try_from(self.initial.delays.len()).unwrap_or(u32::MAX)
+    }
+
     /// Whether attempt `previous_retry_count + 1` is one of the slow ones.
     pub fn is_slow(&self, previous_retry_count: u32) -> bool {
         self.initial
@@ -166,6 +171,7 @@ mod tests {
         assert_eq!(p.next_delay(3, 0.9), Duration::from_secs(30));
         assert!(!p.is_slow(3));
         assert!(p.is_slow(4));
+        assert_eq!(p.first_slow_retry(), 4);
         assert_eq!(p.next_delay(4, 0.0), Duration::from_secs(30));
         assert_eq!(p.next_delay(4, 0.5), Duration::from_secs(45));
         assert!(p.next_delay(1000, 0.999_999) < Duration::from_secs(60));

@@ -73,8 +73,11 @@ impl Widget {
                 }
             };
             crate::diagnostics::record(format!("resync: the hub lists {} call(s)", calls.len()));
-            let offers = self.with_desk(|d, now| d.resync(&calls, now, ring_ms));
-            for call in offers {
+            let found = self.with_desk(|d, now| d.resync(&calls, now, ring_ms));
+            for action in found.actions {
+                self.perform(action);
+            }
+            for call in found.offers {
                 self.offer(call);
             }
         });

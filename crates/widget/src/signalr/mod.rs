@@ -800,15 +800,17 @@ impl HubClient {
         if !was_connected {
             return;
         }
-        if !allow_reconnect && error.is_some() {
-            // The server closed on purpose and did not allow reconnecting.
-            self.0.borrow_mut().core = None;
-            self.set_state(ConnectionState::Disconnected, error);
-            return;
-        }
+        let refused = !allow_reconnect && error.is_some();
         {
             let mut inner = self.0.borrow_mut();
-            inner.retries = 0;
+            // The server closed on purpose and did not allow reconnecting: the official client
+            // stops there. An agent's widget must not stay dead until someone clicks, so it
+            // goes straight to the slow retries (once every 30-60 s) instead of the quick ones.
+            inner.retries = if refused {
+                inner.options.retry.first_slow_retry()
+            } else {
+                0
+            };
             inner.core = None;
         }
         let handlers = self.0.borrow().handlers.clone();
