@@ -393,8 +393,8 @@ test('the page frozen for 45 s (a sleeping laptop), then resumed', async () => {
   // Within a few seconds of waking, the widget knows the connection is gone (it never keeps
   // claiming "Connected" for a connection the hub freed), then it is back.
   const violations = await watch(agents, 8_000, 5_000, resumed, cells);
-  await recovered(agents, cells, t0, resumed, 45_000);
-  report('page frozen 45 s, resumed', agents, cells);
+  await recovered(agents, cells, resumed, resumed, 45_000);
+  report('page frozen 45 s (times from waking)', agents, cells);
   expect(violations).toEqual([]);
   for (const { agent, status, callId } of rung) {
     expect(status).toBe(200);
@@ -439,11 +439,12 @@ test('a background tab under intensive timer throttling stays connected and ring
   // Three minutes in the background, the hub's view sampled throughout: the connection must
   // hold (the widget pings from the receive path, so its throttled timers do not matter).
   const lost = [];
-  const end = t0 + 180_000;
+  const span = Number(process.env.E2E_BACKGROUND_MS ?? 180_000);
+  const end = t0 + span;
   let rung;
   while (Date.now() < end) {
     for (const a of agents) if ((await hubView(a.user)) !== 'up') lost.push(`${a.variant.name} at ${Date.now() - t0} ms`);
-    if (!rung && Date.now() - t0 > 120_000) {
+    if (!rung && Date.now() - t0 > (span * 2) / 3) {
       rung = [];
       for (const a of agents) rung.push({ agent: a, ...(await ring(a.user, '+14255550109')) });
     }
@@ -452,7 +453,12 @@ test('a background tab under intensive timer throttling stays connected and ring
   // The ring reached the background page (the dialog is in its DOM) while throttled.
   for (const { agent, status } of rung) {
     expect(status).toBe(200);
-    await expect(agent.page.getByRole('alertdialog', { name: /Incoming call/ })).toContainText('+14255550109', { timeout: 20_000 });
+    try {
+      await expect(agent.page.getByRole('alertdialog', { name: /Incoming call/ })).toContainText('+14255550109', { timeout: 20_000 });
+    } catch (e) {
+      console.log(`--- ${agent.variant.name}\n${(await agent.page.evaluate(() => window.switchboardDiagnostics())).split('\n').slice(-15).join('\n')}`);
+      throw e;
+    }
   }
   const wakeups = [];
   for (const a of agents) wakeups.push(await a.page.evaluate(() => { const n = window.__wakeups; window.__unthrottle(); return n; }));
