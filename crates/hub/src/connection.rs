@@ -395,7 +395,10 @@ impl Session {
         }
         self.link = Some(link);
         self.detached_until = None;
-        self.reader = Some(MessageReader::new(protocol, MAX_MESSAGE_BYTES));
+        self.reader = Some(
+            MessageReader::new(protocol, MAX_MESSAGE_BYTES)
+                .with_max_messages(crate::limits::MAX_MESSAGES_PER_READ),
+        );
         let now = Instant::now();
         self.last_received = now;
         let Some(st) = &self.stateful else { return };
@@ -467,9 +470,7 @@ impl Session {
                     match result {
                         Ok(Some(message)) => self.handle_message(message),
                         Ok(None) => {} // a type this side does not know: ignored
-                        Err(e) => {
-                            tracing::warn!(connection_id = %self.info.connection_id, error = %e, "malformed message dropped")
-                        }
+                        Err(e) => crate::limits::log_bad_input(&self.info.connection_id, &e),
                     }
                 }
             }
@@ -542,7 +543,10 @@ impl Session {
                     Frame::Text(Utf8Bytes::from(answer))
                 });
                 self.protocol = Some(protocol);
-                self.reader = Some(MessageReader::new(protocol, MAX_MESSAGE_BYTES));
+                self.reader = Some(
+                    MessageReader::new(protocol, MAX_MESSAGE_BYTES)
+                        .with_max_messages(crate::limits::MAX_MESSAGES_PER_READ),
+                );
                 self.rx = Some(self.hub.register(&self.info));
                 tracing::info!(
                     connection_id = %self.info.connection_id,
