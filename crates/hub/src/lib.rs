@@ -23,10 +23,13 @@ pub mod calls;
 pub mod connection;
 pub mod graph;
 pub mod hub;
+pub mod limits;
+pub mod metrics;
 pub mod numbers;
 pub mod oidc;
 pub mod registry;
 pub mod routes;
+pub mod safety;
 pub mod transport;
 
 use std::net::SocketAddr;

@@ -215,6 +215,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
     };
 
     app.layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(crate::safety::catch_panic_layer())
         .layer(
             // Spans name the path only: queries may carry access tokens and keys.
             TraceLayer::new_for_http().make_span_with(|request: &Request| {
