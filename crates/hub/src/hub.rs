@@ -123,6 +123,7 @@ pub struct Hub {
     pub(crate) access_key: AccessKey,
     pub(crate) users: UserAuthenticator,
     pub(crate) graph: crate::graph::GraphState,
+    pub(crate) quotas: crate::quota::Quotas,
     inner: Mutex<Inner>,
     shutdown: watch::Sender<bool>,
     weak: Weak<Hub>,
@@ -180,6 +181,7 @@ impl Hub {
         let (shutdown, _) = watch::channel(false);
         Ok(Arc::new_cyclic(|weak| Hub {
             graph: crate::graph::GraphState::new(&config.graph),
+            quotas: crate::quota::Quotas::new(config.quotas),
             config,
             access_key,
             users,
@@ -888,6 +890,15 @@ fn add_call_id(message: &str, id: &str) -> String {
 }
 
 impl Inner {
+    /// Live connections of `user` on every hub ([`crate::quota`]).
+    pub(crate) fn connections_of_user(&self, user: &str) -> usize {
+        self.users
+            .iter()
+            .filter(|((_, u), _)| u == user)
+            .map(|(_, set)| set.len())
+            .sum()
+    }
+
     pub(crate) fn user_connections(&self, hub: &str, user: &str) -> Vec<String> {
         self.users
             .get(&(hub.to_owned(), user.to_owned()))

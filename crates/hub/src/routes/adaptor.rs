@@ -159,6 +159,14 @@ pub async fn send_message_to_user(
         _ => return Err(text_error("message is required (a JSON string)".into())),
     };
     let hub_name = hub_name(&hub, &query)?;
+    if !hub.calls_have_room() && switchboard_core::IncomingCall::from_seed_message(&message).is_ok()
+    {
+        crate::metrics::quota_refusal("call_registry_full");
+        return Err(ApiError::Json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            crate::calls::REGISTRY_FULL.into(),
+        ));
+    }
     match hub.send_message_to_user(&hub_name, &user_id, &message) {
         Delivery::NotConnected => {
             tracing::info!(user = %user_id, "SendMessageToUser: user not connected");

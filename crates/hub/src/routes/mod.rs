@@ -178,6 +178,10 @@ pub fn router(hub: Arc<Hub>) -> Router {
                 .post(service::client_send)
                 .delete(service::client_close),
         )
+        .layer(axum::middleware::from_fn_with_state(
+            hub.clone(),
+            crate::quota::negotiate_guard,
+        ))
         .layer(cors);
 
     let server = Router::new()
