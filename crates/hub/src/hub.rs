@@ -70,6 +70,10 @@ pub(crate) struct SessionHandle {
 pub enum Delivery {
     /// The user has no live connection; nothing was sent or registered.
     NotConnected,
+    /// The user is connected but no connection could take the message (every outbox was
+    /// full: those connections are being closed with [`crate::limits::OUTBOX_OVERFLOW`]).
+    /// `SendMessageToUser` answers 503.
+    NotDelivered,
     /// Sent to the user's connections; `call_id` is set when the message was a call.
     Delivered {
         /// The registered call's id.
@@ -602,10 +606,13 @@ impl Hub {
             }
             Err(_) => (message.to_owned(), None),
         };
-        inner.deliver(
+        let taken = inner.deliver(
             &ids,
             &HubMessage::send("ReceiveNotification", vec![Value::String(text)]),
         );
+        if taken == 0 {
+            return Delivery::NotDelivered;
+        }
         Delivery::Delivered { call_id }
     }
 
@@ -930,13 +937,32 @@ impl Inner {
             if let Some(c) = self.connections.get(id) {
                 match c.tx.try_send(Outbound::Message(message.clone())) {
                     Ok(()) => delivered += 1,
-                    Err(_) => {
-                        tracing::warn!(connection_id = %id, "outbound queue full or closed; message dropped")
+                    Err(mpsc::error::TrySendError::Full(_)) => self.outbox_overflowed(id),
+                    Err(mpsc::error::TrySendError::Closed(_)) => {
+                        crate::metrics::frame_dropped("closed")
                     }
                 }
             }
         }
+        crate::metrics::messages_out(delivered as u64);
         delivered
+    }
+
+    /// A connection's outbox is full: never drop silently; close it (its client reconnects
+    /// and resyncs with `getCalls`).
+    fn outbox_overflowed(&self, connection_id: &str) {
+        crate::metrics::frame_dropped("outbox_full");
+        for handle in self.sessions.values() {
+            if handle.info.connection_id == connection_id
+                && handle
+                    .control
+                    .try_send(crate::connection::Control::Overflow)
+                    .is_ok()
+            {
+                crate::metrics::overflow_close("outbox");
+                tracing::warn!(connection_id, "outbox full; closing the connection");
+            }
+        }
     }
 
     /// `CallUpdated(call)` to the agent's connections and, when the call just ended,

@@ -10,6 +10,30 @@ use std::time::{Duration, Instant};
 /// `Too many messages in one read: more than 1024`.
 pub const MAX_MESSAGES_PER_READ: usize = 1024;
 
+/// Streams (`counter`) running at once on one connection; more fail with
+/// [`too_many_streams`].
+pub const MAX_STREAMS_PER_CONNECTION: usize = 8;
+
+/// The completion error of a stream refused by [`MAX_STREAMS_PER_CONNECTION`].
+pub fn too_many_streams() -> String {
+    format!("Too many concurrent streams on this connection (at most {MAX_STREAMS_PER_CONNECTION})")
+}
+
+/// The Close error (with `allowReconnect: true`) of a connection whose outbox or transport
+/// queue overflowed: the client reconnects and resyncs (`getCalls`). Nothing is dropped
+/// silently.
+pub const OUTBOX_OVERFLOW: &str =
+    "Connection closed: the client did not read fast enough (outbound queue full); reconnect";
+
+/// The Close error of a stateful-reconnect connection whose replay buffer reached twice
+/// `HubConfig::replay_buffer_bytes` (hub messages stop at once that; stream items and
+/// completions beyond it mean the client does not ack).
+pub const REPLAY_BUFFER_FULL: &str =
+    "Connection closed: the stateful reconnect buffer is full (the client does not ack)";
+
+/// A WebSocket write that takes longer than this closes the connection (10 s).
+pub const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Bad-input warnings logged per [`BAD_INPUT_WINDOW`], over all connections; the rest are
 /// counted and reported with the next line logged.
 pub const BAD_INPUT_LINES: u32 = 20;

@@ -107,3 +107,12 @@ pub fn panic() {
     handle();
     metrics::counter!("switchboard_panics_total").increment(1);
 }
+
+/// The `transport` label of a transport.
+pub fn transport_name(kind: crate::connection::TransportKind) -> &'static str {
+    match kind {
+        crate::connection::TransportKind::WebSockets => "websockets",
+        crate::connection::TransportKind::ServerSentEvents => "sse",
+        crate::connection::TransportKind::LongPolling => "longpolling",
+    }
+}
