@@ -31,6 +31,10 @@ use crate::hub::{ConnectionInfo, Hub, Inner, expect_args};
 use crate::numbers::{self, Normalized};
 use crate::registry::{CallError, EndReason, Outbound, State, Transition};
 
+/// The error of a call refused because the call registry is full of live calls (`makeCall`'s
+/// completion error; `SendMessageToUser` and REST rings answer 503 with it).
+pub const REGISTRY_FULL: &str = "The call registry is full of live calls; try again later";
+
 /// Call-control and simulator settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallConfig {
@@ -356,10 +360,16 @@ impl Hub {
         }
     }
 
-    /// `makeCall(number)`.
+    /// `makeCall(number)`; refused beyond the per-user quota ([`crate::quota`]) and when the
+    /// registry is full of live calls ([`REGISTRY_FULL`]).
     fn make_call(&self, hub: &str, user: &str, input: &str, now: u64) -> Result<Value, String> {
+        self.quotas.call_placed(user).map_err(|r| r.error)?;
         let region = self.config.calls.default_region.clone();
         let mut inner = self.lock();
+        if !inner.calls.has_room() {
+            crate::metrics::quota_refusal("call_registry_full");
+            return Err(REGISTRY_FULL.into());
+        }
         match self.destination(&mut inner, hub, input, &region)? {
             Destination::Colleague {
                 user: callee,

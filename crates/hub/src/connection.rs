@@ -148,6 +148,9 @@ pub enum Control {
     Drop,
     /// End the connection (DELETE of SSE/long polling).
     End,
+    /// The hub could not queue a message for this connection: close it with
+    /// [`crate::limits::OUTBOX_OVERFLOW`] (`allowReconnect: true`).
+    Overflow,
 }
 
 enum End {
@@ -246,7 +249,7 @@ pub(crate) async fn run_session(
                 }
                 None => s.end = Some(End::Quiet),
             },
-            Some((id, message)) = streams_rx.recv() => {
+            Some((id, message)) = streams_rx.recv(), if s.replay_has_room() => {
                 if matches!(message, HubMessage::Completion { .. }) {
                     s.streams.remove(&id);
                 }
@@ -261,6 +264,7 @@ pub(crate) async fn run_session(
                     }
                     s.transport_gone();
                 }
+                Some(Control::Overflow) => s.overflow("outbox"),
                 Some(Control::End) | None => s.end = Some(End::Quiet),
             },
             _ = tokio::time::sleep_until(deadline) => s.on_timer(handshake_deadline),
@@ -295,6 +299,13 @@ pub(crate) async fn run_session(
     hub.remove_session(&token);
     if s.rx.is_some() {
         hub.unregister(&s.info.connection_id);
+        if let Some(protocol) = s.protocol {
+            crate::metrics::connection(
+                crate::metrics::transport_name(s.transport),
+                protocol.name(),
+                -1.0,
+            );
+        }
     }
     tracing::info!(connection_id = %s.info.connection_id, "connection closed");
 }
@@ -397,7 +408,10 @@ impl Session {
         }
         self.link = Some(link);
         self.detached_until = None;
-        self.reader = Some(MessageReader::new(protocol, MAX_MESSAGE_BYTES));
+        self.reader = Some(
+            MessageReader::new(protocol, MAX_MESSAGE_BYTES)
+                .with_max_messages(crate::limits::MAX_MESSAGES_PER_READ),
+        );
         let now = Instant::now();
         self.last_received = now;
         let Some(st) = &self.stateful else { return };
@@ -424,8 +438,33 @@ impl Session {
             st.next_send_id += 1;
             st.unacked_bytes += frame.len();
             st.unacked.push_back((id, frame.clone()));
+            if st.unacked_bytes > 2 * self.hub.config.replay_buffer_bytes && self.end.is_none() {
+                crate::metrics::overflow_close("replay_buffer");
+                tracing::warn!(connection_id = %self.info.connection_id, "replay buffer full; closing");
+                self.end = Some(End::Close {
+                    error: Some(crate::limits::REPLAY_BUFFER_FULL.into()),
+                    allow_reconnect: false,
+                });
+            }
         }
         self.emit(frame);
+    }
+
+    /// Whether the replay buffer (stateful reconnect) takes more: always without it.
+    fn replay_has_room(&self) -> bool {
+        self.stateful
+            .as_ref()
+            .is_none_or(|st| st.unacked_bytes < self.hub.config.replay_buffer_bytes)
+    }
+
+    /// A queue towards the client overflowed: close with a clear error, never drop silently.
+    fn overflow(&mut self, queue: &'static str) {
+        crate::metrics::overflow_close(queue);
+        tracing::warn!(connection_id = %self.info.connection_id, queue, "queue full; closing the connection");
+        self.end = Some(End::Close {
+            error: Some(crate::limits::OUTBOX_OVERFLOW.into()),
+            allow_reconnect: true,
+        });
     }
 
     fn emit(&mut self, frame: Frame) {
@@ -434,7 +473,10 @@ impl Session {
         match link.outbound.try_send(frame) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
-                tracing::warn!(connection_id = %self.info.connection_id, "transport queue full; frame dropped")
+                crate::metrics::frame_dropped("transport_full");
+                if self.end.is_none() {
+                    self.overflow("transport");
+                }
             }
             Err(mpsc::error::TrySendError::Closed(_)) => self.transport_gone(),
         }
@@ -467,11 +509,12 @@ impl Session {
                         return;
                     }
                     match result {
-                        Ok(Some(message)) => self.handle_message(message),
-                        Ok(None) => {} // a type this side does not know: ignored
-                        Err(e) => {
-                            tracing::warn!(connection_id = %self.info.connection_id, error = %e, "malformed message dropped")
+                        Ok(Some(message)) => {
+                            crate::metrics::messages_in(1);
+                            self.handle_message(message)
                         }
+                        Ok(None) => {} // a type this side does not know: ignored
+                        Err(e) => crate::limits::log_bad_input(&self.info.connection_id, &e),
                     }
                 }
             }
@@ -544,8 +587,16 @@ impl Session {
                     Frame::Text(Utf8Bytes::from(answer))
                 });
                 self.protocol = Some(protocol);
-                self.reader = Some(MessageReader::new(protocol, MAX_MESSAGE_BYTES));
+                self.reader = Some(
+                    MessageReader::new(protocol, MAX_MESSAGE_BYTES)
+                        .with_max_messages(crate::limits::MAX_MESSAGES_PER_READ),
+                );
                 self.rx = Some(self.hub.register(&self.info));
+                crate::metrics::connection(
+                    crate::metrics::transport_name(self.transport),
+                    protocol.name(),
+                    1.0,
+                );
                 tracing::info!(
                     connection_id = %self.info.connection_id,
                     user = self.info.user.as_deref().unwrap_or("(anonymous)"),
@@ -671,6 +722,14 @@ impl Session {
             );
             return;
         };
+        if self.streams.len() >= crate::limits::MAX_STREAMS_PER_CONNECTION {
+            self.complete(
+                Some(invocation_id),
+                target,
+                Err(crate::limits::too_many_streams()),
+            );
+            return;
+        }
         let count = count.min(MAX_COUNTER);
         let delay = Duration::from_millis(delay.min(10_000));
         let tx = self.streams_tx.clone();

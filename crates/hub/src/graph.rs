@@ -784,7 +784,7 @@ async fn presence_action(
             Change::Session(Session {
                 id,
                 presence: p,
-                expires: Some(now + ms),
+                expires: Some(now.saturating_add(ms)),
                 set_at: now,
             })
         }
@@ -801,7 +801,9 @@ async fn presence_action(
                 Availability::Busy | Availability::DoNotDisturb => 86_400_000,
                 _ => 7 * 86_400_000,
             };
-            Change::Preferred(p, now + duration(&object)?.unwrap_or(default))
+            // A client-chosen duration (`P99999999999D`) must not overflow: saturate (never
+            // expires in practice) instead of panicking.
+            Change::Preferred(p, now.saturating_add(duration(&object)?.unwrap_or(default)))
         }
         "clearuserpreferredpresence" => Change::ClearPreferred,
         _ => {
@@ -845,11 +847,12 @@ async fn directory(
         .map(|(id, name)| json!({ "id": id, "displayName": name, "userPrincipalName": format!("{id}@switchboard.test") }))
         .collect();
     let mut body = json!({ "value": value });
-    if skip + top < inner.directory.len() {
+    // `$skiptoken` is the client's: `usize::MAX` must not overflow.
+    let next = skip.saturating_add(top);
+    if next < inner.directory.len() {
         body["@odata.nextLink"] = json!(format!(
-            "{}/users?$top={top}&$skiptoken={}",
-            hub.graph.config.base_path,
-            skip + top
+            "{}/users?$top={top}&$skiptoken={next}",
+            hub.graph.config.base_path
         ));
     }
     Ok(Json(body))

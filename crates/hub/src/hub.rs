@@ -70,6 +70,10 @@ pub(crate) struct SessionHandle {
 pub enum Delivery {
     /// The user has no live connection; nothing was sent or registered.
     NotConnected,
+    /// The user is connected but no connection could take the message (every outbox was
+    /// full: those connections are being closed with [`crate::limits::OUTBOX_OVERFLOW`]).
+    /// `SendMessageToUser` answers 503.
+    NotDelivered,
     /// Sent to the user's connections; `call_id` is set when the message was a call.
     Delivered {
         /// The registered call's id.
@@ -123,6 +127,7 @@ pub struct Hub {
     pub(crate) access_key: AccessKey,
     pub(crate) users: UserAuthenticator,
     pub(crate) graph: crate::graph::GraphState,
+    pub(crate) quotas: crate::quota::Quotas,
     inner: Mutex<Inner>,
     shutdown: watch::Sender<bool>,
     weak: Weak<Hub>,
@@ -180,6 +185,7 @@ impl Hub {
         let (shutdown, _) = watch::channel(false);
         Ok(Arc::new_cyclic(|weak| Hub {
             graph: crate::graph::GraphState::new(&config.graph),
+            quotas: crate::quota::Quotas::new(config.quotas),
             config,
             access_key,
             users,
@@ -600,10 +606,13 @@ impl Hub {
             }
             Err(_) => (message.to_owned(), None),
         };
-        inner.deliver(
+        let taken = inner.deliver(
             &ids,
             &HubMessage::send("ReceiveNotification", vec![Value::String(text)]),
         );
+        if taken == 0 {
+            return Delivery::NotDelivered;
+        }
         Delivery::Delivered { call_id }
     }
 
@@ -888,6 +897,15 @@ fn add_call_id(message: &str, id: &str) -> String {
 }
 
 impl Inner {
+    /// Live connections of `user` on every hub ([`crate::quota`]).
+    pub(crate) fn connections_of_user(&self, user: &str) -> usize {
+        self.users
+            .iter()
+            .filter(|((_, u), _)| u == user)
+            .map(|(_, set)| set.len())
+            .sum()
+    }
+
     pub(crate) fn user_connections(&self, hub: &str, user: &str) -> Vec<String> {
         self.users
             .get(&(hub.to_owned(), user.to_owned()))
@@ -919,13 +937,32 @@ impl Inner {
             if let Some(c) = self.connections.get(id) {
                 match c.tx.try_send(Outbound::Message(message.clone())) {
                     Ok(()) => delivered += 1,
-                    Err(_) => {
-                        tracing::warn!(connection_id = %id, "outbound queue full or closed; message dropped")
+                    Err(mpsc::error::TrySendError::Full(_)) => self.outbox_overflowed(id),
+                    Err(mpsc::error::TrySendError::Closed(_)) => {
+                        crate::metrics::frame_dropped("closed")
                     }
                 }
             }
         }
+        crate::metrics::messages_out(delivered as u64);
         delivered
+    }
+
+    /// A connection's outbox is full: never drop silently; close it (its client reconnects
+    /// and resyncs with `getCalls`).
+    fn outbox_overflowed(&self, connection_id: &str) {
+        crate::metrics::frame_dropped("outbox_full");
+        for handle in self.sessions.values() {
+            if handle.info.connection_id == connection_id
+                && handle
+                    .control
+                    .try_send(crate::connection::Control::Overflow)
+                    .is_ok()
+            {
+                crate::metrics::overflow_close("outbox");
+                tracing::warn!(connection_id, "outbox full; closing the connection");
+            }
+        }
     }
 
     /// `CallUpdated(call)` to the agent's connections and, when the call just ended,

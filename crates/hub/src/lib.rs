@@ -23,10 +23,14 @@ pub mod calls;
 pub mod connection;
 pub mod graph;
 pub mod hub;
+pub mod limits;
+pub mod metrics;
 pub mod numbers;
 pub mod oidc;
+pub mod quota;
 pub mod registry;
 pub mod routes;
+pub mod safety;
 pub mod transport;
 
 use std::net::SocketAddr;
@@ -76,6 +80,8 @@ pub struct HubConfig {
     pub widget_config: Option<PathBuf>,
     /// Ephemeral SIP credentials (`--sip-secret`); `None`: `/api/sip/credentials` answers 404.
     pub sip: Option<routes::sip::SipConfig>,
+    /// Quotas per user and per address ([`quota`]).
+    pub quotas: quota::QuotaConfig,
 }
 
 impl HubConfig {
@@ -95,6 +101,7 @@ impl HubConfig {
             dev_auth_with_oidc: false,
             widget_config: None,
             sip: None,
+            quotas: quota::QuotaConfig::default(),
         }
     }
 }
@@ -146,13 +153,16 @@ impl RunningHub {
 /// Fails when the OIDC configuration cannot be used (an unreadable CA file).
 pub fn serve(listener: TcpListener, config: HubConfig) -> std::io::Result<RunningHub> {
     let addr = listener.local_addr()?;
+    let listener = quota::LimitedListener::new(listener, config.quotas.connections_per_address);
     let hub = Hub::try_new(config).map_err(std::io::Error::other)?;
     let app = routes::app(hub.clone());
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         axum::serve(
             listener,
-            axum::ServiceExt::<axum::extract::Request>::into_make_service(app),
+            axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+                quota::ClientAddr,
+            >(app),
         )
         .with_graceful_shutdown(async {
             let _ = stopped.await;

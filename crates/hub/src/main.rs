@@ -65,6 +65,21 @@ struct Cli {
     /// same ephemeral credentials).
     #[arg(long, value_name = "URL")]
     sip_ice_server: Vec<String>,
+    /// Quota: TCP connections open at once from one IP address (429 beyond).
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_connections_per_address: u64,
+    /// Quota: live hub connections of one user (429 at /client/negotiate beyond).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    max_connections_per_user: u64,
+    /// Quota: negotiates a second from one address (burst: 5 times as many).
+    #[arg(long, default_value_t = 20.0)]
+    negotiates_per_second_per_address: f64,
+    /// Quota: negotiates a second of one user (burst: 4 times as many).
+    #[arg(long, default_value_t = 5.0)]
+    negotiates_per_second_per_user: f64,
+    /// Quota: calls one user may place (makeCall) a minute.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    calls_per_minute: u32,
 }
 
 fn parse_region(value: &str) -> Result<String, String> {
@@ -114,6 +129,30 @@ async fn main() -> std::process::ExitCode {
     config.calls.far_end_ring_timeout = Duration::from_millis(cli.far_end_ring_timeout);
     config.calls.answer_delay = Duration::from_millis(cli.far_end_answer_delay);
     config.widget_config = cli.widget_config.clone();
+    for (name, rate) in [
+        (
+            "--negotiates-per-second-per-address",
+            cli.negotiates_per_second_per_address,
+        ),
+        (
+            "--negotiates-per-second-per-user",
+            cli.negotiates_per_second_per_user,
+        ),
+    ] {
+        if !(rate.is_finite() && rate > 0.0) {
+            eprintln!("error: {name} must be a positive number");
+            return std::process::ExitCode::from(2);
+        }
+    }
+    config.quotas = switchboard_hub::quota::QuotaConfig {
+        connections_per_address: cli.max_connections_per_address as usize,
+        connections_per_user: cli.max_connections_per_user as usize,
+        negotiates_per_second_per_address: cli.negotiates_per_second_per_address,
+        negotiate_burst_per_address: cli.negotiates_per_second_per_address * 5.0,
+        negotiates_per_second_per_user: cli.negotiates_per_second_per_user,
+        negotiate_burst_per_user: cli.negotiates_per_second_per_user * 4.0,
+        calls_per_minute: cli.calls_per_minute,
+    };
     if let Some(secret) = cli.sip_secret.clone().filter(|s| !s.is_empty()) {
         let mut sip = switchboard_hub::routes::sip::SipConfig::new(secret);
         sip.ttl = Duration::from_secs(cli.sip_credentials_ttl);

@@ -355,6 +355,12 @@ impl CallRegistry {
         self.calls.len()
     }
 
+    /// Whether one more call fits without evicting a live call: below capacity, or some
+    /// held call is finished (rejected, missed, ended).
+    pub fn has_room(&self) -> bool {
+        self.calls.len() < self.capacity || self.calls.values().any(|c| c.state.is_final())
+    }
+
     /// Whether no call is held.
     pub fn is_empty(&self) -> bool {
         self.calls.is_empty()
@@ -365,8 +371,14 @@ impl CallRegistry {
         if self.calls.remove(&call_id).is_some() {
             self.order.retain(|id| id != &call_id);
         }
+        // Only finished calls are evicted, oldest first: never a live one (callers check
+        // `has_room` first and refuse the new call when the registry is full of live calls).
         while self.calls.len() >= self.capacity {
-            match self.order.pop_front() {
+            let finished = self
+                .order
+                .iter()
+                .position(|id| self.calls.get(id).is_none_or(|c| c.state.is_final()));
+            match finished.and_then(|i| self.order.remove(i)) {
                 Some(oldest) => {
                     self.calls.remove(&oldest);
                 }
@@ -897,12 +909,29 @@ mod tests {
     fn bounded_newest_first() {
         let mut reg = CallRegistry::with_capacity(3);
         for i in 0..5 {
+            // Issue 18: only finished calls are evicted, so each call ends before the next.
+            if i > 0 {
+                reg.abandon(&format!("c{}", i - 1), 2).unwrap();
+            }
             ring(&mut reg, &format!("c{i}"));
         }
         assert_eq!(reg.len(), 3);
         assert!(reg.get("c0").is_none());
         let ids: Vec<_> = reg.newest(10).into_iter().map(|c| c.call_id).collect();
         assert_eq!(ids, ["c4", "c3", "c2"]);
+    }
+
+    #[test]
+    fn live_calls_are_never_evicted() {
+        let mut reg = CallRegistry::with_capacity(2);
+        ring(&mut reg, "c0");
+        ring(&mut reg, "c1");
+        assert!(!reg.has_room(), "full of live calls");
+        reg.abandon("c0", 2).unwrap();
+        assert!(reg.has_room());
+        ring(&mut reg, "c2");
+        assert!(reg.get("c0").is_none(), "the finished call made room");
+        assert!(reg.get("c1").is_some(), "the live call stays");
     }
 
     #[test]

@@ -243,12 +243,12 @@ async fn ws_pump(socket: WebSocket, end: TransportEnd) {
             },
             frame = outbound.recv() => match frame {
                 Some(Frame::Text(text)) => {
-                    if sink.send(Message::Text(text)).await.is_err() {
+                    if !write_within(&mut sink, Message::Text(text)).await {
                         break;
                     }
                 }
                 Some(Frame::Binary(bytes)) => {
-                    if sink.send(Message::Binary(bytes)).await.is_err() {
+                    if !write_within(&mut sink, Message::Binary(bytes)).await {
                         break;
                     }
                 }
@@ -267,6 +267,22 @@ async fn ws_pump(socket: WebSocket, end: TransportEnd) {
     }
     drop(inbound);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), sink.close()).await;
+}
+
+/// Writes one message within [`crate::limits::WRITE_TIMEOUT`]; `false` when it failed or a
+/// peer that stopped reading made it time out (the connection then closes).
+async fn write_within(
+    sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    message: Message,
+) -> bool {
+    match tokio::time::timeout(crate::limits::WRITE_TIMEOUT, sink.send(message)).await {
+        Ok(result) => result.is_ok(),
+        Err(_) => {
+            crate::metrics::overflow_close("write_timeout");
+            tracing::warn!("websocket write timed out; closing");
+            false
+        }
+    }
 }
 
 fn sse_response(outbound: mpsc::Receiver<Frame>) -> Response {

@@ -480,3 +480,33 @@ async fn simulator_page_has_the_teams_presence_control() {
     assert_eq!(body["availability"], "Offline");
     hub.shutdown(Duration::from_secs(1)).await;
 }
+
+/// Issue 18: client-chosen numbers never overflow (they panicked in debug builds).
+#[tokio::test]
+async fn huge_skiptoken_and_expiration_do_not_overflow() {
+    let hub = start_hub().await;
+    let base = hub.base_url();
+    let alice = dev_token(&base, "alice").await;
+
+    let r = get(
+        &base,
+        &alice,
+        &format!("/users?$top=999&$skiptoken={}", usize::MAX),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["value"], json!([]));
+    assert!(body.get("@odata.nextLink").is_none());
+
+    let r = post(
+        &base,
+        &alice,
+        "/users/alice/presence/setUserPreferredPresence",
+        json!({"availability": "Busy", "activity": "Busy", "expirationDuration": "P99999999999999D"}),
+    )
+    .await;
+    assert!(r.status() == 200 || r.status() == 400, "{}", r.status());
+    // The hub still answers.
+    assert!(!presence(&base, &alice, "alice").await.0.is_empty());
+}

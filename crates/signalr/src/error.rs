@@ -38,6 +38,11 @@ pub enum ProtocolError {
     /// limit). The stream cannot be re-synchronised after this.
     #[error("{0}")]
     TooLarge(String),
+    /// One read (a WebSocket message, an HTTP body) carried more messages than the reader's cap
+    /// ([`crate::protocol::MessageReader::with_max_messages`]); empty JSON records count too.
+    /// The caller should close the connection.
+    #[error("Too many messages in one read: more than {0}")]
+    TooManyMessages(usize),
     /// A MessagePack buffer ends inside a frame (`Incomplete message.`).
     #[error("{0}")]
     Incomplete(String),

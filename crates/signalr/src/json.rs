@@ -19,9 +19,18 @@ pub const PROTOCOL_NAME: &str = "json";
 ///
 /// Input may be split anywhere, including inside a multi-byte character if fed as bytes
 /// through [`RecordBuffer::push_bytes`]; incomplete tails stay buffered until the next push.
+///
+/// Work is linear in the input: each push scans only the new bytes (what is pending holds no
+/// separator) and copies every byte at most once, so neither many records in one read nor one
+/// record fed a byte at a time costs quadratic time ([`RecordBuffer::bytes_copied`] counts it).
+/// Empty records (two separators in a row) carry no message and are skipped, silently; they
+/// still count in [`RecordBuffer::separators_in_last_push`], so a reader can cap the records of
+/// one read, empty ones included.
 #[derive(Debug, Default)]
 pub struct RecordBuffer {
     pending: Vec<u8>,
+    separators: usize,
+    copied: u64,
 }
 
 impl RecordBuffer {
@@ -35,22 +44,47 @@ impl RecordBuffer {
         self.push_bytes(text.as_bytes())
     }
 
-    /// Appends bytes; returns the complete records it finished, without separators.
+    /// Appends bytes; returns the complete non-empty records it finished, without separators.
     /// A record that is not valid UTF-8 is an error for that record only.
     pub fn push_bytes(&mut self, bytes: &[u8]) -> Vec<Result<String, ProtocolError>> {
-        self.pending.extend_from_slice(bytes);
         let mut out = Vec::new();
-        while let Some(end) = self.pending.iter().position(|b| *b == 0x1e) {
-            let record: Vec<u8> = self.pending.drain(..=end).collect();
-            let record = &record[..record.len() - 1];
-            out.push(String::from_utf8(record.to_vec()).map_err(|_| ProtocolError::InvalidUtf8));
+        self.separators = 0;
+        let mut rest = bytes;
+        while let Some(end) = rest.iter().position(|b| *b == 0x1e) {
+            self.separators += 1;
+            let piece = &rest[..end];
+            rest = &rest[end + 1..];
+            self.copied += piece.len() as u64;
+            let record = if self.pending.is_empty() {
+                if piece.is_empty() {
+                    continue;
+                }
+                piece.to_vec()
+            } else {
+                self.pending.extend_from_slice(piece);
+                std::mem::take(&mut self.pending)
+            };
+            out.push(String::from_utf8(record).map_err(|_| ProtocolError::InvalidUtf8));
         }
+        self.copied += rest.len() as u64;
+        self.pending.extend_from_slice(rest);
         out
     }
 
     /// Bytes received after the last complete record.
     pub fn pending_len(&self) -> usize {
         self.pending.len()
+    }
+
+    /// Record separators in the last push: the records it ended, empty ones included.
+    pub fn separators_in_last_push(&self) -> usize {
+        self.separators
+    }
+
+    /// Bytes copied since the buffer was made (into the pending tail or into a record): never
+    /// more than the bytes pushed, whatever their shape.
+    pub fn bytes_copied(&self) -> u64 {
+        self.copied
     }
 }
 
@@ -430,6 +464,37 @@ mod tests {
         let mut buffer = RecordBuffer::new();
         let records = buffer.push_bytes(&[0xff, 0xfe, 0x1e]);
         assert_eq!(records, vec![Err(ProtocolError::InvalidUtf8)]);
+    }
+
+    #[test]
+    fn framing_is_linear_and_skips_empty_records() {
+        // 256 KiB of bare separators: no record, nothing pending, nothing copied.
+        let mut buffer = RecordBuffer::new();
+        let separators = vec![0x1e; 256 * 1024];
+        assert!(buffer.push_bytes(&separators).is_empty());
+        assert_eq!(buffer.separators_in_last_push(), 256 * 1024);
+        assert_eq!(buffer.pending_len(), 0);
+        assert_eq!(buffer.bytes_copied(), 0);
+
+        // Many records in one read, and one long record fed a byte at a time: every byte is
+        // copied at most once.
+        let ping = encode(&HubMessage::Ping);
+        let many = ping.repeat(20_000);
+        let mut buffer = RecordBuffer::new();
+        assert_eq!(buffer.push_str(&many).len(), 20_000);
+        assert!(buffer.bytes_copied() <= many.len() as u64);
+        let long = format!("{{\"type\":6,\"pad\":\"{}\"}}\u{1e}", "x".repeat(30_000));
+        let mut buffer = RecordBuffer::new();
+        let mut records = Vec::new();
+        for byte in long.as_bytes() {
+            records.extend(buffer.push_bytes(std::slice::from_ref(byte)));
+        }
+        assert_eq!(records.len(), 1);
+        assert!(buffer.bytes_copied() <= long.len() as u64);
+        assert_eq!(
+            decode(records[0].as_ref().unwrap()),
+            Ok(Some(HubMessage::Ping))
+        );
     }
 
     #[test]

@@ -98,11 +98,21 @@ impl Transmit {
 /// Turns received bytes into hub messages for one protocol, across reads (records or frames
 /// may be split or joined). `limit` bounds one message; a longer one (or an unfinished one
 /// already longer) is [`ProtocolError::TooLarge`], after which the stream is unusable.
+///
+/// A read may also carry at most [`MessageReader::max_messages`] messages (default
+/// [`DEFAULT_MAX_MESSAGES_PER_READ`]; empty JSON records and MessagePack frames count):
+/// beyond it the read is [`ProtocolError::TooManyMessages`], also fatal. Splitting is linear in
+/// the bytes read for both protocols.
 #[derive(Debug)]
 pub struct MessageReader {
     inner: Reader,
     limit: usize,
+    max_messages: usize,
 }
+
+/// Messages one read may carry unless [`MessageReader::with_max_messages`] says otherwise:
+/// 65 536, far above what a server batches into one long-polling answer.
+pub const DEFAULT_MAX_MESSAGES_PER_READ: usize = 65_536;
 
 #[derive(Debug)]
 enum Reader {
@@ -123,7 +133,22 @@ impl MessageReader {
             #[cfg(feature = "messagepack")]
             HubProtocolKind::MessagePack => Reader::MessagePack(FrameBuffer::with_limit(limit)),
         };
-        Self { inner, limit }
+        Self {
+            inner,
+            limit,
+            max_messages: DEFAULT_MAX_MESSAGES_PER_READ,
+        }
+    }
+
+    /// The same reader, taking at most `max` messages per read (see the type docs).
+    pub fn with_max_messages(mut self, max: usize) -> Self {
+        self.max_messages = max;
+        self
+    }
+
+    /// The cap on messages per read.
+    pub fn max_messages(&self) -> usize {
+        self.max_messages
     }
 
     /// Appends received bytes. The outer error is fatal (a frame too large or unparseable
@@ -132,7 +157,11 @@ impl MessageReader {
         match &mut self.inner {
             Reader::Json(buffer) => {
                 let mut out = Vec::new();
-                for record in buffer.push_bytes(bytes) {
+                let records = buffer.push_bytes(bytes);
+                if buffer.separators_in_last_push() > self.max_messages {
+                    return Err(ProtocolError::TooManyMessages(self.max_messages));
+                }
+                for record in records {
                     match record {
                         Ok(record) if record.len() > self.limit => {
                             return Err(too_large(self.limit));
@@ -147,11 +176,13 @@ impl MessageReader {
                 Ok(out)
             }
             #[cfg(feature = "messagepack")]
-            Reader::MessagePack(buffer) => Ok(buffer
-                .push(bytes)?
-                .iter()
-                .map(|body| msgpack::decode(body))
-                .collect()),
+            Reader::MessagePack(buffer) => {
+                let frames = buffer.push(bytes)?;
+                if frames.len() > self.max_messages {
+                    return Err(ProtocolError::TooManyMessages(self.max_messages));
+                }
+                Ok(frames.iter().map(|body| msgpack::decode(body)).collect())
+            }
         }
     }
 }
@@ -186,5 +217,29 @@ mod tests {
         }
         let mut reader = MessageReader::new(HubProtocolKind::Json, 4);
         assert!(reader.push(b"{\"type\":6}\x1e").is_err());
+    }
+
+    #[test]
+    fn a_read_of_bare_separators_or_empty_frames_is_capped() {
+        // 256 KiB of 0x1e (JSON) or 0x00 (MessagePack: empty frames): one fatal error, no
+        // per-record results to log.
+        for (kind, byte) in [
+            (HubProtocolKind::Json, 0x1e),
+            (HubProtocolKind::MessagePack, 0),
+        ] {
+            let mut reader = MessageReader::new(kind, 32 * 1024).with_max_messages(1024);
+            assert_eq!(
+                reader.push(&vec![byte; 256 * 1024]),
+                Err(ProtocolError::TooManyMessages(1024)),
+                "{kind:?}"
+            );
+            // Under the cap, the same bytes are fine (empty JSON records are skipped).
+            let mut reader = MessageReader::new(kind, 32 * 1024).with_max_messages(1024);
+            let results = reader.push(&[byte; 1024]).unwrap();
+            match kind {
+                HubProtocolKind::Json => assert!(results.is_empty()),
+                HubProtocolKind::MessagePack => assert_eq!(results.len(), 1024),
+            }
+        }
     }
 }

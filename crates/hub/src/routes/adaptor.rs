@@ -159,6 +159,14 @@ pub async fn send_message_to_user(
         _ => return Err(text_error("message is required (a JSON string)".into())),
     };
     let hub_name = hub_name(&hub, &query)?;
+    if !hub.calls_have_room() && switchboard_core::IncomingCall::from_seed_message(&message).is_ok()
+    {
+        crate::metrics::quota_refusal("call_registry_full");
+        return Err(ApiError::Json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            crate::calls::REGISTRY_FULL.into(),
+        ));
+    }
     match hub.send_message_to_user(&hub_name, &user_id, &message) {
         Delivery::NotConnected => {
             tracing::info!(user = %user_id, "SendMessageToUser: user not connected");
@@ -167,10 +175,19 @@ pub async fn send_message_to_user(
                 USER_NOT_CONNECTED.into(),
             ))
         }
+        Delivery::NotDelivered => Err(ApiError::Json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            NOT_DELIVERED.into(),
+        )),
         Delivery::Delivered { call_id: Some(id) } => Ok(Json(json!({ "callId": id }))),
         Delivery::Delivered { call_id: None } => Ok(Json(json!({}))),
     }
 }
+
+/// The 503 error of a send that no connection of the user could take (their outboxes were
+/// full; those connections are closed and will reconnect).
+pub const NOT_DELIVERED: &str =
+    "Not delivered: the user's connections could not take the message (they are being reconnected)";
 
 /// `GET /api/calls/{callId}` (server credential) → 200 the call object
 /// ([`crate::registry::Call`]), 404 `{"error": "Unknown call 'X'"}`.

@@ -178,6 +178,10 @@ pub fn router(hub: Arc<Hub>) -> Router {
                 .post(service::client_send)
                 .delete(service::client_close),
         )
+        .layer(axum::middleware::from_fn_with_state(
+            hub.clone(),
+            crate::quota::negotiate_guard,
+        ))
         .layer(cors);
 
     let server = Router::new()
@@ -215,6 +219,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
     };
 
     app.layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(crate::safety::catch_panic_layer())
         .layer(
             // Spans name the path only: queries may carry access tokens and keys.
             TraceLayer::new_for_http().make_span_with(|request: &Request| {

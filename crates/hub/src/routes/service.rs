@@ -312,6 +312,12 @@ pub async fn rest_user(
     let (target, arguments) = payload(&body)?;
     let n = hub.send_to_user(&hub_name, &user, &target, arguments);
     tracing::info!(%user, %target, connections = n, "REST send to user");
+    if n == 0 && hub.user_connected(&hub_name, &user) {
+        return Err(ApiError::Json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            super::adaptor::NOT_DELIVERED.into(),
+        ));
+    }
     Ok(StatusCode::ACCEPTED)
 }
 

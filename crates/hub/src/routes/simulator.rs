@@ -108,6 +108,10 @@ pub async fn ring(State(hub): State<Arc<Hub>>, body: Bytes) -> Result<Json<Value
             StatusCode::BAD_REQUEST,
             USER_NOT_CONNECTED.into(),
         )),
+        Delivery::NotDelivered => Err(ApiError::Json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            super::adaptor::NOT_DELIVERED.into(),
+        )),
         Delivery::Delivered { call_id } => Ok(Json(json!({ "callId": call_id }))),
     }
 }
