@@ -54,7 +54,7 @@ pub struct Log {
 
 impl Log {
     /// Lines kept.
-    pub const CAPACITY: usize = 500;
+    pub const CAPACITY: usize = 1_000;
 
     /// Appends a line, redacted, dropping the oldest when full.
     pub fn push(&mut self, ms: u64, level: Level, text: &str) {

@@ -50,6 +50,12 @@ pub const MAX_MESSAGE_BYTES: usize = 32 * 1024;
 /// Largest WebSocket message or frame the transport reads at all; anything up to this gets a
 /// proper Close message when it breaks [`MAX_MESSAGE_BYTES`].
 pub const MAX_TRANSPORT_MESSAGE_BYTES: usize = 256 * 1024;
+/// A stateful-reconnect connection is closed when its unacknowledged messages exceed this many
+/// times `HubConfig::replay_buffer_bytes`. Hub messages already stop at 1× (backpressure);
+/// beyond that only completions of the client's own invocations grow it, and a busy agent on a
+/// link that keeps dropping legitimately has a few hundred KB in flight (issue 13's e2e).
+pub const REPLAY_CLOSE_FACTOR: usize = 8;
+
 /// The Close error sent on client timeout.
 pub const CLIENT_TIMEOUT: &str = "Client timeout";
 /// The Close error sent when the hub shuts down (with `allowReconnect: true`).
@@ -438,12 +444,21 @@ impl Session {
             st.next_send_id += 1;
             st.unacked_bytes += frame.len();
             st.unacked.push_back((id, frame.clone()));
-            if st.unacked_bytes > 2 * self.hub.config.replay_buffer_bytes && self.end.is_none() {
+            if st.unacked_bytes > REPLAY_CLOSE_FACTOR * self.hub.config.replay_buffer_bytes
+                && self.end.is_none()
+            {
                 crate::metrics::overflow_close("replay_buffer");
-                tracing::warn!(connection_id = %self.info.connection_id, "replay buffer full; closing");
+                tracing::warn!(
+                    connection_id = %self.info.connection_id,
+                    unacked = st.unacked.len(),
+                    unacked_bytes = st.unacked_bytes,
+                    first = st.unacked.front().map(|(id, _)| *id),
+                    kind = ?std::mem::discriminant(message),
+                    "replay buffer full; closing"
+                );
                 self.end = Some(End::Close {
                     error: Some(crate::limits::REPLAY_BUFFER_FULL.into()),
-                    allow_reconnect: false,
+                    allow_reconnect: true,
                 });
             }
         }

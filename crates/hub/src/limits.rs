@@ -25,7 +25,7 @@ pub fn too_many_streams() -> String {
 pub const OUTBOX_OVERFLOW: &str =
     "Connection closed: the client did not read fast enough (outbound queue full); reconnect";
 
-/// The Close error of a stateful-reconnect connection whose replay buffer reached twice
+/// The Close error of a stateful-reconnect connection whose replay buffer reached `connection::REPLAY_CLOSE_FACTOR` (8) times
 /// `HubConfig::replay_buffer_bytes` (hub messages stop at once that; stream items and
 /// completions beyond it mean the client does not ack).
 pub const REPLAY_BUFFER_FULL: &str =

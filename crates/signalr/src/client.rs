@@ -89,7 +89,9 @@ pub struct HubConnectionOptions {
     /// allowed ([`RESUME_TIMEOUT`]), so the caller starts over with a fresh negotiate.
     pub resume_timeout: Duration,
     /// With stateful reconnect: how many transport losses in a row may be resumed before the
-    /// connection is given up (default 3; a successful resume starts the count again).
+    /// connection is given up (default 10; a successful resume starts the count again). The
+    /// time bound usually ends a hopeless resume first; this one stops a peer that accepts the
+    /// reopened socket and drops it at once from looping for the whole window.
     pub max_resume_attempts: u32,
 }
 
@@ -103,7 +105,7 @@ impl Default for HubConnectionOptions {
             stateful_reconnect: false,
             ack_interval: Duration::from_secs(1),
             resume_timeout: Duration::from_secs(20),
-            max_resume_attempts: 3,
+            max_resume_attempts: 10,
         }
     }
 }
@@ -160,6 +162,10 @@ pub const RESUME_REFUSED: &str =
 /// The transport was lost more than [`HubConnectionOptions::max_resume_attempts`] times in a row.
 pub const RESUME_ATTEMPTS: &str =
     "The connection kept dropping while it was resumed; reconnecting with a new connection.";
+/// With stateful reconnect, an Ack goes out at once (not after `ack_interval`) once this many
+/// messages arrived since the last one, so a burst does not fill the server's replay buffer
+/// (ASP.NET Core's is 100 000 bytes) between two timed acks.
+pub const ACK_EVERY_MESSAGES: u64 = 32;
 /// Largest message accepted from the server (bytes); larger closes the connection.
 pub const MAX_RECEIVE_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
@@ -198,6 +204,8 @@ struct Stateful {
     ack_due: Option<Duration>,
     /// While resuming: when the transport was first lost, and how many losses in a row.
     resume: Option<(Duration, u32)>,
+    /// The last sequence id acknowledged to the server.
+    last_acked: u64,
 }
 
 /// One hub connection's protocol state over an open transport (see the module docs).
@@ -242,6 +250,7 @@ impl HubConnectionCore {
                 latest_received: 0,
                 ack_due: None,
                 resume: None,
+                last_acked: 0,
             }),
             last_sent: now,
             last_received: now,
@@ -360,6 +369,12 @@ impl HubConnectionCore {
                 {
                     self.queue(now, &HubMessage::Ping);
                 }
+                if self.phase == Phase::Connected
+                    && let Some(st) = &self.stateful
+                    && st.latest_received >= st.last_acked + ACK_EVERY_MESSAGES
+                {
+                    self.send_ack(now);
+                }
             }
             Err(e) => {
                 let text = e.to_string();
@@ -395,7 +410,15 @@ impl HubConnectionCore {
                     if self.phase == Phase::AwaitingSequence {
                         self.phase = Phase::Connected;
                         stateful.resume = None;
+                        stateful.ack_due = None;
+                        let received = stateful.latest_received;
                         self.events.push_back(Event::Resumed);
+                        // Ack at once what arrived before the loss: the server frees its replay
+                        // buffer now instead of replaying it again at the next drop (a link
+                        // that keeps dropping would otherwise fill it).
+                        if received > 0 {
+                            self.send_ack(now);
+                        }
                     }
                     return;
                 }
@@ -745,15 +768,12 @@ impl HubConnectionCore {
                 if self.phase != Phase::Connected {
                     return;
                 }
-                let ack = match &mut self.stateful {
-                    Some(s) if s.ack_due.is_some_and(|due| now >= due) => {
-                        s.ack_due = None;
-                        Some(s.latest_received)
-                    }
-                    _ => None,
-                };
-                if let Some(sequence_id) = ack {
-                    self.queue(now, &HubMessage::Ack { sequence_id });
+                if self
+                    .stateful
+                    .as_ref()
+                    .is_some_and(|s| s.ack_due.is_some_and(|due| now >= due))
+                {
+                    self.send_ack(now);
                 }
                 if now >= self.last_sent + self.options.keep_alive_interval {
                     self.queue(now, &HubMessage::Ping);
@@ -761,6 +781,15 @@ impl HubConnectionCore {
             }
             _ => {}
         }
+    }
+
+    /// Queues `Ack{latest received}` and clears the timed one.
+    fn send_ack(&mut self, now: Duration) {
+        let Some(st) = &mut self.stateful else { return };
+        st.ack_due = None;
+        st.last_acked = st.latest_received;
+        let sequence_id = st.latest_received;
+        self.queue(now, &HubMessage::Ack { sequence_id });
     }
 
     fn check_connected(&self) -> Result<(), ConnectionError> {
@@ -1246,6 +1275,43 @@ mod tests {
         assert!(other.is_connected());
     }
 
+    /// After a resume the client acks at once what it had received, so a link that keeps
+    /// dropping does not leave the server's replay buffer to fill up.
+    #[test]
+    fn a_resume_acks_what_was_received_at_once() {
+        let mut core = stateful();
+        core.handle_text(S(1), &(notify(1) + &notify(2)));
+        assert!(core.handle_transport_lost(S(1), None));
+        core.resume(S(2)).unwrap();
+        while core.poll_transmit().is_some() {}
+        core.handle_text(S(2), "{\"type\":9,\"sequenceId\":3}\u{1e}");
+        assert_eq!(
+            core.poll_transmit().as_deref(),
+            Some("{\"sequenceId\":2,\"type\":8}\u{1e}")
+        );
+    }
+
+    /// A burst is acked every `ACK_EVERY_MESSAGES` messages, not only a second later.
+    #[test]
+    fn a_burst_is_acked_before_the_ack_interval() {
+        let mut core = stateful();
+        while core.poll_transmit().is_some() {}
+        let burst: String = (1..=ACK_EVERY_MESSAGES).map(notify).collect();
+        core.handle_text(S(1), &burst);
+        assert_eq!(
+            core.poll_transmit(),
+            Some(format!(
+                "{{\"sequenceId\":{ACK_EVERY_MESSAGES},\"type\":8}}\u{1e}"
+            ))
+        );
+        core.handle_text(S(1), &notify(ACK_EVERY_MESSAGES + 1));
+        assert_eq!(
+            core.poll_transmit(),
+            None,
+            "the next one waits for the timed ack"
+        );
+    }
+
     #[test]
     fn a_resume_is_bounded_in_count_and_a_success_resets_the_count() {
         let mut core = stateful();
@@ -1256,12 +1322,12 @@ mod tests {
             core.handle_text(S(10 * round + 2), "{\"type\":9,\"sequenceId\":1}\u{1e}");
             assert_eq!(core.poll_event(), Some(Event::Resumed));
         }
-        // Three losses in a row without a Sequence: the fourth gives up.
-        for n in 0..3u64 {
+        // Ten losses in a row without a Sequence: the eleventh gives up.
+        for n in 0..10u64 {
             assert!(core.handle_transport_lost(S(30 + n), None), "loss {n}");
             core.resume(S(30 + n)).unwrap();
         }
-        assert!(!core.handle_transport_lost(S(34), None));
+        assert!(!core.handle_transport_lost(S(41), None));
         assert_eq!(
             closed_reason(&mut core),
             (Some(RESUME_ATTEMPTS.into()), true)

@@ -471,12 +471,18 @@ impl Widget {
                         .unwrap_or_default()
                 ));
                 self.connection.set(state);
-                if state == ConnectionState::Connected {
+                if state == ConnectionState::Connected
+                    && !self.client.get_value().is_some_and(|c| c.resumed())
+                {
+                    // A new connection may have missed calls and has no presence
+                    // subscriptions; a stateful resume keeps both (nothing was lost).
                     self.resync();
                     self.presence.connected();
-                    if let Some(number) = self.host.take_pending_dial() {
-                        self.dial(number);
-                    }
+                }
+                if state == ConnectionState::Connected
+                    && let Some(number) = self.host.take_pending_dial()
+                {
+                    self.dial(number);
                 }
                 self.connection_detail
                     .set(if state == ConnectionState::Connected {

@@ -1,4 +1,4 @@
-//! The support log in the browser: `switchboard_core::diagnostics::Log` (bounded to 500 lines,
+//! The support log in the browser: `switchboard_core::diagnostics::Log` (bounded to 1,000 lines,
 //! redacted when recorded: no tokens, phone numbers or e-mail addresses), each line mirrored to
 //! the console at its level (`console.debug/info/warn/error`). `window.switchboardDiagnostics()`
 //! returns the log as text, one line per entry; the Diagnostics panel (`ui/diagnostics.rs`)

@@ -436,10 +436,11 @@ test('a background tab under intensive timer throttling stays connected and ring
   const cells = newCells(agents);
   for (const a of agents) await a.page.evaluate(THROTTLE);
   const t0 = Date.now();
-  // Three minutes in the background, the hub's view sampled throughout: the connection must
+  // 100 s in the background (longer than three hub client timeouts), the hub's view sampled
+  // throughout: the connection must
   // hold (the widget pings from the receive path, so its throttled timers do not matter).
   const lost = [];
-  const span = Number(process.env.E2E_BACKGROUND_MS ?? 180_000);
+  const span = Number(process.env.E2E_BACKGROUND_MS ?? 100_000);
   const end = t0 + span;
   let rung;
   while (Date.now() < end) {
@@ -462,9 +463,9 @@ test('a background tab under intensive timer throttling stays connected and ring
   }
   const wakeups = [];
   for (const a of agents) wakeups.push(await a.page.evaluate(() => { const n = window.__wakeups; window.__unthrottle(); return n; }));
-  console.log(`background tab: timer wake-ups in 3 min under throttling: ${wakeups.join(', ')}`);
+  console.log(`background tab: timer wake-ups under throttling: ${wakeups.join(', ')}`);
   await timings(agents, cells, t0, t0);
-  report('background 3 min, throttled timers', agents, cells);
+  report(`background ${span / 1000} s, throttled timers`, agents, cells);
   expect(lost).toEqual([]);
   for (const a of agents) expect(cells.get(a.user).detectMs, `${a.variant.name} never left Connected`).toBeUndefined();
   for (const { agent, callId } of rung) await shown(agent, callId, '+14255550109');

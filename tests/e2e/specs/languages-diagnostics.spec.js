@@ -48,7 +48,9 @@ test('the reason for a lost connection is in the agent\'s language too', async (
   });
   await page.goto(`/?user=${agentName('dedown')}&lang=de`);
   await expect(page.getByText('Der Hub unter http://127.0.0.1:9/api/negotiate ist nicht erreichbar.')).toBeVisible();
-  await expect(page.getByRole('button', { name: 'Neu verbinden' })).toBeVisible();
+  // The widget never gives up (issue 13): it says when it tries next, and the agent may try now.
+  await expect(page.getByText(/Nächster Versuch in \d+ Sekunden\./)).toBeVisible();
+  await expect(page.getByRole('button', { name: 'Jetzt versuchen' })).toBeVisible();
 });
 
 test('Arabic from the browser: mirrored layout, Arabic texts, no axe violations', async ({ browser, request }) => {

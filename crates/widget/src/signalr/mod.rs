@@ -124,6 +124,9 @@ struct Inner {
     ever_connected: bool,
     /// How the last connection was made: transport, protocol, stateful reconnect.
     connected_via: Option<String>,
+    /// Whether the last `Connected` was a stateful resume (nothing lost) rather than a new
+    /// connection (after which the application resyncs).
+    resumed: bool,
 }
 
 /// Milliseconds since page load (`performance.now()`), the clock of the sans-IO core.
@@ -160,12 +163,19 @@ impl HubClient {
             retries: 0,
             ever_connected: false,
             connected_via: None,
+            resumed: false,
         })))
     }
 
     /// The present state.
     pub fn state(&self) -> ConnectionState {
         self.0.borrow().state
+    }
+
+    /// Whether the last `Connected` was a stateful resume of the same connection: nothing the
+    /// hub sent was lost, so there is nothing to resync. `false` after a new connection.
+    pub fn resumed(&self) -> bool {
+        self.0.borrow().resumed
     }
 
     /// How the last connection was made (`transport WebSockets, protocol json, stateful
@@ -394,6 +404,7 @@ impl HubClient {
                         let mut inner = this.0.borrow_mut();
                         inner.retries = 0;
                         inner.ever_connected = true;
+                        inner.resumed = false;
                         inner.attempt_timer = None;
                         inner.attempt_deadline = None;
                     }
@@ -573,15 +584,8 @@ impl HubClient {
                         }
                     }
                 };
-                if resumed {
-                    if let Some(r) = self.0.borrow_mut().resume.as_mut() {
-                        r.2 = 0; // the next drop is retried at once again
-                    }
-                    let handlers = self.0.borrow().handlers.clone();
-                    (handlers.on_diagnostic)(
-                        "stateful reconnect: socket reopened, replaying unacknowledged messages"
-                            .into(),
-                    );
+                if resumed && let Some(r) = self.0.borrow_mut().resume.as_mut() {
+                    r.2 = 0; // the next drop is retried at once again
                 }
             }
             TransportEvent::Text(text) => {
@@ -760,6 +764,7 @@ impl HubClient {
                     }
                 }
                 Event::Resumed => {
+                    self.0.borrow_mut().resumed = true;
                     (handlers.on_diagnostic)("stateful reconnect: resumed, nothing lost".into());
                     self.set_state(ConnectionState::Connected, None);
                 }
