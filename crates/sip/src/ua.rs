@@ -416,6 +416,12 @@ impl UserAgent {
         }
     }
 
+    /// Replaces the digest credentials (ephemeral ones renewed before they expire); the next
+    /// challenge is answered with them. Nothing is sent.
+    pub fn set_credentials(&mut self, credentials: Option<Credentials>) {
+        self.config.credentials = credentials;
+    }
+
     /// The `.invalid` host of our Via and Contact (RFC 7118 §5).
     pub fn contact_host(&self) -> &str {
         &self.host
