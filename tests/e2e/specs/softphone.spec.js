@@ -183,6 +183,12 @@ async function expectHearsCustomer(page, what) {
 async function agentPage(user) {
   const page = await browser.newPage();
   page.on('console', (m) => { if (process.env.E2E_DEBUG) console.log(`page: ${m.text()}`); });
+  if (process.env.E2E_DEBUG) {
+    page.on('websocket', (ws) => {
+      ws.on('framesent', (f) => console.log(`>>> ${String(f.payload).slice(0, 3000)}`));
+      ws.on('framereceived', (f) => console.log(`<<< ${String(f.payload).slice(0, 3000)}`));
+    });
+  }
   await page.goto(`http://127.0.0.1:${HUB_PORT}/?user=${user}`);
   await expect(page).toHaveURL(/\/sip\/\?user=/, { timeout: 15_000 }); // the default build hands over
   await expect(page.getByText('Phone line: ready')).toBeVisible({ timeout: 15_000 });
