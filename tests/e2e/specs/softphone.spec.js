@@ -336,4 +336,21 @@ test.describe('softphone: the widget in telephony.mode "sip" against Kamailio, r
     await expect(dialog).toBeHidden({ timeout: 10_000 });
     await page.close();
   });
+
+  test('wrong credentials: the line says the server refused them and keeps retrying with backoff', async () => {
+    const page = await browser.newPage();
+    let asked = 0;
+    await page.route('**/api/sip/credentials', (route) => {
+      asked += 1;
+      const expiry = Math.floor(Date.now() / 1000) + 600;
+      route.fulfill({ json: { username: `${expiry}:erin`, password: 'not-the-hmac', expiresOn: expiry, iceServers: [] } });
+    });
+    await page.goto(`http://127.0.0.1:${HUB_PORT}/?user=erin`);
+    await expect(page.getByText(/Phone line: not connected \(the phone server refused the sign-in, code 401\)\. Next attempt in \d+ s\./))
+      .toBeVisible({ timeout: 15_000 });
+    // It tries again by itself (fresh credentials each time), never faster than the backoff.
+    await expect.poll(() => asked, { timeout: 15_000 }).toBeGreaterThanOrEqual(2);
+    await expect(page.getByRole('status')).toHaveText(/Connected/); // the hub connection is not affected
+    await page.close();
+  });
 });
