@@ -84,6 +84,7 @@ struct State {
     attempt: u32,
     session: u32,
     stopped: bool,
+    on_online: Option<Closure<dyn FnMut()>>,
 }
 
 /// The running softphone (cheap to clone).
@@ -151,9 +152,21 @@ pub fn start(widget: Widget, config: SipConfig, user: String, token: Rc<dyn Fn()
         attempt: 0,
         session,
         stopped: false,
+        on_online: None,
     })));
     PHONE.with(|p| *p.borrow_mut() = Some(phone.clone()));
     diagnostics::record("softphone: starting".into());
+    let online = phone.clone();
+    let on_online = Closure::<dyn FnMut()>::new(move || {
+        if online.alive(session) {
+            online.network_changed();
+        }
+    });
+    if let Some(window) = web_sys::window() {
+        let _ =
+            window.add_event_listener_with_callback("online", on_online.as_ref().unchecked_ref());
+    }
+    phone.0.borrow_mut().on_online = Some(on_online);
     phone.connect();
 }
 
@@ -192,6 +205,9 @@ pub fn stop() {
     s.retry = None;
     s.renew = None;
     s.stats = None;
+    if let (Some(window), Some(f)) = (web_sys::window(), s.on_online.take()) {
+        let _ = window.remove_event_listener_with_callback("online", f.as_ref().unchecked_ref());
+    }
     set_line(LineState::Stopped);
 }
 
@@ -405,25 +421,32 @@ impl Phone {
         }));
     }
 
-    /// Tries at once (the network came back, the agent pressed Try now): a lost socket
-    /// reconnects; calls in progress restart ICE by re-INVITE.
+    /// Tries at once (the network came back, the tab is visible again, the agent pressed Try
+    /// now): a lost socket reconnects without waiting for the backoff.
     pub fn wake(&self) {
-        let (closed, calls) = {
+        let closed = {
             let s = self.0.borrow();
-            (
-                s.ws.is_none() && !s.stopped,
-                s.calls
-                    .iter()
-                    .filter(|c| c.established)
-                    .map(|c| c.handle)
-                    .collect::<Vec<_>>(),
-            )
+            s.ws.is_none() && !s.stopped
         };
         if closed {
             self.0.borrow_mut().retry = None;
             self.connect();
         }
+    }
+
+    /// The network changed (`online`): calls in progress restart ICE by re-INVITE
+    /// (RFC 8445 §9), so the audio finds the new path.
+    fn network_changed(&self) {
+        let calls: Vec<CallHandle> = self
+            .0
+            .borrow()
+            .calls
+            .iter()
+            .filter(|c| c.established)
+            .map(|c| c.handle)
+            .collect();
         for handle in calls {
+            diagnostics::record(format!("softphone: ICE restart, call {}", handle.0));
             self.renegotiate(handle, Pending::Restart);
         }
     }
