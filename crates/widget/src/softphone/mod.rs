@@ -55,12 +55,14 @@ pub enum LineState {
 }
 
 thread_local! {
-    static LINE: RwSignal<LineState> = RwSignal::new(LineState::Stopped);
+    // Reference-counted, not owned by a view: the views are rebuilt when the language arrives,
+    // and an arena signal created inside the first one would be disposed with it.
+    static LINE: ArcRwSignal<LineState> = ArcRwSignal::new(LineState::Stopped);
 }
 
 /// The line's state (for views and tests).
-pub fn line() -> RwSignal<LineState> {
-    LINE.with(|l| *l)
+pub fn line() -> ArcRwSignal<LineState> {
+    LINE.with(Clone::clone)
 }
 
 /// Sign-in: in SIP mode starts the softphone and returns true. The default build, which has no

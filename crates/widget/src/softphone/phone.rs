@@ -28,8 +28,8 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{MessageEvent, WebSocket};
 
+use super::LineState;
 use super::media::{self, CallMedia, MicError};
-use super::{LINE, LineState};
 use crate::app::Widget;
 use crate::diagnostics;
 use crate::i18n::strings;
@@ -124,7 +124,7 @@ fn seed() -> u64 {
 }
 
 fn set_line(state: LineState) {
-    LINE.with(|l| l.set(state));
+    super::line().set(state);
 }
 
 /// Starts the softphone for `user`: credentials from the hub, the WebSocket, REGISTER.
@@ -842,7 +842,7 @@ impl Phone {
     /// The dial pad's Call: the microphone, an offer, INVITE to `sip:<number>@<domain>`.
     pub fn dial(&self, number: String) {
         let widget = self.widget();
-        if !matches!(LINE.with(|l| l.get_untracked()), LineState::Registered) {
+        if !matches!(super::line().get_untracked(), LineState::Registered) {
             widget
                 .notice
                 .set(Some(strings().get("sip_not_registered").into()));
