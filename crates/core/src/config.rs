@@ -47,6 +47,122 @@ pub struct Config {
     /// the browser's) or a BCP 47 tag such as `de` that every agent of this tenant gets
     /// (crate::i18n; a tag without a shipped catalogue falls back to English).
     pub locale: String,
+    /// How calls reach the agent (`telephony`): hub mode (notifications and third-party call
+    /// control, the default) or the browser softphone (SIP over WebSocket + WebRTC).
+    pub telephony: TelephonyConfig,
+}
+
+/// `telephony` (DESIGN.md §7, binding): `{"mode": "hub" | "sip", "sip": {...}}`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum TelephonyConfig {
+    /// Calls are rung and controlled through the hub; the audio stays on a desk phone.
+    #[default]
+    Hub,
+    /// The widget is the phone: SIP over WebSocket (RFC 7118) with WebRTC audio.
+    Sip(SipConfig),
+}
+
+impl TelephonyConfig {
+    /// The SIP settings in `sip` mode.
+    pub fn sip(&self) -> Option<&SipConfig> {
+        match self {
+            TelephonyConfig::Sip(sip) => Some(sip),
+            TelephonyConfig::Hub => None,
+        }
+    }
+}
+
+/// How DTMF digits leave the softphone (`telephony.sip.dtmf`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DtmfMode {
+    /// RFC 4733 telephone-events in the media (`RTCDTMFSender`), the default.
+    Rfc4733,
+    /// SIP INFO (RFC 6086), for a PBX that ignores telephone-events.
+    Info,
+}
+
+/// `telephony.sip`: where the SIP edge is and how the agent authenticates to it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SipConfig {
+    /// The SIP edge's WebSocket URL, `wss://edge.example.com:7443` (`ws://` only for loopback
+    /// tests; `wsUri`).
+    pub ws_uri: String,
+    /// The SIP domain: the agent is `sip:<hub user id>@<domain>` (`domain`).
+    pub domain: String,
+    /// Where the hub hands out ephemeral SIP credentials and ICE servers (`credentialsUrl`,
+    /// default `/api/sip/credentials`; POST with the user's Bearer token).
+    pub credentials_url: String,
+    /// RFC 4733 or SIP INFO (`dtmf`, default `rfc4733`).
+    pub dtmf: DtmfMode,
+    /// The microphone's echo cancellation, noise suppression and automatic gain control
+    /// (`audioProcessing`, default true; tone tests turn it off, as a steady tone fades).
+    pub audio_processing: bool,
+}
+
+impl SipConfig {
+    fn from_value(value: &Value) -> Result<Self, ConfigError> {
+        let sip = object(value, "telephony.sip")?;
+        let path = "telephony.sip.";
+        let ws_uri = required(sip, path, "wsUri")?;
+        if !(ws_uri.starts_with("wss://") || ws_uri.starts_with("ws://")) {
+            return Err(invalid(format!(
+                "telephony.sip.wsUri \"{ws_uri}\" must be a WebSocket URL (wss://host:port/path)"
+            )));
+        }
+        let domain = required(sip, path, "domain")?;
+        if domain.trim().is_empty() || domain.contains(['@', ' ', ':', '/']) {
+            return Err(invalid(format!(
+                "telephony.sip.domain \"{domain}\" must be a SIP domain such as pbx.example.com"
+            )));
+        }
+        Ok(SipConfig {
+            ws_uri,
+            domain,
+            credentials_url: string(sip, path, "credentialsUrl")?
+                .filter(|u| !u.trim().is_empty())
+                .unwrap_or_else(|| "/api/sip/credentials".into()),
+            dtmf: match string(sip, path, "dtmf")?.as_deref() {
+                None | Some("rfc4733") => DtmfMode::Rfc4733,
+                Some("info") => DtmfMode::Info,
+                Some(other) => {
+                    return Err(invalid(format!(
+                        "telephony.sip.dtmf \"{other}\" is not one of rfc4733, info"
+                    )));
+                }
+            },
+            audio_processing: match sip.get("audioProcessing") {
+                None | Some(Value::Null) => true,
+                Some(Value::Bool(b)) => *b,
+                Some(_) => {
+                    return Err(invalid(
+                        "telephony.sip.audioProcessing must be true or false".into(),
+                    ));
+                }
+            },
+        })
+    }
+}
+
+impl TelephonyConfig {
+    fn from_value(value: Option<&Value>) -> Result<Self, ConfigError> {
+        let Some(value) = value.filter(|v| !v.is_null()) else {
+            return Ok(TelephonyConfig::Hub);
+        };
+        let telephony = object(value, "telephony")?;
+        match string(telephony, "telephony.", "mode")?.as_deref() {
+            None | Some("hub") => Ok(TelephonyConfig::Hub),
+            Some("sip") => match telephony.get("sip").filter(|v| !v.is_null()) {
+                Some(sip) => Ok(TelephonyConfig::Sip(SipConfig::from_value(sip)?)),
+                None => Err(invalid(
+                    "telephony.sip is missing: \"mode\": \"sip\" needs {\"wsUri\", \"domain\"}"
+                        .into(),
+                )),
+            },
+            Some(other) => Err(invalid(format!(
+                "telephony.mode \"{other}\" is not one of hub, sip"
+            ))),
+        }
+    }
 }
 
 /// Where Microsoft Graph is.
@@ -377,6 +493,7 @@ impl Config {
                     )));
                 }
             },
+            telephony: TelephonyConfig::from_value(root.get("telephony"))?,
         };
         config.validate()?;
         Ok(config)
@@ -714,6 +831,88 @@ mod tests {
         assert!(
             e.to_string().contains("presence.sync.minStableSeconds"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn telephony_defaults_to_hub_mode() {
+        let config = Config::from_json(r#"{"hub":{"url":"/api"},"auth":{"mode":"dev"}}"#).unwrap();
+        assert_eq!(config.telephony, TelephonyConfig::Hub);
+        let config = Config::from_json(
+            r#"{"hub":{"url":"/api"},"auth":{"mode":"dev"},"telephony":{"mode":"hub"}}"#,
+        )
+        .unwrap();
+        assert_eq!(config.telephony.sip(), None);
+    }
+
+    #[test]
+    fn telephony_sip_is_read_with_defaults() {
+        let config = Config::from_json(
+            r#"{"hub":{"url":"/api"},"auth":{"mode":"dev"},
+                "telephony":{"mode":"sip","sip":{"wsUri":"wss://edge.example.com:7443","domain":"pbx.example.com"}}}"#,
+        )
+        .unwrap();
+        let sip = config.telephony.sip().unwrap();
+        assert_eq!(sip.ws_uri, "wss://edge.example.com:7443");
+        assert_eq!(sip.domain, "pbx.example.com");
+        assert_eq!(sip.credentials_url, "/api/sip/credentials");
+        assert_eq!(sip.dtmf, DtmfMode::Rfc4733);
+        assert!(sip.audio_processing);
+        let config = Config::from_json(
+            r#"{"hub":{"url":"/api"},"auth":{"mode":"dev"},
+                "telephony":{"mode":"sip","sip":{"wsUri":"ws://127.0.0.1:5066","domain":"127.0.0.1",
+                "credentialsUrl":"https://hub.example.com/api/sip/credentials","dtmf":"info","audioProcessing":false}}}"#,
+        )
+        .unwrap();
+        let sip = config.telephony.sip().unwrap();
+        assert_eq!(
+            sip.credentials_url,
+            "https://hub.example.com/api/sip/credentials"
+        );
+        assert_eq!(sip.dtmf, DtmfMode::Info);
+        assert!(!sip.audio_processing);
+    }
+
+    #[test]
+    fn bad_telephony_says_what_is_wrong() {
+        let check = |telephony: &str, expected: &str| {
+            let text = format!(
+                r#"{{"hub":{{"url":"/api"}},"auth":{{"mode":"dev"}},"telephony":{telephony}}}"#
+            );
+            match Config::from_json(&text) {
+                Err(ConfigError::Invalid(e)) => assert!(e.contains(expected), "{telephony}: {e}"),
+                other => panic!("{telephony}: {other:?}"),
+            }
+        };
+        check(r#""sip""#, "telephony must be an object");
+        check(
+            r#"{"mode":"pstn"}"#,
+            r#"telephony.mode "pstn" is not one of hub, sip"#,
+        );
+        check(r#"{"mode":"sip"}"#, "telephony.sip is missing");
+        check(
+            r#"{"mode":"sip","sip":{"domain":"a.b"}}"#,
+            "telephony.sip.wsUri is missing",
+        );
+        check(
+            r#"{"mode":"sip","sip":{"wsUri":"https://a.b","domain":"a.b"}}"#,
+            "must be a WebSocket URL",
+        );
+        check(
+            r#"{"mode":"sip","sip":{"wsUri":"wss://a.b"}}"#,
+            "telephony.sip.domain is missing",
+        );
+        check(
+            r#"{"mode":"sip","sip":{"wsUri":"wss://a.b","domain":"alice@a.b"}}"#,
+            "must be a SIP domain",
+        );
+        check(
+            r#"{"mode":"sip","sip":{"wsUri":"wss://a.b","domain":"a.b","dtmf":"inband"}}"#,
+            r#"telephony.sip.dtmf "inband" is not one of rfc4733, info"#,
+        );
+        check(
+            r#"{"mode":"sip","sip":{"wsUri":"wss://a.b","domain":"a.b","audioProcessing":"yes"}}"#,
+            "audioProcessing must be true or false",
         );
     }
 }

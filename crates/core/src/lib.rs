@@ -16,7 +16,9 @@ pub mod presence;
 pub mod signin;
 
 pub use call::{CallState, RejectReason};
-pub use config::{AuthConfig, Config, ConfigError, GraphConfig, Interaction};
+pub use config::{
+    AuthConfig, Config, ConfigError, DtmfMode, GraphConfig, Interaction, SipConfig, TelephonyConfig,
+};
 pub use desk::{Action, ActiveCall, Desk, Outcome, Resync, Ringing};
 pub use history::{CallDirection, CallRecord, History};
 pub use notification::{IncomingCall, NotificationError};

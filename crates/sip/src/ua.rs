@@ -416,6 +416,12 @@ impl UserAgent {
         }
     }
 
+    /// Replaces the digest credentials (ephemeral ones renewed before they expire); the next
+    /// challenge is answered with them. Nothing is sent.
+    pub fn set_credentials(&mut self, credentials: Option<Credentials>) {
+        self.config.credentials = credentials;
+    }
+
     /// The `.invalid` host of our Via and Contact (RFC 7118 §5).
     pub fn contact_host(&self) -> &str {
         &self.host
@@ -766,7 +772,8 @@ impl UserAgent {
         let contact = self.contact();
         let timers = self.config.timers;
         let c = self.calls.get_mut(&call).ok_or(UaError::NoSuchCall)?;
-        let tx = if c.state == CallState::Incoming {
+        let initial = c.state == CallState::Incoming;
+        let tx = if initial {
             c.state = CallState::Confirmed;
             c.invite_tx.as_mut()
         } else if c.reinvite_in.is_some() {
@@ -776,6 +783,9 @@ impl UserAgent {
         }
         .ok_or(UaError::InvalidState("nothing to answer"))?;
         let mut r = Response::to_request(&tx.request, 200, "OK", Some(&c.local_tag));
+        if initial {
+            copy_record_route(&tx.request, &mut r);
+        }
         r.headers.push("Contact", contact);
         r.headers.push("Allow", ALLOW);
         r.headers.push("Supported", "replaces, outbound");
@@ -1517,6 +1527,7 @@ impl UserAgent {
         let trying = tx.respond(now, Response::to_request(&request, 100, "Trying", None));
         self.send_response(&trying);
         let mut ringing = Response::to_request(&request, 180, "Ringing", Some(&tag));
+        copy_record_route(&request, &mut ringing);
         ringing.headers.push("Contact", self.contact());
         let ringing = tx.respond(now, ringing);
         self.send_response(&ringing);
@@ -1825,6 +1836,20 @@ impl UserAgent {
     /// Whether the call was placed by us.
     pub fn is_outgoing(&self, call: CallHandle) -> Option<bool> {
         self.calls.get(&call).map(|c| c.outgoing)
+    }
+}
+
+/// RFC 3261 §12.1.1: a UAS copies the Record-Route values of a dialog-creating request, in
+/// order, into its 18x and 2xx responses, so the proxies stay on the dialog's path (the caller
+/// builds its route set from them; without it its ACK goes to our `.invalid` Contact).
+fn copy_record_route(request: &Request, response: &mut Response) {
+    let routes: Vec<String> = request
+        .headers
+        .all("Record-Route")
+        .map(str::to_owned)
+        .collect();
+    for route in routes {
+        response.headers.push("Record-Route", route);
     }
 }
 

@@ -468,6 +468,15 @@ fn incoming_call_answered_reinvite_info_bye() {
     assert_eq!(response(&out[0]).code, 100);
     let ringing = response(&out[1]);
     assert_eq!(ringing.code, 180);
+    // RFC 3261 §12.1.1: the Record-Route values come back in the same order (18x and 2xx).
+    let edge_path = [
+        "<sip:edge.example.com;transport=ws;r2=on;lr>",
+        "<sip:192.0.2.1;lr>",
+    ];
+    assert_eq!(
+        ringing.headers.all("Record-Route").collect::<Vec<_>>(),
+        edge_path
+    );
     let to_tag = ringing.headers.to().unwrap().tag().unwrap().to_owned();
     let Event::IncomingCall {
         call,
@@ -494,6 +503,10 @@ fn incoming_call_answered_reinvite_info_bye() {
     assert_eq!(ok.headers.to().unwrap().tag(), Some(to_tag.as_str()));
     assert_eq!(ok.body, OFFER.as_bytes());
     assert_eq!(ok.headers.all("Via").count(), 2);
+    assert_eq!(
+        ok.headers.all("Record-Route").collect::<Vec<_>>(),
+        edge_path
+    );
     // No ACK yet: the 2xx is retransmitted at T1.
     ua.handle_timeout(S(2) + Duration::from_millis(500));
     assert_eq!(response(&sent(&mut ua)[0]).code, 200);

@@ -92,7 +92,7 @@ fn query_param(name: &str) -> Option<String> {
 }
 
 async fn load_config() -> Result<Config, String> {
-    let response = gloo_net::http::Request::get("config.json")
+    let response = gloo_net::http::Request::get(crate::softphone::CONFIG_URL)
         .send()
         .await
         .map_err(|_| "config.json could not be loaded: the server did not answer.".to_owned())?;
@@ -454,6 +454,11 @@ impl Widget {
         let Some(config) = self.config.get_untracked() else {
             return;
         };
+        // SIP mode: the softphone registers with the hub's credentials (or the default build
+        // hands over to the SIP build and stops here).
+        if !crate::softphone::start(self, &config, &user, access_token.clone()) {
+            return;
+        }
         self.user.set(Some(user.clone()));
         self.load_history(&user);
         self.ringer
@@ -559,6 +564,7 @@ impl Widget {
     pub fn sign_out(self) {
         // Clears our session presence in Teams (Graph, not the hub).
         self.presence.sign_out();
+        crate::softphone::stop();
         if let Some(client) = self.client.get_value() {
             client.stop();
         }
@@ -588,6 +594,7 @@ impl Widget {
     /// the network came back, the tab became visible, a frozen page resumed, or the agent
     /// pressed **Try now**.
     pub fn reconnect(self) {
+        crate::softphone::wake();
         if let Some(client) = self.client.get_value() {
             client.wake();
         }
@@ -679,6 +686,9 @@ impl Widget {
 
     /// The agent pressed Accept.
     pub fn accept(self) {
+        if crate::softphone::accept(self) {
+            return;
+        }
         let action = self.with_desk(|d, now| d.accept(now));
         self.perform(action);
     }
@@ -717,6 +727,9 @@ impl Widget {
     /// Carries out a desk action as hub invocations. Typed methods carry the call id; the
     /// seed's `sendMessage("Accepted"|"Rejected")` acknowledgement follows for compatibility.
     pub(crate) fn perform(self, action: Action) {
+        if crate::softphone::perform(&action) {
+            return;
+        }
         let calls: Vec<(&'static str, Vec<Value>)> = match action {
             Action::Nothing | Action::Ring => return,
             Action::Accept {
@@ -1050,6 +1063,7 @@ fn DeskView(widget: Widget) -> impl IntoView {
                 <button class="btn btn--primary" on:click=move |_| widget.msal_popup()>{t.sign_in_again}</button>
             </div>
         })}
+        <crate::softphone::LineStatus now_ms=widget.now_ms />
         <crate::presence::OwnPresence presence=widget.presence />
         {move || widget.host.hint.get().map(|hint| view! { <p class="host-hint" role="note">{hint}</p> })}
         {call_area}

@@ -44,6 +44,10 @@ impl Widget {
     /// rang or was in progress meanwhile (issue 13). Only the tab that rings does this; the
     /// others leave calls to it.
     pub(crate) fn resync(self) {
+        // SIP mode: the calls are the softphone's, which the hub does not list.
+        if crate::softphone::owns_calls() {
+            return;
+        }
         if !self
             .ringer
             .with_value(|r| r.as_ref().is_none_or(|r| r.is_ringer()))
@@ -148,6 +152,9 @@ impl Widget {
         }
         if self.desk.with_untracked(Desk::is_busy) {
             self.notice.set(Some(t.already_on_call.into()));
+            return;
+        }
+        if crate::softphone::dial(self, &number) {
             return;
         }
         let Some(client) = self.client.get_value() else {

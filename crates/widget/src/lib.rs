@@ -20,5 +20,6 @@ pub mod i18n;
 pub mod msal;
 pub mod presence;
 pub mod signalr;
+pub mod softphone;
 pub mod tabs;
 pub mod ui;

@@ -36,7 +36,7 @@ fn facts(widget: Widget) -> Vec<(&'static str, String)> {
         versions.push_str(" · msal-browser ");
         versions.push_str(&msal);
     }
-    vec![
+    let mut facts = vec![
         (
             "Connection",
             widget.connection.get_untracked().as_str().to_owned(),
@@ -69,7 +69,9 @@ fn facts(widget: Widget) -> Vec<(&'static str, String)> {
                 .and_then(|w| w.location().pathname().ok())
                 .unwrap_or_default(),
         ),
-    ]
+    ];
+    facts.extend(crate::softphone::facts());
+    facts
 }
 
 fn copy_to_clipboard(text: String) -> Result<js_sys::Promise, JsValue> {

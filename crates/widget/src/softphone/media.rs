@@ -1,0 +1,323 @@
+//! The media half of the softphone: the microphone (`getUserMedia`), one `RTCPeerConnection`
+//! per call (SDP offer/answer with the hub's ICE servers, all candidates gathered before the SDP
+//! goes into SIP), the far end's audio in an `<audio>` element (`setSinkId` for the chosen
+//! speaker), hold by transceiver direction, mute, RFC 4733 DTMF (`RTCDTMFSender`) and
+//! `getStats`. Signalling stays in `phone.rs` and `switchboard_sip`: this module never sees a
+//! SIP message (the split SIP.js makes with its `SessionDescriptionHandler`).
+
+use std::time::Duration;
+
+use js_sys::{Array, Object, Reflect};
+use serde_json::Value;
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{
+    HtmlAudioElement, MediaStream, MediaStreamConstraints, MediaStreamTrack, RtcConfiguration,
+    RtcIceGatheringState, RtcOfferOptions, RtcPeerConnection, RtcRtpSender, RtcRtpTransceiver,
+    RtcRtpTransceiverDirection, RtcSdpType, RtcSessionDescriptionInit, RtcTrackEvent,
+};
+
+/// `localStorage` key of the chosen speaker (`deviceId`), remembered per browser.
+pub const SPEAKER_KEY: &str = "switchboard.speaker";
+/// `localStorage` key of the chosen microphone (`deviceId`).
+pub const MICROPHONE_KEY: &str = "switchboard.microphone";
+/// The longest wait for ICE candidates before the SDP goes out with what was gathered.
+const GATHER_LIMIT: Duration = Duration::from_secs(3);
+
+/// Why the microphone could not be used.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MicError {
+    /// The agent or the browser's settings blocked it (`NotAllowedError`).
+    Denied,
+    /// No microphone is plugged in (`NotFoundError`).
+    Missing,
+    /// Anything else (the browser's error name).
+    Other(String),
+}
+
+fn stored(key: &str) -> Option<String> {
+    web_sys::window()?
+        .local_storage()
+        .ok()??
+        .get_item(key)
+        .ok()?
+        .filter(|v| !v.is_empty())
+}
+
+/// Asks for the microphone, with echo cancellation, noise suppression and automatic gain
+/// control as `processing` says (on for agents; off for tone tests). Call it from a click.
+pub async fn microphone(processing: bool) -> Result<MediaStream, MicError> {
+    let devices = web_sys::window()
+        .ok_or_else(|| MicError::Other("no window".into()))?
+        .navigator()
+        .media_devices()
+        .map_err(|_| MicError::Other("no media devices (an insecure page?)".into()))?;
+    let audio = Object::new();
+    for key in ["echoCancellation", "noiseSuppression", "autoGainControl"] {
+        let _ = Reflect::set(&audio, &key.into(), &processing.into());
+    }
+    if let Some(id) = stored(MICROPHONE_KEY) {
+        let exact = Object::new();
+        let _ = Reflect::set(&exact, &"ideal".into(), &id.into());
+        let _ = Reflect::set(&audio, &"deviceId".into(), &exact);
+    }
+    let constraints = MediaStreamConstraints::new();
+    constraints.set_audio(&audio);
+    constraints.set_video(&false.into());
+    let promise = devices
+        .get_user_media_with_constraints(&constraints)
+        .map_err(|e| MicError::Other(error_name(&e)))?;
+    match JsFuture::from(promise).await {
+        Ok(stream) => Ok(stream.unchecked_into()),
+        Err(e) => Err(match error_name(&e).as_str() {
+            "NotAllowedError" | "SecurityError" => MicError::Denied,
+            "NotFoundError" | "OverconstrainedError" => MicError::Missing,
+            other => MicError::Other(other.to_owned()),
+        }),
+    }
+}
+
+fn error_name(e: &JsValue) -> String {
+    Reflect::get(e, &"name".into())
+        .ok()
+        .and_then(|n| n.as_string())
+        .unwrap_or_else(|| "Error".into())
+}
+
+fn describe(e: &JsValue) -> String {
+    Reflect::get(e, &"message".into())
+        .ok()
+        .and_then(|m| m.as_string())
+        .unwrap_or_else(|| error_name(e))
+}
+
+/// Stops every track of a stream (the microphone indicator goes off).
+pub fn release(stream: &MediaStream) {
+    for track in stream.get_tracks().iter() {
+        track.unchecked_into::<MediaStreamTrack>().stop();
+    }
+}
+
+/// One call's media.
+pub struct CallMedia {
+    pc: RtcPeerConnection,
+    mic: MediaStream,
+    sender: RtcRtpSender,
+    audio: HtmlAudioElement,
+    _ontrack: Closure<dyn FnMut(RtcTrackEvent)>,
+}
+
+impl CallMedia {
+    /// A peer connection with `ice_servers` (the hub's `iceServers` JSON), the microphone's
+    /// track added, and the far end's audio played by a hidden `<audio>` element
+    /// (`data-switchboard-remote`) on the remembered speaker.
+    pub fn new(ice_servers: &Value, mic: MediaStream) -> Result<CallMedia, String> {
+        let config = RtcConfiguration::new();
+        let servers = js_sys::JSON::parse(&ice_servers.to_string()).unwrap_or(Array::new().into());
+        config.set_ice_servers(&servers);
+        let pc = RtcPeerConnection::new_with_configuration(&config).map_err(|e| describe(&e))?;
+        let track = mic
+            .get_audio_tracks()
+            .get(0)
+            .dyn_into::<MediaStreamTrack>()
+            .map_err(|_| "the microphone gave no audio track".to_owned())?;
+        let sender = pc.add_track_0(&track, &mic);
+        let document = web_sys::window()
+            .and_then(|w| w.document())
+            .ok_or("no document")?;
+        let audio: HtmlAudioElement = document
+            .create_element("audio")
+            .map_err(|e| describe(&e))?
+            .unchecked_into();
+        audio.set_autoplay(true);
+        let _ = audio.set_attribute("data-switchboard-remote", "");
+        let _ = audio.set_attribute("hidden", "");
+        if let Some(body) = document.body() {
+            let _ = body.append_child(&audio);
+        }
+        if let Some(speaker) = stored(SPEAKER_KEY) {
+            set_sink(&audio, &speaker);
+        }
+        let element = audio.clone();
+        let ontrack = Closure::<dyn FnMut(RtcTrackEvent)>::new(move |event: RtcTrackEvent| {
+            let stream = match event.streams().get(0).dyn_into::<MediaStream>() {
+                Ok(stream) => stream,
+                Err(_) => {
+                    let Ok(stream) = MediaStream::new() else {
+                        return;
+                    };
+                    stream.add_track(&event.track());
+                    stream
+                }
+            };
+            element.set_src_object(Some(&stream));
+            let _ = element.play();
+        });
+        pc.set_ontrack(Some(ontrack.as_ref().unchecked_ref()));
+        Ok(CallMedia {
+            pc,
+            mic,
+            sender,
+            audio,
+            _ontrack: ontrack,
+        })
+    }
+
+    /// Our SDP offer (a new call, hold/resume, or an ICE restart), with every candidate.
+    pub async fn offer(&self, ice_restart: bool) -> Result<String, String> {
+        let options = RtcOfferOptions::new();
+        options.set_ice_restart(ice_restart);
+        let offer = JsFuture::from(self.pc.create_offer_with_rtc_offer_options(&options))
+            .await
+            .map_err(|e| describe(&e))?;
+        self.set_local(&offer).await
+    }
+
+    /// Takes the far end's offer (an incoming INVITE or re-INVITE) and returns our answer.
+    pub async fn answer(&self, offer: &str) -> Result<String, String> {
+        self.set_remote(RtcSdpType::Offer, offer).await?;
+        let answer = JsFuture::from(self.pc.create_answer())
+            .await
+            .map_err(|e| describe(&e))?;
+        self.set_local(&answer).await
+    }
+
+    /// Applies the far end's answer to our offer.
+    pub async fn accept_answer(&self, answer: &str) -> Result<(), String> {
+        self.set_remote(RtcSdpType::Answer, answer).await
+    }
+
+    async fn set_remote(&self, kind: RtcSdpType, sdp: &str) -> Result<(), String> {
+        let init = RtcSessionDescriptionInit::new(kind);
+        init.set_sdp(sdp);
+        JsFuture::from(self.pc.set_remote_description(&init))
+            .await
+            .map(|_| ())
+            .map_err(|e| describe(&e))
+    }
+
+    async fn set_local(&self, description: &JsValue) -> Result<String, String> {
+        let init: &RtcSessionDescriptionInit = description.unchecked_ref();
+        JsFuture::from(self.pc.set_local_description(init))
+            .await
+            .map_err(|e| describe(&e))?;
+        // Vanilla ICE: SIP carries one SDP, so wait (bounded) until every candidate is in it.
+        let mut waited = Duration::ZERO;
+        while self.pc.ice_gathering_state() != RtcIceGatheringState::Complete
+            && waited < GATHER_LIMIT
+        {
+            gloo_timers::future::sleep(Duration::from_millis(20)).await;
+            waited += Duration::from_millis(20);
+        }
+        self.pc
+            .local_description()
+            .map(|d| d.sdp())
+            .ok_or_else(|| "no local description".to_owned())
+    }
+
+    /// Hold (`sendonly`, the microphone silenced so the far end hears nothing) or back to
+    /// `sendrecv`; the next [`offer`](Self::offer) carries it.
+    pub fn set_held(&self, held: bool, muted: bool) {
+        for t in self.pc.get_transceivers().iter() {
+            let t: RtcRtpTransceiver = t.unchecked_into();
+            t.set_direction(if held {
+                RtcRtpTransceiverDirection::Sendonly
+            } else {
+                RtcRtpTransceiverDirection::Sendrecv
+            });
+        }
+        self.set_muted(held || muted);
+    }
+
+    /// Mutes or unmutes the microphone track (the far end gets silence).
+    pub fn set_muted(&self, muted: bool) {
+        for track in self.mic.get_audio_tracks().iter() {
+            track
+                .unchecked_into::<MediaStreamTrack>()
+                .set_enabled(!muted);
+        }
+    }
+
+    /// Sends DTMF as RFC 4733 telephone-events (100 ms tones, 70 ms gaps). False when the
+    /// far end did not offer telephone-event.
+    pub fn dtmf(&self, digits: &str) -> bool {
+        match self.sender.dtmf() {
+            Some(dtmf) => {
+                dtmf.insert_dtmf_with_duration_and_inter_tone_gap(digits, 100, 70);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Jitter, packet loss and round-trip time of the received audio (`getStats`), as one line
+    /// for Diagnostics: `jitter 3 ms · loss 0.0 % (0/812) · RTT 1 ms`.
+    pub async fn stats(&self) -> Option<String> {
+        let report = JsFuture::from(self.pc.get_stats()).await.ok()?;
+        let mut jitter = None;
+        let mut lost = 0.0;
+        let mut received = 0.0;
+        let mut rtt = None;
+        let values = Reflect::get(&report, &"values".into())
+            .ok()?
+            .dyn_into::<js_sys::Function>()
+            .ok()?
+            .call0(&report)
+            .ok()?;
+        for stat in js_sys::try_iter(&values).ok()??.flatten() {
+            let field = |name: &str| Reflect::get(&stat, &name.into()).ok();
+            let kind = field("type")
+                .and_then(|t| t.as_string())
+                .unwrap_or_default();
+            let number = |name: &str| field(name).and_then(|v| v.as_f64());
+            match kind.as_str() {
+                "inbound-rtp" => {
+                    jitter = number("jitter");
+                    lost += number("packetsLost").unwrap_or(0.0);
+                    received += number("packetsReceived").unwrap_or(0.0);
+                }
+                "candidate-pair" if field("nominated").and_then(|n| n.as_bool()) == Some(true) => {
+                    rtt = number("currentRoundTripTime").or(rtt);
+                }
+                "remote-inbound-rtp" => rtt = rtt.or(number("roundTripTime")),
+                _ => {}
+            }
+        }
+        let total = lost + received;
+        let loss = if total > 0.0 {
+            lost * 100.0 / total
+        } else {
+            0.0
+        };
+        let ms = |s: Option<f64>| {
+            s.map(|s| format!("{} ms", (s * 1000.0).round() as i64))
+                .unwrap_or_else(|| "-".into())
+        };
+        Some(format!(
+            "jitter {} · loss {}.{} % ({}/{}) · RTT {}",
+            ms(jitter),
+            loss as u32,
+            ((loss * 10.0) as u32) % 10,
+            lost as u64,
+            total as u64,
+            ms(rtt)
+        ))
+    }
+
+    /// Ends the media: the peer connection, the microphone, the `<audio>` element.
+    pub fn close(&self) {
+        self.pc.close();
+        release(&self.mic);
+        self.audio.set_src_object(None);
+        self.audio.remove();
+    }
+}
+
+fn set_sink(audio: &HtmlAudioElement, device_id: &str) {
+    if let Ok(f) = Reflect::get(audio, &"setSinkId".into())
+        && let Ok(f) = f.dyn_into::<js_sys::Function>()
+    {
+        let _ = f.call1(audio, &device_id.into());
+    }
+}

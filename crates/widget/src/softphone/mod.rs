@@ -1,0 +1,200 @@
+//! The browser softphone (issue 14, docs/softphone.md): in `telephony.mode = "sip"` the widget is
+//! the phone — SIP over WebSocket driving `switchboard_sip`'s user agent (`phone.rs`) and WebRTC
+//! audio (`media.rs`) — while the desk, the dialog, the call panel, wrap-up, history and the
+//! host integration stay the hub mode's.
+//!
+//! The seam into the rest of the widget is these few hooks, each a no-op in hub mode:
+//! [`start`]/[`stop`] at sign-in/sign-out, [`accept`] (the microphone is asked on the click),
+//! [`dial`] (INVITE instead of `makeCall`), [`perform`] (the desk's actions on the UA instead of
+//! hub invocations), [`wake`] (the network came back: re-register, ICE restart),
+//! [`facts`] (Diagnostics) and the [`LineStatus`] view.
+//!
+//! Size: the SIP UA and the WebRTC bindings are the cargo feature `sip`, a separate build
+//! (`scripts/build-widget --sip` → `dist/sip/`). A hub-mode agent downloads none of it; the
+//! default build sends an agent whose config.json says `"mode": "sip"` to `sip/`, which reads the
+//! same config.json ([`CONFIG_URL`]).
+
+use std::rc::Rc;
+
+use leptos::prelude::*;
+use switchboard_core::{Action, Config};
+
+use crate::app::Widget;
+use crate::i18n::strings;
+use crate::signalr::TokenFuture;
+
+#[cfg(feature = "sip")]
+mod media;
+#[cfg(feature = "sip")]
+mod phone;
+
+/// Where the widget reads config.json: the SIP build lives in `sip/` next to the default build
+/// and reads the tenant's one config.json.
+pub const CONFIG_URL: &str = if cfg!(feature = "sip") {
+    "../config.json"
+} else {
+    "config.json"
+};
+
+/// The SIP registration, as the agent sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LineState {
+    /// Not in SIP mode, or signed out.
+    Stopped,
+    /// Fetching credentials, connecting, REGISTER sent.
+    Registering,
+    /// Registered: calls can come and go.
+    Registered,
+    /// Not registered; the next attempt is at `at_ms` (`Date.now()`).
+    Retrying {
+        /// When the next attempt starts (Unix ms).
+        at_ms: f64,
+        /// Why, in the agent's language.
+        why: String,
+    },
+}
+
+thread_local! {
+    // Reference-counted, not owned by a view: the views are rebuilt when the language arrives,
+    // and an arena signal created inside the first one would be disposed with it.
+    static LINE: ArcRwSignal<LineState> = ArcRwSignal::new(LineState::Stopped);
+}
+
+/// The line's state (for views and tests).
+pub fn line() -> ArcRwSignal<LineState> {
+    LINE.with(Clone::clone)
+}
+
+/// Sign-in: in SIP mode starts the softphone and returns true. The default build, which has no
+/// SIP UA, moves an agent whose config asks for SIP to the SIP build (`sip/`, same query) and
+/// returns false: the caller stops there.
+pub fn start(
+    widget: Widget,
+    config: &Config,
+    user: &str,
+    token: Rc<dyn Fn() -> TokenFuture>,
+) -> bool {
+    let Some(sip) = config.telephony.sip() else {
+        return true;
+    };
+    #[cfg(feature = "sip")]
+    {
+        phone::start(widget, sip.clone(), user.to_owned(), token);
+        true
+    }
+    #[cfg(not(feature = "sip"))]
+    {
+        let _ = (widget, sip, user, token);
+        if let Some(location) = web_sys::window().map(|w| w.location()) {
+            let search = location.search().unwrap_or_default();
+            crate::diagnostics::record("softphone: moving to the SIP build (sip/)".into());
+            let _ = location.replace(&["sip/", &search].concat());
+        }
+        false
+    }
+}
+
+/// Whether the softphone runs, so the desk's calls are SIP calls the hub does not list (no
+/// `getCalls` resync).
+pub fn owns_calls() -> bool {
+    #[cfg(feature = "sip")]
+    return phone::phone().is_some();
+    #[cfg(not(feature = "sip"))]
+    false
+}
+
+/// Sign-out: un-REGISTER and close.
+pub fn stop() {
+    #[cfg(feature = "sip")]
+    phone::stop();
+}
+
+/// The network came back or the agent pressed Try now.
+pub fn wake() {
+    #[cfg(feature = "sip")]
+    if let Some(p) = phone::phone() {
+        p.wake();
+    }
+}
+
+/// Accept pressed: in SIP mode asks for the microphone first and answers only with it (true:
+/// handled here).
+pub fn accept(widget: Widget) -> bool {
+    let _ = widget;
+    #[cfg(feature = "sip")]
+    if let Some(p) = phone::phone() {
+        p.accept();
+        return true;
+    }
+    false
+}
+
+/// Call pressed: in SIP mode an INVITE to `sip:<number>@<domain>` (true: handled here).
+pub fn dial(widget: Widget, number: &str) -> bool {
+    let _ = (widget, number);
+    #[cfg(feature = "sip")]
+    if let Some(p) = phone::phone() {
+        p.dial(number.to_owned());
+        return true;
+    }
+    false
+}
+
+/// A desk action: in SIP mode carried out on the UA (true: handled here).
+pub fn perform(action: &Action) -> bool {
+    let _ = action;
+    #[cfg(feature = "sip")]
+    if let Some(p) = phone::phone() {
+        p.perform(action.clone());
+        return true;
+    }
+    false
+}
+
+/// Facts for Diagnostics: the line and the call's audio quality (`getStats`).
+pub fn facts() -> Vec<(&'static str, String)> {
+    #[cfg(feature = "sip")]
+    if phone::phone().is_some() {
+        let line = match line().get_untracked() {
+            LineState::Registered => "registered".to_owned(),
+            LineState::Registering => "registering".to_owned(),
+            LineState::Retrying { why, .. } => ["retrying: ", &why].concat(),
+            LineState::Stopped => "stopped".to_owned(),
+        };
+        let audio = phone::STATS
+            .with(|s| s.borrow().clone())
+            .unwrap_or_else(|| "-".into());
+        return vec![("SIP line", line), ("Call audio", audio)];
+    }
+    Vec::new()
+}
+
+/// The SIP line under the connection status: ready, connecting, or why not and when it tries
+/// again. Nothing in hub mode.
+#[component]
+pub fn LineStatus(now_ms: RwSignal<f64>) -> impl IntoView {
+    let t = strings();
+    let line = line();
+    move || {
+        let (modifier, text) = match line.get() {
+            LineState::Stopped => return None,
+            LineState::Registering => ("connecting", t.get("sip_registering").to_owned()),
+            LineState::Registered => ("connected", t.get("sip_registered").to_owned()),
+            LineState::Retrying { at_ms, why } => {
+                let seconds = ((at_ms - now_ms.get()) / 1000.0).ceil().max(0.0) as u32;
+                (
+                    "reconnecting",
+                    t.get("sip_retrying")
+                        .replace("{reason}", &why)
+                        .replace("{seconds}", &seconds.to_string()),
+                )
+            }
+        };
+        Some(view! {
+            <p class=format!("status line-status status--{modifier}") aria-live="polite">
+                <span class="status__dot" aria-hidden="true"></span>
+                <span class="status__text">{text}</span>
+            </p>
+        })
+    }
+}

@@ -1,0 +1,1122 @@
+//! The signalling half of the softphone: one SIP WebSocket (RFC 7118, subprotocol `sip`) driving
+//! the sans-IO [`UserAgent`] — frames and time in, frames, events and the next deadline out —
+//! plus the hub's ephemeral credentials, registration with backoff, and the mapping between the
+//! UA's calls and the agent's [`Desk`](switchboard_core::Desk).
+//!
+//! The desk does not know it is on SIP: an INVITE becomes an [`IncomingCall`] offer (same
+//! dialog, same ring timer, same host notifications), and what the desk decides comes back as
+//! [`Action`]s, which [`perform`] carries out on the UA instead of as hub invocations. What
+//! the UA reports is fed to the desk in the hub's own words (`CallUpdated` call objects and
+//! `CallEnded` reasons, docs/hub-contract.md), so the call machine, wrap-up and history are
+//! the hub mode's.
+//!
+//! Secrets: the SIP password lives in this module's memory and in the UA only; nothing here
+//! logs a token, a password or a SIP message (the diagnostics get call handles and codes).
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use serde_json::{Value, json};
+use switchboard_core::call::machine::Command;
+use switchboard_core::{Action, DtmfMode, IncomingCall, RejectReason, SipConfig};
+use switchboard_sip::auth::Credentials;
+use switchboard_sip::ua::{CallHandle, DtmfInfoFormat, EndReason, Event, UaConfig, UserAgent};
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
+use web_sys::{MessageEvent, WebSocket};
+
+use super::LineState;
+use super::media::{self, CallMedia, MicError};
+use crate::app::Widget;
+use crate::diagnostics;
+use crate::i18n::strings;
+use crate::signalr::TokenFuture;
+
+/// Renew the credentials this long before they expire.
+const RENEW_BEFORE_S: f64 = 120.0;
+/// Backoff after a failed registration or a lost WebSocket: 1, 2, 4 … up to 60 s, ±20 %.
+const MAX_BACKOFF_S: f64 = 60.0;
+
+struct Creds {
+    username: String,
+    password: String,
+    expires_on: f64,
+    ice_servers: Value,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Pending {
+    None,
+    Hold,
+    Resume,
+    Restart,
+}
+
+struct Call {
+    handle: CallHandle,
+    id: String,
+    offer: Option<String>,
+    media: Option<Rc<CallMedia>>,
+    pending: Pending,
+    held: bool,
+    muted: bool,
+    established: bool,
+}
+
+struct State {
+    widget: Widget,
+    config: SipConfig,
+    user: String,
+    token: Rc<dyn Fn() -> TokenFuture>,
+    creds: Option<Creds>,
+    ws: Option<WebSocket>,
+    ws_closures: Vec<Box<dyn std::any::Any>>,
+    ua: Option<UserAgent>,
+    timer: Option<gloo_timers::callback::Timeout>,
+    retry: Option<gloo_timers::callback::Timeout>,
+    renew: Option<gloo_timers::callback::Timeout>,
+    stats: Option<gloo_timers::callback::Interval>,
+    calls: Vec<Call>,
+    mic: Option<web_sys::MediaStream>,
+    attempt: u32,
+    session: u32,
+    stopped: bool,
+    on_online: Option<Closure<dyn FnMut()>>,
+}
+
+/// The running softphone (cheap to clone).
+#[derive(Clone)]
+pub struct Phone(Rc<RefCell<State>>);
+
+thread_local! {
+    static PHONE: RefCell<Option<Phone>> = const { RefCell::new(None) };
+    static SESSION: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    /// The last `getStats` line of the call in progress (Diagnostics).
+    pub(super) static STATS: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// The softphone, when one runs.
+pub fn phone() -> Option<Phone> {
+    PHONE.with(|p| p.borrow().clone())
+}
+
+fn now() -> Duration {
+    let ms = web_sys::window()
+        .and_then(|w| w.performance())
+        .map(|p| p.now())
+        .unwrap_or_else(js_sys::Date::now);
+    Duration::from_micros((ms * 1000.0) as u64)
+}
+
+fn unix_s() -> f64 {
+    js_sys::Date::now() / 1000.0
+}
+
+fn seed() -> u64 {
+    let mut bytes = [0u8; 8];
+    if let Some(crypto) = web_sys::window().and_then(|w| w.crypto().ok()) {
+        let _ = crypto.get_random_values_with_u8_array(&mut bytes);
+    }
+    u64::from_le_bytes(bytes) ^ (js_sys::Date::now() as u64)
+}
+
+fn set_line(state: LineState) {
+    super::line().set(state);
+}
+
+/// Starts the softphone for `user`: credentials from the hub, the WebSocket, REGISTER.
+pub fn start(widget: Widget, config: SipConfig, user: String, token: Rc<dyn Fn() -> TokenFuture>) {
+    stop();
+    let session = SESSION.with(|s| {
+        s.set(s.get() + 1);
+        s.get()
+    });
+    let phone = Phone(Rc::new(RefCell::new(State {
+        widget,
+        config,
+        user,
+        token,
+        creds: None,
+        ws: None,
+        ws_closures: Vec::new(),
+        ua: None,
+        timer: None,
+        retry: None,
+        renew: None,
+        stats: None,
+        calls: Vec::new(),
+        mic: None,
+        attempt: 0,
+        session,
+        stopped: false,
+        on_online: None,
+    })));
+    PHONE.with(|p| *p.borrow_mut() = Some(phone.clone()));
+    diagnostics::record("softphone: starting".into());
+    let online = phone.clone();
+    let on_online = Closure::<dyn FnMut()>::new(move || {
+        if online.alive(session) {
+            online.network_changed();
+        }
+    });
+    if let Some(window) = web_sys::window() {
+        let _ =
+            window.add_event_listener_with_callback("online", on_online.as_ref().unchecked_ref());
+    }
+    phone.0.borrow_mut().on_online = Some(on_online);
+    phone.connect();
+}
+
+/// Un-REGISTERs, hangs up, closes the WebSocket (sign-out).
+pub fn stop() {
+    let Some(phone) = PHONE.with(|p| p.borrow_mut().take()) else {
+        return;
+    };
+    {
+        let mut s = phone.0.borrow_mut();
+        s.stopped = true;
+        let t = now();
+        let handles: Vec<CallHandle> = s.calls.iter().map(|c| c.handle).collect();
+        if let Some(ua) = s.ua.as_mut() {
+            for h in handles {
+                let _ = ua.hangup(t, h);
+            }
+            ua.unregister(t);
+        }
+        for c in s.calls.drain(..) {
+            if let Some(m) = c.media {
+                m.close();
+            }
+        }
+    }
+    phone.flush();
+    let mut s = phone.0.borrow_mut();
+    if let Some(ws) = s.ws.take() {
+        // Let the un-REGISTER leave first.
+        gloo_timers::callback::Timeout::new(300, move || {
+            let _ = ws.close();
+        })
+        .forget();
+    }
+    s.timer = None;
+    s.retry = None;
+    s.renew = None;
+    s.stats = None;
+    if let (Some(window), Some(f)) = (web_sys::window(), s.on_online.take()) {
+        let _ = window.remove_event_listener_with_callback("online", f.as_ref().unchecked_ref());
+    }
+    set_line(LineState::Stopped);
+}
+
+impl Phone {
+    fn alive(&self, session: u32) -> bool {
+        let s = self.0.borrow();
+        !s.stopped && s.session == session
+    }
+
+    fn widget(&self) -> Widget {
+        self.0.borrow().widget
+    }
+
+    /// Fetches credentials when needed, then opens the WebSocket.
+    fn connect(&self) {
+        let phone = self.clone();
+        let session = self.0.borrow().session;
+        spawn_local(async move {
+            set_line(LineState::Registering);
+            let fresh = phone
+                .0
+                .borrow()
+                .creds
+                .as_ref()
+                .is_some_and(|c| c.expires_on - unix_s() > RENEW_BEFORE_S);
+            if !fresh && let Err(why) = phone.fetch_credentials().await {
+                if phone.alive(session) {
+                    phone.retry_later(why);
+                }
+                return;
+            }
+            if phone.alive(session) {
+                phone.open_socket();
+            }
+        });
+    }
+
+    /// `POST credentialsUrl` with the user's Bearer token (as negotiate).
+    async fn fetch_credentials(&self) -> Result<(), String> {
+        let t = strings();
+        let (token, url) = {
+            let s = self.0.borrow();
+            ((s.token)(), s.config.credentials_url.clone())
+        };
+        let token = token.await?;
+        let response = gloo_net::http::Request::post(&url)
+            .header("Authorization", &["Bearer ", &token].concat())
+            .send()
+            .await
+            .map_err(|_| t.get("sip_reason_no_credentials").to_owned())?;
+        if !response.ok() {
+            diagnostics::record(format!(
+                "softphone: credentials refused (HTTP {})",
+                response.status()
+            ));
+            return Err(t.get("sip_reason_no_credentials").to_owned());
+        }
+        let body: Value = serde_json::from_str(&response.text().await.unwrap_or_default())
+            .map_err(|_| t.get("sip_reason_no_credentials").to_owned())?;
+        let field = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_owned);
+        let (Some(username), Some(password)) = (field("username"), field("password")) else {
+            return Err(t.get("sip_reason_no_credentials").to_owned());
+        };
+        let expires_on = body
+            .get("expiresOn")
+            .and_then(Value::as_f64)
+            .unwrap_or(unix_s() + 600.0);
+        let ice_servers = body.get("iceServers").cloned().unwrap_or(json!([]));
+        diagnostics::record(format!(
+            "softphone: credentials for {} s",
+            (expires_on - unix_s()).max(0.0) as u64
+        ));
+        let creds = Credentials::new(username.clone(), password.clone());
+        let mut s = self.0.borrow_mut();
+        if let Some(ua) = s.ua.as_mut() {
+            ua.set_credentials(Some(creds));
+        }
+        s.creds = Some(Creds {
+            username,
+            password,
+            expires_on,
+            ice_servers,
+        });
+        // Renewed before they expire, so a re-REGISTER never answers a challenge with stale ones.
+        let wait = ((expires_on - unix_s() - RENEW_BEFORE_S).max(30.0) * 1000.0) as u32;
+        let phone = self.clone();
+        let session = s.session;
+        s.renew = Some(gloo_timers::callback::Timeout::new(wait, move || {
+            spawn_local(async move {
+                if phone.alive(session) && phone.fetch_credentials().await.is_err() {
+                    diagnostics::record("softphone: credential renewal failed".into());
+                }
+            });
+        }));
+        Ok(())
+    }
+
+    fn open_socket(&self) {
+        let uri = self.0.borrow().config.ws_uri.clone();
+        let ws = match WebSocket::new_with_str(&uri, "sip") {
+            Ok(ws) => ws,
+            Err(_) => return self.retry_later(strings().get("sip_reason_unreachable").into()),
+        };
+        let session = self.0.borrow().session;
+        let phone = self.clone();
+        let onopen = Closure::<dyn FnMut()>::new(move || {
+            if phone.alive(session) {
+                phone.opened();
+            }
+        });
+        let phone = self.clone();
+        let onmessage = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
+            if !phone.alive(session) {
+                return;
+            }
+            if let Some(text) = e.data().as_string() {
+                let t = now();
+                if let Some(ua) = phone.0.borrow_mut().ua.as_mut() {
+                    ua.handle_text(t, &text);
+                    // Throttled background timers: what is due runs on every frame too.
+                    ua.handle_timeout(t);
+                }
+                phone.pump();
+            }
+        });
+        let phone = self.clone();
+        let target = ws.clone();
+        let onclose = Closure::<dyn FnMut()>::new(move || {
+            if !phone.alive(session) {
+                return;
+            }
+            let mine = phone.0.borrow().ws.as_ref().is_some_and(|w| *w == target);
+            if !mine {
+                return;
+            }
+            diagnostics::record("softphone: WebSocket closed".into());
+            phone.0.borrow_mut().ws = None;
+            if let Some(ua) = phone.0.borrow_mut().ua.as_mut() {
+                ua.transport_lost(now());
+            }
+            phone.pump();
+            phone.retry_later(strings().get("sip_reason_unreachable").into());
+        });
+        ws.set_onopen(Some(onopen.as_ref().unchecked_ref()));
+        ws.set_onmessage(Some(onmessage.as_ref().unchecked_ref()));
+        ws.set_onclose(Some(onclose.as_ref().unchecked_ref()));
+        let mut s = self.0.borrow_mut();
+        s.ws = Some(ws);
+        s.ws_closures = vec![Box::new(onopen), Box::new(onmessage), Box::new(onclose)];
+    }
+
+    fn opened(&self) {
+        diagnostics::record("softphone: WebSocket open".into());
+        let t = now();
+        {
+            let mut s = self.0.borrow_mut();
+            let creds = s
+                .creds
+                .as_ref()
+                .map(|c| Credentials::new(c.username.clone(), c.password.clone()));
+            if s.ua.is_some() && !s.calls.is_empty() {
+                // Calls survive a new flow (RFC 5626): same instance, REGISTER again.
+                let ua = s.ua.as_mut().expect("checked");
+                ua.set_credentials(creds);
+                ua.transport_connected(t);
+            } else {
+                let aor = format!("sip:{}@{}", s.user, s.config.domain);
+                let mut config = UaConfig::new(&aor, creds, seed());
+                config.secure = s.config.ws_uri.starts_with("wss:");
+                config.dtmf_info = DtmfInfoFormat::DtmfRelay;
+                config.user_agent = ["Switchboard/", env!("CARGO_PKG_VERSION")].concat();
+                let mut ua = UserAgent::new(config, t);
+                ua.register(t);
+                s.ua = Some(ua);
+            }
+        }
+        self.pump();
+    }
+
+    /// Closes the socket and tries again after the backoff; the reason is shown.
+    fn retry_later(&self, why: String) {
+        let (attempt, session) = {
+            let mut s = self.0.borrow_mut();
+            if s.stopped {
+                return;
+            }
+            s.attempt += 1;
+            if let Some(ws) = s.ws.take() {
+                let _ = ws.close();
+            }
+            (s.attempt, s.session)
+        };
+        let base = 2f64
+            .powi(attempt.saturating_sub(1).min(6) as i32)
+            .min(MAX_BACKOFF_S);
+        let jitter = 0.8 + 0.4 * js_sys::Math::random();
+        let ms = (base * jitter * 1000.0) as u32;
+        diagnostics::record(format!(
+            "softphone: next attempt in {} ms (attempt {attempt})",
+            ms
+        ));
+        set_line(LineState::Retrying {
+            at_ms: js_sys::Date::now() + ms as f64,
+            why,
+        });
+        let phone = self.clone();
+        self.0.borrow_mut().retry = Some(gloo_timers::callback::Timeout::new(ms, move || {
+            if phone.alive(session) {
+                phone.connect();
+            }
+        }));
+    }
+
+    /// Tries at once (the network came back, the tab is visible again, the agent pressed Try
+    /// now): a lost socket reconnects without waiting for the backoff.
+    pub fn wake(&self) {
+        let closed = {
+            let s = self.0.borrow();
+            s.ws.is_none() && !s.stopped
+        };
+        if closed {
+            self.0.borrow_mut().retry = None;
+            self.connect();
+        }
+    }
+
+    /// The network changed (`online`): calls in progress restart ICE by re-INVITE
+    /// (RFC 8445 §9), so the audio finds the new path.
+    fn network_changed(&self) {
+        let calls: Vec<CallHandle> = self
+            .0
+            .borrow()
+            .calls
+            .iter()
+            .filter(|c| c.established)
+            .map(|c| c.handle)
+            .collect();
+        for handle in calls {
+            diagnostics::record(format!("softphone: ICE restart, call {}", handle.0));
+            self.renegotiate(handle, Pending::Restart);
+        }
+    }
+
+    /// Sends what the UA queued and acts on its events until it is quiet; re-arms the timer.
+    fn pump(&self) {
+        loop {
+            let events = self.flush();
+            if events.is_empty() {
+                break;
+            }
+            for event in events {
+                self.on_event(event);
+            }
+        }
+        let deadline = self
+            .0
+            .borrow()
+            .ua
+            .as_ref()
+            .and_then(UserAgent::poll_timeout);
+        let timer = deadline.map(|at| {
+            let ms = at.saturating_sub(now()).as_millis().min(600_000) as u32;
+            let phone = self.clone();
+            gloo_timers::callback::Timeout::new(ms, move || {
+                if let Some(ua) = phone.0.borrow_mut().ua.as_mut() {
+                    ua.handle_timeout(now());
+                }
+                phone.pump();
+            })
+        });
+        self.0.borrow_mut().timer = timer;
+    }
+
+    /// Sends the queued frames; returns the queued events.
+    fn flush(&self) -> Vec<Event> {
+        let mut s = self.0.borrow_mut();
+        let State { ua, ws, .. } = &mut *s;
+        let Some(ua) = ua.as_mut() else {
+            return Vec::new();
+        };
+        while let Some(frame) = ua.poll_transmit() {
+            if let Some(ws) = ws.as_ref() {
+                let _ = ws.send_with_str(&frame);
+            }
+        }
+        std::iter::from_fn(|| ua.poll_event()).collect()
+    }
+
+    fn call_id(&self, handle: CallHandle) -> Option<String> {
+        self.0
+            .borrow()
+            .calls
+            .iter()
+            .find(|c| c.handle == handle)
+            .map(|c| c.id.clone())
+    }
+
+    fn with_call<R>(&self, handle: CallHandle, f: impl FnOnce(&mut Call) -> R) -> Option<R> {
+        self.0
+            .borrow_mut()
+            .calls
+            .iter_mut()
+            .find(|c| c.handle == handle)
+            .map(f)
+    }
+
+    fn by_id(&self, id: &str) -> Option<(CallHandle, Option<Rc<CallMedia>>)> {
+        self.0
+            .borrow()
+            .calls
+            .iter()
+            .find(|c| c.id == id)
+            .map(|c| (c.handle, c.media.clone()))
+    }
+
+    fn update_desk(&self, id: &str, update: Value) {
+        let mut update = update;
+        update["callId"] = json!(id);
+        self.widget()
+            .with_desk(|d, now| d.call_updated(&update, now));
+    }
+
+    fn on_event(&self, event: Event) {
+        match event {
+            Event::Registered { expires } => {
+                diagnostics::record(format!("softphone: registered for {expires} s"));
+                self.0.borrow_mut().attempt = 0;
+                set_line(LineState::Registered);
+            }
+            Event::RegistrationFailed { code, .. } => {
+                diagnostics::record(format!("softphone: REGISTER failed ({code})"));
+                if matches!(code, 401 | 403 | 407) {
+                    // Fetch new credentials before the next attempt.
+                    self.0.borrow_mut().creds = None;
+                }
+                let why = strings()
+                    .get("sip_reason_refused")
+                    .replace("{code}", &code.to_string());
+                self.retry_later(why);
+            }
+            Event::Unregistered => diagnostics::record("softphone: unregistered".into()),
+            Event::IncomingCall {
+                call,
+                from,
+                display,
+                sdp,
+                ..
+            } => self.incoming(call, &from, display, sdp),
+            Event::Ringing { call, .. } => {
+                if let Some(id) = self.call_id(call) {
+                    self.update_desk(&id, json!({"state": "alerting"}));
+                }
+            }
+            Event::Answered { call, sdp } => {
+                let Some((id, media)) = self
+                    .with_call(call, |c| {
+                        c.established = true;
+                        (c.id.clone(), c.media.clone())
+                    })
+                    .and_then(|(id, m)| m.map(|m| (id, m)))
+                else {
+                    return;
+                };
+                let phone = self.clone();
+                spawn_local(async move {
+                    if let Some(sdp) = sdp
+                        && let Err(e) = media.accept_answer(&sdp).await
+                    {
+                        crate::app::warn(&format!("softphone: the answer was refused: {e}"));
+                    }
+                    phone.update_desk(&id, json!({"state": "connected"}));
+                    phone.watch_stats();
+                });
+            }
+            Event::Ended { call, reason } => self.ended(call, reason),
+            Event::Renegotiate { call, sdp } => {
+                let media = self.with_call(call, |c| c.media.clone()).flatten();
+                let phone = self.clone();
+                spawn_local(async move {
+                    let answer = match (media, sdp) {
+                        (Some(m), Some(sdp)) => m.answer(&sdp).await.ok(),
+                        _ => None,
+                    };
+                    if let Some(ua) = phone.0.borrow_mut().ua.as_mut() {
+                        let _ = match answer {
+                            Some(answer) => ua.answer(now(), call, &answer),
+                            None => ua.reject(now(), call, 488),
+                        };
+                    }
+                    phone.pump();
+                });
+            }
+            Event::RenegotiationAnswered { call, sdp } => {
+                let Some((id, media, pending, held)) = self.with_call(call, |c| {
+                    let p = c.pending;
+                    c.pending = Pending::None;
+                    match p {
+                        Pending::Hold => c.held = true,
+                        Pending::Resume => c.held = false,
+                        _ => {}
+                    }
+                    (c.id.clone(), c.media.clone(), p, c.held)
+                }) else {
+                    return;
+                };
+                let phone = self.clone();
+                spawn_local(async move {
+                    if let (Some(m), Some(sdp)) = (media, sdp) {
+                        let _ = m.accept_answer(&sdp).await;
+                    }
+                    if pending != Pending::Restart {
+                        let state = if held { "held" } else { "connected" };
+                        phone.update_desk(&id, json!({ "state": state }));
+                    }
+                });
+            }
+            Event::RenegotiationFailed { call, code } => {
+                diagnostics::record(format!("softphone: re-INVITE failed ({code})"));
+                let restore = self.with_call(call, |c| {
+                    c.pending = Pending::None;
+                    (c.media.clone(), c.held, c.muted)
+                });
+                if let Some((Some(m), held, muted)) = restore {
+                    m.set_held(held, muted);
+                }
+                self.widget().notice.set(Some(
+                    strings()
+                        .get("sip_control_failed")
+                        .replace("{code}", &code.to_string()),
+                ));
+            }
+            Event::Dtmf { call, digit, .. } => {
+                diagnostics::record(format!("softphone: DTMF {digit} in call {}", call.0));
+            }
+            Event::TransferRequested { call, .. } => {
+                // Being transferred (the far end's REFER) is not offered yet: decline it.
+                if let Some(ua) = self.0.borrow_mut().ua.as_mut() {
+                    let _ = ua.notify_transfer(now(), call, 603);
+                }
+            }
+            Event::TransferProgress { call, code, done } => {
+                diagnostics::record(format!("softphone: transfer progress {code}"));
+                if !done {
+                    return;
+                }
+                let Some(id) = self.call_id(call) else {
+                    return;
+                };
+                if (200..300).contains(&code) {
+                    // RFC 5589: the transferor ends its call itself.
+                    if let Some(ua) = self.0.borrow_mut().ua.as_mut() {
+                        let _ = ua.hangup(now(), call);
+                    }
+                    self.widget()
+                        .with_desk(|d, now| d.call_ended(&id, "transferred", now));
+                } else {
+                    self.widget().notice.set(Some(
+                        strings()
+                            .get("sip_control_failed")
+                            .replace("{code}", &code.to_string()),
+                    ));
+                }
+            }
+            Event::FlowFailed => {
+                diagnostics::record("softphone: keep-alive failed, reconnecting".into());
+                let ws = self.0.borrow_mut().ws.clone();
+                if let Some(ws) = ws {
+                    let _ = ws.close();
+                }
+            }
+            Event::Malformed { .. } => diagnostics::record("softphone: a malformed frame".into()),
+        }
+    }
+
+    fn incoming(
+        &self,
+        handle: CallHandle,
+        from: &str,
+        display: Option<String>,
+        sdp: Option<String>,
+    ) {
+        let id = format!("sip-{}-{}", self.0.borrow().session, handle.0);
+        let number = from
+            .trim_start_matches('<')
+            .split_once(':')
+            .map(|(_, rest)| rest)
+            .unwrap_or(from)
+            .split(['@', ';', '>'])
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        diagnostics::record(format!("softphone: INVITE, call {id}"));
+        self.0.borrow_mut().calls.push(Call {
+            handle,
+            id: id.clone(),
+            offer: sdp,
+            media: None,
+            pending: Pending::None,
+            held: false,
+            muted: false,
+            established: false,
+        });
+        let call = IncomingCall {
+            call_id: Some(id),
+            phone_number: if number.is_empty() {
+                from.to_owned()
+            } else {
+                number
+            },
+            caller_name: display.filter(|d| !d.trim().is_empty()),
+            queue: None,
+            comments: None,
+        };
+        self.widget().offer(call);
+    }
+
+    fn ended(&self, handle: CallHandle, reason: EndReason) {
+        let call = {
+            let mut s = self.0.borrow_mut();
+            let i = s.calls.iter().position(|c| c.handle == handle);
+            i.map(|i| s.calls.remove(i))
+        };
+        let Some(call) = call else {
+            return;
+        };
+        if let Some(m) = &call.media {
+            m.close();
+        }
+        if self.0.borrow().calls.is_empty() {
+            self.0.borrow_mut().stats = None;
+            super::phone::STATS.with(|s| *s.borrow_mut() = None);
+        }
+        let wire = match &reason {
+            EndReason::RemoteCancel => "abandoned",
+            EndReason::RemoteHangup | EndReason::Replaced => "completed",
+            EndReason::Rejected {
+                code: 486 | 600, ..
+            } => "busy",
+            EndReason::Rejected {
+                code: 408 | 480 | 487,
+                ..
+            } => "no-answer",
+            EndReason::Rejected { .. } | EndReason::Timeout | EndReason::TransportLost => "failed",
+            EndReason::AckTimeout => "failed",
+            // Ended here first: the desk already knows.
+            EndReason::LocalHangup | EndReason::LocalCancel | EndReason::LocalReject(_) => {
+                return;
+            }
+        };
+        diagnostics::record(format!("softphone: call {} ended ({wire})", call.id));
+        self.widget()
+            .with_desk(|d, now| d.call_ended(&call.id, wire, now));
+    }
+
+    /// Polls `getStats` every 2 s while a call is up (Diagnostics).
+    fn watch_stats(&self) {
+        let phone = self.clone();
+        let interval = gloo_timers::callback::Interval::new(2000, move || {
+            let media = phone
+                .0
+                .borrow()
+                .calls
+                .iter()
+                .find_map(|c| c.media.clone().filter(|_| c.established));
+            if let Some(media) = media {
+                spawn_local(async move {
+                    if let Some(line) = media.stats().await {
+                        STATS.with(|s| *s.borrow_mut() = Some(line));
+                    }
+                });
+            }
+        });
+        self.0.borrow_mut().stats = Some(interval);
+    }
+
+    /// Hold, resume or ICE restart: a new offer from the peer connection in a re-INVITE.
+    fn renegotiate(&self, handle: CallHandle, pending: Pending) {
+        let Some((media, muted)) = self.with_call(handle, |c| (c.media.clone(), c.muted)) else {
+            return;
+        };
+        let Some(media) = media else {
+            return;
+        };
+        match pending {
+            Pending::Hold => media.set_held(true, muted),
+            Pending::Resume => media.set_held(false, muted),
+            _ => {}
+        }
+        let phone = self.clone();
+        spawn_local(async move {
+            let offer = match media.offer(pending == Pending::Restart).await {
+                Ok(offer) => offer,
+                Err(e) => return crate::app::warn(&format!("softphone: no offer: {e}")),
+            };
+            let result = phone.0.borrow_mut().ua.as_mut().map(|ua| match pending {
+                Pending::Hold => ua.hold(now(), handle, &offer),
+                Pending::Resume => ua.resume(now(), handle, &offer),
+                _ => ua.reinvite(now(), handle, &offer),
+            });
+            match result {
+                Some(Ok(())) => {
+                    phone.with_call(handle, |c| c.pending = pending);
+                }
+                Some(Err(e)) => crate::app::warn(&format!("softphone: re-INVITE not sent: {e}")),
+                None => {}
+            }
+            phone.pump();
+        });
+    }
+
+    /// Accept: the microphone first (asked on the click); only with it is the call answered.
+    pub fn accept(&self) {
+        let widget = self.widget();
+        let processing = self.0.borrow().config.audio_processing;
+        let phone = self.clone();
+        spawn_local(async move {
+            match media::microphone(processing).await {
+                Ok(mic) => {
+                    phone.0.borrow_mut().mic = Some(mic);
+                    let action = widget.with_desk(|d, now| d.accept(now));
+                    widget.perform(action);
+                    // Not used (the call stopped ringing meanwhile): let go of it.
+                    if let Some(mic) = phone.0.borrow_mut().mic.take() {
+                        media::release(&mic);
+                    }
+                }
+                Err(e) => widget.notice.set(Some(mic_message(&e))),
+            }
+        });
+    }
+
+    /// The dial pad's Call: the microphone, an offer, INVITE to `sip:<number>@<domain>`.
+    pub fn dial(&self, number: String) {
+        let widget = self.widget();
+        if !matches!(super::line().get_untracked(), LineState::Registered) {
+            widget
+                .notice
+                .set(Some(strings().get("sip_not_registered").into()));
+            return;
+        }
+        let target = dial_target(&number);
+        let (processing, ice) = {
+            let s = self.0.borrow();
+            (
+                s.config.audio_processing,
+                s.creds
+                    .as_ref()
+                    .map(|c| c.ice_servers.clone())
+                    .unwrap_or(json!([])),
+            )
+        };
+        widget.notice.set(None);
+        widget.dial_text.set(String::new());
+        let phone = self.clone();
+        spawn_local(async move {
+            let mic = match media::microphone(processing).await {
+                Ok(mic) => mic,
+                Err(e) => {
+                    widget.dial_text.set(number);
+                    return widget.notice.set(Some(mic_message(&e)));
+                }
+            };
+            let media = match CallMedia::new(&ice, mic.clone()) {
+                Ok(m) => Rc::new(m),
+                Err(e) => {
+                    media::release(&mic);
+                    return widget.notice.set(Some(call_failed(&e)));
+                }
+            };
+            let offer = match media.offer(false).await {
+                Ok(offer) => offer,
+                Err(e) => {
+                    media.close();
+                    return widget.notice.set(Some(call_failed(&e)));
+                }
+            };
+            let placed = phone
+                .0
+                .borrow_mut()
+                .ua
+                .as_mut()
+                .map(|ua| ua.call(now(), &target, &offer));
+            let handle = match placed {
+                Some(Ok(handle)) => handle,
+                Some(Err(e)) => {
+                    media.close();
+                    widget.dial_text.set(number);
+                    return widget.notice.set(Some(call_failed(&e.to_string())));
+                }
+                None => {
+                    media.close();
+                    return widget
+                        .notice
+                        .set(Some(strings().get("sip_not_registered").into()));
+                }
+            };
+            let id = format!("sip-{}-{}", phone.0.borrow().session, handle.0);
+            diagnostics::record(format!("softphone: INVITE sent, call {id}"));
+            phone.0.borrow_mut().calls.push(Call {
+                handle,
+                id: id.clone(),
+                offer: None,
+                media: Some(media),
+                pending: Pending::None,
+                held: false,
+                muted: false,
+                established: false,
+            });
+            let call = json!({"callId": id, "direction": "outbound", "phoneNumber": number, "state": "dialling"});
+            widget.with_desk(|d, now| d.dialled(&call, now, 120_000.0));
+            phone.pump();
+        });
+    }
+
+    /// Carries out a desk action on the UA (what hub mode sends as invocations).
+    pub fn perform(&self, action: Action) {
+        let t = now();
+        match action {
+            Action::Nothing | Action::Ring => {}
+            Action::Accept { call_id, .. } => self.answer(&call_id),
+            Action::Reject {
+                call_id, reason, ..
+            } => {
+                let code = match reason {
+                    RejectReason::Busy => 486,
+                    RejectReason::Timeout => 480,
+                    _ => 603,
+                };
+                if let Some((handle, _)) = self.by_id(&call_id)
+                    && let Some(ua) = self.0.borrow_mut().ua.as_mut()
+                {
+                    let _ = ua.reject(t, handle, code);
+                }
+                self.drop_call(&call_id);
+            }
+            Action::HangUp { call_id } => {
+                if let Some((handle, _)) = self.by_id(&call_id)
+                    && let Some(ua) = self.0.borrow_mut().ua.as_mut()
+                {
+                    let _ = ua.hangup(t, handle);
+                }
+                self.drop_call(&call_id);
+            }
+            Action::Control { call_id, command } => self.control(&call_id, command),
+        }
+        self.pump();
+    }
+
+    fn drop_call(&self, id: &str) {
+        let call = {
+            let mut s = self.0.borrow_mut();
+            let i = s.calls.iter().position(|c| c.id == id);
+            i.map(|i| s.calls.remove(i))
+        };
+        if let Some(m) = call.and_then(|c| c.media) {
+            m.close();
+        }
+    }
+
+    fn answer(&self, id: &str) {
+        let Some((handle, _)) = self.by_id(id) else {
+            return;
+        };
+        let widget = self.widget();
+        let (mic, offer, ice) = {
+            let mut s = self.0.borrow_mut();
+            let ice = s
+                .creds
+                .as_ref()
+                .map(|c| c.ice_servers.clone())
+                .unwrap_or(json!([]));
+            let offer = s
+                .calls
+                .iter_mut()
+                .find(|c| c.handle == handle)
+                .and_then(|c| c.offer.take());
+            (s.mic.take(), offer, ice)
+        };
+        let (Some(mic), Some(offer)) = (mic, offer) else {
+            // Never answered without audio: no microphone (or an offerless INVITE) ends it.
+            if let Some(ua) = self.0.borrow_mut().ua.as_mut() {
+                let _ = ua.reject(now(), handle, 488);
+            }
+            widget.with_desk(|d, now| d.call_ended(id, "failed", now));
+            return;
+        };
+        let media = match CallMedia::new(&ice, mic.clone()) {
+            Ok(m) => Rc::new(m),
+            Err(e) => {
+                media::release(&mic);
+                widget.notice.set(Some(call_failed(&e)));
+                return;
+            }
+        };
+        self.with_call(handle, |c| c.media = Some(media.clone()));
+        let phone = self.clone();
+        let id = id.to_owned();
+        spawn_local(async move {
+            let answered = match media.answer(&offer).await {
+                Ok(answer) => phone
+                    .0
+                    .borrow_mut()
+                    .ua
+                    .as_mut()
+                    .map(|ua| ua.answer(now(), handle, &answer).map_err(|e| e.to_string())),
+                Err(e) => Some(Err(e)),
+            };
+            match answered {
+                Some(Ok(())) => {
+                    phone.with_call(handle, |c| c.established = true);
+                    phone.watch_stats();
+                }
+                Some(Err(e)) => {
+                    if let Some(ua) = phone.0.borrow_mut().ua.as_mut() {
+                        let _ = ua.reject(now(), handle, 488);
+                    }
+                    phone.drop_call(&id);
+                    widget.notice.set(Some(call_failed(&e)));
+                    widget.with_desk(|d, now| d.call_ended(&id, "failed", now));
+                }
+                None => {}
+            }
+            phone.pump();
+        });
+    }
+
+    fn control(&self, id: &str, command: Command) {
+        let Some((handle, media)) = self.by_id(id) else {
+            return;
+        };
+        let t = now();
+        match command {
+            Command::Hold => self.renegotiate(handle, Pending::Hold),
+            Command::Resume => self.renegotiate(handle, Pending::Resume),
+            Command::Mute(muted) => {
+                let held = self
+                    .with_call(handle, |c| {
+                        c.muted = muted;
+                        c.held
+                    })
+                    .unwrap_or(false);
+                if let Some(m) = media {
+                    m.set_muted(muted || held);
+                }
+                self.update_desk(id, json!({ "muted": muted }));
+            }
+            Command::SendDtmf(digits) => {
+                let info = self.0.borrow().config.dtmf == DtmfMode::Info;
+                let sent = !info && media.as_ref().is_some_and(|m| m.dtmf(&digits));
+                if !sent && let Some(ua) = self.0.borrow_mut().ua.as_mut() {
+                    for digit in digits.chars().filter(|d| *d != ',') {
+                        let _ = ua.send_dtmf_info(t, handle, digit, 160);
+                    }
+                }
+            }
+            Command::BlindTransfer(target) => {
+                let target = dial_target(&target);
+                let sent = self
+                    .0
+                    .borrow_mut()
+                    .ua
+                    .as_mut()
+                    .map(|ua| ua.transfer_blind(t, handle, &target));
+                if let Some(Err(e)) = sent {
+                    self.widget().notice.set(Some(call_failed(&e.to_string())));
+                }
+            }
+            Command::Answer | Command::Reject | Command::HangUp => {}
+            Command::StartConsult(_)
+            | Command::CompleteConsult
+            | Command::CancelConsult
+            | Command::Conference => self
+                .widget()
+                .notice
+                .set(Some(strings().get("sip_not_available").into())),
+        }
+    }
+}
+
+/// What the agent typed as a SIP target: a SIP URI as is; a phone number without its
+/// separators (`+1 (425) 555-0100` → `+14255550100`); a user or extension as is. The UA puts
+/// a bare target at the configured domain.
+pub fn dial_target(typed: &str) -> String {
+    let typed = typed.trim();
+    if typed.contains(':') {
+        return typed.to_owned();
+    }
+    let phone_like = typed
+        .chars()
+        .all(|c| c.is_ascii_digit() || " +-().*#".contains(c));
+    if phone_like {
+        typed
+            .chars()
+            .filter(|c| c.is_ascii_digit() || "+*#".contains(*c))
+            .collect()
+    } else {
+        typed.to_owned()
+    }
+}
+
+fn mic_message(e: &MicError) -> String {
+    let t = strings();
+    match e {
+        MicError::Denied => t.get("mic_denied").into(),
+        MicError::Missing => t.get("mic_missing").into(),
+        MicError::Other(name) => t.get("mic_failed").replace("{reason}", name),
+    }
+}
+
+fn call_failed(reason: &str) -> String {
+    strings().get("sip_call_failed").replace("{reason}", reason)
+}

@@ -1,0 +1,356 @@
+// Issue 14, the widget as a real softphone: telephony.mode "sip" against the rig of sip-rig.spec.js
+// (Kamailio over WebSocket, rtpengine, baresip as the customer), with nothing of ours on the far side.
+// The hub serves the widget (dist/ with the SIP build in dist/sip/, built by scripts/build-widget and
+// scripts/build-widget --sip) and a config.json that points telephony at the rig; the default build
+// hands the agent over to sip/. Audio is asserted, not just signalling: the page hears baresip's
+// 440 Hz tone in the remote stream (AnalyserNode on the widget's <audio data-switchboard-remote>),
+// baresip's recording holds the browser's 1000 Hz tone (Goertzel), RFC 4733 digits pressed on the
+// widget's keypad reach baresip, Hold silences the far end's audio and Resume brings it back.
+//
+// Everything (rig, hub, Chromium) runs inside a loopback-only network namespace (FIELD-NOTES). Needs
+// root, the rig's Debian packages and both widget builds; skipped without dist/sip.
+import { spawn, execFile } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import readline from 'node:readline';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { test, expect, chromium } from '@playwright/test';
+import { HUB_BIN } from './hub.js';
+
+const run = promisify(execFile);
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const DIST = join(ROOT, 'dist');
+const RIG = join(ROOT, 'scripts/sip-rig');
+const OUT = fileURLToPath(new URL('../.out/softphone/', import.meta.url));
+const WIDGET_DIR = join(OUT, 'widget');
+const RIG_DIR = join(OUT, 'rig');
+const NETNS = `sbphone-${process.pid}`;
+const HUB_PORT = 18091;
+const CTRL_PORT = 4444;
+const CUSTOMER_HZ = 440;
+const AGENT_HZ = 1000;
+const SECRET = `e2e-${Math.random().toString(36).slice(2)}`;
+const ENV = { ...process.env, SIP_RIG_NETNS: NETNS, SIP_RIG_DIR: RIG_DIR, SWITCHBOARD_SIP_SECRET: SECRET, SIP_RIG_TONE_HZ: String(CUSTOMER_HZ) };
+
+let rig = null;
+let rigStarting = false;
+let hub;
+let ctrl;
+let browser;
+const events = [];
+
+/** Spawns a process and waits (bounded) for a stdout line matching `ready`. */
+function start(cmd, args, ready, what) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { env: ENV, stdio: ['pipe', 'pipe', 'pipe'] });
+    let err = '';
+    const timer = setTimeout(() => { child.kill(); reject(new Error(`${what}: not ready in 15 s\n${err}`)); }, 15_000);
+    readline.createInterface({ input: child.stdout }).on('line', (line) => {
+      if (ready(line)) { clearTimeout(timer); resolve(child); }
+      child.emit('line', line);
+    });
+    child.stderr.on('data', (d) => { err = (err + d).slice(-4000); if (process.env.E2E_DEBUG) process.stderr.write(d); });
+    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`${what} exited ${code}\n${err}`)); });
+  });
+}
+
+function stop(child) {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => { child.kill('SIGKILL'); resolve(); }, 5_000);
+    child.once('exit', () => { clearTimeout(timer); resolve(); });
+    child.kill('SIGTERM');
+  });
+}
+
+/** A ctrl_tcp command to baresip; resolves with its response (bounded). */
+function phone(command, params = '') {
+  const token = `t${Math.random().toString(36).slice(2)}`;
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => { ctrl.off('message', onMessage); reject(new Error(`baresip: no answer to ${command} in 5 s`)); }, 5_000);
+    const onMessage = (m) => {
+      if (m.response && m.token === token) { clearTimeout(timer); ctrl.off('message', onMessage); resolve(m); }
+    };
+    ctrl.on('message', onMessage);
+    ctrl.stdin.write(`${JSON.stringify({ command, params, token })}\n`);
+  });
+}
+
+/** Power (dBFS) of `hz` in 16-bit PCM samples (Goertzel). */
+function goertzelDb(samples, rate, hz) {
+  const k = 2 * Math.cos((2 * Math.PI * hz) / rate);
+  let s1 = 0;
+  let s2 = 0;
+  for (const x of samples) {
+    const s0 = x / 32768 + k * s1 - s2;
+    s2 = s1;
+    s1 = s0;
+  }
+  const power = s1 * s1 + s2 * s2 - k * s1 * s2;
+  const amplitude = (2 * Math.sqrt(Math.max(power, 0))) / samples.length;
+  return Math.round(20 * Math.log10(Math.max(amplitude, 1e-9)) * 10) / 10;
+}
+
+/** The PCM of a WAV file (16-bit; first channel), tolerant of a header written before the end. */
+function readWav(file) {
+  const data = readFileSync(file);
+  let offset = 12;
+  let rate = 8000;
+  let channels = 1;
+  while (offset + 8 <= data.length) {
+    const id = data.toString('ascii', offset, offset + 4);
+    const size = data.readUInt32LE(offset + 4);
+    if (id === 'fmt ') {
+      channels = data.readUInt16LE(offset + 10);
+      rate = data.readUInt32LE(offset + 12);
+    }
+    if (id === 'data') {
+      const end = size > 0 && offset + 8 + size <= data.length ? offset + 8 + size : data.length;
+      const samples = [];
+      for (let i = offset + 8; i + 1 < end; i += 2 * channels) samples.push(data.readInt16LE(i));
+      return { rate, samples };
+    }
+    offset += 8 + size + (size % 2);
+  }
+  throw new Error(`${file}: no data chunk`);
+}
+
+const recordings = () => readdirSync(join(RIG_DIR, 'recordings')).filter((f) => f.endsWith('-dec.wav'));
+
+/** baresip's recording of the call that started after `before` holds the agent's tone. */
+async function expectRecordedAgent(before) {
+  let fresh = [];
+  await expect.poll(() => { fresh = recordings().filter((f) => !before.includes(f)); return fresh.length; },
+    { timeout: 10_000, message: 'baresip wrote a recording' }).toBe(1);
+  const { rate, samples } = readWav(join(RIG_DIR, 'recordings', fresh[0]));
+  expect(samples.length / rate, 'seconds recorded').toBeGreaterThan(2);
+  const middle = samples.slice(Math.floor(samples.length / 2) - rate, Math.floor(samples.length / 2) + rate);
+  const agent = goertzelDb(middle, rate, AGENT_HZ);
+  const customer = goertzelDb(middle, rate, CUSTOMER_HZ);
+  console.log(`baresip recorded (${(samples.length / rate).toFixed(1)} s): ${AGENT_HZ} Hz at ${agent} dB, ${CUSTOMER_HZ} Hz at ${customer} dB`);
+  expect(agent).toBeGreaterThan(-30);
+  expect(agent - customer).toBeGreaterThan(30);
+}
+
+/** Levels (dBFS) of the customer's and the agent's tone in the widget's remote audio now. */
+function levels(page) {
+  return page.evaluate(([a, b]) => {
+    const el = document.querySelector('audio[data-switchboard-remote]');
+    if (!el || !el.srcObject) return null;
+    if (el.__meter?.stream !== el.srcObject) {
+      // Chrome feeds WebRTC audio to Web Audio once a media element plays it (the widget's does).
+      const ctx = new AudioContext();
+      const analyser = ctx.createAnalyser();
+      analyser.fftSize = 8192;
+      analyser.smoothingTimeConstant = 0;
+      ctx.createMediaStreamSource(el.srcObject).connect(analyser);
+      el.__meter = { stream: el.srcObject, ctx, analyser };
+    }
+    const { ctx, analyser } = el.__meter;
+    const bins = new Float32Array(analyser.frequencyBinCount);
+    analyser.getFloatFrequencyData(bins);
+    const width = ctx.sampleRate / analyser.fftSize;
+    const at = (f) => {
+      let best = -Infinity;
+      for (let i = Math.floor((f - 10) / width); i <= Math.ceil((f + 10) / width); i++) best = Math.max(best, bins[i]);
+      return Math.round(best * 10) / 10;
+    };
+    return { customer: at(a), agent: at(b) };
+  }, [CUSTOMER_HZ, AGENT_HZ]);
+}
+
+/** The median of ten readings over a second, once `ok(reading)` held (bounded). */
+async function settledLevels(page, ok, message) {
+  await expect.poll(async () => { const l = await levels(page); return l !== null && ok(l); }, { timeout: 15_000, message }).toBe(true);
+  const readings = [];
+  for (let i = 0; i < 10; i++) {
+    readings.push(await levels(page));
+    await page.waitForTimeout(100);
+  }
+  const median = (k) => readings.map((r) => r[k]).sort((x, y) => x - y)[5];
+  return { customer: median('customer'), agent: median('agent') };
+}
+
+async function expectHearsCustomer(page, what) {
+  const heard = await settledLevels(page, (l) => l.customer > -50, 'the remote stream carries baresip\'s tone');
+  console.log(`${what}: the widget hears ${CUSTOMER_HZ} Hz at ${heard.customer} dB, ${AGENT_HZ} Hz at ${heard.agent} dB`);
+  expect(heard.customer).toBeGreaterThan(-40);
+  expect(heard.customer - heard.agent).toBeGreaterThan(30);
+}
+
+/** A widget page signed in as `user`, its SIP line registered. */
+async function agentPage(user) {
+  const page = await browser.newPage();
+  page.on('console', (m) => { if (process.env.E2E_DEBUG) console.log(`page: ${m.text()}`); });
+  if (process.env.E2E_DEBUG) {
+    page.on('websocket', (ws) => {
+      ws.on('framesent', (f) => console.log(`>>> ${String(f.payload).slice(0, 3000)}`));
+      ws.on('framereceived', (f) => console.log(`<<< ${String(f.payload).slice(0, 3000)}`));
+    });
+  }
+  await page.goto(`http://127.0.0.1:${HUB_PORT}/?user=${user}`);
+  await expect(page).toHaveURL(/\/sip\/\?user=/, { timeout: 15_000 }); // the default build hands over
+  await expect(page.getByText('Phone line: ready')).toBeVisible({ timeout: 15_000 });
+  return page;
+}
+
+test.describe('softphone: the widget in telephony.mode "sip" against Kamailio, rtpengine and baresip', () => {
+  test.describe.configure({ mode: 'serial', timeout: 120_000 });
+  test.skip(!existsSync(join(DIST, 'sip', 'index.html')), 'no SIP build: scripts/build-widget --sip');
+
+  test.beforeAll(async () => {
+    test.setTimeout(90_000);
+    rmSync(OUT, { recursive: true, force: true });
+    mkdirSync(OUT, { recursive: true });
+    rigStarting = true;
+    const started = await run(RIG, ['start'], { env: ENV, timeout: 60_000 });
+    rig = Object.fromEntries(started.stdout.trim().split('\n').map((l) => l.split(/=(.*)/s).slice(0, 2)));
+    await run('sox', ['-q', '-n', '-r', '48000', '-c', '1', '-b', '16', join(OUT, 'agent-tone.wav'), 'synth', '10', 'sine', String(AGENT_HZ), 'vol', '0.5'], { timeout: 10_000 });
+
+    // The tenant's config.json: telephony at the rig; no audio processing (a steady tone fades).
+    cpSync(DIST, WIDGET_DIR, { recursive: true });
+    const config = JSON.parse(readFileSync(join(DIST, 'config.json'), 'utf8'));
+    config.ringTimeoutSeconds = 60;
+    config.telephony = { mode: 'sip', sip: { wsUri: rig.SIP_WS_URI, domain: rig.SIP_DOMAIN, credentialsUrl: '/api/sip/credentials', dtmf: 'rfc4733', audioProcessing: false } };
+    writeFileSync(join(WIDGET_DIR, 'config.json'), JSON.stringify(config, null, 2));
+
+    hub = await start(RIG, ['exec', HUB_BIN, '--listen', `127.0.0.1:${HUB_PORT}`, '--static', WIDGET_DIR,
+      '--access-key', 'e2e-softphone-key-0123456789', '--sip-secret', SECRET, '--sip-credentials-ttl', '600'],
+    (l) => l.startsWith('listening on'), 'switchboard-hub');
+    ctrl = await start(RIG, ['exec', 'node', join(ROOT, 'tests/sip-rig/ctrl.mjs'), String(CTRL_PORT)],
+      (l) => l.includes('"connected":true'), 'baresip ctrl_tcp client');
+    ctrl.on('line', (line) => {
+      try { const m = JSON.parse(line); if (m.event) events.push(m); ctrl.emit('message', m); } catch { /* not JSON */ }
+    });
+    browser = await chromium.launch({
+      executablePath: join(RIG_DIR, 'bin/chromium'),
+      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+        '--disable-component-update', '--disable-sync',
+        '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
+        `--use-file-for-fake-audio-capture=${join(OUT, 'agent-tone.wav')}`,
+        '--autoplay-policy=no-user-gesture-required', '--allow-loopback-in-peer-connection'],
+    });
+  });
+
+  test.afterAll(async () => {
+    await browser?.close().catch(() => {});
+    ctrl?.stdin.end();
+    await stop(ctrl);
+    await stop(hub);
+    if (rigStarting) await run(RIG, ['stop'], { env: ENV, timeout: 30_000 }).catch((e) => console.error(`sip-rig stop: ${e}`));
+  });
+
+  test('baresip calls the agent: the dialog rings, Accept, audio both ways, keypad DTMF, Hold/Resume, Hang up, wrap-up', async () => {
+    const page = await agentPage('alice');
+    const before = recordings();
+    const seen = events.length;
+    const dialled = await phone('dial', `sip:alice@${rig.SIP_DOMAIN}`);
+    expect(dialled.ok, JSON.stringify(dialled)).toBeTruthy();
+
+    const dialog = page.getByRole('alertdialog', { name: /Incoming call/ });
+    await expect(dialog).toBeVisible({ timeout: 10_000 });
+    await expect(dialog).toContainText('customer');
+    await dialog.getByRole('button', { name: 'Accept' }).click();
+    await expect.poll(() => events.slice(seen).some((e) => e.type === 'CALL_ESTABLISHED'), { timeout: 10_000 }).toBe(true);
+    await expect(page.getByRole('button', { name: 'Hang up' })).toBeVisible();
+
+    await expectHearsCustomer(page, 'inbound call');
+
+    // baresip records what it hears until the first re-INVITE: let it take a few seconds first.
+    await page.waitForTimeout(4_000);
+    await page.getByRole('button', { name: 'Keypad' }).click();
+    const keypad = page.getByRole('group', { name: 'Keypad' });
+    for (const key of ['1', '5', '9', '#']) {
+      await keypad.getByRole('button', { name: key, exact: true }).click();
+      await page.waitForTimeout(250);
+    }
+    const digits = () => events.slice(seen).filter((e) => e.type === 'CALL_DTMF_START').map((e) => e.param).join('');
+    await expect.poll(digits, { timeout: 10_000, message: 'baresip reports every digit' }).toBe('159#');
+    await page.getByRole('button', { name: 'Keypad' }).click();
+
+    // Hold: re-INVITE a=sendonly; the far end answers recvonly, so its tone stops reaching the agent.
+    await page.getByRole('button', { name: 'Hold' }).click();
+    await expect(page.getByRole('button', { name: 'Resume' })).toBeVisible({ timeout: 10_000 });
+    const held = await settledLevels(page, (l) => l.customer < -70, 'silence on hold');
+    console.log(`on hold: the widget hears ${CUSTOMER_HZ} Hz at ${held.customer} dB`);
+    await page.getByRole('button', { name: 'Resume' }).click();
+    await expect(page.getByRole('button', { name: 'Hold' })).toBeVisible({ timeout: 10_000 });
+    await expectHearsCustomer(page, 'resumed');
+
+    // Hang up: BYE to baresip; wrap-up as in hub mode.
+    await page.getByRole('button', { name: 'Hang up' }).click();
+    await expect.poll(() => events.slice(seen).some((e) => e.type === 'CALL_CLOSED'), { timeout: 10_000 }).toBe(true);
+    await expect(page.getByRole('heading', { name: /Wrap-up/ })).toBeVisible();
+    expect((await phone('listcalls')).data).toContain('Active calls (0)');
+    await expectRecordedAgent(before);
+    await page.close();
+  });
+
+  test('the agent dials baresip from the dial pad; baresip answers and hangs up', async () => {
+    const page = await agentPage('bob');
+    const before = recordings();
+    const seen = events.length;
+    await page.getByLabel('Phone number').fill('customer');
+    await page.getByRole('button', { name: 'Call', exact: true }).click();
+    await expect.poll(() => events.slice(seen).some((e) => e.type === 'CALL_INCOMING'), { timeout: 10_000 }).toBe(true);
+    expect((await phone('accept')).ok).toBeTruthy();
+    await expect(page.getByRole('button', { name: 'Hang up' })).toBeVisible();
+    await expectHearsCustomer(page, 'outbound call');
+    await page.waitForTimeout(3_000);
+    expect((await phone('hangup')).ok).toBeTruthy();
+    await expect(page.getByRole('heading', { name: /Wrap-up/ })).toBeVisible({ timeout: 10_000 });
+    await expectRecordedAgent(before);
+    await page.close();
+  });
+
+  test('the caller hangs up while it rings (CANCEL): the dialog goes', async () => {
+    const page = await agentPage('carol');
+    await phone('dial', `sip:carol@${rig.SIP_DOMAIN}`);
+    const dialog = page.getByRole('alertdialog', { name: /Incoming call/ });
+    await expect(dialog).toBeVisible({ timeout: 10_000 });
+    expect((await phone('hangup')).ok).toBeTruthy();
+    await expect(dialog).toBeHidden({ timeout: 10_000 });
+    await page.close();
+  });
+
+  test('microphone denied: a clear message, and the call is not answered', async () => {
+    // The rig's Chromium grants the microphone (--use-fake-ui-for-media-stream); here getUserMedia
+    // fails as Chrome fails it for a blocked site: a NotAllowedError.
+    const page = await browser.newPage();
+    await page.addInitScript(() => {
+      navigator.mediaDevices.getUserMedia = () => Promise.reject(new DOMException('Permission denied', 'NotAllowedError'));
+    });
+    await page.goto(`http://127.0.0.1:${HUB_PORT}/?user=dave`);
+    await expect(page.getByText('Phone line: ready')).toBeVisible({ timeout: 15_000 });
+    const seen = events.length;
+    await phone('dial', `sip:dave@${rig.SIP_DOMAIN}`);
+    const dialog = page.getByRole('alertdialog', { name: /Incoming call/ });
+    await expect(dialog).toBeVisible({ timeout: 10_000 });
+    await dialog.getByRole('button', { name: 'Accept' }).click();
+    await expect(page.getByText(/The microphone is blocked, so the call was not answered/)).toBeVisible({ timeout: 10_000 });
+    await expect(dialog).toBeVisible();
+    await page.waitForTimeout(1_000);
+    expect(events.slice(seen).some((e) => e.type === 'CALL_ESTABLISHED')).toBe(false);
+    await phone('hangup');
+    await expect(dialog).toBeHidden({ timeout: 10_000 });
+    await page.close();
+  });
+
+  test('wrong credentials: the line says the server refused them and keeps retrying with backoff', async () => {
+    const page = await browser.newPage();
+    let asked = 0;
+    await page.route('**/api/sip/credentials', (route) => {
+      asked += 1;
+      const expiry = Math.floor(Date.now() / 1000) + 600;
+      route.fulfill({ json: { username: `${expiry}:erin`, password: 'not-the-hmac', expiresOn: expiry, iceServers: [] } });
+    });
+    await page.goto(`http://127.0.0.1:${HUB_PORT}/?user=erin`);
+    await expect(page.getByText(/Phone line: not connected \(the phone server refused the sign-in, code 401\)\. Next attempt in \d+ s\./))
+      .toBeVisible({ timeout: 15_000 });
+    // It tries again by itself (fresh credentials each time), never faster than the backoff.
+    await expect.poll(() => asked, { timeout: 15_000 }).toBeGreaterThanOrEqual(2);
+    await expect(page.getByRole('status')).toHaveText(/Connected/); // the hub connection is not affected
+    await page.close();
+  });
+});
