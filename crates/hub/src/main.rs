@@ -47,6 +47,15 @@ struct Cli {
     /// client id, v1 tokens its `api://` URI). Required with --oidc-authority.
     #[arg(long, value_name = "AUD")]
     oidc_audience: Vec<String>,
+    /// The hub API's application (client) id in Entra ID: accepted as `aud`, as is its default
+    /// App ID URI `api://CLIENT_ID` (v2 tokens carry the GUID, v1 tokens the URI).
+    #[arg(long, value_name = "GUID")]
+    oidc_client_id: Option<String>,
+    /// Tenant (directory) id whose tokens are accepted (repeat for several). Required with a
+    /// multi-tenant authority (`/organizations`, `/common`): the issuer's `{tenantid}` is the
+    /// token's `tid`, which must be listed.
+    #[arg(long, value_name = "TENANT_ID")]
+    oidc_tenant: Vec<String>,
     /// Extra trusted certificate(s), PEM, for the authority's HTTPS (private or self-signed).
     #[arg(long, value_name = "PEM")]
     oidc_ca_file: Option<PathBuf>,
@@ -221,8 +230,15 @@ async fn main() -> std::process::ExitCode {
 
 fn oidc_config(cli: &Cli) -> Result<Option<switchboard_hub::oidc::OidcConfig>, String> {
     let Some(authority) = &cli.oidc_authority else {
-        if !cli.oidc_audience.is_empty() || cli.oidc_ca_file.is_some() {
-            return Err("--oidc-audience and --oidc-ca-file need --oidc-authority".into());
+        if !cli.oidc_audience.is_empty()
+            || cli.oidc_ca_file.is_some()
+            || cli.oidc_client_id.is_some()
+            || !cli.oidc_tenant.is_empty()
+        {
+            return Err(
+                "--oidc-audience, --oidc-client-id, --oidc-tenant and --oidc-ca-file need --oidc-authority"
+                    .into(),
+            );
         }
         return Ok(None);
     };
@@ -231,18 +247,49 @@ fn oidc_config(cli: &Cli) -> Result<Option<switchboard_hub::oidc::OidcConfig>, S
             "--oidc-authority {authority}: must be an https URL (MSAL.js refuses http authorities too)"
         ));
     }
-    let audiences: Vec<String> = cli
+    let mut audiences: Vec<String> = cli
         .oidc_audience
         .iter()
         .filter(|a| !a.trim().is_empty())
         .cloned()
         .collect();
+    if let Some(client_id) = cli.oidc_client_id.as_deref().map(str::trim) {
+        if client_id.is_empty() {
+            return Err("--oidc-client-id: empty".into());
+        }
+        for aud in [client_id.to_owned(), format!("api://{client_id}")] {
+            if !audiences.contains(&aud) {
+                audiences.push(aud);
+            }
+        }
+    }
     if audiences.is_empty() {
         return Err(
-            "--oidc-authority needs --oidc-audience AUD (the hub API's application id URI or client id)".into(),
+            "--oidc-authority needs --oidc-client-id GUID or --oidc-audience AUD (the hub API's client id or application id URI)".into(),
         );
     }
+    let tenants: Vec<String> = cli
+        .oidc_tenant
+        .iter()
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
+        .collect();
+    let path = authority.trim_end_matches('/').to_ascii_lowercase();
+    let multi_tenant = [
+        "/organizations",
+        "/common",
+        "/organizations/v2.0",
+        "/common/v2.0",
+    ]
+    .iter()
+    .any(|suffix| path.ends_with(suffix));
+    if multi_tenant && tenants.is_empty() {
+        return Err(format!(
+            "--oidc-authority {authority} is multi-tenant: list the accepted tenants with --oidc-tenant TENANT_ID"
+        ));
+    }
     let mut config = switchboard_hub::oidc::OidcConfig::new(authority.clone(), audiences);
+    config.tenants = tenants;
     if let Some(file) = &cli.oidc_ca_file {
         config.extra_ca_pem = Some(
             std::fs::read(file).map_err(|e| format!("--oidc-ca-file {}: {e}", file.display()))?,
