@@ -26,6 +26,7 @@ pub mod hub;
 pub mod limits;
 pub mod metrics;
 pub mod numbers;
+pub mod observe;
 pub mod oidc;
 pub mod quota;
 pub mod registry;

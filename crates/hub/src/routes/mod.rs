@@ -191,7 +191,8 @@ pub fn router(hub: Arc<Hub>) -> Router {
             post(adaptor::send_message_to_user),
         )
         .route("/api/calls/{call_id}", get(adaptor::get_call))
-        .merge(service::rest_routes());
+        .merge(service::rest_routes())
+        .layer(axum::middleware::from_fn(crate::observe::time_sends));
 
     let mut app = Router::new()
         .without_v07_checks()
@@ -199,6 +200,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .merge(server)
         .merge(simulator::routes())
         .merge(hosts::routes())
+        .merge(crate::observe::routes())
         .merge(crate::graph::router(&hub.config().graph.base_path))
         .route("/healthz", get(|| async { "ok" }));
 
