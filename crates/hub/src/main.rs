@@ -74,6 +74,15 @@ struct Cli {
     /// same ephemeral credentials).
     #[arg(long, value_name = "URL")]
     sip_ice_server: Vec<String>,
+    /// An origin allowed to frame the widget (the CRM, e.g. `https://contoso.crm.dynamics.com`;
+    /// repeat for several). Goes into the Content-Security-Policy `frame-ancestors` of the
+    /// `--static` pages (and their `script-src`, for the CRM's host library).
+    #[arg(long, value_name = "ORIGIN")]
+    frame_ancestor: Vec<String>,
+    /// An extra origin the widget's pages may connect to (CSP `connect-src`; e.g. the SIP
+    /// WebSocket when config.json does not name it); repeat for several.
+    #[arg(long, value_name = "ORIGIN")]
+    connect_src: Vec<String>,
     /// Log lines as text (default) or JSON objects, one a line (`json`: for log collectors).
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -151,6 +160,20 @@ async fn main() -> std::process::ExitCode {
     config.calls.far_end_ring_timeout = Duration::from_millis(cli.far_end_ring_timeout);
     config.calls.answer_delay = Duration::from_millis(cli.far_end_answer_delay);
     config.widget_config = cli.widget_config.clone();
+    for (flag, values) in [
+        ("--frame-ancestor", &cli.frame_ancestor),
+        ("--connect-src", &cli.connect_src),
+    ] {
+        if let Some(bad) = values
+            .iter()
+            .find(|v| !switchboard_hub::csp::valid_origin(v))
+        {
+            eprintln!("error: {flag} {bad}: not an origin (https://host[:port])");
+            return std::process::ExitCode::from(2);
+        }
+    }
+    config.frame_ancestors = cli.frame_ancestor.clone();
+    config.connect_src = cli.connect_src.clone();
     for (name, rate) in [
         (
             "--negotiates-per-second-per-address",

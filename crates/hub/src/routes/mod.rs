@@ -213,7 +213,13 @@ pub fn router(hub: Arc<Hub>) -> Router {
     app = match &hub.config().static_dir {
         Some(dir) => {
             let index = dir.join("index.html");
-            app.fallback_service(ServeDir::new(dir).fallback(ServeFile::new(index)))
+            let files: Router = Router::new()
+                .fallback_service(ServeDir::new(dir).fallback(ServeFile::new(index)))
+                .layer(axum::middleware::from_fn_with_state(
+                    Arc::new(crate::csp::widget_headers(&hub)),
+                    crate::csp::apply,
+                ));
+            app.fallback_service(files)
         }
         None => app
             .route("/", get(landing))
