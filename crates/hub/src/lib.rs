@@ -23,6 +23,7 @@ pub mod calls;
 pub mod connection;
 pub mod csp;
 pub mod graph;
+pub mod guard;
 pub mod hub;
 pub mod limits;
 pub mod metrics;
@@ -87,6 +88,9 @@ pub struct HubConfig {
     /// Origins allowed to frame the widget's pages (`--frame-ancestor`, besides `'self'`;
     /// [`csp`]).
     pub frame_ancestors: Vec<String>,
+    /// Browser origins allowed to call the hub besides its own and the frame ancestors
+    /// (`--allowed-origin`; [`guard`]).
+    pub allowed_origins: Vec<String>,
     /// Extra `connect-src` origins of the widget's pages (`--connect-src`; [`csp`]).
     pub connect_src: Vec<String>,
     /// The address the hub listens on (set by [`serve`]).
@@ -113,6 +117,7 @@ impl HubConfig {
             quotas: quota::QuotaConfig::default(),
             frame_ancestors: Vec::new(),
             connect_src: Vec::new(),
+            allowed_origins: Vec::new(),
             listen_addr: None,
         }
     }

@@ -79,6 +79,11 @@ struct Cli {
     /// `--static` pages (and their `script-src`, for the CRM's host library).
     #[arg(long, value_name = "ORIGIN")]
     frame_ancestor: Vec<String>,
+    /// A browser origin allowed to call the hub (CORS and the WebSocket `Origin` check), besides
+    /// the hub's own origin and the --frame-ancestor origins; repeat for several (e.g. the
+    /// origin of a widget hosted elsewhere). Dev mode on loopback allows every origin.
+    #[arg(long, value_name = "ORIGIN")]
+    allowed_origin: Vec<String>,
     /// An extra origin the widget's pages may connect to (CSP `connect-src`; e.g. the SIP
     /// WebSocket when config.json does not name it); repeat for several.
     #[arg(long, value_name = "ORIGIN")]
@@ -163,6 +168,7 @@ async fn main() -> std::process::ExitCode {
     for (flag, values) in [
         ("--frame-ancestor", &cli.frame_ancestor),
         ("--connect-src", &cli.connect_src),
+        ("--allowed-origin", &cli.allowed_origin),
     ] {
         if let Some(bad) = values
             .iter()
@@ -174,6 +180,7 @@ async fn main() -> std::process::ExitCode {
     }
     config.frame_ancestors = cli.frame_ancestor.clone();
     config.connect_src = cli.connect_src.clone();
+    config.allowed_origins = cli.allowed_origin.clone();
     for (name, rate) in [
         (
             "--negotiates-per-second-per-address",
@@ -217,6 +224,14 @@ async fn main() -> std::process::ExitCode {
     }
     config.dev_auth_with_oidc = cli.dev_auth.as_deref() == Some("on");
     let dev_on = config.oidc.is_none() || config.dev_auth_with_oidc;
+    let loopback = listens_on_loopback(&cli.listen);
+    if dev_on && !loopback && cli.dev_auth.as_deref() != Some("on") {
+        eprintln!(
+            "error: dev mode (no --oidc-authority) on {}, which is not a loopback address: anyone who reaches it could sign in as anyone. Configure --oidc-authority, listen on 127.0.0.1, or say --dev-auth on to accept the risk",
+            cli.listen
+        );
+        return std::process::ExitCode::from(2);
+    }
     let sip_on = config.sip.is_some();
 
     let running = match switchboard_hub::start(&cli.listen, config).await {
@@ -244,6 +259,12 @@ async fn main() -> std::process::ExitCode {
         if let Some(oidc) = &oidc_summary {
             let _ = writeln!(out, "sign-in: OIDC access tokens of {oidc}");
         }
+        if dev_on && !loopback {
+            let _ = writeln!(
+                out,
+                "WARNING: DEV MODE ON A NETWORK ADDRESS (--dev-auth on): every host that reaches {base} can sign in as any user."
+            );
+        }
         if dev_on {
             let _ = writeln!(
                 out,
@@ -262,6 +283,18 @@ async fn main() -> std::process::ExitCode {
     tracing::info!("shutting down");
     running.shutdown(Duration::from_secs(3)).await;
     std::process::ExitCode::SUCCESS
+}
+
+/// Whether every address `listen` resolves to is a loopback address.
+fn listens_on_loopback(listen: &str) -> bool {
+    use std::net::ToSocketAddrs;
+    match listen.to_socket_addrs() {
+        Ok(addrs) => {
+            let addrs: Vec<_> = addrs.collect();
+            !addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback())
+        }
+        Err(_) => false,
+    }
 }
 
 fn oidc_config(cli: &Cli) -> Result<Option<switchboard_hub::oidc::OidcConfig>, String> {
