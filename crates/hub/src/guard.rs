@@ -136,11 +136,11 @@ pub async fn dev_hooks(State(hub): State<Arc<Hub>>, request: Request, next: Next
         let addr = request
             .extensions()
             .get::<axum::extract::ConnectInfo<crate::quota::ClientAddr>>();
-        let code = request.uri().query().and_then(|q| {
-            q.split('&')
-                .find_map(|kv| kv.strip_prefix("code="))
-                .map(str::to_owned)
-        });
+        let code = axum::extract::Query::<std::collections::HashMap<String, String>>::try_from_uri(
+            request.uri(),
+        )
+        .ok()
+        .and_then(|q| q.0.get("code").cloned());
         if !crate::observe::is_direct_loopback(addr, request.headers())
             && !crate::observe::has_access_key(&hub, request.headers(), code.as_deref())
         {
