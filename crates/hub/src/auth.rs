@@ -56,6 +56,9 @@ pub enum AuthError {
     /// `iss` is not the expected issuer.
     #[error("Invalid token: wrong issuer")]
     WrongIssuer,
+    /// The token's tenant (`tid`) is not one the hub accepts (`--oidc-tenant`).
+    #[error("Invalid token: {0}")]
+    TenantNotAllowed(String),
     /// `aud` is not what this endpoint expects.
     #[error("Invalid token: audience does not match {0}")]
     WrongAudience(String),

@@ -21,11 +21,14 @@
 pub mod auth;
 pub mod calls;
 pub mod connection;
+pub mod csp;
 pub mod graph;
+pub mod guard;
 pub mod hub;
 pub mod limits;
 pub mod metrics;
 pub mod numbers;
+pub mod observe;
 pub mod oidc;
 pub mod quota;
 pub mod registry;
@@ -82,6 +85,16 @@ pub struct HubConfig {
     pub sip: Option<routes::sip::SipConfig>,
     /// Quotas per user and per address ([`quota`]).
     pub quotas: quota::QuotaConfig,
+    /// Origins allowed to frame the widget's pages (`--frame-ancestor`, besides `'self'`;
+    /// [`csp`]).
+    pub frame_ancestors: Vec<String>,
+    /// Browser origins allowed to call the hub besides its own and the frame ancestors
+    /// (`--allowed-origin`; [`guard`]).
+    pub allowed_origins: Vec<String>,
+    /// Extra `connect-src` origins of the widget's pages (`--connect-src`; [`csp`]).
+    pub connect_src: Vec<String>,
+    /// The address the hub listens on (set by [`serve`]).
+    pub listen_addr: Option<SocketAddr>,
 }
 
 impl HubConfig {
@@ -102,6 +115,10 @@ impl HubConfig {
             widget_config: None,
             sip: None,
             quotas: quota::QuotaConfig::default(),
+            frame_ancestors: Vec::new(),
+            connect_src: Vec::new(),
+            allowed_origins: Vec::new(),
+            listen_addr: None,
         }
     }
 }
@@ -151,8 +168,9 @@ impl RunningHub {
 /// Serves a hub on an already bound listener (its local address is `RunningHub::addr`).
 ///
 /// Fails when the OIDC configuration cannot be used (an unreadable CA file).
-pub fn serve(listener: TcpListener, config: HubConfig) -> std::io::Result<RunningHub> {
+pub fn serve(listener: TcpListener, mut config: HubConfig) -> std::io::Result<RunningHub> {
     let addr = listener.local_addr()?;
+    config.listen_addr = Some(addr);
     let listener = quota::LimitedListener::new(listener, config.quotas.connections_per_address);
     let hub = Hub::try_new(config).map_err(std::io::Error::other)?;
     let app = routes::app(hub.clone());

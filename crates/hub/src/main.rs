@@ -47,6 +47,15 @@ struct Cli {
     /// client id, v1 tokens its `api://` URI). Required with --oidc-authority.
     #[arg(long, value_name = "AUD")]
     oidc_audience: Vec<String>,
+    /// The hub API's application (client) id in Entra ID: accepted as `aud`, as is its default
+    /// App ID URI `api://CLIENT_ID` (v2 tokens carry the GUID, v1 tokens the URI).
+    #[arg(long, value_name = "GUID")]
+    oidc_client_id: Option<String>,
+    /// Tenant (directory) id whose tokens are accepted (repeat for several). Required with a
+    /// multi-tenant authority (`/organizations`, `/common`): the issuer's `{tenantid}` is the
+    /// token's `tid`, which must be listed.
+    #[arg(long, value_name = "TENANT_ID")]
+    oidc_tenant: Vec<String>,
     /// Extra trusted certificate(s), PEM, for the authority's HTTPS (private or self-signed).
     #[arg(long, value_name = "PEM")]
     oidc_ca_file: Option<PathBuf>,
@@ -65,6 +74,23 @@ struct Cli {
     /// same ephemeral credentials).
     #[arg(long, value_name = "URL")]
     sip_ice_server: Vec<String>,
+    /// An origin allowed to frame the widget (the CRM, e.g. `https://contoso.crm.dynamics.com`;
+    /// repeat for several). Goes into the Content-Security-Policy `frame-ancestors` of the
+    /// `--static` pages (and their `script-src`, for the CRM's host library).
+    #[arg(long, value_name = "ORIGIN")]
+    frame_ancestor: Vec<String>,
+    /// A browser origin allowed to call the hub (CORS and the WebSocket `Origin` check), besides
+    /// the hub's own origin and the --frame-ancestor origins; repeat for several (e.g. the
+    /// origin of a widget hosted elsewhere). Dev mode on loopback allows every origin.
+    #[arg(long, value_name = "ORIGIN")]
+    allowed_origin: Vec<String>,
+    /// An extra origin the widget's pages may connect to (CSP `connect-src`; e.g. the SIP
+    /// WebSocket when config.json does not name it); repeat for several.
+    #[arg(long, value_name = "ORIGIN")]
+    connect_src: Vec<String>,
+    /// Log lines as text (default) or JSON objects, one a line (`json`: for log collectors).
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
     /// Quota: TCP connections open at once from one IP address (429 beyond).
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     max_connections_per_address: u64,
@@ -90,14 +116,24 @@ fn parse_region(value: &str) -> Result<String, String> {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,tower_http=info".into()),
-        )
-        .init();
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| "info,tower_http=info".into())
+    };
+    if cli.log_format == "json" {
+        tracing_subscriber::fmt()
+            .json()
+            .with_current_span(false)
+            .with_writer(std::io::stderr)
+            .with_env_filter(filter())
+            .init();
+    } else {
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_env_filter(filter())
+            .init();
+    }
 
     if let Some(dir) = &cli.static_dir
         && !dir.join("index.html").is_file()
@@ -129,6 +165,22 @@ async fn main() -> std::process::ExitCode {
     config.calls.far_end_ring_timeout = Duration::from_millis(cli.far_end_ring_timeout);
     config.calls.answer_delay = Duration::from_millis(cli.far_end_answer_delay);
     config.widget_config = cli.widget_config.clone();
+    for (flag, values) in [
+        ("--frame-ancestor", &cli.frame_ancestor),
+        ("--connect-src", &cli.connect_src),
+        ("--allowed-origin", &cli.allowed_origin),
+    ] {
+        if let Some(bad) = values
+            .iter()
+            .find(|v| !switchboard_hub::csp::valid_origin(v))
+        {
+            eprintln!("error: {flag} {bad}: not an origin (https://host[:port])");
+            return std::process::ExitCode::from(2);
+        }
+    }
+    config.frame_ancestors = cli.frame_ancestor.clone();
+    config.connect_src = cli.connect_src.clone();
+    config.allowed_origins = cli.allowed_origin.clone();
     for (name, rate) in [
         (
             "--negotiates-per-second-per-address",
@@ -172,6 +224,14 @@ async fn main() -> std::process::ExitCode {
     }
     config.dev_auth_with_oidc = cli.dev_auth.as_deref() == Some("on");
     let dev_on = config.oidc.is_none() || config.dev_auth_with_oidc;
+    let loopback = listens_on_loopback(&cli.listen);
+    if dev_on && !loopback && cli.dev_auth.as_deref() != Some("on") {
+        eprintln!(
+            "error: dev mode (no --oidc-authority) on {}, which is not a loopback address: anyone who reaches it could sign in as anyone. Configure --oidc-authority, listen on 127.0.0.1, or say --dev-auth on to accept the risk",
+            cli.listen
+        );
+        return std::process::ExitCode::from(2);
+    }
     let sip_on = config.sip.is_some();
 
     let running = match switchboard_hub::start(&cli.listen, config).await {
@@ -199,6 +259,12 @@ async fn main() -> std::process::ExitCode {
         if let Some(oidc) = &oidc_summary {
             let _ = writeln!(out, "sign-in: OIDC access tokens of {oidc}");
         }
+        if dev_on && !loopback {
+            let _ = writeln!(
+                out,
+                "WARNING: DEV MODE ON A NETWORK ADDRESS (--dev-auth on): every host that reaches {base} can sign in as any user."
+            );
+        }
         if dev_on {
             let _ = writeln!(
                 out,
@@ -219,10 +285,29 @@ async fn main() -> std::process::ExitCode {
     std::process::ExitCode::SUCCESS
 }
 
+/// Whether every address `listen` resolves to is a loopback address.
+fn listens_on_loopback(listen: &str) -> bool {
+    use std::net::ToSocketAddrs;
+    match listen.to_socket_addrs() {
+        Ok(addrs) => {
+            let addrs: Vec<_> = addrs.collect();
+            !addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback())
+        }
+        Err(_) => false,
+    }
+}
+
 fn oidc_config(cli: &Cli) -> Result<Option<switchboard_hub::oidc::OidcConfig>, String> {
     let Some(authority) = &cli.oidc_authority else {
-        if !cli.oidc_audience.is_empty() || cli.oidc_ca_file.is_some() {
-            return Err("--oidc-audience and --oidc-ca-file need --oidc-authority".into());
+        if !cli.oidc_audience.is_empty()
+            || cli.oidc_ca_file.is_some()
+            || cli.oidc_client_id.is_some()
+            || !cli.oidc_tenant.is_empty()
+        {
+            return Err(
+                "--oidc-audience, --oidc-client-id, --oidc-tenant and --oidc-ca-file need --oidc-authority"
+                    .into(),
+            );
         }
         return Ok(None);
     };
@@ -231,18 +316,49 @@ fn oidc_config(cli: &Cli) -> Result<Option<switchboard_hub::oidc::OidcConfig>, S
             "--oidc-authority {authority}: must be an https URL (MSAL.js refuses http authorities too)"
         ));
     }
-    let audiences: Vec<String> = cli
+    let mut audiences: Vec<String> = cli
         .oidc_audience
         .iter()
         .filter(|a| !a.trim().is_empty())
         .cloned()
         .collect();
+    if let Some(client_id) = cli.oidc_client_id.as_deref().map(str::trim) {
+        if client_id.is_empty() {
+            return Err("--oidc-client-id: empty".into());
+        }
+        for aud in [client_id.to_owned(), format!("api://{client_id}")] {
+            if !audiences.contains(&aud) {
+                audiences.push(aud);
+            }
+        }
+    }
     if audiences.is_empty() {
         return Err(
-            "--oidc-authority needs --oidc-audience AUD (the hub API's application id URI or client id)".into(),
+            "--oidc-authority needs --oidc-client-id GUID or --oidc-audience AUD (the hub API's client id or application id URI)".into(),
         );
     }
+    let tenants: Vec<String> = cli
+        .oidc_tenant
+        .iter()
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
+        .collect();
+    let path = authority.trim_end_matches('/').to_ascii_lowercase();
+    let multi_tenant = [
+        "/organizations",
+        "/common",
+        "/organizations/v2.0",
+        "/common/v2.0",
+    ]
+    .iter()
+    .any(|suffix| path.ends_with(suffix));
+    if multi_tenant && tenants.is_empty() {
+        return Err(format!(
+            "--oidc-authority {authority} is multi-tenant: list the accepted tenants with --oidc-tenant TENANT_ID"
+        ));
+    }
     let mut config = switchboard_hub::oidc::OidcConfig::new(authority.clone(), audiences);
+    config.tenants = tenants;
     if let Some(file) = &cli.oidc_ca_file {
         config.extra_ca_pem = Some(
             std::fs::read(file).map_err(|e| format!("--oidc-ca-file {}: {e}", file.display()))?,

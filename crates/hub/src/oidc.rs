@@ -7,8 +7,15 @@
 //! 2. keys: `GET {jwks_uri}` gives the signing keys, cached. A token whose `kid` is not in the
 //!    cache makes the hub fetch the JWKS again (key rotation), at most once per
 //!    [`OidcConfig::min_refresh_interval`], so a flood of forged `kid`s cannot hammer the IdP;
-//! 3. checks: RS256 signature, `iss` = the discovered issuer, `aud` one of the configured
+//! 3. checks: RS256 signature, `iss` one of [`accepted_issuers`], `aud` one of the configured
 //!    audiences, `exp`/`nbf` with [`LEEWAY_SECS`] of leeway. The user id is `oid`, else `sub`.
+//!
+//! Entra ID (see `docs/entra-id.md`): an API whose registration keeps the default
+//! `accessTokenAcceptedVersion` gets v1 tokens (`iss` `https://sts.windows.net/{tid}/`) while v2
+//! discovery says `https://login.microsoftonline.com/{tid}/v2.0`: both forms are accepted for
+//! the same tenant. A multi-tenant authority (`/organizations`, `/common`) discovers an issuer
+//! with a `{tenantid}` placeholder: it is replaced by the token's `tid`, which must be one of
+//! [`OidcConfig::tenants`] (no tenant list: every multi-tenant token is refused).
 //!
 //! HTTPS goes through rustls with the Web PKI roots plus, for tests and private IdPs, the
 //! certificates of [`OidcConfig::extra_ca_pem`]. Nothing here logs a token.
@@ -32,6 +39,10 @@ pub struct OidcConfig {
     /// Accepted `aud` values (at least one): the hub API's application id URI or client id,
     /// e.g. `api://switchboard` (Entra ID v2 tokens carry the client id GUID).
     pub audiences: Vec<String>,
+    /// Tenants (`tid`, Entra ID directory ids) whose tokens are accepted (`--oidc-tenant`).
+    /// Required with a multi-tenant authority (its issuer has a `{tenantid}` placeholder); with
+    /// a single-tenant authority, when not empty, a token's `tid` must also be listed.
+    pub tenants: Vec<String>,
     /// Extra trusted certificates (PEM), for a private or self-signed IdP.
     pub extra_ca_pem: Option<Vec<u8>>,
     /// Least time between two JWKS fetches caused by an unknown `kid` (default 30 s).
@@ -46,6 +57,7 @@ impl OidcConfig {
         Self {
             authority: authority.into(),
             audiences,
+            tenants: Vec::new(),
             extra_ca_pem: None,
             min_refresh_interval: Duration::from_secs(30),
             http_timeout: Duration::from_secs(10),
@@ -87,6 +99,10 @@ impl std::fmt::Debug for OidcTokens {
 
 #[derive(Deserialize)]
 struct Claims {
+    #[serde(default)]
+    iss: Option<String>,
+    #[serde(default)]
+    tid: Option<String>,
     #[serde(default)]
     oid: Option<String>,
     #[serde(default)]
@@ -237,7 +253,7 @@ impl OidcTokens {
         }
         let (key, issuer) = self.key_for(header.kid.as_deref()).await?;
         let mut validation = Validation::new(Algorithm::RS256);
-        validation.set_issuer(&[issuer.as_str()]);
+        // `iss` is checked below, against the discovered issuer's accepted forms.
         validation.set_audience(&self.config.audiences);
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
         validation.leeway = LEEWAY_SECS;
@@ -251,8 +267,80 @@ impl OidcTokens {
             ErrorKind::InvalidIssuer => AuthError::WrongIssuer,
             _ => AuthError::from_jwt(&e),
         })?;
-        UserIdentity::from_claims(data.claims.oid, data.claims.sub)
+        let claims = data.claims;
+        let accepted = accepted_issuers(&issuer, claims.tid.as_deref(), &self.config.tenants)?;
+        let iss = claims.iss.as_deref().unwrap_or_default();
+        if !accepted.iter().any(|a| a == iss) {
+            return Err(AuthError::WrongIssuer);
+        }
+        UserIdentity::from_claims(claims.oid, claims.sub)
     }
+}
+
+/// The Entra ID v1 token issuer host (`https://sts.windows.net/{tid}/`).
+const ENTRA_V1: &str = "https://sts.windows.net/";
+/// The Entra ID v2 token issuer host (`https://login.microsoftonline.com/{tid}/v2.0`).
+const ENTRA_V2: &str = "https://login.microsoftonline.com/";
+
+/// The `iss` values accepted for a token whose `tid` claim is `tid`, given the issuer the
+/// authority's discovery document announced and the tenant allow-list:
+///
+/// - `{tenantid}` in the discovered issuer (multi-tenant Entra authority) is replaced by `tid`,
+///   which must be in `tenants` (compared without regard to case);
+/// - otherwise, when `tenants` is not empty and the token has a `tid`, it must be listed;
+/// - an Entra issuer is accepted in both forms for the same tenant: v1
+///   `https://sts.windows.net/{tid}/` and v2 `https://login.microsoftonline.com/{tid}/v2.0`.
+///
+/// Any other issuer is accepted exactly as discovered.
+pub fn accepted_issuers(
+    discovered: &str,
+    tid: Option<&str>,
+    tenants: &[String],
+) -> Result<Vec<String>, AuthError> {
+    let listed = |tid: &str| tenants.iter().any(|t| t.eq_ignore_ascii_case(tid));
+    let expected = if discovered.contains("{tenantid}") {
+        let Some(tid) = tid.filter(|t| !t.is_empty()) else {
+            return Err(AuthError::TenantNotAllowed(
+                "no tid claim (the authority is multi-tenant)".into(),
+            ));
+        };
+        if tenants.is_empty() {
+            return Err(AuthError::TenantNotAllowed(format!(
+                "tenant {tid} is not allowed (the authority is multi-tenant and the hub has no --oidc-tenant)"
+            )));
+        }
+        if !listed(tid) || tid.contains('/') {
+            return Err(AuthError::TenantNotAllowed(format!(
+                "tenant {tid} is not allowed"
+            )));
+        }
+        discovered.replace("{tenantid}", tid)
+    } else {
+        if let Some(tid) = tid
+            && !tenants.is_empty()
+            && !listed(tid)
+        {
+            return Err(AuthError::TenantNotAllowed(format!(
+                "tenant {tid} is not allowed"
+            )));
+        }
+        discovered.to_owned()
+    };
+    let mut accepted = vec![expected.clone()];
+    if let Some(tenant) = expected
+        .strip_prefix(ENTRA_V2)
+        .and_then(|rest| rest.strip_suffix("/v2.0"))
+        .filter(|t| !t.is_empty() && !t.contains('/'))
+    {
+        accepted.push(format!("{ENTRA_V1}{tenant}/"));
+    } else if let Some(tenant) = expected
+        .strip_prefix(ENTRA_V1)
+        .map(|rest| rest.trim_end_matches('/'))
+        .filter(|t| !t.is_empty() && !t.contains('/'))
+    {
+        accepted.push(format!("{ENTRA_V2}{tenant}/v2.0"));
+    }
+    Ok(accepted)
 }
 
 /// The error and its sources, joined (reqwest's top-level text alone says little).
@@ -269,4 +357,37 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         depth += 1;
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TID: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+
+    #[test]
+    fn a_single_tenant_v2_issuer_also_accepts_the_v1_form() {
+        let v2 = format!("{ENTRA_V2}{TID}/v2.0");
+        let got = accepted_issuers(&v2, Some(TID), &[]).unwrap();
+        assert_eq!(got, vec![v2.clone(), format!("{ENTRA_V1}{TID}/")]);
+        let v1 = format!("{ENTRA_V1}{TID}/");
+        assert_eq!(accepted_issuers(&v1, None, &[]).unwrap(), vec![v1, v2]);
+    }
+
+    #[test]
+    fn a_multi_tenant_placeholder_needs_a_listed_tid() {
+        let d = format!("{ENTRA_V2}{{tenantid}}/v2.0");
+        let tenants = vec![TID.to_uppercase()];
+        let got = accepted_issuers(&d, Some(TID), &tenants).unwrap();
+        assert_eq!(got[0], format!("{ENTRA_V2}{TID}/v2.0"));
+        assert!(accepted_issuers(&d, Some("other"), &tenants).is_err());
+        assert!(accepted_issuers(&d, None, &tenants).is_err());
+        assert!(accepted_issuers(&d, Some(TID), &[]).is_err());
+    }
+
+    #[test]
+    fn other_issuers_are_exact() {
+        let got = accepted_issuers("https://idp.example/realm", Some("x"), &[]).unwrap();
+        assert_eq!(got, vec!["https://idp.example/realm".to_owned()]);
+    }
 }

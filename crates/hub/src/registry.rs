@@ -499,6 +499,11 @@ impl CallRegistry {
         self.calls.get(call_id)
     }
 
+    /// The state of every call in the registry (any order).
+    pub fn states(&self) -> impl Iterator<Item = State> + '_ {
+        self.calls.values().map(|c| c.state)
+    }
+
     /// Up to `limit` calls, newest first.
     pub fn newest(&self, limit: usize) -> Vec<Call> {
         self.order

@@ -64,7 +64,9 @@ function stop(child) {
 
 const startHub = (port = HUB_PORT, extra = []) => start(HUB_BIN, ['--listen', `127.0.0.1:${port}`, '--static', DIST,
   '--config', join(dir, 'config.json'), '--access-key', 'e2e-msal-key-0123456789',
-  '--oidc-authority', ISSUER, '--oidc-audience', AUDIENCE, '--oidc-ca-file', join(dir, 'cert.pem'), ...extra],
+  '--oidc-authority', ISSUER, '--oidc-audience', AUDIENCE, '--oidc-ca-file', join(dir, 'cert.pem'),
+  // The CRM stand-in frames the widget from both host names (CSP frame-ancestors).
+  '--frame-ancestor', `http://127.0.0.1:${HOST_PORT}`, '--frame-ancestor', `http://localhost:${HOST_PORT}`, ...extra],
 'listening on', { RUST_LOG: 'warn' });
 
 // Playwright 1.65's own --disable-features list minus ThirdPartyStoragePartitioning.

@@ -37,6 +37,11 @@ pub async fn dev_token(State(hub): State<Arc<Hub>>, body: Bytes) -> Result<Json<
             "user must be 1 to 64 characters from A-Z a-z 0-9 . _ @ -",
         ));
     }
+    if hub.config().oidc.is_some() && crate::guard::looks_like_idp_id(&user) {
+        return Err(bad_request(
+            "user must not look like an identity provider's id (a GUID or a pairwise sub) while OIDC sign-in is on",
+        ));
+    }
     let token = dev.issue(&user, auth::unix_now());
     tracing::info!(%user, "dev token issued");
     Ok(Json(serde_json::to_value(token).expect("serialises")))

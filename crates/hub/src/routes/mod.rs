@@ -27,7 +27,7 @@ use axum::http::{StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
-use tower_http::cors::{AllowHeaders, AllowMethods, AllowOrigin, CorsLayer};
+use tower_http::cors::{AllowHeaders, AllowMethods, CorsLayer};
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::trace::TraceLayer;
 
@@ -147,8 +147,10 @@ pub fn app(
 pub fn router(hub: Arc<Hub>) -> Router {
     // Browser-facing routes may be called from a widget served on another origin (a CRM page):
     // any origin, with credentials (the official client sends `credentials: include`).
+    // Only allowed origins (crate::guard; dev mode on loopback: any, as before).
+    let origins = Arc::new(crate::guard::OriginPolicy::of(&hub));
     let cors = CorsLayer::new()
-        .allow_origin(AllowOrigin::mirror_request())
+        .allow_origin(crate::guard::cors_origin(origins.clone()))
         .allow_methods(AllowMethods::mirror_request())
         .allow_headers(AllowHeaders::mirror_request())
         .allow_credentials(true)
@@ -182,6 +184,10 @@ pub fn router(hub: Arc<Hub>) -> Router {
             hub.clone(),
             crate::quota::negotiate_guard,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            origins,
+            crate::guard::check_origin,
+        ))
         .layer(cors);
 
     let server = Router::new()
@@ -191,7 +197,8 @@ pub fn router(hub: Arc<Hub>) -> Router {
             post(adaptor::send_message_to_user),
         )
         .route("/api/calls/{call_id}", get(adaptor::get_call))
-        .merge(service::rest_routes());
+        .merge(service::rest_routes())
+        .layer(axum::middleware::from_fn(crate::observe::time_sends));
 
     let mut app = Router::new()
         .without_v07_checks()
@@ -199,6 +206,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .merge(server)
         .merge(simulator::routes())
         .merge(hosts::routes())
+        .merge(crate::observe::routes())
         .merge(crate::graph::router(&hub.config().graph.base_path))
         .route("/healthz", get(|| async { "ok" }));
 
@@ -211,14 +219,24 @@ pub fn router(hub: Arc<Hub>) -> Router {
     app = match &hub.config().static_dir {
         Some(dir) => {
             let index = dir.join("index.html");
-            app.fallback_service(ServeDir::new(dir).fallback(ServeFile::new(index)))
+            let files: Router = Router::new()
+                .fallback_service(ServeDir::new(dir).fallback(ServeFile::new(index)))
+                .layer(axum::middleware::from_fn_with_state(
+                    Arc::new(crate::csp::widget_headers(&hub)),
+                    crate::csp::apply,
+                ));
+            app.fallback_service(files)
         }
         None => app
             .route("/", get(landing))
             .fallback(|| async { ApiError::Json(StatusCode::NOT_FOUND, "Not found".into()) }),
     };
 
-    app.layer(DefaultBodyLimit::max(BODY_LIMIT))
+    app.layer(axum::middleware::from_fn_with_state(
+        hub.clone(),
+        crate::guard::dev_hooks,
+    ))
+    .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(crate::safety::catch_panic_layer())
         .layer(
             // Spans name the path only: queries may carry access tokens and keys.

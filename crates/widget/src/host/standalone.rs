@@ -61,7 +61,10 @@ impl Standalone {
         }
         let me = this.clone();
         let gesture = Closure::<dyn FnMut()>::new(move || me.clone().unlock()).into_js_value();
-        for event in ["pointerdown", "keydown"] {
+        // `click`, not `pointerdown`: unlocking removes the ringtone hint above the call area,
+        // and removing it between a press and its release would move the Accept button from
+        // under the pointer, so the agent's first click on Accept would be lost (issue 18).
+        for event in ["click", "keydown"] {
             let _ = call(
                 &window(),
                 "addEventListener",

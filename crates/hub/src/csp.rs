@@ -1,0 +1,287 @@
+//! Security headers of the widget's pages served with `--static` (issue 18, "Framing and
+//! headers for the widget's pages"); `docs/security-headers.md` gives the same headers for
+//! nginx and Azure Static Web Apps.
+//!
+//! Every static response gets `X-Content-Type-Options: nosniff` and `Referrer-Policy:
+//! no-referrer`; HTML responses also get the `Content-Security-Policy` of [`policy`]:
+//!
+//! - `frame-ancestors 'self'` plus the configured CRM origins (`--frame-ancestor`): a foreign page
+//!   cannot frame a signed-in softphone (clickjacking). In dev mode on a loopback address, any
+//!   `http://localhost:*` and `http://127.0.0.1:*` page may frame it too (the test suites' host
+//!   pages; CSP has no syntax for IPv6 literals);
+//! - `script-src 'self' 'wasm-unsafe-eval'`, the `sha256-` hash of each inline script of the
+//!   static directory's top-level HTML files (trunk's module loader in `index.html`, the MSAL
+//!   bridge pages), computed from the files at each request, and the frame ancestors (a CRM
+//!   host's library, e.g. Dynamics 365's `msdyn_ciLibrary.js`, is loaded from its origin);
+//!   no `'unsafe-inline'`, no `'unsafe-eval'`;
+//! - `connect-src 'self'`, the identity provider (`--oidc-authority`), Microsoft Graph, every
+//!   absolute URL's origin found in the widget's `config.json` (hub, authority, SIP WebSocket),
+//!   and `--connect-src` extras; `frame-src 'self'` and the same identity-provider origins
+//!   (MSAL's silent sign-in frame).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use base64::Engine;
+use sha2::{Digest, Sha256};
+
+/// Microsoft Graph (presence), always allowed in `connect-src`.
+pub const GRAPH_ORIGIN: &str = "https://graph.microsoft.com";
+
+/// What the policy is built from.
+#[derive(Debug, Clone)]
+pub struct WidgetHeaders {
+    /// The built widget (`--static`).
+    pub static_dir: PathBuf,
+    /// The widget configuration served at `/config.json` (`--config`, else the static one).
+    pub widget_config: PathBuf,
+    /// Extra `frame-ancestors` (and `script-src`) origins (`--frame-ancestor`).
+    pub frame_ancestors: Vec<String>,
+    /// Extra `connect-src` origins: the OIDC authority's, `--connect-src`.
+    pub connect_src: Vec<String>,
+    /// Dev mode on a loopback address: any loopback page may frame the widget.
+    pub dev_loopback: bool,
+}
+
+/// The policy inputs of a hub with a static directory (see [`crate::HubConfig`]).
+pub fn widget_headers(hub: &crate::Hub) -> WidgetHeaders {
+    let config = hub.config();
+    let static_dir = config.static_dir.clone().unwrap_or_default();
+    let widget_config = config
+        .widget_config
+        .clone()
+        .unwrap_or_else(|| static_dir.join("config.json"));
+    let mut connect_src = Vec::new();
+    if let Some(origin) = config.oidc.as_ref().and_then(|o| origin_of(&o.authority)) {
+        connect_src.push(origin);
+    }
+    for origin in &config.connect_src {
+        push_unique(&mut connect_src, origin.clone());
+    }
+    WidgetHeaders {
+        static_dir,
+        widget_config,
+        frame_ancestors: config.frame_ancestors.clone(),
+        connect_src,
+        dev_loopback: hub.dev_mode() && config.listen_addr.is_some_and(|a| a.ip().is_loopback()),
+    }
+}
+
+/// Whether `value` may stand in a CSP source list: `http(s)://host[:port]` or `ws(s)://…` (host
+/// may start with `*.`); keywords such as `'self'` are refused; no spaces, `;`, `,` or quotes.
+pub fn valid_origin(value: &str) -> bool {
+    let rest = ["https://", "http://", "wss://", "ws://"]
+        .iter()
+        .find_map(|scheme| value.strip_prefix(scheme));
+    match rest {
+        Some(host) => {
+            !host.is_empty()
+                && !host.contains('/')
+                && host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-.:*".contains(c))
+        }
+        None => false,
+    }
+}
+
+/// The origin (`scheme://host[:port]`) of an absolute http(s)/ws(s) URL.
+pub fn origin_of(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    if !matches!(scheme, "http" | "https" | "ws" | "wss") {
+        return None;
+    }
+    let host = rest.split(['/', '?', '#']).next()?;
+    let host = host.rsplit('@').next()?;
+    let origin = format!("{scheme}://{host}");
+    (!host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c)))
+    .then_some(origin)
+}
+
+/// `'sha256-…'` of every inline `<script>` (one without `src`) of `html`.
+pub fn inline_script_hashes(html: &str) -> Vec<String> {
+    let mut hashes = Vec::new();
+    let mut rest = html;
+    while let Some(start) = rest.find("<script") {
+        rest = &rest[start + "<script".len()..];
+        let Some(tag_end) = rest.find('>') else { break };
+        let attributes = &rest[..tag_end];
+        rest = &rest[tag_end + 1..];
+        let Some(close) = rest.find("</script>") else {
+            break;
+        };
+        let body = &rest[..close];
+        rest = &rest[close..];
+        if attributes.contains("src=") {
+            continue;
+        }
+        let digest = Sha256::digest(body.as_bytes());
+        hashes.push(format!(
+            "'sha256-{}'",
+            base64::engine::general_purpose::STANDARD.encode(digest)
+        ));
+    }
+    hashes
+}
+
+fn push_unique(list: &mut Vec<String>, item: String) {
+    if !list.contains(&item) {
+        list.push(item);
+    }
+}
+
+/// Origins of every absolute URL among the string values of a JSON document.
+fn json_origins(value: &serde_json::Value, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::String(s) => {
+            if let Some(origin) = origin_of(s) {
+                push_unique(out, origin);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| json_origins(v, out)),
+        serde_json::Value::Object(map) => map.values().for_each(|v| json_origins(v, out)),
+        _ => {}
+    }
+}
+
+fn top_level_html(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "html"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+/// The `Content-Security-Policy` value, from the files as they are now.
+pub fn policy(config: &WidgetHeaders) -> String {
+    let mut ancestors = vec!["'self'".to_owned()];
+    for origin in &config.frame_ancestors {
+        push_unique(&mut ancestors, origin.clone());
+    }
+    if config.dev_loopback {
+        for origin in ["http://localhost:*", "http://127.0.0.1:*"] {
+            push_unique(&mut ancestors, origin.to_owned());
+        }
+    }
+
+    let mut scripts = vec!["'self'".to_owned(), "'wasm-unsafe-eval'".to_owned()];
+    for file in top_level_html(&config.static_dir) {
+        if let Ok(html) = std::fs::read_to_string(&file) {
+            for hash in inline_script_hashes(&html) {
+                push_unique(&mut scripts, hash);
+            }
+        }
+    }
+    for origin in ancestors.iter().skip(1) {
+        push_unique(&mut scripts, origin.clone());
+    }
+
+    let mut idp = Vec::new();
+    for origin in &config.connect_src {
+        push_unique(&mut idp, origin.clone());
+    }
+    if let Ok(text) = std::fs::read(&config.widget_config)
+        && let Ok(json) = serde_json::from_slice::<serde_json::Value>(&text)
+    {
+        json_origins(&json, &mut idp);
+    }
+    let mut connect = vec!["'self'".to_owned()];
+    let mut frames = vec!["'self'".to_owned()];
+    for origin in &idp {
+        push_unique(&mut connect, origin.clone());
+        if origin.starts_with("http") {
+            push_unique(&mut frames, origin.clone());
+        }
+    }
+    push_unique(&mut connect, GRAPH_ORIGIN.to_owned());
+
+    [
+        "default-src 'self'".to_owned(),
+        format!("script-src {}", scripts.join(" ")),
+        "style-src 'self' 'unsafe-inline'".to_owned(),
+        "img-src 'self' data: blob:".to_owned(),
+        "media-src 'self' data: blob:".to_owned(),
+        "font-src 'self' data:".to_owned(),
+        "worker-src 'self' blob:".to_owned(),
+        format!("connect-src {}", connect.join(" ")),
+        format!("frame-src {}", frames.join(" ")),
+        format!("frame-ancestors {}", ancestors.join(" ")),
+        "object-src 'none'".to_owned(),
+        "base-uri 'self'".to_owned(),
+        "form-action 'self'".to_owned(),
+    ]
+    .join("; ")
+}
+
+/// Middleware of the static files: adds the headers of the module docs.
+pub async fn apply(
+    State(config): State<Arc<WidgetHeaders>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let mut response = next.run(request).await;
+    let html = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    if html {
+        let config = config.clone();
+        let policy = tokio::task::spawn_blocking(move || policy(&config))
+            .await
+            .unwrap_or_else(|_| "default-src 'self'; frame-ancestors 'self'".into());
+        if let Ok(value) = HeaderValue::from_str(&policy) {
+            headers.insert(header::CONTENT_SECURITY_POLICY, value);
+        }
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inline_scripts_are_hashed_and_external_ones_skipped() {
+        let html = "<script src=\"a.js\"></script><script type=\"module\">\nx()\n</script>";
+        let hashes = inline_script_hashes(html);
+        let digest = Sha256::digest(b"\nx()\n");
+        let expected = base64::engine::general_purpose::STANDARD.encode(digest);
+        assert_eq!(hashes, vec![format!("'sha256-{expected}'")]);
+    }
+
+    #[test]
+    fn origins() {
+        assert_eq!(
+            origin_of("wss://sip.example.com:7443/ws?x=1").as_deref(),
+            Some("wss://sip.example.com:7443")
+        );
+        assert_eq!(origin_of("/api"), None);
+        assert_eq!(origin_of("javascript://x"), None);
+        assert!(valid_origin("https://*.crm.dynamics.com"));
+        assert!(!valid_origin("https://a.com; script-src *"));
+        assert!(!valid_origin("'unsafe-inline'"));
+    }
+}

@@ -1,0 +1,111 @@
+//! Security headers of the `--static` widget pages: CSP (frame-ancestors, inline-script hashes,
+//! connect-src from config.json), nosniff and Referrer-Policy.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::{http, start_hub_with};
+
+fn static_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("switchboard-csp-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("index.html"),
+        "<html><script type=\"module\">\nimport init from '/w.js';\n</script><script src=\"/x.js\"></script></html>",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("config.json"),
+        r#"{"hub": {"url": "/api"}, "auth": {"mode": "msal", "authority": "https://login.microsoftonline.com/tenant"},
+            "softphone": {"sip": {"webSocket": "wss://sip.example.com:7443/ws"}}}"#,
+    )
+    .unwrap();
+    std::fs::write(dir.join("app.css"), "body{}").unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn widget_pages_carry_the_csp_and_the_security_headers() {
+    let dir = static_dir("prod");
+    let d = dir.clone();
+    let hub = start_hub_with(move |c| {
+        c.static_dir = Some(d);
+        c.frame_ancestors = vec!["https://contoso.crm.dynamics.com".into()];
+    })
+    .await;
+    for path in ["/", "/index.html", "/some/spa/route"] {
+        let r = http()
+            .get(format!("{}{path}", hub.base_url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        let h = r.headers();
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        assert_eq!(h["referrer-policy"], "no-referrer");
+        let csp = h["content-security-policy"].to_str().unwrap().to_owned();
+        let directive = |name: &str| {
+            csp.split("; ")
+                .find(|d| d.starts_with(&format!("{name} ")))
+                .unwrap_or_else(|| panic!("no {name} in {csp}"))
+                .to_owned()
+        };
+        // Dev mode (no OIDC) but the test binds 127.0.0.1: loopback framing allowed.
+        assert!(directive("frame-ancestors").starts_with(
+            "frame-ancestors 'self' https://contoso.crm.dynamics.com http://localhost:*"
+        ));
+        let script = directive("script-src");
+        assert!(
+            script.starts_with("script-src 'self' 'wasm-unsafe-eval' 'sha256-"),
+            "{script}"
+        );
+        assert!(!script.contains("unsafe-inline") && !script.contains("'unsafe-eval'"));
+        let connect = directive("connect-src");
+        for origin in [
+            "'self'",
+            "https://login.microsoftonline.com",
+            "wss://sip.example.com:7443",
+            "https://graph.microsoft.com",
+        ] {
+            assert!(connect.contains(origin), "{origin} not in {connect}");
+        }
+        assert!(directive("frame-src").contains("https://login.microsoftonline.com"));
+    }
+    let r = http()
+        .get(format!("{}/app.css", hub.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    // The API routes are not the widget's pages.
+    let r = http()
+        .get(format!("{}/healthz", hub.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("content-security-policy").is_none());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn without_dev_mode_only_the_configured_ancestors_may_frame() {
+    let dir = static_dir("oidc");
+    let d = dir.clone();
+    let hub = start_hub_with(move |c| {
+        c.static_dir = Some(d);
+        c.oidc = Some(switchboard_hub::oidc::OidcConfig::new(
+            "https://idp.example.com/realm",
+            vec!["aud".into()],
+        ));
+    })
+    .await;
+    let r = http().get(hub.base_url()).send().await.unwrap();
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(csp.contains("; frame-ancestors 'self';"), "{csp}");
+    assert!(csp.contains("https://idp.example.com"), "{csp}");
+    let _ = std::fs::remove_dir_all(dir);
+}
