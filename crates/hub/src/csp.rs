@@ -151,16 +151,28 @@ fn json_origins(value: &serde_json::Value, out: &mut Vec<String>) {
     }
 }
 
+/// The HTML files of the static directory and of its direct subdirectories (the MessagePack
+/// and SIP builds live in `messagepack/` and `sip/`, each with its own `index.html`).
 fn top_level_html(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|e| e == "html"))
-                .collect()
-        })
-        .unwrap_or_default();
+    let html_in = |dir: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|e| e == "html"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut files = html_in(dir);
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for sub in entries.filter_map(Result::ok).map(|e| e.path()) {
+            if sub.is_dir() {
+                files.extend(html_in(&sub));
+            }
+        }
+    }
     files.sort();
     files
 }

@@ -169,7 +169,9 @@ test.describe('SIP rig: JsSIP ⇄ Kamailio ⇄ rtpengine ⇄ baresip, in a loopb
     await run('sox', ['-q', '-n', '-r', '48000', '-c', '1', '-b', '16', join(OUT, 'agent-tone.wav'), 'synth', '10', 'sine', String(AGENT_HZ), 'vol', '0.5'], { timeout: 10_000 });
 
     hub = await start(RIG, ['exec', HUB_BIN, '--listen', `127.0.0.1:${HUB_PORT}`, '--static', PAGE_DIR,
-      '--access-key', 'e2e-sip-key-0123456789', '--sip-secret', SECRET, '--sip-credentials-ttl', '600'],
+      '--access-key', 'e2e-sip-key-0123456789', '--sip-secret', SECRET, '--sip-credentials-ttl', '600',
+      // The widget's pages may open the SIP WebSocket (CSP connect-src, the hub's --connect-src).
+      '--connect-src', rig.SIP_WS_URI],
     (l) => l.startsWith('listening on'), 'switchboard-hub');
     ctrl = await start(RIG, ['exec', 'node', join(ROOT, 'tests/sip-rig/ctrl.mjs'), String(CTRL_PORT)],
       (l) => l.includes('"connected":true'), 'baresip ctrl_tcp client');

@@ -216,7 +216,9 @@ test.describe('softphone: the widget in telephony.mode "sip" against Kamailio, r
     writeFileSync(join(WIDGET_DIR, 'config.json'), JSON.stringify(config, null, 2));
 
     hub = await start(RIG, ['exec', HUB_BIN, '--listen', `127.0.0.1:${HUB_PORT}`, '--static', WIDGET_DIR,
-      '--access-key', 'e2e-softphone-key-0123456789', '--sip-secret', SECRET, '--sip-credentials-ttl', '600'],
+      '--access-key', 'e2e-softphone-key-0123456789', '--sip-secret', SECRET, '--sip-credentials-ttl', '600',
+      // The widget's pages may open the SIP WebSocket (CSP connect-src, the hub's --connect-src).
+      '--connect-src', rig.SIP_WS_URI],
     (l) => l.startsWith('listening on'), 'switchboard-hub');
     ctrl = await start(RIG, ['exec', 'node', join(ROOT, 'tests/sip-rig/ctrl.mjs'), String(CTRL_PORT)],
       (l) => l.includes('"connected":true'), 'baresip ctrl_tcp client');
