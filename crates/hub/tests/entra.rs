@@ -21,7 +21,7 @@ use switchboard_hub::RunningHub;
 use switchboard_hub::auth::unix_now;
 use switchboard_hub::oidc::OidcConfig;
 
-use common::{http, start_hub_with};
+use common::{jwt_payload, negotiate_bearer, start_hub_with};
 
 const TENANT: &str = "6f2b1c3e-0d4a-4b7e-9c1d-2a3b4c5d6e7f";
 const OTHER_TENANT: &str = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
@@ -122,38 +122,24 @@ fn sign(mut body: Value, extra: Value) -> String {
 
 /// `/api/negotiate` with this token → (status, `nameid` of the hub token or the error).
 async fn negotiate(hub: &RunningHub, token: &str) -> (u16, String) {
-    let r = http()
-        .post(format!("{}/api/negotiate", hub.base_url()))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    let body: Value = r.json().await.unwrap_or(Value::Null);
+    let (status, body) = negotiate_bearer(hub, token).await;
     if status != 200 {
         return (
             status,
             body["error"].as_str().unwrap_or_default().to_owned(),
         );
     }
-    use base64::Engine;
-    let payload = body["accessToken"]
-        .as_str()
-        .unwrap()
-        .split('.')
-        .nth(1)
-        .unwrap()
-        .to_owned();
-    let payload: Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap(),
-    )
-    .unwrap();
+    let payload = jwt_payload(body["accessToken"].as_str().unwrap());
     (
         status,
         payload["nameid"].as_str().unwrap_or_default().to_owned(),
     )
+}
+
+/// `hub` takes a v1 and a v2 token of `tid`, as the user `OID`.
+async fn assert_accepts_v1_and_v2(hub: &RunningHub, tid: &str) {
+    assert_eq!(negotiate(hub, &v1(tid, json!({}))).await, (200, OID.into()));
+    assert_eq!(negotiate(hub, &v2(tid, json!({}))).await, (200, OID.into()));
 }
 
 #[tokio::test]
@@ -161,14 +147,7 @@ async fn a_single_tenant_v2_authority_accepts_v1_and_v2_tokens_of_its_tenant_onl
     let idp = start_idp(&format!("https://login.microsoftonline.com/{TENANT}/v2.0")).await;
     let hub = hub_for(&idp, &[]).await;
 
-    assert_eq!(
-        negotiate(&hub, &v2(TENANT, json!({}))).await,
-        (200, OID.into())
-    );
-    assert_eq!(
-        negotiate(&hub, &v1(TENANT, json!({}))).await,
-        (200, OID.into())
-    );
+    assert_accepts_v1_and_v2(&hub, TENANT).await;
     // `aud` may be the client id or the App ID URI, in either version.
     assert_eq!(
         negotiate(&hub, &v1(TENANT, json!({"aud": CLIENT_ID})))
@@ -209,14 +188,7 @@ async fn a_single_tenant_v2_authority_accepts_v1_and_v2_tokens_of_its_tenant_onl
 async fn a_single_tenant_v1_authority_accepts_v2_tokens_too() {
     let idp = start_idp(&format!("https://sts.windows.net/{TENANT}/")).await;
     let hub = hub_for(&idp, &[TENANT]).await;
-    assert_eq!(
-        negotiate(&hub, &v1(TENANT, json!({}))).await,
-        (200, OID.into())
-    );
-    assert_eq!(
-        negotiate(&hub, &v2(TENANT, json!({}))).await,
-        (200, OID.into())
-    );
+    assert_accepts_v1_and_v2(&hub, TENANT).await;
     // With a tenant list, a token whose tid is not listed is refused even with a good iss.
     let (status, error) = negotiate(&hub, &v1(TENANT, json!({"tid": OTHER_TENANT}))).await;
     assert_eq!(status, 401);
@@ -229,14 +201,7 @@ async fn a_multi_tenant_authority_resolves_tenantid_against_the_allow_list() {
     let idp = start_idp("https://login.microsoftonline.com/{tenantid}/v2.0").await;
     let hub = hub_for(&idp, &[&TENANT.to_uppercase()]).await;
 
-    assert_eq!(
-        negotiate(&hub, &v2(TENANT, json!({}))).await,
-        (200, OID.into())
-    );
-    assert_eq!(
-        negotiate(&hub, &v1(TENANT, json!({}))).await,
-        (200, OID.into())
-    );
+    assert_accepts_v1_and_v2(&hub, TENANT).await;
     // A tenant not in the list, with a consistent issuer: refused, saying why.
     let (status, error) = negotiate(&hub, &v2(OTHER_TENANT, json!({}))).await;
     assert_eq!(status, 401);

@@ -112,16 +112,7 @@ async fn negotiate_redirect_and_client_endpoint() {
     let token = dev_token(&base, "alice").await;
     let (url, access_token) = negotiate_redirect(&base, &token).await;
     assert_eq!(url, format!("{base}/client/?hub=switchboard"));
-    let claims: Value = {
-        use base64::Engine;
-        let payload = access_token.split('.').nth(1).unwrap();
-        serde_json::from_slice(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(payload)
-                .unwrap(),
-        )
-        .unwrap()
-    };
+    let claims = jwt_payload(&access_token);
     assert_eq!(claims["aud"], url);
     assert_eq!(claims["nameid"], "alice");
 

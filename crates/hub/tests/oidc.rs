@@ -20,7 +20,7 @@ use switchboard_hub::RunningHub;
 use switchboard_hub::auth::unix_now;
 use switchboard_hub::oidc::OidcConfig;
 
-use common::{get_status, http, start_hub_with};
+use common::{get_status, http, jwt_payload, negotiate_bearer as negotiate, start_hub_with};
 
 const AUDIENCE: &str = "api://switchboard-test";
 
@@ -108,18 +108,6 @@ fn token(idp: &Idp, key_n: u8, claims: Value) -> String {
     jsonwebtoken::encode(&header, &body, &key(key_n)).unwrap()
 }
 
-/// `/api/negotiate` with this token → (status, body).
-async fn negotiate(hub: &RunningHub, token: &str) -> (u16, Value) {
-    let r = http()
-        .post(format!("{}/api/negotiate", hub.base_url()))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
 #[tokio::test]
 async fn a_valid_token_negotiates_as_its_oid_and_bad_ones_get_401_with_the_reason() {
     let idp = start_idp().await;
@@ -131,14 +119,7 @@ async fn a_valid_token_negotiates_as_its_oid_and_bad_ones_get_401_with_the_reaso
     let claims = switchboard_core::jwt::read_claims(hub_token);
     assert!(claims.is_some());
     // The user is `oid` (the hub access token's nameid).
-    let payload = hub_token.split('.').nth(1).unwrap();
-    use base64::Engine;
-    let payload: Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap(),
-    )
-    .unwrap();
+    let payload = jwt_payload(hub_token);
     assert_eq!(payload["nameid"], "oid-alice");
     // Without oid: sub. A second accepted audience works too.
     let (status, _) = negotiate(

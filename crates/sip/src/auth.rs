@@ -236,6 +236,26 @@ mod tests {
             .to_owned()
     }
 
+    /// RFC 7616's and RFC 2617's example: Mufasa's GET /dir/index.html, nonce count 1.
+    fn mufasa_get(c: &Challenge, password: &str, cnonce: &str) -> String {
+        let credentials = Credentials::new("Mufasa", password);
+        c.respond(&credentials, "GET", "/dir/index.html", b"", cnonce, 1)
+            .unwrap()
+    }
+
+    /// User "u" with password "p" answers `c` for `method` `uri` with `body`.
+    fn respond_as_u(
+        c: &Challenge,
+        method: &str,
+        uri: &str,
+        body: &[u8],
+        cnonce: &str,
+        nc: u32,
+    ) -> String {
+        c.respond(&Credentials::new("u", "p"), method, uri, body, cnonce, nc)
+            .unwrap()
+    }
+
     /// RFC 7616 §3.9.1: the same request answered with SHA-256 and with MD5.
     #[test]
     fn rfc7616_vectors() {
@@ -247,16 +267,7 @@ mod tests {
         let cnonce = "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ";
         let sha = Challenge::parse(&challenge("SHA-256")).unwrap();
         assert_eq!(sha.algorithm, Algorithm::Sha256);
-        let h = sha
-            .respond(
-                &Credentials::new("Mufasa", "Circle of Life"),
-                "GET",
-                "/dir/index.html",
-                b"",
-                cnonce,
-                1,
-            )
-            .unwrap();
+        let h = mufasa_get(&sha, "Circle of Life", cnonce);
         assert_eq!(
             response_of(&h),
             "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1"
@@ -264,16 +275,7 @@ mod tests {
         assert!(h.contains("qop=auth, nc=00000001"));
         assert!(h.contains(r#"opaque="FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS""#));
         let md5 = Challenge::parse(&challenge("MD5")).unwrap();
-        let h = md5
-            .respond(
-                &Credentials::new("Mufasa", "Circle of Life"),
-                "GET",
-                "/dir/index.html",
-                b"",
-                cnonce,
-                1,
-            )
-            .unwrap();
+        let h = mufasa_get(&md5, "Circle of Life", cnonce);
         assert_eq!(response_of(&h), "8ca523f5e9506fed4657c9700eebdbec");
     }
 
@@ -281,32 +283,14 @@ mod tests {
     #[test]
     fn rfc2617_vector() {
         let c = Challenge::parse(r#"Digest realm="testrealm@host.com", qop="auth,auth-int", nonce="dcd98b7102dd2f0e8b11d0f600bfb0c093", opaque="5ccc069c403ebaf9f0171e9517f40e41""#).unwrap();
-        let h = c
-            .respond(
-                &Credentials::new("Mufasa", "Circle Of Life"),
-                "GET",
-                "/dir/index.html",
-                b"",
-                "0a4f113b",
-                1,
-            )
-            .unwrap();
+        let h = mufasa_get(&c, "Circle Of Life", "0a4f113b");
         assert_eq!(response_of(&h), "6629fae49393a05397450978507c4ef1");
     }
 
     #[test]
     fn rfc2069_without_qop_and_errors() {
         let c = Challenge::parse(r#"Digest realm="r", nonce="n""#).unwrap();
-        let h = c
-            .respond(
-                &Credentials::new("u", "p"),
-                "REGISTER",
-                "sip:r",
-                b"",
-                "c",
-                1,
-            )
-            .unwrap();
+        let h = respond_as_u(&c, "REGISTER", "sip:r", b"", "c", 1);
         let ha1 = Algorithm::Md5.hash("u:r:p");
         let ha2 = Algorithm::Md5.hash("REGISTER:sip:r");
         assert_eq!(
@@ -336,16 +320,7 @@ mod tests {
             r#"Digest realm="r", nonce="n", qop="auth-int", algorithm=SHA-256-sess"#,
         )
         .unwrap();
-        let h = c
-            .respond(
-                &Credentials::new("u", "p"),
-                "INVITE",
-                "sip:b@r",
-                b"v=0\r\n",
-                "cn",
-                2,
-            )
-            .unwrap();
+        let h = respond_as_u(&c, "INVITE", "sip:b@r", b"v=0\r\n", "cn", 2);
         let a = Algorithm::Sha256;
         let ha1 = a.hash(&format!("{}:n:cn", a.hash("u:r:p")));
         let ha2 = a.hash(&format!("INVITE:sip:b@r:{}", a.hash_bytes(b"v=0\r\n")));

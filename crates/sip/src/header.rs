@@ -3,7 +3,9 @@
 
 use std::fmt;
 
-use crate::syntax::{Params, is_token, is_token_char, is_ws, quote, read_quoted, split_top};
+use crate::syntax::{
+    Params, is_token, is_token_char, is_ws, quote, read_quoted, split_top, unquoted_chars,
+};
 use crate::uri::{SipUri, Uri, split_host_port};
 
 /// A SIP method (RFC 3261 §7.1; extension methods are any token, compared case-sensitively).
@@ -186,24 +188,9 @@ impl NameAddr {
 }
 
 fn find_unquoted(s: &str, target: char) -> Option<usize> {
-    let mut in_quotes = false;
-    let mut escaped = false;
-    for (i, c) in s.char_indices() {
-        if in_quotes {
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_quotes = false;
-            }
-        } else if c == '"' {
-            in_quotes = true;
-        } else if c == target {
-            return Some(i);
-        }
-    }
-    None
+    unquoted_chars(s)
+        .find(|&(_, c)| c == target)
+        .map(|(i, _)| i)
 }
 
 impl fmt::Display for NameAddr {

@@ -581,6 +581,20 @@ fn check_date(v: &str) -> Result<(), String> {
     }
 }
 
+/// A message as sent: `start_line` (with its CRLF), the headers, `Content-Length` (always,
+/// computed), the body.
+fn wire_bytes(mut start_line: String, headers: &Headers, body: &[u8]) -> Vec<u8> {
+    headers.write(&mut start_line, body.len());
+    let mut bytes = start_line.into_bytes();
+    bytes.extend_from_slice(body);
+    bytes
+}
+
+/// A body as text (lossy), when not empty.
+fn body_text(body: &[u8]) -> Option<String> {
+    (!body.is_empty()).then(|| String::from_utf8_lossy(body).into_owned())
+}
+
 impl Request {
     /// A request with no headers and no body.
     pub fn new(method: Method, uri: Uri) -> Request {
@@ -594,16 +608,16 @@ impl Request {
 
     /// The request as sent: Request-Line, headers, `Content-Length` (always, computed), body.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = format!("{} {} SIP/2.0\r\n", self.method, self.uri);
-        self.headers.write(&mut out, self.body.len());
-        let mut bytes = out.into_bytes();
-        bytes.extend_from_slice(&self.body);
-        bytes
+        wire_bytes(
+            format!("{} {} SIP/2.0\r\n", self.method, self.uri),
+            &self.headers,
+            &self.body,
+        )
     }
 
     /// The body as text (lossy).
     pub fn body_text(&self) -> Option<String> {
-        (!self.body.is_empty()).then(|| String::from_utf8_lossy(&self.body).into_owned())
+        body_text(&self.body)
     }
 }
 
@@ -645,16 +659,16 @@ impl Response {
 
     /// The response as sent (see [`Request::to_bytes`]).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = format!("SIP/2.0 {} {}\r\n", self.code, self.reason);
-        self.headers.write(&mut out, self.body.len());
-        let mut bytes = out.into_bytes();
-        bytes.extend_from_slice(&self.body);
-        bytes
+        wire_bytes(
+            format!("SIP/2.0 {} {}\r\n", self.code, self.reason),
+            &self.headers,
+            &self.body,
+        )
     }
 
     /// The body as text (lossy), when not empty.
     pub fn body_text(&self) -> Option<String> {
-        (!self.body.is_empty()).then(|| String::from_utf8_lossy(&self.body).into_owned())
+        body_text(&self.body)
     }
 }
 

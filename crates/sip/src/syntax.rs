@@ -124,14 +124,12 @@ pub fn quote(s: &str) -> String {
     out
 }
 
-/// Splits `s` at the top-level occurrences of `sep` (outside quoted strings and `<...>`).
-pub fn split_top(s: &str, sep: char) -> Vec<&str> {
-    let mut parts = Vec::new();
-    let mut start = 0;
+/// The characters of `s` (with their byte offsets) outside quoted strings; a quoted string,
+/// its quotes included, is passed over.
+pub fn unquoted_chars(s: &str) -> impl Iterator<Item = (usize, char)> + '_ {
     let mut in_quotes = false;
-    let mut in_angle = false;
     let mut escaped = false;
-    for (i, c) in s.char_indices() {
+    s.char_indices().filter(move |&(_, c)| {
         if in_quotes {
             if escaped {
                 escaped = false;
@@ -140,10 +138,23 @@ pub fn split_top(s: &str, sep: char) -> Vec<&str> {
             } else if c == '"' {
                 in_quotes = false;
             }
-            continue;
+            false
+        } else if c == '"' {
+            in_quotes = true;
+            false
+        } else {
+            true
         }
+    })
+}
+
+/// Splits `s` at the top-level occurrences of `sep` (outside quoted strings and `<...>`).
+pub fn split_top(s: &str, sep: char) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut start = 0;
+    let mut in_angle = false;
+    for (i, c) in unquoted_chars(s) {
         match c {
-            '"' => in_quotes = true,
             '<' => in_angle = true,
             '>' => in_angle = false,
             c if c == sep && !in_angle => {

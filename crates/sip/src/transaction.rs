@@ -62,6 +62,16 @@ pub struct ClientAction {
     pub ack: Option<Request>,
 }
 
+/// The branch of `request`'s top Via; empty when it has none.
+fn top_branch(request: &Request) -> String {
+    request
+        .headers
+        .top_via()
+        .ok()
+        .and_then(|v| v.branch().map(str::to_owned))
+        .unwrap_or_default()
+}
+
 /// A client transaction: the request, its branch and the state machine.
 #[derive(Debug, Clone)]
 pub struct ClientTransaction {
@@ -77,12 +87,7 @@ pub struct ClientTransaction {
 impl ClientTransaction {
     /// Starts a transaction for `request` (already carrying its Via branch) sent at `now`.
     pub fn new(request: Request, now: Duration, timers: Timers) -> ClientTransaction {
-        let branch = request
-            .headers
-            .top_via()
-            .ok()
-            .and_then(|v| v.branch().map(str::to_owned))
-            .unwrap_or_default();
+        let branch = top_branch(&request);
         let state = if request.method == Method::Invite {
             ClientState::Calling
         } else {
@@ -247,12 +252,7 @@ pub struct ServerTransaction {
 impl ServerTransaction {
     /// A transaction for a received `request`.
     pub fn new(request: Request, timers: Timers) -> ServerTransaction {
-        let branch = request
-            .headers
-            .top_via()
-            .ok()
-            .and_then(|v| v.branch().map(str::to_owned))
-            .unwrap_or_default();
+        let branch = top_branch(&request);
         let state = if request.method == Method::Invite {
             ServerState::Proceeding
         } else {

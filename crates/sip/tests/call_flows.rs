@@ -60,25 +60,36 @@ fn reply(req: &Request, code: u16, reason: &str, extra: &str, body: &str) -> Str
     )
 }
 
-fn register(ua: &mut UserAgent) {
+/// The far end's 200 OK to `invite`, with its SDP answer.
+fn ok_with_answer(invite: &Request) -> String {
+    reply(
+        invite,
+        200,
+        "OK",
+        "Content-Type: application/sdp\r\n",
+        ANSWER,
+    )
+}
+
+/// REGISTERs at 0 s and takes the registrar's 200 OK with the extra `headers(REGISTER)`;
+/// returns the REGISTER.
+fn register_accepted(ua: &mut UserAgent, headers: impl FnOnce(&Request) -> String) -> Request {
     ua.register(S(0));
     let reg = request(&sent(ua)[0]);
-    ua.handle_text(
-        S(0),
-        &reply(
-            &reg,
-            200,
-            "OK",
-            &format!(
-                "Contact: {}\r\n",
-                reg.headers
-                    .get("Contact")
-                    .unwrap()
-                    .replace("expires=600", "expires=300")
-            ),
-            "",
-        ),
-    );
+    ua.handle_text(S(0), &reply(&reg, 200, "OK", &headers(&reg), ""));
+    reg
+}
+
+fn register(ua: &mut UserAgent) {
+    register_accepted(ua, |reg| {
+        format!(
+            "Contact: {}\r\n",
+            reg.headers
+                .get("Contact")
+                .unwrap()
+                .replace("expires=600", "expires=300")
+        )
+    });
     assert_eq!(events(ua), [Event::Registered { expires: 300 }]);
 }
 
@@ -161,18 +172,9 @@ fn register_with_digest_then_refresh_and_unregister() {
 #[test]
 fn keep_alive_pings_and_flow_failure_with_outbound() {
     let mut ua = ua();
-    ua.register(S(0));
-    let reg = request(&sent(&mut ua)[0]);
-    ua.handle_text(
-        S(0),
-        &reply(
-            &reg,
-            200,
-            "OK",
-            "Require: outbound\r\nFlow-Timer: 30\r\nExpires: 600\r\n",
-            "",
-        ),
-    );
+    let reg = register_accepted(&mut ua, |_| {
+        "Require: outbound\r\nFlow-Timer: 30\r\nExpires: 600\r\n".into()
+    });
     events(&mut ua);
     let ping_at = ua.poll_timeout().unwrap();
     assert!(ping_at <= S(30) && ping_at >= S(24), "ping at {ping_at:?}");
@@ -246,16 +248,7 @@ fn outgoing_call_with_proxy_auth_ringing_answer_hold_and_bye() {
     ua.handle_text(S(1), &reply(&invite, 100, "Trying", "", ""));
     ua.handle_text(S(1), &reply(&invite, 180, "Ringing", "", ""));
     assert_eq!(events(&mut ua), [Event::Ringing { call, sdp: None }]);
-    ua.handle_text(
-        S(3),
-        &reply(
-            &invite,
-            200,
-            "OK",
-            "Content-Type: application/sdp\r\n",
-            ANSWER,
-        ),
-    );
+    ua.handle_text(S(3), &ok_with_answer(&invite));
     assert_eq!(
         events(&mut ua),
         [Event::Answered {
@@ -281,16 +274,7 @@ fn outgoing_call_with_proxy_auth_ringing_answer_hold_and_bye() {
     );
     assert_eq!(ack.headers.cseq().unwrap().to_string(), "2 ACK");
     // A retransmitted 2xx is ACKed again.
-    ua.handle_text(
-        S(4),
-        &reply(
-            &invite,
-            200,
-            "OK",
-            "Content-Type: application/sdp\r\n",
-            ANSWER,
-        ),
-    );
+    ua.handle_text(S(4), &ok_with_answer(&invite));
     assert!(sent(&mut ua)[0].starts_with("ACK "));
     assert!(events(&mut ua).is_empty());
 
@@ -333,13 +317,7 @@ fn outgoing_call_with_proxy_auth_ringing_answer_hold_and_bye() {
     ua.handle_text(S(11), &reply(&info, 200, "OK", "", ""));
 
     ua.hangup(S(20), call).unwrap();
-    assert_eq!(
-        events(&mut ua),
-        [Event::Ended {
-            call,
-            reason: EndReason::LocalHangup
-        }]
-    );
+    assert_ended(&mut ua, call, EndReason::LocalHangup);
     let bye = request(&sent(&mut ua)[0]);
     assert_eq!(bye.method, Method::Bye);
     assert_eq!(bye.headers.cseq().unwrap().seq, 5);
@@ -356,13 +334,7 @@ fn cancel_waits_for_a_provisional_and_487_is_acked() {
         sent(&mut ua).is_empty(),
         "no CANCEL before a provisional response"
     );
-    assert_eq!(
-        events(&mut ua),
-        [Event::Ended {
-            call,
-            reason: EndReason::LocalCancel
-        }]
-    );
+    assert_ended(&mut ua, call, EndReason::LocalCancel);
     ua.handle_text(S(1), &reply(&invite, 180, "Ringing", "", ""));
     let cancel = request(&sent(&mut ua)[0]);
     assert_eq!(cancel.method, Method::Cancel);
@@ -387,27 +359,19 @@ fn busy_and_timer_b() {
     let mut ua = ua();
     let (call, invite) = outgoing_call(&mut ua);
     ua.handle_text(S(1), &reply(&invite, 486, "Busy Here", "", ""));
-    assert_eq!(
-        events(&mut ua),
-        [Event::Ended {
-            call,
-            reason: EndReason::Rejected {
-                code: 486,
-                reason: "Busy Here".into()
-            }
-        }]
+    assert_ended(
+        &mut ua,
+        call,
+        EndReason::Rejected {
+            code: 486,
+            reason: "Busy Here".into(),
+        },
     );
     assert!(sent(&mut ua)[0].starts_with("ACK "));
     let (call, _) = outgoing_call(&mut ua);
     assert_eq!(ua.poll_timeout(), Some(S(32)), "Timer B = 64·T1");
     ua.handle_timeout(S(32));
-    assert_eq!(
-        events(&mut ua),
-        [Event::Ended {
-            call,
-            reason: EndReason::Timeout
-        }]
-    );
+    assert_ended(&mut ua, call, EndReason::Timeout);
 }
 
 /// An INVITE from a plain phone through Kamailio toward the browser's contact.
@@ -451,6 +415,55 @@ Contact: <sip:alice@192.0.2.9:5060>\r\n\
 {extra}Content-Length: {}\r\n\r\n{body}",
         body.len()
     )
+}
+
+/// An INVITE from the phone (`incoming_invite`) handled at `now`: the call it rings and what the
+/// UA sent.
+fn incoming_call(
+    ua: &mut UserAgent,
+    now: Duration,
+    branch: &str,
+    call_id: &str,
+) -> (CallHandle, Vec<String>) {
+    ua.handle_text(now, &incoming_invite(branch, call_id));
+    let out = sent(ua);
+    let Event::IncomingCall { call, .. } = events(ua).remove(0) else {
+        panic!()
+    };
+    (call, out)
+}
+
+/// The To tag of the response `text`.
+fn to_tag_of(text: &str) -> String {
+    response(text)
+        .headers
+        .to()
+        .unwrap()
+        .tag()
+        .unwrap()
+        .to_owned()
+}
+
+/// Answers `call` with OFFER at `now` and takes the phone's ACK (CSeq 20) for dialog `call_id`.
+fn answer_and_ack(
+    ua: &mut UserAgent,
+    now: Duration,
+    call: CallHandle,
+    to_tag: &str,
+    call_id: &str,
+) {
+    ua.answer(now, call, OFFER).unwrap();
+    ua.handle_text(
+        now,
+        &in_dialog_from_phone("ACK", 20, to_tag, call_id, "", ""),
+    );
+    sent(ua);
+}
+
+/// The UA's pending events are exactly `call` ending for `reason`.
+#[track_caller]
+fn assert_ended(ua: &mut UserAgent, call: CallHandle, reason: EndReason) {
+    assert_eq!(events(ua), [Event::Ended { call, reason }]);
 }
 
 fn response(text: &str) -> switchboard_sip::Response {
@@ -608,67 +621,27 @@ fn incoming_call_answered_reinvite_info_bye() {
 #[test]
 fn incoming_call_cancelled_rejected_remote_bye_and_ack_timeout() {
     let mut ua = ua();
-    ua.handle_text(S(0), &incoming_invite("z9hG4bKin2", "in-2"));
-    sent(&mut ua);
-    let Event::IncomingCall { call, .. } = events(&mut ua).remove(0) else {
-        panic!()
-    };
+    let (call, _) = incoming_call(&mut ua, S(0), "z9hG4bKin2", "in-2");
     let cancel = "CANCEL sip:abc@h.invalid;transport=ws;ob SIP/2.0\r\nVia: SIP/2.0/WSS edge.example.com;branch=z9hG4bKin2\r\nMax-Forwards: 69\r\nFrom: \"Customer\" <sip:alice@192.0.2.9>;tag=phone-tag\r\nTo: <sip:agent7@example.com>\r\nCall-ID: in-2\r\nCSeq: 20 CANCEL\r\nContent-Length: 0\r\n\r\n";
     ua.handle_text(S(1), cancel);
     let codes: Vec<u16> = sent(&mut ua).iter().map(|m| response(m).code).collect();
     assert_eq!(codes, [200, 487]);
-    assert_eq!(
-        events(&mut ua),
-        [Event::Ended {
-            call,
-            reason: EndReason::RemoteCancel
-        }]
-    );
+    assert_ended(&mut ua, call, EndReason::RemoteCancel);
 
-    ua.handle_text(S(2), &incoming_invite("z9hG4bKin3", "in-3"));
-    sent(&mut ua);
-    let Event::IncomingCall { call, .. } = events(&mut ua).remove(0) else {
-        panic!()
-    };
+    let (call, _) = incoming_call(&mut ua, S(2), "z9hG4bKin3", "in-3");
     ua.reject(S(2), call, 603).unwrap();
     assert_eq!(response(&sent(&mut ua)[0]).code, 603);
-    assert_eq!(
-        events(&mut ua),
-        [Event::Ended {
-            call,
-            reason: EndReason::LocalReject(603)
-        }]
-    );
+    assert_ended(&mut ua, call, EndReason::LocalReject(603));
 
-    ua.handle_text(S(3), &incoming_invite("z9hG4bKin4", "in-4"));
-    let to_tag = response(&sent(&mut ua)[1])
-        .headers
-        .to()
-        .unwrap()
-        .tag()
-        .unwrap()
-        .to_owned();
-    let Event::IncomingCall { call, .. } = events(&mut ua).remove(0) else {
-        panic!()
-    };
-    ua.answer(S(3), call, OFFER).unwrap();
-    ua.handle_text(
-        S(3),
-        &in_dialog_from_phone("ACK", 20, &to_tag, "in-4", "", ""),
-    );
-    sent(&mut ua);
+    let (call, out) = incoming_call(&mut ua, S(3), "z9hG4bKin4", "in-4");
+    let to_tag = to_tag_of(&out[1]);
+    answer_and_ack(&mut ua, S(3), call, &to_tag, "in-4");
     ua.handle_text(
         S(9),
         &in_dialog_from_phone("BYE", 21, &to_tag, "in-4", "", ""),
     );
     assert_eq!(response(&sent(&mut ua)[0]).code, 200);
-    assert_eq!(
-        events(&mut ua),
-        [Event::Ended {
-            call,
-            reason: EndReason::RemoteHangup
-        }]
-    );
+    assert_ended(&mut ua, call, EndReason::RemoteHangup);
 
     // Unknown dialog → 481.
     ua.handle_text(
@@ -678,11 +651,7 @@ fn incoming_call_cancelled_rejected_remote_bye_and_ack_timeout() {
     assert_eq!(response(&sent(&mut ua)[0]).code, 481);
 
     // Answered, never ACKed: give up after 64·T1 and send BYE.
-    ua.handle_text(S(10), &incoming_invite("z9hG4bKin5", "in-5"));
-    sent(&mut ua);
-    let Event::IncomingCall { call, .. } = events(&mut ua).remove(0) else {
-        panic!()
-    };
+    let (call, _) = incoming_call(&mut ua, S(10), "z9hG4bKin5", "in-5");
     ua.answer(S(10), call, OFFER).unwrap();
     while let Some(t) = ua.poll_timeout() {
         if t > S(60) {
@@ -697,29 +666,14 @@ fn incoming_call_cancelled_rejected_remote_bye_and_ack_timeout() {
         "{retransmissions} retransmissions (T1 doubling, capped at T2)"
     );
     assert!(out.last().unwrap().starts_with("BYE "));
-    assert_eq!(
-        events(&mut ua),
-        [Event::Ended {
-            call,
-            reason: EndReason::AckTimeout
-        }]
-    );
+    assert_ended(&mut ua, call, EndReason::AckTimeout);
 }
 
 #[test]
 fn blind_transfer_with_sipfrag_notifies() {
     let mut ua = ua();
     let (call, invite) = outgoing_call(&mut ua);
-    ua.handle_text(
-        S(1),
-        &reply(
-            &invite,
-            200,
-            "OK",
-            "Content-Type: application/sdp\r\n",
-            ANSWER,
-        ),
-    );
+    ua.handle_text(S(1), &ok_with_answer(&invite));
     sent(&mut ua);
     events(&mut ua);
     ua.transfer_blind(S(2), call, "sip:carol@example.com")
@@ -804,23 +758,9 @@ fn attended_transfer_refer_to_carries_replaces_and_the_target_matches_it() {
     // Transferee side: a REFER arrives in an established incoming call; it calls the target,
     // and the INVITE carries the Replaces header taken from the Refer-To.
     let mut bob = ua_named(7);
-    bob.handle_text(S(0), &incoming_invite("z9hG4bKb1", "bob-1"));
-    let to_tag = response(&sent(&mut bob)[1])
-        .headers
-        .to()
-        .unwrap()
-        .tag()
-        .unwrap()
-        .to_owned();
-    let Event::IncomingCall { call, .. } = events(&mut bob).remove(0) else {
-        panic!()
-    };
-    bob.answer(S(0), call, OFFER).unwrap();
-    bob.handle_text(
-        S(0),
-        &in_dialog_from_phone("ACK", 20, &to_tag, "bob-1", "", ""),
-    );
-    sent(&mut bob);
+    let (call, out) = incoming_call(&mut bob, S(0), "z9hG4bKb1", "bob-1");
+    let to_tag = to_tag_of(&out[1]);
+    answer_and_ack(&mut bob, S(0), call, &to_tag, "bob-1");
     let refer_to_text = refer.headers.get("Refer-To").unwrap();
     bob.handle_text(
         S(1),
@@ -858,17 +798,8 @@ fn attended_transfer_refer_to_carries_replaces_and_the_target_matches_it() {
 
     // The transfer target (carol) matches Replaces to her dialog with the transferor.
     let mut carol = ua_named(9);
-    carol.handle_text(S(0), &incoming_invite("z9hG4bKc1", "carol-1"));
-    let carol_tag = response(&sent(&mut carol)[1])
-        .headers
-        .to()
-        .unwrap()
-        .tag()
-        .unwrap()
-        .to_owned();
-    let Event::IncomingCall { call: consult, .. } = events(&mut carol).remove(0) else {
-        panic!()
-    };
+    let (consult, out) = incoming_call(&mut carol, S(0), "z9hG4bKc1", "carol-1");
+    let carol_tag = to_tag_of(&out[1]);
     carol.answer(S(0), consult, OFFER).unwrap();
     sent(&mut carol);
     let with_replaces = incoming_invite("z9hG4bKc2", "carol-2").replace(

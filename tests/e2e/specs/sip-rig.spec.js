@@ -11,145 +11,36 @@
 // that has only loopback (scripts/sip-rig; ../shared/FIELD-NOTES.md): WebRTC would otherwise gather
 // candidates on every interface. Needs root and the Debian packages of scripts/setup. The suite's
 // default hub (playwright.config.js webServer) is not used here.
-import { spawn, execFile } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { copyFileSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import readline from 'node:readline';
+import { copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
-import { test, expect, chromium } from '@playwright/test';
-import { HUB_BIN } from './hub.js';
+import { test, expect } from '@playwright/test';
+import { AGENT_HZ, CUSTOMER_HZ, expectHearsCustomer as expectHears, sipRig } from './sip-helpers.js';
 
-const run = promisify(execFile);
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const RIG = join(ROOT, 'scripts/sip-rig');
 const OUT = fileURLToPath(new URL('../.out/sip-rig/', import.meta.url));
 const PAGE_DIR = join(OUT, 'page');
-const RIG_DIR = join(OUT, 'rig');
-const NETNS = `sbsip-${process.pid}`;
 const HUB_PORT = 18090; // inside the namespace, which has ports of its own
-const CTRL_PORT = 4444;
-const CUSTOMER_HZ = 440; // baresip's tone (scripts/sip-rig)
-const AGENT_HZ = 1000; // the browser's fake microphone
-const SECRET = `e2e-${Math.random().toString(36).slice(2)}`;
-const ENV = { ...process.env, SIP_RIG_NETNS: NETNS, SIP_RIG_DIR: RIG_DIR, SWITCHBOARD_SIP_SECRET: SECRET, SIP_RIG_TONE_HZ: String(CUSTOMER_HZ) };
+const sip = sipRig({ out: OUT, netns: `sbsip-${process.pid}`, hubPort: HUB_PORT });
+const { secret: SECRET, events, phone, recordings } = sip;
 
 let rig = null;
-let rigStarting = false;
-let hub;
-let ctrl;
 let browser;
-const events = [];
 
-/** Spawns a process and waits (bounded) for a stdout line matching `ready`. */
-function start(cmd, args, ready, what) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env: ENV, stdio: ['pipe', 'pipe', 'pipe'] });
-    let err = '';
-    const timer = setTimeout(() => { child.kill(); reject(new Error(`${what}: not ready in 15 s\n${err}`)); }, 15_000);
-    readline.createInterface({ input: child.stdout }).on('line', (line) => {
-      if (ready(line)) { clearTimeout(timer); resolve(child); }
-      child.emit('line', line);
-    });
-    child.stderr.on('data', (d) => { err = (err + d).slice(-4000); if (process.env.E2E_DEBUG) process.stderr.write(d); });
-    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`${what} exited ${code}\n${err}`)); });
-  });
-}
-
-function stop(child) {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => { child.kill('SIGKILL'); resolve(); }, 5_000);
-    child.once('exit', () => { clearTimeout(timer); resolve(); });
-    child.kill('SIGTERM');
-  });
-}
-
-/** A ctrl_tcp command to baresip; resolves with its response (bounded). */
-function phone(command, params = '') {
-  const token = `t${Math.random().toString(36).slice(2)}`;
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => { ctrl.off('message', onMessage); reject(new Error(`baresip: no answer to ${command} in 5 s`)); }, 5_000);
-    const onMessage = (m) => {
-      if (m.response && m.token === token) { clearTimeout(timer); ctrl.off('message', onMessage); resolve(m); }
-    };
-    ctrl.on('message', onMessage);
-    ctrl.stdin.write(`${JSON.stringify({ command, params, token })}\n`);
-  });
-}
-
-/** Power (dBFS) of `hz` in 16-bit PCM mono samples, by the Goertzel algorithm. */
-function goertzelDb(samples, rate, hz) {
-  const k = 2 * Math.cos((2 * Math.PI * hz) / rate);
-  let s1 = 0;
-  let s2 = 0;
-  for (const x of samples) {
-    const s0 = x / 32768 + k * s1 - s2;
-    s2 = s1;
-    s1 = s0;
-  }
-  const power = s1 * s1 + s2 * s2 - k * s1 * s2;
-  const amplitude = (2 * Math.sqrt(Math.max(power, 0))) / samples.length; // a full-scale sine gives 1
-  return Math.round(20 * Math.log10(Math.max(amplitude, 1e-9)) * 10) / 10;
-}
-
-/** The PCM of a WAV file (16-bit; the first channel), tolerant of a header written before the end. */
-function readWav(file) {
-  const data = readFileSync(file);
-  let offset = 12;
-  let rate = 8000;
-  let channels = 1;
-  while (offset + 8 <= data.length) {
-    const id = data.toString('ascii', offset, offset + 4);
-    const size = data.readUInt32LE(offset + 4);
-    if (id === 'fmt ') {
-      channels = data.readUInt16LE(offset + 10);
-      rate = data.readUInt32LE(offset + 12);
-    }
-    if (id === 'data') {
-      const end = size > 0 && offset + 8 + size <= data.length ? offset + 8 + size : data.length;
-      const samples = [];
-      for (let i = offset + 8; i + 1 < end; i += 2 * channels) samples.push(data.readInt16LE(i));
-      return { rate, samples };
-    }
-    offset += 8 + size + (size % 2);
-  }
-  throw new Error(`${file}: no data chunk`);
+/** The page's levels of both tones now (window.phone.levels), or null. */
+async function pageLevels(page) {
+  const now = await page.evaluate((f) => window.phone.levels(f), [CUSTOMER_HZ, AGENT_HZ]);
+  return now === null ? null : { customer: now[CUSTOMER_HZ], agent: now[AGENT_HZ] };
 }
 
 /** Waits until the page hears the customer's tone; then the median of ten readings over a second. */
-async function expectHearsCustomer(page) {
-  await expect.poll(async () => {
-    const now = await page.evaluate((f) => window.phone.levels(f), [CUSTOMER_HZ, AGENT_HZ]);
-    return now !== null && now[CUSTOMER_HZ] > -50;
-  }, { timeout: 15_000, message: 'the remote stream carries baresip\'s tone' }).toBe(true);
-  const readings = [];
-  for (let i = 0; i < 10; i++) {
-    readings.push(await page.evaluate((f) => window.phone.levels(f), [CUSTOMER_HZ, AGENT_HZ]));
-    await page.waitForTimeout(100);
-  }
-  const median = (hz) => readings.map((r) => r[hz]).sort((a, b) => a - b)[5];
-  const heard = { [CUSTOMER_HZ]: median(CUSTOMER_HZ), [AGENT_HZ]: median(AGENT_HZ) };
-  console.log(`browser heard (median of 10 FFT readings): ${CUSTOMER_HZ} Hz at ${heard[CUSTOMER_HZ]} dB, ${AGENT_HZ} Hz at ${heard[AGENT_HZ]} dB`);
-  expect(heard[CUSTOMER_HZ]).toBeGreaterThan(-40);
-  expect(heard[CUSTOMER_HZ] - heard[AGENT_HZ]).toBeGreaterThan(30);
-}
-
-const recordings = () => readdirSync(join(RIG_DIR, 'recordings')).filter((f) => f.endsWith('-dec.wav'));
+const expectHearsCustomer = (page) => expectHears(page, pageLevels, 'browser heard (median of 10 FFT readings):');
 
 /** What baresip heard in the call recorded after `before` (sndfile's *-dec.wav): the agent's tone, not its own. */
 function expectRecordedAgent(before) {
   const fresh = recordings().filter((f) => !before.includes(f));
   expect(fresh.length, `new recordings: ${fresh.join(', ')} (before: ${before.join(', ')})`).toBe(1);
-  const { rate, samples } = readWav(join(RIG_DIR, 'recordings', fresh[0]));
-  expect(samples.length / rate, 'seconds recorded').toBeGreaterThan(2);
-  const middle = samples.slice(Math.floor(samples.length / 2) - rate, Math.floor(samples.length / 2) + rate);
-  const agent = goertzelDb(middle, rate, AGENT_HZ);
-  const customer = goertzelDb(middle, rate, CUSTOMER_HZ);
-  console.log(`baresip recorded (${fresh[0]}, ${(samples.length / rate).toFixed(1)} s at ${rate} Hz): ${AGENT_HZ} Hz at ${agent} dB, ${CUSTOMER_HZ} Hz at ${customer} dB`);
-  expect(agent).toBeGreaterThan(-30);
-  expect(agent - customer).toBeGreaterThan(30);
+  sip.expectRecordingHoldsAgent(fresh[0]);
 }
 
 test.describe('SIP rig: JsSIP ⇄ Kamailio ⇄ rtpengine ⇄ baresip, in a loopback-only namespace', () => {
@@ -157,45 +48,15 @@ test.describe('SIP rig: JsSIP ⇄ Kamailio ⇄ rtpengine ⇄ baresip, in a loopb
 
   test.beforeAll(async () => {
     test.setTimeout(90_000);
-    rmSync(OUT, { recursive: true, force: true });
-    mkdirSync(PAGE_DIR, { recursive: true });
+    sip.clean(PAGE_DIR);
     copyFileSync(fileURLToPath(new URL('../sip-phone/index.html', import.meta.url)), join(PAGE_DIR, 'index.html'));
     copyFileSync(fileURLToPath(new URL('../node_modules/jssip/dist/jssip.min.js', import.meta.url)), join(PAGE_DIR, 'jssip.min.js'));
 
-    rigStarting = true;
-    const started = await run(RIG, ['start'], { env: ENV, timeout: 60_000 });
-    rig = Object.fromEntries(started.stdout.trim().split('\n').map((l) => l.split(/=(.*)/s).slice(0, 2)));
-    // The agent's tone: Chromium loops it as the microphone.
-    await run('sox', ['-q', '-n', '-r', '48000', '-c', '1', '-b', '16', join(OUT, 'agent-tone.wav'), 'synth', '10', 'sine', String(AGENT_HZ), 'vol', '0.5'], { timeout: 10_000 });
-
-    hub = await start(RIG, ['exec', HUB_BIN, '--listen', `127.0.0.1:${HUB_PORT}`, '--static', PAGE_DIR,
-      '--access-key', 'e2e-sip-key-0123456789', '--sip-secret', SECRET, '--sip-credentials-ttl', '600',
-      // The widget's pages may open the SIP WebSocket (CSP connect-src, the hub's --connect-src).
-      '--connect-src', rig.SIP_WS_URI],
-    (l) => l.startsWith('listening on'), 'switchboard-hub');
-    ctrl = await start(RIG, ['exec', 'node', join(ROOT, 'tests/sip-rig/ctrl.mjs'), String(CTRL_PORT)],
-      (l) => l.includes('"connected":true'), 'baresip ctrl_tcp client');
-    ctrl.on('line', (line) => {
-      try { const m = JSON.parse(line); if (m.event) events.push(m); ctrl.emit('message', m); } catch { /* not JSON */ }
-    });
-
-    browser = await chromium.launch({
-      executablePath: join(RIG_DIR, 'bin/chromium'), // /usr/bin/chromium under ip netns exec
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync',
-        '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-        `--use-file-for-fake-audio-capture=${join(OUT, 'agent-tone.wav')}`,
-        '--autoplay-policy=no-user-gesture-required', '--allow-loopback-in-peer-connection'],
-    });
+    rig = await sip.startRig();
+    browser = await sip.startHubPhoneAndBrowser(PAGE_DIR, 'e2e-sip-key-0123456789', rig.SIP_WS_URI);
   });
 
-  test.afterAll(async () => {
-    await browser?.close().catch(() => {});
-    ctrl?.stdin.end();
-    await stop(ctrl);
-    await stop(hub);
-    if (rigStarting) await run(RIG, ['stop'], { env: ENV, timeout: 30_000 }).catch((e) => console.error(`sip-rig stop: ${e}`));
-  });
+  test.afterAll(() => sip.teardown());
 
   test('Kamailio takes the hub\'s credentials and refuses wrong, expired and borrowed ones', async () => {
     const page = await browser.newPage();

@@ -9,128 +9,28 @@
 //
 // Everything (rig, hub, Chromium) runs inside a loopback-only network namespace (FIELD-NOTES). Needs
 // root, the rig's Debian packages and both widget builds; skipped without dist/sip.
-import { spawn, execFile } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import readline from 'node:readline';
+import { cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
-import { test, expect, chromium } from '@playwright/test';
-import { HUB_BIN } from './hub.js';
+import { test, expect } from '@playwright/test';
+import { AGENT_HZ, CUSTOMER_HZ, ROOT, expectHearsCustomer as expectHears, settledLevels as settled, sipRig } from './sip-helpers.js';
 
-const run = promisify(execFile);
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const DIST = join(ROOT, 'dist');
-const RIG = join(ROOT, 'scripts/sip-rig');
 const OUT = fileURLToPath(new URL('../.out/softphone/', import.meta.url));
 const WIDGET_DIR = join(OUT, 'widget');
-const RIG_DIR = join(OUT, 'rig');
-const NETNS = `sbphone-${process.pid}`;
 const HUB_PORT = 18091;
-const CTRL_PORT = 4444;
-const CUSTOMER_HZ = 440;
-const AGENT_HZ = 1000;
-const SECRET = `e2e-${Math.random().toString(36).slice(2)}`;
-const ENV = { ...process.env, SIP_RIG_NETNS: NETNS, SIP_RIG_DIR: RIG_DIR, SWITCHBOARD_SIP_SECRET: SECRET, SIP_RIG_TONE_HZ: String(CUSTOMER_HZ) };
+const sip = sipRig({ out: OUT, netns: `sbphone-${process.pid}`, hubPort: HUB_PORT });
+const { events, phone, recordings } = sip;
 
 let rig = null;
-let rigStarting = false;
-let hub;
-let ctrl;
 let browser;
-const events = [];
-
-/** Spawns a process and waits (bounded) for a stdout line matching `ready`. */
-function start(cmd, args, ready, what) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env: ENV, stdio: ['pipe', 'pipe', 'pipe'] });
-    let err = '';
-    const timer = setTimeout(() => { child.kill(); reject(new Error(`${what}: not ready in 15 s\n${err}`)); }, 15_000);
-    readline.createInterface({ input: child.stdout }).on('line', (line) => {
-      if (ready(line)) { clearTimeout(timer); resolve(child); }
-      child.emit('line', line);
-    });
-    child.stderr.on('data', (d) => { err = (err + d).slice(-4000); if (process.env.E2E_DEBUG) process.stderr.write(d); });
-    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`${what} exited ${code}\n${err}`)); });
-  });
-}
-
-function stop(child) {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => { child.kill('SIGKILL'); resolve(); }, 5_000);
-    child.once('exit', () => { clearTimeout(timer); resolve(); });
-    child.kill('SIGTERM');
-  });
-}
-
-/** A ctrl_tcp command to baresip; resolves with its response (bounded). */
-function phone(command, params = '') {
-  const token = `t${Math.random().toString(36).slice(2)}`;
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => { ctrl.off('message', onMessage); reject(new Error(`baresip: no answer to ${command} in 5 s`)); }, 5_000);
-    const onMessage = (m) => {
-      if (m.response && m.token === token) { clearTimeout(timer); ctrl.off('message', onMessage); resolve(m); }
-    };
-    ctrl.on('message', onMessage);
-    ctrl.stdin.write(`${JSON.stringify({ command, params, token })}\n`);
-  });
-}
-
-/** Power (dBFS) of `hz` in 16-bit PCM samples (Goertzel). */
-function goertzelDb(samples, rate, hz) {
-  const k = 2 * Math.cos((2 * Math.PI * hz) / rate);
-  let s1 = 0;
-  let s2 = 0;
-  for (const x of samples) {
-    const s0 = x / 32768 + k * s1 - s2;
-    s2 = s1;
-    s1 = s0;
-  }
-  const power = s1 * s1 + s2 * s2 - k * s1 * s2;
-  const amplitude = (2 * Math.sqrt(Math.max(power, 0))) / samples.length;
-  return Math.round(20 * Math.log10(Math.max(amplitude, 1e-9)) * 10) / 10;
-}
-
-/** The PCM of a WAV file (16-bit; first channel), tolerant of a header written before the end. */
-function readWav(file) {
-  const data = readFileSync(file);
-  let offset = 12;
-  let rate = 8000;
-  let channels = 1;
-  while (offset + 8 <= data.length) {
-    const id = data.toString('ascii', offset, offset + 4);
-    const size = data.readUInt32LE(offset + 4);
-    if (id === 'fmt ') {
-      channels = data.readUInt16LE(offset + 10);
-      rate = data.readUInt32LE(offset + 12);
-    }
-    if (id === 'data') {
-      const end = size > 0 && offset + 8 + size <= data.length ? offset + 8 + size : data.length;
-      const samples = [];
-      for (let i = offset + 8; i + 1 < end; i += 2 * channels) samples.push(data.readInt16LE(i));
-      return { rate, samples };
-    }
-    offset += 8 + size + (size % 2);
-  }
-  throw new Error(`${file}: no data chunk`);
-}
-
-const recordings = () => readdirSync(join(RIG_DIR, 'recordings')).filter((f) => f.endsWith('-dec.wav'));
 
 /** baresip's recording of the call that started after `before` holds the agent's tone. */
 async function expectRecordedAgent(before) {
   let fresh = [];
   await expect.poll(() => { fresh = recordings().filter((f) => !before.includes(f)); return fresh.length; },
     { timeout: 10_000, message: 'baresip wrote a recording' }).toBe(1);
-  const { rate, samples } = readWav(join(RIG_DIR, 'recordings', fresh[0]));
-  expect(samples.length / rate, 'seconds recorded').toBeGreaterThan(2);
-  const middle = samples.slice(Math.floor(samples.length / 2) - rate, Math.floor(samples.length / 2) + rate);
-  const agent = goertzelDb(middle, rate, AGENT_HZ);
-  const customer = goertzelDb(middle, rate, CUSTOMER_HZ);
-  console.log(`baresip recorded (${(samples.length / rate).toFixed(1)} s): ${AGENT_HZ} Hz at ${agent} dB, ${CUSTOMER_HZ} Hz at ${customer} dB`);
-  expect(agent).toBeGreaterThan(-30);
-  expect(agent - customer).toBeGreaterThan(30);
+  sip.expectRecordingHoldsAgent(fresh[0]);
 }
 
 /** Levels (dBFS) of the customer's and the agent's tone in the widget's remote audio now. */
@@ -161,23 +61,9 @@ function levels(page) {
 }
 
 /** The median of ten readings over a second, once `ok(reading)` held (bounded). */
-async function settledLevels(page, ok, message) {
-  await expect.poll(async () => { const l = await levels(page); return l !== null && ok(l); }, { timeout: 15_000, message }).toBe(true);
-  const readings = [];
-  for (let i = 0; i < 10; i++) {
-    readings.push(await levels(page));
-    await page.waitForTimeout(100);
-  }
-  const median = (k) => readings.map((r) => r[k]).sort((x, y) => x - y)[5];
-  return { customer: median('customer'), agent: median('agent') };
-}
+const settledLevels = (page, ok, message) => settled(page, levels, ok, message);
 
-async function expectHearsCustomer(page, what) {
-  const heard = await settledLevels(page, (l) => l.customer > -50, 'the remote stream carries baresip\'s tone');
-  console.log(`${what}: the widget hears ${CUSTOMER_HZ} Hz at ${heard.customer} dB, ${AGENT_HZ} Hz at ${heard.agent} dB`);
-  expect(heard.customer).toBeGreaterThan(-40);
-  expect(heard.customer - heard.agent).toBeGreaterThan(30);
-}
+const expectHearsCustomer = (page, what) => expectHears(page, levels, `${what}: the widget hears`);
 
 /** A widget page signed in as `user`, its SIP line registered. */
 async function agentPage(user) {
@@ -201,12 +87,8 @@ test.describe('softphone: the widget in telephony.mode "sip" against Kamailio, r
 
   test.beforeAll(async () => {
     test.setTimeout(90_000);
-    rmSync(OUT, { recursive: true, force: true });
-    mkdirSync(OUT, { recursive: true });
-    rigStarting = true;
-    const started = await run(RIG, ['start'], { env: ENV, timeout: 60_000 });
-    rig = Object.fromEntries(started.stdout.trim().split('\n').map((l) => l.split(/=(.*)/s).slice(0, 2)));
-    await run('sox', ['-q', '-n', '-r', '48000', '-c', '1', '-b', '16', join(OUT, 'agent-tone.wav'), 'synth', '10', 'sine', String(AGENT_HZ), 'vol', '0.5'], { timeout: 10_000 });
+    sip.clean();
+    rig = await sip.startRig();
 
     // The tenant's config.json: telephony at the rig; no audio processing (a steady tone fades).
     cpSync(DIST, WIDGET_DIR, { recursive: true });
@@ -215,33 +97,10 @@ test.describe('softphone: the widget in telephony.mode "sip" against Kamailio, r
     config.telephony = { mode: 'sip', sip: { wsUri: rig.SIP_WS_URI, domain: rig.SIP_DOMAIN, credentialsUrl: '/api/sip/credentials', dtmf: 'rfc4733', audioProcessing: false } };
     writeFileSync(join(WIDGET_DIR, 'config.json'), JSON.stringify(config, null, 2));
 
-    hub = await start(RIG, ['exec', HUB_BIN, '--listen', `127.0.0.1:${HUB_PORT}`, '--static', WIDGET_DIR,
-      '--access-key', 'e2e-softphone-key-0123456789', '--sip-secret', SECRET, '--sip-credentials-ttl', '600',
-      // The widget's pages may open the SIP WebSocket (CSP connect-src, the hub's --connect-src).
-      '--connect-src', rig.SIP_WS_URI],
-    (l) => l.startsWith('listening on'), 'switchboard-hub');
-    ctrl = await start(RIG, ['exec', 'node', join(ROOT, 'tests/sip-rig/ctrl.mjs'), String(CTRL_PORT)],
-      (l) => l.includes('"connected":true'), 'baresip ctrl_tcp client');
-    ctrl.on('line', (line) => {
-      try { const m = JSON.parse(line); if (m.event) events.push(m); ctrl.emit('message', m); } catch { /* not JSON */ }
-    });
-    browser = await chromium.launch({
-      executablePath: join(RIG_DIR, 'bin/chromium'),
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync',
-        '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-        `--use-file-for-fake-audio-capture=${join(OUT, 'agent-tone.wav')}`,
-        '--autoplay-policy=no-user-gesture-required', '--allow-loopback-in-peer-connection'],
-    });
+    browser = await sip.startHubPhoneAndBrowser(WIDGET_DIR, 'e2e-softphone-key-0123456789', rig.SIP_WS_URI);
   });
 
-  test.afterAll(async () => {
-    await browser?.close().catch(() => {});
-    ctrl?.stdin.end();
-    await stop(ctrl);
-    await stop(hub);
-    if (rigStarting) await run(RIG, ['stop'], { env: ENV, timeout: 30_000 }).catch((e) => console.error(`sip-rig stop: ${e}`));
-  });
+  test.afterAll(() => sip.teardown());
 
   test('baresip calls the agent: the dialog rings, Accept, audio both ways, keypad DTMF, Hold/Resume, Hang up, wrap-up', async () => {
     const page = await agentPage('alice');

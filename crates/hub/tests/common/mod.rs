@@ -58,6 +58,30 @@ pub async fn get_json(url: &str) -> Value {
     http().get(url).send().await.unwrap().json().await.unwrap()
 }
 
+/// `POST /api/negotiate` with `token` as the bearer → (status, the body as JSON or `Null`).
+pub async fn negotiate_bearer(hub: &RunningHub, token: &str) -> (u16, Value) {
+    let r = http()
+        .post(format!("{}/api/negotiate", hub.base_url()))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// The claims of a JWT, decoded but not verified.
+pub fn jwt_payload(token: &str) -> Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
 pub async fn dev_token(base: &str, user: &str) -> String {
     let r = http()
         .post(format!("{base}/dev/token"))
