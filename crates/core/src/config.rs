@@ -19,6 +19,7 @@
 use serde_json::{Map, Value};
 use thiserror::Error;
 
+use crate::fields::string_list;
 use crate::presence::{PresenceMapping, SyncConfig};
 
 /// The whole configuration.
@@ -319,25 +320,6 @@ fn seconds(
             .as_u64()
             .and_then(|n| u32::try_from(n).ok())
             .ok_or_else(|| invalid(format!("{path}{key} must be a whole number of seconds"))),
-    }
-}
-
-/// `value` as a list of strings; `None` when absent or null. `Err`: `<field> must be a list
-/// of strings`.
-pub(crate) fn string_list(
-    value: Option<&Value>,
-    field: &str,
-) -> Result<Option<Vec<String>>, String> {
-    let wrong = || [field, " must be a list of strings"].concat();
-    match value {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|s| s.as_str().map(str::to_owned))
-            .collect::<Option<Vec<_>>>()
-            .map(Some)
-            .ok_or_else(wrong),
-        Some(_) => Err(wrong()),
     }
 }
 

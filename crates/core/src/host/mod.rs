@@ -35,8 +35,8 @@ pub use postmessage::{
 
 use serde_json::{Map, Value};
 
-use crate::config::string_list;
 use crate::desk::Outcome;
+use crate::fields::string_list;
 
 /// The host adapters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
