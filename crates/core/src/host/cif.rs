@@ -6,7 +6,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::encode_component;
+use super::{call_subject, clicked_number, encode_component};
 use crate::history::{CallDirection, CallRecord};
 use crate::notification::IncomingCall;
 
@@ -52,8 +52,11 @@ pub fn cif_caller_query(number: &str, fields: &[String]) -> String {
 /// The caller as found in the CRM.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Customer {
+    /// The entity's logical name (`contact`).
     pub entity: String,
+    /// The record's id (`contactid`).
     pub id: String,
+    /// Its display name (`fullname`; empty when the record has none).
     pub name: String,
 }
 
@@ -137,10 +140,16 @@ pub fn cif_session_input(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NotifyResult {
     /// `Accept` (`auto` for the template's `AutoAccept`).
-    Accept { auto: bool },
+    Accept {
+        /// The `responseReason` was `AutoAccept`.
+        auto: bool,
+    },
     /// `Reject` with its reason (`DeclinedByAgent`, `NotificationQueueLimitExceeded`,
     /// `NotificationQueueTimeLimitExceeded`).
-    Reject { reason: String },
+    Reject {
+        /// The `responseReason`, as CIF gave it.
+        reason: String,
+    },
     /// `Timeout` (`DisplayTimeout`).
     Timeout,
 }
@@ -173,15 +182,12 @@ pub fn cif_notify_result(result: &str) -> Option<NotifyResult> {
 /// text): the number to dial, when the field is a phone number.
 pub fn cif_click_to_act_number(data: &str) -> Option<String> {
     let v: Value = serde_json::from_str(data).ok()?;
-    let number = v.get("value")?.as_str()?.trim();
+    let number = clicked_number(v.get("value")?.as_str()?)?;
     let format = v.get("format").and_then(Value::as_str).unwrap_or("phone");
     let phone_like = number
         .chars()
         .all(|c| c.is_ascii_digit() || " +-().".contains(c));
-    (!number.is_empty()
-        && number.len() <= 64
-        && (phone_like || format.eq_ignore_ascii_case("phone")))
-    .then(|| number.to_owned())
+    (phone_like || format.eq_ignore_ascii_case("phone")).then(|| number.to_owned())
 }
 
 /// A number `{"value": n}` from `onmodechanged` / `onsizechanged`.
@@ -226,9 +232,8 @@ pub fn cif_phonecall(record: &CallRecord) -> Value {
         "Duration: {} s. Outcome: {}. Call id: {}",
         record.duration_s, record.outcome, record.call_id
     ));
-    let who = record.name.as_deref().unwrap_or(&record.number);
     json!({
-        "subject": ([if outgoing { "Call to " } else { "Call from " }, who].concat()),
+        "subject": call_subject(record),
         "phonenumber": record.number,
         "directioncode": outgoing,
         "actualdurationminutes": minutes,

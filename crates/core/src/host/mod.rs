@@ -18,6 +18,8 @@
 //!   index-keyed search results, `{"value": …}` around notifyEvent's result).
 //! - [`opencti`]: Salesforce Open CTI (Lightning) arguments (`opencti_*`).
 
+#![warn(missing_docs)]
+
 pub mod cif;
 pub mod opencti;
 pub mod postmessage;
@@ -37,6 +39,7 @@ use serde_json::{Map, Value};
 
 use crate::desk::Outcome;
 use crate::fields::string_list;
+use crate::history::{CallDirection, CallRecord};
 
 /// The host adapters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +67,7 @@ impl HostKind {
         })
     }
 
+    /// The name [`HostKind::from_name`] reads (`SYNC_ACK`'s `host`, config.json's `host`).
     pub fn as_str(self) -> &'static str {
         match self {
             HostKind::Cif => "cif",
@@ -170,8 +174,11 @@ pub fn url_origin(url: &str) -> Option<&str> {
 /// `phoneFields`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct HostOptions {
+    /// The trusted parent origins: `hostOrigins`, then `crmUrl`'s origin.
     pub origins: Vec<String>,
+    /// The Dynamics org's URL without a trailing slash (`crmUrl`).
     pub crm_url: Option<String>,
+    /// The CIF template and field names (`cif`).
     pub cif: CifNames,
 }
 
@@ -272,6 +279,21 @@ fn encode_component(s: &str) -> String {
         }
     }
     out
+}
+
+/// A finished call's subject in the CRM (CIF's `phonecall`, Open CTI's Task): `Call to <name or
+/// number>` for an outgoing call, `Call from …` for an incoming one.
+fn call_subject(record: &CallRecord) -> String {
+    let who = record.name.as_deref().unwrap_or(&record.number);
+    let outgoing = record.direction == CallDirection::Outbound;
+    [if outgoing { "Call to " } else { "Call from " }, who].concat()
+}
+
+/// The number a CRM's click-to-dial hands over (CIF's `onclicktoact`, Open CTI's
+/// `onClickToDial`): trimmed; `None` when empty or longer than 64 bytes.
+fn clicked_number(raw: &str) -> Option<&str> {
+    let n = raw.trim();
+    (!n.is_empty() && n.len() <= 64).then_some(n)
 }
 
 /// The incoming call and the finished call the tests of every host kind use.

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::encode_component;
+use super::{call_subject, clicked_number, encode_component};
 use crate::history::{CallDirection, CallRecord};
 use crate::notification::IncomingCall;
 
@@ -21,10 +21,9 @@ pub fn opencti_search(call: &IncomingCall, call_id: &str) -> Value {
 /// `saveLog`'s `value`: a completed call Task.
 pub fn opencti_log(record: &CallRecord) -> Value {
     let outgoing = record.direction == CallDirection::Outbound;
-    let who = record.name.as_deref().unwrap_or(&record.number);
     let mut v = json!({
         "entityApiName": "Task",
-        "Subject": ([if outgoing { "Call to " } else { "Call from " }, who].concat()),
+        "Subject": call_subject(record),
         "Status": "Completed",
         "TaskSubtype": "Call",
         "CallType": if outgoing { "Outbound" } else { "Inbound" },
@@ -41,8 +40,7 @@ pub fn opencti_log(record: &CallRecord) -> Value {
 
 /// The number from an `onClickToDial` payload (`{number, recordId, recordName, objectType}`).
 pub fn opencti_click_number(payload: &Value) -> Option<String> {
-    let n = payload.get("number")?.as_str()?.trim();
-    (!n.is_empty() && n.len() <= 64).then(|| n.to_owned())
+    clicked_number(payload.get("number")?.as_str()?).map(str::to_owned)
 }
 
 #[cfg(test)]

@@ -16,16 +16,22 @@ pub const MAX_ID_CHARS: usize = 100;
 /// One postMessage: `{type, messageId, payload}`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Envelope {
+    /// `type`: the command or event name (`DIAL`, `SYNC_ACK`, …).
     pub kind: String,
+    /// `messageId`: the sender's id, echoed by the answer.
     pub message_id: String,
+    /// `payload`: the command's or event's fields (`{}` when absent).
     pub payload: Value,
 }
 
 /// Why a message was ignored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EnvelopeError {
+    /// The message is not a JSON object.
     NotAnObject,
+    /// No `type` text of 1 to [`MAX_ID_CHARS`] characters.
     MissingType,
+    /// No `messageId` text of 1 to [`MAX_ID_CHARS`] characters.
     MissingMessageId,
 }
 
@@ -59,13 +65,16 @@ pub enum Command {
     /// user's language (a BCP 47 tag, e.g. `"de-DE"`), `theme` the host's `"light"` or
     /// `"dark"`; anything else there is ignored.
     Sync {
+        /// The host user's language, when it is a language tag.
         locale: Option<String>,
+        /// `"light"` or `"dark"` ([`crate::host::theme`]).
         theme: Option<&'static str>,
     },
     /// `DIAL {number}`.
     Dial(String),
-    /// `ACCEPT` / `REJECT` the ringing call.
+    /// `ACCEPT` the ringing call.
     Accept,
+    /// `REJECT` the ringing call.
     Reject,
     /// `SET_PRESENCE {state}` (a contact-centre state) or `{availability}` (a Teams
     /// availability): the widget's presence choice `state:X` / `teams:X`.
