@@ -8,6 +8,8 @@
 //! - [`origin_allowed`]: the postMessage allow-list (exact origins, or `https://*.example.com`).
 //! - [`HostOptions`]: config.json's `hostOrigins`, `crmUrl` and `cif`.
 //! - [`theme`] and [`outcome_word`], used by more than one host kind.
+//! - The helpers the host kinds share, once: `encodeURIComponent`, a finished call's subject, a
+//!   click-to-dial number.
 //!
 //! One file per host kind, each re-exported here (`switchboard_core::host::X` is the public path):
 //!
