@@ -19,6 +19,8 @@
 use serde_json::{Map, Value};
 use thiserror::Error;
 
+use crate::fields::string_list;
+use crate::host::{HostKind, HostOptions};
 use crate::presence::{PresenceMapping, SyncConfig};
 
 /// The whole configuration.
@@ -42,7 +44,7 @@ pub struct Config {
     /// the session id is `auth.clientId` (MSAL) or `switchboard` (dev).
     pub presence_sync: SyncConfig,
     /// The host's origins and CIF names (`hostOrigins`, `crmUrl`, `cif`; crate::host).
-    pub host_options: crate::host::HostOptions,
+    pub host_options: HostOptions,
     /// The widget's language (`locale`): `auto` (the default: the host's user language, else
     /// the browser's) or a BCP 47 tag such as `de` that every agent of this tenant gets
     /// (crate::i18n; a tag without a shipped catalogue falls back to English).
@@ -322,25 +324,6 @@ fn seconds(
     }
 }
 
-/// `value` as a list of strings; `None` when absent or null. `Err`: `<field> must be a list
-/// of strings`.
-pub(crate) fn string_list(
-    value: Option<&Value>,
-    field: &str,
-) -> Result<Option<Vec<String>>, String> {
-    let wrong = || [field, " must be a list of strings"].concat();
-    match value {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|s| s.as_str().map(str::to_owned))
-            .collect::<Option<Vec<_>>>()
-            .map(Some)
-            .ok_or_else(wrong),
-        Some(_) => Err(wrong()),
-    }
-}
-
 /// `auth.<key>` as a list of strings; `None` when absent.
 fn strings(object: &Map<String, Value>, key: &str) -> Result<Option<Vec<String>>, ConfigError> {
     string_list(object.get(key), &["auth.", key].concat()).map_err(invalid)
@@ -483,7 +466,7 @@ impl Config {
             },
             presence_mapping,
             presence_sync,
-            host_options: crate::host::HostOptions::from_root(root).map_err(invalid)?,
+            host_options: HostOptions::from_root(root).map_err(invalid)?,
             locale: match string(root, "", "locale")? {
                 None => "auto".into(),
                 Some(tag) if tag == "auto" || crate::i18n::is_language_tag(&tag) => tag,
@@ -531,7 +514,7 @@ impl Config {
                 expected: "used only with \"transports\": [\"WebSockets\"] (as in SignalR)",
             });
         }
-        if !["auto", "cif", "postmessage", "opencti", "standalone"].contains(&self.host.as_str()) {
+        if self.host != "auto" && HostKind::from_name(&self.host).is_none() {
             return Err(ConfigError::OutOfRange {
                 field: "host",
                 expected: "one of auto, cif, postmessage, opencti, standalone",

@@ -7,6 +7,7 @@ pub mod call;
 pub mod config;
 pub mod desk;
 pub mod diagnostics;
+mod fields;
 pub mod history;
 pub mod host;
 pub mod i18n;
