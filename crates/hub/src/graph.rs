@@ -53,6 +53,9 @@ use switchboard_core::presence::{
     Activity, Availability, MAX_IDS_PER_REQUEST, Presence, parse_iso_duration,
 };
 
+use axum::http::request::Parts;
+
+use crate::access::{Authorized, Scope};
 use crate::auth::{bearer_token, is_valid_user_name, unix_now_ms};
 use crate::hub::{ConnectionInfo, Hub, HubMethods};
 use crate::presence::{Change, OFFLINE, Session, UserPresence, changed, wire};
@@ -329,6 +332,21 @@ fn routes() -> Router<Arc<Hub>> {
         .route("/users/{id}/presence/{action}", post(presence_action))
 }
 
+/// Who may call the stand-in's routes ([`crate::access`]): dev mode (404 `ItemNotFound`
+/// otherwise), a valid bearer token (401 `InvalidAuthenticationToken`), and the caller within
+/// the rate limit (429 `TooManyRequests`). The principal is the caller's id.
+#[derive(Debug)]
+pub struct GraphCaller;
+
+impl Scope for GraphCaller {
+    type Principal = String;
+    type Rejection = GraphError;
+
+    async fn authorize(hub: &Hub, parts: &Parts) -> Result<String, GraphError> {
+        caller(hub, &parts.headers).await
+    }
+}
+
 /// Dev mode, a valid bearer token, and the caller within the rate limit: the caller's id.
 async fn caller(hub: &Hub, headers: &HeaderMap) -> Result<String, GraphError> {
     if !hub.dev_mode() {
@@ -398,9 +416,8 @@ fn not_found(id: &str) -> GraphError {
 
 async fn me_presence(
     State(hub): State<Arc<Hub>>,
-    headers: HeaderMap,
+    Authorized(me): Authorized<GraphCaller>,
 ) -> Result<Json<Value>, GraphError> {
-    let me = caller(&hub, &headers).await?;
     hub.graph
         .presence_json(&me)
         .map(Json)
@@ -410,9 +427,8 @@ async fn me_presence(
 async fn user_presence(
     State(hub): State<Arc<Hub>>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    _: Authorized<GraphCaller>,
 ) -> Result<Json<Value>, GraphError> {
-    caller(&hub, &headers).await?;
     hub.graph
         .presence_json(&id)
         .map(Json)
@@ -425,10 +441,9 @@ fn body_object(body: &[u8]) -> Result<Map<String, Value>, GraphError> {
 
 async fn presences_by_user_id(
     State(hub): State<Arc<Hub>>,
-    headers: HeaderMap,
+    _: Authorized<GraphCaller>,
     body: Bytes,
 ) -> Result<Json<Value>, GraphError> {
-    caller(&hub, &headers).await?;
     let object = body_object(&body)?;
     let ids = object
         .get("ids")
@@ -488,10 +503,9 @@ fn duration(object: &Map<String, Value>) -> Result<Option<u64>, GraphError> {
 async fn presence_action(
     State(hub): State<Arc<Hub>>,
     Path((id, action)): Path<(String, String)>,
-    headers: HeaderMap,
+    Authorized(me): Authorized<GraphCaller>,
     body: Bytes,
 ) -> Result<StatusCode, GraphError> {
-    let me = caller(&hub, &headers).await?;
     if !is_valid_user_name(&id) {
         return Err(not_found(&id));
     }
@@ -574,10 +588,9 @@ async fn presence_action(
 
 async fn directory(
     State(hub): State<Arc<Hub>>,
-    headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
+    _: Authorized<GraphCaller>,
 ) -> Result<Json<Value>, GraphError> {
-    caller(&hub, &headers).await?;
     let number = |k: &str, default: usize| match query.get(k) {
         None => Ok(default),
         Some(v) => v

@@ -19,6 +19,7 @@
 
 #![warn(missing_docs)]
 
+pub mod access;
 pub mod auth;
 pub mod calls;
 pub mod connection;
