@@ -80,11 +80,8 @@ pub(crate) enum SessionRequest {
     Overflow,
 }
 
-/// A hub method: runs an invocation of `target(arguments)` by `conn`. `Ok(None)` is a void
-/// completion, `Ok(Some(v))` a result, `Err(text)` a completion error.
-pub type HubMethod = crate::methods::Handler<Hub, ConnectionInfo>;
-
-/// The table of hub methods clients may invoke ([`crate::methods`]).
+/// The table of hub methods clients may invoke ([`crate::methods`]): handlers run
+/// `target(arguments)` for a connection on this hub.
 pub type HubMethods = MethodTable<Hub, ConnectionInfo>;
 
 /// The result of [`Hub::send_message_to_user`].
