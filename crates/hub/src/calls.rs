@@ -1,8 +1,16 @@
-//! Third-party call control through the hub (issue 7): the typed call methods beyond the first
-//! five, outbound calls, agent-to-agent calls, transfers, and the telephony simulator's far end.
+//! Call control through the hub (issues 1 and 7): the call hub methods, which [`register`] puts
+//! in the hub's method table, outbound calls, agent-to-agent calls, transfers, and the telephony
+//! simulator's far end.
 //!
 //! | method | arguments | result |
 //! |---|---|---|
+//! | `sendMessage` | `content: string` | void (the seed's acknowledgement, stored on the agent's call) |
+//! | `getCalls` | none | `{"calls": [call]}`: the agent's calls not yet final and those that ended in the last 5 minutes, newest first (at most 20): what a widget restores after a reload or a reconnect |
+//! | `acceptCall` | `callId` | call |
+//! | `rejectCall` | `callId`, `reason?: "declined"\|"timeout"\|"busy"` | call |
+//! | `hangUp` | `callId` | call |
+//! | `holdCall` | `callId` | call |
+//! | `resumeCall` | `callId` | call |
 //! | `normalizeNumber` | `input`, `region?` | `{e164, extension?, national, international, region?, tel}` or, for a colleague, `{internal: true, user, extension?, display}` |
 //! | `makeCall` | `number` (number, `tel:` URI, colleague's user id or extension) | call (`dialling`, or `alerting` for a colleague) |
 //! | `answerCall` | `callId` | call (alias of `acceptCall`) |
@@ -12,6 +20,7 @@
 //! | `completeConsult` | `callId` | call (`ended`, `completed`) |
 //! | `cancelConsult` | `callId` | call (`held`) |
 //! | `conference` | `callId` | call (`connected`, `conference: true`) |
+//! | `muteCall` | `callId`, `muted: boolean` | call (`muted` set) |
 //!
 //! The far end of an outbound call to an external number (dev simulator) alerts after
 //! [`CallConfig::alert_delay`] and then behaves by the last four digits of the number:
@@ -24,12 +33,12 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use switchboard_core::IncomingCall;
 use switchboard_core::call::machine::{Command, Signal};
+use switchboard_core::{IncomingCall, RejectReason};
 
-use crate::hub::{ConnectionInfo, Hub, Inner, expect_args};
+use crate::hub::{ConnectionInfo, Hub, HubMethods, Inner, expect_args, new_call_id};
 use crate::numbers::{self, Normalized};
-use crate::registry::{CallError, EndReason, Outbound, State, Transition};
+use crate::registry::{Call, CallError, EndReason, Outbound, State, Transition};
 
 /// The error of a call refused because the call registry is full of live calls (`makeCall`'s
 /// completion error; `SendMessageToUser` and REST rings answer 503 with it).
@@ -113,19 +122,145 @@ impl FarEndAction {
     }
 }
 
-/// The methods of this module, lower case, for [`Hub::invoke`].
-pub const METHODS: &[&str] = &[
-    "normalizeNumber",
-    "makeCall",
-    "answerCall",
-    "sendDtmf",
-    "blindTransfer",
-    "startConsult",
-    "completeConsult",
-    "cancelConsult",
-    "conference",
-    "muteCall",
-];
+/// Puts the call methods in the hub's method table (see the module docs).
+pub fn register(methods: &mut HubMethods) {
+    methods.register("sendMessage", send_message);
+    methods.register("getCalls", get_calls);
+    for name in [
+        "acceptCall",
+        "rejectCall",
+        "hangUp",
+        "holdCall",
+        "resumeCall",
+    ] {
+        methods.register(name, agent_command);
+    }
+    for name in [
+        "normalizeNumber",
+        "makeCall",
+        "answerCall",
+        "sendDtmf",
+        "blindTransfer",
+        "startConsult",
+        "completeConsult",
+        "cancelConsult",
+        "conference",
+        "muteCall",
+    ] {
+        methods.register(name, call_control);
+    }
+}
+
+/// How far back `getCalls` reports calls that already ended (ms).
+pub const RESYNC_RECENT_MS: u64 = 5 * 60 * 1000;
+/// The most calls `getCalls` returns.
+pub const RESYNC_MAX_CALLS: usize = 20;
+
+/// `sendMessage(content)`: the seed's acknowledgement, stored on the agent's latest call.
+fn send_message(
+    hub: &Hub,
+    conn: &ConnectionInfo,
+    target: &str,
+    arguments: &[Value],
+) -> Result<Option<Value>, String> {
+    expect_args(target, arguments, 1, 1, "content: string")?;
+    let content = match &arguments[0] {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    if let Some(user) = &conn.user {
+        match hub.lock().calls.acknowledge(user, &content) {
+            Some(call_id) => {
+                tracing::info!(%call_id, agent = %user, "acknowledgement stored")
+            }
+            None => {
+                tracing::debug!(agent = %user, "acknowledgement without a live call")
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// `getCalls()`: what a widget restores after a reload or a reconnect.
+fn get_calls(
+    hub: &Hub,
+    conn: &ConnectionInfo,
+    target: &str,
+    arguments: &[Value],
+) -> Result<Option<Value>, String> {
+    let now = crate::auth::unix_now_ms();
+    expect_args(target, arguments, 0, 0, "")?;
+    let user = conn
+        .user
+        .as_deref()
+        .ok_or_else(|| format!("{target}: this connection has no user; sign in first"))?;
+    let calls = hub
+        .lock()
+        .calls
+        .of_agent(user, now, RESYNC_RECENT_MS, RESYNC_MAX_CALLS);
+    Ok(Some(json!({
+        "calls": calls.iter().map(Call::to_json).collect::<Vec<_>>()
+    })))
+}
+
+/// `acceptCall`, `rejectCall`, `hangUp`, `holdCall`, `resumeCall`.
+fn agent_command(
+    hub: &Hub,
+    conn: &ConnectionInfo,
+    target: &str,
+    arguments: &[Value],
+) -> Result<Option<Value>, String> {
+    let method = target.to_ascii_lowercase();
+    let now = crate::auth::unix_now_ms();
+    let (min, max, shape) = if method == "rejectcall" {
+        (
+            1,
+            2,
+            "callId: string, reason: \"declined\" | \"timeout\" | \"busy\"",
+        )
+    } else {
+        (1, 1, "callId: string")
+    };
+    expect_args(target, arguments, min, max, shape)?;
+    let call_id = arguments[0]
+        .as_str()
+        .ok_or_else(|| format!("{target}: callId must be a string"))?;
+    let user = conn
+        .user
+        .as_deref()
+        .ok_or_else(|| format!("{target}: this connection has no user; sign in first"))?;
+    let mut inner = hub.lock();
+    let result = match method.as_str() {
+        "acceptcall" => inner.calls.accept(call_id, user, now),
+        "rejectcall" => {
+            let reason = match arguments.get(1) {
+                None | Some(Value::Null) => RejectReason::Declined,
+                Some(v) => serde_json::from_value::<RejectReason>(v.clone()).map_err(|_| {
+                    format!("{target}: reason must be one of \"declined\", \"timeout\", \"busy\"")
+                })?,
+            };
+            inner.calls.reject(call_id, user, reason, now)
+        }
+        "hangup" => inner.calls.hang_up(call_id, user, now),
+        "holdcall" => inner.calls.hold(call_id, user, now),
+        "resumecall" => inner.calls.resume(call_id, user, now),
+        _ => return Err(format!("Unknown hub method '{target}'")),
+    };
+    let t = result.map_err(|e| e.to_string())?;
+    tracing::info!(call_id, agent = %user, state = t.call.state.as_str(), "call updated by agent");
+    hub.settle(&mut inner, &t, now);
+    Ok(Some(t.call.to_json()))
+}
+
+/// The call-control methods of issue 7 (see the module docs).
+fn call_control(
+    hub: &Hub,
+    conn: &ConnectionInfo,
+    target: &str,
+    arguments: &[Value],
+) -> Result<Option<Value>, String> {
+    hub.invoke_call_method(conn, &target.to_ascii_lowercase(), target, arguments)
+}
 
 fn string_arg<'a>(
     target: &str,
@@ -167,8 +302,8 @@ impl Hub {
         numbers::normalize(input, region).map(Destination::Number)
     }
 
-    /// Runs one of [`METHODS`] (`method` lower case). See the module docs.
-    pub(crate) fn invoke_call_method(
+    /// Runs one of the call-control methods (`method` lower case). See the module docs.
+    fn invoke_call_method(
         &self,
         conn: &ConnectionInfo,
         method: &str,
@@ -289,7 +424,7 @@ impl Hub {
         to: &str,
         blind: bool,
         now: u64,
-    ) -> Result<crate::registry::Call, String> {
+    ) -> Result<Call, String> {
         let probe = if blind {
             Command::BlindTransfer(to.to_owned())
         } else {
@@ -341,12 +476,12 @@ impl Hub {
     fn hand_over(
         &self,
         inner: &mut Inner,
-        call: &crate::registry::Call,
+        call: &Call,
         colleague: &str,
         agent: &str,
     ) -> Result<(), String> {
         let incoming = IncomingCall {
-            call_id: Some(crate::hub::new_call_id()),
+            call_id: Some(new_call_id()),
             phone_number: call.phone_number.clone(),
             caller_name: call.caller_name.clone(),
             queue: call.queue.clone(),
@@ -383,7 +518,7 @@ impl Hub {
                 }
                 let own = inner.directory.extension_of(user);
                 let a = inner.calls.register_outbound(
-                    crate::hub::new_call_id(),
+                    new_call_id(),
                     hub,
                     user,
                     Outbound {
@@ -398,7 +533,7 @@ impl Hub {
                     ended: None,
                 });
                 let incoming = IncomingCall {
-                    call_id: Some(crate::hub::new_call_id()),
+                    call_id: Some(new_call_id()),
                     phone_number: own.unwrap_or_else(|| "0".into()),
                     caller_name: Some(user.to_owned()),
                     queue: None,
@@ -418,7 +553,7 @@ impl Hub {
             }
             Destination::Number(number) => {
                 let a = inner.calls.register_outbound(
-                    crate::hub::new_call_id(),
+                    new_call_id(),
                     hub,
                     user,
                     Outbound {
@@ -505,11 +640,7 @@ impl Hub {
     }
 
     /// The simulator page's far-end buttons.
-    pub fn far_end(
-        &self,
-        call_id: &str,
-        action: FarEndAction,
-    ) -> Result<crate::registry::Call, CallError> {
+    pub fn far_end(&self, call_id: &str, action: FarEndAction) -> Result<Call, CallError> {
         let now = crate::auth::unix_now_ms();
         let call = self
             .call(call_id)
@@ -542,66 +673,6 @@ impl Hub {
             .ok_or_else(|| CallError::Other(format!("Call {call_id} changed meanwhile")))?;
         self.settle(&mut inner, &t, now);
         Ok(t.call)
-    }
-
-    /// Announces a transition and carries it over to the other leg of an agent-to-agent call.
-    pub(crate) fn settle(&self, inner: &mut Inner, t: &Transition, now: u64) {
-        inner.announce(t);
-        let Some(peer_id) = t.call.peer.clone() else {
-            return;
-        };
-        let Some(peer) = inner.calls.get(&peer_id).cloned() else {
-            return;
-        };
-        if peer.state.is_final() {
-            return;
-        }
-        let follow = match (t.ended, t.call.state) {
-            (None, State::Accepted) if t.call.direction == "inbound" => {
-                Some((Signal::Answered, None))
-            }
-            (Some(reason), _) => {
-                if matches!(peer.state, State::Ringing) {
-                    // The caller gave up or its call failed: the callee's offer goes away.
-                    Some((Signal::HungUp, Some(EndReason::Abandoned)))
-                } else if matches!(peer.state, State::Dialling | State::Alerting) {
-                    let reason = match reason {
-                        EndReason::Rejected | EndReason::Busy => {
-                            if t.call.reject_reason == Some(switchboard_core::RejectReason::Busy) {
-                                EndReason::Busy
-                            } else {
-                                EndReason::Rejected
-                            }
-                        }
-                        EndReason::Missed => EndReason::NoAnswer,
-                        other => other,
-                    };
-                    let signal = if reason == EndReason::NoAnswer {
-                        Signal::NoAnswer
-                    } else {
-                        Signal::Busy
-                    };
-                    Some((signal, Some(reason)))
-                } else {
-                    Some((Signal::HungUp, Some(EndReason::Completed)))
-                }
-            }
-            _ => None,
-        };
-        if let Some((signal, reason)) = follow
-            && let Some(pt) = inner.calls.telephony(&peer_id, &signal, reason, now)
-        {
-            // Abandoned ringing offers end as `ended` (as when a caller hangs up).
-            let pt = if reason == Some(EndReason::Abandoned) {
-                inner
-                    .calls
-                    .force_state(&peer_id, State::Ended)
-                    .unwrap_or(pt)
-            } else {
-                pt
-            };
-            inner.announce(&pt);
-        }
     }
 }
 

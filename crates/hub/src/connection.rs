@@ -716,7 +716,7 @@ impl Session {
 
     fn start_stream(&mut self, invocation_id: String, target: &str, arguments: &[Value]) {
         if !is_streaming_method(target) {
-            let error = match crate::hub::is_hub_method(target) {
+            let error = match self.hub.is_hub_method(target) {
                 true => format!(
                     "The client attempted to invoke the non-streaming '{target}' method with a streaming invocation."
                 ),

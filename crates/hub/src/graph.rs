@@ -37,7 +37,7 @@
 //! connection of every subscribed user.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use axum::Json;
@@ -53,254 +53,16 @@ use switchboard_core::presence::{
     Activity, Availability, MAX_IDS_PER_REQUEST, Presence, parse_iso_duration,
 };
 
+use axum::http::request::Parts;
+
+use crate::access::{Authorized, Scope};
 use crate::auth::{bearer_token, is_valid_user_name, unix_now_ms};
-use crate::hub::{ConnectionInfo, Hub};
-
-/// The Teams client's own session in the stand-in (what the simulator sets).
-pub const TEAMS_CLIENT_SESSION: &str = "teams-client";
-/// Ids one user may watch through `subscribePresence`, in total.
-pub const MAX_WATCHED_PER_USER: usize = 10_000;
-/// Subscribing users kept at most.
-pub const MAX_SUBSCRIBERS: usize = 10_000;
-/// Users with presence state kept at most (directory included).
-pub const MAX_USERS: usize = 100_000;
-/// Sessions per user at most.
-pub const MAX_SESSIONS: usize = 16;
-/// `setPresence`'s longest `expirationDuration` (PT4H).
-pub const MAX_SESSION_EXPIRATION_MS: u64 = 4 * 3_600_000;
-
-/// Stand-in settings (part of [`crate::HubConfig`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GraphConfig {
-    /// Where the routes live (`/graph/v1.0`; no trailing slash).
-    pub base_path: String,
-    /// Requests per user per window before 429 (default 300 per 30 s; Graph's own limit is
-    /// 1,500 requests per 30 s per app per tenant).
-    pub rate_limit: u32,
-    /// The rate window (30 s).
-    pub rate_window: Duration,
-    /// Shortest `setPresence` `expirationDuration` accepted (Graph: PT5M; tests lower it).
-    pub min_session_expiration: Duration,
-    /// Generated colleagues in the demo directory besides alice and bob (700: two
-    /// `getPresencesByUserId` batches).
-    pub colleagues: usize,
-}
-
-impl Default for GraphConfig {
-    fn default() -> Self {
-        Self {
-            base_path: "/graph/v1.0".into(),
-            rate_limit: 300,
-            rate_window: Duration::from_secs(30),
-            min_session_expiration: Duration::from_secs(300),
-            colleagues: 700,
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-struct Session {
-    id: String,
-    presence: Presence,
-    expires: Option<u64>,
-    set_at: u64,
-}
-
-#[derive(Debug, Clone, Default)]
-struct UserPresence {
-    sessions: Vec<Session>,
-    preferred: Option<(Presence, u64)>,
-    last: Option<Presence>,
-}
-
-const OFFLINE: Presence = Presence::new(Availability::Offline, Activity::Offline);
-
-fn rank(a: Availability) -> u8 {
-    match a.base() {
-        Availability::DoNotDisturb => 5,
-        Availability::Busy => 4,
-        Availability::Available => 3,
-        Availability::Away | Availability::BeRightBack => 2,
-        _ => 0,
-    }
-}
-
-impl UserPresence {
-    /// Graph's aggregation at `now` (see the module docs); drops what has expired.
-    fn aggregate(&mut self, now: u64) -> Presence {
-        self.sessions.retain(|s| s.expires.is_none_or(|e| e > now));
-        if self.preferred.is_some_and(|(_, e)| e <= now) {
-            self.preferred = None;
-        }
-        if self.sessions.is_empty() {
-            return OFFLINE;
-        }
-        if let Some((p, _)) = self.preferred {
-            return p;
-        }
-        self.sessions
-            .iter()
-            .max_by_key(|s| (rank(s.presence.availability), s.set_at))
-            .map(|s| s.presence)
-            .unwrap_or(OFFLINE)
-    }
-
-    fn next_expiry(&self) -> Option<u64> {
-        let sessions = self.sessions.iter().filter_map(|s| s.expires);
-        sessions.chain(self.preferred.map(|(_, e)| e)).min()
-    }
-}
-
-#[derive(Default)]
-struct Inner {
-    directory: Vec<(String, String)>,
-    users: HashMap<String, UserPresence>,
-    watchers: HashMap<String, HashSet<(String, String)>>,
-    watching: HashMap<(String, String), HashSet<String>>,
-    rate: HashMap<String, (u64, u32)>,
-}
-
-/// The stand-in's state: the directory, every user's sessions and preferred presence, and the
-/// `subscribePresence` subscriptions. Its lock is never held while sending to connections.
-pub struct GraphState {
-    config: GraphConfig,
-    inner: Mutex<Inner>,
-}
-
-impl std::fmt::Debug for GraphState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GraphState").finish_non_exhaustive()
-    }
-}
-
-const FIRST: [&str; 20] = [
-    "Ada", "Ben", "Chloe", "Dev", "Elif", "Farah", "Goran", "Hana", "Ivan", "Jia", "Kofi", "Lena",
-    "Mateo", "Nia", "Omar", "Priya", "Quinn", "Rosa", "Sven", "Tariq",
-];
-const LAST: [&str; 36] = [
-    "Abbott",
-    "Bauer",
-    "Costa",
-    "Diaz",
-    "Eriksen",
-    "Fischer",
-    "Garcia",
-    "Hughes",
-    "Ito",
-    "Jensen",
-    "Kowalski",
-    "Larsen",
-    "Meyer",
-    "Novak",
-    "Okafor",
-    "Petrov",
-    "Quispe",
-    "Rossi",
-    "Sato",
-    "Tanaka",
-    "Uddin",
-    "Vargas",
-    "Weber",
-    "Xu",
-    "Yilmaz",
-    "Zhang",
-    "Moreau",
-    "Lindqvist",
-    "Haddad",
-    "Brennan",
-    "Achebe",
-    "Kim",
-    "Silva",
-    "Horvat",
-    "Nakamura",
-    "Olsen",
-];
-
-/// The generated colleagues' presences, by index modulo 6 (`None`: no session, Offline).
-fn seeded_presence(i: usize) -> Option<Presence> {
-    use Activity as Ac;
-    use Availability as Av;
-    [
-        Some(Presence::new(Av::Available, Ac::Available)),
-        Some(Presence::IN_A_CALL),
-        Some(Presence::new(Av::Away, Ac::Away)),
-        Some(Presence::new(Av::DoNotDisturb, Ac::DoNotDisturb)),
-        Some(Presence::new(Av::Busy, Ac::InAMeeting)),
-        None,
-    ][i % 6]
-}
-
-/// The id of generated colleague `i` (1-based): `colleague-001` … `colleague-700`.
-pub fn colleague_id(i: usize) -> String {
-    format!("colleague-{i:03}")
-}
-
-impl GraphState {
-    /// The directory (alice, bob, `config.colleagues` generated colleagues), alice and bob
-    /// Available in Teams, the colleagues in a fixed mix of states.
-    pub fn new(config: &GraphConfig) -> Self {
-        let mut inner = Inner::default();
-        let teams = |p: Presence| UserPresence {
-            sessions: vec![Session {
-                id: TEAMS_CLIENT_SESSION.into(),
-                presence: p,
-                expires: None,
-                set_at: 0,
-            }],
-            ..UserPresence::default()
-        };
-        let available = Presence::new(Availability::Available, Activity::Available);
-        for (id, name) in [("alice", "Alice Adams"), ("bob", "Bob Brown")] {
-            inner.directory.push((id.into(), name.into()));
-            inner.users.insert(id.into(), teams(available));
-        }
-        for i in 1..=config.colleagues.min(MAX_USERS / 2) {
-            let id = colleague_id(i);
-            let name = format!(
-                "{} {}",
-                FIRST[i % FIRST.len()],
-                LAST[(i / FIRST.len()) % LAST.len()]
-            );
-            inner.directory.push((id.clone(), name));
-            let state = seeded_presence(i).map(teams).unwrap_or_default();
-            inner.users.insert(id, state);
-        }
-        Self {
-            config: config.clone(),
-            inner: Mutex::new(inner),
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The aggregated presence of a known user, as Graph answers it
-    /// (`{"id","availability","activity"}`); `None` for an unknown one.
-    pub fn presence_json(&self, id: &str) -> Option<Value> {
-        let now = unix_now_ms();
-        let mut inner = self.lock();
-        let p = inner.users.get_mut(id)?.aggregate(now);
-        Some(wire(id, p))
-    }
-
-    /// How many users watch `id` through `subscribePresence`.
-    pub fn watcher_count(&self, id: &str) -> usize {
-        self.lock().watchers.get(id).map_or(0, HashSet::len)
-    }
-}
-
-fn wire(id: &str, p: Presence) -> Value {
-    json!({ "id": id, "availability": p.availability.as_str(), "activity": p.activity.as_str() })
-}
-
-/// What changed a user's presence.
-enum Change {
-    Session(Session),
-    ClearSession(String),
-    Preferred(Presence, u64),
-    ClearPreferred,
-}
+use crate::hub::{ConnectionInfo, Hub, HubMethods};
+use crate::presence::{Change, OFFLINE, Session, UserPresence, changed, wire};
+pub use crate::presence::{
+    GraphConfig, GraphState, MAX_SESSION_EXPIRATION_MS, MAX_SESSIONS, MAX_SUBSCRIBERS, MAX_USERS,
+    MAX_WATCHED_PER_USER, TEAMS_CLIENT_SESSION, colleague_id,
+};
 
 /// Applies a change, then pushes `PresenceChanged` if the aggregate moved and arms a timer for
 /// the next expiry. `Err(())` for `ClearSession` of an unknown session.
@@ -342,23 +104,6 @@ fn apply(hub: &Arc<Hub>, id: &str, change: Change) -> Result<(), ()> {
         schedule_refresh(Arc::downgrade(hub), id.to_owned(), at);
     }
     Ok(())
-}
-
-/// When the aggregate differs from the last one pushed: the `PresenceChanged` argument and the
-/// `(hub, user)` subscribers to send it to.
-fn changed(inner: &mut Inner, id: &str, now: u64) -> Option<(Value, Vec<(String, String)>)> {
-    let user = inner.users.get_mut(id)?;
-    let p = user.aggregate(now);
-    if user.last == Some(p) {
-        return None;
-    }
-    user.last = Some(p);
-    let to: Vec<_> = inner
-        .watchers
-        .get(id)
-        .map(|w| w.iter().cloned().collect())
-        .unwrap_or_default();
-    (!to.is_empty()).then(|| (wire(id, p), to))
 }
 
 fn push(hub: &Hub, presence: Value, to: Vec<(String, String)>) {
@@ -419,13 +164,19 @@ pub fn simulate(hub: &Arc<Hub>, id: &str, presence: Presence, preferred: bool) -
 
 // ----- hub methods ---------------------------------------------------------------------------
 
-/// The presence hub methods (dispatched from [`Hub::invoke`]):
+/// Puts the presence hub methods in the hub's method table (see [`invoke`]).
+pub fn register(methods: &mut HubMethods) {
+    methods.register("subscribePresence", invoke);
+    methods.register("unsubscribePresence", invoke);
+}
+
+/// The presence hub methods (registered by [`register`]):
 ///
 /// | method | arguments | result |
 /// |---|---|---|
 /// | `subscribePresence` | `ids: string[]` (≤ 650 per call; ≤ 10,000 per user in all) | `{"value": [presence...]}` for the known ids |
 /// | `unsubscribePresence` | `ids?: string[]` (none: all) | void |
-pub(crate) fn invoke(
+fn invoke(
     hub: &Hub,
     conn: &ConnectionInfo,
     target: &str,
@@ -581,6 +332,21 @@ fn routes() -> Router<Arc<Hub>> {
         .route("/users/{id}/presence/{action}", post(presence_action))
 }
 
+/// Who may call the stand-in's routes ([`crate::access`]): dev mode (404 `ItemNotFound`
+/// otherwise), a valid bearer token (401 `InvalidAuthenticationToken`), and the caller within
+/// the rate limit (429 `TooManyRequests`). The principal is the caller's id.
+#[derive(Debug)]
+pub struct GraphCaller;
+
+impl Scope for GraphCaller {
+    type Principal = String;
+    type Rejection = GraphError;
+
+    async fn authorize(hub: &Hub, parts: &Parts) -> Result<String, GraphError> {
+        caller(hub, &parts.headers).await
+    }
+}
+
 /// Dev mode, a valid bearer token, and the caller within the rate limit: the caller's id.
 async fn caller(hub: &Hub, headers: &HeaderMap) -> Result<String, GraphError> {
     if !hub.dev_mode() {
@@ -650,9 +416,8 @@ fn not_found(id: &str) -> GraphError {
 
 async fn me_presence(
     State(hub): State<Arc<Hub>>,
-    headers: HeaderMap,
+    Authorized(me): Authorized<GraphCaller>,
 ) -> Result<Json<Value>, GraphError> {
-    let me = caller(&hub, &headers).await?;
     hub.graph
         .presence_json(&me)
         .map(Json)
@@ -662,9 +427,8 @@ async fn me_presence(
 async fn user_presence(
     State(hub): State<Arc<Hub>>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    _: Authorized<GraphCaller>,
 ) -> Result<Json<Value>, GraphError> {
-    caller(&hub, &headers).await?;
     hub.graph
         .presence_json(&id)
         .map(Json)
@@ -672,15 +436,14 @@ async fn user_presence(
 }
 
 fn body_object(body: &[u8]) -> Result<Map<String, Value>, GraphError> {
-    crate::routes::json_object(body).map_err(bad)
+    crate::rest::json_object(body).map_err(bad)
 }
 
 async fn presences_by_user_id(
     State(hub): State<Arc<Hub>>,
-    headers: HeaderMap,
+    _: Authorized<GraphCaller>,
     body: Bytes,
 ) -> Result<Json<Value>, GraphError> {
-    caller(&hub, &headers).await?;
     let object = body_object(&body)?;
     let ids = object
         .get("ids")
@@ -740,10 +503,9 @@ fn duration(object: &Map<String, Value>) -> Result<Option<u64>, GraphError> {
 async fn presence_action(
     State(hub): State<Arc<Hub>>,
     Path((id, action)): Path<(String, String)>,
-    headers: HeaderMap,
+    Authorized(me): Authorized<GraphCaller>,
     body: Bytes,
 ) -> Result<StatusCode, GraphError> {
-    let me = caller(&hub, &headers).await?;
     if !is_valid_user_name(&id) {
         return Err(not_found(&id));
     }
@@ -826,10 +588,9 @@ async fn presence_action(
 
 async fn directory(
     State(hub): State<Arc<Hub>>,
-    headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
+    _: Authorized<GraphCaller>,
 ) -> Result<Json<Value>, GraphError> {
-    caller(&hub, &headers).await?;
     let number = |k: &str, default: usize| match query.get(k) {
         None => Ok(default),
         Some(v) => v

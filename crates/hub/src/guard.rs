@@ -15,16 +15,19 @@
 //! - [`looks_like_idp_id`]: with an identity provider configured and `--dev-auth on`, a dev user
 //!   name shaped like an Entra object id (a GUID) or a pairwise `sub` is refused, so a dev token
 //!   can never act as a real user.
+//! - [`negotiate_guard`]: the negotiate quotas per address and per user ([`crate::quota`]).
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::hub::Hub;
+use crate::quota::{ClientAddr, Refusal};
 
 /// Which browser origins may call the hub (see the module docs).
 #[derive(Debug, Clone)]
@@ -133,9 +136,7 @@ pub async fn dev_hooks(State(hub): State<Arc<Hub>>, request: Request, next: Next
         || path.starts_with("/simulator/")
         || (path.starts_with("/dev/") && path != "/dev/token");
     if guarded {
-        let addr = request
-            .extensions()
-            .get::<axum::extract::ConnectInfo<crate::quota::ClientAddr>>();
+        let addr = request.extensions().get::<ConnectInfo<ClientAddr>>();
         let code = axum::extract::Query::<std::collections::HashMap<String, String>>::try_from_uri(
             request.uri(),
         )
@@ -151,6 +152,51 @@ pub async fn dev_hooks(State(hub): State<Arc<Hub>>, request: Request, next: Next
                 })),
             )
                 .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// Middleware of the browser routes: negotiate quotas per address (`/api/negotiate`,
+/// `/client/negotiate`) and per user plus live connections per user (`/client/negotiate`,
+/// whose hub access token is checked here cheaply: HS256). Refusals are `429` +
+/// `Retry-After`; everything else goes on to the route, which does its own authentication.
+pub async fn negotiate_guard(
+    State(hub): State<Arc<Hub>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path();
+    if !path.eq_ignore_ascii_case("/api/negotiate") && path != "/client/negotiate" {
+        return next.run(request).await;
+    }
+    if let Some(ConnectInfo(ClientAddr(addr))) =
+        request.extensions().get::<ConnectInfo<ClientAddr>>()
+        && let Err(refusal) = hub.quotas.negotiate_from_address(addr.ip())
+    {
+        return refusal.into_response();
+    }
+    if path == "/client/negotiate" {
+        let query = request.uri().query().unwrap_or("");
+        let hub_name = crate::auth::query_param(query, "hub").unwrap_or_default();
+        let token = crate::auth::bearer_token(request.headers())
+            .map(str::to_owned)
+            .or_else(|| crate::auth::query_param(query, "access_token"));
+        if let Some(token) = token
+            && let Ok(Some(user)) = hub.access_key.validate_client_token(&token, &hub_name)
+        {
+            if let Err(refusal) = hub.quotas.negotiate_of_user(&user) {
+                return refusal.into_response();
+            }
+            let max = hub.quotas.config.connections_per_user;
+            if hub.user_connection_count(&user) >= max {
+                return Refusal::new(
+                    "connections_per_user",
+                    format!("Too many connections for this user (at most {max})"),
+                    Duration::from_secs(5),
+                )
+                .into_response();
+            }
         }
     }
     next.run(request).await

@@ -1,6 +1,11 @@
-//! The hub's shared state: live connections by user and group, pending negotiations, the call
-//! registry, and the operations every route and connection goes through (send to a user, a
-//! connection, a group, everyone; ring a call; hub methods).
+//! The hub's shared state: live connections by user and group, pending negotiations, running
+//! sessions, the call registry, and the operations every route and connection goes through (send
+//! to a user, a connection, a group, everyone; ring a call; announce a call's transition).
+//!
+//! Hub methods are dispatched through one table ([`HubMethods`], [`crate::methods`]) that the
+//! modules implementing them fill at startup ([`crate::hub_methods`]); this module names none
+//! of them. Sessions are known through the [`Session`] trait ([`crate::sessions`] has the
+//! concrete handle), so this module names no transport either.
 //!
 //! One mutex guards it all and is never held across an `.await`: sends to connections are
 //! `try_send` on a bounded per-connection queue, so a slow client loses messages (Azure SignalR
@@ -11,13 +16,16 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use switchboard_core::{IncomingCall, RejectReason};
+use switchboard_core::IncomingCall;
+use switchboard_core::call::machine::Signal;
 use switchboard_signalr::HubMessage;
 use tokio::sync::{mpsc, watch};
 
 use crate::HubConfig;
-use crate::auth::{AccessKey, DevTokens, UserAuthenticator};
-use crate::registry::{Call, CallError, CallRegistry, Transition};
+use crate::auth::{AccessKey, DevTokens};
+use crate::methods::MethodTable;
+use crate::registry::{Call, CallError, CallRegistry, EndReason, State, Transition};
+use crate::users::UserAuthenticator;
 
 /// Messages queued per connection before further ones are dropped.
 pub const OUTBOX_CAPACITY: usize = 256;
@@ -53,17 +61,28 @@ pub struct ConnectionInfo {
     pub stateful: bool,
 }
 
-/// A running session, as routes find it by connection token (see [`crate::connection`]).
-#[derive(Debug, Clone)]
-pub(crate) struct SessionHandle {
-    pub info: ConnectionInfo,
-    pub transport: crate::connection::TransportKind,
-    pub control: mpsc::Sender<crate::connection::Control>,
-    /// SSE and long polling: where POST bodies go.
-    pub inbound: Option<mpsc::Sender<axum::body::Bytes>>,
-    /// Long polling: the frames waiting for the next poll.
-    pub poll: Option<Arc<tokio::sync::Mutex<mpsc::Receiver<crate::connection::Frame>>>>,
+/// A running session as the hub state knows it: who it is, and two things the hub may ask of
+/// it. The concrete handle (transport, control channel, POST and poll queues) is
+/// [`crate::sessions::SessionHandle`]; routes find it by connection token.
+pub(crate) trait Session: std::any::Any + Send + Sync {
+    /// Who the session is.
+    fn info(&self) -> &ConnectionInfo;
+    /// Asks the session to act; whether it took the request.
+    fn tell(&self, request: SessionRequest) -> bool;
 }
+
+/// What the hub asks of a running session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SessionRequest {
+    /// Drop the transport without closing the logical connection (dev hook).
+    DropTransport,
+    /// The connection's outbox is full: close it ([`crate::limits::OUTBOX_OVERFLOW`]).
+    Overflow,
+}
+
+/// The table of hub methods clients may invoke ([`crate::methods`]): handlers run
+/// `target(arguments)` for a connection on this hub.
+pub type HubMethods = MethodTable<Hub, ConnectionInfo>;
 
 /// The result of [`Hub::send_message_to_user`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,7 +131,7 @@ struct Group {
 #[derive(Default)]
 pub(crate) struct Inner {
     pending: HashMap<String, Pending>,
-    sessions: HashMap<String, SessionHandle>,
+    sessions: HashMap<String, Arc<dyn Session>>,
     connections: HashMap<String, Connection>,
     users: HashMap<(String, String), HashSet<String>>,
     groups: HashMap<(String, String), Group>,
@@ -126,8 +145,9 @@ pub struct Hub {
     pub(crate) config: HubConfig,
     pub(crate) access_key: AccessKey,
     pub(crate) users: UserAuthenticator,
-    pub(crate) graph: crate::graph::GraphState,
+    pub(crate) graph: crate::presence::GraphState,
     pub(crate) quotas: crate::quota::Quotas,
+    methods: HubMethods,
     inner: Mutex<Inner>,
     shutdown: watch::Sender<bool>,
     weak: Weak<Hub>,
@@ -162,17 +182,18 @@ pub fn is_valid_hub_name(hub: &str) -> bool {
 }
 
 impl Hub {
-    /// A hub with this configuration.
+    /// A hub with this configuration and these hub methods ([`crate::hub_methods`]: all of
+    /// them).
     ///
     /// # Panics
     /// When the OIDC configuration is unusable; [`Hub::try_new`] returns the error instead.
-    pub fn new(config: HubConfig) -> Arc<Self> {
-        Self::try_new(config).expect("usable OIDC configuration")
+    pub fn new(config: HubConfig, methods: HubMethods) -> Arc<Self> {
+        Self::try_new(config, methods).expect("usable OIDC configuration")
     }
 
-    /// A hub with this configuration: dev sign-in without `config.oidc`, otherwise the OIDC
-    /// authority (plus dev sign-in if `dev_auth_with_oidc`).
-    pub fn try_new(config: HubConfig) -> Result<Arc<Self>, String> {
+    /// A hub with this configuration and these hub methods: dev sign-in without
+    /// `config.oidc`, otherwise the OIDC authority (plus dev sign-in if `dev_auth_with_oidc`).
+    pub fn try_new(config: HubConfig, methods: HubMethods) -> Result<Arc<Self>, String> {
         let access_key = AccessKey::new(config.access_key.clone());
         let dev = DevTokens::new(&config.access_key);
         let users = match &config.oidc {
@@ -184,8 +205,9 @@ impl Hub {
         };
         let (shutdown, _) = watch::channel(false);
         Ok(Arc::new_cyclic(|weak| Hub {
-            graph: crate::graph::GraphState::new(&config.graph),
+            graph: crate::presence::GraphState::new(&config.graph),
             quotas: crate::quota::Quotas::new(config.quotas),
+            methods,
             config,
             access_key,
             users,
@@ -279,13 +301,14 @@ impl Hub {
             .then_some(pending.info)
     }
 
-    /// Records a running session under its connection token.
-    pub(crate) fn add_session(&self, token: &str, handle: SessionHandle) {
-        self.lock().sessions.insert(token.to_owned(), handle);
+    /// Records a running session under its connection token (see
+    /// [`crate::sessions`]' `add_session`).
+    pub(crate) fn store_session(&self, token: &str, session: Arc<dyn Session>) {
+        self.lock().sessions.insert(token.to_owned(), session);
     }
 
     /// The running session of a connection token.
-    pub(crate) fn session(&self, token: &str) -> Option<SessionHandle> {
+    pub(crate) fn stored_session(&self, token: &str) -> Option<Arc<dyn Session>> {
         self.lock().sessions.get(token).cloned()
     }
 
@@ -301,15 +324,11 @@ impl Hub {
     pub fn drop_transports(&self, connection_id: Option<&str>, user: Option<&str>) -> usize {
         let inner = self.lock();
         let mut told = 0;
-        for handle in inner.sessions.values() {
-            let hit = connection_id.is_some_and(|c| c == handle.info.connection_id)
-                || user.is_some_and(|u| handle.info.user.as_deref() == Some(u));
-            if hit
-                && handle
-                    .control
-                    .try_send(crate::connection::Control::Drop)
-                    .is_ok()
-            {
+        for session in inner.sessions.values() {
+            let info = session.info();
+            let hit = connection_id.is_some_and(|c| c == info.connection_id)
+                || user.is_some_and(|u| info.user.as_deref() == Some(u));
+            if hit && session.tell(SessionRequest::DropTransport) {
                 told += 1;
             }
         }
@@ -679,6 +698,66 @@ impl Hub {
         }
     }
 
+    /// Announces a transition and carries it over to the other leg of an agent-to-agent call.
+    pub(crate) fn settle(&self, inner: &mut Inner, t: &Transition, now: u64) {
+        inner.announce(t);
+        let Some(peer_id) = t.call.peer.clone() else {
+            return;
+        };
+        let Some(peer) = inner.calls.get(&peer_id).cloned() else {
+            return;
+        };
+        if peer.state.is_final() {
+            return;
+        }
+        let follow = match (t.ended, t.call.state) {
+            (None, State::Accepted) if t.call.direction == "inbound" => {
+                Some((Signal::Answered, None))
+            }
+            (Some(reason), _) => {
+                if matches!(peer.state, State::Ringing) {
+                    // The caller gave up or its call failed: the callee's offer goes away.
+                    Some((Signal::HungUp, Some(EndReason::Abandoned)))
+                } else if matches!(peer.state, State::Dialling | State::Alerting) {
+                    let reason = match reason {
+                        EndReason::Rejected | EndReason::Busy => {
+                            if t.call.reject_reason == Some(switchboard_core::RejectReason::Busy) {
+                                EndReason::Busy
+                            } else {
+                                EndReason::Rejected
+                            }
+                        }
+                        EndReason::Missed => EndReason::NoAnswer,
+                        other => other,
+                    };
+                    let signal = if reason == EndReason::NoAnswer {
+                        Signal::NoAnswer
+                    } else {
+                        Signal::Busy
+                    };
+                    Some((signal, Some(reason)))
+                } else {
+                    Some((Signal::HungUp, Some(EndReason::Completed)))
+                }
+            }
+            _ => None,
+        };
+        if let Some((signal, reason)) = follow
+            && let Some(pt) = inner.calls.telephony(&peer_id, &signal, reason, now)
+        {
+            // Abandoned ringing offers end as `ended` (as when a caller hangs up).
+            let pt = if reason == Some(EndReason::Abandoned) {
+                inner
+                    .calls
+                    .force_state(&peer_id, State::Ended)
+                    .unwrap_or(pt)
+            } else {
+                pt
+            };
+            inner.announce(&pt);
+        }
+    }
+
     // ----- call registry ---------------------------------------------------------------------
 
     /// A call by id.
@@ -722,145 +801,50 @@ impl Hub {
 
     // ----- hub methods -----------------------------------------------------------------------
 
-    /// Runs a hub method invoked by a client; method names are matched case-insensitively, as
-    /// ASP.NET Core does. `Ok(None)` is a void completion, `Ok(Some(v))` a result, `Err(text)`
-    /// a completion error.
-    ///
-    /// | method | arguments | result |
-    /// |---|---|---|
-    /// | `sendMessage` | `content: string` | void |
-    /// | `acceptCall` | `callId` | call |
-    /// | `rejectCall` | `callId`, `reason?: "declined"\|"timeout"\|"busy"` | call |
-    /// | `hangUp` | `callId` | call |
-    /// | `holdCall` | `callId` | call |
-    /// | `resumeCall` | `callId` | call |
-    /// | `normalizeNumber`, `makeCall`, `answerCall`, `sendDtmf`, `blindTransfer`, `startConsult`, `completeConsult`, `cancelConsult`, `conference` | see [`crate::calls`] | |
-    /// | `getCalls` | none | `{"calls": [call]}`: the agent's calls not yet final and those that ended in the last 5 minutes, newest first (at most 20): what a widget restores after a reload or a reconnect |
-    /// | `subscribePresence` | `ids: string[]` (≤ 650) | `{"value": [presence]}` ([`crate::graph`]) |
-    /// | `unsubscribePresence` | `ids?: string[]` | void |
+    /// Runs a hub method invoked by a client through the method table; method names are
+    /// matched case-insensitively, as ASP.NET Core does. `Ok(None)` is a void completion,
+    /// `Ok(Some(v))` a result, `Err(text)` a completion error; an unknown method is
+    /// `Unknown hub method 'X'`. The methods: [`crate::calls`] (call control, `getCalls`,
+    /// `sendMessage`) and [`crate::graph`] (`subscribePresence`, `unsubscribePresence`).
     pub fn invoke(
         &self,
         conn: &ConnectionInfo,
         target: &str,
         arguments: &[Value],
     ) -> Result<Option<Value>, String> {
-        let method = target.to_ascii_lowercase();
-        let now = crate::auth::unix_now_ms();
-        match method.as_str() {
-            "sendmessage" => {
-                expect_args(target, arguments, 1, 1, "content: string")?;
-                let content = match &arguments[0] {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                };
-                if let Some(user) = &conn.user {
-                    match self.lock().calls.acknowledge(user, &content) {
-                        Some(call_id) => {
-                            tracing::info!(%call_id, agent = %user, "acknowledgement stored")
-                        }
-                        None => {
-                            tracing::debug!(agent = %user, "acknowledgement without a live call")
-                        }
-                    }
-                }
-                Ok(None)
-            }
-            "acceptcall" | "rejectcall" | "hangup" | "holdcall" | "resumecall" => {
-                let (min, max, shape) = if method == "rejectcall" {
-                    (
-                        1,
-                        2,
-                        "callId: string, reason: \"declined\" | \"timeout\" | \"busy\"",
-                    )
-                } else {
-                    (1, 1, "callId: string")
-                };
-                expect_args(target, arguments, min, max, shape)?;
-                let call_id = arguments[0]
-                    .as_str()
-                    .ok_or_else(|| format!("{target}: callId must be a string"))?;
-                let user = conn.user.as_deref().ok_or_else(|| {
-                    format!("{target}: this connection has no user; sign in first")
-                })?;
-                let mut inner = self.lock();
-                let result = match method.as_str() {
-                    "acceptcall" => inner.calls.accept(call_id, user, now),
-                    "rejectcall" => {
-                        let reason = match arguments.get(1) {
-                            None | Some(Value::Null) => RejectReason::Declined,
-                            Some(v) => serde_json::from_value::<RejectReason>(v.clone()).map_err(|_| {
-                                format!("{target}: reason must be one of \"declined\", \"timeout\", \"busy\"")
-                            })?,
-                        };
-                        inner.calls.reject(call_id, user, reason, now)
-                    }
-                    "hangup" => inner.calls.hang_up(call_id, user, now),
-                    "holdcall" => inner.calls.hold(call_id, user, now),
-                    _ => inner.calls.resume(call_id, user, now),
-                };
-                let t = result.map_err(|e| e.to_string())?;
-                tracing::info!(call_id, agent = %user, state = t.call.state.as_str(), "call updated by agent");
-                self.settle(&mut inner, &t, now);
-                Ok(Some(t.call.to_json()))
-            }
-            "getcalls" => {
-                expect_args(target, arguments, 0, 0, "")?;
-                let user = conn.user.as_deref().ok_or_else(|| {
-                    format!("{target}: this connection has no user; sign in first")
-                })?;
-                let calls =
-                    self.lock()
-                        .calls
-                        .of_agent(user, now, RESYNC_RECENT_MS, RESYNC_MAX_CALLS);
-                Ok(Some(json!({
-                    "calls": calls.iter().map(Call::to_json).collect::<Vec<_>>()
-                })))
-            }
-            "subscribepresence" | "unsubscribepresence" => {
-                crate::graph::invoke(self, conn, target, arguments)
-            }
-            m if crate::calls::METHODS
-                .iter()
-                .any(|c| c.eq_ignore_ascii_case(m)) =>
-            {
-                self.invoke_call_method(conn, m, target, arguments)
-            }
-            _ => Err(format!("Unknown hub method '{target}'")),
+        match self.methods.get(target) {
+            Some(method) => (method.handler)(self, conn, target, arguments),
+            None => Err(format!("Unknown hub method '{target}'")),
         }
     }
+
+    /// Whether `target` names a hub method (case-insensitive).
+    pub fn is_hub_method(&self, target: &str) -> bool {
+        self.methods.get(target).is_some()
+    }
+
+    /// The names of the hub methods clients may invoke, as registered.
+    pub fn hub_methods(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.methods.names()
+    }
+
+    // ----- quotas ----------------------------------------------------------------------------
+
+    /// The hub's quotas ([`crate::quota`]).
+    pub fn quotas(&self) -> &crate::quota::Quotas {
+        &self.quotas
+    }
+
+    /// Live hub connections of `user` on every hub.
+    pub fn user_connection_count(&self, user: &str) -> usize {
+        self.lock().connections_of_user(user)
+    }
+
+    /// Whether the call registry can take one more call without evicting a live one.
+    pub fn calls_have_room(&self) -> bool {
+        self.lock().calls.has_room()
+    }
 }
-
-/// Whether `target` names a hub method (case-insensitive).
-pub fn is_hub_method(target: &str) -> bool {
-    HUB_METHODS.iter().any(|m| m.eq_ignore_ascii_case(target))
-}
-
-/// How far back `getCalls` reports calls that already ended (ms).
-pub const RESYNC_RECENT_MS: u64 = 5 * 60 * 1000;
-/// The most calls `getCalls` returns.
-pub const RESYNC_MAX_CALLS: usize = 20;
-
-/// The hub methods clients may invoke.
-pub const HUB_METHODS: &[&str] = &[
-    "sendMessage",
-    "getCalls",
-    "acceptCall",
-    "rejectCall",
-    "hangUp",
-    "holdCall",
-    "resumeCall",
-    "normalizeNumber",
-    "makeCall",
-    "answerCall",
-    "sendDtmf",
-    "blindTransfer",
-    "startConsult",
-    "completeConsult",
-    "cancelConsult",
-    "conference",
-    "subscribePresence",
-    "unsubscribePresence",
-];
 
 /// Checks an invocation's argument count; the error names the method and its parameters.
 pub(crate) fn expect_args(
@@ -952,12 +936,9 @@ impl Inner {
     /// and resyncs with `getCalls`).
     fn outbox_overflowed(&self, connection_id: &str) {
         crate::metrics::frame_dropped("outbox_full");
-        for handle in self.sessions.values() {
-            if handle.info.connection_id == connection_id
-                && handle
-                    .control
-                    .try_send(crate::connection::Control::Overflow)
-                    .is_ok()
+        for session in self.sessions.values() {
+            if session.info().connection_id == connection_id
+                && session.tell(SessionRequest::Overflow)
             {
                 crate::metrics::overflow_close("outbox");
                 tracing::warn!(connection_id, "outbox full; closing the connection");

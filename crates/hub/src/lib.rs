@@ -11,13 +11,15 @@
 //! - Azure SignalR Service client endpoint and REST API: [`routes::service`].
 //! - Telephony simulator page: [`routes::simulator`].
 //! - Microsoft Graph presence stand-in (`/graph/v1.0/...`, `PresenceChanged` pushes): [`graph`].
-//! - Shared state, call control and delivery: [`hub`]; call states: [`registry`]; tokens and
-//!   keys: [`auth`].
+//! - Shared state and delivery: [`hub`]; the hub method table: [`methods`] (filled by
+//!   [`hub_methods`]); call control: [`calls`]; call states: [`registry`]; tokens and keys:
+//!   [`auth`]; REST authorization: [`access`].
 //!
 //! Tests start it in-process with [`start`] on `127.0.0.1:0`.
 
 #![warn(missing_docs)]
 
+pub mod access;
 pub mod auth;
 pub mod calls;
 pub mod connection;
@@ -26,15 +28,20 @@ pub mod graph;
 pub mod guard;
 pub mod hub;
 pub mod limits;
+pub mod methods;
 pub mod metrics;
 pub mod numbers;
 pub mod observe;
 pub mod oidc;
+pub mod presence;
 pub mod quota;
 pub mod registry;
+pub mod rest;
 pub mod routes;
 pub mod safety;
+pub mod sessions;
 pub mod transport;
+pub mod users;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -45,7 +52,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use hub::{Hub, Timeouts};
+pub use hub::{Hub, HubMethods, Timeouts};
 
 /// The default hub name (the demo's, and the adaptor routes' unless `?hub=` says otherwise).
 pub const DEFAULT_HUB: &str = "switchboard";
@@ -123,6 +130,15 @@ impl HubConfig {
     }
 }
 
+/// Every hub method clients may invoke: the modules that implement some register them here
+/// ([`calls::register`], [`graph::register`]); [`hub::Hub::invoke`] dispatches through the table.
+pub fn hub_methods() -> HubMethods {
+    let mut methods = HubMethods::new();
+    calls::register(&mut methods);
+    graph::register(&mut methods);
+    methods
+}
+
 /// A random AccessKey: 32 random bytes, base64 (the shape of Azure's keys).
 pub fn random_access_key() -> String {
     use base64::Engine;
@@ -172,7 +188,7 @@ pub fn serve(listener: TcpListener, mut config: HubConfig) -> std::io::Result<Ru
     let addr = listener.local_addr()?;
     config.listen_addr = Some(addr);
     let listener = quota::LimitedListener::new(listener, config.quotas.connections_per_address);
-    let hub = Hub::try_new(config).map_err(std::io::Error::other)?;
+    let hub = Hub::try_new(config, hub_methods()).map_err(std::io::Error::other)?;
     let app = routes::app(hub.clone());
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {

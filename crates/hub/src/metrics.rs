@@ -108,11 +108,14 @@ pub fn panic() {
     metrics::counter!("switchboard_panics_total").increment(1);
 }
 
+/// A transport as the `transport` label names it (`websockets`, `sse`, `longpolling`;
+/// implemented for the transports in [`crate::sessions`], so this module names no other).
+pub trait TransportLabel {
+    /// The label.
+    fn transport_label(self) -> &'static str;
+}
+
 /// The `transport` label of a transport.
-pub fn transport_name(kind: crate::connection::TransportKind) -> &'static str {
-    match kind {
-        crate::connection::TransportKind::WebSockets => "websockets",
-        crate::connection::TransportKind::ServerSentEvents => "sse",
-        crate::connection::TransportKind::LongPolling => "longpolling",
-    }
+pub fn transport_name(kind: impl TransportLabel) -> &'static str {
+    kind.transport_label()
 }

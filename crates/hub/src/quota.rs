@@ -22,14 +22,10 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-
-use crate::hub::Hub;
 
 /// The configurable quotas (see the module docs for defaults and flags).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -107,7 +103,7 @@ impl Buckets {
 /// The quota state of one hub (buckets and counters; see the module docs).
 #[derive(Debug)]
 pub struct Quotas {
-    config: QuotaConfig,
+    pub(crate) config: QuotaConfig,
     negotiate_by_address: Mutex<Buckets>,
     negotiate_by_user: Mutex<Buckets>,
     calls_by_user: Mutex<Buckets>,
@@ -123,7 +119,7 @@ pub struct Refusal {
 }
 
 impl Refusal {
-    fn new(quota: &'static str, error: String, wait: Duration) -> Self {
+    pub(crate) fn new(quota: &'static str, error: String, wait: Duration) -> Self {
         crate::metrics::quota_refusal(quota);
         Self {
             error,
@@ -229,23 +225,6 @@ impl Quotas {
     }
 }
 
-impl Hub {
-    /// The hub's quotas.
-    pub fn quotas(&self) -> &Quotas {
-        &self.quotas
-    }
-
-    /// Live hub connections of `user` on every hub.
-    pub fn user_connection_count(&self, user: &str) -> usize {
-        self.lock().connections_of_user(user)
-    }
-
-    /// Whether the call registry can take one more call without evicting a live one.
-    pub fn calls_have_room(&self) -> bool {
-        self.lock().calls.has_room()
-    }
-}
-
 /// The peer address of a request, as [`LimitedListener`] accepted it (an extension through
 /// `ConnectInfo<ClientAddr>`; absent when the router is served another way).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -257,51 +236,6 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, Limi
     fn connect_info(stream: axum::serve::IncomingStream<'_, LimitedListener>) -> Self {
         ClientAddr(*stream.remote_addr())
     }
-}
-
-/// Middleware of the browser routes: negotiate quotas per address (`/api/negotiate`,
-/// `/client/negotiate`) and per user plus live connections per user (`/client/negotiate`,
-/// whose hub access token is checked here cheaply: HS256). Refusals are `429` +
-/// `Retry-After`; everything else goes on to the route, which does its own authentication.
-pub async fn negotiate_guard(
-    State(hub): State<std::sync::Arc<Hub>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let path = request.uri().path();
-    if !path.eq_ignore_ascii_case("/api/negotiate") && path != "/client/negotiate" {
-        return next.run(request).await;
-    }
-    if let Some(ConnectInfo(ClientAddr(addr))) =
-        request.extensions().get::<ConnectInfo<ClientAddr>>()
-        && let Err(refusal) = hub.quotas.negotiate_from_address(addr.ip())
-    {
-        return refusal.into_response();
-    }
-    if path == "/client/negotiate" {
-        let query = request.uri().query().unwrap_or("");
-        let hub_name = crate::auth::query_param(query, "hub").unwrap_or_default();
-        let token = crate::auth::bearer_token(request.headers())
-            .map(str::to_owned)
-            .or_else(|| crate::auth::query_param(query, "access_token"));
-        if let Some(token) = token
-            && let Ok(Some(user)) = hub.access_key.validate_client_token(&token, &hub_name)
-        {
-            if let Err(refusal) = hub.quotas.negotiate_of_user(&user) {
-                return refusal.into_response();
-            }
-            let max = hub.quotas.config.connections_per_user;
-            if hub.user_connection_count(&user) >= max {
-                return Refusal::new(
-                    "connections_per_user",
-                    format!("Too many connections for this user (at most {max})"),
-                    Duration::from_secs(5),
-                )
-                .into_response();
-            }
-        }
-    }
-    next.run(request).await
 }
 
 /// A TCP listener that caps connections per client IP address: one over the cap gets an

@@ -33,8 +33,9 @@ use tokio::sync::mpsc;
 use crate::connection::{
     self, Control, Frame, Link, MAX_TRANSPORT_MESSAGE_BYTES, TransportEnd, TransportKind,
 };
-use crate::hub::{ConnectionInfo, Hub, SessionHandle, random_id};
+use crate::hub::{ConnectionInfo, Hub, random_id};
 use crate::routes::{ApiError, bad_request};
+use crate::sessions::SessionHandle;
 
 /// The WebSocket read buffer: tungstenite allocates it up front, so it decides the memory of
 /// an idle connection (~6 KB with 4 KiB, ~134 KB with the 128 KiB default; FIELD-NOTES).

@@ -10,7 +10,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use serde_json::{Value, json};
 
 use super::{ApiError, bad_request, json_object, string_field};
-use crate::auth::{self, AuthError, bearer_token, is_valid_user_name};
+use crate::access::{Authorized, ServerKey, User, UserOrServerKey};
+use crate::auth::{self, is_valid_user_name};
 use crate::hub::{Delivery, Hub, UserClient, is_valid_hub_name};
 
 /// The exact 400 body of `SendMessageToUser` when the user has no live connection (seed).
@@ -72,9 +73,8 @@ pub async fn negotiate(
     State(hub): State<Arc<Hub>>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
+    Authorized(user): Authorized<User>,
 ) -> Result<Json<Value>, ApiError> {
-    let token = bearer_token(&headers).ok_or(AuthError::MissingToken)?;
-    let user = hub.users.authenticate(token).await?;
     let hub_name = hub_name(&hub, &query)?;
     let host = headers
         .get(header::HOST)
@@ -109,18 +109,9 @@ pub async fn negotiate(
 /// (plain text) without `userId`.
 pub async fn user_client(
     State(hub): State<Arc<Hub>>,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
+    Authorized(signed_in): Authorized<UserOrServerKey>,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
-    let signed_in = if headers.contains_key("x-functions-key") || query.contains_key("code") {
-        hub.access_key
-            .check_server_credential(&headers, query.get("code").map(String::as_str))?;
-        None
-    } else {
-        let token = bearer_token(&headers).ok_or(AuthError::MissingToken)?;
-        Some(hub.users.authenticate(token).await?.user_id)
-    };
     let object = json_object(&body).map_err(|e| ApiError::Text(StatusCode::BAD_REQUEST, e))?;
     let user_id = string_field(&object, "userId")
         .ok_or_else(|| ApiError::Text(StatusCode::BAD_REQUEST, "userId is required".into()))?;
@@ -149,11 +140,9 @@ pub async fn user_client(
 pub async fn send_message_to_user(
     State(hub): State<Arc<Hub>>,
     Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
+    _: Authorized<ServerKey>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    hub.access_key
-        .check_server_credential(&headers, query.get("code").map(String::as_str))?;
     let text_error = |t: String| ApiError::Text(StatusCode::BAD_REQUEST, t);
     let object = json_object(&body).map_err(text_error)?;
     let user_id =
@@ -199,11 +188,8 @@ pub const NOT_DELIVERED: &str =
 pub async fn get_call(
     State(hub): State<Arc<Hub>>,
     Path(call_id): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
+    _: Authorized<ServerKey>,
 ) -> Result<Json<Value>, ApiError> {
-    hub.access_key
-        .check_server_credential(&headers, query.get("code").map(String::as_str))?;
     hub.call(&call_id)
         .map(|c| Json(c.to_json()))
         .ok_or_else(|| ApiError::Json(StatusCode::NOT_FOUND, format!("Unknown call '{call_id}'")))

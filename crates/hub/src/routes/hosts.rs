@@ -15,11 +15,10 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
-use super::ApiError;
+use crate::access::{Authorized, HostSimulators};
 use crate::hub::Hub;
 
 const CIF_PAGE: &str = include_str!("../../assets/hosts/cif.html");
@@ -50,26 +49,10 @@ pub fn routes() -> Router<Arc<Hub>> {
         )
 }
 
-fn dev_only(hub: &Hub) -> Result<(), ApiError> {
-    if hub.dev_mode() {
-        Ok(())
-    } else {
-        Err(ApiError::Json(
-            axum::http::StatusCode::NOT_FOUND,
-            "The host simulators run in dev mode only".into(),
-        ))
-    }
+async fn page(_: Authorized<HostSimulators>, html: &'static str) -> Html<&'static str> {
+    Html(html)
 }
 
-async fn page(
-    State(hub): State<Arc<Hub>>,
-    html: &'static str,
-) -> Result<Html<&'static str>, ApiError> {
-    dev_only(&hub)?;
-    Ok(Html(html))
-}
-
-async fn script(State(hub): State<Arc<Hub>>, js: &'static str) -> Result<Response, ApiError> {
-    dev_only(&hub)?;
-    Ok(([("content-type", "text/javascript; charset=utf-8")], js).into_response())
+async fn script(_: Authorized<HostSimulators>, js: &'static str) -> Response {
+    ([("content-type", "text/javascript; charset=utf-8")], js).into_response()
 }

@@ -24,87 +24,17 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{StatusCode, Uri};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{Html, Response};
 use axum::routing::{get, post};
-use serde_json::{Map, Value, json};
 use tower_http::cors::{AllowHeaders, AllowMethods, CorsLayer};
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::trace::TraceLayer;
 
-use crate::auth::AuthError;
 use crate::hub::Hub;
+pub use crate::rest::{ApiError, bad_request, field, json_object, string_field};
 
 /// Request bodies are limited to 1 MB (Azure SignalR REST's limit).
 pub const BODY_LIMIT: usize = 1024 * 1024;
-
-/// A failed request.
-#[derive(Debug)]
-pub enum ApiError {
-    /// 401 with `{"error"}`.
-    Auth(AuthError),
-    /// This status with a plain-text body.
-    Text(StatusCode, String),
-    /// This status with `{"error": text}`.
-    Json(StatusCode, String),
-}
-
-impl From<AuthError> for ApiError {
-    fn from(e: AuthError) -> Self {
-        ApiError::Auth(e)
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        match self {
-            ApiError::Auth(e) => e.into_response(),
-            ApiError::Text(status, text) => (
-                status,
-                [("content-type", "text/plain; charset=utf-8")],
-                text,
-            )
-                .into_response(),
-            ApiError::Json(status, text) => {
-                (status, axum::Json(json!({ "error": text }))).into_response()
-            }
-        }
-    }
-}
-
-/// 400 with `{"error": text}`.
-pub fn bad_request(text: impl Into<String>) -> ApiError {
-    ApiError::Json(StatusCode::BAD_REQUEST, text.into())
-}
-
-/// Parses a JSON object body, or says what is wrong with it.
-pub fn json_object(body: &[u8]) -> Result<Map<String, Value>, String> {
-    if body.iter().all(|b| b.is_ascii_whitespace()) {
-        return Err("Request body is empty; expected a JSON object".into());
-    }
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(object)) => Ok(object),
-        Ok(_) => Err("Request body must be a JSON object".into()),
-        Err(e) => Err(format!("Request body is not valid JSON: {e}")),
-    }
-}
-
-/// A field by case-insensitive name (`userId`, `UserId`), as ASP.NET model binding reads it.
-pub fn field<'a>(object: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
-    object.get(name).or_else(|| {
-        object
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
-    })
-}
-
-/// A non-empty string field.
-pub fn string_field(object: &Map<String, Value>, name: &str) -> Option<String> {
-    match field(object, name)? {
-        Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
-        _ => None,
-    }
-}
 
 /// The adaptor routes are Azure Functions routes, which match without regard to case:
 /// `/api/SendMessageToUser` and `/api/sendmessagetouser` are the same function.
@@ -182,7 +112,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         )
         .layer(axum::middleware::from_fn_with_state(
             hub.clone(),
-            crate::quota::negotiate_guard,
+            crate::guard::negotiate_guard,
         ))
         .layer(axum::middleware::from_fn_with_state(
             origins,

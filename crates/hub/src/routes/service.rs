@@ -9,7 +9,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::{OriginalUri, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{head, post, put};
@@ -18,36 +18,10 @@ use serde_json::Value;
 use switchboard_signalr::negotiate::{AvailableTransport, NegotiateConnection, NegotiateResponse};
 
 use super::{ApiError, bad_request, json_object};
-use crate::auth::{AuthError, bearer_token};
+use crate::access::{Authorized, ClientAccess, ClientEndpoint, DevHooks, ServiceRest};
 use crate::hub::{Hub, is_valid_hub_name};
 use crate::transport;
 pub use crate::transport::READ_BUFFER_SIZE;
-
-fn client_hub(query: &HashMap<String, String>) -> Result<String, ApiError> {
-    let hub = query
-        .get("hub")
-        .ok_or_else(|| bad_request("The hub query parameter is required (/client/?hub=NAME)"))?;
-    if !is_valid_hub_name(hub) {
-        return Err(bad_request(
-            "hub must start with a letter and contain only letters, digits and _",
-        ));
-    }
-    Ok(hub.clone())
-}
-
-fn client_token<'a>(
-    headers: &'a HeaderMap,
-    query: &'a HashMap<String, String>,
-) -> Result<&'a str, AuthError> {
-    bearer_token(headers)
-        .or_else(|| {
-            query
-                .get("access_token")
-                .map(String::as_str)
-                .filter(|t| !t.is_empty())
-        })
-        .ok_or(AuthError::MissingToken)
-}
 
 /// `POST /client/negotiate?hub=H[&negotiateVersion=1]` with the hub access token
 /// (`Authorization: Bearer` or `?access_token=`).
@@ -62,11 +36,11 @@ fn client_token<'a>(
 pub async fn client_negotiate(
     State(hub): State<Arc<Hub>>,
     Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
+    Authorized(ClientAccess {
+        hub: hub_name,
+        user,
+    }): Authorized<ClientEndpoint>,
 ) -> Result<Json<Value>, ApiError> {
-    let hub_name = client_hub(&query)?;
-    let token = client_token(&headers, &query)?;
-    let user = hub.access_key.validate_client_token(token, &hub_name)?;
     let version = query
         .get("negotiateVersion")
         .and_then(|v| v.parse::<u32>().ok())
@@ -119,10 +93,11 @@ pub async fn client_connect(
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    Authorized(ClientAccess {
+        hub: hub_name,
+        user,
+    }): Authorized<ClientEndpoint>,
 ) -> Result<Response, ApiError> {
-    let hub_name = client_hub(&query)?;
-    let token = client_token(&headers, &query)?;
-    let user = hub.access_key.validate_client_token(token, &hub_name)?;
     transport::connect(hub.clone(), hub_name, user, &query, &headers, upgrade.ok()).await
 }
 
@@ -131,12 +106,12 @@ pub async fn client_connect(
 pub async fn client_send(
     State(hub): State<Arc<Hub>>,
     Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
+    Authorized(ClientAccess {
+        hub: hub_name,
+        user,
+    }): Authorized<ClientEndpoint>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let hub_name = client_hub(&query)?;
-    let token = client_token(&headers, &query)?;
-    let user = hub.access_key.validate_client_token(token, &hub_name)?;
     transport::post(&hub, &hub_name, user, query.get("id"), body).await
 }
 
@@ -144,11 +119,11 @@ pub async fn client_send(
 pub async fn client_close(
     State(hub): State<Arc<Hub>>,
     Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
+    Authorized(ClientAccess {
+        hub: hub_name,
+        user,
+    }): Authorized<ClientEndpoint>,
 ) -> Result<Response, ApiError> {
-    let hub_name = client_hub(&query)?;
-    let token = client_token(&headers, &query)?;
-    let user = hub.access_key.validate_client_token(token, &hub_name)?;
     transport::delete(&hub, &hub_name, user, query.get("id")).await
 }
 
@@ -158,10 +133,8 @@ pub async fn client_close(
 pub async fn dev_drop_connection(
     State(hub): State<Arc<Hub>>,
     Path(connection_id): Path<String>,
+    _: Authorized<DevHooks>,
 ) -> Result<Json<Value>, ApiError> {
-    if !hub.dev_mode() {
-        return Err(ApiError::Json(StatusCode::NOT_FOUND, "Not found".into()));
-    }
     let dropped = hub.drop_transports(Some(&connection_id), None);
     Ok(Json(serde_json::json!({ "dropped": dropped })))
 }
@@ -170,10 +143,8 @@ pub async fn dev_drop_connection(
 pub async fn dev_drop_user(
     State(hub): State<Arc<Hub>>,
     Path(user): Path<String>,
+    _: Authorized<DevHooks>,
 ) -> Result<Json<Value>, ApiError> {
-    if !hub.dev_mode() {
-        return Err(ApiError::Json(StatusCode::NOT_FOUND, "Not found".into()));
-    }
     let dropped = hub.drop_transports(None, Some(&user));
     Ok(Json(serde_json::json!({ "dropped": dropped })))
 }
@@ -259,14 +230,6 @@ pub struct RestPath {
     connection: String,
 }
 
-/// `Authorization: Bearer <JWT HS256 signed with the AccessKey, aud = the request URL>`.
-fn rest_auth(hub: &Hub, headers: &HeaderMap, uri: &OriginalUri) -> Result<(), ApiError> {
-    let token = bearer_token(headers).ok_or(AuthError::MissingToken)?;
-    let path_and_query = uri.0.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    hub.access_key.validate_rest_token(token, path_and_query)?;
-    Ok(())
-}
-
 fn valid_hub(hub: &str) -> Result<(), ApiError> {
     if is_valid_hub_name(hub) {
         Ok(())
@@ -303,11 +266,9 @@ pub async fn rest_user(
         user,
         ..
     }): Path<RestPath>,
-    uri: OriginalUri,
-    headers: HeaderMap,
+    _: Authorized<ServiceRest>,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
-    rest_auth(&hub, &headers, &uri)?;
     valid_hub(&hub_name)?;
     let (target, arguments) = payload(&body)?;
     let n = hub.send_to_user(&hub_name, &user, &target, arguments);
@@ -329,10 +290,8 @@ pub async fn rest_user_exists(
         user,
         ..
     }): Path<RestPath>,
-    uri: OriginalUri,
-    headers: HeaderMap,
+    _: Authorized<ServiceRest>,
 ) -> Result<StatusCode, ApiError> {
-    rest_auth(&hub, &headers, &uri)?;
     Ok(if hub.user_connected(&hub_name, &user) {
         StatusCode::OK
     } else {
@@ -348,11 +307,9 @@ pub async fn rest_connection(
         connection,
         ..
     }): Path<RestPath>,
-    uri: OriginalUri,
-    headers: HeaderMap,
+    _: Authorized<ServiceRest>,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
-    rest_auth(&hub, &headers, &uri)?;
     valid_hub(&hub_name)?;
     let (target, arguments) = payload(&body)?;
     hub.send_to_connection(&hub_name, &connection, &target, arguments);
@@ -367,10 +324,8 @@ pub async fn rest_connection_exists(
         connection,
         ..
     }): Path<RestPath>,
-    uri: OriginalUri,
-    headers: HeaderMap,
+    _: Authorized<ServiceRest>,
 ) -> Result<StatusCode, ApiError> {
-    rest_auth(&hub, &headers, &uri)?;
     Ok(if hub.connection_exists(&hub_name, &connection) {
         StatusCode::OK
     } else {
@@ -388,10 +343,8 @@ pub async fn rest_connection_close(
         ..
     }): Path<RestPath>,
     Query(query): Query<HashMap<String, String>>,
-    uri: OriginalUri,
-    headers: HeaderMap,
+    _: Authorized<ServiceRest>,
 ) -> Result<StatusCode, ApiError> {
-    rest_auth(&hub, &headers, &uri)?;
     let reason = query.get("reason").cloned();
     Ok(if hub.close_connection(&hub_name, &connection, reason) {
         StatusCode::OK
@@ -408,11 +361,9 @@ pub async fn rest_group(
         group,
         ..
     }): Path<RestPath>,
-    uri: OriginalUri,
-    headers: HeaderMap,
+    _: Authorized<ServiceRest>,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
-    rest_auth(&hub, &headers, &uri)?;
     valid_hub(&hub_name)?;
     let (target, arguments) = payload(&body)?;
     hub.send_to_group(&hub_name, &group, &target, arguments);
@@ -427,10 +378,8 @@ pub async fn rest_group_exists(
         group,
         ..
     }): Path<RestPath>,
-    uri: OriginalUri,
-    headers: HeaderMap,
+    _: Authorized<ServiceRest>,
 ) -> Result<StatusCode, ApiError> {
-    rest_auth(&hub, &headers, &uri)?;
     Ok(if hub.group_has_connections(&hub_name, &group) {
         StatusCode::OK
     } else {
@@ -442,11 +391,9 @@ pub async fn rest_group_exists(
 pub async fn rest_broadcast(
     State(hub): State<Arc<Hub>>,
     Path(RestPath { hub: hub_name, .. }): Path<RestPath>,
-    uri: OriginalUri,
-    headers: HeaderMap,
+    _: Authorized<ServiceRest>,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
-    rest_auth(&hub, &headers, &uri)?;
     valid_hub(&hub_name)?;
     let (target, arguments) = payload(&body)?;
     hub.broadcast(&hub_name, &target, arguments);
@@ -463,10 +410,8 @@ pub async fn rest_group_add_user(
         user,
         ..
     }): Path<RestPath>,
-    uri: OriginalUri,
-    headers: HeaderMap,
+    _: Authorized<ServiceRest>,
 ) -> Result<StatusCode, ApiError> {
-    rest_auth(&hub, &headers, &uri)?;
     valid_hub(&hub_name)?;
     if hub.group_add_user(&hub_name, &group, &user) {
         Ok(StatusCode::OK)
@@ -487,10 +432,8 @@ pub async fn rest_group_remove_user(
         user,
         ..
     }): Path<RestPath>,
-    uri: OriginalUri,
-    headers: HeaderMap,
+    _: Authorized<ServiceRest>,
 ) -> Result<StatusCode, ApiError> {
-    rest_auth(&hub, &headers, &uri)?;
     hub.group_remove_user(&hub_name, &group, &user);
     Ok(StatusCode::OK)
 }
@@ -505,10 +448,8 @@ pub async fn rest_group_add_connection(
         connection,
         ..
     }): Path<RestPath>,
-    uri: OriginalUri,
-    headers: HeaderMap,
+    _: Authorized<ServiceRest>,
 ) -> Result<StatusCode, ApiError> {
-    rest_auth(&hub, &headers, &uri)?;
     if hub.group_add_connection(&hub_name, &group, &connection) {
         Ok(StatusCode::OK)
     } else {
@@ -528,10 +469,8 @@ pub async fn rest_group_remove_connection(
         connection,
         ..
     }): Path<RestPath>,
-    uri: OriginalUri,
-    headers: HeaderMap,
+    _: Authorized<ServiceRest>,
 ) -> Result<StatusCode, ApiError> {
-    rest_auth(&hub, &headers, &uri)?;
     hub.group_remove_connection(&hub_name, &group, &connection);
     Ok(StatusCode::OK)
 }

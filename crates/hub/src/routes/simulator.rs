@@ -31,6 +31,7 @@ use switchboard_core::IncomingCall;
 
 use super::adaptor::USER_NOT_CONNECTED;
 use super::{ApiError, bad_request, json_object, string_field};
+use crate::access::{Authorized, Simulator};
 use crate::calls::FarEndAction;
 use crate::hub::{Delivery, Hub};
 use crate::registry::CallError;
@@ -55,8 +56,11 @@ pub fn routes() -> Router<Arc<Hub>> {
 /// the user's Teams presence as if from Teams ([`crate::graph::simulate`]) → 200 the new
 /// presence `{"id","availability","activity"}`; `PresenceChanged` goes to subscribers.
 /// 400 `{"error"}` for an invalid user or value.
-pub async fn presence(State(hub): State<Arc<Hub>>, body: Bytes) -> Result<Json<Value>, ApiError> {
-    dev_only(&hub)?;
+pub async fn presence(
+    State(hub): State<Arc<Hub>>,
+    _: Authorized<Simulator>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
     let object = json_object(&body).map_err(bad_request)?;
     let user = string_field(&object, "user")
         .map(|u| u.trim().to_owned())
@@ -77,25 +81,16 @@ pub async fn presence(State(hub): State<Arc<Hub>>, body: Bytes) -> Result<Json<V
     )))
 }
 
-fn dev_only(hub: &Hub) -> Result<(), ApiError> {
-    if hub.dev_mode() {
-        Ok(())
-    } else {
-        Err(ApiError::Json(
-            StatusCode::NOT_FOUND,
-            "The simulator runs in dev mode only".into(),
-        ))
-    }
-}
-
-async fn page(State(hub): State<Arc<Hub>>) -> Result<Html<&'static str>, ApiError> {
-    dev_only(&hub)?;
+async fn page(_: Authorized<Simulator>) -> Result<Html<&'static str>, ApiError> {
     Ok(Html(include_str!("simulator.html")))
 }
 
 /// `POST /simulator/ring` (see the module docs).
-pub async fn ring(State(hub): State<Arc<Hub>>, body: Bytes) -> Result<Json<Value>, ApiError> {
-    dev_only(&hub)?;
+pub async fn ring(
+    State(hub): State<Arc<Hub>>,
+    _: Authorized<Simulator>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
     let object = json_object(&body).map_err(bad_request)?;
     let agent = string_field(&object, "agent").ok_or_else(|| bad_request("agent is required"))?;
     let mut call = object.clone();
@@ -116,8 +111,10 @@ pub async fn ring(State(hub): State<Arc<Hub>>, body: Bytes) -> Result<Json<Value
     }
 }
 
-async fn calls(State(hub): State<Arc<Hub>>) -> Result<Json<Value>, ApiError> {
-    dev_only(&hub)?;
+async fn calls(
+    State(hub): State<Arc<Hub>>,
+    _: Authorized<Simulator>,
+) -> Result<Json<Value>, ApiError> {
     let calls: Vec<Value> = hub
         .newest_calls(LISTED_CALLS)
         .iter()
@@ -129,8 +126,8 @@ async fn calls(State(hub): State<Arc<Hub>>) -> Result<Json<Value>, ApiError> {
 async fn abandon(
     State(hub): State<Arc<Hub>>,
     Path(call_id): Path<String>,
+    _: Authorized<Simulator>,
 ) -> Result<Json<Value>, ApiError> {
-    dev_only(&hub)?;
     match hub.abandon_call(&call_id) {
         Ok(call) => Ok(Json(call.to_json())),
         Err(e @ CallError::UnknownCall(_)) => {
@@ -143,9 +140,9 @@ async fn abandon(
 async fn far_end(
     State(hub): State<Arc<Hub>>,
     Path(call_id): Path<String>,
+    _: Authorized<Simulator>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    dev_only(&hub)?;
     let object = json_object(&body).map_err(bad_request)?;
     let action = string_field(&object, "action")
         .and_then(|a| FarEndAction::from_wire(a.trim()))

@@ -9,19 +9,19 @@
 //! TURN server) share the secret with the hub, so no SIP password is ever stored in a browser.
 //! TURN URLs in `iceServers` carry the same username and password as `credential`.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha1::Sha1;
 
 use super::ApiError;
-use crate::auth::{self, AuthError, bearer_token};
+use crate::access::{Authorized, Scope, User};
+use crate::auth::{self, UserIdentity};
 use crate::hub::Hub;
 
 /// Default lifetime of SIP credentials: 12 hours (an agent's shift; the widget asks again
@@ -78,22 +78,34 @@ fn ice_servers(urls: &[String], username: &str, password: &str) -> Vec<Value> {
     servers
 }
 
+/// Who may have SIP credentials: nobody when the hub has no SIP secret (404 `{"error"}`, before
+/// any token is looked at), else a signed-in user ([`User`]).
+#[derive(Debug)]
+pub struct SipUser;
+
+impl Scope for SipUser {
+    type Principal = (SipConfig, UserIdentity);
+    type Rejection = ApiError;
+
+    async fn authorize(hub: &Hub, parts: &Parts) -> Result<Self::Principal, ApiError> {
+        let Some(sip) = &hub.config().sip else {
+            return Err(ApiError::Json(
+                StatusCode::NOT_FOUND,
+                "SIP credentials are off: start the hub with --sip-secret".into(),
+            ));
+        };
+        let user = User::authorize(hub, parts).await?;
+        Ok((sip.clone(), user))
+    }
+}
+
 /// `POST /api/sip/credentials` (see the module docs).
 ///
 /// 404 `{"error"}` when the hub has no SIP secret (the route is then off, whoever asks); 401
 /// `{"error"}` for a missing, invalid or expired user token (the checks of `/api/negotiate`).
 pub async fn credentials(
-    State(hub): State<Arc<Hub>>,
-    headers: HeaderMap,
+    Authorized((sip, user)): Authorized<SipUser>,
 ) -> Result<Json<Value>, ApiError> {
-    let Some(sip) = &hub.config().sip else {
-        return Err(ApiError::Json(
-            StatusCode::NOT_FOUND,
-            "SIP credentials are off: start the hub with --sip-secret".into(),
-        ));
-    };
-    let token = bearer_token(&headers).ok_or(AuthError::MissingToken)?;
-    let user = hub.users.authenticate(token).await?;
     let expires_on = auth::unix_now() + sip.ttl.as_secs();
     let (username, password) = ephemeral_credentials(&sip.secret, &user.user_id, expires_on);
     tracing::info!(user = %user.user_id, expires_on, "SIP credentials issued");
