@@ -317,7 +317,7 @@ impl HubServerSession {
             let Some(end) = bytes.iter().position(|b| *b == 0x1e) else {
                 self.handshake_buffer.extend_from_slice(bytes);
                 if self.handshake_buffer.len() > self.options.max_message_bytes {
-                    self.close_with(CloseReason::HandshakeTooLarge, None);
+                    self.close_with(now, CloseReason::HandshakeTooLarge, None);
                 }
                 return;
             };
@@ -341,7 +341,7 @@ impl HubServerSession {
                     ProtocolError::TooLarge(_) => message_too_large(self.options.max_message_bytes),
                     other => other.to_string(),
                 };
-                self.close_with(CloseReason::BadFraming(e), Some((Some(error), false)));
+                self.close_with(now, CloseReason::BadFraming(e), Some((Some(error), false)));
             }
         }
     }
@@ -393,7 +393,7 @@ impl HubServerSession {
                         .encode(),
                     ),
                 );
-                self.close_with(CloseReason::HandshakeRefused(error), None);
+                self.close_with(now, CloseReason::HandshakeRefused(error), None);
             }
         }
     }
@@ -437,6 +437,7 @@ impl HubServerSession {
                 HubMessage::Sequence { sequence_id } => {
                     if let Err(e) = replay.handle_sequence(*sequence_id) {
                         self.close_with(
+                            now,
                             CloseReason::SequenceTooHigh,
                             Some((Some(e.to_string()), false)),
                         );
@@ -453,7 +454,7 @@ impl HubServerSession {
             }
         }
         match message {
-            HubMessage::Close { .. } => self.close_with(CloseReason::ClientClosed, None),
+            HubMessage::Close { .. } => self.close_with(now, CloseReason::ClientClosed, None),
             // Ping only refreshed the receive clock; Ack and Sequence without stateful
             // reconnect mean nothing.
             HubMessage::Ping | HubMessage::Ack { .. } | HubMessage::Sequence { .. } => {}
@@ -491,15 +492,15 @@ impl HubServerSession {
             self.push_frame(now, frame);
         }
         if let Some(reason) = full {
-            self.close_with(reason, Some((Some(REPLAY_BUFFER_FULL.into()), true)));
+            self.close_with(now, reason, Some((Some(REPLAY_BUFFER_FULL.into()), true)));
         }
     }
 
     /// Closes the session with a Close message (`error`, `allowReconnect`) when the handshake
     /// is done and a transport is attached; quietly otherwise. Ignored once closed.
     pub fn close(&mut self, now: Duration, error: Option<String>, allow_reconnect: bool) {
-        let _ = now;
         self.close_with(
+            now,
             CloseReason::Closed {
                 error: error.clone(),
                 allow_reconnect,
@@ -511,7 +512,7 @@ impl HubServerSession {
     /// Ends the session without a Close message (a DELETE of long polling, the hub going away
     /// before the handshake). Ignored once closed.
     pub fn end(&mut self) {
-        self.close_with(CloseReason::Ended, None);
+        self.close_with(self.last_sent, CloseReason::Ended, None);
     }
 
     /// The transport closed under the session at `now`. With stateful reconnect after the
@@ -531,7 +532,7 @@ impl HubServerSession {
             }
             Phase::Closed => false,
             _ => {
-                self.close_with(CloseReason::TransportClosed, None);
+                self.close_with(now, CloseReason::TransportClosed, None);
                 false
             }
         }
@@ -594,14 +595,15 @@ impl HubServerSession {
     pub fn handle_timeout(&mut self, now: Duration) {
         match self.phase {
             Phase::Handshaking { deadline } if now >= deadline => {
-                self.close_with(CloseReason::HandshakeTimeout, None);
+                self.close_with(now, CloseReason::HandshakeTimeout, None);
             }
             Phase::Detached { until } if now >= until => {
-                self.close_with(CloseReason::ReconnectWindowElapsed, None);
+                self.close_with(now, CloseReason::ReconnectWindowElapsed, None);
             }
             Phase::Connected => {
                 if now >= self.last_received + self.options.client_timeout {
                     self.close_with(
+                        now,
                         CloseReason::ClientTimeout,
                         Some((Some(CLIENT_TIMEOUT.into()), true)),
                     );
@@ -628,7 +630,12 @@ impl HubServerSession {
 
     /// Ends the session for `reason`, queuing a Close message (`error`, `allowReconnect`)
     /// first when `close` is given, the handshake is done and a transport is attached.
-    fn close_with(&mut self, reason: CloseReason, close: Option<(Option<String>, bool)>) {
+    fn close_with(
+        &mut self,
+        now: Duration,
+        reason: CloseReason,
+        close: Option<(Option<String>, bool)>,
+    ) {
         if self.phase == Phase::Closed {
             return;
         }
@@ -639,7 +646,7 @@ impl HubServerSession {
                 error,
                 allow_reconnect,
             });
-            self.push_frame(self.last_sent, frame);
+            self.push_frame(now, frame);
         }
         self.phase = Phase::Closed;
         self.inbound.clear();
