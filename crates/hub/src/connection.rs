@@ -1,7 +1,11 @@
 //! One client connection, server side (`HubProtocol.md`, `TransportProtocols.md`).
 //!
-//! A *session* is the logical connection: a task that owns the handshake, the hub protocol,
-//! timers, streams and (with stateful reconnect) the replay buffer. It talks to its current
+//! A *session* is the logical connection: a tokio task driving the sans-IO
+//! [`HubServerSession`] of `switchboard-signalr` (which owns the handshake, the hub protocol,
+//! the keep-alive and client timeout, and with stateful reconnect the replay buffer it shares
+//! with the client core). The task feeds it received bytes and the time, writes what it
+//! queues, sleeps until its next deadline, and maps its events to the hub's dispatch
+//! ([`Hub::invoke`], the `counter` streams, the hub's outbox). It talks to its current
 //! transport through a [`Link`] (bytes in, [`Frame`]s out), so the same session serves
 //! WebSockets, Server-Sent Events and long polling ([`crate::transport`]), and a WebSocket can
 //! be replaced under it on a stateful reconnect.
@@ -27,18 +31,15 @@
 //! - Streaming hub methods (`counter(count, delayMs)`): items as StreamItem, then a Completion;
 //!   CancelInvocation stops them.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::ws::Utf8Bytes;
 use serde_json::{Value, json};
-use switchboard_signalr::handshake::{HandshakeRequest, HandshakeResponse};
-use switchboard_signalr::protocol::MessageReader;
-use switchboard_signalr::{
-    CompletionOutcome, HubMessage, HubProtocolKind, ProtocolError, Transmit,
-};
+use switchboard_signalr::server::{CloseReason, HubServerOptions, HubServerSession, ServerEvent};
+use switchboard_signalr::{CompletionOutcome, HubMessage, HubProtocolKind, Transmit};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
@@ -57,7 +58,7 @@ pub const MAX_TRANSPORT_MESSAGE_BYTES: usize = 256 * 1024;
 pub const REPLAY_CLOSE_FACTOR: usize = 8;
 
 /// The Close error sent on client timeout.
-pub const CLIENT_TIMEOUT: &str = "Client timeout";
+pub const CLIENT_TIMEOUT: &str = switchboard_signalr::server::CLIENT_TIMEOUT;
 /// The Close error sent when the hub shuts down (with `allowReconnect: true`).
 pub const SHUTTING_DOWN: &str = "Hub is shutting down";
 /// Frames queued towards one transport before further ones are dropped (the replay buffer
@@ -68,7 +69,7 @@ pub const MAX_COUNTER: u64 = 100_000;
 
 /// The Close error text for an oversized message.
 pub fn message_too_large() -> String {
-    format!("Message exceeds the maximum message size of {MAX_MESSAGE_BYTES} bytes (32 KB)")
+    switchboard_signalr::server::message_too_large(MAX_MESSAGE_BYTES)
 }
 
 /// The transports of `TransportProtocols.md`.
@@ -98,14 +99,6 @@ impl Frame {
         match t {
             Transmit::Text(text) => Frame::Text(Utf8Bytes::from(text)),
             Transmit::Binary(bytes) => Frame::Binary(Bytes::from(bytes)),
-        }
-    }
-
-    fn len(&self) -> usize {
-        match self {
-            Frame::Text(t) => t.len(),
-            Frame::Binary(b) => b.len(),
-            Frame::Drop => 0,
         }
     }
 }
@@ -159,41 +152,39 @@ pub enum Control {
     Overflow,
 }
 
-enum End {
-    /// Send a Close message, then close the transport.
-    Close {
-        error: Option<String>,
-        allow_reconnect: bool,
-    },
-    /// Close the transport without a Close message (failed handshake, client left).
-    Quiet,
-}
-
-struct ServerStateful {
-    next_send_id: u64,
-    unacked: VecDeque<(u64, Frame)>,
-    unacked_bytes: usize,
-    next_receive_id: u64,
-    latest_received: u64,
-    ack_due: Option<Instant>,
-}
-
-struct Session {
+/// The session task's state: the sans-IO session and what the hub attaches to it.
+struct Driver {
     hub: Arc<Hub>,
     info: ConnectionInfo,
     transport: TransportKind,
+    /// The origin of the session's clock (`now` is the time since).
+    origin: Instant,
+    session: HubServerSession,
     link: Option<Link>,
-    handshake: Vec<u8>,
-    protocol: Option<HubProtocolKind>,
-    reader: Option<MessageReader>,
+    /// The hub's outbox for this connection, from the handshake on.
     rx: Option<mpsc::Receiver<Outbound>>,
+    /// The protocol the connection was counted under in the metrics (after the handshake).
+    counted: Option<HubProtocolKind>,
     streams_tx: mpsc::Sender<(String, HubMessage)>,
     streams: HashMap<String, AbortHandle>,
-    stateful: Option<ServerStateful>,
-    end: Option<End>,
-    last_sent: Instant,
-    last_received: Instant,
-    detached_until: Option<Instant>,
+}
+
+/// The session options of a hub connection over `transport`.
+fn session_options(hub: &Hub, info: &ConnectionInfo, transport: TransportKind) -> HubServerOptions {
+    let t = hub.config.timeouts;
+    HubServerOptions {
+        handshake_timeout: t.handshake,
+        keep_alive_interval: t.keep_alive,
+        client_timeout: t.client_timeout,
+        max_message_bytes: MAX_MESSAGE_BYTES,
+        max_messages_per_read: crate::limits::MAX_MESSAGES_PER_READ,
+        binary_transfer: transport != TransportKind::ServerSentEvents,
+        stateful_reconnect: info.stateful && transport == TransportKind::WebSockets,
+        ack_interval: Duration::from_secs(1),
+        replay_buffer_bytes: hub.config.replay_buffer_bytes,
+        replay_close_factor: REPLAY_CLOSE_FACTOR,
+        reconnect_window: t.reconnect_window,
+    }
 }
 
 /// Runs a session until it ends. `token` is its connection token (its key in the hub's session
@@ -206,114 +197,99 @@ pub(crate) async fn run_session(
     link: Link,
     mut control: mpsc::Receiver<Control>,
 ) {
-    let timeouts = hub.config.timeouts;
     let mut shutdown = hub.subscribe_shutdown();
-    let started = Instant::now();
-    let handshake_deadline = started + timeouts.handshake;
+    let origin = Instant::now();
     let (streams_tx, mut streams_rx) = mpsc::channel(64);
-    let mut s = Session {
+    let options = session_options(&hub, &info, transport);
+    let mut d = Driver {
         hub: hub.clone(),
         info,
         transport,
+        origin,
+        session: HubServerSession::new(options, Duration::ZERO),
         link: Some(link),
-        handshake: Vec::new(),
-        protocol: None,
-        reader: None,
         rx: None,
+        counted: None,
         streams_tx,
         streams: HashMap::new(),
-        stateful: None,
-        end: None,
-        last_sent: started,
-        last_received: started,
-        detached_until: None,
     };
-    tracing::debug!(connection_id = %s.info.connection_id, ?transport, "transport open");
+    tracing::debug!(connection_id = %d.info.connection_id, ?transport, "transport open");
     if *shutdown.borrow() {
-        s.end = Some(End::Quiet);
+        d.session.end();
     }
 
-    while s.end.is_none() {
-        let deadline = s.deadline(handshake_deadline);
-        let take_hub = s.rx.is_some()
-            && s.link.is_some()
-            && s.stateful
-                .as_ref()
-                .is_none_or(|st| st.unacked_bytes < s.hub.config.replay_buffer_bytes);
+    loop {
+        d.pump();
+        let Some(deadline) = d.session.poll_timeout() else {
+            break; // closed
+        };
+        let deadline = origin + deadline;
+        let take_hub = d.rx.is_some() && d.link.is_some() && d.session.has_room();
         tokio::select! {
-            bytes = recv_inbound(&mut s.link) => match bytes {
+            bytes = recv_inbound(&mut d.link) => match bytes {
                 Some(bytes) => {
-                    s.last_received = Instant::now();
-                    s.handle_bytes(&bytes);
+                    let now = d.now();
+                    d.session.handle_bytes(now, &bytes);
                 }
-                None => s.transport_gone(),
+                None => d.transport_gone(),
             },
-            outbound = recv_hub(&mut s.rx), if take_hub => match outbound {
-                Some(Outbound::Message(message)) => s.send(&message),
+            outbound = recv_hub(&mut d.rx), if take_hub => match outbound {
+                Some(Outbound::Message(message)) => d.send(&message),
                 Some(Outbound::Close { error, allow_reconnect }) => {
-                    s.end = Some(End::Close { error, allow_reconnect });
+                    let now = d.now();
+                    d.session.close(now, error, allow_reconnect);
                 }
-                None => s.end = Some(End::Quiet),
+                None => d.session.end(),
             },
-            Some((id, message)) = streams_rx.recv(), if s.replay_has_room() => {
+            Some((id, message)) = streams_rx.recv(), if d.session.has_room() => {
                 if matches!(message, HubMessage::Completion { .. }) {
-                    s.streams.remove(&id);
+                    d.streams.remove(&id);
                 }
-                s.send(&message);
+                d.send(&message);
             }
             command = control.recv() => match command {
-                Some(Control::Attach(link)) => s.attach(link),
+                Some(Control::Attach(link)) => d.attach(link),
                 Some(Control::Drop) => {
-                    tracing::info!(connection_id = %s.info.connection_id, "transport dropped (dev hook)");
-                    if let Some(link) = s.link.take() {
+                    tracing::info!(connection_id = %d.info.connection_id, "transport dropped (dev hook)");
+                    if let Some(link) = d.link.take() {
                         let _ = link.outbound.try_send(Frame::Drop);
                     }
-                    s.transport_gone();
+                    d.transport_gone();
                 }
-                Some(Control::Overflow) => s.overflow("outbox"),
-                Some(Control::End) | None => s.end = Some(End::Quiet),
+                Some(Control::Overflow) => d.overflow("outbox"),
+                Some(Control::End) | None => d.session.end(),
             },
-            _ = tokio::time::sleep_until(deadline) => s.on_timer(handshake_deadline),
+            _ = tokio::time::sleep_until(deadline) => {
+                let now = d.now();
+                d.session.handle_timeout(now);
+            }
             changed = shutdown.changed() => {
                 if changed.is_err() || *shutdown.borrow() {
-                    s.end = Some(if s.rx.is_some() {
-                        End::Close { error: Some(SHUTTING_DOWN.into()), allow_reconnect: true }
-                    } else {
-                        End::Quiet
-                    });
+                    // A Close (reconnect allowed) after the handshake; before it, quietly.
+                    let now = d.now();
+                    d.session.close(now, Some(SHUTTING_DOWN.into()), true);
                 }
             }
         }
     }
 
-    if let Some(End::Close {
-        error,
-        allow_reconnect,
-    }) = s.end.take()
-    {
-        let close = HubMessage::Close {
-            error,
-            allow_reconnect,
-        };
-        s.send(&close);
-    }
-    for (_, stream) in s.streams.drain() {
+    for (_, stream) in d.streams.drain() {
         stream.abort();
     }
     // Dropping the link closes the transport (after it has written what is queued).
-    s.link = None;
+    d.link = None;
     hub.remove_session(&token);
-    if s.rx.is_some() {
-        hub.unregister(&s.info.connection_id);
-        if let Some(protocol) = s.protocol {
+    if d.rx.is_some() {
+        hub.unregister(&d.info.connection_id);
+        if let Some(protocol) = d.counted {
             crate::metrics::connection(
-                crate::metrics::transport_name(s.transport),
+                crate::metrics::transport_name(d.transport),
                 protocol.name(),
                 -1.0,
             );
         }
     }
-    tracing::info!(connection_id = %s.info.connection_id, "connection closed");
+    tracing::info!(connection_id = %d.info.connection_id, "connection closed");
 }
 
 async fn recv_inbound(link: &mut Option<Link>) -> Option<Bytes> {
@@ -330,352 +306,151 @@ async fn recv_hub(rx: &mut Option<mpsc::Receiver<Outbound>>) -> Option<Outbound>
     }
 }
 
-impl Session {
-    fn deadline(&self, handshake_deadline: Instant) -> Instant {
-        let t = self.hub.config.timeouts;
-        if let Some(until) = self.detached_until {
-            return until;
-        }
-        if self.rx.is_none() {
-            return handshake_deadline;
-        }
-        let mut at = (self.last_sent + t.keep_alive).min(self.last_received + t.client_timeout);
-        if let Some(due) = self.stateful.as_ref().and_then(|s| s.ack_due) {
-            at = at.min(due);
-        }
-        at
+impl Driver {
+    /// The session's clock: time since the session started.
+    fn now(&self) -> Duration {
+        Instant::now().saturating_duration_since(self.origin)
     }
 
-    fn on_timer(&mut self, handshake_deadline: Instant) {
-        let now = Instant::now();
-        let t = self.hub.config.timeouts;
-        if let Some(until) = self.detached_until {
-            if now >= until {
-                tracing::info!(connection_id = %self.info.connection_id, "no reconnect within the window");
-                self.end = Some(End::Quiet);
+    /// Writes what the session queued and acts on its events until it has nothing more.
+    fn pump(&mut self) {
+        loop {
+            self.flush();
+            let before = self.session.messages_received();
+            let event = self.session.poll_event();
+            let received = self.session.messages_received() - before;
+            if received > 0 {
+                crate::metrics::messages_in(received);
             }
-            return;
-        }
-        if self.rx.is_none() {
-            if now >= handshake_deadline {
-                tracing::info!(connection_id = %self.info.connection_id, "handshake timeout");
-                self.end = Some(End::Quiet);
+            let Some(event) = event else { break };
+            match event {
+                ServerEvent::Connected { protocol, stateful } => self.connected(protocol, stateful),
+                ServerEvent::Message(message) => self.handle_message(message),
+                ServerEvent::Malformed(e) => {
+                    crate::limits::log_bad_input(&self.info.connection_id, &e)
+                }
+                ServerEvent::Closed(reason) => self.log_close(reason),
             }
-            return;
-        }
-        if now >= self.last_received + t.client_timeout {
-            tracing::info!(connection_id = %self.info.connection_id, "client timeout");
-            // Not a deliberate end: a client that was asleep or cut off should come back
-            // (issue 13), so reconnecting is allowed.
-            self.end = Some(End::Close {
-                error: Some(CLIENT_TIMEOUT.into()),
-                allow_reconnect: true,
-            });
-            return;
-        }
-        let ack = match &mut self.stateful {
-            Some(st) if st.ack_due.is_some_and(|due| now >= due) => {
-                st.ack_due = None;
-                Some(st.latest_received)
-            }
-            _ => None,
-        };
-        if let Some(sequence_id) = ack {
-            self.send(&HubMessage::Ack { sequence_id });
-        }
-        if now >= self.last_sent + t.keep_alive {
-            self.send(&HubMessage::Ping);
         }
     }
 
+    /// Moves the session's queued frames to the transport.
+    fn flush(&mut self) {
+        while let Some(transmit) = self.session.poll_transmit() {
+            let Some(link) = &self.link else { continue };
+            match link.outbound.try_send(Frame::from_transmit(transmit)) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    crate::metrics::frame_dropped("transport_full");
+                    if !self.session.is_closed() {
+                        self.overflow("transport");
+                    }
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => self.transport_gone(),
+            }
+        }
+    }
+
+    fn connected(&mut self, protocol: HubProtocolKind, stateful: bool) {
+        self.rx = Some(self.hub.register(&self.info));
+        self.counted = Some(protocol);
+        crate::metrics::connection(
+            crate::metrics::transport_name(self.transport),
+            protocol.name(),
+            1.0,
+        );
+        tracing::info!(
+            connection_id = %self.info.connection_id,
+            user = self.info.user.as_deref().unwrap_or("(anonymous)"),
+            hub = %self.info.hub,
+            protocol = protocol.name(),
+            transport = ?self.transport,
+            stateful,
+            "connected"
+        );
+    }
+
+    fn log_close(&self, reason: CloseReason) {
+        let connection_id = &self.info.connection_id;
+        match reason {
+            CloseReason::HandshakeRefused(error) => {
+                tracing::info!(%connection_id, %error, "handshake refused")
+            }
+            CloseReason::HandshakeTimeout => {
+                tracing::info!(%connection_id, "handshake timeout")
+            }
+            CloseReason::ClientTimeout => tracing::info!(%connection_id, "client timeout"),
+            CloseReason::ReconnectWindowElapsed => {
+                tracing::info!(%connection_id, "no reconnect within the window")
+            }
+            CloseReason::BadFraming(error) => {
+                tracing::warn!(%connection_id, %error, "message too large or bad framing; closing")
+            }
+            CloseReason::ReplayBufferFull {
+                unacked,
+                unacked_bytes,
+                first,
+                message_type,
+            } => {
+                crate::metrics::overflow_close("replay_buffer");
+                tracing::warn!(
+                    %connection_id,
+                    unacked,
+                    unacked_bytes,
+                    first,
+                    message_type,
+                    "replay buffer full; closing"
+                );
+            }
+            CloseReason::HandshakeTooLarge
+            | CloseReason::ClientClosed
+            | CloseReason::SequenceTooHigh
+            | CloseReason::TransportClosed
+            | CloseReason::Closed { .. }
+            | CloseReason::Ended => {}
+        }
+    }
+
+    /// The transport went away: with stateful reconnect the session waits for a new one.
     fn transport_gone(&mut self) {
         self.link = None;
-        if self.stateful.is_some() && self.rx.is_some() {
-            if self.detached_until.is_none() {
-                tracing::info!(connection_id = %self.info.connection_id, "transport lost; waiting for a stateful reconnect");
-                self.detached_until =
-                    Some(Instant::now() + self.hub.config.timeouts.reconnect_window);
-            }
-        } else {
-            self.end = Some(End::Quiet);
+        let was_detached = self.session.is_detached();
+        let now = self.now();
+        if self.session.handle_transport_lost(now) && !was_detached {
+            tracing::info!(connection_id = %self.info.connection_id, "transport lost; waiting for a stateful reconnect");
         }
     }
 
+    /// A WebSocket came back with the same connection token: replay onto it. Before the
+    /// handshake or without stateful reconnect it is dropped (which closes it).
     fn attach(&mut self, link: Link) {
-        let Some(protocol) = self.protocol else {
-            return; // not handshaken: nothing to resume
-        };
-        if self.stateful.is_none() {
-            return; // dropping `link` closes that socket
+        let now = self.now();
+        if self.session.resume(now).is_err() {
+            return;
         }
         tracing::info!(connection_id = %self.info.connection_id, "stateful reconnect");
         if let Some(old) = self.link.take() {
             let _ = old.outbound.try_send(Frame::Drop);
         }
         self.link = Some(link);
-        self.detached_until = None;
-        self.reader = Some(
-            MessageReader::new(protocol, MAX_MESSAGE_BYTES)
-                .with_max_messages(crate::limits::MAX_MESSAGES_PER_READ),
-        );
-        let now = Instant::now();
-        self.last_received = now;
-        let Some(st) = &self.stateful else { return };
-        let first = st.unacked.front().map_or(st.next_send_id, |(id, _)| *id);
-        let mut frames = vec![Frame::from_transmit(
-            protocol.encode(&HubMessage::Sequence { sequence_id: first }),
-        )];
-        frames.extend(st.unacked.iter().map(|(_, f)| f.clone()));
-        for frame in frames {
-            self.emit(frame);
-        }
     }
 
-    /// Encodes and sends one message (numbered and buffered with stateful reconnect).
+    /// Sends one message through the session (numbered and buffered with stateful reconnect).
     fn send(&mut self, message: &HubMessage) {
-        let Some(protocol) = self.protocol else {
-            return;
-        };
-        let frame = Frame::from_transmit(protocol.encode(message));
-        if let Some(st) = &mut self.stateful
-            && message.is_sequenced()
-        {
-            let id = st.next_send_id;
-            st.next_send_id += 1;
-            st.unacked_bytes += frame.len();
-            st.unacked.push_back((id, frame.clone()));
-            if st.unacked_bytes > REPLAY_CLOSE_FACTOR * self.hub.config.replay_buffer_bytes
-                && self.end.is_none()
-            {
-                crate::metrics::overflow_close("replay_buffer");
-                tracing::warn!(
-                    connection_id = %self.info.connection_id,
-                    unacked = st.unacked.len(),
-                    unacked_bytes = st.unacked_bytes,
-                    first = st.unacked.front().map(|(id, _)| *id),
-                    kind = ?std::mem::discriminant(message),
-                    "replay buffer full; closing"
-                );
-                self.end = Some(End::Close {
-                    error: Some(crate::limits::REPLAY_BUFFER_FULL.into()),
-                    allow_reconnect: true,
-                });
-            }
-        }
-        self.emit(frame);
-    }
-
-    /// Whether the replay buffer (stateful reconnect) takes more: always without it.
-    fn replay_has_room(&self) -> bool {
-        self.stateful
-            .as_ref()
-            .is_none_or(|st| st.unacked_bytes < self.hub.config.replay_buffer_bytes)
+        let now = self.now();
+        self.session.send(now, message);
     }
 
     /// A queue towards the client overflowed: close with a clear error, never drop silently.
     fn overflow(&mut self, queue: &'static str) {
         crate::metrics::overflow_close(queue);
         tracing::warn!(connection_id = %self.info.connection_id, queue, "queue full; closing the connection");
-        self.end = Some(End::Close {
-            error: Some(crate::limits::OUTBOX_OVERFLOW.into()),
-            allow_reconnect: true,
-        });
-    }
-
-    fn emit(&mut self, frame: Frame) {
-        self.last_sent = Instant::now();
-        let Some(link) = &self.link else { return };
-        match link.outbound.try_send(frame) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                crate::metrics::frame_dropped("transport_full");
-                if self.end.is_none() {
-                    self.overflow("transport");
-                }
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => self.transport_gone(),
-        }
-    }
-
-    fn handle_bytes(&mut self, mut bytes: &[u8]) {
-        if self.protocol.is_none() {
-            let Some(end) = bytes.iter().position(|b| *b == 0x1e) else {
-                self.handshake.extend_from_slice(bytes);
-                if self.handshake.len() > MAX_MESSAGE_BYTES {
-                    self.end = Some(End::Quiet);
-                }
-                return;
-            };
-            self.handshake.extend_from_slice(&bytes[..end]);
-            bytes = &bytes[end + 1..];
-            let record = std::mem::take(&mut self.handshake);
-            self.do_handshake(&String::from_utf8_lossy(&record));
-            if self.end.is_some() || bytes.is_empty() {
-                return;
-            }
-        }
-        let Some(reader) = &mut self.reader else {
-            return;
-        };
-        match reader.push(bytes) {
-            Ok(results) => {
-                for result in results {
-                    if self.end.is_some() {
-                        return;
-                    }
-                    match result {
-                        Ok(Some(message)) => {
-                            crate::metrics::messages_in(1);
-                            self.handle_message(message)
-                        }
-                        Ok(None) => {} // a type this side does not know: ignored
-                        Err(e) => crate::limits::log_bad_input(&self.info.connection_id, &e),
-                    }
-                }
-            }
-            Err(e) => {
-                tracing::warn!(connection_id = %self.info.connection_id, error = %e, "message too large or bad framing; closing");
-                self.end = Some(End::Close {
-                    error: Some(match e {
-                        ProtocolError::TooLarge(_) => message_too_large(),
-                        other => other.to_string(),
-                    }),
-                    allow_reconnect: false,
-                });
-            }
-        }
-    }
-
-    fn do_handshake(&mut self, record: &str) {
-        let (protocol, error) = match HandshakeRequest::decode(record) {
-            Ok(r) => match HubProtocolKind::from_name(&r.protocol) {
-                Some(HubProtocolKind::MessagePack)
-                    if self.transport == TransportKind::ServerSentEvents =>
-                {
-                    (
-                        None,
-                        Some(
-                            "Cannot use the 'messagepack' protocol on the current transport. The transport does not support 'Binary' transfer format."
-                                .to_owned(),
-                        ),
-                    )
-                }
-                Some(p) if r.version == 1 || r.version == 2 => {
-                    let stateful = r.version == 2
-                        && self.info.stateful
-                        && self.transport == TransportKind::WebSockets;
-                    if stateful {
-                        self.stateful = Some(ServerStateful {
-                            next_send_id: 1,
-                            unacked: VecDeque::new(),
-                            unacked_bytes: 0,
-                            next_receive_id: 1,
-                            latest_received: 0,
-                            ack_due: None,
-                        });
-                    }
-                    (Some(p), None)
-                }
-                Some(_) => (
-                    None,
-                    Some(format!(
-                        "The server does not support version {} of the '{}' protocol.",
-                        r.version, r.protocol
-                    )),
-                ),
-                None => (
-                    None,
-                    Some(format!(
-                        "Requested protocol '{}' is not available.",
-                        r.protocol
-                    )),
-                ),
-            },
-            Err(e) => (None, Some(e.to_string())),
-        };
-        match (protocol, error) {
-            (Some(protocol), _) => {
-                let answer = HandshakeResponse::default().encode();
-                self.emit(if protocol.is_binary() {
-                    Frame::Binary(Bytes::from(answer.into_bytes()))
-                } else {
-                    Frame::Text(Utf8Bytes::from(answer))
-                });
-                self.protocol = Some(protocol);
-                self.reader = Some(
-                    MessageReader::new(protocol, MAX_MESSAGE_BYTES)
-                        .with_max_messages(crate::limits::MAX_MESSAGES_PER_READ),
-                );
-                self.rx = Some(self.hub.register(&self.info));
-                crate::metrics::connection(
-                    crate::metrics::transport_name(self.transport),
-                    protocol.name(),
-                    1.0,
-                );
-                tracing::info!(
-                    connection_id = %self.info.connection_id,
-                    user = self.info.user.as_deref().unwrap_or("(anonymous)"),
-                    hub = %self.info.hub,
-                    protocol = protocol.name(),
-                    transport = ?self.transport,
-                    stateful = self.stateful.is_some(),
-                    "connected"
-                );
-            }
-            (None, error) => {
-                let error = error.unwrap_or_default();
-                tracing::info!(connection_id = %self.info.connection_id, %error, "handshake refused");
-                self.emit(Frame::Text(Utf8Bytes::from(
-                    HandshakeResponse { error: Some(error) }.encode(),
-                )));
-                self.end = Some(End::Quiet);
-            }
-        }
+        let now = self.now();
+        self.session
+            .close(now, Some(crate::limits::OUTBOX_OVERFLOW.into()), true);
     }
 
     fn handle_message(&mut self, message: HubMessage) {
-        let sequenced = message.is_sequenced();
-        if let Some(st) = &mut self.stateful {
-            match &message {
-                HubMessage::Ack { sequence_id } => {
-                    while st.unacked.front().is_some_and(|(id, _)| id <= sequence_id) {
-                        if let Some((_, f)) = st.unacked.pop_front() {
-                            st.unacked_bytes -= f.len();
-                        }
-                    }
-                    return;
-                }
-                HubMessage::Sequence { sequence_id } => {
-                    // Against what was received, not `next_receive_id`: a socket lost in the
-                    // middle of a replay leaves that counter behind messages received (and
-                    // acked) earlier, and the client rightly restarts after them.
-                    if *sequence_id > st.latest_received + 1 {
-                        self.end = Some(End::Close {
-                            error: Some(
-                                "Sequence ID greater than amount of messages we've received."
-                                    .into(),
-                            ),
-                            allow_reconnect: false,
-                        });
-                    } else {
-                        st.next_receive_id = *sequence_id;
-                    }
-                    return;
-                }
-                _ if sequenced => {
-                    let current = st.next_receive_id;
-                    st.next_receive_id += 1;
-                    if current <= st.latest_received {
-                        return; // replayed duplicate
-                    }
-                    st.latest_received = current;
-                    if st.ack_due.is_none() {
-                        st.ack_due = Some(Instant::now() + Duration::from_secs(1));
-                    }
-                }
-                _ => {}
-            }
-        }
         match message {
             HubMessage::Invocation {
                 invocation_id,
@@ -707,9 +482,7 @@ impl Session {
                     stream.abort();
                 }
             }
-            HubMessage::Close { .. } => self.end = Some(End::Quiet),
-            // Ping refreshed the receive clock; completions (client results) and stream
-            // items have nothing to act on here.
+            // Completions (client results) and stream items have nothing to act on here.
             _ => {}
         }
     }

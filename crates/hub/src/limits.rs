@@ -28,8 +28,7 @@ pub const OUTBOX_OVERFLOW: &str =
 /// The Close error of a stateful-reconnect connection whose replay buffer reached `connection::REPLAY_CLOSE_FACTOR` (8) times
 /// `HubConfig::replay_buffer_bytes` (hub messages stop at once that; stream items and
 /// completions beyond it mean the client does not ack).
-pub const REPLAY_BUFFER_FULL: &str =
-    "Connection closed: the stateful reconnect buffer is full (the client does not ack)";
+pub const REPLAY_BUFFER_FULL: &str = switchboard_signalr::server::REPLAY_BUFFER_FULL;
 
 /// A WebSocket write that takes longer than this closes the connection (10 s).
 pub const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);

@@ -37,6 +37,8 @@ use crate::error::ProtocolError;
 use crate::handshake::{HandshakeRequest, HandshakeResponse};
 use crate::message::{CompletionOutcome, HubMessage};
 use crate::protocol::{HubProtocolKind, MessageReader, Transmit};
+use crate::resume::ReplayBuffer;
+pub use crate::resume::SEQUENCE_TOO_HIGH;
 
 /// The states of a hub connection as the official client names them (`HubConnectionState`),
 /// which the widget shows to the agent.
@@ -150,8 +152,6 @@ pub const SERVER_TIMEOUT: &str =
     "Server timeout elapsed without receiving a message from the server.";
 /// The handshake did not complete in time.
 pub const HANDSHAKE_TIMEOUT: &str = "Server handshake timeout elapsed.";
-/// The official client's text when the peer's Sequence id is beyond what was received.
-pub const SEQUENCE_TOO_HIGH: &str = "Sequence ID greater than amount of messages we've received.";
 /// A stateful resume took longer than [`HubConnectionOptions::resume_timeout`].
 pub const RESUME_TIMEOUT: &str =
     "The connection could not be resumed in time; reconnecting with a new connection.";
@@ -193,19 +193,13 @@ enum Phase {
     Closed,
 }
 
-/// Stateful reconnect bookkeeping (`HubProtocol.md`, "Ack Message", "Sequence Message";
-/// TS `MessageBuffer.ts`).
+/// Stateful reconnect bookkeeping: the shared [`ReplayBuffer`] (`HubProtocol.md`, "Ack
+/// Message", "Sequence Message"; TS `MessageBuffer.ts`) and the client's resume bounds.
 #[derive(Debug)]
 struct Stateful {
-    next_send_id: u64,
-    unacked: VecDeque<(u64, Transmit)>,
-    next_receive_id: u64,
-    latest_received: u64,
-    ack_due: Option<Duration>,
+    buffer: ReplayBuffer,
     /// While resuming: when the transport was first lost, and how many losses in a row.
     resume: Option<(Duration, u32)>,
-    /// The last sequence id acknowledged to the server.
-    last_acked: u64,
 }
 
 /// One hub connection's protocol state over an open transport (see the module docs).
@@ -244,13 +238,8 @@ impl HubConnectionCore {
             pending: BTreeSet::new(),
             cancelled: BTreeSet::new(),
             stateful: options.stateful_reconnect.then(|| Stateful {
-                next_send_id: 1,
-                unacked: VecDeque::new(),
-                next_receive_id: 1,
-                latest_received: 0,
-                ack_due: None,
+                buffer: ReplayBuffer::new(),
                 resume: None,
-                last_acked: 0,
             }),
             last_sent: now,
             last_received: now,
@@ -371,7 +360,7 @@ impl HubConnectionCore {
                 }
                 if self.phase == Phase::Connected
                     && let Some(st) = &self.stateful
-                    && st.latest_received >= st.last_acked + ACK_EVERY_MESSAGES
+                    && st.buffer.unacked_received() >= ACK_EVERY_MESSAGES
                 {
                     self.send_ack(now);
                 }
@@ -389,29 +378,19 @@ impl HubConnectionCore {
         if let Some(stateful) = &mut self.stateful {
             match &message {
                 HubMessage::Ack { sequence_id } => {
-                    while stateful
-                        .unacked
-                        .front()
-                        .is_some_and(|(id, _)| id <= sequence_id)
-                    {
-                        stateful.unacked.pop_front();
-                    }
+                    stateful.buffer.handle_ack(*sequence_id);
                     return;
                 }
                 HubMessage::Sequence { sequence_id } => {
-                    // Compared with what was received, not with `next_receive_id`: a socket
-                    // lost in the middle of a replay leaves that counter behind messages that
-                    // were received (and acked) before, and the peer rightly restarts after them.
-                    if *sequence_id > stateful.latest_received + 1 {
-                        self.close_with(Some(SEQUENCE_TOO_HIGH.into()), false);
+                    if let Err(e) = stateful.buffer.handle_sequence(*sequence_id) {
+                        self.close_with(Some(e.to_string()), false);
                         return;
                     }
-                    stateful.next_receive_id = *sequence_id;
                     if self.phase == Phase::AwaitingSequence {
                         self.phase = Phase::Connected;
                         stateful.resume = None;
-                        stateful.ack_due = None;
-                        let received = stateful.latest_received;
+                        stateful.buffer.cancel_ack();
+                        let received = stateful.buffer.latest_received();
                         self.events.push_back(Event::Resumed);
                         // Ack at once what arrived before the loss: the server frees its replay
                         // buffer now instead of replaying it again at the next drop (a link
@@ -423,16 +402,13 @@ impl HubConnectionCore {
                     return;
                 }
                 _ if self.phase == Phase::AwaitingSequence => return,
-                _ if sequenced => {
-                    let current = stateful.next_receive_id;
-                    stateful.next_receive_id += 1;
-                    if current <= stateful.latest_received {
-                        return; // a duplicate replayed by the server
-                    }
-                    stateful.latest_received = current;
-                    if stateful.ack_due.is_none() {
-                        stateful.ack_due = Some(now + self.options.ack_interval);
-                    }
+                // A duplicate replayed by the server.
+                _ if sequenced
+                    && !stateful
+                        .buffer
+                        .handle_received(now, self.options.ack_interval) =>
+                {
+                    return;
                 }
                 _ => {}
             }
@@ -643,7 +619,7 @@ impl HubConnectionCore {
             return false;
         }
         stateful.resume = Some((since, attempts + 1));
-        stateful.ack_due = None;
+        stateful.buffer.cancel_ack();
         self.phase = Phase::Resuming;
         self.outbox.clear();
         self.reader = MessageReader::new(self.options.protocol, MAX_RECEIVE_MESSAGE_BYTES);
@@ -681,15 +657,8 @@ impl HubConnectionCore {
         let Some(stateful) = &self.stateful else {
             return Err(ConnectionError::NotConnected);
         };
-        let first = stateful
-            .unacked
-            .front()
-            .map_or(stateful.next_send_id, |(id, _)| *id);
         self.outbox.clear();
-        self.outbox
-            .push_back(protocol.encode(&HubMessage::Sequence { sequence_id: first }));
-        self.outbox
-            .extend(stateful.unacked.iter().map(|(_, frame)| frame.clone()));
+        self.outbox.extend(stateful.buffer.replay(protocol));
         self.phase = Phase::AwaitingSequence;
         self.last_received = now;
         self.last_sent = now;
@@ -698,7 +667,7 @@ impl HubConnectionCore {
 
     /// Messages sent but not yet acknowledged by the server (stateful reconnect only).
     pub fn unacked_count(&self) -> usize {
-        self.stateful.as_ref().map_or(0, |s| s.unacked.len())
+        self.stateful.as_ref().map_or(0, |s| s.buffer.unacked_len())
     }
 
     /// The next *text* frame to send, if the next frame is text (always, with JSON). With
@@ -732,7 +701,7 @@ impl HubConnectionCore {
             Phase::Connected => {
                 let mut at = (self.last_sent + self.options.keep_alive_interval)
                     .min(self.last_received + self.options.server_timeout);
-                if let Some(due) = self.stateful.as_ref().and_then(|s| s.ack_due) {
+                if let Some(due) = self.stateful.as_ref().and_then(|s| s.buffer.ack_due()) {
                     at = at.min(due);
                 }
                 Some(at)
@@ -771,7 +740,7 @@ impl HubConnectionCore {
                 if self
                     .stateful
                     .as_ref()
-                    .is_some_and(|s| s.ack_due.is_some_and(|due| now >= due))
+                    .is_some_and(|s| s.buffer.ack_due().is_some_and(|due| now >= due))
                 {
                     self.send_ack(now);
                 }
@@ -786,10 +755,8 @@ impl HubConnectionCore {
     /// Queues `Ack{latest received}` and clears the timed one.
     fn send_ack(&mut self, now: Duration) {
         let Some(st) = &mut self.stateful else { return };
-        st.ack_due = None;
-        st.last_acked = st.latest_received;
-        let sequence_id = st.latest_received;
-        self.queue(now, &HubMessage::Ack { sequence_id });
+        let ack = st.buffer.take_ack();
+        self.queue(now, &ack);
     }
 
     fn check_connected(&self) -> Result<(), ConnectionError> {
@@ -803,12 +770,8 @@ impl HubConnectionCore {
 
     fn queue(&mut self, now: Duration, message: &HubMessage) {
         let frame = self.options.protocol.encode(message);
-        if let Some(stateful) = &mut self.stateful
-            && message.is_sequenced()
-        {
-            let id = stateful.next_send_id;
-            stateful.next_send_id += 1;
-            stateful.unacked.push_back((id, frame.clone()));
+        if let Some(stateful) = &mut self.stateful {
+            stateful.buffer.record_sent(message, &frame);
         }
         if self.phase == Phase::Resuming {
             return; // replayed by `resume`, or not needed (pings, acks)

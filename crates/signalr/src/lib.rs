@@ -1,6 +1,7 @@
 //! Sans-IO SignalR for Switchboard: the hub message model, the JSON and MessagePack hub
 //! protocols, the handshake,
-//! negotiate, the client connection state machine and reconnect policies.
+//! negotiate, the client connection state machine, the server session (sharing the
+//! stateful-reconnect buffer with the client) and reconnect policies.
 //!
 //! Nothing here performs I/O or reads a clock: the browser widget and the `switchboard-hub`
 //! server feed it bytes and time and move what it returns. The authority is the ASP.NET Core
@@ -17,7 +18,9 @@ pub mod message;
 pub mod msgpack;
 pub mod negotiate;
 pub mod protocol;
+pub mod resume;
 pub mod retry;
+pub mod server;
 
 pub use client::{
     ConnectionError, ConnectionState, Event, HubConnectionCore, HubConnectionOptions,
@@ -26,3 +29,5 @@ pub use error::ProtocolError;
 pub use message::{CompletionOutcome, HubMessage};
 pub use negotiate::{NegotiateConnection, NegotiateResponse, TransportKind};
 pub use protocol::{HubProtocolKind, Transmit};
+pub use resume::ReplayBuffer;
+pub use server::{CloseReason, HubServerOptions, HubServerSession, ResumeError, ServerEvent};
