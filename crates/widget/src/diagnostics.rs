@@ -45,6 +45,11 @@ pub fn record(line: String) {
     log(Level::Info, &line);
 }
 
+/// A `WARN` line: input refused, a call failed.
+pub fn warn(text: &str) {
+    log(Level::Warn, text);
+}
+
 /// How many lines were ever recorded: the panel refreshes when it changes.
 pub fn count() -> u64 {
     COUNT.with(Cell::get)
