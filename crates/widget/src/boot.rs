@@ -415,7 +415,7 @@ pub fn sign_out(widget: Widget) {
 }
 
 fn unix_now() -> u64 {
-    (js_sys::Date::now() / 1000.0) as u64
+    (now_ms() / 1000.0) as u64
 }
 
 fn exp_of(token: &str) -> u64 {

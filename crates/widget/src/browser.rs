@@ -8,6 +8,15 @@ pub fn now_ms() -> f64 {
     js_sys::Date::now()
 }
 
+/// Milliseconds since the page loaded (`performance.now()`): a monotonic clock for the SignalR
+/// core and the diagnostics log; 0 without one.
+pub fn since_load_ms() -> f64 {
+    web_sys::window()
+        .and_then(|w| w.performance())
+        .map(|p| p.now())
+        .unwrap_or(0.0)
+}
+
 /// This origin's `localStorage`, when the browser allows it.
 pub fn storage() -> Option<web_sys::Storage> {
     web_sys::window()?.local_storage().ok()?
