@@ -91,6 +91,7 @@ pub fn copy(text: String, done: Callback<bool>) {
             Ok(promise) => wasm_bindgen_futures::JsFuture::from(promise).await.is_ok(),
             Err(_) => false,
         };
-        done.run(copied);
+        // The drawer may have been rebuilt meanwhile (a new language): then nobody asks.
+        let _ = done.try_run(copied);
     });
 }

@@ -33,11 +33,10 @@ pub fn DiagnosticsDrawer(
     let t = strings();
     let open = RwSignal::new(false);
     let status = RwSignal::new(None::<&'static str>);
-    let copy = move |_| {
-        on_copy.run(Callback::new(move |done: bool| {
-            status.set(Some(if done { t.copied } else { t.copy_failed }));
-        }));
-    };
+    let copied = Callback::new(move |done: bool| {
+        status.set(Some(if done { t.copied } else { t.copy_failed }));
+    });
+    let copy = move |_| on_copy.run(copied);
     // The report is written when the link is followed, not at every refresh of the drawer.
     let download = move |ev: leptos::ev::MouseEvent| {
         let Some(link) = ev
