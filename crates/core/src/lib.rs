@@ -10,11 +10,14 @@ pub mod diagnostics;
 mod fields;
 pub mod history;
 pub mod host;
+pub mod hub_event;
 pub mod i18n;
+pub mod invocation;
 pub mod jwt;
 pub mod notification;
 pub mod presence;
 pub mod signin;
+pub mod transport;
 
 pub use call::{CallState, RejectReason};
 pub use config::{

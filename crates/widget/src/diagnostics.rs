@@ -15,10 +15,7 @@ thread_local! {
 }
 
 fn since_load_ms() -> u64 {
-    web_sys::window()
-        .and_then(|w| w.performance())
-        .map(|p| p.now())
-        .unwrap_or(0.0) as u64 // an integer: float formatting would cost ~10 KB of wasm
+    crate::browser::since_load_ms() as u64 // an integer: float formatting would cost ~10 KB of wasm
 }
 
 /// Appends a line at `level` (redacted first) and mirrors it to the console.
@@ -43,6 +40,11 @@ pub fn log(level: Level, text: &str) {
 /// An `INFO` line: what happened (states, transport, calls by id, sign-in steps).
 pub fn record(line: String) {
     log(Level::Info, &line);
+}
+
+/// A `WARN` line: input refused, a call failed.
+pub fn warn(text: &str) {
+    log(Level::Warn, text);
 }
 
 /// How many lines were ever recorded: the panel refreshes when it changes.

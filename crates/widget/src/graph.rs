@@ -11,7 +11,7 @@ use std::rc::Rc;
 
 use gloo_net::http::{Request, RequestBuilder};
 use serde_json::Value;
-use switchboard_core::presence::{Presence, batches};
+use switchboard_core::presence::{Presence, batches, read_presence};
 
 /// Tries per request when Graph answers 429.
 const MAX_THROTTLED_TRIES: u32 = 3;
@@ -213,12 +213,4 @@ pub fn read_presences(answer: &Value) -> impl Iterator<Item = (String, Presence)
         .into_iter()
         .flatten()
         .filter_map(read_presence)
-}
-
-/// `{"id", "availability", "activity"}` → a pair.
-pub fn read_presence(value: &Value) -> Option<(String, Presence)> {
-    Some((
-        value.get("id")?.as_str()?.to_owned(),
-        Presence::from_wire(value)?,
-    ))
 }

@@ -1,7 +1,18 @@
 //! Switchboard, the agent widget: a Leptos CSR app for wasm32.
 //!
-//! - [`app`] wires configuration, sign-in, the hub connection and the agent's [`Desk`]
-//!   (from `switchboard-core`) into reactive state, and renders the [`ui`] components.
+//! Imports point one way: [`app`] (the top components) → [`ui`] (props and callbacks, no I/O)
+//! → [`state`] → the adapters below and `switchboard-core` (`scripts/check-imports`).
+//!
+//! - [`app`] renders the [`ui`] components, wired to the state.
+//! - [`state`] is the [`Widget`](state::Widget) store and its transitions: the agent's
+//!   [`Desk`] (from `switchboard-core`), hub events, the agent's requests, desk actions as hub
+//!   invocations.
+//! - [`boot`] is start-up: config.json, the language, sign-in (MSAL or dev), the hub
+//!   connection, sign-out. [`popout`], [`shortcuts`], [`theme`] and [`support`] (the
+//!   Diagnostics facts and clipboard) each do one thing around it.
+//! - [`calls`] (the call UI's requests, the local history), [`tabs`] (one ringing tab),
+//!   [`softphone`] (SIP mode), [`browser`] (clock, storage, query parameters) and
+//!   [`diagnostics`] (the support log) sit below the state.
 //! - [`signalr`] is the thin browser driver of the sans-IO SignalR core.
 //! - [`auth`] gets dev tokens; [`msal`] signs in with MSAL.js (Entra ID or any OIDC authority).
 //! - [`presence`] (own presence, team list, Teams ⇄ agent-state sync) over the [`graph`] client.
@@ -12,14 +23,21 @@
 
 pub mod app;
 pub mod auth;
+pub mod boot;
+pub mod browser;
 pub mod calls;
 pub mod diagnostics;
 pub mod graph;
 pub mod host;
 pub mod i18n;
 pub mod msal;
+pub mod popout;
 pub mod presence;
+pub mod shortcuts;
 pub mod signalr;
 pub mod softphone;
+pub mod state;
+pub mod support;
 pub mod tabs;
+pub mod theme;
 pub mod ui;

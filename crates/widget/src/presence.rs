@@ -3,8 +3,10 @@
 //! `switchboard-core`) driven with one timer; its [`Command`]s are carried out through the
 //! [`Graph`] client, one at a time and in order.
 //!
-//! `app.rs` calls [`Presence::start`] at sign-in, [`Presence::connected`] on every (re)connect,
-//! [`Presence::pushed`] for `PresenceChanged`, and [`Presence::sign_out`] before stopping the hub.
+//! The widget calls [`Presence::start`] at sign-in, [`Presence::connected`] on every
+//! (re)connect, [`Presence::pushed`] for `PresenceChanged`, and [`Presence::sign_out`] before
+//! stopping the hub (`boot.rs`, `state.rs`); the views (`ui/presence.rs`) get its signals and
+//! [`Presence::choose`] / [`Presence::toggle_favourite`] as callbacks.
 //! Calls are followed from the desk signal (active call → `call_started`, gone → `call_ended`).
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -14,11 +16,12 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use serde_json::{Value, json};
 use switchboard_core::presence::{
-    Activity, AgentSource, Availability, Command, Presence as Pair, PresenceSync, batches,
+    AgentSource, Choice, Command, Presence as Pair, PresenceSync, batches, choice,
 };
 use switchboard_core::{Config, Desk};
 
-use crate::graph::{Colleague, Graph, read_presence, read_presences};
+use crate::browser::storage;
+use crate::graph::{Colleague, Graph, read_presences};
 use crate::signalr::HubClient;
 
 /// Where the shown presence came from.
@@ -55,16 +58,6 @@ pub enum TeamLoad {
 const ECHO_MS: f64 = 8_000.0;
 const FAVOURITES_KEY: &str = "switchboard.favourites";
 
-/// The Teams presences the agent may pick: `setUserPreferredPresence` pairs.
-pub const TEAMS_CHOICES: [(Availability, Activity); 6] = [
-    (Availability::Available, Activity::Available),
-    (Availability::Busy, Activity::Busy),
-    (Availability::DoNotDisturb, Activity::DoNotDisturb),
-    (Availability::BeRightBack, Activity::BeRightBack),
-    (Availability::Away, Activity::Away),
-    (Availability::Offline, Activity::OffWork),
-];
-
 struct Inner {
     me: String,
     graph: Rc<Graph>,
@@ -92,11 +85,7 @@ pub struct Presence {
 }
 
 fn epoch_ms() -> u64 {
-    js_sys::Date::now().max(0.0) as u64
-}
-
-fn storage() -> Option<web_sys::Storage> {
-    web_sys::window()?.local_storage().ok()?
+    crate::browser::now_ms().max(0.0) as u64
 }
 
 impl Presence {
@@ -197,7 +186,7 @@ impl Presence {
         );
         self.states.set(states);
         self.own.set(Own {
-            choice: format!("state:{first}"),
+            choice: choice::state_value(&first),
             teams: None,
             source: Source::Here,
         });
@@ -285,11 +274,8 @@ impl Presence {
         });
     }
 
-    /// `PresenceChanged(presence)`.
-    pub fn pushed(self, arguments: &[Value]) {
-        let Some((id, pair)) = arguments.first().and_then(read_presence) else {
-            return;
-        };
+    /// `PresenceChanged(presence)`: `id`'s Teams presence is `pair`.
+    pub fn pushed(self, id: String, pair: Pair) {
         if Some(&id) == self.me().as_ref() {
             self.teams_changed(pair, true);
         } else {
@@ -304,7 +290,7 @@ impl Presence {
         let recent = self.inner.with_value(|i| {
             i.as_ref()
                 .and_then(|i| i.last_write)
-                .filter(|(_, at)| js_sys::Date::now() - at < ECHO_MS)
+                .filter(|(_, at)| crate::browser::now_ms() - at < ECHO_MS)
                 .map(|(s, _)| s)
         });
         let on_call =
@@ -329,23 +315,23 @@ impl Presence {
             o.choice = choice.clone();
             o.source = Source::Here;
         });
-        if let Some(state) = choice.strip_prefix("state:") {
-            let state = state.to_owned();
-            self.with_engine(|e, now| e.agent_state_changed(now, &state, AgentSource::User));
-        } else if let Some(name) = choice.strip_prefix("teams:") {
-            let Some(&(a, b)) = TEAMS_CHOICES.iter().find(|(a, _)| a.as_str() == name) else {
-                return;
-            };
-            let command = Command::SetTeamsPresence {
-                presence: Pair::new(a, b),
-                expiration_ms: None,
-            };
-            self.inner.update_value(|i| {
-                if let Some(i) = i {
-                    i.queue.push_back(command);
-                }
-            });
-            self.work(Source::Here);
+        match Choice::parse(&choice) {
+            Some(Choice::State(state)) => {
+                self.with_engine(|e, now| e.agent_state_changed(now, &state, AgentSource::User));
+            }
+            Some(Choice::Teams(presence)) => {
+                let command = Command::SetTeamsPresence {
+                    presence,
+                    expiration_ms: None,
+                };
+                self.inner.update_value(|i| {
+                    if let Some(i) = i {
+                        i.queue.push_back(command);
+                    }
+                });
+                self.work(Source::Here);
+            }
+            None => {}
         }
     }
 
@@ -470,7 +456,7 @@ impl Presence {
                 };
                 self.inner.update_value(|i| {
                     if let Some(i) = i {
-                        i.last_write = Some((source, js_sys::Date::now()));
+                        i.last_write = Some((source, crate::browser::now_ms()));
                     }
                 });
                 if let Err(e) = graph.presence_action(action, &body).await {
@@ -479,33 +465,5 @@ impl Presence {
                 }
             }
         }
-    }
-}
-
-/// The own-presence control, wired.
-#[component]
-pub fn OwnPresence(presence: Presence) -> impl IntoView {
-    view! {
-        <crate::ui::presence::PresenceControl
-            own=presence.own
-            states=presence.states
-            error=presence.error
-            on_choose=Callback::new(move |choice| presence.choose(choice))
-        />
-    }
-}
-
-/// The team drawer, wired.
-#[component]
-pub fn Team(presence: Presence, on_call: Callback<String>) -> impl IntoView {
-    view! {
-        <crate::ui::presence::TeamDrawer
-            team=presence.team
-            load=presence.team_load
-            presences=presence.presences
-            favourites=presence.favourites
-            on_favourite=Callback::new(move |id| presence.toggle_favourite(id))
-            on_call=on_call
-        />
     }
 }

@@ -8,13 +8,17 @@
 //!   Teams table, and reading both from the `presence` section of `config.json`.
 //! - [`sync`]: [`PresenceSync`], events and `now_ms` in, [`Command`]s out.
 //! - [`parse_iso_duration`] / [`format_iso_duration`]: Graph's `expirationDuration` (`PT5M`).
+//! - [`choice`]: the own-presence control's options (`state:…`, `teams:…`).
+//! - [`read_presence`]: one `{id, availability, activity}` presence.
 //! - [`batches`]: ids in groups of at most [`MAX_IDS_PER_REQUEST`] (650).
 //!
 //! No clock and no I/O here: time comes in as milliseconds since the Unix epoch (`u64`).
 
+pub mod choice;
 pub mod mapping;
 pub mod sync;
 
+pub use choice::Choice;
 pub use mapping::{AgentTarget, PresenceMapping, SEED_003_TABLE, SeedCategory, TeamsTarget};
 pub use sync::{AgentSource, Command, PresenceSync, SyncConfig};
 
@@ -184,6 +188,15 @@ impl Presence {
     }
 }
 
+/// Reads one presence as Graph and the hub send it, `{"id", "availability", "activity"}`, into
+/// the user's id and the pair; `None` without an id or a known availability.
+pub fn read_presence(value: &serde_json::Value) -> Option<(String, Presence)> {
+    Some((
+        value.get("id")?.as_str()?.to_owned(),
+        Presence::from_wire(value)?,
+    ))
+}
+
 /// Reads an ISO-8601 duration as Graph's `expirationDuration` uses it (`PT5M`, `PT1H30M`,
 /// `P1D`, `PT45S`; whole numbers; `W`, `Y` and month `M` are not accepted) into milliseconds.
 /// `None` for anything else, for an empty duration (`PT`) and on overflow.
@@ -255,6 +268,24 @@ pub fn format_iso_duration(ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_presence_reads_with_its_id() {
+        let v = serde_json::json!({"id": "u1", "availability": "Busy", "activity": "InACall"});
+        assert_eq!(
+            read_presence(&v),
+            Some(("u1".to_owned(), Presence::IN_A_CALL))
+        );
+        assert_eq!(
+            read_presence(&serde_json::json!({"availability": "Busy"})),
+            None
+        );
+        assert_eq!(
+            read_presence(&serde_json::json!({"id": "u1", "availability": "Lunch"})),
+            None
+        );
+        assert_eq!(read_presence(&serde_json::json!("u1")), None);
+    }
 
     #[test]
     fn wire_names_round_trip() {

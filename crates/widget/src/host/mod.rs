@@ -19,6 +19,8 @@ use switchboard_core::host::{HostKind, PageContext};
 use switchboard_core::{CallRecord, Config, Desk, IncomingCall, Outcome};
 use wasm_bindgen::{JsCast, JsValue};
 
+use crate::browser::query_param;
+
 pub mod cif;
 pub mod opencti;
 pub mod postmessage;
@@ -208,14 +210,6 @@ fn allowed_origins(config: &Config) -> Vec<String> {
     allowed
 }
 
-pub(crate) fn query_param(name: &str) -> Option<String> {
-    let search = web_sys::window()?.location().search().ok()?;
-    web_sys::UrlSearchParams::new_with_str(&search)
-        .ok()?
-        .get(name)
-        .filter(|v| !v.trim().is_empty())
-}
-
 fn page_context() -> PageContext {
     let window = web_sys::window().expect("a window");
     let framed = window
@@ -303,5 +297,5 @@ pub(crate) fn load_script(src: &str, data: &[(&str, &str)], on_load: impl FnOnce
 }
 
 pub(crate) fn warn(text: &str) {
-    crate::app::warn(text);
+    crate::diagnostics::warn(text);
 }

@@ -55,7 +55,7 @@ impl Standalone {
                 &["tel".into(), url.into()],
             );
         }
-        if let Some(number) = super::query_param("dial") {
+        if let Some(number) = crate::browser::query_param("dial") {
             let number = number.strip_prefix("tel:").unwrap_or(&number).to_owned();
             host.pending_dial.set(Some(number));
         }

@@ -129,16 +129,9 @@ struct Inner {
     resumed: bool,
 }
 
-/// Milliseconds since page load (`performance.now()`), the clock of the sans-IO core.
-fn now_ms() -> f64 {
-    web_sys::window()
-        .and_then(|w| w.performance())
-        .map(|p| p.now())
-        .unwrap_or(0.0)
-}
-
+/// The clock of the sans-IO core: time since page load (`performance.now()`).
 fn now() -> Duration {
-    Duration::from_secs_f64(now_ms().max(0.0) / 1000.0)
+    Duration::from_secs_f64(crate::browser::since_load_ms().max(0.0) / 1000.0)
 }
 
 impl HubClient {

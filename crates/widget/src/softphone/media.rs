@@ -37,9 +37,7 @@ pub enum MicError {
 }
 
 fn stored(key: &str) -> Option<String> {
-    web_sys::window()?
-        .local_storage()
-        .ok()??
+    crate::browser::storage()?
         .get_item(key)
         .ok()?
         .filter(|v| !v.is_empty())

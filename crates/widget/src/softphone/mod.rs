@@ -4,7 +4,8 @@
 //! host integration stay the hub mode's.
 //!
 //! The seam into the rest of the widget is these few hooks, each a no-op in hub mode:
-//! [`start`]/[`stop`] at sign-in/sign-out, [`accept`] (the microphone is asked on the click),
+//! [`start`]/[`stop`] at sign-in/sign-out (the widget hands over a [`DeskPort`]: the softphone
+//! sits below the widget's state and does not name it), [`accept`] (the microphone is asked on the click),
 //! [`dial`] (INVITE instead of `makeCall`), [`perform`] (the desk's actions on the UA instead of
 //! hub invocations), [`wake`] (the network came back: re-register, ICE restart),
 //! [`facts`] (Diagnostics) and the [`LineStatus`] view.
@@ -17,9 +18,8 @@
 use std::rc::Rc;
 
 use leptos::prelude::*;
-use switchboard_core::{Action, Config};
+use switchboard_core::{Action, Config, Desk, IncomingCall};
 
-use crate::app::Widget;
 use crate::i18n::strings;
 use crate::signalr::TokenFuture;
 
@@ -54,6 +54,63 @@ pub enum LineState {
     },
 }
 
+/// A transition on the desk at the present time (Unix ms), as the widget's state runs it.
+type DeskFn = dyn Fn(&mut dyn FnMut(&mut Desk, f64));
+
+/// What the softphone may do to the widget, given at sign-in: the notice and the phone number
+/// box, desk transitions (the widget tells the host and files finished calls), carrying out a
+/// desk action, and offering an incoming call.
+#[derive(Clone)]
+pub struct DeskPort {
+    /// The error line shown to the agent.
+    pub notice: RwSignal<Option<String>>,
+    /// What the agent typed in the `Phone number` box.
+    pub dial_text: RwSignal<String>,
+    desk: Rc<DeskFn>,
+    perform: Rc<dyn Fn(Action)>,
+    offer: Rc<dyn Fn(IncomingCall)>,
+}
+
+impl DeskPort {
+    pub fn new(
+        notice: RwSignal<Option<String>>,
+        dial_text: RwSignal<String>,
+        desk: impl Fn(&mut dyn FnMut(&mut Desk, f64)) + 'static,
+        perform: impl Fn(Action) + 'static,
+        offer: impl Fn(IncomingCall) + 'static,
+    ) -> Self {
+        Self {
+            notice,
+            dial_text,
+            desk: Rc::new(desk),
+            perform: Rc::new(perform),
+            offer: Rc::new(offer),
+        }
+    }
+
+    /// Runs `f` on the desk at the present time; returns what it returned.
+    pub fn with_desk<R>(&self, f: impl FnOnce(&mut Desk, f64) -> R) -> R {
+        let mut f = Some(f);
+        let mut out = None;
+        (self.desk)(&mut |d, now| {
+            if let Some(f) = f.take() {
+                out = Some(f(d, now));
+            }
+        });
+        out.expect("the desk ran the transition")
+    }
+
+    /// Carries out a desk action (the softphone's own [`perform`] takes it in SIP mode).
+    pub fn perform(&self, action: Action) {
+        (self.perform)(action);
+    }
+
+    /// Offers an incoming call to the agent.
+    pub fn offer(&self, call: IncomingCall) {
+        (self.offer)(call);
+    }
+}
+
 thread_local! {
     // Reference-counted, not owned by a view: the views are rebuilt when the language arrives,
     // and an arena signal created inside the first one would be disposed with it.
@@ -69,7 +126,7 @@ pub fn line() -> ArcRwSignal<LineState> {
 /// SIP UA, moves an agent whose config asks for SIP to the SIP build (`sip/`, same query) and
 /// returns false: the caller stops there.
 pub fn start(
-    widget: Widget,
+    port: DeskPort,
     config: &Config,
     user: &str,
     token: Rc<dyn Fn() -> TokenFuture>,
@@ -79,12 +136,12 @@ pub fn start(
     };
     #[cfg(feature = "sip")]
     {
-        phone::start(widget, sip.clone(), user.to_owned(), token);
+        phone::start(port, sip.clone(), user.to_owned(), token);
         true
     }
     #[cfg(not(feature = "sip"))]
     {
-        let _ = (widget, sip, user, token);
+        let _ = (port, sip, user, token);
         if let Some(location) = web_sys::window().map(|w| w.location()) {
             let search = location.search().unwrap_or_default();
             crate::diagnostics::record("softphone: moving to the SIP build (sip/)".into());
@@ -119,8 +176,7 @@ pub fn wake() {
 
 /// Accept pressed: in SIP mode asks for the microphone first and answers only with it (true:
 /// handled here).
-pub fn accept(widget: Widget) -> bool {
-    let _ = widget;
+pub fn accept() -> bool {
     #[cfg(feature = "sip")]
     if let Some(p) = phone::phone() {
         p.accept();
@@ -130,8 +186,8 @@ pub fn accept(widget: Widget) -> bool {
 }
 
 /// Call pressed: in SIP mode an INVITE to `sip:<number>@<domain>` (true: handled here).
-pub fn dial(widget: Widget, number: &str) -> bool {
-    let _ = (widget, number);
+pub fn dial(number: &str) -> bool {
+    let _ = number;
     #[cfg(feature = "sip")]
     if let Some(p) = phone::phone() {
         p.dial(number.to_owned());

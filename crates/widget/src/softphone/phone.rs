@@ -28,9 +28,8 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{MessageEvent, WebSocket};
 
-use super::LineState;
 use super::media::{self, CallMedia, MicError};
-use crate::app::Widget;
+use super::{DeskPort, LineState};
 use crate::diagnostics;
 use crate::i18n::strings;
 use crate::signalr::TokenFuture;
@@ -67,7 +66,7 @@ struct Call {
 }
 
 struct State {
-    widget: Widget,
+    port: DeskPort,
     config: SipConfig,
     user: String,
     token: Rc<dyn Fn() -> TokenFuture>,
@@ -128,14 +127,14 @@ fn set_line(state: LineState) {
 }
 
 /// Starts the softphone for `user`: credentials from the hub, the WebSocket, REGISTER.
-pub fn start(widget: Widget, config: SipConfig, user: String, token: Rc<dyn Fn() -> TokenFuture>) {
+pub fn start(port: DeskPort, config: SipConfig, user: String, token: Rc<dyn Fn() -> TokenFuture>) {
     stop();
     let session = SESSION.with(|s| {
         s.set(s.get() + 1);
         s.get()
     });
     let phone = Phone(Rc::new(RefCell::new(State {
-        widget,
+        port,
         config,
         user,
         token,
@@ -217,8 +216,8 @@ impl Phone {
         !s.stopped && s.session == session
     }
 
-    fn widget(&self) -> Widget {
-        self.0.borrow().widget
+    fn port(&self) -> DeskPort {
+        self.0.borrow().port.clone()
     }
 
     /// Fetches credentials when needed, then opens the WebSocket.
@@ -526,8 +525,7 @@ impl Phone {
     fn update_desk(&self, id: &str, update: Value) {
         let mut update = update;
         update["callId"] = json!(id);
-        self.widget()
-            .with_desk(|d, now| d.call_updated(&update, now));
+        self.port().with_desk(|d, now| d.call_updated(&update, now));
     }
 
     fn on_event(&self, event: Event) {
@@ -576,7 +574,7 @@ impl Phone {
                     if let Some(sdp) = sdp
                         && let Err(e) = media.accept_answer(&sdp).await
                     {
-                        crate::app::warn(&format!("softphone: the answer was refused: {e}"));
+                        diagnostics::warn(&format!("softphone: the answer was refused: {e}"));
                     }
                     phone.update_desk(&id, json!({"state": "connected"}));
                     phone.watch_stats();
@@ -633,7 +631,7 @@ impl Phone {
                 if let Some((Some(m), held, muted)) = restore {
                     m.set_held(held, muted);
                 }
-                self.widget().notice.set(Some(
+                self.port().notice.set(Some(
                     strings()
                         .get("sip_control_failed")
                         .replace("{code}", &code.to_string()),
@@ -661,10 +659,10 @@ impl Phone {
                     if let Some(ua) = self.0.borrow_mut().ua.as_mut() {
                         let _ = ua.hangup(now(), call);
                     }
-                    self.widget()
+                    self.port()
                         .with_desk(|d, now| d.call_ended(&id, "transferred", now));
                 } else {
-                    self.widget().notice.set(Some(
+                    self.port().notice.set(Some(
                         strings()
                             .get("sip_control_failed")
                             .replace("{code}", &code.to_string()),
@@ -721,7 +719,7 @@ impl Phone {
             queue: None,
             comments: None,
         };
-        self.widget().offer(call);
+        self.port().offer(call);
     }
 
     fn ended(&self, handle: CallHandle, reason: EndReason) {
@@ -758,7 +756,7 @@ impl Phone {
             }
         };
         diagnostics::record(format!("softphone: call {} ended ({wire})", call.id));
-        self.widget()
+        self.port()
             .with_desk(|d, now| d.call_ended(&call.id, wire, now));
     }
 
@@ -800,7 +798,7 @@ impl Phone {
         spawn_local(async move {
             let offer = match media.offer(pending == Pending::Restart).await {
                 Ok(offer) => offer,
-                Err(e) => return crate::app::warn(&format!("softphone: no offer: {e}")),
+                Err(e) => return diagnostics::warn(&format!("softphone: no offer: {e}")),
             };
             let result = phone.0.borrow_mut().ua.as_mut().map(|ua| match pending {
                 Pending::Hold => ua.hold(now(), handle, &offer),
@@ -811,7 +809,7 @@ impl Phone {
                 Some(Ok(())) => {
                     phone.with_call(handle, |c| c.pending = pending);
                 }
-                Some(Err(e)) => crate::app::warn(&format!("softphone: re-INVITE not sent: {e}")),
+                Some(Err(e)) => diagnostics::warn(&format!("softphone: re-INVITE not sent: {e}")),
                 None => {}
             }
             phone.pump();
@@ -820,31 +818,30 @@ impl Phone {
 
     /// Accept: the microphone first (asked on the click); only with it is the call answered.
     pub fn accept(&self) {
-        let widget = self.widget();
+        let port = self.port();
         let processing = self.0.borrow().config.audio_processing;
         let phone = self.clone();
         spawn_local(async move {
             match media::microphone(processing).await {
                 Ok(mic) => {
                     phone.0.borrow_mut().mic = Some(mic);
-                    let action = widget.with_desk(|d, now| d.accept(now));
-                    widget.perform(action);
+                    let action = port.with_desk(|d, now| d.accept(now));
+                    port.perform(action);
                     // Not used (the call stopped ringing meanwhile): let go of it.
                     if let Some(mic) = phone.0.borrow_mut().mic.take() {
                         media::release(&mic);
                     }
                 }
-                Err(e) => widget.notice.set(Some(mic_message(&e))),
+                Err(e) => port.notice.set(Some(mic_message(&e))),
             }
         });
     }
 
     /// The dial pad's Call: the microphone, an offer, INVITE to `sip:<number>@<domain>`.
     pub fn dial(&self, number: String) {
-        let widget = self.widget();
+        let port = self.port();
         if !matches!(super::line().get_untracked(), LineState::Registered) {
-            widget
-                .notice
+            port.notice
                 .set(Some(strings().get("sip_not_registered").into()));
             return;
         }
@@ -859,29 +856,29 @@ impl Phone {
                     .unwrap_or(json!([])),
             )
         };
-        widget.notice.set(None);
-        widget.dial_text.set(String::new());
+        port.notice.set(None);
+        port.dial_text.set(String::new());
         let phone = self.clone();
         spawn_local(async move {
             let mic = match media::microphone(processing).await {
                 Ok(mic) => mic,
                 Err(e) => {
-                    widget.dial_text.set(number);
-                    return widget.notice.set(Some(mic_message(&e)));
+                    port.dial_text.set(number);
+                    return port.notice.set(Some(mic_message(&e)));
                 }
             };
             let media = match CallMedia::new(&ice, mic.clone()) {
                 Ok(m) => Rc::new(m),
                 Err(e) => {
                     media::release(&mic);
-                    return widget.notice.set(Some(call_failed(&e)));
+                    return port.notice.set(Some(call_failed(&e)));
                 }
             };
             let offer = match media.offer(false).await {
                 Ok(offer) => offer,
                 Err(e) => {
                     media.close();
-                    return widget.notice.set(Some(call_failed(&e)));
+                    return port.notice.set(Some(call_failed(&e)));
                 }
             };
             let placed = phone
@@ -894,12 +891,12 @@ impl Phone {
                 Some(Ok(handle)) => handle,
                 Some(Err(e)) => {
                     media.close();
-                    widget.dial_text.set(number);
-                    return widget.notice.set(Some(call_failed(&e.to_string())));
+                    port.dial_text.set(number);
+                    return port.notice.set(Some(call_failed(&e.to_string())));
                 }
                 None => {
                     media.close();
-                    return widget
+                    return port
                         .notice
                         .set(Some(strings().get("sip_not_registered").into()));
                 }
@@ -917,7 +914,7 @@ impl Phone {
                 established: false,
             });
             let call = json!({"callId": id, "direction": "outbound", "phoneNumber": number, "state": "dialling"});
-            widget.with_desk(|d, now| d.dialled(&call, now, 120_000.0));
+            port.with_desk(|d, now| d.dialled(&call, now, 120_000.0));
             phone.pump();
         });
     }
@@ -971,7 +968,7 @@ impl Phone {
         let Some((handle, _)) = self.by_id(id) else {
             return;
         };
-        let widget = self.widget();
+        let port = self.port();
         let (mic, offer, ice) = {
             let mut s = self.0.borrow_mut();
             let ice = s
@@ -991,14 +988,14 @@ impl Phone {
             if let Some(ua) = self.0.borrow_mut().ua.as_mut() {
                 let _ = ua.reject(now(), handle, 488);
             }
-            widget.with_desk(|d, now| d.call_ended(id, "failed", now));
+            port.with_desk(|d, now| d.call_ended(id, "failed", now));
             return;
         };
         let media = match CallMedia::new(&ice, mic.clone()) {
             Ok(m) => Rc::new(m),
             Err(e) => {
                 media::release(&mic);
-                widget.notice.set(Some(call_failed(&e)));
+                port.notice.set(Some(call_failed(&e)));
                 return;
             }
         };
@@ -1025,8 +1022,8 @@ impl Phone {
                         let _ = ua.reject(now(), handle, 488);
                     }
                     phone.drop_call(&id);
-                    widget.notice.set(Some(call_failed(&e)));
-                    widget.with_desk(|d, now| d.call_ended(&id, "failed", now));
+                    port.notice.set(Some(call_failed(&e)));
+                    port.with_desk(|d, now| d.call_ended(&id, "failed", now));
                 }
                 None => {}
             }
@@ -1072,7 +1069,7 @@ impl Phone {
                     .as_mut()
                     .map(|ua| ua.transfer_blind(t, handle, &target));
                 if let Some(Err(e)) = sent {
-                    self.widget().notice.set(Some(call_failed(&e.to_string())));
+                    self.port().notice.set(Some(call_failed(&e.to_string())));
                 }
             }
             Command::Answer | Command::Reject | Command::HangUp => {}
@@ -1080,7 +1077,7 @@ impl Phone {
             | Command::CompleteConsult
             | Command::CancelConsult
             | Command::Conference => self
-                .widget()
+                .port()
                 .notice
                 .set(Some(strings().get("sip_not_available").into())),
         }

@@ -2,9 +2,9 @@
 //! recent calls. Components take signals and one [`CallRequest`] callback and do no I/O.
 //!
 //! Keyboard shortcuts (also in each button's tooltip and `aria-keyshortcuts`; handled in
-//! `app.rs`): Alt+Shift+A accept, Alt+Shift+R reject, Alt+Shift+E hang up, Alt+Shift+H hold or
-//! resume, Alt+Shift+M mute, Alt+Shift+K keypad, Alt+Shift+D the phone number box. Alt+Shift
-//! keeps clear of the browser's and Dynamics 365's own Ctrl and Alt shortcuts.
+//! `shortcuts.rs`): Alt+Shift+A accept, Alt+Shift+R reject, Alt+Shift+E hang up, Alt+Shift+H
+//! hold or resume, Alt+Shift+M mute, Alt+Shift+K keypad, Alt+Shift+D the phone number box.
+//! Alt+Shift keeps clear of the browser's and Dynamics 365's own Ctrl and Alt shortcuts.
 
 use leptos::prelude::*;
 use switchboard_core::call::machine::{CallPhase, Command};

@@ -1,103 +1,42 @@
 //! The Diagnostics drawer, for the agent to hand to support: connection state, transport, hub
-//! URL, host, user, versions, language, the last problems and the log (`diagnostics.rs`), with
-//! Copy (clipboard) and Download (a `.txt` file). The report is redacted: no tokens, phone
-//! numbers or e-mail addresses. Nothing here is rendered as HTML.
+//! URL, user, versions, language, the last problems and the log, with Copy (clipboard) and
+//! Download (a `.txt` file). Props and callbacks only: what it shows and the report come from
+//! the callbacks (`support.rs`, `diagnostics.rs`), redacted there (no tokens, phone numbers or
+//! e-mail addresses). Nothing here is rendered as HTML.
 
 use leptos::prelude::*;
-use leptos::task::spawn_local;
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::JsCast;
 
-use crate::app::Widget;
-use crate::diagnostics;
 use crate::i18n::strings;
 
 /// Lines of the log shown in the drawer (Copy and Download carry all of it).
 const SHOWN_LINES: usize = 40;
 
-/// `(name, value)` facts about this widget, with English names (support reads them).
-fn facts(widget: Widget) -> Vec<(&'static str, String)> {
-    let (hub, host) = widget.config.with_untracked(|c| {
-        c.as_ref()
-            .map(|c| (c.hub.url.clone(), c.host.clone()))
-            .unwrap_or_default()
-    });
-    let navigator = web_sys::window().map(|w| w.navigator());
-    let browser = navigator
-        .as_ref()
-        .and_then(|n| n.user_agent().ok())
-        .unwrap_or_default();
-    let msal = web_sys::window()
-        .and_then(|w| js_sys::Reflect::get(&w, &"msal".into()).ok())
-        .filter(|m| !m.is_undefined())
-        .and_then(|m| js_sys::Reflect::get(&m, &"version".into()).ok())
-        .and_then(|v| v.as_string());
-    let mut versions = ["Switchboard ", env!("CARGO_PKG_VERSION")].concat();
-    if let Some(msal) = msal {
-        versions.push_str(" · msal-browser ");
-        versions.push_str(&msal);
-    }
-    let mut facts = vec![
-        (
-            "Connection",
-            widget.connection.get_untracked().as_str().to_owned(),
-        ),
-        (
-            "Transport",
-            widget
-                .client
-                .get_value()
-                .and_then(|c| c.connected_via())
-                .unwrap_or_else(|| "-".into()),
-        ),
-        ("Hub", hub),
-        (
-            "Host",
-            widget
-                .host
-                .kind
-                .get_untracked()
-                .map(|k| k.as_str().to_owned())
-                .unwrap_or(host),
-        ),
-        ("User", widget.user.get_untracked().unwrap_or_default()),
-        ("Versions", versions),
-        ("Browser", browser),
-        ("Language", strings().locale.to_owned()),
-        (
-            "Page",
-            web_sys::window()
-                .and_then(|w| w.location().pathname().ok())
-                .unwrap_or_default(),
-        ),
-    ];
-    facts.extend(crate::softphone::facts());
-    facts
-}
-
-fn copy_to_clipboard(text: String) -> Result<js_sys::Promise, JsValue> {
-    let navigator = web_sys::window().ok_or(JsValue::NULL)?.navigator();
-    let clipboard = js_sys::Reflect::get(&navigator, &"clipboard".into())?;
-    let write: js_sys::Function =
-        js_sys::Reflect::get(&clipboard, &"writeText".into())?.dyn_into()?;
-    write.call1(&clipboard, &text.into())?.dyn_into()
-}
-
-/// The drawer. Its contents refresh every second while it is open.
+/// The drawer. Its contents refresh with `tick` (every second) while it is open.
 #[component]
-pub fn DiagnosticsDrawer(widget: Widget) -> impl IntoView {
+pub fn DiagnosticsDrawer(
+    /// Changes every second: the open drawer reads everything again.
+    #[prop(into)]
+    tick: Signal<f64>,
+    /// The `(name, value)` facts; shown by position: connection, transport, hub, user,
+    /// versions, language (0, 1, 2, 4, 5, 7).
+    facts: Callback<(), Vec<(&'static str, String)>>,
+    /// The last warnings and errors, newest first.
+    problems: Callback<(), Vec<String>>,
+    /// The whole log, oldest line first.
+    log: Callback<(), String>,
+    /// The support report (facts and log), for Download.
+    report: Callback<(), String>,
+    /// Copy: puts the report on the clipboard, then answers whether that worked.
+    on_copy: Callback<Callback<bool>>,
+) -> impl IntoView {
     let t = strings();
     let open = RwSignal::new(false);
     let status = RwSignal::new(None::<&'static str>);
-    let copy = move |_| {
-        let report = diagnostics::report(&facts(widget));
-        spawn_local(async move {
-            let done = match copy_to_clipboard(report) {
-                Ok(promise) => wasm_bindgen_futures::JsFuture::from(promise).await.is_ok(),
-                Err(_) => false,
-            };
-            status.set(Some(if done { t.copied } else { t.copy_failed }));
-        });
-    };
+    let copied = Callback::new(move |done: bool| {
+        status.set(Some(if done { t.copied } else { t.copy_failed }));
+    });
+    let copy = move |_| on_copy.run(copied);
     // The report is written when the link is followed, not at every refresh of the drawer.
     let download = move |ev: leptos::ev::MouseEvent| {
         let Some(link) = ev
@@ -106,7 +45,7 @@ pub fn DiagnosticsDrawer(widget: Widget) -> impl IntoView {
         else {
             return;
         };
-        let report = diagnostics::report(&facts(widget));
+        let report = report.run(());
         let href = [
             "data:text/plain;charset=utf-8,",
             &String::from(js_sys::encode_uri_component(&report)),
@@ -118,8 +57,8 @@ pub fn DiagnosticsDrawer(widget: Widget) -> impl IntoView {
         if !open.get() {
             return None;
         }
-        widget.now_ms.track();
-        let facts = facts(widget);
+        tick.track();
+        let facts = facts.run(());
         let shown = [
             (t.diag_connection, 0),
             (t.diag_transport, 1),
@@ -128,8 +67,8 @@ pub fn DiagnosticsDrawer(widget: Widget) -> impl IntoView {
             (t.diag_versions, 5),
             (t.diag_language, 7),
         ];
-        let problems = diagnostics::problems(5);
-        let log = diagnostics::text();
+        let problems = problems.run(());
+        let log = log.run(());
         let tail: Vec<&str> = log.lines().rev().take(SHOWN_LINES).collect();
         let tail = tail.into_iter().rev().collect::<Vec<_>>().join("\n");
         Some(view! {

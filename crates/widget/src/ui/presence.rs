@@ -4,11 +4,11 @@
 use std::collections::{HashMap, HashSet};
 
 use leptos::prelude::*;
-use switchboard_core::presence::{Availability, Presence as Pair};
+use switchboard_core::presence::{Availability, Choice, Presence as Pair, choice};
 
 use crate::graph::Colleague;
 use crate::i18n::{agent_state, availability, presence_words, strings};
-use crate::presence::{Own, Source, TEAMS_CHOICES, TeamLoad};
+use crate::presence::{Own, Source, TeamLoad};
 use crate::ui::PHONE_PATH;
 
 /// Rows rendered at once; search narrows the rest.
@@ -47,12 +47,16 @@ pub fn PresenceControl(
         states
             .get()
             .into_iter()
-            .map(|s| option(format!("state:{s}"), agent_state(&s).to_owned()))
+            .map(|s| option(choice::state_value(&s), agent_state(&s).to_owned()))
             .collect_view()
     };
-    let teams_options = TEAMS_CHOICES
-        .iter()
-        .map(|(a, _)| option(format!("teams:{}", a.as_str()), availability(*a).to_owned()))
+    let teams_options = choice::teams_choices()
+        .map(|p| {
+            option(
+                Choice::Teams(p).value(),
+                availability(p.availability).to_owned(),
+            )
+        })
         .collect_view();
     let source = move || match own.with(|o| o.source) {
         Source::Here => t.source_here,

@@ -1,0 +1,432 @@
+//! Start-up and sign-in: the page's wake-ups, `config.json`, the language, MSAL (boot, silent
+//! sign-in, the popup, token renewal) or dev sign-in, then the hub connection (config → hub
+//! client options) and sign-out. Drives the [`Widget`] store (`state.rs`).
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use switchboard_core::host::HostKind;
+use switchboard_core::transport::Transport;
+use switchboard_core::{AuthConfig, Config, Desk, History};
+use switchboard_signalr::ConnectionState;
+use switchboard_signalr::client::HubConnectionOptions;
+use switchboard_signalr::negotiate::TransportKind;
+use switchboard_signalr::protocol::HubProtocolKind;
+use switchboard_signalr::retry::{DelayListPolicy, SlowRetryPolicy};
+
+use crate::browser::{now_ms, on_document, query_param};
+use crate::diagnostics;
+use crate::i18n::strings;
+use crate::signalr::{HubClient, HubClientHandlers, HubClientOptions, TokenFuture};
+use crate::state::{Phase, Widget};
+
+/// Starts the widget: the diagnostics log, the clock, the wake-ups that reconnect, the
+/// host's language and presence, then config.json and sign-in.
+pub fn start(widget: Widget) {
+    diagnostics::install();
+    boot(widget);
+    gloo_timers::callback::Interval::new(1000, move || widget.now_ms.set(now_ms())).forget();
+    // A laptop waking up or a network coming back: if the reconnect policy had given up, try
+    // again at once instead of waiting for the agent to notice.
+    let _ = window_event_listener(leptos::ev::online, move |_| widget.reconnect());
+    let _ = window_event_listener(leptos::ev::pageshow, move |_| widget.reconnect());
+    // A tab shown again, or a page frozen by the browser (a sleeping laptop, an intensively
+    // throttled background tab) that runs again: Page Lifecycle's `resume` on the document.
+    on_document("visibilitychange", move || {
+        let visible = web_sys::window()
+            .and_then(|w| w.document())
+            .is_some_and(|d| !d.hidden());
+        if visible {
+            widget.reconnect();
+        }
+    });
+    on_document("resume", move || widget.reconnect());
+    // The host's language, unless `?lang=` or config.json fixes one.
+    Effect::new(move |_| {
+        if let Some(tag) = widget.host.language.get()
+            && !widget.language_fixed()
+        {
+            widget.use_language(crate::i18n::choose(&[tag]));
+        }
+    });
+    // The agent's presence, for the host.
+    Effect::new(move |_| {
+        let own = widget.presence.own.get();
+        let teams = own
+            .teams
+            .map(|p| (p.availability.as_str(), p.activity.as_str()));
+        widget.host.presence_changed(&own.choice, teams);
+    });
+}
+
+async fn load_config() -> Result<Config, String> {
+    let response = gloo_net::http::Request::get(crate::softphone::CONFIG_URL)
+        .send()
+        .await
+        .map_err(|_| "config.json could not be loaded: the server did not answer.".to_owned())?;
+    if !response.ok() {
+        return Err(format!(
+            "config.json could not be loaded (HTTP {}). Ask your administrator to deploy it next to the widget.",
+            response.status()
+        ));
+    }
+    let text = response
+        .text()
+        .await
+        .map_err(|_| "config.json could not be read.".to_owned())?;
+    Config::from_json(&text).map_err(|e| e.to_string())
+}
+
+fn boot(widget: Widget) {
+    // The language: `?lang=`, else config.json's `locale`, else the host's user (an Effect
+    // in `start`), else the browser's; English is built in and shown until another arrives.
+    let explicit: Vec<String> = query_param("lang").into_iter().collect();
+    widget.use_language(crate::i18n::choose(&explicit));
+    spawn_local(async move {
+        match load_config().await {
+            Ok(config) => {
+                if explicit.is_empty() && config.locale != "auto" {
+                    widget.use_language(crate::i18n::choose(std::slice::from_ref(&config.locale)));
+                }
+                widget.host.start(&config, widget.host_callbacks());
+                let msal = matches!(config.auth, AuthConfig::Msal { .. });
+                widget.config.set(Some(config));
+                if msal {
+                    return msal_boot(widget).await;
+                }
+                match query_param("user") {
+                    Some(user) => sign_in(widget, user),
+                    None => widget.phase.set(Phase::ChooseUser),
+                }
+            }
+            Err(e) => widget.phase.set(Phase::Failed(e)),
+        }
+    });
+}
+
+/// MSAL start-up: initialise, handle a redirect answer, pick the account, then a silent
+/// token; if that needs the agent, `ssoSilent` with a login hint (the `loginHint` query
+/// parameter, else in CIF the Dynamics user from `getEnvironment`, waited for at most
+/// [`HOST_USER_WAIT_MS`](switchboard_core::signin::HOST_USER_WAIT_MS)); else the
+/// "Sign in" button.
+async fn msal_boot(widget: Widget) {
+    let Some(config) = widget.config.get_untracked() else {
+        return;
+    };
+    let msal = match crate::msal::Msal::start(&config.auth).await {
+        Ok(msal) => msal,
+        Err(p) => {
+            return widget
+                .phase
+                .set(Phase::Failed(strings().sign_in_problem(&p)));
+        }
+    };
+    widget.msal.set_value(Some(msal.clone()));
+    let mut token = msal.api_token().await;
+    if let Err(p) = &token
+        && p.needs_interaction()
+    {
+        let hint = match query_param("loginHint") {
+            Some(hint) => Some(hint),
+            None => host_user(widget).await,
+        };
+        if let Some(hint) = hint {
+            diagnostics::record("sign-in: ssoSilent with a login hint".into());
+            token = msal.sso(&hint).await;
+        }
+    }
+    match token {
+        Ok(token) => msal_signed_in(widget, token),
+        Err(p) if p.needs_interaction() => widget.phase.set(Phase::SignIn(None)),
+        Err(p) => widget
+            .phase
+            .set(Phase::SignIn(Some(strings().sign_in_problem(&p)))),
+    }
+}
+
+/// The host's signed-in user (CIF `getEnvironment().username`), waited for at most
+/// `HOST_USER_WAIT_MS` in 100 ms steps; `None` at once for other hosts.
+async fn host_user(widget: Widget) -> Option<String> {
+    if widget.host.kind.get_untracked() != Some(HostKind::Cif) {
+        return None;
+    }
+    for _ in 0..switchboard_core::signin::HOST_USER_WAIT_MS / 100 {
+        if let Some(user) = widget.host.user.get_untracked() {
+            return user;
+        }
+        gloo_timers::future::sleep(Duration::from_millis(100)).await;
+    }
+    diagnostics::record("sign-in: no user from the host in time".into());
+    None
+}
+
+/// The agent pressed "Sign in": a redirect in a top-level tab (`auth.interaction`), else a
+/// popup (opened inside the click).
+pub fn msal_sign_in(widget: Widget) {
+    let Some(msal) = widget.msal.get_value() else {
+        return;
+    };
+    if !msal.redirects() {
+        return msal_popup(widget);
+    }
+    spawn_local(async move {
+        if let Err(p) = msal.redirect().await {
+            widget
+                .phase
+                .set(Phase::SignIn(Some(strings().sign_in_problem(&p))));
+        }
+    });
+}
+
+/// The agent pressed "Sign in" in a frame or "Sign in again" (always a popup, so the hub
+/// connection and a call in progress survive): an MSAL popup, opened inside the click.
+pub fn msal_popup(widget: Widget) {
+    let Some(msal) = widget.msal.get_value() else {
+        return;
+    };
+    let popup = msal.popup();
+    spawn_local(async move {
+        match popup.await {
+            Ok(token) if widget.phase.get_untracked() == Phase::Running => {
+                diagnostics::record("sign-in: renewed interactively".into());
+                widget.reauth.set(None);
+                if widget.connection.get_untracked() == ConnectionState::Disconnected {
+                    widget.reconnect();
+                }
+                drop(token);
+            }
+            Ok(token) => msal_signed_in(widget, token),
+            Err(p) if widget.phase.get_untracked() == Phase::Running => {
+                widget.reauth.set(Some(strings().sign_in_problem(&p)))
+            }
+            Err(p) => widget
+                .phase
+                .set(Phase::SignIn(Some(strings().sign_in_problem(&p)))),
+        }
+    });
+}
+
+fn msal_signed_in(widget: Widget, token: crate::msal::Token) {
+    let Some(msal) = widget.msal.get_value() else {
+        return;
+    };
+    note_token(&token.access_token, "acquired");
+    let session = widget.session.get_untracked() + 1;
+    widget.session.set(session);
+    // Renew before expiry, so a negotiate or reconnect never waits on the IdP and an
+    // expired session is noticed while the connection still runs.
+    let renewing = msal.clone();
+    spawn_local(async move {
+        let mut exp = exp_of(&token.access_token);
+        // Bounded: at most one renewal per 5 s, and it stops at sign-out.
+        while widget.session.get_untracked() == session {
+            let wait = switchboard_core::signin::renew_in_secs(unix_now(), exp);
+            gloo_timers::future::sleep(Duration::from_secs(wait)).await;
+            if widget.session.get_untracked() != session {
+                break;
+            }
+            match renewing.api_token().await {
+                Ok(t) => {
+                    note_token(&t.access_token, "renewed");
+                    exp = exp_of(&t.access_token);
+                }
+                Err(p) => {
+                    if p.needs_interaction() {
+                        widget.reauth.set(Some(strings().session_expired.into()));
+                    }
+                    exp = unix_now() + 60;
+                }
+            }
+        }
+    });
+    let access_token: Rc<dyn Fn() -> TokenFuture> = Rc::new(move || {
+        let msal = msal.clone();
+        Box::pin(async move {
+            match msal.api_token().await {
+                Ok(t) => {
+                    note_token(&t.access_token, "for negotiate");
+                    Ok(t.access_token)
+                }
+                Err(p) => {
+                    if p.needs_interaction() {
+                        widget.reauth.set(Some(strings().session_expired.into()));
+                    }
+                    Err(p.message())
+                }
+            }
+        })
+    });
+    run(widget, token.username, access_token);
+}
+
+/// Signs in as `user` (dev mode) and starts the hub connection.
+pub fn sign_in(widget: Widget, user: String) {
+    let Some(config) = widget.config.get_untracked() else {
+        return;
+    };
+    let user = user.trim().to_owned();
+    if let Some(window) = web_sys::window() {
+        // Keep the choice across reloads: /?user=alice.
+        let url = format!(
+            "?user={}",
+            switchboard_signalr::negotiate::encode_uri_component(&user)
+        );
+        if let Ok(history) = window.history() {
+            let _ = history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&url));
+        }
+    }
+    let AuthConfig::Dev { token_url } = &config.auth else {
+        return;
+    };
+    let token_url = token_url.clone();
+    let access_token: Rc<dyn Fn() -> TokenFuture> = {
+        let user = user.clone();
+        Rc::new(move || {
+            let (url, user) = (token_url.clone(), user.clone());
+            Box::pin(async move { crate::auth::dev_token(&url, &user).await })
+        })
+    };
+    run(widget, user, access_token);
+}
+
+/// The hub client's options from config.json; `Err` (the text for the agent) when the build
+/// lacks the hub protocol it asks for.
+fn hub_options(config: &Config) -> Result<HubClientOptions, String> {
+    let Some(protocol) = HubProtocolKind::from_name(&config.hub.protocol) else {
+        return Err(format!(
+            "config.json asks for the {} hub protocol, which this build of the widget does not include. Use \"protocol\": \"json\", or deploy the MessagePack build.",
+            config.hub.protocol
+        ));
+    };
+    Ok(HubClientOptions {
+        url: config.hub.url.clone(),
+        connection: HubConnectionOptions {
+            keep_alive_interval: Duration::from_secs(config.hub.keep_alive_interval_seconds.into()),
+            server_timeout: Duration::from_secs(config.hub.server_timeout_seconds.into()),
+            protocol,
+            stateful_reconnect: config.hub.stateful_reconnect,
+            ..HubConnectionOptions::default()
+        },
+        transports: switchboard_core::transport::transports(&config.hub.transports)
+            .into_iter()
+            .map(|t| match t {
+                Transport::WebSockets => TransportKind::WebSockets,
+                Transport::ServerSentEvents => TransportKind::ServerSentEvents,
+                Transport::LongPolling => TransportKind::LongPolling,
+            })
+            .collect(),
+        skip_negotiation: config.hub.skip_negotiation,
+        retry: SlowRetryPolicy::new(
+            DelayListPolicy::from_millis(&config.hub.reconnect_delays_ms),
+            config.hub.slow_retry_seconds.0.into(),
+            config.hub.slow_retry_seconds.1.into(),
+        ),
+    })
+}
+
+/// Starts the hub connection for `user` with this token factory (called for every
+/// negotiate and reconnect, so each gets a fresh token).
+fn run(widget: Widget, user: String, access_token: Rc<dyn Fn() -> TokenFuture>) {
+    let Some(config) = widget.config.get_untracked() else {
+        return;
+    };
+    // SIP mode: the softphone registers with the hub's credentials (or the default build
+    // hands over to the SIP build and stops here).
+    if !crate::softphone::start(
+        widget.softphone_port(),
+        &config,
+        &user,
+        access_token.clone(),
+    ) {
+        return;
+    }
+    widget.user.set(Some(user.clone()));
+    widget.load_history(&user);
+    widget
+        .ringer
+        .set_value(Some(crate::tabs::Ringer::claim(&user)));
+    widget.phase.set(Phase::Running);
+    let handlers = HubClientHandlers {
+        access_token,
+        on_state: Rc::new(move |state, detail: Option<String>| {
+            widget.connection_changed(state, detail)
+        }),
+        on_invocation: Rc::new(move |target, arguments| widget.on_invocation(&target, arguments)),
+        on_diagnostic: Rc::new(diagnostics::record),
+        on_next_attempt: Rc::new(move |at| widget.next_attempt.set(at)),
+    };
+    let options = match hub_options(&config) {
+        Ok(options) => options,
+        Err(text) => return widget.phase.set(Phase::Failed(text)),
+    };
+    let client = HubClient::new(options, handlers);
+    widget.client.set_value(Some(client.clone()));
+    let graph_token: Option<Rc<dyn Fn() -> TokenFuture>> =
+        match (&config.auth, widget.msal.get_value()) {
+            (AuthConfig::Dev { token_url }, _) => {
+                let (url, user) = (token_url.clone(), user.clone());
+                Some(Rc::new(move || {
+                    let (url, user) = (url.clone(), user.clone());
+                    Box::pin(async move { crate::auth::dev_token(&url, &user).await })
+                }))
+            }
+            (AuthConfig::Msal { .. }, Some(msal)) if msal.has_graph() => Some(Rc::new(move || {
+                let msal = msal.clone();
+                Box::pin(async move { msal.graph_token().await.map_err(|p| p.message()) })
+            })),
+            _ => None,
+        };
+    widget
+        .presence
+        .start(&config, &user, client.clone(), graph_token);
+    client.start();
+}
+
+/// Stops the connection and returns to the sign-in form.
+pub fn sign_out(widget: Widget) {
+    // Clears our session presence in Teams (Graph, not the hub).
+    widget.presence.sign_out();
+    crate::softphone::stop();
+    if let Some(client) = widget.client.get_value() {
+        client.stop();
+    }
+    widget.client.set_value(None);
+    // Another tab of this browser rings from now on.
+    widget.ringer.set_value(None);
+    widget.user.set(None);
+    widget.desk.set(Desk::new());
+    widget.history.set(History::default());
+    widget.notice.set(None);
+    widget.reauth.set(None);
+    widget.session.update(|s| *s += 1);
+    if let Some(msal) = widget.msal.get_value() {
+        // MSAL: forget this app's tokens and account here, back to "Sign in".
+        spawn_local(async move { msal.sign_out().await });
+        diagnostics::record("sign-in: signed out".into());
+        widget.phase.set(Phase::SignIn(None));
+        return;
+    }
+    if let Some(history) = web_sys::window().and_then(|w| w.history().ok()) {
+        let _ = history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some("?"));
+    }
+    widget.phase.set(Phase::ChooseUser);
+}
+
+fn unix_now() -> u64 {
+    (now_ms() / 1000.0) as u64
+}
+
+fn exp_of(token: &str) -> u64 {
+    switchboard_core::jwt::read_claims(token)
+        .and_then(|c| c.exp)
+        .unwrap_or_else(|| unix_now() + 300)
+}
+
+/// Diagnostics for a token: what happened and how long it lives (never the token itself).
+fn note_token(token: &str, what: &str) {
+    let left = exp_of(token).saturating_sub(unix_now());
+    let id = token.len() as u64 ^ exp_of(token);
+    diagnostics::record(format!("token {what}: expires in {left} s (id {id:x})"));
+}
