@@ -76,9 +76,9 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 /// The names the widget's sources invoke literally: `client.invoke("name", …)` and the
-/// `("name", vec![…])` invocations it queues.
+/// `("name", vec![…])` invocations it queues (built in `switchboard_core::invocation`).
 fn widget_literal_methods() -> BTreeSet<String> {
-    let mut files = Vec::new();
+    let mut files = vec![repo().join("crates/core/src/invocation.rs")];
     rust_files(&repo().join("crates/widget/src"), &mut files);
     let mut names = BTreeSet::new();
     for file in files {
