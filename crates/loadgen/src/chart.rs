@@ -38,6 +38,13 @@ const COLOURS: [RGBColor; 4] = [
 
 fn latency_chart(by_count: &BTreeMap<u64, Vec<f64>>, path: &Path) -> Result<(), String> {
     let max = by_count.values().flatten().copied().fold(1.0f64, f64::max);
+    // Log scale: the median sits near a millisecond, the tail tens of milliseconds away.
+    let min = by_count
+        .values()
+        .flatten()
+        .copied()
+        .fold(max, f64::min)
+        .max(0.01);
     let root = SVGBackend::new(path, (720, 420)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     let mut chart = ChartBuilder::on(&root)
@@ -48,11 +55,11 @@ fn latency_chart(by_count: &BTreeMap<u64, Vec<f64>>, path: &Path) -> Result<(), 
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(50)
-        .build_cartesian_2d(0f64..max * 1.05, 0f64..100f64)
+        .build_cartesian_2d((min * 0.9..max * 1.1).log_scale(), 0f64..100f64)
         .map_err(|e| e.to_string())?;
     chart
         .configure_mesh()
-        .x_desc("latency (ms)")
+        .x_desc("latency (ms, log scale)")
         .y_desc("percentile")
         .draw()
         .map_err(|e| e.to_string())?;
