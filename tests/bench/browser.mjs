@@ -126,7 +126,34 @@ async function sendCall(hubBase, user, i) {
 // captures the wasm memory of any instance, and (once armed) the wall-clock time of every
 // role=alertdialog added to the DOM.
 const PROBE = () => {
-  const bench = (window.__bench = { connectedAt: null, dialogs: [], wasmMemory: null });
+  const bench = (window.__bench = { connectedAt: null, dialogs: [], frames: [], wasmMemory: null });
+  // When each WebSocket frame carrying an IncomingCall arrives (wall clock), before the page's
+  // own handler runs: splits the latency into send -> frame and frame -> dialog.
+  const Native = window.WebSocket;
+  if (Native) {
+    const add = Native.prototype.addEventListener;
+    const stamp = (event) => {
+      if (typeof event.data === "string" && event.data.includes('"IncomingCall"')) {
+        bench.frames.push(performance.timeOrigin + performance.now());
+      }
+    };
+    const first = (socket) => {
+      if (!socket.__benchStamped) {
+        socket.__benchStamped = true;
+        add.call(socket, "message", stamp);
+      }
+    };
+    Native.prototype.addEventListener = function (type, ...rest) {
+      if (type === "message") first(this);
+      return add.call(this, type, ...rest);
+    };
+    const onmessage = Object.getOwnPropertyDescriptor(Native.prototype, "onmessage");
+    Object.defineProperty(Native.prototype, "onmessage", {
+      configurable: true, enumerable: onmessage.enumerable,
+      get() { return onmessage.get.call(this); },
+      set(handler) { first(this); onmessage.set.call(this, handler); },
+    });
+  }
   const connected = () =>
     [...document.querySelectorAll("[role=status]")].some((e) => e.textContent.trim() === "Connected");
   const watch = new MutationObserver(() => {
@@ -166,8 +193,22 @@ const LAUNCH = {
     "--disable-component-update", "--disable-sync"],
 };
 
+// BENCH_WIDGET_CONFIG='{"hub":{"statefulReconnect":false}}' merges into the widget's config.json
+// (one level deep), to try what a setting changes.
+const CONFIG_OVERRIDE = process.env.BENCH_WIDGET_CONFIG ? JSON.parse(process.env.BENCH_WIDGET_CONFIG) : null;
+
 async function openPage(browser, url, { throttle = 1, record = false } = {}) {
   const context = await browser.newContext({ viewport: { width: 360, height: 640 } });
+  if (CONFIG_OVERRIDE) {
+    await context.route("**/config.json", async (route) => {
+      const response = await route.fetch();
+      const config = await response.json();
+      for (const [key, value] of Object.entries(CONFIG_OVERRIDE)) {
+        config[key] = value && typeof value === "object" && !Array.isArray(value) ? { ...config[key], ...value } : value;
+      }
+      await route.fulfill({ response, json: config });
+    });
+  }
   await context.addInitScript(PROBE);
   const page = await context.newPage();
   const cdp = await context.newCDPSession(page);
@@ -238,13 +279,22 @@ async function heap(opened) {
 }
 
 const WARMUP = 2;
+/** Latency split per page: REST send -> frame at the page's WebSocket, frame -> dialog. */
+const split = { widget: { toFrame: [], frameToDialog: [] }, plain: { toFrame: [], frameToDialog: [] } };
+const kinds = new WeakMap();
+const pageKind = (page) => kinds.get(page);
 
 /** One call to `user`'s page: REST send, wait for the dialog, dismiss it. Returns the latency. */
 async function notifyOnce(ctx, { page, user }, i) {
-  const before = await page.evaluate(() => window.__bench.dialogs.length);
+  const [before, framesBefore] = await page.evaluate(() => [window.__bench.dialogs.length, window.__bench.frames.length]);
   const sentAt = await sendCall(ctx.hub.base, user, i);
   await page.waitForFunction((n) => window.__bench.dialogs.length > n, before, { timeout: STEP_MS, polling: 5 });
-  const shownAt = await page.evaluate((n) => window.__bench.dialogs[n], before);
+  const [shownAt, frameAt] = await page.evaluate(([n, f]) => [window.__bench.dialogs[n], window.__bench.frames[f]], [before, framesBefore]);
+  if (i >= 0 && frameAt !== undefined && frameAt !== null) {
+    const r = (v) => Math.round(v * 1000) / 1000;
+    split[pageKind(page)]?.toFrame.push(r(frameAt - sentAt));
+    split[pageKind(page)]?.frameToDialog.push(r(shownAt - frameAt));
+  }
   // Dismiss (the widget's Reject reaches the hub; the plain page's removes its element).
   await page.evaluate(() => document.querySelector("[role=alertdialog] .btn--reject").click());
   await page.waitForFunction(() => !document.querySelector("[role=alertdialog]"), null, { timeout: STEP_MS, polling: 5 });
@@ -256,6 +306,7 @@ async function notifications(browser, ctx, count) {
   for (const kind of KINDS) {
     const user = `bench-note-${kind}-${Date.now().toString(36)}`;
     pages[kind] = { user, ...(await openPage(browser, urlOf(kind, ctx, user))) };
+    kinds.set(pages[kind].page, kind);
     await pages[kind].cdp.send("Performance.enable");
     await pages[kind].page.evaluate(() => window.__bench.arm());
   }
@@ -264,7 +315,8 @@ async function notifications(browser, ctx, count) {
   // Two warm-up calls each (not counted): the first call's one-off work (code paths compiled,
   // caches filled) is not what "flat over many notifications" asks about.
   for (let w = 0; w < WARMUP; w++) for (const kind of KINDS) await notifyOnce(ctx, pages[kind], -1 - w);
-  const checkpoints = new Set([0, Math.floor(count / 4), Math.floor(count / 2), Math.floor((3 * count) / 4), count]);
+  const checkpoints = new Set(QUICK ? [0, count]
+    : [0, Math.floor(count / 4), Math.floor(count / 2), Math.floor((3 * count) / 4), count]);
   for (let i = 0; i <= count; i++) {
     if (checkpoints.has(i)) {
       for (const kind of KINDS) memory[kind].push({ after: i, ...(await heap(pages[kind])) });
@@ -276,7 +328,7 @@ async function notifications(browser, ctx, count) {
     if ((i + 1) % Math.max(1, Math.floor(count / 10)) === 0) log(`notifications ${i + 1}/${count}`);
   }
   for (const kind of KINDS) await pages[kind].context.close();
-  return { latency, memory };
+  return { latency, latencySplit: split, memory };
 }
 
 // ---- main -----------------------------------------------------------------------------------

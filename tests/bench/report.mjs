@@ -48,6 +48,13 @@ if (browser) {
   add(`notification REST send → dialog in DOM, p50 of ${lat.widget?.length ?? 0} (ms)`,
     percentile(lat.widget, 50), percentile(lat.plain, 50), 2);
   add("notification REST send → dialog in DOM, p99 (ms)", percentile(lat.widget, 99), percentile(lat.plain, 99), 2);
+  const split = browser.latencySplit;
+  if (split) {
+    for (const [key, label] of [["toFrame", "REST send → frame at the page's WebSocket"], ["frameToDialog", "frame → dialog in DOM"]]) {
+      add(`  of which ${label}, p50 (ms)`, percentile(split.widget?.[key], 50), percentile(split.plain?.[key], 50), 2);
+      add(`  of which ${label}, p99 (ms)`, percentile(split.widget?.[key], 99), percentile(split.plain?.[key], 99), 2);
+    }
+  }
   const mem = browser.memory ?? {};
   const first = (k) => mem[k]?.[0];
   const last = (k) => mem[k]?.at(-1);
