@@ -40,6 +40,7 @@ const OUT = option("--out", null);
 const PAIRS = Number(option("--pairs", QUICK ? 2 : 15));
 const THROTTLED_PAIRS = Number(option("--throttled-pairs", QUICK ? 1 : 15));
 const NOTIFICATIONS = Number(option("--notifications", QUICK ? 50 : 1000));
+const IDLE_SECONDS = Number(option("--idle-seconds", QUICK ? 2 : 60));
 const ACCESS_KEY = "bench-access-key-0123456789";
 const SIGNALR_JS = path.join(root, "tests/interop/node_modules/@microsoft/signalr/dist/browser/signalr.min.js");
 const DEADLINE = Date.now() + (QUICK ? 120_000 : 1_800_000); // the whole run, hard bound
@@ -171,6 +172,15 @@ const PROBE = () => {
       const instance = result.instance ?? result;
       if (instance?.exports?.memory) bench.wasmMemory = instance.exports.memory;
       return result;
+    };
+  }
+  // Timer wake-ups (idle cost): every setTimeout/setInterval/requestAnimationFrame callback run.
+  bench.wakeups = 0;
+  for (const name of ["setTimeout", "setInterval", "requestAnimationFrame"]) {
+    const original = window[name];
+    window[name] = function (callback, ...rest) {
+      if (typeof callback !== "function") return original.call(this, callback, ...rest);
+      return original.call(this, function (...a) { bench.wakeups++; return callback.apply(this, a); }, ...rest);
     };
   }
   bench.arm = () => {
@@ -331,6 +341,37 @@ async function notifications(browser, ctx, count) {
   return { latency, latencySplit: split, memory };
 }
 
+// (e) idle cost: both pages connected and left alone for the same minute (foreground tabs:
+// headless Chromium shows every page, so this is the upper bound of a background tab's cost).
+async function idleCost(browser, ctx, seconds) {
+  const pages = {};
+  for (const kind of KINDS) {
+    pages[kind] = await openPage(browser, urlOf(kind, ctx, `bench-idle-${kind}-${Date.now().toString(36)}`));
+    await pages[kind].cdp.send("Performance.enable");
+  }
+  const sample = async (opened) => {
+    const { metrics } = await opened.cdp.send("Performance.getMetrics");
+    const metric = (name) => metrics.find((m) => m.name === name)?.value ?? 0;
+    return { task: metric("TaskDuration"), script: metric("ScriptDuration"),
+      wakeups: await opened.page.evaluate(() => window.__bench.wakeups) };
+  };
+  const start = {};
+  for (const kind of KINDS) start[kind] = await sample(pages[kind]);
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  const out = { seconds };
+  for (const kind of KINDS) {
+    const end = await sample(pages[kind]);
+    const perMinute = 60 / seconds;
+    out[kind] = {
+      wakeupsPerMinute: Math.round((end.wakeups - start[kind].wakeups) * perMinute * 10) / 10,
+      cpuMsPerMinute: Math.round((end.task - start[kind].task) * 1000 * perMinute * 10) / 10,
+      scriptMsPerMinute: Math.round((end.script - start[kind].script) * 1000 * perMinute * 10) / 10,
+    };
+    await pages[kind].context.close();
+  }
+  return out;
+}
+
 // ---- main -----------------------------------------------------------------------------------
 async function main() {
   if (!existsSync(path.join(DIST, "index.html"))) throw new Error(`no widget build in ${DIST} (scripts/build-widget)`);
@@ -353,6 +394,8 @@ async function main() {
     result.coldStart = cold.samples;
     result.coldStartThrottled4x = (await coldStarts(browser, ctx, THROTTLED_PAIRS, 4, "cpu4x")).samples;
     Object.assign(result, await notifications(browser, ctx, NOTIFICATIONS));
+    result.idle = await idleCost(browser, ctx, IDLE_SECONDS);
+    log(`idle ${IDLE_SECONDS} s: ${JSON.stringify(result.idle)}`);
     result.ok = true;
     const text = JSON.stringify(result, null, 1);
     if (OUT) writeFileSync(OUT, text); else console.log(text);

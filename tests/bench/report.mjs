@@ -55,6 +55,13 @@ if (browser) {
       add(`  of which ${label}, p99 (ms)`, percentile(split.widget?.[key], 99), percentile(split.plain?.[key], 99), 2);
     }
   }
+  const idle = browser.idle;
+  if (idle) {
+    add(`idle: timer wake-ups per minute (over ${idle.seconds} s, foreground tab)`, idle.widget?.wakeupsPerMinute,
+      idle.plain?.wakeupsPerMinute, 1, "setTimeout/setInterval/rAF callbacks");
+    add("idle: main-thread CPU per minute (ms)", idle.widget?.cpuMsPerMinute, idle.plain?.cpuMsPerMinute, 1,
+      "CDP TaskDuration");
+  }
   const mem = browser.memory ?? {};
   const first = (k) => mem[k]?.[0];
   const last = (k) => mem[k]?.at(-1);
