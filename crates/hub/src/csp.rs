@@ -3,7 +3,10 @@
 //! nginx and Azure Static Web Apps.
 //!
 //! Every static response gets `X-Content-Type-Options: nosniff` and `Referrer-Policy:
-//! no-referrer`; HTML responses also get the `Content-Security-Policy` of [`policy`]:
+//! no-referrer`, a successful one also `Cache-Control` by [`cache_control`] (immutable for
+//! content-hashed names, `no-cache` otherwise) and `Vary: accept-encoding` (the routes serve the
+//! build's precompressed `.br`/`.gz` files by `Accept-Encoding`); HTML responses also get the
+//! `Content-Security-Policy` of [`policy`]:
 //!
 //! - `frame-ancestors 'self'` plus the configured CRM origins (`--frame-ancestor`): a foreign page
 //!   cannot frame a signed-in softphone (clickjacking). In dev mode on a loopback address, any
@@ -23,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use base64::Engine;
@@ -244,12 +247,14 @@ pub async fn apply(
     request: Request,
     next: Next,
 ) -> Response {
+    let cache = cache_control(request.uri().path());
     let mut response = next.run(request).await;
     let html = response
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/html"));
+    let status = response.status();
     let headers = response.headers_mut();
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -259,6 +264,12 @@ pub async fn apply(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
+    if status.is_success() || status == StatusCode::NOT_MODIFIED {
+        // HTML is never immutable: an unknown hashed name gets index.html (the SPA fallback).
+        let cache = if html { "no-cache" } else { cache };
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+        headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    }
     if html {
         let config = config.clone();
         let policy = tokio::task::spawn_blocking(move || policy(&config))
@@ -269,6 +280,25 @@ pub async fn apply(
         }
     }
     response
+}
+
+/// `Cache-Control` of a static file by its URL path: `public, max-age=31536000, immutable` for
+/// the files trunk names by content hash (`switchboard-<16 hex>_bg.wasm`, `app-<16 hex>.css`,
+/// …: a new build has new names), `no-cache` for everything else (`index.html`, `config.json`,
+/// the language catalogues, the SPA fallback): revalidated at every start, so a deployment is
+/// seen at once. RFC 9111 §5.2.2, RFC 8246.
+pub fn cache_control(path: &str) -> &'static str {
+    let name = path.rsplit('/').next().unwrap_or_default();
+    let stem = name.split('.').next().unwrap_or_default();
+    let hashed = stem
+        .trim_end_matches("_bg")
+        .rsplit_once('-')
+        .is_some_and(|(_, hash)| hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()));
+    if hashed {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    }
 }
 
 #[cfg(test)]
@@ -282,6 +312,30 @@ mod tests {
         let digest = Sha256::digest(b"\nx()\n");
         let expected = base64::engine::general_purpose::STANDARD.encode(digest);
         assert_eq!(hashes, vec![format!("'sha256-{expected}'")]);
+    }
+
+    #[test]
+    fn hashed_names_are_immutable_and_the_rest_revalidated() {
+        let immutable = "public, max-age=31536000, immutable";
+        assert_eq!(
+            cache_control("/switchboard-0123456789abcdef_bg.wasm"),
+            immutable
+        );
+        assert_eq!(
+            cache_control("/sip/switchboard-0123456789abcdef.js"),
+            immutable
+        );
+        assert_eq!(cache_control("/app-89abcdef01234567.css"), immutable);
+        assert_eq!(cache_control("/"), "no-cache");
+        assert_eq!(cache_control("/index.html"), "no-cache");
+        assert_eq!(cache_control("/config.json"), "no-cache");
+        assert_eq!(cache_control("/locales/de.json"), "no-cache");
+        assert_eq!(cache_control("/msal-browser.min.js"), "no-cache");
+        assert_eq!(
+            cache_control("/switchboard-0123456789abcdeg.js"),
+            "no-cache"
+        );
+        assert_eq!(cache_control("/switchboard-0123456789abcde.js"), "no-cache");
     }
 
     #[test]

@@ -277,6 +277,12 @@ impl axum::serve::Listener for LimitedListener {
                 }
             };
             let ip = addr.ip();
+            // A hub's writes are small frames (a notification, a completion, a ping): sent at
+            // once, not held back by Nagle's algorithm until the peer's delayed ACK (up to 40 ms;
+            // issue 17's latency tail). RFC 896, RFC 1122 §4.2.3.4.
+            if let Err(e) = stream.set_nodelay(true) {
+                tracing::debug!(error = %e, "TCP_NODELAY not set");
+            }
             {
                 let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
                 let n = open.entry(ip).or_insert(0);

@@ -109,3 +109,59 @@ async fn without_dev_mode_only_the_configured_ancestors_may_frame() {
     assert!(csp.contains("https://idp.example.com"), "{csp}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Issue 17, "Serving counts too": the build's precompressed files are served by
+/// `Accept-Encoding` (brotli first), content-hashed names are cached for ever and the rest is
+/// revalidated (`no-cache`), so an agent's second start downloads nothing but `index.html` and
+/// `config.json` revalidations.
+#[tokio::test]
+async fn precompressed_files_by_accept_encoding_and_cache_headers_by_name() {
+    let dir = static_dir("precompressed");
+    let wasm = "switchboard-0123456789abcdef_bg.wasm";
+    std::fs::write(dir.join(wasm), b"raw wasm bytes").unwrap();
+    std::fs::write(dir.join(format!("{wasm}.br")), b"brotli bytes").unwrap();
+    std::fs::write(dir.join(format!("{wasm}.gz")), b"gzip bytes").unwrap();
+    let d = dir.clone();
+    let hub = start_hub_with(move |c| c.static_dir = Some(d)).await;
+    let get = |path: String, encoding: Option<&'static str>| {
+        let url = format!("{}{path}", hub.base_url());
+        async move {
+            let mut request = http().get(url);
+            if let Some(e) = encoding {
+                request = request.header("accept-encoding", e);
+            }
+            request.send().await.unwrap()
+        }
+    };
+    for (accept, encoding, body) in [
+        (Some("gzip, deflate, br"), Some("br"), "brotli bytes"),
+        (Some("gzip"), Some("gzip"), "gzip bytes"),
+        (None, None, "raw wasm bytes"),
+    ] {
+        let r = get(format!("/{wasm}"), accept).await;
+        assert_eq!(r.status(), 200, "{accept:?}");
+        let h = r.headers().clone();
+        assert_eq!(
+            h.get("content-encoding").map(|v| v.to_str().unwrap()),
+            encoding,
+            "{accept:?}"
+        );
+        assert_eq!(h["content-type"], "application/wasm", "{accept:?}");
+        assert_eq!(h["cache-control"], "public, max-age=31536000, immutable");
+        assert_eq!(h["vary"], "accept-encoding");
+        assert_eq!(r.text().await.unwrap(), body, "{accept:?}");
+    }
+    for path in ["/", "/index.html", "/config.json", "/app.css"] {
+        let r = get(path.to_owned(), Some("br")).await;
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(r.headers()["cache-control"], "no-cache", "{path}");
+        assert!(
+            r.headers().get("content-encoding").is_none(),
+            "{path}: no .br file, no encoding"
+        );
+    }
+    // A hashed name that is not there gets the SPA fallback (index.html), never cached for ever.
+    let missing = get("/nothing-0123456789abcdef.js".to_owned(), None).await;
+    assert_eq!(missing.headers()["cache-control"], "no-cache");
+    let _ = std::fs::remove_dir_all(dir);
+}

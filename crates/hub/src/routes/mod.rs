@@ -150,7 +150,14 @@ pub fn router(hub: Arc<Hub>) -> Router {
         Some(dir) => {
             let index = dir.join("index.html");
             let files: Router = Router::new()
-                .fallback_service(ServeDir::new(dir).fallback(ServeFile::new(index)))
+                // The build writes `.br` and `.gz` beside the wasm, JS and CSS
+                // (scripts/build-widget); ServeDir picks one by Accept-Encoding.
+                .fallback_service(
+                    ServeDir::new(dir)
+                        .precompressed_br()
+                        .precompressed_gzip()
+                        .fallback(ServeFile::new(index)),
+                )
                 .layer(axum::middleware::from_fn_with_state(
                     Arc::new(crate::csp::widget_headers(&hub)),
                     crate::csp::apply,
