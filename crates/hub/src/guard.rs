@@ -3,7 +3,9 @@
 //! - [`dev_hooks`]: the telephony simulator (`/simulator…`) and the dev hooks
 //!   (`/dev/connections/…/drop`, `/dev/users/…/drop`) answer only in dev mode (their handlers
 //!   say 404 otherwise) and only to a direct loopback client or one that presents the access key
-//!   (`x-functions-key`, `?code=`, `Authorization: Bearer KEY`); anyone else gets `403`.
+//!   (`x-functions-key`, `?code=`, `Authorization: Bearer KEY`); anyone else gets `403`. A
+//!   foreign `Origin` gets `403` and a body that is not `application/json` gets `415` even from
+//!   loopback ([`cross_site_refusal`]: no page in the agent's browser may ring or drop agents).
 //!   `/dev/token` stays open in dev mode: it is how browsers sign in.
 //! - [`OriginPolicy`]: browser routes (negotiate, the client endpoint, `/dev/token`, SIP
 //!   credentials) refuse a request whose `Origin` is not allowed with `403`, and CORS answers only
@@ -142,6 +144,10 @@ pub async fn dev_hooks(State(hub): State<Arc<Hub>>, request: Request, next: Next
         )
         .ok()
         .and_then(|q| q.0.get("code").cloned());
+        if let Some(refusal) = cross_site_refusal(request.headers()) {
+            tracing::warn!(path = %request.uri().path(), "simulator or dev hook refused: {refusal:?}");
+            return refusal.into_response();
+        }
         if !crate::observe::is_direct_loopback(addr, request.headers())
             && !crate::observe::has_access_key(&hub, request.headers(), code.as_deref())
         {
@@ -155,6 +161,57 @@ pub async fn dev_hooks(State(hub): State<Arc<Hub>>, request: Request, next: Next
         }
     }
     next.run(request).await
+}
+
+/// Why a request to the simulator or a dev hook is refused as possibly cross-site, if it is.
+///
+/// "From loopback" is not enough on its own: any page in the agent's browser can send a
+/// simple request (no CORS preflight) to `http://127.0.0.1:PORT/simulator/ring` or
+/// `/dev/users/alice/drop`. So these routes take an `Origin` only when it is the hub's own
+/// (the simulator page; tools send none), and a body only as `application/json` (which a
+/// foreign page cannot send without a preflight that CORS refuses): `403` and `415` otherwise.
+#[derive(Debug)]
+pub enum CrossSite {
+    /// `Origin` is present and not the hub's own.
+    ForeignOrigin(String),
+    /// `Content-Type` is present and not `application/json`.
+    NotJson(String),
+}
+
+impl IntoResponse for CrossSite {
+    fn into_response(self) -> Response {
+        let (status, error) = match self {
+            CrossSite::ForeignOrigin(origin) => (
+                StatusCode::FORBIDDEN,
+                format!(
+                    "The simulator and dev hooks answer the hub's own pages only, not {origin}"
+                ),
+            ),
+            CrossSite::NotJson(kind) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("The simulator and dev hooks take application/json, not {kind}"),
+            ),
+        };
+        (status, axum::Json(json!({ "error": error }))).into_response()
+    }
+}
+
+/// See [`CrossSite`].
+pub fn cross_site_refusal(headers: &HeaderMap) -> Option<CrossSite> {
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or("(not text)");
+        if !same_origin(origin, headers) {
+            return Some(CrossSite::ForeignOrigin(origin.chars().take(100).collect()));
+        }
+    }
+    if let Some(kind) = headers.get(header::CONTENT_TYPE) {
+        let kind = kind.to_str().unwrap_or("(not text)");
+        let essence = kind.split(';').next().unwrap_or("").trim();
+        if !essence.eq_ignore_ascii_case("application/json") {
+            return Some(CrossSite::NotJson(kind.chars().take(100).collect()));
+        }
+    }
+    None
 }
 
 /// Middleware of the browser routes: negotiate quotas per address (`/api/negotiate`,

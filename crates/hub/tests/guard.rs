@@ -179,3 +179,61 @@ fn dev_mode_on_a_network_address_needs_dev_auth_on() {
     // (The hub refuses before binding; with --dev-auth on it would bind the network address,
     // which these tests never do: loopback only.)
 }
+
+/// A page in the agent's own browser is on loopback too: it must not ring agents or drop their
+/// connections with a simple (preflight-free) request. The simulator page itself (same origin)
+/// and tools (no Origin, JSON) still work.
+#[tokio::test]
+async fn no_page_of_another_site_may_use_the_simulator_or_dev_hooks() {
+    let hub = start_hub().await;
+    let base = hub.base_url();
+    let ring = json!({"agent": "alice", "PhoneNumber": "+14255550123"}).to_string();
+    // A foreign page's simple request: text/plain, its Origin.
+    let r = http()
+        .post(format!("{base}/simulator/ring"))
+        .header("origin", "https://evil.example")
+        .header("content-type", "text/plain;charset=UTF-8")
+        .body(ring.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.text().await.unwrap().contains("https://evil.example"));
+    // text/plain without an Origin (a form post, a sandboxed frame's "null" origin aside).
+    let r = http()
+        .post(format!("{base}/simulator/ring"))
+        .header("content-type", "text/plain")
+        .body(ring.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    assert!(r.text().await.unwrap().contains("application/json"));
+    // Dropping an agent's connections from another site: refused.
+    let r = http()
+        .post(format!("{base}/dev/users/alice/drop"))
+        .header("origin", "null")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // The simulator page's own request (same origin, JSON) and a tool's (no Origin) pass the guard
+    // (alice is not connected: the ring itself answers what it always did, never 403/415).
+    for origin in [Some(base.as_str()), None] {
+        let mut request = http()
+            .post(format!("{base}/simulator/ring"))
+            .header("content-type", "application/json")
+            .body(ring.clone());
+        if let Some(o) = origin {
+            request = request.header("origin", o);
+        }
+        let status = request.send().await.unwrap().status();
+        assert!(status != 403 && status != 415, "{origin:?}: {status}");
+    }
+    let r = http()
+        .post(format!("{base}/dev/users/alice/drop"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
