@@ -218,8 +218,15 @@ pub(crate) async fn run_session(
         d.session.end();
     }
 
+    // What this connection adds to `switchboard_replay_buffered_bytes`.
+    let mut buffered = 0usize;
     loop {
         d.pump();
+        let now_buffered = d.session.unacked_bytes();
+        if now_buffered != buffered {
+            crate::metrics::replay_buffered(now_buffered as f64 - buffered as f64);
+            buffered = now_buffered;
+        }
         let Some(deadline) = d.session.poll_timeout() else {
             break; // closed
         };
@@ -273,6 +280,9 @@ pub(crate) async fn run_session(
         }
     }
 
+    if buffered > 0 {
+        crate::metrics::replay_buffered(-(buffered as f64));
+    }
     for (_, stream) in d.streams.drain() {
         stream.abort();
     }

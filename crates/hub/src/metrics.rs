@@ -16,6 +16,7 @@
 //! | `switchboard_quota_refusals_total` | counter | `quota` | requests refused by a quota ([`crate::quota`]) |
 //! | `switchboard_calls` | gauge | `state` | calls in the registry by state (set at each scrape) |
 //! | `switchboard_panics_total` | counter | | requests that panicked (answered 500) |
+//! | `switchboard_replay_buffered_bytes` | gauge | | bytes of sent messages kept for stateful reconnect until acked, over all connections |
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -100,6 +101,13 @@ pub fn overflow_close(reason: &'static str) {
 pub fn quota_refusal(quota: &'static str) {
     handle();
     metrics::counter!("switchboard_quota_refusals_total", "quota" => quota).increment(1);
+}
+
+/// The bytes kept for stateful reconnect changed by `delta` (a connection's replay buffer grew,
+/// was acked, or went away with its connection).
+pub fn replay_buffered(delta: f64) {
+    handle();
+    metrics::gauge!("switchboard_replay_buffered_bytes").increment(delta);
 }
 
 /// A request handler panicked.

@@ -73,3 +73,90 @@ async fn metrics_through_a_proxy_need_the_access_key() {
         assert_eq!(req.send().await.unwrap().status(), 200);
     }
 }
+
+/// `switchboard_replay_buffered_bytes`: what stateful-reconnect connections keep until acked.
+/// A stateful client that never acks holds the notifications sent to it in the gauge.
+#[tokio::test]
+async fn the_replay_buffer_shows_in_the_buffered_bytes_gauge() {
+    use futures_util::{SinkExt, StreamExt};
+    use switchboard_signalr::negotiate::{self, NegotiateResponse};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let hub = start_hub().await;
+    let base = hub.base_url();
+    let token = common::dev_token(&base, "rita").await;
+    let (url, access_token) = common::negotiate_redirect(&base, &token).await;
+    let negotiate_url = negotiate::append_query(
+        &negotiate::negotiate_url(&url),
+        "useStatefulReconnect",
+        "true",
+    );
+    let r = http()
+        .post(negotiate_url)
+        .bearer_auth(&access_token)
+        .send()
+        .await
+        .unwrap();
+    let NegotiateResponse::Connection(c) =
+        NegotiateResponse::decode(&r.text().await.unwrap()).unwrap()
+    else {
+        panic!("expected a connection")
+    };
+    assert!(c.use_stateful_reconnect);
+    let ws_url = negotiate::websocket_url(
+        &negotiate::connect_url(&url, c.connect_id()),
+        Some(&access_token),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url).await.unwrap();
+    ws.send(Message::text("{\"protocol\":\"json\",\"version\":2}\u{1e}"))
+        .await
+        .unwrap();
+    let handshake = ws.next().await.unwrap().unwrap();
+    assert_eq!(handshake.into_text().unwrap().as_str(), "{}\u{1e}");
+
+    let gauge = || async {
+        let text = http()
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find(|l| l.starts_with("switchboard_replay_buffered_bytes "))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+            .unwrap_or(0.0)
+    };
+    let before = gauge().await;
+    for i in 0..3 {
+        let message = format!(
+            "{{\"PhoneNumber\":\"+1555123456{i}\",\"comments\":\"{}\"}}",
+            "x".repeat(200)
+        );
+        let r = http()
+            .post(format!("{base}/api/SendMessageToUser?code={KEY}"))
+            .json(&json!({"userId": "rita", "message": message}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    // Read the three invocations (never acking them), then the gauge holds at least their bytes.
+    let mut read = 0;
+    while read < 3 {
+        let frame = tokio::time::timeout(common::WAIT, ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if let Message::Text(text) = frame {
+            read += text.matches("ReceiveNotification").count();
+        }
+    }
+    let after = gauge().await;
+    assert!(
+        after - before >= 600.0,
+        "gauge went from {before} to {after}"
+    );
+}
