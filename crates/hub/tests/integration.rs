@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use common::*;
 use futures_util::{SinkExt, StreamExt};
+use reqwest::Method;
 use serde_json::{Value, json};
 use switchboard_hub::auth::{AccessKey, DevTokens, unix_now};
 use switchboard_signalr::CompletionOutcome;
@@ -432,27 +433,32 @@ async fn azure_rest_send_to_user() {
     assert_eq!(hub.hub.call(&call_id).unwrap().agent, "alice");
 
     // The 2022-06-01 paths of newer SDKs (aud without the api-version query).
-    let p = "/api/hubs/switchboard/users/alice/:send";
-    let r = http()
-        .post(format!("{base}{p}?api-version=2022-06-01"))
-        .bearer_auth(rest_token(&base, p))
-        .json(&json!({"target": "ReceiveNotification", "arguments": ["v2"]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
+    assert_eq!(
+        rest(
+            Method::POST,
+            &base,
+            "/api/hubs/switchboard/users/alice/:send",
+            "?api-version=2022-06-01",
+            Some(json!({"target": "ReceiveNotification", "arguments": ["v2"]}))
+        )
+        .await,
+        202
+    );
     assert_eq!(
         alice.expect_invocation("ReceiveNotification").await,
         vec![json!("v2")]
     );
-    let p = "/api/hubs/switchboard/users/alice";
-    let r = http()
-        .head(format!("{base}{p}?api-version=2022-06-01"))
-        .bearer_auth(rest_token(&base, p))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(
+        rest(
+            Method::HEAD,
+            &base,
+            "/api/hubs/switchboard/users/alice",
+            "?api-version=2022-06-01",
+            None
+        )
+        .await,
+        200
+    );
 
     // Wrong audience, expired, other key, none: 401.
     let now = unix_now();
@@ -491,63 +497,79 @@ async fn azure_rest_send_to_user() {
     );
 
     // Bad payload: 400.
-    let r = http()
-        .post(format!("{base}{path}"))
-        .bearer_auth(rest_token(&base, path))
-        .json(&json!({"arguments": []}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400);
+    assert_eq!(
+        rest(
+            Method::POST,
+            &base,
+            path,
+            "",
+            Some(json!({"arguments": []}))
+        )
+        .await,
+        400
+    );
 
     // Broadcast, group and connection sends.
-    let p = "/api/v1/hubs/switchboard";
-    let r = http()
-        .post(format!("{base}{p}"))
-        .bearer_auth(rest_token(&base, p))
-        .json(&json!({"target": "PresenceChanged", "arguments": [{"availability": "Busy"}]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
+    assert_eq!(
+        rest(
+            Method::POST,
+            &base,
+            "/api/v1/hubs/switchboard",
+            "",
+            Some(json!({"target": "PresenceChanged", "arguments": [{"availability": "Busy"}]}))
+        )
+        .await,
+        202
+    );
     assert_eq!(
         alice.expect_invocation("PresenceChanged").await,
         vec![json!({"availability": "Busy"})]
     );
-    let p = "/api/v1/hubs/switchboard/groups/sales/users/alice";
-    let r = http()
-        .put(format!("{base}{p}"))
-        .bearer_auth(rest_token(&base, p))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let p = "/api/v1/hubs/switchboard/groups/sales";
-    let r = http()
-        .post(format!("{base}{p}"))
-        .bearer_auth(rest_token(&base, p))
-        .json(&json!({"target": "Team", "arguments": ["hi"]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
+    assert_eq!(
+        rest(
+            Method::PUT,
+            &base,
+            "/api/v1/hubs/switchboard/groups/sales/users/alice",
+            "",
+            None
+        )
+        .await,
+        200
+    );
+    assert_eq!(
+        rest(
+            Method::POST,
+            &base,
+            "/api/v1/hubs/switchboard/groups/sales",
+            "",
+            Some(json!({"target": "Team", "arguments": ["hi"]}))
+        )
+        .await,
+        202
+    );
     assert_eq!(alice.expect_invocation("Team").await, vec![json!("hi")]);
-    let p = "/api/v1/hubs/switchboard/groups/sales/users/alice";
-    let r = http()
-        .delete(format!("{base}{p}"))
-        .bearer_auth(rest_token(&base, p))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let p = "/api/v1/hubs/switchboard/groups/sales";
-    let r = http()
-        .head(format!("{base}{p}"))
-        .bearer_auth(rest_token(&base, p))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 404);
+    assert_eq!(
+        rest(
+            Method::DELETE,
+            &base,
+            "/api/v1/hubs/switchboard/groups/sales/users/alice",
+            "",
+            None
+        )
+        .await,
+        200
+    );
+    assert_eq!(
+        rest(
+            Method::HEAD,
+            &base,
+            "/api/v1/hubs/switchboard/groups/sales",
+            "",
+            None
+        )
+        .await,
+        404
+    );
 }
 
 // ----- call control ------------------------------------------------------------------------------

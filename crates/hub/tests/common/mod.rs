@@ -305,3 +305,21 @@ pub fn rest_token(base: &str, path: &str) -> String {
     let now = switchboard_hub::auth::unix_now();
     switchboard_hub::auth::AccessKey::new(KEY).sign(&format!("{base}{path}"), None, now, now + 300)
 }
+
+/// A REST request `method {base}{path}{query}` signed with a [`rest_token`] for `path` (the
+/// audience leaves the query out), with `body` as JSON when given → the HTTP status.
+pub async fn rest(
+    method: reqwest::Method,
+    base: &str,
+    path: &str,
+    query: &str,
+    body: Option<Value>,
+) -> reqwest::StatusCode {
+    let mut request = http()
+        .request(method, format!("{base}{path}{query}"))
+        .bearer_auth(rest_token(base, path));
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    request.send().await.unwrap().status()
+}
