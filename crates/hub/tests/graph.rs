@@ -11,22 +11,17 @@ use switchboard_core::presence::batches;
 const BASE: &str = "/graph/v1.0";
 
 async fn get(base: &str, token: &str, path: &str) -> reqwest::Response {
-    http()
-        .get(format!("{base}{BASE}{path}"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
+    sent(http().get(format!("{base}{BASE}{path}")).bearer_auth(token)).await
 }
 
 async fn post(base: &str, token: &str, path: &str, body: Value) -> reqwest::Response {
-    http()
-        .post(format!("{base}{BASE}{path}"))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
+    sent(
+        http()
+            .post(format!("{base}{BASE}{path}"))
+            .bearer_auth(token)
+            .json(&body),
+    )
+    .await
 }
 
 async fn presence(base: &str, token: &str, id: &str) -> (String, String) {
@@ -85,11 +80,7 @@ async fn reads_own_and_other_presence() {
     )
     .await;
     assert!(message.contains("nobody"));
-    let r = http()
-        .get(format!("{base}{BASE}/me/presence"))
-        .send()
-        .await
-        .unwrap();
+    let r = sent(http().get(format!("{base}{BASE}/me/presence"))).await;
     assert!(r.headers().contains_key("www-authenticate"));
     graph_error(r, 401, "InvalidAuthenticationToken").await;
     graph_error(
@@ -112,12 +103,8 @@ async fn directory_of_700_colleagues_loads_in_two_batches() {
     let mut next = Some(format!("{base}{BASE}/users?$top=300"));
     for _ in 0..10 {
         let Some(url) = next.take() else { break };
-        let body: Value = http()
-            .get(&url)
-            .bearer_auth(&alice)
-            .send()
+        let body: Value = sent(http().get(&url).bearer_auth(&alice))
             .await
-            .unwrap()
             .json()
             .await
             .unwrap();
@@ -401,12 +388,12 @@ async fn presence_changes_are_pushed_to_subscribers() {
     assert_eq!(hub.hub.graph().watcher_count("alice"), 1);
 
     // The simulator changes alice's Teams presence.
-    let r = http()
-        .post(format!("{base}/simulator/presence"))
-        .json(&json!({"user": "alice", "availability": "Busy", "activity": "InAMeeting"}))
-        .send()
-        .await
-        .unwrap();
+    let r = sent(
+        http()
+            .post(format!("{base}/simulator/presence"))
+            .json(&json!({"user": "alice", "availability": "Busy", "activity": "InAMeeting"})),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     let pushed = bob.expect_invocation("PresenceChanged").await;
     assert_eq!(
@@ -463,19 +450,19 @@ async fn simulator_page_has_the_teams_presence_control() {
     let base = hub.base_url();
     let page = get_text(&format!("{base}/simulator")).await;
     assert!(page.contains("Teams presence") && page.contains("/simulator/presence"));
-    let r = http()
-        .post(format!("{base}/simulator/presence"))
-        .json(&json!({"user": "alice", "availability": "Busy", "activity": "Lunch"}))
-        .send()
-        .await
-        .unwrap();
+    let r = sent(
+        http()
+            .post(format!("{base}/simulator/presence"))
+            .json(&json!({"user": "alice", "availability": "Busy", "activity": "Lunch"})),
+    )
+    .await;
     assert_eq!(r.status(), 400);
-    let r = http()
-        .post(format!("{base}/simulator/presence"))
-        .json(&json!({"user": "alice", "availability": "Offline", "activity": "Offline"}))
-        .send()
-        .await
-        .unwrap();
+    let r = sent(
+        http()
+            .post(format!("{base}/simulator/presence"))
+            .json(&json!({"user": "alice", "availability": "Offline", "activity": "Offline"})),
+    )
+    .await;
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["availability"], "Offline");
     hub.shutdown(Duration::from_secs(1)).await;

@@ -20,7 +20,7 @@ use switchboard_hub::RunningHub;
 use switchboard_hub::auth::unix_now;
 use switchboard_hub::oidc::OidcConfig;
 
-use common::{get_status, http, jwt_payload, negotiate_bearer as negotiate, start_hub_with};
+use common::{get_status, http, jwt_payload, negotiate_bearer as negotiate, sent, start_hub_with};
 
 const AUDIENCE: &str = "api://switchboard-test";
 
@@ -178,12 +178,12 @@ async fn a_valid_token_negotiates_as_its_oid_and_bad_ones_get_401_with_the_reaso
     let (status, body) = negotiate(&hub, &dev.access_token).await;
     assert_eq!(status, 401);
     assert!(body["error"].as_str().unwrap().contains("RS256"), "{body}");
-    let r = http()
-        .post(format!("{}/dev/token", hub.base_url()))
-        .json(&json!({"user": "alice"}))
-        .send()
-        .await
-        .unwrap();
+    let r = sent(
+        http()
+            .post(format!("{}/dev/token", hub.base_url()))
+            .json(&json!({"user": "alice"})),
+    )
+    .await;
     assert_eq!(r.status(), 404);
     assert!(!hub.hub.dev_mode());
     // Nor are the simulators there: the telephony simulator, the CRM host pages, Graph's

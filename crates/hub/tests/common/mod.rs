@@ -323,3 +323,8 @@ pub async fn rest(
     }
     request.send().await.unwrap().status()
 }
+
+/// Sends `request`, which must get an answer → the response.
+pub async fn sent(request: reqwest::RequestBuilder) -> reqwest::Response {
+    request.send().await.unwrap()
+}
