@@ -42,6 +42,18 @@ async fn graph_error(r: reqwest::Response, status: u16, code: &str) -> String {
     body["error"]["message"].as_str().unwrap().to_owned()
 }
 
+/// `post` answered with a Graph error `status`/`code` → its message.
+async fn post_error(
+    base: &str,
+    token: &str,
+    path: &str,
+    body: Value,
+    status: u16,
+    code: &str,
+) -> String {
+    graph_error(post(base, token, path, body).await, status, code).await
+}
+
 fn pair(a: &str, b: &str) -> (String, String) {
     (a.to_owned(), b.to_owned())
 }
@@ -140,27 +152,21 @@ async fn directory_of_700_colleagues_loads_in_two_batches() {
 
     // 651 ids: Graph's limit.
     let too_many: Vec<String> = (0..651).map(|i| format!("colleague-{i:03}")).collect();
-    let message = graph_error(
-        post(
-            &base,
-            &alice,
-            "/communications/getPresencesByUserId",
-            json!({ "ids": too_many }),
-        )
-        .await,
+    let message = post_error(
+        &base,
+        &alice,
+        "/communications/getPresencesByUserId",
+        json!({ "ids": too_many }),
         400,
         "BadRequest",
     )
     .await;
     assert!(message.contains("650"), "{message}");
-    graph_error(
-        post(
-            &base,
-            &alice,
-            "/communications/getPresencesByUserId",
-            json!({}),
-        )
-        .await,
+    post_error(
+        &base,
+        &alice,
+        "/communications/getPresencesByUserId",
+        json!({}),
         400,
         "BadRequest",
     )
@@ -258,14 +264,11 @@ async fn session_preferred_and_expiry_aggregate_like_graph() {
         presence(&base, &alice, "alice").await,
         pair("Busy", "InACall")
     );
-    graph_error(
-        post(
-            &base,
-            &alice,
-            "/users/alice/presence/clearPresence",
-            json!({"sessionId": "other"}),
-        )
-        .await,
+    post_error(
+        &base,
+        &alice,
+        "/users/alice/presence/clearPresence",
+        json!({"sessionId": "other"}),
         404,
         "ItemNotFound",
     )
@@ -279,45 +282,31 @@ async fn session_preferred_and_expiry_aggregate_like_graph() {
         json!({"sessionId": "app", "availability": "Busy", "activity": "InACall", "expirationDuration": "5 minutes"}),
         json!({"sessionId": "app", "availability": "Busy", "activity": "InACall", "expirationDuration": "PT5H"}),
     ] {
-        graph_error(
-            post(&base, &alice, set, body.clone()).await,
-            400,
-            "BadRequest",
-        )
-        .await;
+        post_error(&base, &alice, set, body.clone(), 400, "BadRequest").await;
     }
-    graph_error(
-        post(
-            &base,
-            &alice,
-            "/users/alice/presence/setUserPreferredPresence",
-            json!({"availability": "Busy", "activity": "InACall"}),
-        )
-        .await,
+    post_error(
+        &base,
+        &alice,
+        "/users/alice/presence/setUserPreferredPresence",
+        json!({"availability": "Busy", "activity": "InACall"}),
         400,
         "BadRequest",
     )
     .await;
-    graph_error(
-        post(
-            &base,
-            &alice,
-            "/users/bob/presence/setPresence",
-            json!({"sessionId": "app", "availability": "Busy", "activity": "InACall"}),
-        )
-        .await,
+    post_error(
+        &base,
+        &alice,
+        "/users/bob/presence/setPresence",
+        json!({"sessionId": "app", "availability": "Busy", "activity": "InACall"}),
         403,
         "Forbidden",
     )
     .await;
-    graph_error(
-        post(
-            &base,
-            &alice,
-            "/users/alice/presence/setStatusMessage",
-            json!({}),
-        )
-        .await,
+    post_error(
+        &base,
+        &alice,
+        "/users/alice/presence/setStatusMessage",
+        json!({}),
         400,
         "BadRequest",
     )
@@ -330,17 +319,10 @@ async fn session_expiration_below_pt5m_is_refused_by_default() {
     let hub = start_hub().await;
     let base = hub.base_url();
     let alice = dev_token(&base, "alice").await;
-    let message = graph_error(
-        post(
-            &base,
+    let message = post_error(&base,
             &alice,
             "/users/alice/presence/setPresence",
-            json!({"sessionId": "app", "availability": "Busy", "activity": "InACall", "expirationDuration": "PT1M"}),
-        )
-        .await,
-        400,
-        "BadRequest",
-    )
+            json!({"sessionId": "app", "availability": "Busy", "activity": "InACall", "expirationDuration": "PT1M"}), 400, "BadRequest")
     .await;
     assert!(message.contains("PT5M"));
     hub.shutdown(Duration::from_secs(1)).await;

@@ -92,6 +92,22 @@ async fn dev_token_is_issued_and_validated() {
     assert!(r.headers().contains_key("www-authenticate"));
 }
 
+/// `POST /client/negotiate?hub=switchboard&negotiateVersion=1` with the hub access token → the
+/// answer.
+async fn negotiate_v1(base: &str, access_token: &str) -> Value {
+    sent(
+        http()
+            .post(format!(
+                "{base}/client/negotiate?hub=switchboard&negotiateVersion=1"
+            ))
+            .bearer_auth(access_token),
+    )
+    .await
+    .json()
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn negotiate_redirect_and_client_endpoint() {
     let hub = start_hub().await;
@@ -114,17 +130,7 @@ async fn negotiate_redirect_and_client_endpoint() {
     assert_eq!(body["url"], format!("{base}/client/?hub=chat"));
 
     // v1 and v0 answers; localhost and 127.0.0.1 are the same audience.
-    let v1: Value = sent(
-        http()
-            .post(format!(
-                "{base}/client/negotiate?hub=switchboard&negotiateVersion=1"
-            ))
-            .bearer_auth(&access_token),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let v1 = negotiate_v1(&base, &access_token).await;
     assert_eq!(v1["negotiateVersion"], 1);
     assert!(v1["connectionToken"].is_string() && v1["connectionId"].is_string());
     assert_eq!(
@@ -449,10 +455,9 @@ async fn azure_rest_send_to_user() {
 
     // Broadcast, group and connection sends.
     assert_eq!(
-        rest(
-            Method::POST,
+        v1(
             &base,
-            "/api/v1/hubs/switchboard",
+            Method::POST,
             "",
             Some(json!({"target": "PresenceChanged", "arguments": [{"availability": "Busy"}]}))
         )
@@ -464,22 +469,14 @@ async fn azure_rest_send_to_user() {
         vec![json!({"availability": "Busy"})]
     );
     assert_eq!(
-        rest(
-            Method::PUT,
-            &base,
-            "/api/v1/hubs/switchboard/groups/sales/users/alice",
-            "",
-            None
-        )
-        .await,
+        v1(&base, Method::PUT, "/groups/sales/users/alice", None).await,
         200
     );
     assert_eq!(
-        rest(
-            Method::POST,
+        v1(
             &base,
-            "/api/v1/hubs/switchboard/groups/sales",
-            "",
+            Method::POST,
+            "/groups/sales",
             Some(json!({"target": "Team", "arguments": ["hi"]}))
         )
         .await,
@@ -487,27 +484,22 @@ async fn azure_rest_send_to_user() {
     );
     assert_eq!(alice.expect_invocation("Team").await, vec![json!("hi")]);
     assert_eq!(
-        rest(
-            Method::DELETE,
-            &base,
-            "/api/v1/hubs/switchboard/groups/sales/users/alice",
-            "",
-            None
-        )
-        .await,
+        v1(&base, Method::DELETE, "/groups/sales/users/alice", None).await,
         200
     );
-    assert_eq!(
-        rest(
-            Method::HEAD,
-            &base,
-            "/api/v1/hubs/switchboard/groups/sales",
-            "",
-            None
-        )
-        .await,
-        404
-    );
+    assert_eq!(v1(&base, Method::HEAD, "/groups/sales", None).await, 404);
+}
+
+/// A signed REST request to `/api/v1/hubs/switchboard{path}` → the HTTP status.
+async fn v1(base: &str, method: Method, path: &str, body: Option<Value>) -> reqwest::StatusCode {
+    rest(
+        method,
+        base,
+        &format!("/api/v1/hubs/switchboard{path}"),
+        "",
+        body,
+    )
+    .await
 }
 
 // ----- call control ------------------------------------------------------------------------------
@@ -807,17 +799,7 @@ async fn unused_connection_tokens_expire() {
     let base = hub.base_url();
     let token = dev_token(&base, "alice").await;
     let (_, access_token) = negotiate_redirect(&base, &token).await;
-    let v1: Value = sent(
-        http()
-            .post(format!(
-                "{base}/client/negotiate?hub=switchboard&negotiateVersion=1"
-            ))
-            .bearer_auth(&access_token),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let v1 = negotiate_v1(&base, &access_token).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let url = format!(
         "ws://{}/client/?hub=switchboard&id={}&access_token={access_token}",

@@ -294,6 +294,25 @@ async fn long_polling_json_and_messagepack() {
     assert_eq!(r.status(), 401);
 }
 
+/// Appends the chunks of the event stream `sse` to `text` until it contains `needle`, by
+/// `deadline`.
+async fn read_sse_until(
+    sse: &mut reqwest::Response,
+    text: &mut String,
+    deadline: Instant,
+    needle: &str,
+) {
+    while !text.contains(needle) {
+        assert!(Instant::now() < deadline, "{text:?}");
+        let chunk = tokio::time::timeout(WAIT, sse.chunk())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+}
+
 #[tokio::test]
 async fn server_sent_events_json_only() {
     let hub = start_hub().await;
@@ -315,30 +334,14 @@ async fn server_sent_events_json_only() {
     );
     let mut text = String::new();
     let deadline = Instant::now() + WAIT;
-    while !text.contains("data: {}\u{1e}\r\n\r\n") {
-        assert!(Instant::now() < deadline, "{text:?}");
-        let chunk = tokio::time::timeout(WAIT, sse.chunk())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        text.push_str(std::str::from_utf8(&chunk).unwrap());
-    }
+    read_sse_until(&mut sse, &mut text, deadline, "data: {}\u{1e}\r\n\r\n").await;
     assert!(text.starts_with(":\r\n"), "{text:?}");
     assert!(
         hub.hub
             .send_to_user("switchboard", "carol", "Hi", vec![json!(1)])
             > 0
     );
-    while !text.contains("\"target\":\"Hi\"") {
-        assert!(Instant::now() < deadline, "{text:?}");
-        let chunk = tokio::time::timeout(WAIT, sse.chunk())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        text.push_str(std::str::from_utf8(&chunk).unwrap());
-    }
+    read_sse_until(&mut sse, &mut text, deadline, "\"target\":\"Hi\"").await;
     // MessagePack over SSE is refused in the handshake.
     let (url, token, c) = negotiate_client(&base, "carol", false).await;
     let conn =
