@@ -24,15 +24,11 @@ async fn hub() -> RunningHub {
 
 /// Rings `agent` from the simulator with a known call id.
 async fn ring(base: &str, agent: &str, call_id: &str) {
-    let r = http()
-        .post(format!("{base}/simulator/ring"))
-        .json(
-            &json!({"agent": agent, "phoneNumber": "+14255550123", "callerName": "Dana",
+    let r = sent(http().post(format!("{base}/simulator/ring")).json(
+        &json!({"agent": agent, "phoneNumber": "+14255550123", "callerName": "Dana",
             "callId": call_id}),
-        )
-        .send()
-        .await
-        .unwrap();
+    ))
+    .await;
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
 }
 
@@ -256,39 +252,39 @@ async fn far_end_busy_no_answer_hang_up_failure_and_cancel() {
         .invoke_ok("makeCall", vec![json!("+44 20 7946 0001")])
         .await;
     let id = call["callId"].as_str().unwrap().to_owned();
-    let r = http()
-        .post(format!("{base}/simulator/calls/{id}/far-end"))
-        .json(&json!({"action": "answer"}))
-        .send()
-        .await
-        .unwrap();
+    let r = sent(
+        http()
+            .post(format!("{base}/simulator/calls/{id}/far-end"))
+            .json(&json!({"action": "answer"})),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["state"], "connected");
-    let r = http()
-        .post(format!("{base}/simulator/calls/{id}/far-end"))
-        .json(&json!({"action": "busy"}))
-        .send()
-        .await
-        .unwrap();
+    let r = sent(
+        http()
+            .post(format!("{base}/simulator/calls/{id}/far-end"))
+            .json(&json!({"action": "busy"})),
+    )
+    .await;
     assert_eq!(r.status(), 409);
-    let r = http()
-        .post(format!("{base}/simulator/calls/{id}/far-end"))
-        .json(&json!({"action": "hangup"}))
-        .send()
-        .await
-        .unwrap();
+    let r = sent(
+        http()
+            .post(format!("{base}/simulator/calls/{id}/far-end"))
+            .json(&json!({"action": "hangup"})),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     assert_eq!(
         alice.expect_invocation("CallEnded").await,
         vec![json!(id), json!("completed")]
     );
-    let r = http()
-        .post(format!("{base}/simulator/calls/{id}/far-end"))
-        .json(&json!({"action": "dance"}))
-        .send()
-        .await
-        .unwrap();
+    let r = sent(
+        http()
+            .post(format!("{base}/simulator/calls/{id}/far-end"))
+            .json(&json!({"action": "dance"})),
+    )
+    .await;
     assert_eq!(r.status(), 400);
 }
 

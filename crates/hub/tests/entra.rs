@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::State;
 use axum::routing::get;
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -21,7 +20,7 @@ use switchboard_hub::RunningHub;
 use switchboard_hub::auth::unix_now;
 use switchboard_hub::oidc::OidcConfig;
 
-use common::{jwt_payload, negotiate_bearer, start_hub_with};
+use common::{jwt_payload, negotiate_bearer, serve_idp, start_hub_with};
 
 const TENANT: &str = "6f2b1c3e-0d4a-4b7e-9c1d-2a3b4c5d6e7f";
 const OTHER_TENANT: &str = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
@@ -41,33 +40,27 @@ struct Idp {
 }
 
 async fn start_idp(issuer: &str) -> Arc<Idp> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let authority = format!("http://{}/tenant", listener.local_addr().unwrap());
-    let idp = Arc::new(Idp {
-        issuer: issuer.to_owned(),
-        authority,
-    });
-    let app = Router::new()
-        .route(
-            "/tenant/.well-known/openid-configuration",
-            get(|State(idp): State<Arc<Idp>>| async move {
-                axum::Json(json!({
-                    "issuer": idp.issuer,
-                    "jwks_uri": format!("{}/discovery/v2.0/keys", idp.authority),
-                }))
-            }),
-        )
-        .route(
+    serve_idp(
+        |base| Idp {
+            issuer: issuer.to_owned(),
+            authority: format!("{base}/tenant"),
+        },
+        |idp| {
+            json!({
+                "issuer": idp.issuer,
+                "jwks_uri": format!("{}/discovery/v2.0/keys", idp.authority),
+            })
+        },
+        Router::new().route(
             "/tenant/discovery/v2.0/keys",
             get(|| async {
                 let mut jwk = Jwk::from_encoding_key(&key(), Algorithm::RS256).unwrap();
                 jwk.common.key_id = Some("entra-kid".into());
                 axum::Json(JwkSet { keys: vec![jwk] })
             }),
-        )
-        .with_state(idp.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    idp
+        ),
+    )
+    .await
 }
 
 /// A hub trusting `idp`, accepting the client id and the App ID URI, and these tenants.

@@ -11,22 +11,17 @@ use switchboard_core::presence::batches;
 const BASE: &str = "/graph/v1.0";
 
 async fn get(base: &str, token: &str, path: &str) -> reqwest::Response {
-    http()
-        .get(format!("{base}{BASE}{path}"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
+    sent(http().get(format!("{base}{BASE}{path}")).bearer_auth(token)).await
 }
 
 async fn post(base: &str, token: &str, path: &str, body: Value) -> reqwest::Response {
-    http()
-        .post(format!("{base}{BASE}{path}"))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
+    sent(
+        http()
+            .post(format!("{base}{BASE}{path}"))
+            .bearer_auth(token)
+            .json(&body),
+    )
+    .await
 }
 
 async fn presence(base: &str, token: &str, id: &str) -> (String, String) {
@@ -45,6 +40,18 @@ async fn graph_error(r: reqwest::Response, status: u16, code: &str) -> String {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], code, "{body}");
     body["error"]["message"].as_str().unwrap().to_owned()
+}
+
+/// `post` answered with a Graph error `status`/`code` → its message.
+async fn post_error(
+    base: &str,
+    token: &str,
+    path: &str,
+    body: Value,
+    status: u16,
+    code: &str,
+) -> String {
+    graph_error(post(base, token, path, body).await, status, code).await
 }
 
 fn pair(a: &str, b: &str) -> (String, String) {
@@ -85,11 +92,7 @@ async fn reads_own_and_other_presence() {
     )
     .await;
     assert!(message.contains("nobody"));
-    let r = http()
-        .get(format!("{base}{BASE}/me/presence"))
-        .send()
-        .await
-        .unwrap();
+    let r = sent(http().get(format!("{base}{BASE}/me/presence"))).await;
     assert!(r.headers().contains_key("www-authenticate"));
     graph_error(r, 401, "InvalidAuthenticationToken").await;
     graph_error(
@@ -112,12 +115,8 @@ async fn directory_of_700_colleagues_loads_in_two_batches() {
     let mut next = Some(format!("{base}{BASE}/users?$top=300"));
     for _ in 0..10 {
         let Some(url) = next.take() else { break };
-        let body: Value = http()
-            .get(&url)
-            .bearer_auth(&alice)
-            .send()
+        let body: Value = sent(http().get(&url).bearer_auth(&alice))
             .await
-            .unwrap()
             .json()
             .await
             .unwrap();
@@ -153,27 +152,21 @@ async fn directory_of_700_colleagues_loads_in_two_batches() {
 
     // 651 ids: Graph's limit.
     let too_many: Vec<String> = (0..651).map(|i| format!("colleague-{i:03}")).collect();
-    let message = graph_error(
-        post(
-            &base,
-            &alice,
-            "/communications/getPresencesByUserId",
-            json!({ "ids": too_many }),
-        )
-        .await,
+    let message = post_error(
+        &base,
+        &alice,
+        "/communications/getPresencesByUserId",
+        json!({ "ids": too_many }),
         400,
         "BadRequest",
     )
     .await;
     assert!(message.contains("650"), "{message}");
-    graph_error(
-        post(
-            &base,
-            &alice,
-            "/communications/getPresencesByUserId",
-            json!({}),
-        )
-        .await,
+    post_error(
+        &base,
+        &alice,
+        "/communications/getPresencesByUserId",
+        json!({}),
         400,
         "BadRequest",
     )
@@ -271,14 +264,11 @@ async fn session_preferred_and_expiry_aggregate_like_graph() {
         presence(&base, &alice, "alice").await,
         pair("Busy", "InACall")
     );
-    graph_error(
-        post(
-            &base,
-            &alice,
-            "/users/alice/presence/clearPresence",
-            json!({"sessionId": "other"}),
-        )
-        .await,
+    post_error(
+        &base,
+        &alice,
+        "/users/alice/presence/clearPresence",
+        json!({"sessionId": "other"}),
         404,
         "ItemNotFound",
     )
@@ -292,45 +282,31 @@ async fn session_preferred_and_expiry_aggregate_like_graph() {
         json!({"sessionId": "app", "availability": "Busy", "activity": "InACall", "expirationDuration": "5 minutes"}),
         json!({"sessionId": "app", "availability": "Busy", "activity": "InACall", "expirationDuration": "PT5H"}),
     ] {
-        graph_error(
-            post(&base, &alice, set, body.clone()).await,
-            400,
-            "BadRequest",
-        )
-        .await;
+        post_error(&base, &alice, set, body.clone(), 400, "BadRequest").await;
     }
-    graph_error(
-        post(
-            &base,
-            &alice,
-            "/users/alice/presence/setUserPreferredPresence",
-            json!({"availability": "Busy", "activity": "InACall"}),
-        )
-        .await,
+    post_error(
+        &base,
+        &alice,
+        "/users/alice/presence/setUserPreferredPresence",
+        json!({"availability": "Busy", "activity": "InACall"}),
         400,
         "BadRequest",
     )
     .await;
-    graph_error(
-        post(
-            &base,
-            &alice,
-            "/users/bob/presence/setPresence",
-            json!({"sessionId": "app", "availability": "Busy", "activity": "InACall"}),
-        )
-        .await,
+    post_error(
+        &base,
+        &alice,
+        "/users/bob/presence/setPresence",
+        json!({"sessionId": "app", "availability": "Busy", "activity": "InACall"}),
         403,
         "Forbidden",
     )
     .await;
-    graph_error(
-        post(
-            &base,
-            &alice,
-            "/users/alice/presence/setStatusMessage",
-            json!({}),
-        )
-        .await,
+    post_error(
+        &base,
+        &alice,
+        "/users/alice/presence/setStatusMessage",
+        json!({}),
         400,
         "BadRequest",
     )
@@ -343,17 +319,10 @@ async fn session_expiration_below_pt5m_is_refused_by_default() {
     let hub = start_hub().await;
     let base = hub.base_url();
     let alice = dev_token(&base, "alice").await;
-    let message = graph_error(
-        post(
-            &base,
+    let message = post_error(&base,
             &alice,
             "/users/alice/presence/setPresence",
-            json!({"sessionId": "app", "availability": "Busy", "activity": "InACall", "expirationDuration": "PT1M"}),
-        )
-        .await,
-        400,
-        "BadRequest",
-    )
+            json!({"sessionId": "app", "availability": "Busy", "activity": "InACall", "expirationDuration": "PT1M"}), 400, "BadRequest")
     .await;
     assert!(message.contains("PT5M"));
     hub.shutdown(Duration::from_secs(1)).await;
@@ -401,12 +370,12 @@ async fn presence_changes_are_pushed_to_subscribers() {
     assert_eq!(hub.hub.graph().watcher_count("alice"), 1);
 
     // The simulator changes alice's Teams presence.
-    let r = http()
-        .post(format!("{base}/simulator/presence"))
-        .json(&json!({"user": "alice", "availability": "Busy", "activity": "InAMeeting"}))
-        .send()
-        .await
-        .unwrap();
+    let r = sent(
+        http()
+            .post(format!("{base}/simulator/presence"))
+            .json(&json!({"user": "alice", "availability": "Busy", "activity": "InAMeeting"})),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     let pushed = bob.expect_invocation("PresenceChanged").await;
     assert_eq!(
@@ -463,19 +432,19 @@ async fn simulator_page_has_the_teams_presence_control() {
     let base = hub.base_url();
     let page = get_text(&format!("{base}/simulator")).await;
     assert!(page.contains("Teams presence") && page.contains("/simulator/presence"));
-    let r = http()
-        .post(format!("{base}/simulator/presence"))
-        .json(&json!({"user": "alice", "availability": "Busy", "activity": "Lunch"}))
-        .send()
-        .await
-        .unwrap();
+    let r = sent(
+        http()
+            .post(format!("{base}/simulator/presence"))
+            .json(&json!({"user": "alice", "availability": "Busy", "activity": "Lunch"})),
+    )
+    .await;
     assert_eq!(r.status(), 400);
-    let r = http()
-        .post(format!("{base}/simulator/presence"))
-        .json(&json!({"user": "alice", "availability": "Offline", "activity": "Offline"}))
-        .send()
-        .await
-        .unwrap();
+    let r = sent(
+        http()
+            .post(format!("{base}/simulator/presence"))
+            .json(&json!({"user": "alice", "availability": "Offline", "activity": "Offline"})),
+    )
+    .await;
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["availability"], "Offline");
     hub.shutdown(Duration::from_secs(1)).await;

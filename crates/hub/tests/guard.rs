@@ -10,7 +10,7 @@ use std::process::Command;
 use serde_json::json;
 use switchboard_hub::oidc::OidcConfig;
 
-use common::{KEY, http, start_hub, start_hub_with};
+use common::{KEY, http, sent, start_hub, start_hub_with};
 
 fn oidc() -> OidcConfig {
     // Never fetched by these tests: they are refused (or not) before any token check.
@@ -44,23 +44,19 @@ async fn without_dev_mode_only_allowed_origins_reach_the_browser_routes() {
         assert_eq!(negotiate(origin).await.unwrap().status(), 401, "{origin}");
     }
     // No Origin (not a browser): as before.
-    let r = http()
-        .post(format!("{base}/api/negotiate"))
-        .send()
-        .await
-        .unwrap();
+    let r = sent(http().post(format!("{base}/api/negotiate"))).await;
     assert_eq!(r.status(), 401);
     // The WebSocket endpoint checks Origin too (before the upgrade).
-    let r = http()
-        .get(format!("{base}/client/?hub=switchboard&id=x"))
-        .header("origin", "https://evil.example")
-        .header("connection", "upgrade")
-        .header("upgrade", "websocket")
-        .header("sec-websocket-version", "13")
-        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
-        .send()
-        .await
-        .unwrap();
+    let r = sent(
+        http()
+            .get(format!("{base}/client/?hub=switchboard&id=x"))
+            .header("origin", "https://evil.example")
+            .header("connection", "upgrade")
+            .header("upgrade", "websocket")
+            .header("sec-websocket-version", "13")
+            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    )
+    .await;
     assert_eq!(r.status(), 403);
     // CORS preflight: an allowed origin is echoed, another is not.
     let preflight = |origin: &str| {
@@ -82,13 +78,13 @@ async fn without_dev_mode_only_allowed_origins_reach_the_browser_routes() {
 #[tokio::test]
 async fn dev_mode_on_loopback_keeps_every_origin() {
     let hub = start_hub().await;
-    let r = http()
-        .post(format!("{}/dev/token", hub.base_url()))
-        .header("origin", "http://localhost:5999")
-        .json(&json!({"user": "alice"}))
-        .send()
-        .await
-        .unwrap();
+    let r = sent(
+        http()
+            .post(format!("{}/dev/token", hub.base_url()))
+            .header("origin", "http://localhost:5999")
+            .json(&json!({"user": "alice"})),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     assert_eq!(
         r.headers()["access-control-allow-origin"],
@@ -107,33 +103,33 @@ async fn the_simulator_and_dev_hooks_answer_loopback_or_the_access_key() {
         (reqwest::Method::POST, "/dev/users/alice/drop"),
     ] {
         let url = format!("{base}{path}");
-        let r = http()
-            .request(method.clone(), &url)
-            .header("x-forwarded-for", proxied)
-            .send()
-            .await
-            .unwrap();
+        let r = sent(
+            http()
+                .request(method.clone(), &url)
+                .header("x-forwarded-for", proxied),
+        )
+        .await;
         assert_eq!(r.status(), 403, "{path}");
         assert!(r.text().await.unwrap().contains("loopback"));
-        let r = http()
-            .request(method.clone(), &url)
-            .header("x-forwarded-for", proxied)
-            .header("x-functions-key", KEY)
-            .send()
-            .await
-            .unwrap();
+        let r = sent(
+            http()
+                .request(method.clone(), &url)
+                .header("x-forwarded-for", proxied)
+                .header("x-functions-key", KEY),
+        )
+        .await;
         assert_eq!(r.status(), 200, "{path} with the key");
-        let r = http().request(method, &url).send().await.unwrap();
+        let r = sent(http().request(method, &url)).await;
         assert_eq!(r.status(), 200, "{path} from loopback");
     }
     // Dev sign-in itself stays open (browsers use it).
-    let r = http()
-        .post(format!("{base}/dev/token"))
-        .header("x-forwarded-for", proxied)
-        .json(&json!({"user": "alice"}))
-        .send()
-        .await
-        .unwrap();
+    let r = sent(
+        http()
+            .post(format!("{base}/dev/token"))
+            .header("x-forwarded-for", proxied)
+            .json(&json!({"user": "alice"})),
+    )
+    .await;
     assert_eq!(r.status(), 200);
 }
 
@@ -156,12 +152,12 @@ async fn with_oidc_a_dev_name_cannot_look_like_an_identity_provider_id() {
     assert_eq!(token("alice").await.unwrap().status(), 200);
     // Without OIDC there is nobody to collide with: GUID names stay allowed.
     let dev = start_hub().await;
-    let r = http()
-        .post(format!("{}/dev/token", dev.base_url()))
-        .json(&json!({"user": "9d3c4b5a-6e7f-4a8b-9c0d-1e2f3a4b5c6d"}))
-        .send()
-        .await
-        .unwrap();
+    let r = sent(
+        http()
+            .post(format!("{}/dev/token", dev.base_url()))
+            .json(&json!({"user": "9d3c4b5a-6e7f-4a8b-9c0d-1e2f3a4b5c6d"})),
+    )
+    .await;
     assert_eq!(r.status(), 200);
 }
 

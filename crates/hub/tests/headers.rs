@@ -5,7 +5,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::{http, start_hub_with};
+use common::{http, sent, start_hub_with};
 
 fn static_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("switchboard-csp-{name}-{}", std::process::id()));
@@ -35,11 +35,7 @@ async fn widget_pages_carry_the_csp_and_the_security_headers() {
     })
     .await;
     for path in ["/", "/index.html", "/some/spa/route"] {
-        let r = http()
-            .get(format!("{}{path}", hub.base_url()))
-            .send()
-            .await
-            .unwrap();
+        let r = sent(http().get(format!("{}{path}", hub.base_url()))).await;
         assert_eq!(r.status(), 200, "{path}");
         let h = r.headers();
         assert_eq!(h["x-content-type-options"], "nosniff");
@@ -72,18 +68,10 @@ async fn widget_pages_carry_the_csp_and_the_security_headers() {
         }
         assert!(directive("frame-src").contains("https://login.microsoftonline.com"));
     }
-    let r = http()
-        .get(format!("{}/app.css", hub.base_url()))
-        .send()
-        .await
-        .unwrap();
+    let r = sent(http().get(format!("{}/app.css", hub.base_url()))).await;
     assert_eq!(r.headers()["x-content-type-options"], "nosniff");
     // The API routes are not the widget's pages.
-    let r = http()
-        .get(format!("{}/healthz", hub.base_url()))
-        .send()
-        .await
-        .unwrap();
+    let r = sent(http().get(format!("{}/healthz", hub.base_url()))).await;
     assert!(r.headers().get("content-security-policy").is_none());
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -100,7 +88,7 @@ async fn without_dev_mode_only_the_configured_ancestors_may_frame() {
         ));
     })
     .await;
-    let r = http().get(hub.base_url()).send().await.unwrap();
+    let r = sent(http().get(hub.base_url())).await;
     let csp = r.headers()["content-security-policy"]
         .to_str()
         .unwrap()

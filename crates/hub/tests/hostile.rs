@@ -132,13 +132,13 @@ async fn a_client_that_stops_reading_is_closed_and_sends_say_not_delivered() {
         "an overflowing connection must refuse, not drop silently"
     );
     // The adaptor says so too (503), or the user is already gone (400).
-    let r = http()
-        .post(format!("{base}/api/SendMessageToUser"))
-        .header("x-functions-key", KEY)
-        .json(&json!({"userId": "mallory", "message": "{\"x\":1}"}))
-        .send()
-        .await
-        .unwrap();
+    let r = sent(
+        http()
+            .post(format!("{base}/api/SendMessageToUser"))
+            .header("x-functions-key", KEY)
+            .json(&json!({"userId": "mallory", "message": "{\"x\":1}"})),
+    )
+    .await;
     assert!(r.status() == 503 || r.status() == 400, "{}", r.status());
     bystander_answered(&mut bob).await;
     eventually(|| !hub.hub.user_connected("switchboard", "mallory")).await;
@@ -160,12 +160,7 @@ async fn negotiate_floods_get_429_with_retry_after() {
     let negotiate_url = switchboard_signalr::negotiate::negotiate_url(&url);
     let mut refused = None;
     for _ in 0..200 {
-        let r = http()
-            .post(&negotiate_url)
-            .bearer_auth(&access_token)
-            .send()
-            .await
-            .unwrap();
+        let r = sent(http().post(&negotiate_url).bearer_auth(&access_token)).await;
         if r.status() == 429 {
             refused = Some(r);
             break;

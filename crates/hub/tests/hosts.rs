@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{get_text, http, start_hub};
+use common::{get_text, http, sent, start_hub};
 
 #[tokio::test]
 async fn host_simulators_are_served_in_dev_mode() {
@@ -30,7 +30,7 @@ async fn host_simulators_are_served_in_dev_mode() {
             "sforce.opencti",
         ),
     ] {
-        let r = http().get(format!("{base}{path}")).send().await.unwrap();
+        let r = sent(http().get(format!("{base}{path}"))).await;
         assert_eq!(r.status(), 200, "{path}");
         let content_type = r.headers()["content-type"].to_str().unwrap().to_owned();
         assert!(content_type.starts_with(kind), "{path}: {content_type}");

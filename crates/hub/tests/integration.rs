@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use common::*;
 use futures_util::{SinkExt, StreamExt};
+use reqwest::Method;
 use serde_json::{Value, json};
 use switchboard_hub::auth::{AccessKey, DevTokens, unix_now};
 use switchboard_signalr::CompletionOutcome;
@@ -17,12 +18,12 @@ use tokio_tungstenite::tungstenite::Message;
 async fn dev_token_is_issued_and_validated() {
     let hub = start_hub().await;
     let base = hub.base_url();
-    let r = http()
-        .post(format!("{base}/dev/token"))
-        .json(&json!({"user": "alice"}))
-        .send()
-        .await
-        .unwrap();
+    let r = sent(
+        http()
+            .post(format!("{base}/dev/token"))
+            .json(&json!({"user": "alice"})),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
     let token = body["accessToken"].as_str().unwrap();
@@ -37,31 +38,21 @@ async fn dev_token_is_issued_and_validated() {
         json!({"user": "x".repeat(65)}),
         json!({}),
     ] {
-        let r = http()
-            .post(format!("{base}/dev/token"))
-            .json(&bad)
-            .send()
-            .await
-            .unwrap();
+        let r = sent(http().post(format!("{base}/dev/token")).json(&bad)).await;
         assert_eq!(r.status(), 400, "{bad}");
         let body: Value = r.json().await.unwrap();
         assert!(body["error"].as_str().unwrap().contains("user"));
     }
-    let r = http()
-        .post(format!("{base}/dev/token"))
-        .body("nope")
-        .send()
-        .await
-        .unwrap();
+    let r = sent(http().post(format!("{base}/dev/token")).body("nope")).await;
     assert_eq!(r.status(), 400);
 
     // A good token negotiates.
-    let r = http()
-        .post(format!("{base}/api/negotiate"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
+    let r = sent(
+        http()
+            .post(format!("{base}/api/negotiate"))
+            .bearer_auth(token),
+    )
+    .await;
     assert_eq!(r.status(), 200);
 
     // Missing, bad signature, expired, wrong audience: 401 with a JSON error.
@@ -83,12 +74,12 @@ async fn dev_token_is_issued_and_validated() {
         ("wrong aud", hub_token),
         ("garbage", "a.b.c".into()),
     ] {
-        let r = http()
-            .post(format!("{base}/api/negotiate"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
+        let r = sent(
+            http()
+                .post(format!("{base}/api/negotiate"))
+                .bearer_auth(&token),
+        )
+        .await;
         assert_eq!(r.status(), 401, "{name}");
         let body: Value = r.json().await.unwrap();
         assert!(
@@ -96,13 +87,25 @@ async fn dev_token_is_issued_and_validated() {
             "{name}: {body}"
         );
     }
-    let r = http()
-        .get(format!("{base}/api/negotiate"))
-        .send()
-        .await
-        .unwrap();
+    let r = sent(http().get(format!("{base}/api/negotiate"))).await;
     assert_eq!(r.status(), 401);
     assert!(r.headers().contains_key("www-authenticate"));
+}
+
+/// `POST /client/negotiate?hub=switchboard&negotiateVersion=1` with the hub access token → the
+/// answer.
+async fn negotiate_v1(base: &str, access_token: &str) -> Value {
+    sent(
+        http()
+            .post(format!(
+                "{base}/client/negotiate?hub=switchboard&negotiateVersion=1"
+            ))
+            .bearer_auth(access_token),
+    )
+    .await
+    .json()
+    .await
+    .unwrap()
 }
 
 #[tokio::test]
@@ -117,27 +120,17 @@ async fn negotiate_redirect_and_client_endpoint() {
     assert_eq!(claims["nameid"], "alice");
 
     // ?hub= picks another hub; the GET form works too.
-    let r = http()
-        .get(format!("{base}/api/negotiate?hub=chat"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let r = sent(
+        http()
+            .get(format!("{base}/api/negotiate?hub=chat"))
+            .bearer_auth(&token),
+    )
+    .await;
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["url"], format!("{base}/client/?hub=chat"));
 
     // v1 and v0 answers; localhost and 127.0.0.1 are the same audience.
-    let v1: Value = http()
-        .post(format!(
-            "{base}/client/negotiate?hub=switchboard&negotiateVersion=1"
-        ))
-        .bearer_auth(&access_token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v1 = negotiate_v1(&base, &access_token).await;
     assert_eq!(v1["negotiateVersion"], 1);
     assert!(v1["connectionToken"].is_string() && v1["connectionId"].is_string());
     assert_eq!(
@@ -149,16 +142,13 @@ async fn negotiate_redirect_and_client_endpoint() {
         ])
     );
     let localhost = base.replace("127.0.0.1", "localhost");
-    let v0: Value = http()
-        .post(format!(
-            "{localhost}/client/negotiate?hub=switchboard&access_token={access_token}"
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v0: Value = sent(http().post(format!(
+        "{localhost}/client/negotiate?hub=switchboard&access_token={access_token}"
+    )))
+    .await
+    .json()
+    .await
+    .unwrap();
     assert!(v0.get("connectionToken").is_none());
     assert!(v0["connectionId"].is_string());
 
@@ -210,65 +200,43 @@ async fn send_message_to_user() {
     let url = format!("{base}/api/SendMessageToUser");
     let body = json!({"userId": "alice", "message": "{\"PhoneNumber\":\"+15551234567\",\"comments\":\"Billing\"}"});
 
-    let r = http().post(&url).json(&body).send().await.unwrap();
+    let r = sent(http().post(&url).json(&body)).await;
     assert_eq!(r.status(), 401);
-    let r = http()
-        .post(&url)
-        .header("x-functions-key", "wrong")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = sent(
+        http()
+            .post(&url)
+            .header("x-functions-key", "wrong")
+            .json(&body),
+    )
+    .await;
     assert_eq!(r.status(), 401);
-    let r = http()
-        .post(format!("{url}?code=wrong"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = sent(http().post(format!("{url}?code=wrong")).json(&body)).await;
     assert_eq!(r.status(), 401);
 
     // Nobody connected: exact seed body, and no call is registered.
-    let r = http()
-        .post(format!("{url}?code={KEY}"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = sent(http().post(format!("{url}?code={KEY}")).json(&body)).await;
     assert_eq!(r.status(), 400);
     assert_eq!(r.text().await.unwrap(), "User Not Connected Currently");
     assert!(hub.hub.newest_calls(10).is_empty());
 
     // Bad bodies.
     for bad in [json!({"message": "x"}), json!({"userId": "alice"})] {
-        let r = http()
-            .post(&url)
-            .header("x-functions-key", KEY)
-            .json(&bad)
-            .send()
-            .await
-            .unwrap();
+        let r = sent(http().post(&url).header("x-functions-key", KEY).json(&bad)).await;
         assert_eq!(r.status(), 400);
         assert!(r.text().await.unwrap().contains("is required"));
     }
-    let r = http()
-        .post(&url)
-        .header("x-functions-key", KEY)
-        .body("{oops")
-        .send()
-        .await
-        .unwrap();
+    let r = sent(
+        http()
+            .post(&url)
+            .header("x-functions-key", KEY)
+            .body("{oops"),
+    )
+    .await;
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("not valid JSON"));
 
     let mut alice = Client::connect(&base, "alice").await;
-    let r = http()
-        .post(&url)
-        .header("x-functions-key", KEY)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = sent(http().post(&url).header("x-functions-key", KEY).json(&body)).await;
     assert_eq!(r.status(), 200);
     let answer: Value = r.json().await.unwrap();
     let call_id = answer["callId"].as_str().unwrap().to_owned();
@@ -281,12 +249,12 @@ async fn send_message_to_user() {
 
     // The message's own callId is used; the route matches without regard to case; ?code= works.
     let body = json!({"userId": "alice", "message": "{\"PhoneNumber\":\"+15551234567\",\"callId\":\"tel-42\"}"});
-    let r = http()
-        .post(format!("{base}/api/sendmessagetouser?code={KEY}"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = sent(
+        http()
+            .post(format!("{base}/api/sendmessagetouser?code={KEY}"))
+            .json(&body),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     assert_eq!(
         r.json::<Value>().await.unwrap(),
@@ -300,13 +268,7 @@ async fn send_message_to_user() {
 
     // A non-call message is forwarded unchanged and registers nothing.
     let body = json!({"userId": "alice", "message": "hello"});
-    let r = http()
-        .post(&url)
-        .header("x-functions-key", KEY)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = sent(http().post(&url).header("x-functions-key", KEY).json(&body)).await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().await.unwrap(), json!({}));
     assert_eq!(
@@ -315,29 +277,21 @@ async fn send_message_to_user() {
     );
 
     // The registry sees the ringing call.
-    let r = http()
-        .get(format!("{base}/api/calls/tel-42"))
-        .header("x-functions-key", KEY)
-        .send()
-        .await
-        .unwrap();
+    let r = sent(
+        http()
+            .get(format!("{base}/api/calls/tel-42"))
+            .header("x-functions-key", KEY),
+    )
+    .await;
     let call: Value = r.json().await.unwrap();
     assert_eq!(call["state"], "ringing");
     assert_eq!(call["agent"], "alice");
     assert_eq!(call["phoneNumber"], "+15551234567");
     assert_eq!(call["direction"], "inbound");
     assert!(call["createdAt"].as_u64().unwrap() > 1_700_000_000_000);
-    let r = http()
-        .get(format!("{base}/api/calls/tel-42"))
-        .send()
-        .await
-        .unwrap();
+    let r = sent(http().get(format!("{base}/api/calls/tel-42"))).await;
     assert_eq!(r.status(), 401);
-    let r = http()
-        .get(format!("{base}/api/calls/nope?code={KEY}"))
-        .send()
-        .await
-        .unwrap();
+    let r = sent(http().get(format!("{base}/api/calls/nope?code={KEY}"))).await;
     assert_eq!(r.status(), 404);
 }
 
@@ -347,43 +301,34 @@ async fn user_client_route() {
     let base = hub.base_url();
     let url = format!("{base}/api/userclient");
     let body = json!({"userId": "alice", "connectionId": "c1", "connectionStatus": "connected"});
-    assert_eq!(
-        http().post(&url).json(&body).send().await.unwrap().status(),
-        401
-    );
-    let r = http()
-        .post(&url)
-        .header("x-functions-key", KEY)
-        .json(&json!({"connectionId": "c1"}))
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(sent(http().post(&url).json(&body)).await.status(), 401);
+    let r = sent(
+        http()
+            .post(&url)
+            .header("x-functions-key", KEY)
+            .json(&json!({"connectionId": "c1"})),
+    )
+    .await;
     assert_eq!(r.status(), 400);
     assert_eq!(r.text().await.unwrap(), "userId is required");
-    let r = http()
-        .post(&url)
-        .header("x-functions-key", KEY)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = sent(http().post(&url).header("x-functions-key", KEY).json(&body)).await;
     assert_eq!(r.status(), 200);
     let token = dev_token(&base, "alice").await;
-    let r = http()
-        .post(format!("{base}/api/UserClient"))
-        .bearer_auth(&token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = sent(
+        http()
+            .post(format!("{base}/api/UserClient"))
+            .bearer_auth(&token)
+            .json(&body),
+    )
+    .await;
     assert_eq!(r.status(), 200);
-    let r = http()
-        .post(&url)
-        .bearer_auth(&token)
-        .json(&json!({"userId": "bob"}))
-        .send()
-        .await
-        .unwrap();
+    let r = sent(
+        http()
+            .post(&url)
+            .bearer_auth(&token)
+            .json(&json!({"userId": "bob"})),
+    )
+    .await;
     assert_eq!(r.status(), 403);
     assert_eq!(
         hub.hub
@@ -432,27 +377,32 @@ async fn azure_rest_send_to_user() {
     assert_eq!(hub.hub.call(&call_id).unwrap().agent, "alice");
 
     // The 2022-06-01 paths of newer SDKs (aud without the api-version query).
-    let p = "/api/hubs/switchboard/users/alice/:send";
-    let r = http()
-        .post(format!("{base}{p}?api-version=2022-06-01"))
-        .bearer_auth(rest_token(&base, p))
-        .json(&json!({"target": "ReceiveNotification", "arguments": ["v2"]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
+    assert_eq!(
+        rest(
+            Method::POST,
+            &base,
+            "/api/hubs/switchboard/users/alice/:send",
+            "?api-version=2022-06-01",
+            Some(json!({"target": "ReceiveNotification", "arguments": ["v2"]}))
+        )
+        .await,
+        202
+    );
     assert_eq!(
         alice.expect_invocation("ReceiveNotification").await,
         vec![json!("v2")]
     );
-    let p = "/api/hubs/switchboard/users/alice";
-    let r = http()
-        .head(format!("{base}{p}?api-version=2022-06-01"))
-        .bearer_auth(rest_token(&base, p))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(
+        rest(
+            Method::HEAD,
+            &base,
+            "/api/hubs/switchboard/users/alice",
+            "?api-version=2022-06-01",
+            None
+        )
+        .await,
+        200
+    );
 
     // Wrong audience, expired, other key, none: 401.
     let now = unix_now();
@@ -480,74 +430,76 @@ async fn azure_rest_send_to_user() {
         assert_eq!(head(token).await.unwrap().status(), 401, "{name}");
     }
     assert_eq!(
-        http()
-            .post(format!("{base}{path}"))
-            .json(&json!({"target": "x"}))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        sent(
+            http()
+                .post(format!("{base}{path}"))
+                .json(&json!({"target": "x"}))
+        )
+        .await
+        .status(),
         401
     );
 
     // Bad payload: 400.
-    let r = http()
-        .post(format!("{base}{path}"))
-        .bearer_auth(rest_token(&base, path))
-        .json(&json!({"arguments": []}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400);
+    assert_eq!(
+        rest(
+            Method::POST,
+            &base,
+            path,
+            "",
+            Some(json!({"arguments": []}))
+        )
+        .await,
+        400
+    );
 
     // Broadcast, group and connection sends.
-    let p = "/api/v1/hubs/switchboard";
-    let r = http()
-        .post(format!("{base}{p}"))
-        .bearer_auth(rest_token(&base, p))
-        .json(&json!({"target": "PresenceChanged", "arguments": [{"availability": "Busy"}]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
+    assert_eq!(
+        v1(
+            &base,
+            Method::POST,
+            "",
+            Some(json!({"target": "PresenceChanged", "arguments": [{"availability": "Busy"}]}))
+        )
+        .await,
+        202
+    );
     assert_eq!(
         alice.expect_invocation("PresenceChanged").await,
         vec![json!({"availability": "Busy"})]
     );
-    let p = "/api/v1/hubs/switchboard/groups/sales/users/alice";
-    let r = http()
-        .put(format!("{base}{p}"))
-        .bearer_auth(rest_token(&base, p))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let p = "/api/v1/hubs/switchboard/groups/sales";
-    let r = http()
-        .post(format!("{base}{p}"))
-        .bearer_auth(rest_token(&base, p))
-        .json(&json!({"target": "Team", "arguments": ["hi"]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
+    assert_eq!(
+        v1(&base, Method::PUT, "/groups/sales/users/alice", None).await,
+        200
+    );
+    assert_eq!(
+        v1(
+            &base,
+            Method::POST,
+            "/groups/sales",
+            Some(json!({"target": "Team", "arguments": ["hi"]}))
+        )
+        .await,
+        202
+    );
     assert_eq!(alice.expect_invocation("Team").await, vec![json!("hi")]);
-    let p = "/api/v1/hubs/switchboard/groups/sales/users/alice";
-    let r = http()
-        .delete(format!("{base}{p}"))
-        .bearer_auth(rest_token(&base, p))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let p = "/api/v1/hubs/switchboard/groups/sales";
-    let r = http()
-        .head(format!("{base}{p}"))
-        .bearer_auth(rest_token(&base, p))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 404);
+    assert_eq!(
+        v1(&base, Method::DELETE, "/groups/sales/users/alice", None).await,
+        200
+    );
+    assert_eq!(v1(&base, Method::HEAD, "/groups/sales", None).await, 404);
+}
+
+/// A signed REST request to `/api/v1/hubs/switchboard{path}` → the HTTP status.
+async fn v1(base: &str, method: Method, path: &str, body: Option<Value>) -> reqwest::StatusCode {
+    rest(
+        method,
+        base,
+        &format!("/api/v1/hubs/switchboard{path}"),
+        "",
+        body,
+    )
+    .await
 }
 
 // ----- call control ------------------------------------------------------------------------------
@@ -555,13 +507,13 @@ async fn azure_rest_send_to_user() {
 async fn ring(base: &str, user: &str, call_id: &str) {
     let message =
         json!({"PhoneNumber": "+14255550123", "callId": call_id, "callerName": "Dana"}).to_string();
-    let r = http()
-        .post(format!("{base}/api/SendMessageToUser"))
-        .header("x-functions-key", KEY)
-        .json(&json!({"userId": user, "message": message}))
-        .send()
-        .await
-        .unwrap();
+    let r = sent(
+        http()
+            .post(format!("{base}/api/SendMessageToUser"))
+            .header("x-functions-key", KEY)
+            .json(&json!({"userId": user, "message": message})),
+    )
+    .await;
     assert_eq!(r.status(), 200);
 }
 
@@ -678,11 +630,7 @@ async fn call_control_updates_the_registry_and_every_tab() {
     );
 
     // The caller abandons a ringing call (simulator).
-    let r = http()
-        .post(format!("{base}/simulator/calls/c4/abandon"))
-        .send()
-        .await
-        .unwrap();
+    let r = sent(http().post(format!("{base}/simulator/calls/c4/abandon"))).await;
     assert_eq!(r.status(), 200);
     assert_eq!(
         tab1.expect_invocation("CallEnded").await,
@@ -712,21 +660,11 @@ async fn simulator_rings_through_the_same_path() {
     let page = get_text(&format!("{base}/simulator")).await;
     assert!(page.contains("<label for=\"agent\">") && !page.contains("innerHTML"));
     let ring = json!({"agent": "alice", "phoneNumber": "+14255550123", "callerName": "Dana", "queue": "Sales"});
-    let r = http()
-        .post(format!("{base}/simulator/ring"))
-        .json(&ring)
-        .send()
-        .await
-        .unwrap();
+    let r = sent(http().post(format!("{base}/simulator/ring")).json(&ring)).await;
     assert_eq!(r.status(), 400);
     assert_eq!(r.text().await.unwrap(), "User Not Connected Currently");
     let mut alice = Client::connect(&base, "alice").await;
-    let r = http()
-        .post(format!("{base}/simulator/ring"))
-        .json(&ring)
-        .send()
-        .await
-        .unwrap();
+    let r = sent(http().post(format!("{base}/simulator/ring")).json(&ring)).await;
     assert_eq!(r.status(), 200);
     let call_id = r.json::<Value>().await.unwrap()["callId"]
         .as_str()
@@ -741,12 +679,8 @@ async fn simulator_rings_through_the_same_path() {
     assert_eq!(calls[0]["state"], "ringing");
     let bad = json!({"agent": "alice", "phoneNumber": "<b>"});
     assert_eq!(
-        http()
-            .post(format!("{base}/simulator/ring"))
-            .json(&bad)
-            .send()
+        sent(http().post(format!("{base}/simulator/ring")).json(&bad))
             .await
-            .unwrap()
             .status(),
         400
     );
@@ -865,17 +799,7 @@ async fn unused_connection_tokens_expire() {
     let base = hub.base_url();
     let token = dev_token(&base, "alice").await;
     let (_, access_token) = negotiate_redirect(&base, &token).await;
-    let v1: Value = http()
-        .post(format!(
-            "{base}/client/negotiate?hub=switchboard&negotiateVersion=1"
-        ))
-        .bearer_auth(&access_token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v1 = negotiate_v1(&base, &access_token).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let url = format!(
         "ws://{}/client/?hub=switchboard&id={}&access_token={access_token}",
@@ -910,33 +834,18 @@ async fn static_files_with_spa_fallback() {
     std::fs::write(dir.join("config.json"), "{\"auth\":{\"mode\":\"dev\"}}").unwrap();
     let hub = start_hub_with(|c| c.static_dir = Some(dir.clone())).await;
     let base = hub.base_url();
-    let index = http()
-        .get(format!("{base}/?user=alice"))
-        .send()
-        .await
-        .unwrap();
+    let index = sent(http().get(format!("{base}/?user=alice"))).await;
     assert_eq!(index.status(), 200);
     assert!(index.text().await.unwrap().contains("widget"));
-    let config = http()
-        .get(format!("{base}/config.json"))
-        .send()
-        .await
-        .unwrap();
+    let config = sent(http().get(format!("{base}/config.json"))).await;
     assert_eq!(config.json::<Value>().await.unwrap()["auth"]["mode"], "dev");
-    let deep = http()
-        .get(format!("{base}/some/route"))
-        .send()
-        .await
-        .unwrap();
+    let deep = sent(http().get(format!("{base}/some/route"))).await;
     assert_eq!(deep.status(), 200);
     assert!(deep.text().await.unwrap().contains("widget"));
     // API routes still win.
     assert_eq!(
-        http()
-            .get(format!("{base}/api/negotiate"))
-            .send()
+        sent(http().get(format!("{base}/api/negotiate")))
             .await
-            .unwrap()
             .status(),
         401
     );
@@ -947,20 +856,20 @@ async fn static_files_with_spa_fallback() {
 async fn cors_preflight_for_the_browser_routes() {
     let hub = start_hub().await;
     let base = hub.base_url();
-    let r = http()
-        .request(
-            reqwest::Method::OPTIONS,
-            format!("{base}/client/negotiate?hub=switchboard&negotiateVersion=1"),
-        )
-        .header("origin", "https://crm.example")
-        .header("access-control-request-method", "POST")
-        .header(
-            "access-control-request-headers",
-            "authorization,x-signalr-user-agent",
-        )
-        .send()
-        .await
-        .unwrap();
+    let r = sent(
+        http()
+            .request(
+                reqwest::Method::OPTIONS,
+                format!("{base}/client/negotiate?hub=switchboard&negotiateVersion=1"),
+            )
+            .header("origin", "https://crm.example")
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization,x-signalr-user-agent",
+            ),
+    )
+    .await;
     assert!(r.status().is_success());
     assert_eq!(
         r.headers()["access-control-allow-origin"],

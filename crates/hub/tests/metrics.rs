@@ -5,7 +5,7 @@ mod common;
 
 use serde_json::json;
 
-use common::{Client, KEY, http, start_hub};
+use common::{Client, KEY, http, sent, start_hub};
 
 #[tokio::test]
 async fn metrics_answer_with_the_named_series_after_a_connection_and_a_send() {
@@ -13,16 +13,11 @@ async fn metrics_answer_with_the_named_series_after_a_connection_and_a_send() {
     let base = hub.base_url();
     let mut alice = Client::connect(&base, "alice").await;
 
-    let r = http()
-        .post(format!("{base}/api/SendMessageToUser?code={KEY}"))
-        .json(&json!({"userId": "alice", "message": "{\"PhoneNumber\":\"+15551234567\",\"comments\":\"Billing\"}"}))
-        .send()
-        .await
-        .unwrap();
+    let r = sent(http().post(format!("{base}/api/SendMessageToUser?code={KEY}")).json(&json!({"userId": "alice", "message": "{\"PhoneNumber\":\"+15551234567\",\"comments\":\"Billing\"}"}))).await;
     assert_eq!(r.status(), 200);
     alice.expect_invocation("ReceiveNotification").await;
 
-    let r = http().get(format!("{base}/metrics")).send().await.unwrap();
+    let r = sent(http().get(format!("{base}/metrics"))).await;
     assert_eq!(r.status(), 200);
     assert!(
         r.headers()["content-type"]

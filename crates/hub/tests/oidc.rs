@@ -20,7 +20,9 @@ use switchboard_hub::RunningHub;
 use switchboard_hub::auth::unix_now;
 use switchboard_hub::oidc::OidcConfig;
 
-use common::{get_status, http, jwt_payload, negotiate_bearer as negotiate, start_hub_with};
+use common::{
+    get_status, http, jwt_payload, negotiate_bearer as negotiate, sent, serve_idp, start_hub_with,
+};
 
 const AUDIENCE: &str = "api://switchboard-test";
 
@@ -46,25 +48,20 @@ struct Idp {
 }
 
 async fn start_idp() -> Arc<Idp> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let issuer = format!("http://{}/tenant", listener.local_addr().unwrap());
-    let idp = Arc::new(Idp {
-        issuer,
-        keys: Mutex::new(vec![1]),
-        jwks_fetches: AtomicUsize::new(0),
-    });
-    let app = Router::new()
-        .route(
-            "/tenant/.well-known/openid-configuration",
-            get(|State(idp): State<Arc<Idp>>| async move {
-                axum::Json(json!({
-                    "issuer": idp.issuer,
-                    "jwks_uri": format!("{}/jwks", idp.issuer),
-                    "authorization_endpoint": format!("{}/auth", idp.issuer),
-                }))
-            }),
-        )
-        .route(
+    serve_idp(
+        |base| Idp {
+            issuer: format!("{base}/tenant"),
+            keys: Mutex::new(vec![1]),
+            jwks_fetches: AtomicUsize::new(0),
+        },
+        |idp| {
+            json!({
+                "issuer": idp.issuer,
+                "jwks_uri": format!("{}/jwks", idp.issuer),
+                "authorization_endpoint": format!("{}/auth", idp.issuer),
+            })
+        },
+        Router::new().route(
             "/tenant/jwks",
             get(|State(idp): State<Arc<Idp>>| async move {
                 idp.jwks_fetches.fetch_add(1, Ordering::SeqCst);
@@ -77,10 +74,9 @@ async fn start_idp() -> Arc<Idp> {
                     .push(json!({"kty": "weird", "kid": "x"}));
                 axum::Json(set)
             }),
-        )
-        .with_state(idp.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    idp
+        ),
+    )
+    .await
 }
 
 async fn hub_for(idp: &Idp, dev: bool) -> RunningHub {
@@ -178,12 +174,12 @@ async fn a_valid_token_negotiates_as_its_oid_and_bad_ones_get_401_with_the_reaso
     let (status, body) = negotiate(&hub, &dev.access_token).await;
     assert_eq!(status, 401);
     assert!(body["error"].as_str().unwrap().contains("RS256"), "{body}");
-    let r = http()
-        .post(format!("{}/dev/token", hub.base_url()))
-        .json(&json!({"user": "alice"}))
-        .send()
-        .await
-        .unwrap();
+    let r = sent(
+        http()
+            .post(format!("{}/dev/token", hub.base_url()))
+            .json(&json!({"user": "alice"})),
+    )
+    .await;
     assert_eq!(r.status(), 404);
     assert!(!hub.hub.dev_mode());
     // Nor are the simulators there: the telephony simulator, the CRM host pages, Graph's

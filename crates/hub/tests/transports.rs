@@ -31,12 +31,7 @@ async fn negotiate_client(
     if stateful {
         negotiate = negotiate::append_query(&negotiate, "useStatefulReconnect", "true");
     }
-    let r = http()
-        .post(negotiate)
-        .bearer_auth(&access_token)
-        .send()
-        .await
-        .unwrap();
+    let r = sent(http().post(negotiate).bearer_auth(&access_token)).await;
     assert_eq!(r.status(), 200);
     let NegotiateResponse::Connection(c) =
         NegotiateResponse::decode(&r.text().await.unwrap()).unwrap()
@@ -283,25 +278,39 @@ async fn long_polling_json_and_messagepack() {
         // DELETE ends it; the next poll is 204 or 404 (gone).
         let waiting = tokio::spawn(get());
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let r = http()
-            .delete(&conn)
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
+        let r = sent(http().delete(&conn).bearer_auth(&token)).await;
         assert_eq!(r.status(), 202);
         let status = waiting.await.unwrap().unwrap().status();
         assert!(status == 204 || status == 404, "{status}");
     }
     // Wrong token for the connection: 401.
     let (url, _, c) = negotiate_client(&base, "bob", false).await;
-    let r = http()
-        .get(negotiate::connect_url(&url, c.connect_id()))
-        .bearer_auth("nope")
-        .send()
-        .await
-        .unwrap();
+    let r = sent(
+        http()
+            .get(negotiate::connect_url(&url, c.connect_id()))
+            .bearer_auth("nope"),
+    )
+    .await;
     assert_eq!(r.status(), 401);
+}
+
+/// Appends the chunks of the event stream `sse` to `text` until it contains `needle`, by
+/// `deadline`.
+async fn read_sse_until(
+    sse: &mut reqwest::Response,
+    text: &mut String,
+    deadline: Instant,
+    needle: &str,
+) {
+    while !text.contains(needle) {
+        assert!(Instant::now() < deadline, "{text:?}");
+        let chunk = tokio::time::timeout(WAIT, sse.chunk())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
 }
 
 #[tokio::test]
@@ -312,12 +321,7 @@ async fn server_sent_events_json_only() {
     let conn =
         negotiate::websocket_url(&negotiate::connect_url(&url, c.connect_id()), Some(&token))
             .replacen("ws://", "http://", 1);
-    let mut sse = http()
-        .get(&conn)
-        .header("accept", "text/event-stream")
-        .send()
-        .await
-        .unwrap();
+    let mut sse = sent(http().get(&conn).header("accept", "text/event-stream")).await;
     assert_eq!(sse.status(), 200);
     assert_eq!(sse.headers()["content-type"], "text/event-stream");
     let post = |body: &str| http().post(&conn).body(body.to_owned()).send();
@@ -330,47 +334,26 @@ async fn server_sent_events_json_only() {
     );
     let mut text = String::new();
     let deadline = Instant::now() + WAIT;
-    while !text.contains("data: {}\u{1e}\r\n\r\n") {
-        assert!(Instant::now() < deadline, "{text:?}");
-        let chunk = tokio::time::timeout(WAIT, sse.chunk())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        text.push_str(std::str::from_utf8(&chunk).unwrap());
-    }
+    read_sse_until(&mut sse, &mut text, deadline, "data: {}\u{1e}\r\n\r\n").await;
     assert!(text.starts_with(":\r\n"), "{text:?}");
     assert!(
         hub.hub
             .send_to_user("switchboard", "carol", "Hi", vec![json!(1)])
             > 0
     );
-    while !text.contains("\"target\":\"Hi\"") {
-        assert!(Instant::now() < deadline, "{text:?}");
-        let chunk = tokio::time::timeout(WAIT, sse.chunk())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        text.push_str(std::str::from_utf8(&chunk).unwrap());
-    }
+    read_sse_until(&mut sse, &mut text, deadline, "\"target\":\"Hi\"").await;
     // MessagePack over SSE is refused in the handshake.
     let (url, token, c) = negotiate_client(&base, "carol", false).await;
     let conn =
         negotiate::websocket_url(&negotiate::connect_url(&url, c.connect_id()), Some(&token))
             .replacen("ws://", "http://", 1);
-    let mut sse = http()
-        .get(&conn)
-        .header("accept", "text/event-stream")
-        .send()
-        .await
-        .unwrap();
-    http()
-        .post(&conn)
-        .body("{\"protocol\":\"messagepack\",\"version\":1}\u{1e}")
-        .send()
-        .await
-        .unwrap();
+    let mut sse = sent(http().get(&conn).header("accept", "text/event-stream")).await;
+    sent(
+        http()
+            .post(&conn)
+            .body("{\"protocol\":\"messagepack\",\"version\":1}\u{1e}"),
+    )
+    .await;
     let mut text = String::new();
     while !text.contains("error") {
         assert!(Instant::now() < deadline, "{text:?}");
@@ -577,10 +560,6 @@ async fn without_stateful_reconnect_a_drop_closes_and_the_policy_reconnects() {
         matches!(d2.next_event().await, Some(Event::Completion { invocation_id, .. }) if invocation_id == id)
     );
     // The dev hook is off outside dev mode only; here it answers JSON.
-    let r = http()
-        .post(format!("{base}/dev/connections/{}/drop", c2.connection_id))
-        .send()
-        .await
-        .unwrap();
+    let r = sent(http().post(format!("{base}/dev/connections/{}/drop", c2.connection_id))).await;
     assert_eq!(r.json::<Value>().await.unwrap(), json!({"dropped": 1}));
 }

@@ -473,19 +473,12 @@ impl HubConnectionCore {
         target: &str,
         arguments: Vec<Value>,
     ) -> Result<String, ConnectionError> {
-        self.check_connected()?;
-        let id = self.next_id();
-        self.pending.insert(id.clone());
-        self.queue(
-            now,
-            &HubMessage::Invocation {
-                invocation_id: Some(id.clone()),
-                target: target.into(),
-                arguments,
-                stream_ids: Vec::new(),
-            },
-        );
-        Ok(id)
+        self.start_invocation(now, |id| HubMessage::Invocation {
+            invocation_id: Some(id),
+            target: target.into(),
+            arguments,
+            stream_ids: Vec::new(),
+        })
     }
 
     /// Queues a stream invocation (type 4) of `target`: items come as [`Event::StreamItem`]
@@ -496,18 +489,24 @@ impl HubConnectionCore {
         target: &str,
         arguments: Vec<Value>,
     ) -> Result<String, ConnectionError> {
+        self.start_invocation(now, |id| HubMessage::StreamInvocation {
+            invocation_id: id,
+            target: target.into(),
+            arguments,
+            stream_ids: Vec::new(),
+        })
+    }
+
+    /// Queues the invocation `message` makes with the next id and awaits its completion.
+    fn start_invocation(
+        &mut self,
+        now: Duration,
+        message: impl FnOnce(String) -> HubMessage,
+    ) -> Result<String, ConnectionError> {
         self.check_connected()?;
         let id = self.next_id();
         self.pending.insert(id.clone());
-        self.queue(
-            now,
-            &HubMessage::StreamInvocation {
-                invocation_id: id.clone(),
-                target: target.into(),
-                arguments,
-                stream_ids: Vec::new(),
-            },
-        );
+        self.queue(now, &message(id.clone()));
         Ok(id)
     }
 
@@ -543,9 +542,7 @@ impl HubConnectionCore {
         target: &str,
         arguments: Vec<Value>,
     ) -> Result<(), ConnectionError> {
-        self.check_connected()?;
-        self.queue(now, &HubMessage::send(target, arguments));
-        Ok(())
+        self.queue_connected(now, &HubMessage::send(target, arguments))
     }
 
     /// Answers a server invocation that carried an id (client results).
@@ -555,14 +552,23 @@ impl HubConnectionCore {
         invocation_id: String,
         outcome: CompletionOutcome,
     ) -> Result<(), ConnectionError> {
-        self.check_connected()?;
-        self.queue(
+        self.queue_connected(
             now,
             &HubMessage::Completion {
                 invocation_id,
                 outcome,
             },
-        );
+        )
+    }
+
+    /// Queues `message` once connected.
+    fn queue_connected(
+        &mut self,
+        now: Duration,
+        message: &HubMessage,
+    ) -> Result<(), ConnectionError> {
+        self.check_connected()?;
+        self.queue(now, message);
         Ok(())
     }
 

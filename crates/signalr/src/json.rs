@@ -7,7 +7,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::error::ProtocolError;
-use crate::message::{CompletionOutcome, HubMessage, message_type};
+use crate::message::{CompletionOutcome, HubMessage, message_kind, message_type};
 
 /// The record separator that ends every JSON message (ASCII 0x1E).
 pub const RECORD_SEPARATOR: char = '\u{1e}';
@@ -186,14 +186,8 @@ pub fn decode(record: &str) -> Result<Option<HubMessage>, ProtocolError> {
 /// Parses one message from a JSON value; see [`decode`].
 pub fn from_value(value: &Value) -> Result<Option<HubMessage>, ProtocolError> {
     let object = value.as_object().ok_or(ProtocolError::NotAnObject)?;
-    let kind = object
-        .get("type")
-        .ok_or(ProtocolError::MissingField("type"))?
-        .as_u64()
-        .ok_or(ProtocolError::InvalidField("type"))?;
-    let kind = match u8::try_from(kind) {
-        Ok(kind) => kind,
-        Err(_) => return Ok(None),
+    let Some(kind) = message_kind(object.get("type").map(Value::as_u64))? else {
+        return Ok(None);
     };
     let message = match kind {
         message_type::INVOCATION => HubMessage::Invocation {

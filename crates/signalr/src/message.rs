@@ -6,6 +6,8 @@
 
 use serde_json::Value;
 
+use crate::error::ProtocolError;
+
 /// The numeric `type` of each hub message (`HubProtocol.md`, "Message Types").
 pub mod message_type {
     /// Invocation: call a method on the other side (blocking with an id, or not).
@@ -117,4 +119,14 @@ impl HubMessage {
                 | HubMessage::Sequence { .. }
         )
     }
+}
+
+/// A decoded message's `type` field (`None` when absent, `Some(None)` when not an unsigned
+/// integer) → the message type, or `Ok(None)` for one too large to be known (ignored, as the
+/// official protocols do with types they do not know).
+pub(crate) fn message_kind(field: Option<Option<u64>>) -> Result<Option<u8>, ProtocolError> {
+    let kind = field
+        .ok_or(ProtocolError::MissingField("type"))?
+        .ok_or(ProtocolError::InvalidField("type"))?;
+    Ok(u8::try_from(kind).ok())
 }

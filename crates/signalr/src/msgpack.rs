@@ -40,7 +40,7 @@ use rmpv::Value as Mp;
 use serde_json::{Map, Number, Value};
 
 use crate::error::ProtocolError;
-use crate::message::{CompletionOutcome, HubMessage, message_type};
+use crate::message::{CompletionOutcome, HubMessage, message_kind, message_type};
 
 /// The protocol name sent in the handshake.
 pub const PROTOCOL_NAME: &str = "messagepack";
@@ -448,20 +448,27 @@ fn from_msgpack(value: &Mp) -> Result<Option<(HubMessage, Headers)>, ProtocolErr
         Mp::Array(items) => items,
         _ => return Err(ProtocolError::NotAnArray),
     };
-    let kind = items
-        .first()
-        .ok_or(ProtocolError::MissingField("type"))?
-        .as_u64()
-        .ok_or(ProtocolError::InvalidField("type"))?;
-    let kind = match u8::try_from(kind) {
-        Ok(kind) => kind,
-        Err(_) => return Ok(None),
+    let Some(kind) = message_kind(items.first().map(Mp::as_u64))? else {
+        return Ok(None);
     };
     let at = |i: usize, name: &'static str| items.get(i).ok_or(ProtocolError::MissingField(name));
-    let mut headers = Headers::new();
+    // The messages that carry headers have them at index 1.
+    let headers = match kind {
+        message_type::INVOCATION
+        | message_type::STREAM_INVOCATION
+        | message_type::STREAM_ITEM
+        | message_type::COMPLETION
+        | message_type::CANCEL_INVOCATION => read_headers(at(1, "headers")?)?,
+        _ => Headers::new(),
+    };
+    let invocation_id = || string(at(2, "invocationId")?, "invocationId");
+    let sequence_id = || {
+        at(1, "sequenceId")?
+            .as_u64()
+            .ok_or(ProtocolError::InvalidField("sequenceId"))
+    };
     let message = match kind {
         message_type::INVOCATION | message_type::STREAM_INVOCATION => {
-            headers = read_headers(at(1, "headers")?)?;
             let id = opt_string(at(2, "invocationId")?, "invocationId")?;
             let target = string(at(3, "target")?, "target")?;
             let arguments = match at(4, "arguments")? {
@@ -492,16 +499,12 @@ fn from_msgpack(value: &Mp) -> Result<Option<(HubMessage, Headers)>, ProtocolErr
                 }
             }
         }
-        message_type::STREAM_ITEM => {
-            headers = read_headers(at(1, "headers")?)?;
-            HubMessage::StreamItem {
-                invocation_id: string(at(2, "invocationId")?, "invocationId")?,
-                item: msgpack_to_json(at(3, "item")?)?,
-            }
-        }
+        message_type::STREAM_ITEM => HubMessage::StreamItem {
+            invocation_id: invocation_id()?,
+            item: msgpack_to_json(at(3, "item")?)?,
+        },
         message_type::COMPLETION => {
-            headers = read_headers(at(1, "headers")?)?;
-            let invocation_id = string(at(2, "invocationId")?, "invocationId")?;
+            let invocation_id = invocation_id()?;
             let kind = at(3, "resultKind")?
                 .as_u64()
                 .ok_or(ProtocolError::InvalidField("resultKind"))?;
@@ -516,12 +519,9 @@ fn from_msgpack(value: &Mp) -> Result<Option<(HubMessage, Headers)>, ProtocolErr
                 outcome,
             }
         }
-        message_type::CANCEL_INVOCATION => {
-            headers = read_headers(at(1, "headers")?)?;
-            HubMessage::CancelInvocation {
-                invocation_id: string(at(2, "invocationId")?, "invocationId")?,
-            }
-        }
+        message_type::CANCEL_INVOCATION => HubMessage::CancelInvocation {
+            invocation_id: invocation_id()?,
+        },
         message_type::PING => HubMessage::Ping,
         message_type::CLOSE => HubMessage::Close {
             error: match items.get(1) {
@@ -535,14 +535,10 @@ fn from_msgpack(value: &Mp) -> Result<Option<(HubMessage, Headers)>, ProtocolErr
             },
         },
         message_type::ACK => HubMessage::Ack {
-            sequence_id: at(1, "sequenceId")?
-                .as_u64()
-                .ok_or(ProtocolError::InvalidField("sequenceId"))?,
+            sequence_id: sequence_id()?,
         },
         message_type::SEQUENCE => HubMessage::Sequence {
-            sequence_id: at(1, "sequenceId")?
-                .as_u64()
-                .ok_or(ProtocolError::InvalidField("sequenceId"))?,
+            sequence_id: sequence_id()?,
         },
         _ => return Ok(None),
     };

@@ -9,16 +9,17 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{head, post, put};
 use serde::Deserialize;
 use serde_json::Value;
 use switchboard_signalr::negotiate::{AvailableTransport, NegotiateConnection, NegotiateResponse};
 
 use super::{ApiError, bad_request, json_object};
-use crate::access::{Authorized, ClientAccess, ClientEndpoint, DevHooks, ServiceRest};
+use crate::access::{Authorized, ClientEndpoint, DevHooks, ServiceRest};
 use crate::hub::{Hub, is_valid_hub_name};
 use crate::transport;
 pub use crate::transport::READ_BUFFER_SIZE;
@@ -36,10 +37,7 @@ pub use crate::transport::READ_BUFFER_SIZE;
 pub async fn client_negotiate(
     State(hub): State<Arc<Hub>>,
     Query(query): Query<HashMap<String, String>>,
-    Authorized(ClientAccess {
-        hub: hub_name,
-        user,
-    }): Authorized<ClientEndpoint>,
+    Authorized(access): Authorized<ClientEndpoint>,
 ) -> Result<Json<Value>, ApiError> {
     let version = query
         .get("negotiateVersion")
@@ -51,7 +49,7 @@ pub async fn client_negotiate(
             .get("useStatefulReconnect")
             .is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let (connection_id, connect_id) = hub
-        .start_negotiation(&hub_name, user, version, stateful)
+        .start_negotiation(&access.hub, access.user, version, stateful)
         .ok_or_else(|| {
             ApiError::Json(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -93,12 +91,17 @@ pub async fn client_connect(
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
-    Authorized(ClientAccess {
-        hub: hub_name,
-        user,
-    }): Authorized<ClientEndpoint>,
+    Authorized(access): Authorized<ClientEndpoint>,
 ) -> Result<Response, ApiError> {
-    transport::connect(hub.clone(), hub_name, user, &query, &headers, upgrade.ok()).await
+    transport::connect(
+        hub.clone(),
+        access.hub,
+        access.user,
+        &query,
+        &headers,
+        upgrade.ok(),
+    )
+    .await
 }
 
 /// `POST /client/?hub=H&id=CONNECT_ID`: data from a Server-Sent Events or long-polling client
@@ -106,25 +109,19 @@ pub async fn client_connect(
 pub async fn client_send(
     State(hub): State<Arc<Hub>>,
     Query(query): Query<HashMap<String, String>>,
-    Authorized(ClientAccess {
-        hub: hub_name,
-        user,
-    }): Authorized<ClientEndpoint>,
+    Authorized(access): Authorized<ClientEndpoint>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    transport::post(&hub, &hub_name, user, query.get("id"), body).await
+    transport::post(&hub, &access.hub, access.user, query.get("id"), body).await
 }
 
 /// `DELETE /client/?hub=H&id=CONNECT_ID`: ends the connection (202); 404 for an unknown id.
 pub async fn client_close(
     State(hub): State<Arc<Hub>>,
     Query(query): Query<HashMap<String, String>>,
-    Authorized(ClientAccess {
-        hub: hub_name,
-        user,
-    }): Authorized<ClientEndpoint>,
+    Authorized(access): Authorized<ClientEndpoint>,
 ) -> Result<Response, ApiError> {
-    transport::delete(&hub, &hub_name, user, query.get("id")).await
+    transport::delete(&hub, &access.hub, access.user, query.get("id")).await
 }
 
 /// Dev mode only: `POST /dev/connections/{connectionId}/drop` drops the connection's transport
@@ -155,6 +152,9 @@ pub async fn dev_drop_user(
 /// (`/api/hubs/{hub}/.../:send?api-version=2022-06-01`), which newer Azure SDKs use. Existence
 /// checks answer `HEAD` (and `GET`, as the v1 reference lists them).
 pub fn rest_routes() -> Router<Arc<Hub>> {
+    // The group membership routes, the same under both API versions.
+    let group_user = put(rest_group_add_user).delete(rest_group_remove_user);
+    let group_connection = put(rest_group_add_connection).delete(rest_group_remove_connection);
     Router::new()
         .route(
             "/dev/connections/{connection}/drop",
@@ -184,11 +184,11 @@ pub fn rest_routes() -> Router<Arc<Hub>> {
         )
         .route(
             "/api/v1/hubs/{hub}/groups/{group}/users/{user}",
-            put(rest_group_add_user).delete(rest_group_remove_user),
+            group_user.clone(),
         )
         .route(
             "/api/v1/hubs/{hub}/groups/{group}/connections/{connection}",
-            put(rest_group_add_connection).delete(rest_group_remove_connection),
+            group_connection.clone(),
         )
         // 2022-06-01
         .route(
@@ -200,7 +200,7 @@ pub fn rest_routes() -> Router<Arc<Hub>> {
         .route("/api/hubs/{hub}/users/{user}/:send", post(rest_user))
         .route(
             "/api/hubs/{hub}/users/{user}/groups/{group}",
-            put(rest_group_add_user).delete(rest_group_remove_user),
+            group_user.clone(),
         )
         .route(
             "/api/hubs/{hub}/connections/{connection}",
@@ -214,7 +214,7 @@ pub fn rest_routes() -> Router<Arc<Hub>> {
         .route("/api/hubs/{hub}/groups/{group}/:send", post(rest_group))
         .route(
             "/api/hubs/{hub}/groups/{group}/connections/{connection}",
-            put(rest_group_add_connection).delete(rest_group_remove_connection),
+            group_connection.clone(),
         )
 }
 
@@ -257,23 +257,67 @@ fn payload(body: &[u8]) -> Result<(String, Vec<Value>), ApiError> {
     Ok((target, arguments))
 }
 
+/// What a REST handler takes: the hub, the route's path parameters and the AccessKey
+/// authorization, extracted in that order.
+pub struct Rest {
+    hub: Arc<Hub>,
+    path: RestPath,
+}
+
+impl FromRequestParts<Arc<Hub>> for Rest {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, hub: &Arc<Hub>) -> Result<Self, Response> {
+        let Path(path) = Path::<RestPath>::from_request_parts(parts, hub)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Authorized::<ServiceRest>::from_request_parts(parts, hub)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(Rest {
+            hub: Arc::clone(hub),
+            path,
+        })
+    }
+}
+
+impl Rest {
+    /// A REST send → 202: the hub name checked, the body read as `(target, arguments)` and
+    /// handed to `send`.
+    fn send<R>(
+        self,
+        body: &[u8],
+        send: impl FnOnce(&Hub, &RestPath, &str, Vec<Value>) -> R,
+    ) -> Result<StatusCode, ApiError> {
+        let (target, arguments) = send_payload(&self.path.hub, body)?;
+        send(&self.hub, &self.path, &target, arguments);
+        Ok(StatusCode::ACCEPTED)
+    }
+}
+
+/// 200 when `yes`, else 404 (the REST `HEAD` checks and a close).
+fn found(yes: bool) -> StatusCode {
+    if yes {
+        StatusCode::OK
+    } else {
+        StatusCode::NOT_FOUND
+    }
+}
+
+/// A REST send's hub name checked and its body read as `(target, arguments)`.
+fn send_payload(hub_name: &str, body: &[u8]) -> Result<(String, Vec<Value>), ApiError> {
+    valid_hub(hub_name)?;
+    payload(body)
+}
+
 /// `POST /api/v1/hubs/{hub}/users/{userId}` → 202 (also when nobody is connected, as Azure).
 /// An `IncomingCall` with a call object registers the call for that user.
-pub async fn rest_user(
-    State(hub): State<Arc<Hub>>,
-    Path(RestPath {
-        hub: hub_name,
-        user,
-        ..
-    }): Path<RestPath>,
-    _: Authorized<ServiceRest>,
-    body: Bytes,
-) -> Result<StatusCode, ApiError> {
-    valid_hub(&hub_name)?;
-    let (target, arguments) = payload(&body)?;
-    let n = hub.send_to_user(&hub_name, &user, &target, arguments);
+pub async fn rest_user(Rest { hub, path: p }: Rest, body: Bytes) -> Result<StatusCode, ApiError> {
+    let (target, arguments) = send_payload(&p.hub, &body)?;
+    let user = &p.user;
+    let n = hub.send_to_user(&p.hub, user, &target, arguments);
     tracing::info!(%user, %target, connections = n, "REST send to user");
-    if n == 0 && hub.user_connected(&hub_name, &user) {
+    if n == 0 && hub.user_connected(&p.hub, user) {
         return Err(ApiError::Json(
             StatusCode::SERVICE_UNAVAILABLE,
             super::adaptor::NOT_DELIVERED.into(),
@@ -283,137 +327,58 @@ pub async fn rest_user(
 }
 
 /// `HEAD /api/v1/hubs/{hub}/users/{userId}` → 200 when connected, 404 otherwise.
-pub async fn rest_user_exists(
-    State(hub): State<Arc<Hub>>,
-    Path(RestPath {
-        hub: hub_name,
-        user,
-        ..
-    }): Path<RestPath>,
-    _: Authorized<ServiceRest>,
-) -> Result<StatusCode, ApiError> {
-    Ok(if hub.user_connected(&hub_name, &user) {
-        StatusCode::OK
-    } else {
-        StatusCode::NOT_FOUND
-    })
+pub async fn rest_user_exists(Rest { hub, path: p }: Rest) -> Result<StatusCode, ApiError> {
+    Ok(found(hub.user_connected(&p.hub, &p.user)))
 }
 
 /// `POST /api/v1/hubs/{hub}/connections/{connectionId}` → 202.
-pub async fn rest_connection(
-    State(hub): State<Arc<Hub>>,
-    Path(RestPath {
-        hub: hub_name,
-        connection,
-        ..
-    }): Path<RestPath>,
-    _: Authorized<ServiceRest>,
-    body: Bytes,
-) -> Result<StatusCode, ApiError> {
-    valid_hub(&hub_name)?;
-    let (target, arguments) = payload(&body)?;
-    hub.send_to_connection(&hub_name, &connection, &target, arguments);
-    Ok(StatusCode::ACCEPTED)
+pub async fn rest_connection(rest: Rest, body: Bytes) -> Result<StatusCode, ApiError> {
+    rest.send(&body, |hub, p, target, arguments| {
+        hub.send_to_connection(&p.hub, &p.connection, target, arguments)
+    })
 }
 
 /// `HEAD /api/v1/hubs/{hub}/connections/{connectionId}` → 200 / 404.
-pub async fn rest_connection_exists(
-    State(hub): State<Arc<Hub>>,
-    Path(RestPath {
-        hub: hub_name,
-        connection,
-        ..
-    }): Path<RestPath>,
-    _: Authorized<ServiceRest>,
-) -> Result<StatusCode, ApiError> {
-    Ok(if hub.connection_exists(&hub_name, &connection) {
-        StatusCode::OK
-    } else {
-        StatusCode::NOT_FOUND
-    })
+pub async fn rest_connection_exists(Rest { hub, path: p }: Rest) -> Result<StatusCode, ApiError> {
+    Ok(found(hub.connection_exists(&p.hub, &p.connection)))
 }
 
 /// `DELETE /api/v1/hubs/{hub}/connections/{connectionId}[?reason=..]` → 200 (closed with a
 /// Close message) / 404.
 pub async fn rest_connection_close(
     State(hub): State<Arc<Hub>>,
-    Path(RestPath {
-        hub: hub_name,
-        connection,
-        ..
-    }): Path<RestPath>,
+    Path(p): Path<RestPath>,
     Query(query): Query<HashMap<String, String>>,
     _: Authorized<ServiceRest>,
 ) -> Result<StatusCode, ApiError> {
     let reason = query.get("reason").cloned();
-    Ok(if hub.close_connection(&hub_name, &connection, reason) {
-        StatusCode::OK
-    } else {
-        StatusCode::NOT_FOUND
-    })
+    Ok(found(hub.close_connection(&p.hub, &p.connection, reason)))
 }
 
 /// `POST /api/v1/hubs/{hub}/groups/{group}` → 202.
-pub async fn rest_group(
-    State(hub): State<Arc<Hub>>,
-    Path(RestPath {
-        hub: hub_name,
-        group,
-        ..
-    }): Path<RestPath>,
-    _: Authorized<ServiceRest>,
-    body: Bytes,
-) -> Result<StatusCode, ApiError> {
-    valid_hub(&hub_name)?;
-    let (target, arguments) = payload(&body)?;
-    hub.send_to_group(&hub_name, &group, &target, arguments);
-    Ok(StatusCode::ACCEPTED)
-}
-
-/// `HEAD /api/v1/hubs/{hub}/groups/{group}` → 200 when a live connection is in it, else 404.
-pub async fn rest_group_exists(
-    State(hub): State<Arc<Hub>>,
-    Path(RestPath {
-        hub: hub_name,
-        group,
-        ..
-    }): Path<RestPath>,
-    _: Authorized<ServiceRest>,
-) -> Result<StatusCode, ApiError> {
-    Ok(if hub.group_has_connections(&hub_name, &group) {
-        StatusCode::OK
-    } else {
-        StatusCode::NOT_FOUND
+pub async fn rest_group(rest: Rest, body: Bytes) -> Result<StatusCode, ApiError> {
+    rest.send(&body, |hub, p, target, arguments| {
+        hub.send_to_group(&p.hub, &p.group, target, arguments)
     })
 }
 
+/// `HEAD /api/v1/hubs/{hub}/groups/{group}` → 200 when a live connection is in it, else 404.
+pub async fn rest_group_exists(Rest { hub, path: p }: Rest) -> Result<StatusCode, ApiError> {
+    Ok(found(hub.group_has_connections(&p.hub, &p.group)))
+}
+
 /// `POST /api/v1/hubs/{hub}` (broadcast) → 202.
-pub async fn rest_broadcast(
-    State(hub): State<Arc<Hub>>,
-    Path(RestPath { hub: hub_name, .. }): Path<RestPath>,
-    _: Authorized<ServiceRest>,
-    body: Bytes,
-) -> Result<StatusCode, ApiError> {
-    valid_hub(&hub_name)?;
-    let (target, arguments) = payload(&body)?;
-    hub.broadcast(&hub_name, &target, arguments);
-    Ok(StatusCode::ACCEPTED)
+pub async fn rest_broadcast(rest: Rest, body: Bytes) -> Result<StatusCode, ApiError> {
+    rest.send(&body, |hub, p, target, arguments| {
+        hub.broadcast(&p.hub, target, arguments)
+    })
 }
 
 /// `PUT /api/v1/hubs/{hub}/groups/{group}/users/{userId}` → 200: the user's present and future
 /// connections are in the group.
-pub async fn rest_group_add_user(
-    State(hub): State<Arc<Hub>>,
-    Path(RestPath {
-        hub: hub_name,
-        group,
-        user,
-        ..
-    }): Path<RestPath>,
-    _: Authorized<ServiceRest>,
-) -> Result<StatusCode, ApiError> {
-    valid_hub(&hub_name)?;
-    if hub.group_add_user(&hub_name, &group, &user) {
+pub async fn rest_group_add_user(Rest { hub, path: p }: Rest) -> Result<StatusCode, ApiError> {
+    valid_hub(&p.hub)?;
+    if hub.group_add_user(&p.hub, &p.group, &p.user) {
         Ok(StatusCode::OK)
     } else {
         Err(ApiError::Json(
@@ -424,33 +389,17 @@ pub async fn rest_group_add_user(
 }
 
 /// `DELETE /api/v1/hubs/{hub}/groups/{group}/users/{userId}` → 200.
-pub async fn rest_group_remove_user(
-    State(hub): State<Arc<Hub>>,
-    Path(RestPath {
-        hub: hub_name,
-        group,
-        user,
-        ..
-    }): Path<RestPath>,
-    _: Authorized<ServiceRest>,
-) -> Result<StatusCode, ApiError> {
-    hub.group_remove_user(&hub_name, &group, &user);
+pub async fn rest_group_remove_user(Rest { hub, path: p }: Rest) -> Result<StatusCode, ApiError> {
+    hub.group_remove_user(&p.hub, &p.group, &p.user);
     Ok(StatusCode::OK)
 }
 
 /// `PUT /api/v1/hubs/{hub}/groups/{group}/connections/{connectionId}` → 200, 404 when the
 /// connection is not live.
 pub async fn rest_group_add_connection(
-    State(hub): State<Arc<Hub>>,
-    Path(RestPath {
-        hub: hub_name,
-        group,
-        connection,
-        ..
-    }): Path<RestPath>,
-    _: Authorized<ServiceRest>,
+    Rest { hub, path: p }: Rest,
 ) -> Result<StatusCode, ApiError> {
-    if hub.group_add_connection(&hub_name, &group, &connection) {
+    if hub.group_add_connection(&p.hub, &p.group, &p.connection) {
         Ok(StatusCode::OK)
     } else {
         Err(ApiError::Json(
@@ -462,15 +411,8 @@ pub async fn rest_group_add_connection(
 
 /// `DELETE /api/v1/hubs/{hub}/groups/{group}/connections/{connectionId}` → 200.
 pub async fn rest_group_remove_connection(
-    State(hub): State<Arc<Hub>>,
-    Path(RestPath {
-        hub: hub_name,
-        group,
-        connection,
-        ..
-    }): Path<RestPath>,
-    _: Authorized<ServiceRest>,
+    Rest { hub, path: p }: Rest,
 ) -> Result<StatusCode, ApiError> {
-    hub.group_remove_connection(&hub_name, &group, &connection);
+    hub.group_remove_connection(&p.hub, &p.group, &p.connection);
     Ok(StatusCode::OK)
 }

@@ -305,3 +305,50 @@ pub fn rest_token(base: &str, path: &str) -> String {
     let now = switchboard_hub::auth::unix_now();
     switchboard_hub::auth::AccessKey::new(KEY).sign(&format!("{base}{path}"), None, now, now + 300)
 }
+
+/// A REST request `method {base}{path}{query}` signed with a [`rest_token`] for `path` (the
+/// audience leaves the query out), with `body` as JSON when given → the HTTP status.
+pub async fn rest(
+    method: reqwest::Method,
+    base: &str,
+    path: &str,
+    query: &str,
+    body: Option<Value>,
+) -> reqwest::StatusCode {
+    let mut request = http()
+        .request(method, format!("{base}{path}{query}"))
+        .bearer_auth(rest_token(base, path));
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    request.send().await.unwrap().status()
+}
+
+/// Sends `request`, which must get an answer → the response.
+pub async fn sent(request: reqwest::RequestBuilder) -> reqwest::Response {
+    request.send().await.unwrap()
+}
+
+/// An identity provider for the OIDC tests, served on 127.0.0.1:0 in the background: its state
+/// is made from its base URL (`http://127.0.0.1:PORT`), its discovery document
+/// (`/tenant/.well-known/openid-configuration`) is `discovery(state)`, and `routes` serve the rest
+/// (the key set) → the state.
+pub async fn serve_idp<S: Send + Sync + 'static>(
+    state: impl FnOnce(String) -> S,
+    discovery: fn(&S) -> Value,
+    routes: axum::Router<std::sync::Arc<S>>,
+) -> std::sync::Arc<S> {
+    use axum::extract::State;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let idp = std::sync::Arc::new(state(format!("http://{}", listener.local_addr().unwrap())));
+    let app = routes
+        .route(
+            "/tenant/.well-known/openid-configuration",
+            axum::routing::get(move |State(idp): State<std::sync::Arc<S>>| async move {
+                axum::Json(discovery(&idp))
+            }),
+        )
+        .with_state(idp.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    idp
+}
