@@ -19,7 +19,6 @@
 mod chart;
 mod client;
 mod floor;
-mod jwt;
 mod proc;
 mod stats;
 
@@ -32,6 +31,7 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use client::{BENCH_TARGET, Peer, Shared};
+use switchboard_hub::auth::AccessKey;
 use proc::Server;
 use stats::{percentile, round};
 
@@ -269,7 +269,7 @@ async fn measure(
             let user = format!("lg-{i}");
             format!(
                 "{ws_base}/client/?hub=switchboard&access_token={}",
-                jwt::client_token(ACCESS_KEY, &base, &user)
+                client_token(&base, &user)
             )
         }
         Peer::Floor => format!("{ws_base}/"),
@@ -407,7 +407,8 @@ async fn send_load(base: &str, n: usize, options: &Options, shared: &Arc<Shared>
                     break;
                 }
                 let url = format!("{base}/api/v1/hubs/switchboard/users/lg-{}", i % n);
-                let token = jwt::rest_token(ACCESS_KEY, &url);
+                let now = switchboard_hub::auth::unix_now();
+                let token = AccessKey::new(ACCESS_KEY).sign(&url, None, now, now + 3600);
                 let body =
                     json!({ "target": BENCH_TARGET, "arguments": [shared.now_us()] }).to_string();
                 let response = http
@@ -502,5 +503,16 @@ async fn reconnect_storm(
             "seconds_from_kill": round(killed.elapsed().as_secs_f64(), 3),
         }),
         Some(fresh),
+    )
+}
+
+/// A hub access token for `user` at `base` (`http://127.0.0.1:PORT`, hub `switchboard`), minted
+/// with the access key exactly as the hub's negotiate does (`AccessKey::issue_client_token`), so
+/// the negotiate quota per address is not what gets measured.
+fn client_token(base: &str, user: &str) -> String {
+    AccessKey::new(ACCESS_KEY).issue_client_token(
+        &format!("{base}/client/?hub=switchboard"),
+        Some(user),
+        switchboard_hub::auth::unix_now(),
     )
 }
