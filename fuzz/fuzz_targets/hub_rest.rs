@@ -9,17 +9,20 @@
 //! as `x-functions-key`, a valid service JWT, a dev user token), so the parsers behind each
 //! credential check are reached too.
 #![no_main]
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{Method, Request};
+use axum::response::Response;
 use libfuzzer_sys::fuzz_target;
 use switchboard_hub::HubConfig;
 use switchboard_hub::auth::{AccessKey, DevTokens};
 use switchboard_hub::quota::ClientAddr;
 use tower::ServiceExt;
+use tower::util::BoxCloneService;
 
 const KEY: &str = "fuzz-access-key-0123456789abcdef0123456789";
 
@@ -145,7 +148,13 @@ fuzz_target!(|data: &[u8]| {
     };
     let peer: SocketAddr = "127.0.0.1:40000".parse().expect("address");
     request.extensions_mut().insert(ConnectInfo(ClientAddr(peer)));
-    let app = switchboard_hub::routes::app(fx.hub.clone());
+    // The router is built once per fuzzing thread (its layers read config and files at build
+    // time); each input gets a cheap clone.
+    thread_local! {
+        static APP: BoxCloneService<Request<Body>, Response, Infallible> =
+            BoxCloneService::new(switchboard_hub::routes::app(fixture().hub.clone()));
+    }
+    let app = APP.with(Clone::clone);
     let status = fx.runtime.block_on(async move {
         match app.oneshot(request).await {
             Ok(response) => response.status(),

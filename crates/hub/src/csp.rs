@@ -36,7 +36,7 @@ use sha2::{Digest, Sha256};
 pub const GRAPH_ORIGIN: &str = "https://graph.microsoft.com";
 
 /// What the policy is built from.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct WidgetHeaders {
     /// The built widget (`--static`).
     pub static_dir: PathBuf,
@@ -48,6 +48,43 @@ pub struct WidgetHeaders {
     pub connect_src: Vec<String>,
     /// Dev mode on a loopback address: any loopback page may frame the widget.
     pub dev_loopback: bool,
+    /// The last policy built, with the [`Fingerprint`] of the files it was built from.
+    pub cache: std::sync::Mutex<Option<(Fingerprint, String)>>,
+}
+
+/// Path, length and modification time of each file a policy reads (the HTML files and
+/// `config.json`): equal fingerprints mean the files have not changed since.
+pub type Fingerprint = Vec<(PathBuf, u64, Option<std::time::SystemTime>)>;
+
+/// The files [`policy`] reads, as they are now (one `stat` each, no reads).
+pub fn fingerprint(config: &WidgetHeaders) -> Fingerprint {
+    let mut files = top_level_html(&config.static_dir);
+    files.push(config.widget_config.clone());
+    files
+        .into_iter()
+        .map(|path| {
+            let meta = std::fs::metadata(&path).ok();
+            let len = meta.as_ref().map_or(0, |m| m.len());
+            let modified = meta.and_then(|m| m.modified().ok());
+            (path, len, modified)
+        })
+        .collect()
+}
+
+/// [`policy`], rebuilt only when the [`fingerprint`] changed since the last call (a rebuilt
+/// widget or an edited `config.json` is picked up without a restart; an unchanged one costs a
+/// directory listing and a few `stat`s instead of reading every HTML file on each page load).
+pub fn cached_policy(config: &WidgetHeaders) -> String {
+    let now = fingerprint(config);
+    let mut cache = config.cache.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((seen, value)) = cache.as_ref()
+        && *seen == now
+    {
+        return value.clone();
+    }
+    let value = policy(config);
+    *cache = Some((now, value.clone()));
+    value
 }
 
 /// The policy inputs of a hub with a static directory (see [`crate::HubConfig`]).
@@ -71,6 +108,7 @@ pub fn widget_headers(hub: &crate::Hub) -> WidgetHeaders {
         frame_ancestors: config.frame_ancestors.clone(),
         connect_src,
         dev_loopback: hub.dev_mode() && config.listen_addr.is_some_and(|a| a.ip().is_loopback()),
+        cache: std::sync::Mutex::new(None),
     }
 }
 
@@ -272,7 +310,7 @@ pub async fn apply(
     }
     if html {
         let config = config.clone();
-        let policy = tokio::task::spawn_blocking(move || policy(&config))
+        let policy = tokio::task::spawn_blocking(move || cached_policy(&config))
             .await
             .unwrap_or_else(|_| "default-src 'self'; frame-ancestors 'self'".into());
         if let Ok(value) = HeaderValue::from_str(&policy) {
@@ -304,6 +342,41 @@ pub fn cache_control(path: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cached_policy_follows_edited_files() {
+        let dir = std::env::temp_dir().join(format!("sb-csp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let page = dir.join("index.html");
+        std::fs::write(&page, "<script>a()</script>").unwrap();
+        let config = WidgetHeaders {
+            static_dir: dir.clone(),
+            widget_config: dir.join("config.json"),
+            frame_ancestors: Vec::new(),
+            connect_src: Vec::new(),
+            dev_loopback: false,
+            cache: std::sync::Mutex::new(None),
+        };
+        let first = cached_policy(&config);
+        assert_eq!(first, policy(&config));
+        assert_eq!(
+            cached_policy(&config),
+            first,
+            "unchanged files: the same policy"
+        );
+        // A rebuilt page (another inline script, another length) gets a new hash at once.
+        std::fs::write(&page, "<script>b(); c()</script>").unwrap();
+        let second = cached_policy(&config);
+        assert_ne!(second, first);
+        assert_eq!(second, policy(&config));
+        std::fs::write(
+            dir.join("config.json"),
+            r#"{"auth":{"authority":"https://login.example.com/t"}}"#,
+        )
+        .unwrap();
+        assert!(cached_policy(&config).contains("https://login.example.com"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn inline_scripts_are_hashed_and_external_ones_skipped() {
