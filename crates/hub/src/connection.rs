@@ -165,7 +165,10 @@ struct Driver {
     rx: Option<mpsc::Receiver<Outbound>>,
     /// The protocol the connection was counted under in the metrics (after the handshake).
     counted: Option<HubProtocolKind>,
-    streams_tx: mpsc::Sender<(String, HubMessage)>,
+    /// The channel of the `counter` streams, made by the first stream (a tokio channel
+    /// allocates a 32-slot block when it is made: ~4 KiB here, which most connections never use).
+    streams_tx: Option<mpsc::Sender<(String, HubMessage)>>,
+    streams_rx: Option<mpsc::Receiver<(String, HubMessage)>>,
     streams: HashMap<String, AbortHandle>,
 }
 
@@ -199,7 +202,6 @@ pub(crate) async fn run_session(
 ) {
     let mut shutdown = hub.subscribe_shutdown();
     let origin = Instant::now();
-    let (streams_tx, mut streams_rx) = mpsc::channel(64);
     let options = session_options(&hub, &info, transport);
     let mut d = Driver {
         hub: hub.clone(),
@@ -210,7 +212,8 @@ pub(crate) async fn run_session(
         link: Some(link),
         rx: None,
         counted: None,
-        streams_tx,
+        streams_tx: None,
+        streams_rx: None,
         streams: HashMap::new(),
     };
     tracing::debug!(connection_id = %d.info.connection_id, ?transport, "transport open");
@@ -248,7 +251,7 @@ pub(crate) async fn run_session(
                 }
                 None => d.session.end(),
             },
-            Some((id, message)) = streams_rx.recv(), if d.session.has_room() => {
+            Some((id, message)) = recv_stream(&mut d.streams_rx), if d.session.has_room() => {
                 if matches!(message, HubMessage::Completion { .. }) {
                     d.streams.remove(&id);
                 }
@@ -305,6 +308,15 @@ pub(crate) async fn run_session(
 async fn recv_inbound(link: &mut Option<Link>) -> Option<Bytes> {
     match link {
         Some(link) => link.inbound.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn recv_stream(
+    rx: &mut Option<mpsc::Receiver<(String, HubMessage)>>,
+) -> Option<(String, HubMessage)> {
+    match rx {
+        Some(rx) => rx.recv().await,
         None => std::future::pending().await,
     }
 }
@@ -530,7 +542,14 @@ impl Driver {
         }
         let count = count.min(MAX_COUNTER);
         let delay = Duration::from_millis(delay.min(10_000));
-        let tx = self.streams_tx.clone();
+        let tx = match &self.streams_tx {
+            Some(tx) => tx.clone(),
+            None => {
+                let (tx, rx) = mpsc::channel(64);
+                self.streams_rx = Some(rx);
+                self.streams_tx.insert(tx).clone()
+            }
+        };
         let id = invocation_id.clone();
         let task = tokio::spawn(async move {
             for n in 0..count {

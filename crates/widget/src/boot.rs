@@ -22,12 +22,39 @@ use crate::i18n::strings;
 use crate::signalr::{HubClient, HubClientHandlers, HubClientOptions, TokenFuture};
 use crate::state::{Phase, Widget};
 
+thread_local! {
+    /// The display clock's timer while the page is visible.
+    static CLOCK: std::cell::RefCell<Option<gloo_timers::callback::Interval>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// The display clock (`Widget::now_ms`, read by talk times and countdowns only): ticks every
+/// second while the page is visible and stops while it is hidden, so a background tab has no
+/// wake-ups of ours but the hub connection's (issue 17, "idle cost"). Called at start and on
+/// every `visibilitychange`; showing the page sets the time at once.
+fn run_clock(widget: Widget) {
+    let visible = web_sys::window()
+        .and_then(|w| w.document())
+        .is_none_or(|d| !d.hidden());
+    CLOCK.with(|clock| {
+        let mut clock = clock.borrow_mut();
+        if !visible {
+            *clock = None; // dropping an Interval clears it
+        } else if clock.is_none() {
+            widget.now_ms.set(now_ms());
+            *clock = Some(gloo_timers::callback::Interval::new(1000, move || {
+                widget.now_ms.set(now_ms())
+            }));
+        }
+    });
+}
+
 /// Starts the widget: the diagnostics log, the clock, the wake-ups that reconnect, the
 /// host's language and presence, then config.json and sign-in.
 pub fn start(widget: Widget) {
     diagnostics::install();
     boot(widget);
-    gloo_timers::callback::Interval::new(1000, move || widget.now_ms.set(now_ms())).forget();
+    run_clock(widget);
     // A laptop waking up or a network coming back: if the reconnect policy had given up, try
     // again at once instead of waiting for the agent to notice.
     let _ = window_event_listener(leptos::ev::online, move |_| widget.reconnect());
@@ -41,6 +68,7 @@ pub fn start(widget: Widget) {
         if visible {
             widget.reconnect();
         }
+        run_clock(widget);
     });
     on_document("resume", move || widget.reconnect());
     // The host's language, unless `?lang=` or config.json fixes one.
