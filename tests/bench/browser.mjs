@@ -241,11 +241,16 @@ function urlOf(kind, ctx, user) {
 // (a) payload
 async function payload(responses) {
   const files = [];
-  let received = 0;
+  let received = 0; // on the wire: encoded bodies and headers (Playwright's request.sizes())
+  let decoded = 0; // after Content-Encoding is undone (what r.body() returns)
   for (const r of responses) {
     let body;
     try { body = await r.body(); } catch { continue; }
-    received += body.length;
+    decoded += body.length;
+    try {
+      const sizes = await r.request().sizes();
+      received += sizes.responseBodySize + sizes.responseHeadersSize;
+    } catch { received += body.length; }
     const type = r.request().resourceType();
     const url = new URL(r.url());
     const isWasm = url.pathname.endsWith(".wasm") || (r.headers()["content-type"] ?? "").includes("wasm");
@@ -254,7 +259,8 @@ async function payload(responses) {
       gzip: gzipSync(body, { level: zlibConstants.Z_BEST_COMPRESSION }).length });
   }
   const sum = (key) => files.reduce((s, f) => s + f[key], 0);
-  return { files, bytes: sum("bytes"), gzip: sum("gzip"), receivedBytes: received, requests: responses.length };
+  return { files, bytes: sum("bytes"), gzip: sum("gzip"), receivedBytes: received, decodedBytes: decoded,
+    encodings: [...new Set(responses.map((r) => r.headers()["content-encoding"] ?? "identity"))], requests: responses.length };
 }
 
 // (b) cold start

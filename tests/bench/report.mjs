@@ -36,8 +36,10 @@ if (browser) {
   const p = browser.payload ?? {};
   add("payload before Connected, gzip -9 (KB): widget / plain page", kb(p.widget?.gzip), kb(p.plain?.gzip), 1,
     "documents, scripts, styles, wasm");
-  add("bytes received before Connected (KB)", kb(p.widget?.receivedBytes), kb(p.plain?.receivedBytes), 1,
-    "as served (the hub does not compress)");
+  add("bytes on the wire before Connected (KB)", kb(p.widget?.receivedBytes), kb(p.plain?.receivedBytes), 1,
+    `encoded bodies + headers; widget encodings: ${(p.widget?.encodings ?? []).join(", ")} (Chromium offers br only over HTTPS)`);
+  add("bytes after decoding, before Connected (KB)", kb(p.widget?.decodedBytes), kb(p.plain?.decodedBytes), 1,
+    "what the page parses and compiles");
   const cs = browser.coldStart ?? {};
   add(`cold start → Connected, median of ${cs.widget?.length ?? 0} pairs (ms)`,
     percentile(cs.widget, 50), percentile(cs.plain, 50), 0, "fresh context each");
