@@ -566,7 +566,7 @@ impl Hub {
         user: &str,
         target: &str,
         mut arguments: Vec<Value>,
-    ) -> Result<usize, crate::agents::Refusal> {
+    ) -> Result<usize, Box<crate::agents::Refusal>> {
         let hub = hub.to_ascii_lowercase();
         let mut inner = self.lock();
         let ids = inner.user_connections(&hub, user);
@@ -579,7 +579,7 @@ impl Hub {
                     .agents
                     .refusal(user, !ids.is_empty(), crate::auth::unix_now_ms())
         {
-            return Err(refusal);
+            return Err(Box::new(refusal));
         }
         if ids.is_empty() {
             return Ok(0);

@@ -42,7 +42,7 @@ fn style_hashes(html: &str) -> Vec<String> {
         let Some(end) = rest.find("</style>") else {
             break;
         };
-        let digest = Sha256::digest(rest[..end].as_bytes());
+        let digest = Sha256::digest(&rest.as_bytes()[..end]);
         hashes.push(format!(
             "'sha256-{}'",
             base64::engine::general_purpose::STANDARD.encode(digest)
