@@ -14,12 +14,16 @@
 //! - Shared state and delivery: [`hub`]; the hub method table: [`methods`] (filled by
 //!   [`hub_methods`]); call control: [`calls`]; call states: [`registry`]; tokens and keys:
 //!   [`auth`]; REST authorization: [`access`].
+//! - Agent state (issue 15, `docs/agent-state.md`): the store [`agents`], its hub methods
+//!   [`agent_state`], the supervisor view [`routes::supervisor`].
 //!
 //! Tests start it in-process with [`start`] on `127.0.0.1:0`.
 
 #![warn(missing_docs)]
 
 pub mod access;
+pub mod agent_state;
+pub mod agents;
 pub mod auth;
 pub mod calls;
 pub mod connection;
@@ -100,6 +104,9 @@ pub struct HubConfig {
     pub allowed_origins: Vec<String>,
     /// Extra `connect-src` origins of the widget's pages (`--connect-src`; [`csp`]).
     pub connect_src: Vec<String>,
+    /// Agent state and routing (`--routable-state`, `--initial-agent-state`,
+    /// `--wrap-up-seconds`, `--missed-offers`; [`agents`]).
+    pub agents: agents::AgentConfig,
     /// The address the hub listens on (set by [`serve`]).
     pub listen_addr: Option<SocketAddr>,
 }
@@ -125,17 +132,19 @@ impl HubConfig {
             frame_ancestors: Vec::new(),
             connect_src: Vec::new(),
             allowed_origins: Vec::new(),
+            agents: agents::AgentConfig::default(),
             listen_addr: None,
         }
     }
 }
 
 /// Every hub method clients may invoke: the modules that implement some register them here
-/// ([`calls::register`], [`graph::register`]); [`hub::Hub::invoke`] dispatches through the table.
+/// ([`calls::register`], [`graph::register`], [`agent_state::register`]); [`hub::Hub::invoke`] dispatches through the table.
 pub fn hub_methods() -> HubMethods {
     let mut methods = HubMethods::new();
     calls::register(&mut methods);
     graph::register(&mut methods);
+    agent_state::register(&mut methods);
     methods
 }
 
