@@ -98,7 +98,7 @@ fn apply(hub: &Arc<Hub>, id: &str, change: Change) -> Result<(), ()> {
         (changed(&mut inner, id, now), expiry)
     };
     if let Some((message, to)) = pushed {
-        push(hub, message, to);
+        push(hub, id, message, to);
     }
     if let Some(at) = expiry {
         schedule_refresh(Arc::downgrade(hub), id.to_owned(), at);
@@ -106,7 +106,15 @@ fn apply(hub: &Arc<Hub>, id: &str, change: Change) -> Result<(), ()> {
     Ok(())
 }
 
-fn push(hub: &Hub, presence: Value, to: Vec<(String, String)>) {
+/// A stand-in user's aggregate moved: Graph subscriptions are notified
+/// ([`crate::graph_subscriptions::notify`]); `subscribePresence` watchers get
+/// `PresenceChanged`, unless this hub reads presence from real Graph ([`crate::graph_link`]
+/// pushes then).
+fn push(hub: &Hub, id: &str, presence: Value, to: Vec<(String, String)>) {
+    crate::graph_subscriptions::notify(hub, id);
+    if hub.graph.link().is_some() {
+        return;
+    }
     for (hub_name, user) in to {
         hub.send_to_user(&hub_name, &user, "PresenceChanged", vec![presence.clone()]);
     }
@@ -132,7 +140,7 @@ fn schedule_refresh(hub: Weak<Hub>, id: String, at: u64) {
             (pushed, next)
         };
         if let Some((message, to)) = pushed {
-            push(&hub, message, to);
+            push(&hub, &id, message, to);
         }
         // A later expiry (another session) arms its own timer; bounded by the writes.
         if let Some(next) = next.filter(|n| *n > at) {
@@ -222,6 +230,11 @@ fn invoke(
         if inner.watching.get(&key).is_some_and(HashSet::is_empty) {
             inner.watching.remove(&key);
         }
+        if let Some(link) = hub.graph.link() {
+            let watched: Vec<String> = inner.watchers.keys().cloned().collect();
+            drop(inner);
+            link.watch(watched);
+        }
         return Ok(None);
     }
     let ids = ids.ok_or_else(|| format!("{target} expects (ids: string[])"))?;
@@ -244,17 +257,28 @@ fn invoke(
     watching.extend(ids.iter().cloned());
     let now = unix_now_ms();
     let mut value = Vec::new();
+    let link = hub.graph.link();
     for id in &ids {
         inner
             .watchers
             .entry(id.clone())
             .or_default()
             .insert(key.clone());
-        if let Some(u) = inner.users.get_mut(id) {
+        if let Some(link) = link {
+            // Real Graph: what the subscriptions last told us (the rest is read and pushed).
+            if let Some(p) = link.cached(id) {
+                value.push(wire(id, p));
+            }
+        } else if let Some(u) = inner.users.get_mut(id) {
             let p = u.aggregate(now);
             u.last.get_or_insert(p);
             value.push(wire(id, p));
         }
+    }
+    if let Some(link) = link {
+        let watched: Vec<String> = inner.watchers.keys().cloned().collect();
+        drop(inner);
+        link.watch(watched);
     }
     Ok(Some(json!({ "value": value })))
 }
@@ -276,6 +300,21 @@ fn error(status: StatusCode, code: &'static str, message: impl Into<String>) -> 
         code,
         message: message.into(),
         retry_after: None,
+    }
+}
+
+impl GraphError {
+    /// A Graph-shaped error with this status, `code` and message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        error(status, code, message)
+    }
+
+    /// 429 `TooManyRequests` with `Retry-After: seconds`.
+    pub fn throttled(seconds: u64, message: impl Into<String>) -> Self {
+        GraphError {
+            retry_after: Some(seconds),
+            ..error(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", message)
+        }
     }
 }
 
@@ -315,7 +354,11 @@ pub fn router(base_path: &str) -> Router<Arc<Hub>> {
         .max_age(Duration::from_secs(600));
     Router::new()
         .without_v07_checks()
-        .nest(base_path, routes())
+        .nest(
+            base_path,
+            routes().merge(crate::graph_subscriptions::routes()),
+        )
+        .merge(crate::graph_subscriptions::token_routes())
         .layer(cors)
 }
 
@@ -363,6 +406,21 @@ async fn caller(hub: &Hub, headers: &HeaderMap) -> Result<String, GraphError> {
             "Access token is empty.",
         )
     })?;
+    // An app token from the dev token endpoint (client-credentials grant): the app's id.
+    {
+        let now = unix_now_ms();
+        let inner = hub.graph.lock();
+        if let Some((client, expires)) = inner.app_tokens.get(token) {
+            if *expires <= now {
+                return Err(error(
+                    StatusCode::UNAUTHORIZED,
+                    "InvalidAuthenticationToken",
+                    "Lifetime validation failed, the token is expired.",
+                ));
+            }
+            return Ok(format!("app:{client}"));
+        }
+    }
     let user = hub.users.authenticate(token).await.map_err(|e| {
         error(
             StatusCode::UNAUTHORIZED,
