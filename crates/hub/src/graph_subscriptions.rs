@@ -39,7 +39,7 @@
 //! - `POST /test/throttle` `{"count", "retryAfter"}`: the next `count` subscription requests
 //!   answer 429 `TooManyRequests` with `Retry-After: retryAfter`.
 //!
-//! **Dev token endpoint** (`POST /dev/entra/{tenant}/oauth2/v2.0/token`, form
+//! **Dev token endpoint** (`POST /graph/login/{tenant}/oauth2/v2.0/token`, form
 //! `grant_type=client_credentials&client_id&client_secret&scope`): the Entra v2 shape
 //! `{"token_type": "Bearer", "expires_in", "access_token"}` for the secret in
 //! [`crate::presence::GraphConfig::app_secret`]; 400 `unsupported_grant_type`, 401
@@ -147,11 +147,11 @@ pub(crate) fn routes() -> Router<Arc<Hub>> {
         .route("/test/throttle", post(hook_throttle))
 }
 
-/// The dev token endpoint's route (outside the Graph base path; `/dev/` is loopback-only).
+/// The dev token endpoint's route (outside the Graph base path; dev mode only).
 pub(crate) fn token_routes() -> Router<Arc<Hub>> {
     Router::new()
         .without_v07_checks()
-        .route("/dev/entra/{tenant}/oauth2/v2.0/token", post(token))
+        .route("/graph/login/{tenant}/oauth2/v2.0/token", post(token))
 }
 
 /// The test hook's 429 for subscription requests, if armed.

@@ -41,7 +41,7 @@ pub struct GraphConfig {
     /// `getPresencesByUserId` batches).
     pub colleagues: usize,
     /// The client secret the stand-in's dev token endpoint
-    /// (`POST /dev/entra/{tenant}/oauth2/v2.0/token`, client-credentials grant) accepts for any
+    /// (`POST /graph/login/{tenant}/oauth2/v2.0/token`, client-credentials grant) accepts for any
     /// client id; `None` refuses every client. [`crate::HubConfig::new`] sets the AccessKey.
     pub app_secret: Option<String>,
     /// Real Graph change notifications for `subscribePresence` (the hub's app credentials and
