@@ -10,9 +10,9 @@ use serde_json::{Value, json};
 use switchboard_hub::RunningHub;
 use switchboard_hub::graph_link::LinkConfig;
 
-/// Hub A: the Graph stand-in. Hub B: subscribes to A's stand-in with app credentials
-/// (expiration 10 s, renewed with 8 s left, so renewals happen within a test).
-async fn pair() -> (RunningHub, RunningHub) {
+/// Hub A: the Graph stand-in. Hub B: subscribes to A's stand-in with app credentials,
+/// asking for `lifetime` seconds and renewing with `renew_before` left.
+async fn pair_with(lifetime: u64, renew_before: u64) -> (RunningHub, RunningHub) {
     let graph = start_hub().await;
     let a = graph.base_url();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -26,11 +26,17 @@ async fn pair() -> (RunningHub, RunningHub) {
     );
     link.base_url = format!("{a}/graph/v1.0");
     link.token_url = format!("{a}/graph/login/contoso/oauth2/v2.0/token");
-    link.expiration = Duration::from_secs(10);
-    link.renew_before = Duration::from_secs(8);
+    link.expiration = Duration::from_secs(lifetime);
+    link.renew_before = Duration::from_secs(renew_before);
     config.graph.link = Some(link);
     let hub = switchboard_hub::serve(listener, config).unwrap();
     (graph, hub)
+}
+
+/// Subscriptions of an hour, renewed with 10 min left: no renewal happens during a test, so
+/// recoveries come from the lifecycle handling alone.
+async fn pair() -> (RunningHub, RunningHub) {
+    pair_with(3600, 600).await
 }
 
 fn subscription_ids(hub: &RunningHub) -> Vec<String> {
@@ -148,7 +154,7 @@ async fn a_stand_in_change_reaches_a_signalr_client_through_the_subscription() {
 }
 
 #[tokio::test]
-async fn lifecycle_events_expiry_and_throttling_are_recovered() {
+async fn lifecycle_events_are_handled() {
     let (graph, hub) = pair().await;
     let (a, b) = (graph.base_url(), hub.base_url());
     let mut bob = Client::connect(&b, "bob").await;
@@ -200,27 +206,6 @@ async fn lifecycle_events_expiry_and_throttling_are_recovered() {
     simulate(&a, "alice", "Busy", "InACall").await;
     expect_presence(&mut bob, "alice", "Busy").await;
 
-    // Expired (and the first re-create throttled with Retry-After: 1): the renewal gets 404,
-    // the hub creates a new subscription after the wait and reads alice again.
-    assert_eq!(
-        hook(&a, "/test/throttle", json!({"count": 1, "retryAfter": 1})).await,
-        204
-    );
-    assert_eq!(
-        hook(
-            &a,
-            &format!("/test/subscriptions/{second}/expire"),
-            json!({})
-        )
-        .await,
-        204
-    );
-    simulate(&a, "alice", "Available", "Available").await;
-    // Not notified (expired), but the re-create's resync reads it.
-    expect_presence(&mut bob, "alice", "Available").await;
-    eventually(|| subscription_ids(&hub).first().is_some_and(|s| *s != second)).await;
-    simulate(&a, "alice", "Busy", "InAMeeting").await;
-    expect_presence(&mut bob, "alice", "Busy").await;
     hub.shutdown(Duration::from_secs(1)).await;
     graph.shutdown(Duration::from_secs(1)).await;
 }
@@ -323,5 +308,44 @@ async fn the_stand_in_enforces_subscription_limits_and_the_handshake() {
     ))
     .await;
     assert_eq!(s, 400);
+    graph.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn an_expired_subscription_is_created_again_after_a_429() {
+    // 10 s subscriptions renewed with 8 s left: a renewal every 2 s.
+    let (graph, hub) = pair_with(10, 8).await;
+    let (a, b) = (graph.base_url(), hub.base_url());
+    let mut bob = Client::connect(&b, "bob").await;
+    bob.invoke_ok("subscribePresence", vec![json!(["alice"])])
+        .await;
+    expect_presence(&mut bob, "alice", "Available").await;
+    eventually(|| subscription_ids(&hub).len() == 1).await;
+    let second = subscription_ids(&hub)[0].clone();
+    simulate(&a, "alice", "Busy", "InACall").await;
+    expect_presence(&mut bob, "alice", "Busy").await;
+
+    // Expired (and the first re-create throttled with Retry-After: 1): the renewal gets 404,
+    // the hub creates a new subscription after the wait and reads alice again.
+    assert_eq!(
+        hook(&a, "/test/throttle", json!({"count": 1, "retryAfter": 1})).await,
+        204
+    );
+    assert_eq!(
+        hook(
+            &a,
+            &format!("/test/subscriptions/{second}/expire"),
+            json!({})
+        )
+        .await,
+        204
+    );
+    simulate(&a, "alice", "Available", "Available").await;
+    // Not notified (expired), but the re-create's resync reads it.
+    expect_presence(&mut bob, "alice", "Available").await;
+    eventually(|| subscription_ids(&hub).first().is_some_and(|s| *s != second)).await;
+    simulate(&a, "alice", "Busy", "InAMeeting").await;
+    expect_presence(&mut bob, "alice", "Busy").await;
+    hub.shutdown(Duration::from_secs(1)).await;
     graph.shutdown(Duration::from_secs(1)).await;
 }
