@@ -257,7 +257,7 @@ async fn create(
     throttled(&hub)?;
     let object = crate::rest::json_object(&body).map_err(bad)?;
     let text = |k: &str| object.get(k).and_then(Value::as_str);
-    if !text("changeType").is_some_and(|c| c == "updated") {
+    if text("changeType") != Some("updated") {
         return Err(bad("changeType must be 'updated' for presence"));
     }
     let resource = text("resource").ok_or_else(|| bad("resource is required"))?;
