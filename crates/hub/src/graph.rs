@@ -44,8 +44,7 @@ use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{StatusCode, header};
 use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 use switchboard_core::presence::mapping::{is_preferred_combination, is_session_combination};
@@ -53,10 +52,10 @@ use switchboard_core::presence::{
     Activity, Availability, MAX_IDS_PER_REQUEST, Presence, parse_iso_duration,
 };
 
-use axum::http::request::Parts;
-
-use crate::access::{Authorized, Scope};
-use crate::auth::{bearer_token, is_valid_user_name, unix_now_ms};
+use crate::access::Authorized;
+use crate::auth::{is_valid_user_name, unix_now_ms};
+pub use crate::graph_access::{GraphCaller, GraphError};
+use crate::graph_access::{bad, error};
 use crate::hub::{ConnectionInfo, Hub, HubMethods};
 use crate::presence::{Change, OFFLINE, Session, UserPresence, changed, wire};
 pub use crate::presence::{
@@ -285,62 +284,6 @@ fn invoke(
 
 // ----- routes --------------------------------------------------------------------------------
 
-/// A Graph-shaped error: `{"error": {"code", "message"}}`.
-#[derive(Debug)]
-pub struct GraphError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-    retry_after: Option<u64>,
-}
-
-fn error(status: StatusCode, code: &'static str, message: impl Into<String>) -> GraphError {
-    GraphError {
-        status,
-        code,
-        message: message.into(),
-        retry_after: None,
-    }
-}
-
-impl GraphError {
-    /// A Graph-shaped error with this status, `code` and message.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        error(status, code, message)
-    }
-
-    /// 429 `TooManyRequests` with `Retry-After: seconds`.
-    pub fn throttled(seconds: u64, message: impl Into<String>) -> Self {
-        GraphError {
-            retry_after: Some(seconds),
-            ..error(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", message)
-        }
-    }
-}
-
-fn bad(message: impl Into<String>) -> GraphError {
-    error(StatusCode::BAD_REQUEST, "BadRequest", message)
-}
-
-impl IntoResponse for GraphError {
-    fn into_response(self) -> Response {
-        let body = json!({ "error": { "code": self.code, "message": self.message } });
-        let mut response = (self.status, Json(body)).into_response();
-        if let Some(secs) = self.retry_after {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        if self.status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer error=\"invalid_token\""),
-            );
-        }
-        response
-    }
-}
-
 /// The stand-in's routes nested under `base_path` (e.g. `/graph/v1.0`), with the same CORS
 /// policy as the hub's other browser-facing routes (the widget calls them from a CRM page).
 pub fn router(base_path: &str) -> Router<Arc<Hub>> {
@@ -373,95 +316,6 @@ fn routes() -> Router<Arc<Hub>> {
             post(presences_by_user_id),
         )
         .route("/users/{id}/presence/{action}", post(presence_action))
-}
-
-/// Who may call the stand-in's routes ([`crate::access`]): dev mode (404 `ItemNotFound`
-/// otherwise), a valid bearer token (401 `InvalidAuthenticationToken`), and the caller within
-/// the rate limit (429 `TooManyRequests`). The principal is the caller's id.
-#[derive(Debug)]
-pub struct GraphCaller;
-
-impl Scope for GraphCaller {
-    type Principal = String;
-    type Rejection = GraphError;
-
-    async fn authorize(hub: &Hub, parts: &Parts) -> Result<String, GraphError> {
-        caller(hub, &parts.headers).await
-    }
-}
-
-/// Dev mode, a valid bearer token, and the caller within the rate limit: the caller's id.
-async fn caller(hub: &Hub, headers: &HeaderMap) -> Result<String, GraphError> {
-    if !hub.dev_mode() {
-        return Err(error(
-            StatusCode::NOT_FOUND,
-            "ItemNotFound",
-            "The Graph presence stand-in runs in dev mode only",
-        ));
-    }
-    let token = bearer_token(headers).ok_or_else(|| {
-        error(
-            StatusCode::UNAUTHORIZED,
-            "InvalidAuthenticationToken",
-            "Access token is empty.",
-        )
-    })?;
-    // An app token from the dev token endpoint (client-credentials grant): the app's id.
-    {
-        let now = unix_now_ms();
-        let inner = hub.graph.lock();
-        if let Some((client, expires)) = inner.app_tokens.get(token) {
-            if *expires <= now {
-                return Err(error(
-                    StatusCode::UNAUTHORIZED,
-                    "InvalidAuthenticationToken",
-                    "Lifetime validation failed, the token is expired.",
-                ));
-            }
-            return Ok(format!("app:{client}"));
-        }
-    }
-    let user = hub.users.authenticate(token).await.map_err(|e| {
-        error(
-            StatusCode::UNAUTHORIZED,
-            "InvalidAuthenticationToken",
-            e.to_string(),
-        )
-    })?;
-    let config = &hub.graph.config;
-    let now = unix_now_ms();
-    let window = config.rate_window.as_millis() as u64;
-    let mut inner = hub.graph.lock();
-    if inner.rate.len() >= MAX_USERS {
-        inner.rate.retain(|_, (start, _)| *start + window > now);
-    }
-    let (start, count) = inner.rate.entry(user.user_id.clone()).or_insert((now, 0));
-    if now >= *start + window {
-        (*start, *count) = (now, 0);
-    }
-    *count += 1;
-    if *count > config.rate_limit {
-        let wait = (*start + window - now).div_ceil(1000).max(1);
-        return Err(GraphError {
-            retry_after: Some(wait),
-            ..error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "TooManyRequests",
-                format!(
-                    "More than {} requests in {} s; retry after {wait} s",
-                    config.rate_limit,
-                    config.rate_window.as_secs()
-                ),
-            )
-        });
-    }
-    // The caller is a known user from now on (dev users come and go).
-    if !inner.users.contains_key(&user.user_id) && inner.users.len() < MAX_USERS {
-        inner
-            .users
-            .insert(user.user_id.clone(), UserPresence::default());
-    }
-    Ok(user.user_id)
 }
 
 fn not_found(id: &str) -> GraphError {

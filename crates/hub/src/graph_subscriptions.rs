@@ -45,7 +45,7 @@
 //! [`crate::presence::GraphConfig::app_secret`]; 400 `unsupported_grant_type`, 401
 //! `invalid_client` otherwise.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -65,8 +65,9 @@ use switchboard_core::presence::subscriptions::{
 
 use crate::access::Authorized;
 use crate::auth::unix_now_ms;
-use crate::graph::{GraphCaller, GraphError};
+use crate::graph_access::{GraphCaller, GraphError};
 use crate::hub::Hub;
+use crate::presence::Subscription;
 
 /// Subscriptions the stand-in keeps at most.
 pub const MAX_SUBSCRIPTIONS: usize = 1_000;
@@ -75,38 +76,20 @@ pub const APP_TOKEN_LIFETIME_MS: u64 = 3_600_000;
 /// The tenant id the stand-in reports in notifications.
 pub const TENANT_ID: &str = "switchboard-dev-tenant";
 
-/// A change-notification subscription held by the stand-in.
-#[derive(Debug, Clone)]
-pub(crate) struct Subscription {
-    pub(crate) id: String,
-    pub(crate) resource: String,
-    pub(crate) ids: HashSet<String>,
-    pub(crate) notification_url: String,
-    pub(crate) lifecycle_url: Option<String>,
-    pub(crate) client_state: Option<String>,
-    pub(crate) expires_at: u64,
-    pub(crate) application: String,
-    /// `reauthorizationRequired` sent and not answered: change notifications are withheld.
-    pub(crate) needs_reauth: bool,
-    /// Test hook `missed`: change notifications are dropped and `missed` is sent instead.
-    pub(crate) dropping: bool,
-}
-
-impl Subscription {
-    fn json(&self) -> Value {
-        json!({
+/// The subscription as Graph answers it.
+fn subscription_json(s: &Subscription) -> Value {
+    json!({
             "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#subscriptions/$entity",
-            "id": self.id,
-            "resource": self.resource,
-            "applicationId": self.application,
+            "id": s.id,
+            "resource": s.resource,
+            "applicationId": s.application,
             "changeType": "updated",
-            "clientState": self.client_state,
-            "notificationUrl": self.notification_url,
-            "lifecycleNotificationUrl": self.lifecycle_url,
-            "expirationDateTime": format_utc(self.expires_at),
+            "clientState": s.client_state,
+            "notificationUrl": s.notification_url,
+            "lifecycleNotificationUrl": s.lifecycle_url,
+            "expirationDateTime": format_utc(s.expires_at),
             "includeResourceData": false,
-        })
-    }
+    })
 }
 
 fn random_id() -> String {
@@ -312,7 +295,7 @@ async fn create(
         needs_reauth: false,
         dropping: false,
     };
-    let answer = subscription.json();
+    let answer = subscription_json(&subscription);
     hub.graph
         .lock()
         .subscriptions
@@ -344,7 +327,7 @@ async fn read(
     Path(id): Path<String>,
     _: Authorized<GraphCaller>,
 ) -> Result<Json<Value>, GraphError> {
-    Ok(Json(live(&hub, &id)?.json()))
+    Ok(Json(subscription_json(&live(&hub, &id)?)))
 }
 
 async fn renew(
@@ -361,7 +344,7 @@ async fn renew(
     let s = inner.subscriptions.get_mut(&id).ok_or_else(|| gone(&id))?;
     s.expires_at = at;
     s.needs_reauth = false;
-    Ok(Json(s.json()))
+    Ok(Json(subscription_json(s)))
 }
 
 async fn reauthorize(

@@ -27,6 +27,8 @@ pub mod calls;
 pub mod connection;
 pub mod csp;
 pub mod graph;
+pub mod graph_access;
+pub mod graph_client;
 pub mod graph_link;
 pub mod graph_subscriptions;
 pub mod guard;

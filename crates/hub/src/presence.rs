@@ -46,7 +46,7 @@ pub struct GraphConfig {
     pub app_secret: Option<String>,
     /// Real Graph change notifications for `subscribePresence` (the hub's app credentials and
     /// public notification URL; [`crate::graph_link`]). `None`: the stand-in is the source.
-    pub link: Option<crate::graph_link::LinkConfig>,
+    pub link: Option<crate::graph_client::LinkConfig>,
 }
 
 impl Default for GraphConfig {
@@ -124,7 +124,7 @@ pub(crate) struct Inner {
     pub(crate) watching: HashMap<(String, String), HashSet<String>>,
     pub(crate) rate: HashMap<String, (u64, u32)>,
     /// Change-notification subscriptions by id ([`crate::graph_subscriptions`]).
-    pub(crate) subscriptions: HashMap<String, crate::graph_subscriptions::Subscription>,
+    pub(crate) subscriptions: HashMap<String, Subscription>,
     /// Client-credentials access tokens issued by the dev token endpoint: token → (client
     /// id, expiry ms).
     pub(crate) app_tokens: HashMap<String, (String, u64)>,
@@ -138,7 +138,7 @@ pub struct GraphState {
     pub(crate) config: GraphConfig,
     pub(crate) inner: Mutex<Inner>,
     /// The real-Graph link when [`GraphConfig::link`] is set (started by [`crate::serve`]).
-    pub(crate) link: std::sync::OnceLock<std::sync::Arc<crate::graph_link::GraphLink>>,
+    pub(crate) link: std::sync::OnceLock<std::sync::Arc<crate::graph_client::GraphLink>>,
 }
 
 impl std::fmt::Debug for GraphState {
@@ -260,7 +260,7 @@ impl GraphState {
     }
 
     /// The real-Graph link, when the hub has Graph app credentials.
-    pub fn link(&self) -> Option<&std::sync::Arc<crate::graph_link::GraphLink>> {
+    pub fn link(&self) -> Option<&std::sync::Arc<crate::graph_client::GraphLink>> {
         self.link.get()
     }
 
@@ -316,4 +316,21 @@ pub(crate) fn changed(
         .map(|w| w.iter().cloned().collect())
         .unwrap_or_default();
     Some((wire(id, p), to))
+}
+
+/// A change-notification subscription held by the stand-in.
+#[derive(Debug, Clone)]
+pub(crate) struct Subscription {
+    pub(crate) id: String,
+    pub(crate) resource: String,
+    pub(crate) ids: HashSet<String>,
+    pub(crate) notification_url: String,
+    pub(crate) lifecycle_url: Option<String>,
+    pub(crate) client_state: Option<String>,
+    pub(crate) expires_at: u64,
+    pub(crate) application: String,
+    /// `reauthorizationRequired` sent and not answered: change notifications are withheld.
+    pub(crate) needs_reauth: bool,
+    /// Test hook `missed`: change notifications are dropped and `missed` is sent instead.
+    pub(crate) dropping: bool,
 }
