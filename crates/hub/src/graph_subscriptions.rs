@@ -53,7 +53,7 @@ use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
@@ -508,12 +508,7 @@ pub(crate) fn notify(hub: &Hub, id: &str) {
 }
 
 /// The client-credentials grant of the dev token endpoint.
-async fn token(
-    State(hub): State<Arc<Hub>>,
-    Path(_tenant): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn token(State(hub): State<Arc<Hub>>, Path(_tenant): Path<String>, body: Bytes) -> Response {
     let oauth_error = |status: StatusCode, code: &str, description: &str| {
         (
             status,
@@ -528,7 +523,6 @@ async fn token(
             "The dev token endpoint runs in dev mode only",
         );
     }
-    let _ = headers;
     let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
     if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
         return oauth_error(
