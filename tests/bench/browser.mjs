@@ -57,6 +57,8 @@ async function startHub() {
   if (!existsSync(HUB_BIN)) throw new Error(`no hub binary at ${HUB_BIN}`);
   const hub = spawn(HUB_BIN, [
     "--listen", "127.0.0.1:0", "--static", DIST, "--access-key", ACCESS_KEY, "--ring-timeout", "600",
+    // Delivery is measured here, not routing: every agent state may be rung (docs/agent-state.md).
+    "--routable-state", "*",
     "--max-connections-per-address", "100000", "--negotiates-per-second-per-address", "10000",
     "--negotiates-per-second-per-user", "10000",
   ], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "warn" } });

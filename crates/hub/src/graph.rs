@@ -44,8 +44,7 @@ use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{StatusCode, header};
 use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 use switchboard_core::presence::mapping::{is_preferred_combination, is_session_combination};
@@ -53,10 +52,10 @@ use switchboard_core::presence::{
     Activity, Availability, MAX_IDS_PER_REQUEST, Presence, parse_iso_duration,
 };
 
-use axum::http::request::Parts;
-
-use crate::access::{Authorized, Scope};
-use crate::auth::{bearer_token, is_valid_user_name, unix_now_ms};
+use crate::access::Authorized;
+use crate::auth::{is_valid_user_name, unix_now_ms};
+pub use crate::graph_access::{GraphCaller, GraphError};
+use crate::graph_access::{bad, error};
 use crate::hub::{ConnectionInfo, Hub, HubMethods};
 use crate::presence::{Change, OFFLINE, Session, UserPresence, changed, wire};
 pub use crate::presence::{
@@ -98,7 +97,7 @@ fn apply(hub: &Arc<Hub>, id: &str, change: Change) -> Result<(), ()> {
         (changed(&mut inner, id, now), expiry)
     };
     if let Some((message, to)) = pushed {
-        push(hub, message, to);
+        push(hub, id, message, to);
     }
     if let Some(at) = expiry {
         schedule_refresh(Arc::downgrade(hub), id.to_owned(), at);
@@ -106,7 +105,15 @@ fn apply(hub: &Arc<Hub>, id: &str, change: Change) -> Result<(), ()> {
     Ok(())
 }
 
-fn push(hub: &Hub, presence: Value, to: Vec<(String, String)>) {
+/// A stand-in user's aggregate moved: Graph subscriptions are notified
+/// ([`crate::graph_subscriptions::notify`]); `subscribePresence` watchers get
+/// `PresenceChanged`, unless this hub reads presence from real Graph ([`crate::graph_link`]
+/// pushes then).
+fn push(hub: &Hub, id: &str, presence: Value, to: Vec<(String, String)>) {
+    crate::graph_subscriptions::notify(hub, id);
+    if hub.graph.link().is_some() {
+        return;
+    }
     for (hub_name, user) in to {
         hub.send_to_user(&hub_name, &user, "PresenceChanged", vec![presence.clone()]);
     }
@@ -132,7 +139,7 @@ fn schedule_refresh(hub: Weak<Hub>, id: String, at: u64) {
             (pushed, next)
         };
         if let Some((message, to)) = pushed {
-            push(&hub, message, to);
+            push(&hub, &id, message, to);
         }
         // A later expiry (another session) arms its own timer; bounded by the writes.
         if let Some(next) = next.filter(|n| *n > at) {
@@ -222,6 +229,11 @@ fn invoke(
         if inner.watching.get(&key).is_some_and(HashSet::is_empty) {
             inner.watching.remove(&key);
         }
+        if let Some(link) = hub.graph.link() {
+            let watched: Vec<String> = inner.watchers.keys().cloned().collect();
+            drop(inner);
+            link.watch(watched);
+        }
         return Ok(None);
     }
     let ids = ids.ok_or_else(|| format!("{target} expects (ids: string[])"))?;
@@ -244,63 +256,33 @@ fn invoke(
     watching.extend(ids.iter().cloned());
     let now = unix_now_ms();
     let mut value = Vec::new();
+    let link = hub.graph.link();
     for id in &ids {
         inner
             .watchers
             .entry(id.clone())
             .or_default()
             .insert(key.clone());
-        if let Some(u) = inner.users.get_mut(id) {
+        if let Some(link) = link {
+            // Real Graph: what the subscriptions last told us (the rest is read and pushed).
+            if let Some(p) = link.cached(id) {
+                value.push(wire(id, p));
+            }
+        } else if let Some(u) = inner.users.get_mut(id) {
             let p = u.aggregate(now);
             u.last.get_or_insert(p);
             value.push(wire(id, p));
         }
     }
+    if let Some(link) = link {
+        let watched: Vec<String> = inner.watchers.keys().cloned().collect();
+        drop(inner);
+        link.watch(watched);
+    }
     Ok(Some(json!({ "value": value })))
 }
 
 // ----- routes --------------------------------------------------------------------------------
-
-/// A Graph-shaped error: `{"error": {"code", "message"}}`.
-#[derive(Debug)]
-pub struct GraphError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-    retry_after: Option<u64>,
-}
-
-fn error(status: StatusCode, code: &'static str, message: impl Into<String>) -> GraphError {
-    GraphError {
-        status,
-        code,
-        message: message.into(),
-        retry_after: None,
-    }
-}
-
-fn bad(message: impl Into<String>) -> GraphError {
-    error(StatusCode::BAD_REQUEST, "BadRequest", message)
-}
-
-impl IntoResponse for GraphError {
-    fn into_response(self) -> Response {
-        let body = json!({ "error": { "code": self.code, "message": self.message } });
-        let mut response = (self.status, Json(body)).into_response();
-        if let Some(secs) = self.retry_after {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        if self.status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer error=\"invalid_token\""),
-            );
-        }
-        response
-    }
-}
 
 /// The stand-in's routes nested under `base_path` (e.g. `/graph/v1.0`), with the same CORS
 /// policy as the hub's other browser-facing routes (the widget calls them from a CRM page).
@@ -315,7 +297,11 @@ pub fn router(base_path: &str) -> Router<Arc<Hub>> {
         .max_age(Duration::from_secs(600));
     Router::new()
         .without_v07_checks()
-        .nest(base_path, routes())
+        .nest(
+            base_path,
+            routes().merge(crate::graph_subscriptions::routes()),
+        )
+        .merge(crate::graph_subscriptions::token_routes())
         .layer(cors)
 }
 
@@ -330,80 +316,6 @@ fn routes() -> Router<Arc<Hub>> {
             post(presences_by_user_id),
         )
         .route("/users/{id}/presence/{action}", post(presence_action))
-}
-
-/// Who may call the stand-in's routes ([`crate::access`]): dev mode (404 `ItemNotFound`
-/// otherwise), a valid bearer token (401 `InvalidAuthenticationToken`), and the caller within
-/// the rate limit (429 `TooManyRequests`). The principal is the caller's id.
-#[derive(Debug)]
-pub struct GraphCaller;
-
-impl Scope for GraphCaller {
-    type Principal = String;
-    type Rejection = GraphError;
-
-    async fn authorize(hub: &Hub, parts: &Parts) -> Result<String, GraphError> {
-        caller(hub, &parts.headers).await
-    }
-}
-
-/// Dev mode, a valid bearer token, and the caller within the rate limit: the caller's id.
-async fn caller(hub: &Hub, headers: &HeaderMap) -> Result<String, GraphError> {
-    if !hub.dev_mode() {
-        return Err(error(
-            StatusCode::NOT_FOUND,
-            "ItemNotFound",
-            "The Graph presence stand-in runs in dev mode only",
-        ));
-    }
-    let token = bearer_token(headers).ok_or_else(|| {
-        error(
-            StatusCode::UNAUTHORIZED,
-            "InvalidAuthenticationToken",
-            "Access token is empty.",
-        )
-    })?;
-    let user = hub.users.authenticate(token).await.map_err(|e| {
-        error(
-            StatusCode::UNAUTHORIZED,
-            "InvalidAuthenticationToken",
-            e.to_string(),
-        )
-    })?;
-    let config = &hub.graph.config;
-    let now = unix_now_ms();
-    let window = config.rate_window.as_millis() as u64;
-    let mut inner = hub.graph.lock();
-    if inner.rate.len() >= MAX_USERS {
-        inner.rate.retain(|_, (start, _)| *start + window > now);
-    }
-    let (start, count) = inner.rate.entry(user.user_id.clone()).or_insert((now, 0));
-    if now >= *start + window {
-        (*start, *count) = (now, 0);
-    }
-    *count += 1;
-    if *count > config.rate_limit {
-        let wait = (*start + window - now).div_ceil(1000).max(1);
-        return Err(GraphError {
-            retry_after: Some(wait),
-            ..error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "TooManyRequests",
-                format!(
-                    "More than {} requests in {} s; retry after {wait} s",
-                    config.rate_limit,
-                    config.rate_window.as_secs()
-                ),
-            )
-        });
-    }
-    // The caller is a known user from now on (dev users come and go).
-    if !inner.users.contains_key(&user.user_id) && inner.users.len() < MAX_USERS {
-        inner
-            .users
-            .insert(user.user_id.clone(), UserPresence::default());
-    }
-    Ok(user.user_id)
 }
 
 fn not_found(id: &str) -> GraphError {

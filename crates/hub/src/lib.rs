@@ -10,7 +10,9 @@
 //!   [`routes::adaptor`].
 //! - Azure SignalR Service client endpoint and REST API: [`routes::service`].
 //! - Telephony simulator page: [`routes::simulator`].
-//! - Microsoft Graph presence stand-in (`/graph/v1.0/...`, `PresenceChanged` pushes): [`graph`].
+//! - Microsoft Graph presence stand-in (`/graph/v1.0/...`, `PresenceChanged` pushes): [`graph`];
+//!   its change-notification subscriptions: [`graph_subscriptions`]; the hub as a subscriber of
+//!   real Graph (app credentials, `/api/graph/notifications`): [`graph_link`].
 //! - Shared state and delivery: [`hub`]; the hub method table: [`methods`] (filled by
 //!   [`hub_methods`]); call control: [`calls`]; call states: [`registry`]; tokens and keys:
 //!   [`auth`]; REST authorization: [`access`].
@@ -29,6 +31,10 @@ pub mod calls;
 pub mod connection;
 pub mod csp;
 pub mod graph;
+pub mod graph_access;
+pub mod graph_client;
+pub mod graph_link;
+pub mod graph_subscriptions;
 pub mod guard;
 pub mod hub;
 pub mod limits;
@@ -114,12 +120,17 @@ pub struct HubConfig {
 impl HubConfig {
     /// A configuration with this key and every default.
     pub fn new(access_key: impl Into<String>) -> Self {
+        let access_key: String = access_key.into();
         Self {
-            access_key: access_key.into(),
+            // The stand-in's dev token endpoint takes the AccessKey as the client secret.
+            graph: graph::GraphConfig {
+                app_secret: Some(access_key.clone()),
+                ..graph::GraphConfig::default()
+            },
+            access_key,
             ring_timeout: Duration::from_secs(45),
             static_dir: None,
             hub_name: DEFAULT_HUB.into(),
-            graph: graph::GraphConfig::default(),
             timeouts: Timeouts::default(),
             allow_stateful_reconnect: true,
             replay_buffer_bytes: 100_000,
@@ -198,6 +209,7 @@ pub fn serve(listener: TcpListener, mut config: HubConfig) -> std::io::Result<Ru
     config.listen_addr = Some(addr);
     let listener = quota::LimitedListener::new(listener, config.quotas.connections_per_address);
     let hub = Hub::try_new(config, hub_methods()).map_err(std::io::Error::other)?;
+    graph_link::start(&hub);
     let app = routes::app(hub.clone());
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {

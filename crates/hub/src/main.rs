@@ -119,6 +119,37 @@ struct Cli {
     /// Unanswered offers in a row that make an agent Missed (0: never).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=1_000))]
     missed_offers: u32,
+    /// Graph presence from real change notifications: the Entra tenant id of the hub's app
+    /// registration (with --graph-client-id, --graph-client-secret, --graph-notification-url;
+    /// docs/presence.md "Hub subscriptions").
+    #[arg(long, env = "SWITCHBOARD_GRAPH_TENANT", value_name = "TENANT_ID")]
+    graph_tenant: Option<String>,
+    /// The hub's Graph app (client) id.
+    #[arg(long, env = "SWITCHBOARD_GRAPH_CLIENT_ID", value_name = "GUID")]
+    graph_client_id: Option<String>,
+    /// The hub's Graph app client secret (never logged).
+    #[arg(long, env = "SWITCHBOARD_GRAPH_CLIENT_SECRET", hide_env_values = true)]
+    graph_client_secret: Option<String>,
+    /// Microsoft Graph's base URL.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_GRAPH_BASE_URL",
+        default_value = "https://graph.microsoft.com/v1.0"
+    )]
+    graph_base_url: String,
+    /// The OAuth token endpoint (default: Entra v2 for --graph-tenant).
+    #[arg(long, env = "SWITCHBOARD_GRAPH_TOKEN_URL", value_name = "URL")]
+    graph_token_url: Option<String>,
+    /// The public HTTPS URL at which Graph reaches this hub's `/api/graph/notifications`
+    /// (lifecycle notifications go to `…/lifecycle` beside it).
+    #[arg(long, env = "SWITCHBOARD_GRAPH_NOTIFICATION_URL", value_name = "URL")]
+    graph_notification_url: Option<String>,
+    /// Lifetime asked for presence subscriptions, in seconds (Graph allows at most 3600).
+    #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(10..=3600))]
+    graph_subscription_seconds: u64,
+    /// Renew a subscription when this many seconds are left.
+    #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=3000))]
+    graph_renew_before_seconds: u64,
 }
 
 fn parse_state(value: &str) -> Result<String, String> {
@@ -135,6 +166,48 @@ fn parse_routable(value: &str) -> Result<String, String> {
     } else {
         parse_state(value)
     }
+}
+
+/// The Graph subscriber's settings from the flags: `Ok(None)` when none is given, an error
+/// naming what is missing when only some are.
+fn graph_link(cli: &Cli) -> Result<Option<switchboard_hub::graph_link::LinkConfig>, String> {
+    let given = |v: &Option<String>| {
+        v.as_deref()
+            .filter(|s| !s.trim().is_empty())
+            .map(str::to_owned)
+    };
+    let parts = (
+        given(&cli.graph_tenant),
+        given(&cli.graph_client_id),
+        given(&cli.graph_client_secret),
+        given(&cli.graph_notification_url),
+    );
+    let (tenant, client, secret, url) = match parts {
+        (None, None, None, None) => return Ok(None),
+        (Some(t), Some(c), Some(s), Some(u)) => (t, c, s, u),
+        _ => {
+            return Err("Graph subscriptions need all of --graph-tenant, --graph-client-id, --graph-client-secret and --graph-notification-url".into());
+        }
+    };
+    for (flag, value) in [
+        ("--graph-notification-url", Some(url.as_str())),
+        ("--graph-base-url", Some(cli.graph_base_url.as_str())),
+        ("--graph-token-url", cli.graph_token_url.as_deref()),
+    ] {
+        if let Some(v) = value
+            && !(v.starts_with("https://") || v.starts_with("http://"))
+        {
+            return Err(format!("{flag} {v}: not an http(s) URL"));
+        }
+    }
+    let mut link = switchboard_hub::graph_link::LinkConfig::new(&tenant, &client, &secret, &url);
+    link.base_url = cli.graph_base_url.trim_end_matches('/').to_owned();
+    if let Some(token_url) = &cli.graph_token_url {
+        link.token_url = token_url.clone();
+    }
+    link.expiration = Duration::from_secs(cli.graph_subscription_seconds);
+    link.renew_before = Duration::from_secs(cli.graph_renew_before_seconds);
+    Ok(Some(link))
 }
 
 fn parse_region(value: &str) -> Result<String, String> {
@@ -178,6 +251,13 @@ async fn main() -> std::process::ExitCode {
     }
     let oidc = match oidc_config(&cli) {
         Ok(oidc) => oidc,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let graph = match graph_link(&cli) {
+        Ok(link) => link,
         Err(e) => {
             eprintln!("error: {e}");
             return std::process::ExitCode::from(2);
@@ -240,6 +320,7 @@ async fn main() -> std::process::ExitCode {
         negotiate_burst_per_user: cli.negotiates_per_second_per_user * 4.0,
         calls_per_minute: cli.calls_per_minute,
     };
+    config.graph.link = graph;
     if let Some(secret) = cli.sip_secret.clone().filter(|s| !s.is_empty()) {
         let mut sip = switchboard_hub::routes::sip::SipConfig::new(secret);
         sip.ttl = Duration::from_secs(cli.sip_credentials_ttl);

@@ -17,6 +17,7 @@
 //! | `switchboard_calls` | gauge | `state` | calls in the registry by state (set at each scrape) |
 //! | `switchboard_panics_total` | counter | | requests that panicked (answered 500) |
 //! | `switchboard_replay_buffered_bytes` | gauge | | bytes of sent messages kept for stateful reconnect until acked, over all connections |
+//! | `switchboard_graph_notifications_total` | counter | `outcome` | Graph change/lifecycle notification items: `accepted`, `rejected` (unknown subscription or wrong `clientState`), `malformed` (bodies) |
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -126,4 +127,15 @@ pub trait TransportLabel {
 /// The `transport` label of a transport.
 pub fn transport_name(kind: impl TransportLabel) -> &'static str {
     kind.transport_label()
+}
+
+/// Graph notification items received by `/api/graph/notifications` with this `outcome`
+/// (`accepted`, `rejected`, `malformed`).
+pub fn graph_notifications(outcome: &'static str, count: u64) {
+    if count == 0 {
+        return;
+    }
+    handle();
+    metrics::counter!("switchboard_graph_notifications_total", "outcome" => outcome)
+        .increment(count);
 }

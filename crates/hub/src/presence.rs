@@ -26,7 +26,7 @@ pub const MAX_SESSIONS: usize = 16;
 pub const MAX_SESSION_EXPIRATION_MS: u64 = 4 * 3_600_000;
 
 /// Stand-in settings (part of [`crate::HubConfig`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct GraphConfig {
     /// Where the routes live (`/graph/v1.0`; no trailing slash).
     pub base_path: String,
@@ -40,6 +40,13 @@ pub struct GraphConfig {
     /// Generated colleagues in the demo directory besides alice and bob (700: two
     /// `getPresencesByUserId` batches).
     pub colleagues: usize,
+    /// The client secret the stand-in's dev token endpoint
+    /// (`POST /graph/login/{tenant}/oauth2/v2.0/token`, client-credentials grant) accepts for any
+    /// client id; `None` refuses every client. [`crate::HubConfig::new`] sets the AccessKey.
+    pub app_secret: Option<String>,
+    /// Real Graph change notifications for `subscribePresence` (the hub's app credentials and
+    /// public notification URL; [`crate::graph_link`]). `None`: the stand-in is the source.
+    pub link: Option<crate::graph_client::LinkConfig>,
 }
 
 impl Default for GraphConfig {
@@ -50,6 +57,8 @@ impl Default for GraphConfig {
             rate_window: Duration::from_secs(30),
             min_session_expiration: Duration::from_secs(300),
             colleagues: 700,
+            app_secret: None,
+            link: None,
         }
     }
 }
@@ -114,6 +123,13 @@ pub(crate) struct Inner {
     pub(crate) watchers: HashMap<String, HashSet<(String, String)>>,
     pub(crate) watching: HashMap<(String, String), HashSet<String>>,
     pub(crate) rate: HashMap<String, (u64, u32)>,
+    /// Change-notification subscriptions by id ([`crate::graph_subscriptions`]).
+    pub(crate) subscriptions: HashMap<String, Subscription>,
+    /// Client-credentials access tokens issued by the dev token endpoint: token → (client
+    /// id, expiry ms).
+    pub(crate) app_tokens: HashMap<String, (String, u64)>,
+    /// Test hook: this many subscription requests answer 429 with this `Retry-After` (s).
+    pub(crate) throttle: (u32, u64),
 }
 
 /// The stand-in's state: the directory, every user's sessions and preferred presence, and the
@@ -121,6 +137,8 @@ pub(crate) struct Inner {
 pub struct GraphState {
     pub(crate) config: GraphConfig,
     pub(crate) inner: Mutex<Inner>,
+    /// The real-Graph link when [`GraphConfig::link`] is set (started by [`crate::serve`]).
+    pub(crate) link: std::sync::OnceLock<std::sync::Arc<crate::graph_client::GraphLink>>,
 }
 
 impl std::fmt::Debug for GraphState {
@@ -224,6 +242,7 @@ impl GraphState {
         Self {
             config: config.clone(),
             inner: Mutex::new(inner),
+            link: std::sync::OnceLock::new(),
         }
     }
 
@@ -238,6 +257,25 @@ impl GraphState {
         let mut inner = self.lock();
         let p = inner.users.get_mut(id)?.aggregate(now);
         Some(wire(id, p))
+    }
+
+    /// The real-Graph link, when the hub has Graph app credentials.
+    pub fn link(&self) -> Option<&std::sync::Arc<crate::graph_client::GraphLink>> {
+        self.link.get()
+    }
+
+    /// Every id some user watches through `subscribePresence`.
+    pub fn watched_ids(&self) -> Vec<String> {
+        self.lock().watchers.keys().cloned().collect()
+    }
+
+    /// The `(hub, user)` pairs watching `id`.
+    pub(crate) fn watchers_of(&self, id: &str) -> Vec<(String, String)> {
+        self.lock()
+            .watchers
+            .get(id)
+            .map(|w| w.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// How many users watch `id` through `subscribePresence`.
@@ -259,7 +297,8 @@ pub(crate) enum Change {
 }
 
 /// When the aggregate differs from the last one pushed: the `PresenceChanged` argument and the
-/// `(hub, user)` subscribers to send it to.
+/// `(hub, user)` subscribers to send it to (possibly none: Graph subscriptions are notified
+/// all the same).
 pub(crate) fn changed(
     inner: &mut Inner,
     id: &str,
@@ -276,5 +315,22 @@ pub(crate) fn changed(
         .get(id)
         .map(|w| w.iter().cloned().collect())
         .unwrap_or_default();
-    (!to.is_empty()).then(|| (wire(id, p), to))
+    Some((wire(id, p), to))
+}
+
+/// A change-notification subscription held by the stand-in.
+#[derive(Debug, Clone)]
+pub(crate) struct Subscription {
+    pub(crate) id: String,
+    pub(crate) resource: String,
+    pub(crate) ids: HashSet<String>,
+    pub(crate) notification_url: String,
+    pub(crate) lifecycle_url: Option<String>,
+    pub(crate) client_state: Option<String>,
+    pub(crate) expires_at: u64,
+    pub(crate) application: String,
+    /// `reauthorizationRequired` sent and not answered: change notifications are withheld.
+    pub(crate) needs_reauth: bool,
+    /// Test hook `missed`: change notifications are dropped and `missed` is sent instead.
+    pub(crate) dropping: bool,
 }

@@ -10,12 +10,15 @@
 //! - [`parse_iso_duration`] / [`format_iso_duration`]: Graph's `expirationDuration` (`PT5M`).
 //! - [`choice`]: the own-presence control's options (`state:…`, `teams:…`).
 //! - [`read_presence`]: one `{id, availability, activity}` presence.
+//! - [`subscriptions`]: the Graph presence subscription manager (change notifications,
+//!   renewal, lifecycle events, 429), sans-IO.
 //! - [`batches`]: ids in groups of at most [`MAX_IDS_PER_REQUEST`] (650).
 //!
 //! No clock and no I/O here: time comes in as milliseconds since the Unix epoch (`u64`).
 
 pub mod choice;
 pub mod mapping;
+pub mod subscriptions;
 pub mod sync;
 
 pub use choice::Choice;

@@ -141,6 +141,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .merge(hosts::routes())
         .merge(crate::observe::routes())
         .merge(crate::graph::router(&hub.config().graph.base_path))
+        .merge(crate::graph_link::routes())
         .route("/healthz", get(|| async { "ok" }));
 
     // `--config FILE`: this file is the widget's /config.json (read at each request, so an
