@@ -378,6 +378,7 @@ fn run(widget: Widget, user: String, access_token: Rc<dyn Fn() -> TokenFuture>) 
             })),
             _ => None,
         };
+    widget.agent.start(&user, client.clone());
     widget
         .presence
         .start(&config, &user, client.clone(), graph_token);
@@ -388,6 +389,7 @@ fn run(widget: Widget, user: String, access_token: Rc<dyn Fn() -> TokenFuture>) 
 pub fn sign_out(widget: Widget) {
     // Clears our session presence in Teams (Graph, not the hub).
     widget.presence.sign_out();
+    widget.agent.stop();
     crate::softphone::stop();
     if let Some(client) = widget.client.get_value() {
         client.stop();

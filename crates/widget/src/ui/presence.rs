@@ -4,6 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use leptos::prelude::*;
+use switchboard_core::agent_state::Shown;
 use switchboard_core::presence::{Availability, Choice, Presence as Pair, choice};
 
 use crate::graph::Colleague;
@@ -27,12 +28,16 @@ fn dot_class(p: Option<Pair>) -> &'static str {
     }
 }
 
-/// The own-presence control: a native select (agent states, then Teams presences), the Teams
-/// presence with a coloured dot, and where it came from.
+/// The own-presence control: a native select (agent states, then Teams presences), the agent
+/// state as the hub keeps it with how long it has lasted ("Break · 12 min") and the Missed
+/// notice, the Teams presence with a coloured dot, and where it came from.
 #[component]
 pub fn PresenceControl(
     own: RwSignal<Own>,
     states: RwSignal<Vec<String>>,
+    /// The hub's agent state as shown now (`None`: none known yet).
+    #[prop(into)]
+    agent: Signal<Option<Shown>>,
     error: RwSignal<Option<String>>,
     on_choose: Callback<String>,
 ) -> impl IntoView {
@@ -44,9 +49,14 @@ pub fn PresenceControl(
         }
     };
     let state_options = move || {
-        states
-            .get()
-            .into_iter()
+        let mut list = states.get();
+        // A state the hub set that is not a choice (Missed) is shown as the selected option.
+        if let Some(current) = agent.with(|a| a.as_ref().map(|a| a.state.clone()))
+            && !list.contains(&current)
+        {
+            list.push(current);
+        }
+        list.into_iter()
             .map(|s| option(choice::state_value(&s), agent_state(&s).to_owned()))
             .collect_view()
     };
@@ -77,6 +87,12 @@ pub fn PresenceControl(
                     <optgroup label=t.presence_teams>{teams_options}</optgroup>
                 </select>
             </div>
+            {move || agent.get().map(|a| view! {
+                <p class="presence__state">{t.state_since(agent_state(&a.state), a.since)}</p>
+            })}
+            {move || agent.get().and_then(|a| a.missed).map(|n| view! {
+                <p class="presence__missed" role="alert">{t.missed_notice(n)}</p>
+            })}
             <p class="presence__teams">
                 {t.teams_now}" "
                 <span class="presence__words">
