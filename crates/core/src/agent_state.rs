@@ -320,7 +320,9 @@ mod tests {
             "Failed to invoke 'setAgentState' due to an error on the server. HubException: Method does not exist."
         ));
         assert!(is_unsupported("Unknown hub method 'setAgentState'"));
-        assert!(!is_unsupported("setAgentState: state must be 1-32 characters"));
+        assert!(!is_unsupported(
+            "setAgentState: state must be 1-32 characters"
+        ));
         assert!(!is_unsupported("The connection was closed."));
     }
 }

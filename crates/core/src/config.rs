@@ -118,8 +118,8 @@ impl WrapUpConfig {
         };
         let wrap_up = object(value, "wrapUp")?;
         let mut config = WrapUpConfig::default();
-        if let Some(list) = string_list(wrap_up.get("dispositions"), "wrapUp.dispositions")
-            .map_err(invalid)?
+        if let Some(list) =
+            string_list(wrap_up.get("dispositions"), "wrapUp.dispositions").map_err(invalid)?
         {
             if list.is_empty() || list.len() > MAX_DISPOSITIONS {
                 return Err(invalid(format!(
@@ -139,9 +139,7 @@ impl WrapUpConfig {
                     )));
                 }
                 if list[..i].contains(d) {
-                    return Err(invalid(format!(
-                        "wrapUp.dispositions lists \"{d}\" twice"
-                    )));
+                    return Err(invalid(format!("wrapUp.dispositions lists \"{d}\" twice")));
                 }
             }
             config.dispositions = list;
@@ -705,7 +703,10 @@ mod tests {
         let config = Config::from_json(r#"{"hub":{"url":"/api"},"auth":{"mode":"dev"}}"#).unwrap();
         assert_eq!(config.wrap_up.dispositions, DEFAULT_DISPOSITIONS);
         assert!(!config.wrap_up.notes_required);
-        assert_eq!(with_wrap_up("null").unwrap().wrap_up, WrapUpConfig::default());
+        assert_eq!(
+            with_wrap_up("null").unwrap().wrap_up,
+            WrapUpConfig::default()
+        );
         assert_eq!(with_wrap_up("{}").unwrap().wrap_up, WrapUpConfig::default());
     }
 
@@ -729,7 +730,10 @@ mod tests {
         let required = with_wrap_up(r#"{"dispositions":["Sale"],"notesRequired":true}"#)
             .unwrap()
             .wrap_up;
-        assert_eq!(required.check(" \n", "Sale"), Err(WrapUpProblem::NotesRequired));
+        assert_eq!(
+            required.check(" \n", "Sale"),
+            Err(WrapUpProblem::NotesRequired)
+        );
         assert_eq!(required.check("Sold 3", "Sale"), Ok(()));
         assert_eq!(required.check("Sold 3", ""), Ok(()));
     }
@@ -766,7 +770,9 @@ mod tests {
             "config.json is not valid: wrapUp.notesRequired must be true or false"
         );
         let many: Vec<String> = (0..51).map(|i| format!("\"d{i}\"")).collect();
-        assert!(error(&format!(r#"{{"dispositions":[{}]}}"#, many.join(","))).contains("(it lists 51)"));
+        assert!(
+            error(&format!(r#"{{"dispositions":[{}]}}"#, many.join(","))).contains("(it lists 51)")
+        );
     }
 
     #[test]

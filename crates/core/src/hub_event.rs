@@ -205,7 +205,10 @@ mod tests {
         };
         assert_eq!((state.state.as_str(), state.since_ms), ("Break", 5));
         assert_eq!(
-            parse("agentstatechanged", &[json!({"userId": "alice", "since": 5})]),
+            parse(
+                "agentstatechanged",
+                &[json!({"userId": "alice", "since": 5})]
+            ),
             Err("AgentStateChanged ignored: AgentState has no valid state.".into())
         );
         assert_eq!(

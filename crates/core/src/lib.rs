@@ -22,8 +22,8 @@ pub mod transport;
 
 pub use call::{CallState, RejectReason};
 pub use config::{
-    AuthConfig, Config, ConfigError, DtmfMode, GraphConfig, Interaction, SipConfig, TelephonyConfig,
-    WrapUpConfig, WrapUpProblem,
+    AuthConfig, Config, ConfigError, DtmfMode, GraphConfig, Interaction, SipConfig,
+    TelephonyConfig, WrapUpConfig, WrapUpProblem,
 };
 pub use desk::{Action, ActiveCall, Desk, Outcome, Resync, Ringing};
 pub use history::{CallDirection, CallRecord, History};

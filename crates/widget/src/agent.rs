@@ -84,7 +84,9 @@ impl AgentStatus {
         let Some(me) = self.me.get_value() else {
             return false;
         };
-        let newer = self.state.with_untracked(|s| state.replaces(s.as_ref(), &me));
+        let newer = self
+            .state
+            .with_untracked(|s| state.replaces(s.as_ref(), &me));
         if newer {
             self.state.set(Some(state));
         }

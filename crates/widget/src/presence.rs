@@ -148,9 +148,7 @@ impl Presence {
             let value = choice::state_value(&state);
             if this.own.with_untracked(|o| o.choice != value) {
                 this.own.update(|o| o.choice = value);
-                this.with_engine(|e, now| {
-                    e.agent_state_changed(now, &state, AgentSource::System)
-                });
+                this.with_engine(|e, now| e.agent_state_changed(now, &state, AgentSource::System));
             }
         });
         // Follow the desk: a call became active → call_started; it went → call_ended.
