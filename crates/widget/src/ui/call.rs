@@ -316,6 +316,8 @@ pub fn WrapUpPanel(
     let problem = RwSignal::new(None::<&'static str>);
     let dispositions = config.dispositions.clone();
     let required = config.notes_required;
+    // Built once while the countdown runs (only its text ticks), so Finish now keeps the focus.
+    let running = Memo::new(move |_| countdown.with(Option::is_some));
     let notes = RwSignal::new(String::new());
     let disposition = RwSignal::new(String::new());
     let notes_ref = NodeRef::<leptos::html::Textarea>::new();
@@ -354,9 +356,11 @@ pub fn WrapUpPanel(
         <form class="panel wrap-up" aria-labelledby="wrap-up-title" on:submit=submit>
             <h2 id="wrap-up-title" class="panel__title">{t.wrap_up}</h2>
             <p class="muted">{summary}</p>
-            {move || countdown.get().map(|(state, left)| view! {
+            {move || running.get().then(|| view! {
                 <div class="wrap-up__timer">
-                    <p class="wrap-up__left">{t.wrap_up_left(agent_state(&state), left)}</p>
+                    <p class="wrap-up__left">
+                        {move || countdown.get().map(|(state, left)| t.wrap_up_left(agent_state(&state), left))}
+                    </p>
                     <button type="button" class="btn btn--secondary" on:click=move |_| on_finish_now.run(())>
                         {t.finish_now}
                     </button>

@@ -48,10 +48,14 @@ pub fn PresenceControl(
             <option value=value prop:selected=move || own.with(|o| o.choice == v)>{label}</option>
         }
     };
+    // Memos: `agent` changes every second (the since-time); these only when the state does,
+    // so the options and the notice (an alert) are not rebuilt under the agent.
+    let current = Memo::new(move |_| agent.with(|a| a.as_ref().map(|a| a.state.clone())));
+    let missed = Memo::new(move |_| agent.with(|a| a.as_ref().and_then(|a| a.missed)));
     let state_options = move || {
         let mut list = states.get();
         // A state the hub set that is not a choice (Missed) is shown as the selected option.
-        if let Some(current) = agent.with(|a| a.as_ref().map(|a| a.state.clone()))
+        if let Some(current) = current.get()
             && !list.contains(&current)
         {
             list.push(current);
@@ -90,7 +94,7 @@ pub fn PresenceControl(
             {move || agent.get().map(|a| view! {
                 <p class="presence__state">{t.state_since(agent_state(&a.state), a.since)}</p>
             })}
-            {move || agent.get().and_then(|a| a.missed).map(|n| view! {
+            {move || missed.get().map(|n| view! {
                 <p class="presence__missed" role="alert">{t.missed_notice(n)}</p>
             })}
             <p class="presence__teams">
