@@ -172,6 +172,13 @@ pub struct Shown {
     pub back_to: Option<String>,
 }
 
+/// Whether `name` is one of the states only the hub sets (OnCall, WrapUp, Missed): the
+/// Teams sync's `SetAgentState` of one of them is shown but not published, since
+/// `setAgentState("OnCall")` would make the hub refuse rings (`on-call`) with no call up.
+pub fn is_automatic(name: &str) -> bool {
+    [ON_CALL, WRAP_UP, MISSED].contains(&name)
+}
+
 /// Whether a hub error means the hub lacks the agent-state methods (an older hub): the
 /// widget then keeps the state locally. The completion error for an unknown method is
 /// `Unknown hub method 'X'` (switchboard-hub) or `Method does not exist.` (ASP.NET Core
@@ -312,6 +319,12 @@ mod tests {
         let s = AgentState::local("alice", "Lunch", 42);
         assert_eq!((s.since_ms, s.source.as_str()), (42, "agent"));
         assert_eq!(s.shown(42).state, "Lunch");
+    }
+
+    #[test]
+    fn only_the_hub_sets_the_automatic_states() {
+        assert!(is_automatic("OnCall") && is_automatic("WrapUp") && is_automatic("Missed"));
+        assert!(!is_automatic("Ready") && !is_automatic("Break") && !is_automatic("oncall"));
     }
 
     #[test]

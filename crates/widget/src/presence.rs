@@ -457,7 +457,10 @@ impl Presence {
             // The source stays that of the Teams change that caused it.
             Command::SetAgentState { state } => {
                 self.own.update(|o| o.choice = choice::state_value(state));
-                self.agent.publish(state.clone());
+                // OnCall / WrapUp / Missed are the hub's to set (a Teams call maps to OnCall).
+                if !switchboard_core::agent_state::is_automatic(state) {
+                    self.agent.publish(state.clone());
+                }
             }
             Command::FetchTeamsPresence => match graph.my_presence().await {
                 Ok(p) => self.teams_changed(p, false),
