@@ -32,6 +32,8 @@ pub struct AgentStatus {
     local: StoredValue<bool>,
     client: StoredValue<Option<HubClient>, LocalStorage>,
     me: StoredValue<Option<String>>,
+    /// The first configured state: what an older hub's agent starts in, as before.
+    initial: StoredValue<String>,
     /// The call whose wrap-up is open and when it opened (`Date.now()` ms), for `durationMs`
     /// when the hub gave no WrapUp state to measure from.
     wrap_up_opened: StoredValue<Option<(String, f64)>>,
@@ -45,6 +47,7 @@ impl AgentStatus {
             local: StoredValue::new(false),
             client: StoredValue::new_local(None),
             me: StoredValue::new(None),
+            initial: StoredValue::new(String::new()),
             wrap_up_opened: StoredValue::new(None),
         };
         Effect::new(move |_| {
@@ -57,9 +60,11 @@ impl AgentStatus {
         this
     }
 
-    /// Sign-in: talk to the hub through `client` as `user`.
-    pub fn start(self, user: &str, client: HubClient) {
+    /// Sign-in: talk to the hub through `client` as `user`; `initial` is the first configured
+    /// state (config.json `presence.states`), kept locally if the hub keeps no states.
+    pub fn start(self, user: &str, client: HubClient, initial: &str) {
         self.me.set_value(Some(user.to_owned()));
+        self.initial.set_value(initial.to_owned());
         self.client.set_value(Some(client));
         self.local.set_value(false);
         self.state.set(None);
@@ -117,7 +122,9 @@ impl AgentStatus {
         if self.local.get_value() {
             return;
         }
-        self.call(invocation::get_agent_state(), |_| {});
+        self.call(invocation::get_agent_state(), |this| {
+            this.keep_locally(&this.initial.get_value())
+        });
     }
 
     /// "Finish now" in the wrap-up panel: back to the state before the call.

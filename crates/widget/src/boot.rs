@@ -378,7 +378,12 @@ fn run(widget: Widget, user: String, access_token: Rc<dyn Fn() -> TokenFuture>) 
             })),
             _ => None,
         };
-    widget.agent.start(&user, client.clone());
+    let first_state = config.presence_mapping.states.first().cloned();
+    widget.agent.start(
+        &user,
+        client.clone(),
+        first_state.as_deref().unwrap_or("Ready"),
+    );
     widget
         .presence
         .start(&config, &user, client.clone(), graph_token);
