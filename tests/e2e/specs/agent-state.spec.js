@@ -22,14 +22,15 @@ test.beforeAll(async () => {
   hub = spawn(HUB_BIN, ['--listen', `127.0.0.1:${PORT}`, '--static', '../../dist', '--access-key', ACCESS_KEY,
     '--ring-timeout', '3', '--wrap-up-seconds', '6', '--missed-offers', '3'],
   { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' } });
-  hub.stderr.on('data', () => {});
-  for (let i = 0; i < 200; i += 1) {
+  let stderr = '';
+  hub.stderr.on('data', (d) => { stderr = (stderr + d).slice(-2000); });
+  for (let i = 0; i < 200 && hub.exitCode === null; i += 1) {
     try {
       if ((await fetch(`${HUB}/config.json`)).ok) return;
     } catch { /* not yet */ }
     await sleep(50);
   }
-  throw new Error('switchboard-hub did not start within 10 s');
+  throw new Error(`switchboard-hub did not start within 10 s: ${stderr}`);
 });
 
 test.afterAll(async () => {
