@@ -123,7 +123,12 @@ impl AgentState {
             wrap_up_left_s: (self.state == WRAP_UP)
                 .then_some(self.wrap_up_ends_at_ms)
                 .flatten()
-                .map(|end| end.saturating_sub(now_ms).div_ceil(1000)),
+                // Never more than the whole wrap-up time: a browser clock a little behind
+                // the hub's would otherwise show 1:01 of a 60 s wrap-up.
+                .map(|end| {
+                    let whole = end.saturating_sub(self.since_ms) / 1000;
+                    end.saturating_sub(now_ms).div_ceil(1000).min(whole)
+                }),
             missed: (self.state == MISSED).then_some(self.missed_offers),
             back_to: self
                 .previous
@@ -295,6 +300,14 @@ mod tests {
         assert_eq!(shown.missed, None);
         assert_eq!(s.shown(60_000).wrap_up_left_s, Some(0));
         assert_eq!(s.shown(90_000).wrap_up_left_s, Some(0));
+        // A browser clock behind the hub's: at most the whole wrap-up time, never 1:01 of 1:00.
+        assert_eq!(s.shown(0).wrap_up_left_s, Some(60));
+        let behind = AgentState {
+            since_ms: 1_000,
+            wrap_up_ends_at_ms: Some(61_000),
+            ..s.clone()
+        };
+        assert_eq!(behind.shown(900).wrap_up_left_s, Some(60));
         // No countdown outside WrapUp, nor without an end.
         assert_eq!(break_at(0).shown(1).wrap_up_left_s, None);
         let open = AgentState::from_value(
