@@ -196,6 +196,11 @@ fn DeskView(widget: Widget) -> impl IntoView {
             <IdlePanel
                 last=Signal::derive(move || widget.desk.with(|d| d.last_outcome().cloned()))
                 connected=Signal::derive(move || widget.connection.get() == ConnectionState::Connected)
+                not_ready=Memo::new(move |_| widget.agent.state.with(|s| {
+                    s.as_ref()
+                        .filter(|s| s.state != "Ready")
+                        .map(|s| crate::i18n::agent_state(&s.state).to_owned())
+                }))
             />
             <DialPad
                 text=widget.dial_text

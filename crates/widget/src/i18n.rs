@@ -195,7 +195,8 @@ strings!(
     resume_failed,
     attempting,
     finish_now,
-    notes_required
+    notes_required,
+    not_ready_hint
 );
 
 /// A field's text, English when the language lacks it. Not inlined: it runs once per field
