@@ -93,6 +93,8 @@ pub struct ClientAccess {
     pub hub: String,
     /// The user id (`nameid`) of the hub access token; `None` for an anonymous connection.
     pub user: Option<String>,
+    /// The roles of the hub access token (`role` claim).
+    pub roles: Vec<String>,
 }
 
 /// The client endpoint: `?hub=NAME` and a hub access token for that hub
@@ -122,10 +124,11 @@ impl Scope for ClientEndpoint {
                     .filter(|t| !t.is_empty())
             })
             .ok_or(AuthError::MissingToken)?;
-        let user = hub.access_key.validate_client_token(token, name)?;
+        let (user, roles) = hub.access_key.validate_client_claims(token, name)?;
         Ok(ClientAccess {
             hub: name.clone(),
             user,
+            roles,
         })
     }
 }

@@ -149,15 +149,24 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 pub struct UserIdentity {
     /// `oid`, else `sub`, of the validated token.
     pub user_id: String,
+    /// The token's `roles` claim (Entra app roles; dev tokens: `/dev/token` `"role"`).
+    pub roles: Vec<String>,
 }
 
 impl UserIdentity {
     /// The user id of a validated token: `oid`, else `sub` (empty ones do not count), else
     /// [`AuthError::NoUser`].
-    pub(crate) fn from_claims(oid: Option<String>, sub: Option<String>) -> Result<Self, AuthError> {
+    pub(crate) fn from_claims(
+        oid: Option<String>,
+        sub: Option<String>,
+        roles: Option<Vec<String>>,
+    ) -> Result<Self, AuthError> {
         oid.filter(|s| !s.is_empty())
             .or(sub.filter(|s| !s.is_empty()))
-            .map(|user_id| UserIdentity { user_id })
+            .map(|user_id| UserIdentity {
+                user_id,
+                roles: roles.unwrap_or_default(),
+            })
             .ok_or(AuthError::NoUser)
     }
 }
@@ -180,6 +189,8 @@ struct UserClaims {
     oid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    roles: Option<Vec<String>>,
     iss: String,
     aud: Value,
     iat: u64,
@@ -226,7 +237,17 @@ impl DevTokens {
 
     /// Issues a token with an explicit expiry (tests use it for expired tokens).
     pub fn issue_with_expiry(&self, user: &str, now: u64, exp: u64) -> DevToken {
+        self.issue_full(user, &[], now, exp)
+    }
+
+    /// Issues a token whose `roles` claim holds `roles` (left out when empty).
+    pub fn issue_with_roles(&self, user: &str, roles: &[String], now: u64) -> DevToken {
+        self.issue_full(user, roles, now, now + TOKEN_LIFETIME_SECS)
+    }
+
+    fn issue_full(&self, user: &str, roles: &[String], now: u64, exp: u64) -> DevToken {
         let claims = UserClaims {
+            roles: (!roles.is_empty()).then(|| roles.to_vec()),
             sub: Some(user.to_owned()),
             oid: None,
             name: Some(user.to_owned()),
@@ -260,7 +281,7 @@ impl DevTokens {
             &validation,
         )
         .map_err(|e| AuthError::from_jwt(&e))?;
-        UserIdentity::from_claims(data.claims.oid, data.claims.sub)
+        UserIdentity::from_claims(data.claims.oid, data.claims.sub, data.claims.roles)
     }
 }
 
@@ -274,6 +295,10 @@ struct HubClaims {
     /// The user id (ASP.NET's short name for the `nameidentifier` claim).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     nameid: Option<String>,
+    /// The user's roles (ASP.NET's short name for the `role` claim: one string or an array);
+    /// left out when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    role: Option<Value>,
 }
 
 /// The AccessKey: signs and checks hub access tokens and REST tokens, and is the server
@@ -304,14 +329,38 @@ impl AccessKey {
         self.sign(audience, user, now, now + TOKEN_LIFETIME_SECS)
     }
 
+    /// [`AccessKey::issue_client_token`] with the user's roles in the `role` claim (Azure
+    /// SignalR passes custom claims through to the hub the same way).
+    pub fn issue_client_token_with_roles(
+        &self,
+        audience: &str,
+        user: Option<&str>,
+        roles: &[String],
+        now: u64,
+    ) -> String {
+        self.sign_claims(audience, user, roles, now, now + TOKEN_LIFETIME_SECS)
+    }
+
     /// Signs a token exactly as Azure SignalR clients and SDKs do (tests use it with odd
     /// audiences and expiries).
     pub fn sign(&self, audience: &str, user: Option<&str>, iat: u64, exp: u64) -> String {
+        self.sign_claims(audience, user, &[], iat, exp)
+    }
+
+    fn sign_claims(
+        &self,
+        audience: &str,
+        user: Option<&str>,
+        roles: &[String],
+        iat: u64,
+        exp: u64,
+    ) -> String {
         let claims = HubClaims {
             aud: Value::String(audience.to_owned()),
             exp,
             iat: Some(iat),
             nameid: user.map(str::to_owned),
+            role: (!roles.is_empty()).then(|| json!(roles)),
         };
         jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
@@ -343,6 +392,16 @@ impl AccessKey {
         token: &str,
         hub: &str,
     ) -> Result<Option<String>, AuthError> {
+        self.validate_client_claims(token, hub)
+            .map(|(user, _)| user)
+    }
+
+    /// [`AccessKey::validate_client_token`], also returning the `role` claim's roles.
+    pub fn validate_client_claims(
+        &self,
+        token: &str,
+        hub: &str,
+    ) -> Result<(Option<String>, Vec<String>), AuthError> {
         let claims = self.verify(token)?;
         let wanted = format!("/client/?hub={hub}");
         let ok = audiences(&claims.aud).into_iter().any(|aud| {
@@ -354,7 +413,10 @@ impl AccessKey {
         if !ok {
             return Err(AuthError::WrongAudience(wanted));
         }
-        Ok(claims.nameid.filter(|s| !s.is_empty()))
+        Ok((
+            claims.nameid.filter(|s| !s.is_empty()),
+            roles_of(claims.role),
+        ))
     }
 
     /// Checks a REST token (Azure SignalR Service REST API): signature, `exp`, and `aud` = the
@@ -400,6 +462,19 @@ impl AccessKey {
         } else {
             Err(AuthError::WrongCredential)
         }
+    }
+}
+
+/// The roles of a `role`/`roles` claim: one string or an array of strings (other values are
+/// ignored).
+pub(crate) fn roles_of(claim: Option<Value>) -> Vec<String> {
+    match claim {
+        Some(Value::String(r)) => vec![r],
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
     }
 }
 

@@ -59,6 +59,19 @@ pub struct ConnectionInfo {
     pub user: Option<String>,
     /// Whether negotiate granted stateful reconnect (`"useStatefulReconnect": true`).
     pub stateful: bool,
+    /// The roles of the user's token (`roles` claim, or dev `/dev/token` `"role"`), carried
+    /// in the hub access token's `role` claim. [`crate::agents::SUPERVISOR_ROLE`] joins the
+    /// group `supervisors` on connect.
+    pub roles: Vec<String>,
+}
+
+impl ConnectionInfo {
+    /// Whether the token has role `Supervisor` ([`crate::agents::SUPERVISOR_ROLE`]).
+    pub fn is_supervisor(&self) -> bool {
+        self.roles
+            .iter()
+            .any(|r| r == crate::agents::SUPERVISOR_ROLE)
+    }
 }
 
 /// A running session as the hub state knows it: who it is, and two things the hub may ask of
@@ -93,6 +106,9 @@ pub enum Delivery {
     /// full: those connections are being closed with [`crate::limits::OUTBOX_OVERFLOW`]).
     /// `SendMessageToUser` answers 503.
     NotDelivered,
+    /// A call the agent's state does not take (`409` with the reason; [`crate::agents`]):
+    /// nothing was sent or registered.
+    Refused(crate::agents::Refusal),
     /// Sent to the user's connections; `call_id` is set when the message was a call.
     Delivered {
         /// The registered call's id.
@@ -137,6 +153,7 @@ pub(crate) struct Inner {
     groups: HashMap<(String, String), Group>,
     pub(crate) calls: CallRegistry,
     pub(crate) directory: crate::numbers::Directory,
+    pub(crate) agents: crate::agents::AgentStore,
     user_clients: VecDeque<UserClient>,
 }
 
@@ -204,6 +221,7 @@ impl Hub {
             },
         };
         let (shutdown, _) = watch::channel(false);
+        let agents = crate::agents::AgentStore::new(config.agents.clone());
         Ok(Arc::new_cyclic(|weak| Hub {
             graph: crate::presence::GraphState::new(&config.graph),
             quotas: crate::quota::Quotas::new(config.quotas),
@@ -213,6 +231,7 @@ impl Hub {
             users,
             inner: Mutex::new(Inner {
                 calls: CallRegistry::new(),
+                agents,
                 ..Inner::default()
             }),
             shutdown,
@@ -262,6 +281,7 @@ impl Hub {
         &self,
         hub: &str,
         user: Option<String>,
+        roles: Vec<String>,
         version: u32,
         stateful: bool,
     ) -> Option<(String, String)> {
@@ -285,6 +305,7 @@ impl Hub {
                     hub: hub.to_ascii_lowercase(),
                     user,
                     stateful,
+                    roles,
                 },
                 expires: now + self.config.timeouts.connection_token_ttl,
             },
@@ -348,14 +369,36 @@ impl Hub {
                 .or_default()
                 .insert(info.connection_id.clone());
         }
+        let mut groups = HashSet::new();
+        if info.is_supervisor() {
+            let key = (
+                info.hub.clone(),
+                crate::agents::SUPERVISORS_GROUP.to_owned(),
+            );
+            if inner.groups.contains_key(&key) || inner.groups.len() < MAX_GROUPS {
+                inner
+                    .groups
+                    .entry(key)
+                    .or_default()
+                    .connections
+                    .insert(info.connection_id.clone());
+                groups.insert(crate::agents::SUPERVISORS_GROUP.to_owned());
+            }
+        }
         inner.connections.insert(
             info.connection_id.clone(),
             Connection {
                 info: info.clone(),
                 tx,
-                groups: HashSet::new(),
+                groups,
             },
         );
+        if let Some(user) = &info.user
+            && inner.user_connections(&info.hub, user).len() == 1
+        {
+            // First connection: supervisors see the agent come online.
+            inner.presence_changed(user);
+        }
         rx
     }
 
@@ -371,6 +414,7 @@ impl Hub {
                 set.remove(connection_id);
                 if set.is_empty() {
                     inner.users.remove(&key);
+                    inner.presence_changed(user);
                 }
             }
         }
@@ -507,16 +551,41 @@ impl Hub {
         hub: &str,
         user: &str,
         target: &str,
-        mut arguments: Vec<Value>,
+        arguments: Vec<Value>,
     ) -> usize {
+        self.send_to_user_routed(hub, user, target, arguments)
+            .unwrap_or(0)
+    }
+
+    /// [`Hub::send_to_user`], but an `IncomingCall` with a call object for an agent whose
+    /// state takes no calls ([`crate::agents::AgentStore::refusal`]) is refused: nothing is
+    /// sent or registered (the REST send answers 409 with the reason).
+    pub fn send_to_user_routed(
+        &self,
+        hub: &str,
+        user: &str,
+        target: &str,
+        mut arguments: Vec<Value>,
+    ) -> Result<usize, crate::agents::Refusal> {
         let hub = hub.to_ascii_lowercase();
         let mut inner = self.lock();
         let ids = inner.user_connections(&hub, user);
+        if target.eq_ignore_ascii_case("IncomingCall")
+            && arguments
+                .first()
+                .is_some_and(|a| IncomingCall::from_value(a).is_ok())
+            && let Some(refusal) =
+                inner
+                    .agents
+                    .refusal(user, !ids.is_empty(), crate::auth::unix_now_ms())
+        {
+            return Err(refusal);
+        }
         if ids.is_empty() {
-            return 0;
+            return Ok(0);
         }
         self.register_incoming_call_argument(&mut inner, &hub, user, target, &mut arguments);
-        inner.deliver(&ids, &HubMessage::send(target, arguments))
+        Ok(inner.deliver(&ids, &HubMessage::send(target, arguments)))
     }
 
     /// Sends to one connection (registering an `IncomingCall` for its user, as above).
@@ -607,6 +676,14 @@ impl Hub {
         let hub = hub.to_ascii_lowercase();
         let mut inner = self.lock();
         let ids = inner.user_connections(&hub, user);
+        if IncomingCall::from_seed_message(message).is_ok()
+            && let Some(refusal) =
+                inner
+                    .agents
+                    .refusal(user, !ids.is_empty(), crate::auth::unix_now_ms())
+        {
+            return Delivery::Refused(refusal);
+        }
         if ids.is_empty() {
             return Delivery::NotConnected;
         }
@@ -671,9 +748,9 @@ impl Hub {
         user: &str,
         incoming: &IncomingCall,
     ) {
-        let call = inner
-            .calls
-            .register(call_id, hub, user, incoming, crate::auth::unix_now_ms());
+        let now = crate::auth::unix_now_ms();
+        let call = inner.calls.register(call_id, hub, user, incoming, now);
+        inner.agents.offered(user, now);
         tracing::info!(call_id = %call.call_id, agent = %user, "call ringing");
         let weak = self.weak.clone();
         let timeout = self.config.ring_timeout;
@@ -701,6 +778,7 @@ impl Hub {
     /// Announces a transition and carries it over to the other leg of an agent-to-agent call.
     pub(crate) fn settle(&self, inner: &mut Inner, t: &Transition, now: u64) {
         inner.announce(t);
+        self.agent_after_call(inner, t, now);
         let Some(peer_id) = t.call.peer.clone() else {
             return;
         };
@@ -755,6 +833,67 @@ impl Hub {
                 pt
             };
             inner.announce(&pt);
+            self.agent_after_call(inner, &pt, now);
+        }
+    }
+
+    /// The automatic agent states ([`crate::agents`]): a call answered → `OnCall`; an
+    /// answered call ended → `WrapUp` (its timer started here) or back; an inbound offer
+    /// missed → counted, `Missed` after enough in a row. Each change goes out as
+    /// `AgentStateChanged`.
+    fn agent_after_call(&self, inner: &mut Inner, t: &Transition, now: u64) {
+        let c = &t.call;
+        let inbound = c.direction == "inbound";
+        let changed = match (t.ended, c.answered_at) {
+            (None, Some(_)) => inner
+                .agents
+                .call_answered(&c.agent, &c.call_id, inbound, now),
+            (Some(_), Some(answered)) => {
+                let talk_ms = c.ended_at.unwrap_or(now).saturating_sub(answered);
+                let s = inner.agents.call_ended(&c.agent, &c.call_id, talk_ms, now);
+                if let Some(end) = s.as_ref().and_then(|s| s.wrap_up_ends_at) {
+                    self.wrap_up_timer(c.agent.clone(), c.call_id.clone(), end.saturating_sub(now));
+                }
+                s
+            }
+            (Some(EndReason::Missed), None) if inbound => inner.agents.offer_missed(&c.agent, now),
+            _ => None,
+        };
+        if let Some(s) = changed {
+            tracing::info!(agent = %s.user_id, state = %s.state, "agent state (automatic)");
+            inner.agent_changed(&s);
+        }
+    }
+
+    /// Ends `call_id`'s wrap-up of `user` after `after_ms` (if it is still going on then).
+    fn wrap_up_timer(&self, user: String, call_id: String, after_ms: u64) {
+        let weak = self.weak.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(after_ms)).await;
+            if let Some(hub) = weak.upgrade() {
+                hub.wrap_up_due(user, call_id);
+            }
+        });
+    }
+
+    fn wrap_up_due(&self, user: String, call_id: String) {
+        let now = crate::auth::unix_now_ms();
+        let mut inner = self.lock();
+        match inner.agents.end_wrap_up(&user, &call_id, false, now) {
+            Some(s) => {
+                tracing::info!(agent = %user, state = %s.state, "wrap-up time is over");
+                inner.agent_changed(&s);
+            }
+            None => {
+                // The wall clock lags the timer: try again when it says the time is up.
+                let s = inner.agents.get(&user, now);
+                if let (Some(end), Some(c)) = (s.wrap_up_ends_at, s.call_id.as_deref())
+                    && c == call_id
+                    && end > now
+                {
+                    self.wrap_up_timer(user, call_id, end - now);
+                }
+            }
         }
     }
 
@@ -944,6 +1083,49 @@ impl Inner {
                 tracing::warn!(connection_id, "outbox full; closing the connection");
             }
         }
+    }
+
+    /// The users with a live connection on `hub`.
+    pub(crate) fn connected_users(&self, hub: &str) -> Vec<String> {
+        self.users
+            .iter()
+            .filter(|((h, _), set)| h == hub && !set.is_empty())
+            .map(|((_, u), _)| u.clone())
+            .collect()
+    }
+
+    /// Whether `user` has a live connection on any hub.
+    pub(crate) fn user_online(&self, user: &str) -> bool {
+        self.users
+            .iter()
+            .any(|((_, u), set)| u == user && !set.is_empty())
+    }
+
+    /// `AgentStateChanged(AgentState + {"connected": bool})` to every connection of the
+    /// agent (every hub) and to the group `supervisors` (every hub).
+    pub(crate) fn agent_changed(&self, state: &crate::agents::AgentState) {
+        let mut ids: HashSet<String> = self
+            .users
+            .iter()
+            .filter(|((_, u), _)| u == &state.user_id)
+            .flat_map(|(_, set)| set.iter().cloned())
+            .collect();
+        for ((hub, name), _) in self.groups.iter() {
+            if name == crate::agents::SUPERVISORS_GROUP {
+                ids.extend(self.group_connections(hub, name));
+            }
+        }
+        let mut value = state.to_json();
+        value["connected"] = Value::Bool(self.user_online(&state.user_id));
+        let ids: Vec<String> = ids.into_iter().collect();
+        self.deliver(&ids, &HubMessage::send("AgentStateChanged", vec![value]));
+    }
+
+    /// A user's first connection opened or their last closed: supervisors (and the user's
+    /// other connections) hear the state with the new `connected`.
+    fn presence_changed(&mut self, user: &str) {
+        let state = self.agents.get(user, crate::auth::unix_now_ms());
+        self.agent_changed(&state);
     }
 
     /// `CallUpdated(call)` to the agent's connections and, when the call just ended,

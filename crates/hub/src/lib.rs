@@ -20,6 +20,8 @@
 #![warn(missing_docs)]
 
 pub mod access;
+pub mod agent_state;
+pub mod agents;
 pub mod auth;
 pub mod calls;
 pub mod connection;
@@ -100,6 +102,9 @@ pub struct HubConfig {
     pub allowed_origins: Vec<String>,
     /// Extra `connect-src` origins of the widget's pages (`--connect-src`; [`csp`]).
     pub connect_src: Vec<String>,
+    /// Agent state and routing (`--routable-state`, `--initial-agent-state`,
+    /// `--wrap-up-seconds`, `--missed-offers`; [`agents`]).
+    pub agents: agents::AgentConfig,
     /// The address the hub listens on (set by [`serve`]).
     pub listen_addr: Option<SocketAddr>,
 }
@@ -125,6 +130,7 @@ impl HubConfig {
             frame_ancestors: Vec::new(),
             connect_src: Vec::new(),
             allowed_origins: Vec::new(),
+            agents: agents::AgentConfig::default(),
             listen_addr: None,
         }
     }
@@ -136,6 +142,7 @@ pub fn hub_methods() -> HubMethods {
     let mut methods = HubMethods::new();
     calls::register(&mut methods);
     graph::register(&mut methods);
+    agent_state::register(&mut methods);
     methods
 }
 

@@ -106,6 +106,35 @@ struct Cli {
     /// Quota: calls one user may place (makeCall) a minute.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     calls_per_minute: u32,
+    /// Agent state a ring may reach (repeatable; `*`: every state, and rings go out as before
+    /// agent state existed). Default `Ready`.
+    #[arg(long = "routable-state", value_name = "STATE", value_parser = parse_routable)]
+    routable_state: Vec<String>,
+    /// The state of an agent the hub has not seen yet.
+    #[arg(long, value_name = "STATE", default_value = "Ready", value_parser = parse_state)]
+    initial_agent_state: String,
+    /// Seconds of WrapUp after an answered call (0: none, straight back to the state before).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    wrap_up_seconds: u64,
+    /// Unanswered offers in a row that make an agent Missed (0: never).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=1_000))]
+    missed_offers: u32,
+}
+
+fn parse_state(value: &str) -> Result<String, String> {
+    if switchboard_hub::agents::is_valid_state(value) {
+        Ok(value.to_owned())
+    } else {
+        Err("a state is 1 to 32 characters from A-Z a-z 0-9 space _ -".into())
+    }
+}
+
+fn parse_routable(value: &str) -> Result<String, String> {
+    if value == "*" {
+        Ok(value.to_owned())
+    } else {
+        parse_state(value)
+    }
 }
 
 fn parse_region(value: &str) -> Result<String, String> {
@@ -165,6 +194,12 @@ async fn main() -> std::process::ExitCode {
     config.calls.far_end_ring_timeout = Duration::from_millis(cli.far_end_ring_timeout);
     config.calls.answer_delay = Duration::from_millis(cli.far_end_answer_delay);
     config.widget_config = cli.widget_config.clone();
+    if !cli.routable_state.is_empty() {
+        config.agents.routable = cli.routable_state.clone();
+    }
+    config.agents.initial_state = cli.initial_agent_state.clone();
+    config.agents.wrap_up_ms = cli.wrap_up_seconds * 1000;
+    config.agents.missed_offers = cli.missed_offers;
     for (flag, values) in [
         ("--frame-ancestor", &cli.frame_ancestor),
         ("--connect-src", &cli.connect_src),

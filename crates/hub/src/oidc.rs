@@ -107,6 +107,9 @@ struct Claims {
     oid: Option<String>,
     #[serde(default)]
     sub: Option<String>,
+    /// Entra app roles (`roles`), e.g. `["Supervisor"]`.
+    #[serde(default)]
+    roles: Option<serde_json::Value>,
 }
 
 impl OidcTokens {
@@ -273,7 +276,11 @@ impl OidcTokens {
         if !accepted.iter().any(|a| a == iss) {
             return Err(AuthError::WrongIssuer);
         }
-        UserIdentity::from_claims(claims.oid, claims.sub)
+        UserIdentity::from_claims(
+            claims.oid,
+            claims.sub,
+            Some(crate::auth::roles_of(claims.roles)),
+        )
     }
 }
 

@@ -195,6 +195,9 @@ pub struct Call {
     /// The seed acknowledgement the widget sent with `sendMessage` (`Accepted`/`Rejected`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub acknowledgement: Option<String>,
+    /// The agent's wrap-up (`submitWrapUp`): disposition, notes, duration, when submitted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wrap_up: Option<crate::agents::WrapUp>,
     /// The hub (lower-cased) whose connections hear about this call.
     #[serde(skip)]
     pub hub: String,
@@ -424,6 +427,7 @@ impl CallRegistry {
             dtmf: None,
             muted: None,
             acknowledgement: None,
+            wrap_up: None,
             hub: hub.to_owned(),
             generation: self.next_generation,
             peer: None,
@@ -627,6 +631,19 @@ impl CallRegistry {
         }
         let ended = call.signal(&Signal::HungUp, now).flatten();
         Ok(call.transition(ended))
+    }
+
+    /// `submitWrapUp`: stores the agent's wrap-up on their call (any state; a second one
+    /// replaces the first). Err: unknown call, or another agent's.
+    pub fn set_wrap_up(
+        &mut self,
+        call_id: &str,
+        agent: &str,
+        wrap_up: crate::agents::WrapUp,
+    ) -> Result<Call, CallError> {
+        let call = self.owned_mut(call_id, agent)?;
+        call.wrap_up = Some(wrap_up);
+        Ok(call.clone())
     }
 
     /// `holdCall`: accepted or connected → held.

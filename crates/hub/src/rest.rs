@@ -17,6 +17,16 @@ pub enum ApiError {
     Text(StatusCode, String),
     /// This status with `{"error": text}`.
     Json(StatusCode, String),
+    /// This status with this JSON body.
+    Body(StatusCode, Value),
+}
+
+impl ApiError {
+    /// 409 with the refusal's body `{"reason","state","since","userId","error"}`: a ring for
+    /// an agent whose state takes no calls ([`crate::agents::Refusal`]).
+    pub fn refused(refusal: &crate::agents::Refusal) -> Self {
+        ApiError::Body(StatusCode::CONFLICT, refusal.to_json())
+    }
 }
 
 impl From<AuthError> for ApiError {
@@ -38,6 +48,7 @@ impl IntoResponse for ApiError {
             ApiError::Json(status, text) => {
                 (status, axum::Json(json!({ "error": text }))).into_response()
             }
+            ApiError::Body(status, body) => (status, axum::Json(body)).into_response(),
         }
     }
 }

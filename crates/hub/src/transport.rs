@@ -70,6 +70,7 @@ pub(crate) async fn connect(
     hub: Arc<Hub>,
     hub_name: String,
     user: Option<String>,
+    roles: Vec<String>,
     query: &HashMap<String, String>,
     headers: &HeaderMap,
     upgrade: Option<WebSocketUpgrade>,
@@ -116,6 +117,7 @@ pub(crate) async fn connect(
             hub: hub_name.to_ascii_lowercase(),
             user,
             stateful: false,
+            roles,
         },
         None => {
             return Err(bad_request(

@@ -25,6 +25,7 @@ fn alice() -> ConnectionInfo {
         hub: "switchboard".into(),
         user: Some("alice".into()),
         stateful: false,
+        roles: Vec::new(),
     }
 }
 

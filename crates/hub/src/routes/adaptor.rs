@@ -17,7 +17,8 @@ use crate::hub::{Delivery, Hub, UserClient, is_valid_hub_name};
 /// The exact 400 body of `SendMessageToUser` when the user has no live connection (seed).
 pub const USER_NOT_CONNECTED: &str = "User Not Connected Currently";
 
-/// `POST /dev/token` `{"user": "alice"}` → 200 `{"accessToken": "<JWT>", "expiresOn": <unix s>}`.
+/// `POST /dev/token` `{"user": "alice", "role"?: "Supervisor"}` → 200 `{"accessToken": "<JWT>",
+/// "expiresOn": <unix s>}` (the role goes in the token's `roles` claim).
 ///
 /// Dev mode only (404 otherwise). 400 `{"error"}` when the body is not JSON or the user name
 /// is not `[A-Za-z0-9._@-]{1,64}`.
@@ -33,6 +34,15 @@ pub async fn dev_token(State(hub): State<Arc<Hub>>, body: Bytes) -> Result<Json<
         Some(Value::String(s)) => s.clone(),
         _ => return Err(bad_request("user is required: {\"user\": \"alice\"}")),
     };
+    let role = match super::field(&object, "role") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(r)) if crate::agents::is_valid_state(r) => Some(r.clone()),
+        Some(_) => {
+            return Err(bad_request(
+                "role must be 1 to 32 characters from A-Z a-z 0-9 space _ - (\"Supervisor\")",
+            ));
+        }
+    };
     if !is_valid_user_name(&user) {
         return Err(bad_request(
             "user must be 1 to 64 characters from A-Z a-z 0-9 . _ @ -",
@@ -43,8 +53,9 @@ pub async fn dev_token(State(hub): State<Arc<Hub>>, body: Bytes) -> Result<Json<
             "user must not look like an identity provider's id (a GUID or a pairwise sub) while OIDC sign-in is on",
         ));
     }
-    let token = dev.issue(&user, auth::unix_now());
-    tracing::info!(%user, "dev token issued");
+    let roles: Vec<String> = role.into_iter().collect();
+    let token = dev.issue_with_roles(&user, &roles, auth::unix_now());
+    tracing::info!(%user, ?roles, "dev token issued");
     Ok(Json(serde_json::to_value(token).expect("serialises")))
 }
 
@@ -95,9 +106,12 @@ pub async fn negotiate(
         _ => "http",
     };
     let url = format!("{scheme}://{host}/client/?hub={hub_name}");
-    let access_token =
-        hub.access_key
-            .issue_client_token(&url, Some(&user.user_id), auth::unix_now());
+    let access_token = hub.access_key.issue_client_token_with_roles(
+        &url,
+        Some(&user.user_id),
+        &user.roles,
+        auth::unix_now(),
+    );
     tracing::info!(user = %user.user_id, hub = %hub_name, "negotiate: redirecting to the client endpoint");
     Ok(Json(json!({ "url": url, "accessToken": access_token })))
 }
@@ -135,7 +149,10 @@ pub async fn user_client(
 /// Sends `ReceiveNotification(message)` to the user's live connections; an incoming-call
 /// message registers a ringing call (see [`Hub::send_message_to_user`]).
 /// - 200 `{"callId": "..."}` (a call) or `{}` (any other message) when delivered;
-/// - 400 `User Not Connected Currently` (plain text, exactly) when the user has no connection;
+/// - 409 `{"reason","state","since","userId","error"}` for a call the agent's state does not
+///   take (`offline` when the user has no connection; [`crate::agents::AgentStore::refusal`]);
+/// - 400 `User Not Connected Currently` (plain text, exactly) when the user has no connection
+///   and the message is not a call, or every state is routable (`--routable-state '*'`);
 /// - 400 plain text for a body that is not JSON or lacks `userId` / `message`.
 pub async fn send_message_to_user(
     State(hub): State<Arc<Hub>>,
@@ -173,6 +190,10 @@ pub async fn send_message_to_user(
             StatusCode::SERVICE_UNAVAILABLE,
             NOT_DELIVERED.into(),
         )),
+        Delivery::Refused(r) => {
+            tracing::info!(user = %user_id, reason = r.reason.as_str(), "SendMessageToUser: refused by agent state");
+            Err(ApiError::refused(&r))
+        }
         Delivery::Delivered { call_id: Some(id) } => Ok(Json(json!({ "callId": id }))),
         Delivery::Delivered { call_id: None } => Ok(Json(json!({}))),
     }

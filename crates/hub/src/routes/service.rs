@@ -49,7 +49,7 @@ pub async fn client_negotiate(
             .get("useStatefulReconnect")
             .is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let (connection_id, connect_id) = hub
-        .start_negotiation(&access.hub, access.user, version, stateful)
+        .start_negotiation(&access.hub, access.user, access.roles, version, stateful)
         .ok_or_else(|| {
             ApiError::Json(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -97,6 +97,7 @@ pub async fn client_connect(
         hub.clone(),
         access.hub,
         access.user,
+        access.roles,
         &query,
         &headers,
         upgrade.ok(),
@@ -311,11 +312,18 @@ fn send_payload(hub_name: &str, body: &[u8]) -> Result<(String, Vec<Value>), Api
 }
 
 /// `POST /api/v1/hubs/{hub}/users/{userId}` → 202 (also when nobody is connected, as Azure).
-/// An `IncomingCall` with a call object registers the call for that user.
+/// An `IncomingCall` with a call object registers the call for that user, or answers 409
+/// `{"reason","state","since","userId","error"}` when the agent's state takes no calls
+/// ([`Hub::send_to_user_routed`]).
 pub async fn rest_user(Rest { hub, path: p }: Rest, body: Bytes) -> Result<StatusCode, ApiError> {
     let (target, arguments) = send_payload(&p.hub, &body)?;
     let user = &p.user;
-    let n = hub.send_to_user(&p.hub, user, &target, arguments);
+    let n = hub
+        .send_to_user_routed(&p.hub, user, &target, arguments)
+        .map_err(|r| {
+            tracing::info!(%user, reason = r.reason.as_str(), "REST IncomingCall refused by agent state");
+            ApiError::refused(&r)
+        })?;
     tracing::info!(%user, %target, connections = n, "REST send to user");
     if n == 0 && hub.user_connected(&p.hub, user) {
         return Err(ApiError::Json(

@@ -99,6 +99,7 @@ pub async fn ring(
         IncomingCall::from_value(&Value::Object(call)).map_err(|e| bad_request(e.to_string()))?;
     let message = incoming.to_seed_message();
     match hub.send_message_to_user(&hub.config().hub_name, agent.trim(), &message) {
+        Delivery::Refused(r) => Err(ApiError::refused(&r)),
         Delivery::NotConnected => Err(ApiError::Text(
             StatusCode::BAD_REQUEST,
             USER_NOT_CONNECTED.into(),
