@@ -20,8 +20,11 @@ export default defineConfig({
         '--disable-background-networking', '--disable-component-update', '--disable-sync'],
     },
   },
+  // Agent state (docs/agent-state.md) with the production routing (only Ready is rung; an agent
+  // with no connection is refused 409 offline) but no automatic wrap-up time: many specs ring
+  // the same agent again right after a hang-up, which a 60 s WrapUp would refuse.
   webServer: {
-    command: `${HUB_BIN} --listen 127.0.0.1:${PORT} --static ../../dist --access-key ${ACCESS_KEY} --ring-timeout 120`,
+    command: `${HUB_BIN} --listen 127.0.0.1:${PORT} --static ../../dist --access-key ${ACCESS_KEY} --ring-timeout 120 --wrap-up-seconds 0`,
     url: `http://127.0.0.1:${PORT}/config.json`,
     reuseExistingServer: false,
     timeout: 60_000,

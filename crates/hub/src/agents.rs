@@ -5,7 +5,7 @@
 //!
 //! Pure bookkeeping, no I/O and no clock: every operation takes `now` in Unix milliseconds and
 //! returns the [`AgentState`] that changed (the hub sends it as `AgentStateChanged`). The hub
-//! wires it to the call registry's transitions ([`crate::hub::Hub::settle`]), to connection
+//! wires it to the call registry's transitions (`Hub::settle` in `hub.rs`), to connection
 //! presence (a ring for a user with no connection is refused `offline`) and to the hub
 //! methods of [`crate::agent_state::register`]:
 //!

@@ -598,6 +598,36 @@ mod tests {
     use super::*;
 
     #[test]
+    fn roles_travel_from_the_user_token_to_the_connection() {
+        let now = unix_now();
+        let dev = DevTokens::new("key");
+        let user = dev
+            .validate(
+                &dev.issue_with_roles("sue", &["Supervisor".into()], now)
+                    .access_token,
+            )
+            .unwrap();
+        assert_eq!(user.roles, ["Supervisor"]);
+        assert!(
+            dev.validate(&dev.issue("al", now).access_token)
+                .unwrap()
+                .roles
+                .is_empty()
+        );
+        let key = AccessKey::new("key");
+        let url = "http://h/client/?hub=switchboard";
+        let t = key.issue_client_token_with_roles(url, Some("sue"), &user.roles, now);
+        assert_eq!(
+            key.validate_client_claims(&t, "switchboard").unwrap(),
+            (Some("sue".into()), vec!["Supervisor".to_owned()])
+        );
+        // One string or an array, as ASP.NET and Entra write them; anything else is no role.
+        assert_eq!(roles_of(Some(json!("Supervisor"))), ["Supervisor"]);
+        assert_eq!(roles_of(Some(json!(["A", 1, "B"]))), ["A", "B"]);
+        assert!(roles_of(Some(json!({"x": 1}))).is_empty());
+    }
+
+    #[test]
     fn dev_tokens_roundtrip_and_fail_properly() {
         let dev = DevTokens::new("key");
         let now = unix_now();

@@ -566,7 +566,7 @@ impl Hub {
         user: &str,
         target: &str,
         mut arguments: Vec<Value>,
-    ) -> Result<usize, crate::agents::Refusal> {
+    ) -> Result<usize, Box<crate::agents::Refusal>> {
         let hub = hub.to_ascii_lowercase();
         let mut inner = self.lock();
         let ids = inner.user_connections(&hub, user);
@@ -579,7 +579,7 @@ impl Hub {
                     .agents
                     .refusal(user, !ids.is_empty(), crate::auth::unix_now_ms())
         {
-            return Err(refusal);
+            return Err(Box::new(refusal));
         }
         if ids.is_empty() {
             return Ok(0);
@@ -1104,12 +1104,19 @@ impl Inner {
     /// `AgentStateChanged(AgentState + {"connected": bool})` to every connection of the
     /// agent (every hub) and to the group `supervisors` (every hub).
     pub(crate) fn agent_changed(&self, state: &crate::agents::AgentState) {
-        let mut ids: HashSet<String> = self
-            .users
-            .iter()
-            .filter(|((_, u), _)| u == &state.user_id)
-            .flat_map(|(_, set)| set.iter().cloned())
-            .collect();
+        self.agent_changed_to(state, true);
+    }
+
+    fn agent_changed_to(&self, state: &crate::agents::AgentState, to_user: bool) {
+        let mut ids: HashSet<String> = HashSet::new();
+        if to_user {
+            ids.extend(
+                self.users
+                    .iter()
+                    .filter(|((_, u), _)| u == &state.user_id)
+                    .flat_map(|(_, set)| set.iter().cloned()),
+            );
+        }
         for ((hub, name), _) in self.groups.iter() {
             if name == crate::agents::SUPERVISORS_GROUP {
                 ids.extend(self.group_connections(hub, name));
@@ -1121,11 +1128,11 @@ impl Inner {
         self.deliver(&ids, &HubMessage::send("AgentStateChanged", vec![value]));
     }
 
-    /// A user's first connection opened or their last closed: supervisors (and the user's
-    /// other connections) hear the state with the new `connected`.
+    /// A user's first connection opened or their last closed: supervisors hear the state
+    /// with the new `connected` (the user's own connections do not: nothing changed for them).
     fn presence_changed(&mut self, user: &str) {
         let state = self.agents.get(user, crate::auth::unix_now_ms());
-        self.agent_changed(&state);
+        self.agent_changed_to(&state, false);
     }
 
     /// `CallUpdated(call)` to the agent's connections and, when the call just ended,

@@ -14,6 +14,8 @@
 //! - Shared state and delivery: [`hub`]; the hub method table: [`methods`] (filled by
 //!   [`hub_methods`]); call control: [`calls`]; call states: [`registry`]; tokens and keys:
 //!   [`auth`]; REST authorization: [`access`].
+//! - Agent state (issue 15, `docs/agent-state.md`): the store [`agents`], its hub methods
+//!   [`agent_state`], the supervisor view [`routes::supervisor`].
 //!
 //! Tests start it in-process with [`start`] on `127.0.0.1:0`.
 
@@ -137,7 +139,7 @@ impl HubConfig {
 }
 
 /// Every hub method clients may invoke: the modules that implement some register them here
-/// ([`calls::register`], [`graph::register`]); [`hub::Hub::invoke`] dispatches through the table.
+/// ([`calls::register`], [`graph::register`], [`agent_state::register`]); [`hub::Hub::invoke`] dispatches through the table.
 pub fn hub_methods() -> HubMethods {
     let mut methods = HubMethods::new();
     calls::register(&mut methods);

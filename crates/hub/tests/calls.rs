@@ -18,6 +18,9 @@ async fn hub() -> RunningHub {
         c.calls.answer_delay = Duration::from_millis(120);
         c.calls.far_end_ring_timeout = Duration::from_millis(250);
         c.calls.far_end_hangup_after = Duration::from_millis(150);
+        // Call control, not routing: these tests ring agents who have a call up or just hung
+        // up, so every state rings (`--routable-state '*'`). Routing is tests/agents.rs.
+        c.agents.routable = vec!["*".into()];
     })
     .await
 }

@@ -213,8 +213,17 @@ async fn send_message_to_user() {
     let r = sent(http().post(format!("{url}?code=wrong")).json(&body)).await;
     assert_eq!(r.status(), 401);
 
-    // Nobody connected: exact seed body, and no call is registered.
+    // Nobody connected: a call is refused 409 `offline` (agent state, issue 15), another
+    // message gets the exact seed body; no call is registered either way.
     let r = sent(http().post(format!("{url}?code={KEY}")).json(&body)).await;
+    assert_eq!(r.status(), 409);
+    let refusal: Value = r.json().await.unwrap();
+    assert_eq!(
+        (refusal["reason"].as_str(), refusal["userId"].as_str()),
+        (Some("offline"), Some("alice"))
+    );
+    let chat = json!({"userId": "alice", "message": "{\"text\":\"hello\"}"});
+    let r = sent(http().post(format!("{url}?code={KEY}")).json(&chat)).await;
     assert_eq!(r.status(), 400);
     assert_eq!(r.text().await.unwrap(), "User Not Connected Currently");
     assert!(hub.hub.newest_calls(10).is_empty());
@@ -355,7 +364,8 @@ async fn azure_rest_send_to_user() {
             .send()
     };
 
-    // HEAD: 404 while alice is away; 202 even then, as Azure.
+    // HEAD: 404 while alice is away; an IncomingCall for her is refused 409 `offline`
+    // (agent state, issue 15; Azure itself answers 202 to any send).
     let head = |token: String| {
         http()
             .head(format!("{base}{path}"))
@@ -363,7 +373,9 @@ async fn azure_rest_send_to_user() {
             .send()
     };
     assert_eq!(head(rest_token(&base, path)).await.unwrap().status(), 404);
-    assert_eq!(send(rest_token(&base, path)).await.unwrap().status(), 202);
+    let r = send(rest_token(&base, path)).await.unwrap();
+    assert_eq!(r.status(), 409);
+    assert_eq!(r.json::<Value>().await.unwrap()["reason"], "offline");
 
     let mut alice = Client::connect(&base, "alice").await;
     assert_eq!(head(rest_token(&base, path)).await.unwrap().status(), 200);
@@ -523,7 +535,9 @@ async fn registry_state(base: &str, call_id: &str) -> Value {
 
 #[tokio::test]
 async fn call_control_updates_the_registry_and_every_tab() {
-    let hub = start_hub().await;
+    // Call control, not routing: alice is rung again right after hanging up (WrapUp would
+    // refuse it), so every state rings here. Routing is tests/agents.rs.
+    let hub = start_hub_with(|c| c.agents.routable = vec!["*".into()]).await;
     let base = hub.base_url();
     let mut tab1 = Client::connect(&base, "alice").await;
     let mut tab2 = Client::connect(&base, "alice").await;
@@ -661,8 +675,8 @@ async fn simulator_rings_through_the_same_path() {
     assert!(page.contains("<label for=\"agent\">") && !page.contains("innerHTML"));
     let ring = json!({"agent": "alice", "phoneNumber": "+14255550123", "callerName": "Dana", "queue": "Sales"});
     let r = sent(http().post(format!("{base}/simulator/ring")).json(&ring)).await;
-    assert_eq!(r.status(), 400);
-    assert_eq!(r.text().await.unwrap(), "User Not Connected Currently");
+    assert_eq!(r.status(), 409);
+    assert_eq!(r.json::<Value>().await.unwrap()["reason"], "offline");
     let mut alice = Client::connect(&base, "alice").await;
     let r = sent(http().post(format!("{base}/simulator/ring")).json(&ring)).await;
     assert_eq!(r.status(), 200);

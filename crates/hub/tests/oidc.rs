@@ -263,3 +263,19 @@ async fn an_unreachable_authority_is_503_with_the_url_and_dev_auth_can_be_kept_o
         assert_eq!(status, 200, "{path} with dev mode on");
     }
 }
+
+#[tokio::test]
+async fn the_roles_claim_reaches_the_hub_access_token() {
+    let idp = start_idp().await;
+    let hub = hub_for(&idp, false).await;
+    let (status, body) = negotiate(&hub, &token(&idp, 1, json!({"roles": ["Supervisor"]}))).await;
+    assert_eq!(status, 200, "{body}");
+    let payload = jwt_payload(body["accessToken"].as_str().unwrap());
+    assert_eq!(payload["role"], json!(["Supervisor"]));
+    let (_, body) = negotiate(&hub, &token(&idp, 1, json!({}))).await;
+    assert!(
+        jwt_payload(body["accessToken"].as_str().unwrap())
+            .get("role")
+            .is_none()
+    );
+}

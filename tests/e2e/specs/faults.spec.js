@@ -350,7 +350,8 @@ test('a flaky proxy cuts every connection after 3 s, again and again', async () 
   for (const a of agents) rung.push({ agent: a, ...(await ring(a.user, '+14255550105')) });
   await Promise.all(rung.map(async ({ agent, status, callId }) => {
     if (status === 200) await shown(agent, callId, '+14255550105', { timeout: 25_000, final: ['rejected', 'missed'] });
-    else expect(status, `${agent.variant.name}: refused, not lost`).toBe(400);
+    // Not connected at that instant: refused 409 `offline` (agent state, docs/agent-state.md).
+    else expect(status, `${agent.variant.name}: refused, not lost`).toBe(409);
   }));
   const violations = await watching;
   const cuts = proxy.cuts;

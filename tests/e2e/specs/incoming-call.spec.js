@@ -133,10 +133,14 @@ test('the caller hanging up while it rings dismisses the notification', async ({
   await expect(page.locator('.last-call')).toContainText('Caller hung up');
 });
 
-test('SendMessageToUser: 400 for a user with no connection, 401 without the key', async ({ request }) => {
-  const nobody = await sendMessageToUser(request, agentName('nobody'), SEED_MESSAGE);
-  expect(nobody.status()).toBe(400);
-  expect(await nobody.text()).toBe('User Not Connected Currently');
+test('SendMessageToUser: 409 offline for a call to a user with no connection, the seed 400 for other messages, 401 without the key', async ({ request }) => {
+  const user = agentName('nobody');
+  const nobody = await sendMessageToUser(request, user, SEED_MESSAGE);
+  expect(nobody.status()).toBe(409);
+  expect(await nobody.json()).toMatchObject({ reason: 'offline', userId: user });
+  const chat = await sendMessageToUser(request, user, { text: 'hello' });
+  expect(chat.status()).toBe(400);
+  expect(await chat.text()).toBe('User Not Connected Currently');
   const noKey = await request.post('/api/SendMessageToUser', {
     data: JSON.stringify({ userId: 'alice', message: JSON.stringify(SEED_MESSAGE) }),
   });

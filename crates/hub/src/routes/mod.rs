@@ -5,6 +5,7 @@
 //! - [`service`]: the Azure SignalR Service API: the client endpoint (`/client/negotiate`,
 //!   the WebSocket at `/client/`) and the REST API (`/api/v1/hubs/...`).
 //! - [`simulator`]: the telephony simulator page and its JSON endpoints (dev mode).
+//! - [`supervisor`]: the supervisor view `/supervisor` (issue 15).
 //! - [`hosts`]: the CRM host simulators (CIF, Open CTI, postMessage; dev mode).
 //! - [`sip`]: ephemeral SIP credentials for the softphone (`/api/sip/credentials`).
 //!
@@ -17,6 +18,7 @@ pub mod hosts;
 pub mod service;
 pub mod simulator;
 pub mod sip;
+pub mod supervisor;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -135,6 +137,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .merge(browser)
         .merge(server)
         .merge(simulator::routes())
+        .merge(supervisor::routes())
         .merge(hosts::routes())
         .merge(crate::observe::routes())
         .merge(crate::graph::router(&hub.config().graph.base_path))

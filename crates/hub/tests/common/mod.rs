@@ -83,9 +83,14 @@ pub fn jwt_payload(token: &str) -> Value {
 }
 
 pub async fn dev_token(base: &str, user: &str) -> String {
+    dev_token_as(base, user, None).await
+}
+
+/// `POST /dev/token` with an optional `"role"` (`Supervisor`).
+pub async fn dev_token_as(base: &str, user: &str, role: Option<&str>) -> String {
     let r = http()
         .post(format!("{base}/dev/token"))
-        .json(&json!({ "user": user }))
+        .json(&json!({ "user": user, "role": role }))
         .send()
         .await
         .unwrap();
@@ -111,7 +116,12 @@ pub async fn negotiate_redirect(base: &str, user_token: &str) -> (String, String
 
 /// Follows the redirect: `/client/negotiate`, then opens the WebSocket (no handshake yet).
 pub async fn open_socket(base: &str, user: &str) -> Ws {
-    let token = dev_token(base, user).await;
+    open_socket_as(base, user, None).await
+}
+
+/// [`open_socket`] with a dev token carrying `role`.
+pub async fn open_socket_as(base: &str, user: &str, role: Option<&str>) -> Ws {
+    let token = dev_token_as(base, user, role).await;
     let (url, access_token) = negotiate_redirect(base, &token).await;
     let r = http()
         .post(negotiate::negotiate_url(&url))
@@ -147,7 +157,12 @@ pub struct Client {
 impl Client {
     /// dev token → /api/negotiate → /client/negotiate → WebSocket → handshake.
     pub async fn connect(base: &str, user: &str) -> Client {
-        let ws = open_socket(base, user).await;
+        Self::connect_as(base, user, None).await
+    }
+
+    /// [`Client::connect`] with a dev token carrying `role` (`Supervisor`).
+    pub async fn connect_as(base: &str, user: &str, role: Option<&str>) -> Client {
+        let ws = open_socket_as(base, user, role).await;
         let origin = Instant::now();
         let core = HubConnectionCore::new(HubConnectionOptions::default(), Duration::ZERO);
         let mut client = Client {
