@@ -201,3 +201,47 @@ test('the state survives a reload and reaches the agent\'s other tabs', async ({
   await expect(page.locator('.presence__state')).toHaveText(/^Break · /);
   await expect(presence(page)).toHaveValue('state:Break');
 });
+
+test('an older hub without the agent-state methods: the widget keeps the state itself and says so once', async ({ page, request }) => {
+  const user = agentName('old');
+  // Stand in for a hub from before issue 15: its SignalR endpoint answers the agent-state
+  // methods with the completion error a hub gives for a method it does not have.
+  const unknown = ['setagentstate', 'getagentstate', 'submitwrapup'];
+  await page.routeWebSocket(/\/client/, (ws) => {
+    const server = ws.connectToServer();
+    ws.onMessage((frame) => {
+      const kept = [];
+      for (const text of String(frame).split('\x1e').filter(Boolean)) {
+        const message = JSON.parse(text);
+        if (message.type === 1 && unknown.includes(String(message.target).toLowerCase())) {
+          ws.send(`${JSON.stringify({ type: 3, invocationId: message.invocationId, error: `Unknown hub method '${message.target}'` })}\x1e`);
+        } else {
+          kept.push(`${text}\x1e`);
+        }
+      }
+      if (kept.length) server.send(kept.join(''));
+    });
+  });
+  await page.route('**/config.json', async (route) => {
+    const response = await route.fetch();
+    const config = await response.json();
+    await route.fulfill({ response, json: { ...config, hub: { ...config.hub, transports: ['WebSockets'], statefulReconnect: false } } });
+  });
+  await page.goto(`${HUB}/?user=${encodeURIComponent(user)}`);
+  await expect(page.getByRole('status')).toHaveText('Connected');
+  // The first configured state, kept here; choosing works as before.
+  await expect(page.locator('.presence__state')).toHaveText('Ready · just now');
+  await presence(page).selectOption('state:Break');
+  await expect(page.locator('.presence__state')).toHaveText('Break · just now');
+  await presence(page).selectOption('state:Ready');
+  await expect(page.locator('.presence__state')).toHaveText('Ready · just now');
+  const log = await page.evaluate(() => window.switchboardDiagnostics());
+  expect(log.match(/the hub keeps no agent states/g)).toHaveLength(1);
+  // Calls still work; the wrap-up goes to the CRM log only.
+  const response = await ring(request, user);
+  expect(response.status()).toBe(200);
+  await incomingCall(page).getByRole('button', { name: 'Accept' }).click();
+  await page.getByRole('button', { name: 'Hang up' }).click();
+  await page.getByRole('button', { name: 'Save' }).click();
+  await expect(page.getByRole('heading', { name: 'Wrap-up' })).toHaveCount(0);
+});
