@@ -245,3 +245,13 @@ test('an older hub without the agent-state methods: the widget keeps the state i
   await page.getByRole('button', { name: 'Save' }).click();
   await expect(page.getByRole('heading', { name: 'Wrap-up' })).toHaveCount(0);
 });
+
+test('a bad wrapUp in config.json is explained in the panel', async ({ page }) => {
+  await page.route('**/config.json', async (route) => {
+    const response = await route.fetch();
+    await route.fulfill({ response, json: { ...(await response.json()), wrapUp: { dispositions: ['Sale', 'Sale'] } } });
+  });
+  await page.goto(`${HUB}/?user=${agentName('config')}`);
+  const alert = page.getByRole('alert').filter({ hasText: 'config.json' });
+  await expect(alert).toContainText('wrapUp.dispositions lists "Sale" twice');
+});
