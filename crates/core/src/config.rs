@@ -52,6 +52,105 @@ pub struct Config {
     /// How calls reach the agent (`telephony`): hub mode (notifications and third-party call
     /// control, the default) or the browser softphone (SIP over WebSocket + WebRTC).
     pub telephony: TelephonyConfig,
+    /// The wrap-up form (`wrapUp`): its dispositions and whether notes are required.
+    pub wrap_up: WrapUpConfig,
+}
+
+/// The dispositions the widget offers when `wrapUp.dispositions` is absent (the values stored
+/// in the CRM and sent to the hub; the widget shows them translated).
+pub const DEFAULT_DISPOSITIONS: [&str; 5] = [
+    "Resolved",
+    "Follow-up needed",
+    "Escalated",
+    "Wrong number",
+    "Other",
+];
+
+/// Most dispositions `wrapUp.dispositions` may list (a select longer than this is unusable).
+pub const MAX_DISPOSITIONS: usize = 50;
+/// Longest disposition, in characters (the hub refuses longer ones: the agent-state contract).
+pub const MAX_DISPOSITION_CHARS: usize = 100;
+
+/// `wrapUp`: `{"dispositions": ["Resolved", ...], "notesRequired": false}` (issue 15).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WrapUpConfig {
+    /// The dispositions in the form's order: 1 to [`MAX_DISPOSITIONS`] distinct, non-blank
+    /// texts of at most [`MAX_DISPOSITION_CHARS`] characters (default
+    /// [`DEFAULT_DISPOSITIONS`]).
+    pub dispositions: Vec<String>,
+    /// Whether the agent must write notes before saving (default false).
+    pub notes_required: bool,
+}
+
+impl Default for WrapUpConfig {
+    fn default() -> Self {
+        WrapUpConfig {
+            dispositions: DEFAULT_DISPOSITIONS.map(str::to_owned).to_vec(),
+            notes_required: false,
+        }
+    }
+}
+
+/// Why the wrap-up form cannot be saved yet ([`WrapUpConfig::check`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WrapUpProblem {
+    /// `notesRequired` and the notes are blank.
+    NotesRequired,
+    /// The disposition is not one of the configured ones (empty = none, always allowed).
+    UnknownDisposition,
+}
+
+impl WrapUpConfig {
+    /// Whether a wrap-up with these `notes` and `disposition` (empty: none) may be saved.
+    pub fn check(&self, notes: &str, disposition: &str) -> Result<(), WrapUpProblem> {
+        if self.notes_required && notes.trim().is_empty() {
+            return Err(WrapUpProblem::NotesRequired);
+        }
+        if !disposition.is_empty() && !self.dispositions.iter().any(|d| d == disposition) {
+            return Err(WrapUpProblem::UnknownDisposition);
+        }
+        Ok(())
+    }
+
+    fn from_value(value: Option<&Value>) -> Result<Self, ConfigError> {
+        let Some(value) = value.filter(|v| !v.is_null()) else {
+            return Ok(WrapUpConfig::default());
+        };
+        let wrap_up = object(value, "wrapUp")?;
+        let mut config = WrapUpConfig::default();
+        if let Some(list) =
+            string_list(wrap_up.get("dispositions"), "wrapUp.dispositions").map_err(invalid)?
+        {
+            if list.is_empty() || list.len() > MAX_DISPOSITIONS {
+                return Err(invalid(format!(
+                    "wrapUp.dispositions must list 1 to {MAX_DISPOSITIONS} dispositions (it lists {})",
+                    list.len()
+                )));
+            }
+            for (i, d) in list.iter().enumerate() {
+                if d.trim().is_empty() {
+                    return Err(invalid(format!(
+                        "wrapUp.dispositions[{i}] is blank: every disposition needs a text"
+                    )));
+                }
+                if d.chars().count() > MAX_DISPOSITION_CHARS {
+                    return Err(invalid(format!(
+                        "wrapUp.dispositions[{i}] is longer than {MAX_DISPOSITION_CHARS} characters"
+                    )));
+                }
+                if list[..i].contains(d) {
+                    return Err(invalid(format!("wrapUp.dispositions lists \"{d}\" twice")));
+                }
+            }
+            config.dispositions = list;
+        }
+        config.notes_required = match wrap_up.get("notesRequired") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(invalid("wrapUp.notesRequired must be true or false".into())),
+        };
+        Ok(config)
+    }
 }
 
 /// `telephony` (DESIGN.md §7, binding): `{"mode": "hub" | "sip", "sip": {...}}`.
@@ -477,6 +576,7 @@ impl Config {
                 }
             },
             telephony: TelephonyConfig::from_value(root.get("telephony"))?,
+            wrap_up: WrapUpConfig::from_value(root.get("wrapUp"))?,
         };
         config.validate()?;
         Ok(config)
@@ -590,6 +690,89 @@ mod tests {
         let e =
             Config::from_json(r#"{"hub":{"url":"/api"},"auth":{"mode":"dev"},"hostOrigins":"x"}"#);
         assert!(e.unwrap_err().to_string().contains("hostOrigins"));
+    }
+
+    fn with_wrap_up(wrap_up: &str) -> Result<Config, ConfigError> {
+        Config::from_json(&format!(
+            r#"{{"hub":{{"url":"/api"}},"auth":{{"mode":"dev"}},"wrapUp":{wrap_up}}}"#
+        ))
+    }
+
+    #[test]
+    fn wrap_up_defaults_to_the_five_dispositions_and_optional_notes() {
+        let config = Config::from_json(r#"{"hub":{"url":"/api"},"auth":{"mode":"dev"}}"#).unwrap();
+        assert_eq!(config.wrap_up.dispositions, DEFAULT_DISPOSITIONS);
+        assert!(!config.wrap_up.notes_required);
+        assert_eq!(
+            with_wrap_up("null").unwrap().wrap_up,
+            WrapUpConfig::default()
+        );
+        assert_eq!(with_wrap_up("{}").unwrap().wrap_up, WrapUpConfig::default());
+    }
+
+    #[test]
+    fn wrap_up_reads_the_sites_dispositions_and_notes_rule() {
+        let config =
+            with_wrap_up(r#"{"dispositions":["Sale","No sale"],"notesRequired":true}"#).unwrap();
+        assert_eq!(config.wrap_up.dispositions, ["Sale", "No sale"]);
+        assert!(config.wrap_up.notes_required);
+    }
+
+    #[test]
+    fn the_wrap_up_form_obeys_the_notes_rule_and_the_list() {
+        let optional = WrapUpConfig::default();
+        assert_eq!(optional.check("", ""), Ok(()));
+        assert_eq!(optional.check("", "Escalated"), Ok(()));
+        assert_eq!(
+            optional.check("n", "Sale"),
+            Err(WrapUpProblem::UnknownDisposition)
+        );
+        let required = with_wrap_up(r#"{"dispositions":["Sale"],"notesRequired":true}"#)
+            .unwrap()
+            .wrap_up;
+        assert_eq!(
+            required.check(" \n", "Sale"),
+            Err(WrapUpProblem::NotesRequired)
+        );
+        assert_eq!(required.check("Sold 3", "Sale"), Ok(()));
+        assert_eq!(required.check("Sold 3", ""), Ok(()));
+    }
+
+    #[test]
+    fn bad_wrap_up_values_are_explained() {
+        let error = |json: &str| with_wrap_up(json).unwrap_err().to_string();
+        assert_eq!(
+            error(r#""Sale""#),
+            "config.json is not valid: wrapUp must be an object"
+        );
+        assert_eq!(
+            error(r#"{"dispositions":"Sale"}"#),
+            "config.json is not valid: wrapUp.dispositions must be a list of strings"
+        );
+        assert_eq!(
+            error(r#"{"dispositions":[]}"#),
+            "config.json is not valid: wrapUp.dispositions must list 1 to 50 dispositions (it lists 0)"
+        );
+        assert_eq!(
+            error(r#"{"dispositions":["Sale"," "]}"#),
+            "config.json is not valid: wrapUp.dispositions[1] is blank: every disposition needs a text"
+        );
+        assert_eq!(
+            error(&format!(r#"{{"dispositions":["{}"]}}"#, "x".repeat(101))),
+            "config.json is not valid: wrapUp.dispositions[0] is longer than 100 characters"
+        );
+        assert_eq!(
+            error(r#"{"dispositions":["Sale","Sale"]}"#),
+            "config.json is not valid: wrapUp.dispositions lists \"Sale\" twice"
+        );
+        assert_eq!(
+            error(r#"{"notesRequired":"yes"}"#),
+            "config.json is not valid: wrapUp.notesRequired must be true or false"
+        );
+        let many: Vec<String> = (0..51).map(|i| format!("\"d{i}\"")).collect();
+        assert!(
+            error(&format!(r#"{{"dispositions":[{}]}}"#, many.join(","))).contains("(it lists 51)")
+        );
     }
 
     #[test]

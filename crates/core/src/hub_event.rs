@@ -4,6 +4,7 @@
 
 use serde_json::Value;
 
+use crate::agent_state::AgentState;
 use crate::notification::IncomingCall;
 use crate::presence::{Presence, read_presence};
 
@@ -19,6 +20,9 @@ pub enum HubEvent {
     CallEnded { call_id: String, reason: String },
     /// `PresenceChanged(presence)`: someone's Teams presence.
     PresenceChanged { id: String, presence: Presence },
+    /// `AgentStateChanged(state)`: an agent's state as the hub keeps it (this agent's, or
+    /// anyone's on a supervisor's connection: [`AgentState::replaces`] tells).
+    AgentStateChanged(AgentState),
 }
 
 /// Reads `target(arguments)`. `Ok(None)`: nothing to do and nothing to say (a presence push
@@ -58,6 +62,11 @@ pub fn parse(target: &str, arguments: &[Value]) -> Result<Option<HubEvent>, Stri
         "presencechanged" => match arguments.first().and_then(read_presence) {
             Some((id, presence)) => HubEvent::PresenceChanged { id, presence },
             None => return Ok(None),
+        },
+        "agentstatechanged" => match arguments.first().map(AgentState::from_value) {
+            Some(Ok(state)) => HubEvent::AgentStateChanged(state),
+            Some(Err(e)) => return Err(format!("AgentStateChanged ignored: {e}.")),
+            None => return Err("AgentStateChanged ignored: no argument.".into()),
         },
         _ => return Err(format!("No client method with the name '{target}' found.")),
     };
@@ -184,6 +193,28 @@ mod tests {
         );
         assert_eq!(parse("PresenceChanged", &[json!({"id": "u1"})]), Ok(None));
         assert_eq!(parse("PresenceChanged", &[]), Ok(None));
+    }
+
+    #[test]
+    fn agent_state_changes_are_read_or_explained() {
+        let Ok(Some(HubEvent::AgentStateChanged(state))) = parse(
+            "AgentStateChanged",
+            &[json!({"userId": "alice", "state": "Break", "since": 5, "source": "agent"})],
+        ) else {
+            panic!("an agent state");
+        };
+        assert_eq!((state.state.as_str(), state.since_ms), ("Break", 5));
+        assert_eq!(
+            parse(
+                "agentstatechanged",
+                &[json!({"userId": "alice", "since": 5})]
+            ),
+            Err("AgentStateChanged ignored: AgentState has no valid state.".into())
+        );
+        assert_eq!(
+            parse("AgentStateChanged", &[]),
+            Err("AgentStateChanged ignored: no argument.".into())
+        );
     }
 
     #[test]

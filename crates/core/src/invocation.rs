@@ -47,6 +47,38 @@ pub fn invocations(action: &Action) -> Vec<Invocation> {
     }
 }
 
+/// `setAgentState(state)`: the agent chose `state` (docs/hub-contract.md, "Agent state"); the
+/// completion is the hub's `AgentState`.
+pub fn set_agent_state(state: &str) -> Invocation {
+    ("setAgentState", vec![json!(state)])
+}
+
+/// `getAgentState()`: the agent's state as the hub keeps it (after every (re)connect); the
+/// completion is the hub's `AgentState`.
+pub fn get_agent_state() -> Invocation {
+    ("getAgentState", Vec::new())
+}
+
+/// `submitWrapUp(callId, {"disposition"?, "notes"?, "durationMs"})`: the agent saved the
+/// wrap-up of `call_id`; `duration_ms` is the time spent in wrap-up, in ms. An empty
+/// disposition or empty notes are left out. The completion is the call with its `wrapUp`.
+pub fn submit_wrap_up(
+    call_id: &str,
+    disposition: Option<&str>,
+    notes: &str,
+    duration_ms: u64,
+) -> Invocation {
+    let mut wrap_up = serde_json::Map::new();
+    if let Some(d) = disposition.filter(|d| !d.trim().is_empty()) {
+        wrap_up.insert("disposition".into(), json!(d));
+    }
+    if !notes.trim().is_empty() {
+        wrap_up.insert("notes".into(), json!(notes));
+    }
+    wrap_up.insert("durationMs".into(), json!(duration_ms));
+    ("submitWrapUp", vec![json!(call_id), Value::Object(wrap_up)])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,6 +143,36 @@ mod tests {
         assert_eq!(
             invocations(&reject(RejectReason::Declined, false)),
             vec![("sendMessage", vec![json!("Rejected")])]
+        );
+    }
+
+    #[test]
+    fn agent_state_invocations_carry_the_contracts_arguments() {
+        assert_eq!(
+            set_agent_state("Break"),
+            ("setAgentState", vec![json!("Break")])
+        );
+        assert_eq!(get_agent_state(), ("getAgentState", vec![]));
+        assert_eq!(
+            submit_wrap_up("c1", Some("Resolved"), "Refund agreed", 42_000),
+            (
+                "submitWrapUp",
+                vec![
+                    json!("c1"),
+                    json!({"disposition": "Resolved", "notes": "Refund agreed", "durationMs": 42000})
+                ]
+            )
+        );
+        assert_eq!(
+            submit_wrap_up("c2", Some(" "), "", 0),
+            ("submitWrapUp", vec![json!("c2"), json!({"durationMs": 0})])
+        );
+        assert_eq!(
+            submit_wrap_up("c3", None, "n", 5),
+            (
+                "submitWrapUp",
+                vec![json!("c3"), json!({"notes": "n", "durationMs": 5})]
+            )
         );
     }
 

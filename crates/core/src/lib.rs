@@ -3,6 +3,7 @@
 //! the widget's runtime configuration, reading (not verifying) JWT claims, and Teams presence
 //! with its sync rules ([`presence`]).
 
+pub mod agent_state;
 pub mod call;
 pub mod config;
 pub mod desk;
@@ -21,7 +22,8 @@ pub mod transport;
 
 pub use call::{CallState, RejectReason};
 pub use config::{
-    AuthConfig, Config, ConfigError, DtmfMode, GraphConfig, Interaction, SipConfig, TelephonyConfig,
+    AuthConfig, Config, ConfigError, DtmfMode, GraphConfig, Interaction, SipConfig,
+    TelephonyConfig, WrapUpConfig, WrapUpProblem,
 };
 pub use desk::{Action, ActiveCall, Desk, Outcome, Resync, Ringing};
 pub use history::{CallDirection, CallRecord, History};

@@ -5,6 +5,7 @@
 use leptos::prelude::*;
 use switchboard_signalr::ConnectionState;
 
+use crate::agent::AgentStatus;
 use crate::calls::CallRequest;
 use crate::i18n::strings;
 use crate::presence::Presence;
@@ -162,13 +163,44 @@ fn DeskView(widget: Widget) -> impl IntoView {
         }
         .into_any(),
         Area::WrapUp(_) => match widget.desk.with_untracked(|d| d.wrap_up().cloned()) {
-            Some(record) => view! { <WrapUpPanel record=record on_request=on_request /> }.into_any(),
+            Some(record) => {
+                let config = widget
+                    .config
+                    .with_untracked(|c| c.as_ref().map(|c| c.wrap_up.clone()))
+                    .unwrap_or_default();
+                let call_id = record.call_id.clone();
+                // The hub's countdown, while it holds this agent in wrap-up for this call.
+                let countdown = Signal::derive(move || {
+                    widget.agent.shown(widget.now_ms.get()).and_then(|s| {
+                        let left = s.wrap_up_left_s?;
+                        let for_this_call = widget.agent.state.with(|a| {
+                            a.as_ref().is_some_and(|a| a.call_id.as_deref() == Some(call_id.as_str()))
+                        });
+                        for_this_call.then(|| (s.back_to.unwrap_or_else(|| "Ready".into()), left))
+                    })
+                });
+                view! {
+                    <WrapUpPanel
+                        record=record
+                        config=config
+                        countdown=countdown
+                        on_finish_now=Callback::new(move |_| widget.agent.finish_wrap_up_now())
+                        on_request=on_request
+                    />
+                }
+                .into_any()
+            }
             None => ().into_any(),
         },
         Area::Idle => view! {
             <IdlePanel
                 last=Signal::derive(move || widget.desk.with(|d| d.last_outcome().cloned()))
                 connected=Signal::derive(move || widget.connection.get() == ConnectionState::Connected)
+                not_ready=Memo::new(move |_| widget.agent.state.with(|s| {
+                    s.as_ref()
+                        .filter(|s| s.state != "Ready")
+                        .map(|s| crate::i18n::agent_state(&s.state).to_owned())
+                }))
             />
             <DialPad
                 text=widget.dial_text
@@ -208,7 +240,7 @@ fn DeskView(widget: Widget) -> impl IntoView {
             </div>
         })}
         <crate::softphone::LineStatus now_ms=widget.now_ms />
-        <OwnPresence presence=widget.presence />
+        <OwnPresence presence=widget.presence agent=widget.agent now_ms=widget.now_ms />
         {move || widget.host.hint.get().map(|hint| view! { <p class="host-hint" role="note">{hint}</p> })}
         {call_area}
         {move || widget.notice.get().map(|text| view! {
@@ -222,13 +254,14 @@ fn DeskView(widget: Widget) -> impl IntoView {
     }
 }
 
-/// The own-presence control, wired.
+/// The own-presence control, wired: the hub's agent state, refreshed with the clock.
 #[component]
-fn OwnPresence(presence: Presence) -> impl IntoView {
+fn OwnPresence(presence: Presence, agent: AgentStatus, now_ms: RwSignal<f64>) -> impl IntoView {
     view! {
         <PresenceControl
             own=presence.own
             states=presence.states
+            agent=Signal::derive(move || agent.shown(now_ms.get()))
             error=presence.error
             on_choose=Callback::new(move |choice| presence.choose(choice))
         />

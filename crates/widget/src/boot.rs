@@ -406,6 +406,12 @@ fn run(widget: Widget, user: String, access_token: Rc<dyn Fn() -> TokenFuture>) 
             })),
             _ => None,
         };
+    let first_state = config.presence_mapping.states.first().cloned();
+    widget.agent.start(
+        &user,
+        client.clone(),
+        first_state.as_deref().unwrap_or("Ready"),
+    );
     widget
         .presence
         .start(&config, &user, client.clone(), graph_token);
@@ -416,6 +422,7 @@ fn run(widget: Widget, user: String, access_token: Rc<dyn Fn() -> TokenFuture>) 
 pub fn sign_out(widget: Widget) {
     // Clears our session presence in Teams (Graph, not the hub).
     widget.presence.sign_out();
+    widget.agent.stop();
     crate::softphone::stop();
     if let Some(client) = widget.client.get_value() {
         client.stop();

@@ -193,7 +193,10 @@ strings!(
     connection_lost,
     hub_silent,
     resume_failed,
-    attempting
+    attempting,
+    finish_now,
+    notes_required,
+    not_ready_hint
 );
 
 /// A field's text, English when the language lacks it. Not inlined: it runs once per field
@@ -341,6 +344,42 @@ impl Strings {
         self.format(key, None, &[("url", url), ("status", &status.to_string())])
     }
 
+    /// The agent state with how long it has lasted: "Break · 12 min" (`state` already in words).
+    pub fn state_since(&self, state: &str, since: switchboard_core::agent_state::Since) -> String {
+        use switchboard_core::agent_state::Since;
+        match since {
+            Since::JustNow => self.format("state_since_now", None, &[("state", state)]),
+            Since::Minutes(n) => {
+                let shown = self.number(n as f64);
+                self.format(
+                    "state_since_minutes",
+                    Some(n as f64),
+                    &[("state", state), ("n", &shown)],
+                )
+            }
+            Since::Hours(h, m) => {
+                let (h, m) = (self.number(h as f64), self.number(m as f64));
+                self.format(
+                    "state_since_hours",
+                    None,
+                    &[("state", state), ("h", &h), ("m", &m)],
+                )
+            }
+        }
+    }
+
+    /// "You missed 3 calls. Choose Ready to take calls again."
+    pub fn missed_notice(&self, n: u32) -> String {
+        let shown = self.number(n.into());
+        self.format("missed_notice", Some(n.into()), &[("n", &shown)])
+    }
+
+    /// "Back to Ready in 0:42" (the wrap-up countdown; `state` already in words).
+    pub fn wrap_up_left(&self, state: &str, seconds: u64) -> String {
+        let time = self.clock(seconds as f64 * 1000.0);
+        self.format("wrap_up_left", None, &[("state", state), ("time", &time)])
+    }
+
     /// A sign-in problem in words, naming what the admin must change where it is a setting.
     pub fn sign_in_problem(&self, problem: &switchboard_core::signin::SignInProblem) -> String {
         self.format(problem.catalogue_key(), None, &[("code", problem.code())])
@@ -447,6 +486,9 @@ pub fn agent_state(state: &str) -> &str {
         "NotReady" => strings().get("state_not_ready"),
         "WrapUp" => strings().get("state_wrap_up"),
         "OnCall" => strings().get("state_on_call"),
+        "Break" => strings().get("state_break"),
+        "Offline" => strings().get("state_offline"),
+        "Missed" => strings().get("state_missed"),
         other => other,
     }
 }
@@ -468,12 +510,16 @@ pub fn outcome(wire: &str) -> &str {
     strings().get(key)
 }
 
-/// Wrap-up dispositions: the value stored in the CRM (stable, English) and the catalogue key
-/// of the label the agent sees.
-pub const DISPOSITIONS: [(&str, &str); 5] = [
-    ("Resolved", "disposition_resolved"),
-    ("Follow-up needed", "disposition_follow_up"),
-    ("Escalated", "disposition_escalated"),
-    ("Wrong number", "disposition_wrong_number"),
-    ("Other", "disposition_other"),
-];
+/// A wrap-up disposition in words: the five built-in ones (`switchboard_core::config::
+/// DEFAULT_DISPOSITIONS`, the value stored in the CRM and sent to the hub) translated; a
+/// site's own from config.json `wrapUp.dispositions` as written.
+pub fn disposition(value: &str) -> &str {
+    match value {
+        "Resolved" => strings().get("disposition_resolved"),
+        "Follow-up needed" => strings().get("disposition_follow_up"),
+        "Escalated" => strings().get("disposition_escalated"),
+        "Wrong number" => strings().get("disposition_wrong_number"),
+        "Other" => strings().get("disposition_other"),
+        other => other,
+    }
+}

@@ -15,12 +15,14 @@
 //!   [`diagnostics`] (the support log) sit below the state.
 //! - [`signalr`] is the thin browser driver of the sans-IO SignalR core.
 //! - [`auth`] gets dev tokens; [`msal`] signs in with MSAL.js (Entra ID or any OIDC authority).
+//! - [`agent`] is the agent's contact-centre state as the hub keeps it (issue 15).
 //! - [`presence`] (own presence, team list, Teams ⇄ agent-state sync) over the [`graph`] client.
 //! - [`host`] is the CRM around the widget (CIF, postMessage, Open CTI, a tab of its own).
 //! - [`i18n`] holds every visible string.
 //!
 //! [`Desk`]: switchboard_core::Desk
 
+pub mod agent;
 pub mod app;
 pub mod auth;
 pub mod boot;

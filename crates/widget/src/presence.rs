@@ -20,6 +20,7 @@ use switchboard_core::presence::{
 };
 use switchboard_core::{Config, Desk};
 
+use crate::agent::AgentStatus;
 use crate::browser::storage;
 use crate::graph::{Colleague, Graph, read_presences};
 use crate::signalr::HubClient;
@@ -82,6 +83,8 @@ pub struct Presence {
     pub error: RwSignal<Option<String>>,
     inner: StoredValue<Option<Inner>, LocalStorage>,
     client: StoredValue<Option<HubClient>, LocalStorage>,
+    /// The agent state the hub keeps (`agent.rs`): the control publishes to it and shows it.
+    agent: AgentStatus,
 }
 
 fn epoch_ms() -> u64 {
@@ -108,7 +111,7 @@ impl Presence {
         list
     }
 
-    pub fn new(desk: RwSignal<Desk>) -> Self {
+    pub fn new(desk: RwSignal<Desk>, agent: AgentStatus) -> Self {
         let favourites = storage()
             .and_then(|s| s.get_item(FAVOURITES_KEY).ok()?)
             .and_then(|text| serde_json::from_str::<Value>(&text).ok())
@@ -134,7 +137,20 @@ impl Presence {
             error: RwSignal::new(None),
             inner: StoredValue::new_local(None),
             client: StoredValue::new_local(None),
+            agent,
         };
+        // The hub's state (another tab's choice, OnCall / WrapUp / Missed, a reload) is the
+        // control's choice; for the Teams sync it is the contact-centre system's change.
+        Effect::new(move |_| {
+            let Some(state) = agent.state.with(|s| s.as_ref().map(|s| s.state.clone())) else {
+                return;
+            };
+            let value = choice::state_value(&state);
+            if this.own.with_untracked(|o| o.choice != value) {
+                this.own.update(|o| o.choice = value);
+                this.with_engine(|e, now| e.agent_state_changed(now, &state, AgentSource::System));
+            }
+        });
         // Follow the desk: a call became active → call_started; it went → call_ended.
         Effect::new(move |before: Option<bool>| {
             let on_call = desk.with(|d| d.active().is_some());
@@ -172,24 +188,25 @@ impl Presence {
         client: HubClient,
         graph_token: Option<Rc<dyn Fn() -> crate::signalr::TokenFuture>>,
     ) {
-        let Some(graph_token) = graph_token else {
-            return;
-        };
-        let graph = Rc::new(Graph::new(&config.graph.base_url, user, graph_token));
+        // The agent states are offered with or without Graph (the hub keeps them).
         let states = config.presence_mapping.states.clone();
         let first = states.first().cloned().unwrap_or_default();
-        let engine = PresenceSync::new(
-            config.presence_sync.clone(),
-            config.presence_mapping.clone(),
-            epoch_ms(),
-            &first,
-        );
         self.states.set(states);
         self.own.set(Own {
             choice: choice::state_value(&first),
             teams: None,
             source: Source::Here,
         });
+        let Some(graph_token) = graph_token else {
+            return;
+        };
+        let graph = Rc::new(Graph::new(&config.graph.base_url, user, graph_token));
+        let engine = PresenceSync::new(
+            config.presence_sync.clone(),
+            config.presence_mapping.clone(),
+            epoch_ms(),
+            &first,
+        );
         self.error.set(None);
         self.client.set_value(Some(client));
         self.inner.set_value(Some(Inner {
@@ -318,6 +335,7 @@ impl Presence {
         match Choice::parse(&choice) {
             Some(Choice::State(state)) => {
                 self.with_engine(|e, now| e.agent_state_changed(now, &state, AgentSource::User));
+                self.agent.publish(state);
             }
             Some(Choice::Teams(presence)) => {
                 let command = Command::SetTeamsPresence {
@@ -438,7 +456,11 @@ impl Presence {
         match &command {
             // The source stays that of the Teams change that caused it.
             Command::SetAgentState { state } => {
-                self.own.update(|o| o.choice = format!("state:{state}"));
+                self.own.update(|o| o.choice = choice::state_value(state));
+                // OnCall / WrapUp / Missed are the hub's to set (a Teams call maps to OnCall).
+                if !switchboard_core::agent_state::is_automatic(state) {
+                    self.agent.publish(state.clone());
+                }
             }
             Command::FetchTeamsPresence => match graph.my_presence().await {
                 Ok(p) => self.teams_changed(p, false),

@@ -51,6 +51,8 @@ pub struct Widget {
     pub now_ms: RwSignal<f64>,
     /// Own presence, the team list and the Teams sync (`presence.rs`).
     pub presence: crate::presence::Presence,
+    /// The agent state the hub keeps (`agent.rs`).
+    pub agent: crate::agent::AgentStatus,
     /// Recent calls (`calls.rs`), kept in `localStorage`.
     pub history: RwSignal<History>,
     /// What the agent typed in the `Phone number` box.
@@ -79,6 +81,7 @@ pub struct Widget {
 impl Widget {
     pub fn new() -> Self {
         let desk = RwSignal::new(Desk::new());
+        let agent = crate::agent::AgentStatus::new(desk);
         Self {
             phase: RwSignal::new(Phase::Loading),
             config: RwSignal::new(None),
@@ -87,7 +90,8 @@ impl Widget {
             connection_detail: RwSignal::new(None),
             next_attempt: RwSignal::new(None),
             desk,
-            presence: crate::presence::Presence::new(desk),
+            presence: crate::presence::Presence::new(desk, agent),
+            agent,
             notice: RwSignal::new(None),
             now_ms: RwSignal::new(now_ms()),
             history: RwSignal::new(History::default()),
@@ -157,6 +161,10 @@ impl Widget {
                 .unwrap_or_default()
         ));
         self.connection.set(state);
+        if state == ConnectionState::Connected {
+            // The hub keeps the agent state: a reload, another tab or the hub may have changed it.
+            self.agent.fetch();
+        }
         if state == ConnectionState::Connected
             && !self.client.get_value().is_some_and(|c| c.resumed())
         {
@@ -192,6 +200,9 @@ impl Widget {
             }
             Ok(Some(HubEvent::PresenceChanged { id, presence })) => {
                 self.presence.pushed(id, presence)
+            }
+            Ok(Some(HubEvent::AgentStateChanged(state))) => {
+                self.agent.changed(state);
             }
             Ok(None) => {}
             Err(warning) => warn(&warning),
@@ -416,6 +427,11 @@ impl Widget {
         if let Some(record) = record {
             diagnostics::record(format!("wrap-up saved for call {}", record.call_id));
             self.host.call_ended(&record);
+            self.agent.submit_wrap_up(
+                &record.call_id,
+                record.disposition.as_deref(),
+                &record.notes,
+            );
         }
     }
 

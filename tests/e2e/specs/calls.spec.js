@@ -237,6 +237,9 @@ test('two tabs of one agent: exactly one rings; answering there leaves the other
   await expect.poll(async () => (await getCall(request, id)).acknowledgement).toBe('Accepted');
   await ringing.getByRole('button', { name: 'Hang up' }).click();
   await expect.poll(state(request, id)).toBe('ended');
+  // The hub holds the agent in wrap-up (no rings) until it is saved; both tabs follow.
+  await ringing.getByRole('button', { name: 'Save' }).click();
+  await expect(quiet.locator('.presence__state')).toHaveText(/^Ready · /);
 
   // The ringing tab closes: the other one rings from now on.
   await ringing.close();

@@ -47,6 +47,9 @@ for (const { transport, protocol, stateful } of MATRIX) {
     await expect.poll(async () => (await getCall(request, first)).state).toBe('accepted');
     await page.getByRole('button', { name: 'Hang up' }).click();
     await expect.poll(async () => (await getCall(request, first)).state).toBe('ended');
+    // The saved wrap-up reaches the hub (submitWrapUp), which ends the agent's WrapUp: rung again.
+    await page.getByRole('button', { name: 'Save' }).click();
+    await expect.poll(async () => (await getCall(request, first)).wrapUp?.durationMs).toBeGreaterThanOrEqual(0);
 
     // The hub drops the transport.
     expect(await dropSockets(request, user)).toBeGreaterThan(0);

@@ -8,10 +8,12 @@
 
 use leptos::prelude::*;
 use switchboard_core::call::machine::{CallPhase, Command};
-use switchboard_core::{ActiveCall, CallDirection, CallRecord, History};
+use switchboard_core::{
+    ActiveCall, CallDirection, CallRecord, History, WrapUpConfig, WrapUpProblem,
+};
 
 use crate::calls::CallRequest;
-use crate::i18n::{DISPOSITIONS, outcome, strings};
+use crate::i18n::{agent_state, disposition as disposition_words, outcome, strings};
 use crate::ui::{HANG_UP_PATH, PHONE_PATH};
 
 /// The keys of a telephone keypad, in their usual order.
@@ -296,10 +298,26 @@ pub fn ActiveCallPanel(
     }
 }
 
-/// After an answered call: who, how long, how it ended; a disposition and notes, then Save.
+/// After an answered call: who, how long, how it ended; a disposition (the site's list) and
+/// notes (required where the site says so), then Save. While the hub holds the agent in
+/// wrap-up: the countdown to the state after it and **Finish now** (ends the wrap-up time).
 #[component]
-pub fn WrapUpPanel(record: CallRecord, on_request: Callback<CallRequest>) -> impl IntoView {
+pub fn WrapUpPanel(
+    record: CallRecord,
+    /// config.json `wrapUp`: the dispositions and the notes rule.
+    config: WrapUpConfig,
+    /// The hub's wrap-up countdown: the state after it and the seconds left.
+    #[prop(into)]
+    countdown: Signal<Option<(String, u64)>>,
+    on_finish_now: Callback<()>,
+    on_request: Callback<CallRequest>,
+) -> impl IntoView {
     let t = strings();
+    let problem = RwSignal::new(None::<&'static str>);
+    let dispositions = config.dispositions.clone();
+    let required = config.notes_required;
+    // Built once while the countdown runs (only its text ticks), so Finish now keeps the focus.
+    let running = Memo::new(move |_| countdown.with(Option::is_some));
     let notes = RwSignal::new(String::new());
     let disposition = RwSignal::new(String::new());
     let notes_ref = NodeRef::<leptos::html::Textarea>::new();
@@ -317,6 +335,18 @@ pub fn WrapUpPanel(record: CallRecord, on_request: Callback<CallRequest>) -> imp
     );
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
+        match config.check(&notes.get_untracked(), &disposition.get_untracked()) {
+            Err(WrapUpProblem::NotesRequired) => {
+                problem.set(Some(t.notes_required));
+                if let Some(el) = notes_ref.get_untracked() {
+                    let _ = el.focus();
+                }
+                return;
+            }
+            // Cannot happen from this select; save without it rather than lose the notes.
+            Err(WrapUpProblem::UnknownDisposition) => disposition.set(String::new()),
+            Ok(()) => {}
+        }
         on_request.run(CallRequest::WrapUp {
             notes: notes.get_untracked(),
             disposition: disposition.get_untracked(),
@@ -326,13 +356,36 @@ pub fn WrapUpPanel(record: CallRecord, on_request: Callback<CallRequest>) -> imp
         <form class="panel wrap-up" aria-labelledby="wrap-up-title" on:submit=submit>
             <h2 id="wrap-up-title" class="panel__title">{t.wrap_up}</h2>
             <p class="muted">{summary}</p>
+            {move || running.get().then(|| view! {
+                <div class="wrap-up__timer">
+                    <p class="wrap-up__left">
+                        {move || countdown.get().map(|(state, left)| t.wrap_up_left(agent_state(&state), left))}
+                    </p>
+                    <button type="button" class="btn btn--secondary" on:click=move |_| on_finish_now.run(())>
+                        {t.finish_now}
+                    </button>
+                </div>
+            })}
             <label for="wrap-up-disposition">{t.disposition}</label>
             <select id="wrap-up-disposition" bind:value=disposition>
                 <option value="">{t.no_disposition}</option>
-                {DISPOSITIONS.iter().map(|(value, key)| view! { <option value=*value>{t.get(key)}</option> }).collect_view()}
+                {dispositions.into_iter().map(|value| {
+                    let label = disposition_words(&value).to_owned();
+                    view! { <option value=value>{label}</option> }
+                }).collect_view()}
             </select>
-            <label for="wrap-up-notes">{t.notes}</label>
-            <textarea id="wrap-up-notes" rows="3" maxlength="2000" node_ref=notes_ref bind:value=notes></textarea>
+            <label for="wrap-up-notes">{t.notes}{required.then_some(" *")}</label>
+            <textarea
+                id="wrap-up-notes"
+                rows="3"
+                maxlength="2000"
+                aria-required=if required { "true" } else { "false" }
+                aria-describedby="wrap-up-problem"
+                node_ref=notes_ref
+                bind:value=notes
+                on:input=move |_| problem.set(None)
+            ></textarea>
+            <p id="wrap-up-problem" class="wrap-up__problem" role="alert">{move || problem.get()}</p>
             <button type="submit" class="btn btn--primary">{t.save}</button>
         </form>
     }

@@ -125,11 +125,15 @@ pub fn IncomingCallDialog(
     }
 }
 
-/// Nothing ringing: readiness, and how the last call ended.
+/// Nothing ringing: readiness (or the agent state, in words, when it is not Ready: calls are
+/// not offered then), and how the last call ended.
 #[component]
 pub fn IdlePanel(
     last: Signal<Option<(Outcome, IncomingCall)>>,
     connected: Signal<bool>,
+    /// The agent state in words when it is not `Ready` (`None`: Ready, or not known).
+    #[prop(into)]
+    not_ready: Signal<Option<String>>,
 ) -> impl IntoView {
     let t = strings();
     let last_line =
@@ -155,8 +159,12 @@ pub fn IdlePanel(
         };
     view! {
         <section class="panel idle">
-            <h2 class="panel__title">{t.ready}</h2>
-            <p class="muted">{move || if connected.get() { t.ready_hint } else { t.waiting_for_hub }}</p>
+            <h2 class="panel__title">{move || not_ready.get().unwrap_or_else(|| t.ready.to_owned())}</h2>
+            <p class="muted">{move || match (connected.get(), not_ready.with(Option::is_some)) {
+                (false, _) => t.waiting_for_hub,
+                (true, true) => t.not_ready_hint,
+                (true, false) => t.ready_hint,
+            }}</p>
             {last_line}
         </section>
     }

@@ -4,6 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use leptos::prelude::*;
+use switchboard_core::agent_state::Shown;
 use switchboard_core::presence::{Availability, Choice, Presence as Pair, choice};
 
 use crate::graph::Colleague;
@@ -27,12 +28,16 @@ fn dot_class(p: Option<Pair>) -> &'static str {
     }
 }
 
-/// The own-presence control: a native select (agent states, then Teams presences), the Teams
-/// presence with a coloured dot, and where it came from.
+/// The own-presence control: a native select (agent states, then Teams presences), the agent
+/// state as the hub keeps it with how long it has lasted ("Break · 12 min") and the Missed
+/// notice, the Teams presence with a coloured dot, and where it came from.
 #[component]
 pub fn PresenceControl(
     own: RwSignal<Own>,
     states: RwSignal<Vec<String>>,
+    /// The hub's agent state as shown now (`None`: none known yet).
+    #[prop(into)]
+    agent: Signal<Option<Shown>>,
     error: RwSignal<Option<String>>,
     on_choose: Callback<String>,
 ) -> impl IntoView {
@@ -43,10 +48,19 @@ pub fn PresenceControl(
             <option value=value prop:selected=move || own.with(|o| o.choice == v)>{label}</option>
         }
     };
+    // Memos: `agent` changes every second (the since-time); these only when the state does,
+    // so the options and the notice (an alert) are not rebuilt under the agent.
+    let current = Memo::new(move |_| agent.with(|a| a.as_ref().map(|a| a.state.clone())));
+    let missed = Memo::new(move |_| agent.with(|a| a.as_ref().and_then(|a| a.missed)));
     let state_options = move || {
-        states
-            .get()
-            .into_iter()
+        let mut list = states.get();
+        // A state the hub set that is not a choice (Missed) is shown as the selected option.
+        if let Some(current) = current.get()
+            && !list.contains(&current)
+        {
+            list.push(current);
+        }
+        list.into_iter()
             .map(|s| option(choice::state_value(&s), agent_state(&s).to_owned()))
             .collect_view()
     };
@@ -77,6 +91,12 @@ pub fn PresenceControl(
                     <optgroup label=t.presence_teams>{teams_options}</optgroup>
                 </select>
             </div>
+            {move || agent.get().map(|a| view! {
+                <p class="presence__state">{t.state_since(agent_state(&a.state), a.since)}</p>
+            })}
+            {move || missed.get().map(|n| view! {
+                <p class="presence__missed" role="alert">{t.missed_notice(n)}</p>
+            })}
             <p class="presence__teams">
                 {t.teams_now}" "
                 <span class="presence__words">
