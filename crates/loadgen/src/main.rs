@@ -31,9 +31,9 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use client::{BENCH_TARGET, Peer, Shared};
-use switchboard_hub::auth::AccessKey;
 use proc::Server;
 use stats::{percentile, round};
+use switchboard_hub::auth::AccessKey;
 
 /// The access key of the hub under load (loopback only, never a real secret).
 const ACCESS_KEY: &str = "loadgen-access-key-0123456789";
