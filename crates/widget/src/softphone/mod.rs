@@ -26,6 +26,8 @@ use crate::signalr::TokenFuture;
 #[cfg(feature = "sip")]
 mod devices;
 #[cfg(feature = "sip")]
+mod line_lock;
+#[cfg(feature = "sip")]
 mod media;
 #[cfg(feature = "sip")]
 mod phone;
@@ -45,6 +47,9 @@ pub const CONFIG_URL: &str = if cfg!(feature = "sip") {
 pub enum LineState {
     /// Not in SIP mode, or signed out.
     Stopped,
+    /// Another tab or window of this agent in this browser holds the line (multi-tab: one
+    /// registration per agent and browser); this one takes over when that one closes.
+    Elsewhere,
     /// Fetching credentials, connecting, REGISTER sent.
     Registering,
     /// Registered: calls can come and go.
@@ -222,6 +227,19 @@ pub fn stop() {
     phone::stop();
 }
 
+/// The widget popped out to its own window: this frame lets the SIP line go (the window takes
+/// it), so the media is never in two places.
+pub fn suspend() {
+    #[cfg(feature = "sip")]
+    phone::suspend();
+}
+
+/// Back from the pop-out: this frame asks for the SIP line again.
+pub fn resume() {
+    #[cfg(feature = "sip")]
+    phone::resume();
+}
+
 /// The network came back or the agent pressed Try now.
 pub fn wake() {
     #[cfg(feature = "sip")]
@@ -272,6 +290,7 @@ pub fn facts() -> Vec<(&'static str, String)> {
             LineState::Registering => "registering".to_owned(),
             LineState::Retrying { why, .. } => ["retrying: ", &why].concat(),
             LineState::Stopped => "stopped".to_owned(),
+            LineState::Elsewhere => "in another tab".to_owned(),
         };
         let audio = phone::STATS
             .with(|s| s.borrow().clone())
@@ -293,6 +312,7 @@ pub fn LineStatus(now_ms: RwSignal<f64>) -> impl IntoView {
             let (modifier, text) = match line.get() {
                 LineState::Stopped => return None,
                 LineState::Registering => ("connecting", t.get("sip_registering").to_owned()),
+                LineState::Elsewhere => ("elsewhere", t.get("sip_elsewhere").to_owned()),
                 LineState::Registered => ("connected", t.get("sip_registered").to_owned()),
                 LineState::Retrying { at_ms, why } => {
                     let seconds = ((at_ms - now_ms.get()) / 1000.0).ceil().max(0.0) as u32;

@@ -30,6 +30,7 @@ use wasm_bindgen::prelude::*;
 use web_sys::{MessageEvent, WebSocket};
 
 use super::devices::{self, Role};
+use super::line_lock::LineLock;
 use super::media::{self, CallMedia, MicError};
 use super::{DeskPort, LineState};
 use crate::diagnostics;
@@ -89,7 +90,13 @@ struct State {
     session: u32,
     stopped: bool,
     on_online: Option<Closure<dyn FnMut()>>,
+    /// This tab's claim on the agent's one SIP line (multi-tab); `holds_line` once granted.
+    line: Option<LineLock>,
+    holds_line: bool,
 }
+
+/// What [`start`] was given, kept so the line can come back after a pop-out ([`resume`]).
+type StartArgs = (DeskPort, SipConfig, String, Rc<dyn Fn() -> TokenFuture>);
 
 /// The running softphone (cheap to clone).
 #[derive(Clone)]
@@ -98,6 +105,7 @@ pub struct Phone(Rc<RefCell<State>>);
 thread_local! {
     static PHONE: RefCell<Option<Phone>> = const { RefCell::new(None) };
     static SESSION: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    static LAST: RefCell<Option<StartArgs>> = const { RefCell::new(None) };
     /// The last `getStats` line of the call in progress (Diagnostics).
     pub(super) static STATS: RefCell<Option<String>> = const { RefCell::new(None) };
 }
@@ -134,6 +142,9 @@ fn set_line(state: LineState) {
 /// Starts the softphone for `user`: credentials from the hub, the WebSocket, REGISTER.
 pub fn start(port: DeskPort, config: SipConfig, user: String, token: Rc<dyn Fn() -> TokenFuture>) {
     stop();
+    LAST.with(|l| {
+        *l.borrow_mut() = Some((port.clone(), config.clone(), user.clone(), token.clone()))
+    });
     let session = SESSION.with(|s| {
         s.set(s.get() + 1);
         s.get()
@@ -160,6 +171,8 @@ pub fn start(port: DeskPort, config: SipConfig, user: String, token: Rc<dyn Fn()
         session,
         stopped: false,
         on_online: None,
+        line: None,
+        holds_line: false,
     })));
     PHONE.with(|p| *p.borrow_mut() = Some(phone.clone()));
     diagnostics::record("softphone: starting".into());
@@ -178,7 +191,35 @@ pub fn start(port: DeskPort, config: SipConfig, user: String, token: Rc<dyn Fn()
             window.add_event_listener_with_callback("online", on_online.as_ref().unchecked_ref());
     }
     phone.0.borrow_mut().on_online = Some(on_online);
-    phone.connect();
+    // Only the tab that holds the agent's line registers (and so rings); the others wait.
+    set_line(LineState::Elsewhere);
+    let holder = phone.clone();
+    let user = phone.0.borrow().user.clone();
+    let lock = LineLock::claim(&user, move || {
+        if holder.alive(session) {
+            holder.0.borrow_mut().holds_line = true;
+            holder.connect();
+        }
+    });
+    phone.0.borrow_mut().line = Some(lock);
+}
+
+/// The widget moved to its own window (pop-out): un-REGISTER and let the line go, so the new
+/// window takes it; [`resume`] brings it back.
+pub fn suspend() {
+    let last = LAST.with(|l| l.borrow_mut().take());
+    stop();
+    LAST.with(|l| *l.borrow_mut() = last);
+}
+
+/// Back from the pop-out: ask for the line again with what [`start`] was given.
+pub fn resume() {
+    if phone().is_some() {
+        return;
+    }
+    if let Some((port, config, user, token)) = LAST.with(|l| l.borrow().clone()) {
+        start(port, config, user, token);
+    }
 }
 
 /// Un-REGISTERs, hangs up, closes the WebSocket (sign-out).
@@ -217,6 +258,7 @@ pub fn stop() {
     s.renew = None;
     s.stats = None;
     s.level = None;
+    s.line = None;
     devices::stop_ringing();
     super::clear_call_audio();
     if let (Some(window), Some(f)) = (web_sys::window(), s.on_online.take()) {
@@ -440,7 +482,7 @@ impl Phone {
     pub fn wake(&self) {
         let closed = {
             let s = self.0.borrow();
-            s.ws.is_none() && !s.stopped
+            s.ws.is_none() && !s.stopped && s.holds_line
         };
         if closed {
             self.0.borrow_mut().retry = None;
