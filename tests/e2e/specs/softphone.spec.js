@@ -219,7 +219,11 @@ test.describe('softphone: the widget in telephony.mode "sip" against Kamailio, r
     await expect(page.getByLabel('Ringer (the ringtone)')).toHaveValue(ids['Fake Audio Output 2']);
     await expect(page.getByLabel('Speaker (the call)')).toHaveValue(ids['Fake Audio Output 1']);
     await expect(page.getByLabel('Microphone', { exact: true })).toHaveValue(ids['Fake Audio Input 2']);
-    await page.screenshot({ path: join(OUT, 'devices-320-light.png') });
+    await page.setViewportSize({ width: 320, height: 900 });
+    await page.screenshot({ path: join(OUT, 'devices-320-light.png'), fullPage: true });
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await page.screenshot({ path: join(OUT, 'devices-320-dark.png'), fullPage: true });
+    await page.emulateMedia({ colorScheme: 'light' });
 
     // baresip rings: the ringtone plays on the ringer device, 440 + 480 Hz.
     const seen = events.length;
@@ -260,7 +264,7 @@ test.describe('softphone: the widget in telephony.mode "sip" against Kamailio, r
     await expect(meter).toBeVisible({ timeout: 5_000 });
     await expect.poll(async () => Number(await meter.getAttribute('aria-valuenow')), { message: 'the 1000 Hz tone moves the meter' }).toBeGreaterThan(-30);
     await expectHearsCustomer(page, 'on the chosen speaker');
-    await page.screenshot({ path: join(OUT, 'call-audio-320-light.png') });
+    await page.screenshot({ path: join(OUT, 'call-audio-320-light.png'), fullPage: true });
 
     // Switched live during the call.
     await page.getByLabel('Speaker (the call)').selectOption({ label: 'Fake Audio Output 2' });
@@ -336,12 +340,62 @@ test.describe('softphone: the widget in telephony.mode "sip" against Kamailio, r
     await expect.poll(() => events.slice(seen).some((e) => e.type === 'CALL_ESTABLISHED'), { timeout: 10_000 }).toBe(true);
     await expect(page.getByText(/^No sound from your microphone\./)).toBeVisible({ timeout: 15_000 });
     await expect(page.getByText(/^Poor call quality: 2[4-6] % of the audio is lost \(estimated MOS [12]\.\d\)\.$/)).toBeVisible({ timeout: 20_000 });
-    await page.screenshot({ path: join(OUT, 'call-warnings-320-light.png') });
+    await page.setViewportSize({ width: 320, height: 900 });
+    await page.screenshot({ path: join(OUT, 'call-warnings-320-light.png'), fullPage: true });
     await page.emulateMedia({ colorScheme: 'dark' });
-    await page.screenshot({ path: join(OUT, 'call-warnings-320-dark.png') });
+    await page.screenshot({ path: join(OUT, 'call-warnings-320-dark.png'), fullPage: true });
     await page.getByRole('button', { name: 'Hang up' }).click();
     await expect(page.getByRole('heading', { name: /Wrap-up/ })).toBeVisible({ timeout: 10_000 });
     await expect(page.getByText(/^Poor call quality/)).toBeHidden();
+    await page.close();
+  });
+
+  test('two tabs of one agent: only one holds the SIP line and rings; the other takes over when it closes', async () => {
+    const context = await browser.newContext(); // one browser profile: the tabs share Web Locks
+    const first = await context.newPage();
+    await first.goto(`http://127.0.0.1:${HUB_PORT}/?user=judy`);
+    await expect(first.getByText('Phone line: ready')).toBeVisible({ timeout: 15_000 });
+    const second = await context.newPage();
+    const sipSockets = [];
+    second.on('websocket', (ws) => { if (ws.url().startsWith(rig.SIP_WS_URI)) sipSockets.push(ws); });
+    await second.goto(`http://127.0.0.1:${HUB_PORT}/?user=judy`);
+    await expect(second.getByText(/^Phone line: in use in another tab or window of this browser/)).toBeVisible({ timeout: 15_000 });
+    // One registration: the waiting tab opened no SIP WebSocket (so an INVITE is not forked to it).
+    await second.setViewportSize({ width: 320, height: 640 });
+    await second.screenshot({ path: join(OUT, 'line-elsewhere-320-light.png') });
+    expect(sipSockets.length, 'SIP WebSockets of the second tab').toBe(0);
+    await phone('dial', `sip:judy@${rig.SIP_DOMAIN}`);
+    await expect(first.getByRole('alertdialog', { name: /Incoming call/ })).toBeVisible({ timeout: 10_000 });
+    await expect(second.getByRole('alertdialog', { name: /Incoming call/ })).toHaveCount(0);
+    await phone('hangup');
+    await expect(first.getByRole('alertdialog', { name: /Incoming call/ })).toBeHidden({ timeout: 10_000 });
+
+    // The first tab closes: the second registers and rings.
+    await first.close();
+    await expect(second.getByText('Phone line: ready')).toBeVisible({ timeout: 15_000 });
+    await phone('dial', `sip:judy@${rig.SIP_DOMAIN}`);
+    const dialog = second.getByRole('alertdialog', { name: /Incoming call/ });
+    await expect(dialog).toBeVisible({ timeout: 10_000 });
+    await phone('hangup');
+    await expect(dialog).toBeHidden({ timeout: 10_000 });
+    await context.close();
+  });
+
+  test('Kamailio killed and restarted mid-shift: the line says so, re-registers by itself and takes a call again', async () => {
+    const page = await agentPage('kim');
+    await sip.crashKamailio();
+    // The WebSocket died with it: the line says so (and when it tries again) without the agent doing anything.
+    await expect(page.getByText(/^Phone line: (not connected|connecting)/)).toBeVisible({ timeout: 10_000 });
+    await expect(page.getByText('Phone line: ready')).toBeVisible({ timeout: 30_000 });
+    const seen = events.length;
+    await phone('dial', `sip:kim@${rig.SIP_DOMAIN}`);
+    const dialog = page.getByRole('alertdialog', { name: /Incoming call/ });
+    await expect(dialog).toBeVisible({ timeout: 10_000 });
+    await dialog.getByRole('button', { name: 'Accept' }).click();
+    await expect.poll(() => events.slice(seen).some((e) => e.type === 'CALL_ESTABLISHED'), { timeout: 10_000 }).toBe(true);
+    await expectHearsCustomer(page, 'after the Kamailio restart');
+    await page.getByRole('button', { name: 'Hang up' }).click();
+    await expect(page.getByRole('heading', { name: /Wrap-up/ })).toBeVisible({ timeout: 10_000 });
     await page.close();
   });
 
