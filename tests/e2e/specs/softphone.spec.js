@@ -273,6 +273,7 @@ test.describe('softphone: the widget in telephony.mode "sip" against Kamailio, r
     // Talking while muted: the far end hears nothing, the agent is told.
     await page.getByRole('button', { name: 'Mute' }).click();
     await expect(page.getByText('You are muted: the caller does not hear you.')).toBeVisible({ timeout: 10_000 });
+    await expect(page.getByRole('button', { name: 'Unmute' })).toHaveAttribute('aria-pressed', 'true');
     await page.getByRole('button', { name: 'Unmute' }).click();
     await expect(page.getByText('You are muted: the caller does not hear you.')).toBeHidden({ timeout: 5_000 });
 

@@ -1154,7 +1154,9 @@ impl Phone {
                 if let Some(m) = media {
                     m.set_muted(muted || held);
                 }
-                self.update_desk(id, json!({ "muted": muted }));
+                // The desk takes a call update with its state (as the hub sends it).
+                let state = if held { "held" } else { "connected" };
+                self.update_desk(id, json!({ "muted": muted, "state": state }));
             }
             Command::SendDtmf(digits) => {
                 let info = self.0.borrow().config.dtmf == DtmfMode::Info;
