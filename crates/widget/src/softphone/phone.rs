@@ -798,13 +798,7 @@ impl Phone {
             m.close();
         }
         devices::stop_ringing();
-        if self.0.borrow().calls.is_empty() {
-            let mut s = self.0.borrow_mut();
-            s.stats = None;
-            s.level = None;
-            STATS.with(|s| *s.borrow_mut() = None);
-            super::clear_call_audio();
-        }
+        self.idle_if_no_call();
         let wire = match &reason {
             EndReason::RemoteCancel => "abandoned",
             EndReason::RemoteHangup | EndReason::Replaced => "completed",
@@ -1067,6 +1061,21 @@ impl Phone {
         if let Some(m) = call.and_then(|c| c.media) {
             m.close();
         }
+        self.idle_if_no_call();
+    }
+
+    /// No call left: the stats and level watches stop, the meter and the hints go.
+    fn idle_if_no_call(&self) {
+        if !self.0.borrow().calls.is_empty() {
+            return;
+        }
+        {
+            let mut s = self.0.borrow_mut();
+            s.stats = None;
+            s.level = None;
+        }
+        STATS.with(|s| *s.borrow_mut() = None);
+        super::clear_call_audio();
     }
 
     fn answer(&self, id: &str) {
