@@ -50,6 +50,7 @@ pub fn pop_out(widget: Widget) {
                 client.stop();
             }
             widget.ringer.set_value(None);
+            crate::softphone::suspend();
             let watch = gloo_timers::callback::Interval::new(1000, move || {
                 let closed = widget
                     .popout
@@ -80,5 +81,6 @@ pub fn bring_back(widget: Widget) {
             .set_value(Some(crate::tabs::Ringer::claim(&user)));
     }
     diagnostics::record("back from its own window".into());
+    crate::softphone::resume();
     widget.reconnect();
 }

@@ -252,10 +252,13 @@ impl Widget {
 
     // --- the desk -------------------------------------------------------------------------
 
-    /// Whether this tab rings (multi-tab: exactly one tab of this agent does).
+    /// Whether this tab rings (multi-tab: exactly one tab of this agent does). In SIP mode only
+    /// the tab holding the agent's SIP line registers, so an INVITE it gets rings here.
     fn rings_here(self) -> bool {
-        self.ringer
-            .with_value(|r| r.as_ref().is_none_or(|r| r.is_ringer()))
+        crate::softphone::owns_calls()
+            || self
+                .ringer
+                .with_value(|r| r.as_ref().is_none_or(|r| r.is_ringer()))
     }
 
     /// The ring time from config.json, in ms.

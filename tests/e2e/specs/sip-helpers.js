@@ -180,6 +180,9 @@ export function sipRig({ out, netns, hubPort }) {
     if (rigStarting) await run(RIG, ['stop'], { env, timeout: 30_000 }).catch((e) => console.error(`sip-rig stop: ${e}`));
   }
 
+  /** Kamailio killed with SIGKILL and started again (scripts/sip-rig crash-kamailio): its registrations are gone. */
+  const crashKamailio = () => run(RIG, ['crash-kamailio'], { env, timeout: 30_000 });
+
   const recordings = () => readdirSync(join(rigDir, 'recordings')).filter((f) => f.endsWith('-dec.wav'));
 
   /** baresip's recording `file` (sndfile's *-dec.wav) holds the agent's tone, not its own. */
@@ -194,5 +197,5 @@ export function sipRig({ out, netns, hubPort }) {
     expect(agent - customer).toBeGreaterThan(30);
   }
 
-  return { secret, events, phone, clean, startRig, startHubPhoneAndBrowser, teardown, recordings, expectRecordingHoldsAgent };
+  return { secret, events, phone, clean, startRig, startHubPhoneAndBrowser, teardown, recordings, expectRecordingHoldsAgent, crashKamailio };
 }

@@ -198,6 +198,208 @@ test.describe('softphone: the widget in telephony.mode "sip" against Kamailio, r
     await page.close();
   });
 
+  test('audio devices: microphone, speaker and ringer picked, remembered, the ringtone on the ringer, the call on the speaker', async () => {
+    const page = await agentPage('frank');
+    const ids = await page.evaluate(async () => Object.fromEntries((await navigator.mediaDevices.enumerateDevices())
+      .filter((d) => d.kind.startsWith('audio')).map((d) => [d.label, d.deviceId])));
+    await page.getByText('Audio devices').click();
+    await page.getByLabel('Microphone', { exact: true }).selectOption({ label: 'Fake Audio Input 2' });
+    await page.getByLabel('Speaker (the call)').selectOption({ label: 'Fake Audio Output 1' });
+    await page.getByLabel('Ringer (the ringtone)').selectOption({ label: 'Fake Audio Output 2' });
+    // Remembered per browser: device ids only, no labels.
+    const stored = await page.evaluate(() => ({ ...localStorage }));
+    expect(stored['switchboard.microphone']).toBe(ids['Fake Audio Input 2']);
+    expect(stored['switchboard.speaker']).toBe(ids['Fake Audio Output 1']);
+    expect(stored['switchboard.ringer']).toBe(ids['Fake Audio Output 2']);
+    expect(JSON.stringify(stored)).not.toContain('Fake Audio');
+
+    await page.reload();
+    await expect(page.getByText('Phone line: ready')).toBeVisible({ timeout: 15_000 });
+    await page.getByText('Audio devices').click();
+    await expect(page.getByLabel('Ringer (the ringtone)')).toHaveValue(ids['Fake Audio Output 2']);
+    await expect(page.getByLabel('Speaker (the call)')).toHaveValue(ids['Fake Audio Output 1']);
+    await expect(page.getByLabel('Microphone', { exact: true })).toHaveValue(ids['Fake Audio Input 2']);
+    await page.setViewportSize({ width: 320, height: 900 });
+    await page.screenshot({ path: join(OUT, 'devices-320-light.png'), fullPage: true });
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await page.screenshot({ path: join(OUT, 'devices-320-dark.png'), fullPage: true });
+    await page.emulateMedia({ colorScheme: 'light' });
+
+    // baresip rings: the ringtone plays on the ringer device, 440 + 480 Hz.
+    const seen = events.length;
+    await phone('dial', `sip:frank@${rig.SIP_DOMAIN}`);
+    const dialog = page.getByRole('alertdialog', { name: /Incoming call/ });
+    await expect(dialog).toBeVisible({ timeout: 10_000 });
+    const ringer = page.locator('audio[data-switchboard-ringer]');
+    await expect(ringer).toHaveCount(1);
+    await expect.poll(() => ringer.evaluate((a) => a.sinkId)).toBe(ids['Fake Audio Output 2']);
+    const ring = await page.evaluate(async () => {
+      const a = document.querySelector('audio[data-switchboard-ringer]');
+      const ctx = new AudioContext();
+      const analyser = ctx.createAnalyser();
+      analyser.fftSize = 8192;
+      ctx.createMediaStreamSource(a.srcObject).connect(analyser);
+      const bins = new Float32Array(analyser.frequencyBinCount);
+      let best = { 440: -Infinity, 480: -Infinity, 1000: -Infinity };
+      for (let n = 0; n < 30; n++) {
+        await new Promise((r) => setTimeout(r, 100));
+        analyser.getFloatFrequencyData(bins);
+        for (const f of [440, 480, 1000]) best[f] = Math.max(best[f], bins[Math.round(f / (ctx.sampleRate / analyser.fftSize))]);
+      }
+      return { playing: !a.paused, ...best };
+    });
+    console.log(`ringtone: 440 Hz at ${ring[440].toFixed(1)} dB, 480 Hz at ${ring[480].toFixed(1)} dB, 1000 Hz at ${ring[1000].toFixed(1)} dB`);
+    expect(ring.playing).toBe(true);
+    expect(ring[440]).toBeGreaterThan(-50);
+    expect(ring[480]).toBeGreaterThan(-50);
+    expect(ring[440] - ring[1000]).toBeGreaterThan(30);
+
+    // Accept: the ringtone stops; the call plays on the speaker; the microphone's level shows.
+    await dialog.getByRole('button', { name: 'Accept' }).click();
+    await expect.poll(() => events.slice(seen).some((e) => e.type === 'CALL_ESTABLISHED'), { timeout: 10_000 }).toBe(true);
+    await expect(ringer).toHaveCount(0);
+    const remote = page.locator('audio[data-switchboard-remote]');
+    await expect.poll(() => remote.evaluate((a) => a.sinkId)).toBe(ids['Fake Audio Output 1']);
+    const meter = page.getByRole('meter', { name: 'Microphone level' });
+    await expect(meter).toBeVisible({ timeout: 5_000 });
+    await expect.poll(async () => Number(await meter.getAttribute('aria-valuenow')), { message: 'the 1000 Hz tone moves the meter' }).toBeGreaterThan(-30);
+    await expectHearsCustomer(page, 'on the chosen speaker');
+    await page.screenshot({ path: join(OUT, 'call-audio-320-light.png'), fullPage: true });
+
+    // Switched live during the call.
+    await page.getByLabel('Speaker (the call)').selectOption({ label: 'Fake Audio Output 2' });
+    await expect.poll(() => remote.evaluate((a) => a.sinkId)).toBe(ids['Fake Audio Output 2']);
+
+    // Talking while muted: the far end hears nothing, the agent is told.
+    await page.getByRole('button', { name: 'Mute' }).click();
+    await expect(page.getByText('You are muted: the caller does not hear you.')).toBeVisible({ timeout: 10_000 });
+    await expect(page.getByRole('button', { name: 'Unmute' })).toHaveAttribute('aria-pressed', 'true');
+    await page.getByRole('button', { name: 'Unmute' }).click();
+    await expect(page.getByText('You are muted: the caller does not hear you.')).toBeHidden({ timeout: 5_000 });
+
+    await page.getByRole('button', { name: 'Hang up' }).click();
+    await expect(page.getByRole('heading', { name: /Wrap-up/ })).toBeVisible({ timeout: 10_000 });
+    await expect(meter).toBeHidden();
+    await page.close();
+  });
+
+  test('a device that goes away: the picker says so and the default is used until it is back', async () => {
+    const page = await browser.newPage();
+    await page.addInitScript(() => {
+      const real = navigator.mediaDevices.enumerateDevices.bind(navigator.mediaDevices);
+      navigator.mediaDevices.enumerateDevices = async () => (await real())
+        .filter((d) => !(window.__unplugged && d.label === 'Fake Audio Output 2'));
+    });
+    await page.goto(`http://127.0.0.1:${HUB_PORT}/?user=grace`);
+    await expect(page.getByText('Phone line: ready')).toBeVisible({ timeout: 15_000 });
+    await page.getByText('Audio devices').click();
+    await page.getByLabel('Ringer (the ringtone)').selectOption({ label: 'Fake Audio Output 2' });
+    await expect(page.getByText('The chosen device is not plugged in')).toBeHidden();
+    // The headset is unplugged: the browser fires devicechange.
+    await page.evaluate(() => { window.__unplugged = true; navigator.mediaDevices.dispatchEvent(new Event('devicechange')); });
+    await expect(page.getByText('The chosen device is not plugged in, so the system default is used until it is back.')).toBeVisible();
+    await expect(page.getByLabel('Ringer (the ringtone)')).toHaveValue('');
+    // While it is away a call rings on the default output.
+    await phone('dial', `sip:grace@${rig.SIP_DOMAIN}`);
+    const dialog = page.getByRole('alertdialog', { name: /Incoming call/ });
+    await expect(dialog).toBeVisible({ timeout: 10_000 });
+    await expect.poll(() => page.locator('audio[data-switchboard-ringer]').evaluate((a) => a.sinkId)).toBe('');
+    await phone('hangup');
+    await expect(dialog).toBeHidden({ timeout: 10_000 });
+    await expect(page.locator('audio[data-switchboard-ringer]')).toHaveCount(0);
+    // Plugged in again: the choice is back.
+    await page.evaluate(() => { window.__unplugged = false; navigator.mediaDevices.dispatchEvent(new Event('devicechange')); });
+    await expect(page.getByText('The chosen device is not plugged in')).toBeHidden();
+    await expect(page.getByLabel('Ringer (the ringtone)')).not.toHaveValue('');
+    await page.close();
+  });
+
+  test('a silent microphone and a poor connection: the agent is told during the call', async () => {
+    const page = await browser.newPage();
+    await page.addInitScript(() => {
+      // A microphone that gives only silence (a dead headset): a track from an empty Web Audio graph.
+      navigator.mediaDevices.getUserMedia = async () => new AudioContext().createMediaStreamDestination().stream;
+      // Packet loss cannot be made on this rig's loopback (no netem): getStats reports a quarter
+      // of the packets lost on top of what arrived; everything else is the browser's own.
+      const real = RTCPeerConnection.prototype.getStats;
+      RTCPeerConnection.prototype.getStats = async function getStats(...args) {
+        const report = await real.apply(this, args);
+        const out = new Map();
+        for (const [id, s] of report) {
+          out.set(id, s.type === 'inbound-rtp' ? { ...s, packetsLost: Math.round((s.packetsReceived ?? 0) / 3) } : s);
+        }
+        return out;
+      };
+    });
+    await page.goto(`http://127.0.0.1:${HUB_PORT}/?user=heidi`);
+    await expect(page.getByText('Phone line: ready')).toBeVisible({ timeout: 15_000 });
+    const seen = events.length;
+    await phone('dial', `sip:heidi@${rig.SIP_DOMAIN}`);
+    const dialog = page.getByRole('alertdialog', { name: /Incoming call/ });
+    await expect(dialog).toBeVisible({ timeout: 10_000 });
+    await dialog.getByRole('button', { name: 'Accept' }).click();
+    await expect.poll(() => events.slice(seen).some((e) => e.type === 'CALL_ESTABLISHED'), { timeout: 10_000 }).toBe(true);
+    await expect(page.getByText(/^No sound from your microphone\./)).toBeVisible({ timeout: 15_000 });
+    await expect(page.getByText(/^Poor call quality: 2[4-6] % of the audio is lost \(estimated MOS [12]\.\d\)\.$/)).toBeVisible({ timeout: 20_000 });
+    await page.setViewportSize({ width: 320, height: 900 });
+    await page.screenshot({ path: join(OUT, 'call-warnings-320-light.png'), fullPage: true });
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await page.screenshot({ path: join(OUT, 'call-warnings-320-dark.png'), fullPage: true });
+    await page.getByRole('button', { name: 'Hang up' }).click();
+    await expect(page.getByRole('heading', { name: /Wrap-up/ })).toBeVisible({ timeout: 10_000 });
+    await expect(page.getByText(/^Poor call quality/)).toBeHidden();
+    await page.close();
+  });
+
+  test('two tabs of one agent: only one holds the SIP line and rings; the other takes over when it closes', async () => {
+    const context = await browser.newContext(); // one browser profile: the tabs share Web Locks
+    const first = await context.newPage();
+    await first.goto(`http://127.0.0.1:${HUB_PORT}/?user=judy`);
+    await expect(first.getByText('Phone line: ready')).toBeVisible({ timeout: 15_000 });
+    const second = await context.newPage();
+    const sipSockets = [];
+    second.on('websocket', (ws) => { if (ws.url().startsWith(rig.SIP_WS_URI)) sipSockets.push(ws); });
+    await second.goto(`http://127.0.0.1:${HUB_PORT}/?user=judy`);
+    await expect(second.getByText(/^Phone line: in use in another tab or window of this browser/)).toBeVisible({ timeout: 15_000 });
+    // One registration: the waiting tab opened no SIP WebSocket (so an INVITE is not forked to it).
+    await second.setViewportSize({ width: 320, height: 640 });
+    await second.screenshot({ path: join(OUT, 'line-elsewhere-320-light.png') });
+    expect(sipSockets.length, 'SIP WebSockets of the second tab').toBe(0);
+    await phone('dial', `sip:judy@${rig.SIP_DOMAIN}`);
+    await expect(first.getByRole('alertdialog', { name: /Incoming call/ })).toBeVisible({ timeout: 10_000 });
+    await expect(second.getByRole('alertdialog', { name: /Incoming call/ })).toHaveCount(0);
+    await phone('hangup');
+    await expect(first.getByRole('alertdialog', { name: /Incoming call/ })).toBeHidden({ timeout: 10_000 });
+
+    // The first tab closes: the second registers and rings.
+    await first.close();
+    await expect(second.getByText('Phone line: ready')).toBeVisible({ timeout: 15_000 });
+    await phone('dial', `sip:judy@${rig.SIP_DOMAIN}`);
+    const dialog = second.getByRole('alertdialog', { name: /Incoming call/ });
+    await expect(dialog).toBeVisible({ timeout: 10_000 });
+    await phone('hangup');
+    await expect(dialog).toBeHidden({ timeout: 10_000 });
+    await context.close();
+  });
+
+  test('Kamailio killed and restarted mid-shift: the line says so, re-registers by itself and takes a call again', async () => {
+    const page = await agentPage('kim');
+    await sip.crashKamailio();
+    // The WebSocket died with it: the line says so (and when it tries again) without the agent doing anything.
+    await expect(page.getByText(/^Phone line: (not connected|connecting)/)).toBeVisible({ timeout: 10_000 });
+    await expect(page.getByText('Phone line: ready')).toBeVisible({ timeout: 30_000 });
+    const seen = events.length;
+    await phone('dial', `sip:kim@${rig.SIP_DOMAIN}`);
+    const dialog = page.getByRole('alertdialog', { name: /Incoming call/ });
+    await expect(dialog).toBeVisible({ timeout: 10_000 });
+    await dialog.getByRole('button', { name: 'Accept' }).click();
+    await expect.poll(() => events.slice(seen).some((e) => e.type === 'CALL_ESTABLISHED'), { timeout: 10_000 }).toBe(true);
+    await expectHearsCustomer(page, 'after the Kamailio restart');
+    await page.getByRole('button', { name: 'Hang up' }).click();
+    await expect(page.getByRole('heading', { name: /Wrap-up/ })).toBeVisible({ timeout: 10_000 });
+    await page.close();
+  });
+
   test('wrong credentials: the line says the server refused them and keeps retrying with backoff', async () => {
     const page = await browser.newPage();
     let asked = 0;

@@ -103,6 +103,10 @@ impl Standalone {
 
     /// A two-tone ring every 3 s while ringing.
     fn start_tone(self: Rc<Self>) {
+        // The softphone rings on the agent's ringer device itself (SIP mode).
+        if crate::softphone::owns_calls() {
+            return;
+        }
         let Some(context) = self.context() else {
             return;
         };

@@ -5,10 +5,12 @@
 //! `getStats`. Signalling stays in `phone.rs` and `switchboard_sip`: this module never sees a
 //! SIP message (the split SIP.js makes with its `SessionDescriptionHandler`).
 
+use std::cell::RefCell;
 use std::time::Duration;
 
 use js_sys::{Array, Object, Reflect};
 use serde_json::Value;
+use switchboard_sip::quality::LinkStats;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -18,10 +20,8 @@ use web_sys::{
     RtcRtpTransceiverDirection, RtcSdpType, RtcSessionDescriptionInit, RtcTrackEvent,
 };
 
-/// `localStorage` key of the chosen speaker (`deviceId`), remembered per browser.
-pub const SPEAKER_KEY: &str = "switchboard.speaker";
-/// `localStorage` key of the chosen microphone (`deviceId`).
-pub const MICROPHONE_KEY: &str = "switchboard.microphone";
+use super::devices::{self, LevelMeter, Role};
+
 /// The longest wait for ICE candidates before the SDP goes out with what was gathered.
 const GATHER_LIMIT: Duration = Duration::from_secs(3);
 
@@ -36,13 +36,6 @@ pub enum MicError {
     Other(String),
 }
 
-fn stored(key: &str) -> Option<String> {
-    crate::browser::storage()?
-        .get_item(key)
-        .ok()?
-        .filter(|v| !v.is_empty())
-}
-
 /// Asks for the microphone, with echo cancellation, noise suppression and automatic gain
 /// control as `processing` says (on for agents; off for tone tests). Call it from a click.
 pub async fn microphone(processing: bool) -> Result<MediaStream, MicError> {
@@ -55,7 +48,7 @@ pub async fn microphone(processing: bool) -> Result<MediaStream, MicError> {
     for key in ["echoCancellation", "noiseSuppression", "autoGainControl"] {
         let _ = Reflect::set(&audio, &key.into(), &processing.into());
     }
-    if let Some(id) = stored(MICROPHONE_KEY) {
+    if let Some(id) = devices::effective(Role::Microphone) {
         let exact = Object::new();
         let _ = Reflect::set(&exact, &"ideal".into(), &id.into());
         let _ = Reflect::set(&audio, &"deviceId".into(), &exact);
@@ -67,7 +60,11 @@ pub async fn microphone(processing: bool) -> Result<MediaStream, MicError> {
         .get_user_media_with_constraints(&constraints)
         .map_err(|e| MicError::Other(error_name(&e)))?;
     match JsFuture::from(promise).await {
-        Ok(stream) => Ok(stream.unchecked_into()),
+        Ok(stream) => {
+            // The labels of the devices are readable from now on.
+            devices::refresh();
+            Ok(stream.unchecked_into())
+        }
         Err(e) => Err(match error_name(&e).as_str() {
             "NotAllowedError" | "SecurityError" => MicError::Denied,
             "NotFoundError" | "OverconstrainedError" => MicError::Missing,
@@ -100,10 +97,23 @@ pub fn release(stream: &MediaStream) {
 /// One call's media.
 pub struct CallMedia {
     pc: RtcPeerConnection,
-    mic: MediaStream,
+    mic: RefCell<MediaStream>,
+    meter: RefCell<Option<LevelMeter>>,
     sender: RtcRtpSender,
     audio: HtmlAudioElement,
     _ontrack: Closure<dyn FnMut(RtcTrackEvent)>,
+}
+
+/// One `getStats` reading: the figures for the quality watch and a line for Diagnostics.
+pub struct Stats {
+    /// Jitter, RTT and the cumulative packet counters of the received audio.
+    pub link: LinkStats,
+    /// `jitter 3 ms · loss 0.0 % (0/812) · RTT 1 ms` (loss over the whole call).
+    pub line: String,
+}
+
+fn first_track(stream: &MediaStream) -> Option<MediaStreamTrack> {
+    stream.get_audio_tracks().get(0).dyn_into().ok()
 }
 
 impl CallMedia {
@@ -134,9 +144,10 @@ impl CallMedia {
         if let Some(body) = document.body() {
             let _ = body.append_child(&audio);
         }
-        if let Some(speaker) = stored(SPEAKER_KEY) {
-            set_sink(&audio, &speaker);
+        if let Some(speaker) = devices::effective(Role::Speaker) {
+            devices::set_sink(&audio, &speaker);
         }
+        let meter = LevelMeter::new(&track);
         let element = audio.clone();
         let ontrack = Closure::<dyn FnMut(RtcTrackEvent)>::new(move |event: RtcTrackEvent| {
             let stream = match event.streams().get(0).dyn_into::<MediaStream>() {
@@ -155,7 +166,8 @@ impl CallMedia {
         pc.set_ontrack(Some(ontrack.as_ref().unchecked_ref()));
         Ok(CallMedia {
             pc,
-            mic,
+            mic: RefCell::new(mic),
+            meter: RefCell::new(meter),
             sender,
             audio,
             _ontrack: ontrack,
@@ -230,7 +242,7 @@ impl CallMedia {
 
     /// Mutes or unmutes the microphone track (the far end gets silence).
     pub fn set_muted(&self, muted: bool) {
-        for track in self.mic.get_audio_tracks().iter() {
+        for track in self.mic.borrow().get_audio_tracks().iter() {
             track
                 .unchecked_into::<MediaStreamTrack>()
                 .set_enabled(!muted);
@@ -249,9 +261,9 @@ impl CallMedia {
         }
     }
 
-    /// Jitter, packet loss and round-trip time of the received audio (`getStats`), as one line
-    /// for Diagnostics: `jitter 3 ms · loss 0.0 % (0/812) · RTT 1 ms`.
-    pub async fn stats(&self) -> Option<String> {
+    /// Jitter, packet loss and round-trip time of the received audio (`getStats`,
+    /// W3C webrtc-stats §3: `inbound-rtp`, the nominated `candidate-pair`, `remote-inbound-rtp`).
+    pub async fn stats(&self) -> Option<Stats> {
         let report = JsFuture::from(self.pc.get_stats()).await.ok()?;
         let mut jitter = None;
         let mut lost = 0.0;
@@ -292,7 +304,7 @@ impl CallMedia {
             s.map(|s| format!("{} ms", (s * 1000.0).round() as i64))
                 .unwrap_or_else(|| "-".into())
         };
-        Some(format!(
+        let line = format!(
             "jitter {} · loss {}.{} % ({}/{}) · RTT {}",
             ms(jitter),
             loss as u32,
@@ -300,22 +312,60 @@ impl CallMedia {
             lost as u64,
             total as u64,
             ms(rtt)
-        ))
+        );
+        let link = LinkStats {
+            jitter_s: jitter.unwrap_or(0.0),
+            rtt_s: rtt,
+            // packetsLost may be negative (duplicates, RFC 3550 §6.4.1).
+            packets_lost: lost.max(0.0) as u64,
+            packets_received: received.max(0.0) as u64,
+        };
+        Some(Stats { link, line })
+    }
+
+    /// The microphone's level now (dBFS), `None` without a meter (no Web Audio).
+    pub fn level_db(&self) -> Option<f64> {
+        self.meter.borrow().as_ref().map(LevelMeter::level_db)
+    }
+
+    /// Moves the call to another microphone (`RTCRtpSender.replaceTrack`, no renegotiation):
+    /// the new track keeps the old one's mute, the old one is stopped.
+    pub async fn switch_microphone(&self, stream: MediaStream) -> Result<(), String> {
+        let Some(track) = first_track(&stream) else {
+            release(&stream);
+            return Err("the microphone gave no audio track".into());
+        };
+        let enabled = first_track(&self.mic.borrow()).is_none_or(|t| t.enabled());
+        track.set_enabled(enabled);
+        if let Err(e) = JsFuture::from(self.sender.replace_track(Some(&track))).await {
+            release(&stream);
+            return Err(describe(&e));
+        }
+        let old = self.mic.replace(stream);
+        *self.meter.borrow_mut() = LevelMeter::new(&track);
+        release(&old);
+        Ok(())
+    }
+
+    /// The device id of the microphone in use (`MediaTrackSettings.deviceId`).
+    pub fn microphone_id(&self) -> Option<String> {
+        let track = first_track(&self.mic.borrow())?;
+        Reflect::get(&track.get_settings(), &"deviceId".into())
+            .ok()?
+            .as_string()
+    }
+
+    /// Plays the far end on `device_id` ("" for the default).
+    pub fn set_speaker(&self, device_id: &str) {
+        devices::set_sink(&self.audio, device_id);
     }
 
     /// Ends the media: the peer connection, the microphone, the `<audio>` element.
     pub fn close(&self) {
         self.pc.close();
-        release(&self.mic);
+        self.meter.borrow_mut().take();
+        release(&self.mic.borrow());
         self.audio.set_src_object(None);
         self.audio.remove();
-    }
-}
-
-fn set_sink(audio: &HtmlAudioElement, device_id: &str) {
-    if let Ok(f) = Reflect::get(audio, &"setSinkId".into())
-        && let Ok(f) = f.dyn_into::<js_sys::Function>()
-    {
-        let _ = f.call1(audio, &device_id.into());
     }
 }

@@ -24,9 +24,15 @@ use crate::i18n::strings;
 use crate::signalr::TokenFuture;
 
 #[cfg(feature = "sip")]
+mod devices;
+#[cfg(feature = "sip")]
+mod line_lock;
+#[cfg(feature = "sip")]
 mod media;
 #[cfg(feature = "sip")]
 mod phone;
+#[cfg(feature = "sip")]
+mod view;
 
 /// Where the widget reads config.json: the SIP build lives in `sip/` next to the default build
 /// and reads the tenant's one config.json.
@@ -41,6 +47,9 @@ pub const CONFIG_URL: &str = if cfg!(feature = "sip") {
 pub enum LineState {
     /// Not in SIP mode, or signed out.
     Stopped,
+    /// Another tab or window of this agent in this browser holds the line (multi-tab: one
+    /// registration per agent and browser); this one takes over when that one closes.
+    Elsewhere,
     /// Fetching credentials, connecting, REGISTER sent.
     Registering,
     /// Registered: calls can come and go.
@@ -122,6 +131,58 @@ pub fn line() -> ArcRwSignal<LineState> {
     LINE.with(Clone::clone)
 }
 
+/// What the agent is told about the audio of the call in progress.
+#[cfg(feature = "sip")]
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CallAudio {
+    /// The microphone's level, dBFS; `None` when no call is up (or no Web Audio).
+    pub level_db: Option<f64>,
+    /// "No sound from your microphone" / "You are muted" / nothing.
+    pub mic: switchboard_sip::quality::MicHint,
+    /// The estimate when the call has been poor for 5 s (`QualityWatch::warning`).
+    pub poor: Option<switchboard_sip::quality::Estimate>,
+}
+
+#[cfg(feature = "sip")]
+thread_local! {
+    static AUDIO: ArcRwSignal<CallAudio> = ArcRwSignal::new(CallAudio {
+        level_db: None,
+        mic: switchboard_sip::quality::MicHint::Fine,
+        poor: None,
+    });
+}
+
+/// The call's audio hints (reactive).
+#[cfg(feature = "sip")]
+fn call_audio() -> ArcRwSignal<CallAudio> {
+    AUDIO.with(Clone::clone)
+}
+
+#[cfg(feature = "sip")]
+fn set_level(level_db: Option<f64>, mic: switchboard_sip::quality::MicHint) {
+    call_audio().update(|a| {
+        a.level_db = level_db;
+        a.mic = mic;
+    });
+}
+
+#[cfg(feature = "sip")]
+fn set_quality(poor: Option<switchboard_sip::quality::Estimate>) {
+    let audio = call_audio();
+    if audio.with_untracked(|a| a.poor != poor) {
+        audio.update(|a| a.poor = poor);
+    }
+}
+
+#[cfg(feature = "sip")]
+fn clear_call_audio() {
+    call_audio().set(CallAudio {
+        level_db: None,
+        mic: switchboard_sip::quality::MicHint::Fine,
+        poor: None,
+    });
+}
+
 /// Sign-in: in SIP mode starts the softphone and returns true. The default build, which has no
 /// SIP UA, moves an agent whose config asks for SIP to the SIP build (`sip/`, same query) and
 /// returns false: the caller stops there.
@@ -164,6 +225,19 @@ pub fn owns_calls() -> bool {
 pub fn stop() {
     #[cfg(feature = "sip")]
     phone::stop();
+}
+
+/// The widget popped out to its own window: this frame lets the SIP line go (the window takes
+/// it), so the media is never in two places.
+pub fn suspend() {
+    #[cfg(feature = "sip")]
+    phone::suspend();
+}
+
+/// Back from the pop-out: this frame asks for the SIP line again.
+pub fn resume() {
+    #[cfg(feature = "sip")]
+    phone::resume();
 }
 
 /// The network came back or the agent pressed Try now.
@@ -216,6 +290,7 @@ pub fn facts() -> Vec<(&'static str, String)> {
             LineState::Registering => "registering".to_owned(),
             LineState::Retrying { why, .. } => ["retrying: ", &why].concat(),
             LineState::Stopped => "stopped".to_owned(),
+            LineState::Elsewhere => "in another tab".to_owned(),
         };
         let audio = phone::STATS
             .with(|s| s.borrow().clone())
@@ -231,26 +306,84 @@ pub fn facts() -> Vec<(&'static str, String)> {
 pub fn LineStatus(now_ms: RwSignal<f64>) -> impl IntoView {
     let t = strings();
     let line = line();
-    move || {
-        let (modifier, text) = match line.get() {
-            LineState::Stopped => return None,
-            LineState::Registering => ("connecting", t.get("sip_registering").to_owned()),
-            LineState::Registered => ("connected", t.get("sip_registered").to_owned()),
-            LineState::Retrying { at_ms, why } => {
-                let seconds = ((at_ms - now_ms.get()) / 1000.0).ceil().max(0.0) as u32;
-                (
-                    "reconnecting",
-                    t.get("sip_retrying")
-                        .replace("{reason}", &why)
-                        .replace("{seconds}", &seconds.to_string()),
-                )
-            }
-        };
-        Some(view! {
-            <p class=format!("status line-status status--{modifier}") aria-live="polite">
-                <span class="status__dot" aria-hidden="true"></span>
-                <span class="status__text">{text}</span>
-            </p>
-        })
+    let status = {
+        let line = line.clone();
+        move || {
+            let (modifier, text) = match line.get() {
+                LineState::Stopped => return None,
+                LineState::Registering => ("connecting", t.get("sip_registering").to_owned()),
+                LineState::Elsewhere => ("elsewhere", t.get("sip_elsewhere").to_owned()),
+                LineState::Registered => ("connected", t.get("sip_registered").to_owned()),
+                LineState::Retrying { at_ms, why } => {
+                    let seconds = ((at_ms - now_ms.get()) / 1000.0).ceil().max(0.0) as u32;
+                    (
+                        "reconnecting",
+                        t.get("sip_retrying")
+                            .replace("{reason}", &why)
+                            .replace("{seconds}", &seconds.to_string()),
+                    )
+                }
+            };
+            Some(view! {
+                <p class=format!("status line-status status--{modifier}") aria-live="polite">
+                    <span class="status__dot" aria-hidden="true"></span>
+                    <span class="status__text">{text}</span>
+                </p>
+            })
+        }
+    };
+    // Rebuilt only when the softphone starts or stops, so an open picker stays open while the
+    // line reconnects.
+    #[cfg(feature = "sip")]
+    let extra = {
+        let running = Memo::new(move |_| line.with(|l| *l != LineState::Stopped));
+        move || {
+            running.get().then(|| {
+                view! {
+                    <CallAudioHints />
+                    <Devices />
+                }
+            })
+        }
+    };
+    #[cfg(not(feature = "sip"))]
+    let extra = {
+        let _ = line;
+        || ()
+    };
+    view! { {status} {extra} }
+}
+
+/// The microphone's level and the warnings about the call's audio (SIP mode, during a call).
+#[cfg(feature = "sip")]
+#[component]
+fn CallAudioHints() -> impl IntoView {
+    let audio = call_audio();
+    let level = {
+        let audio = audio.clone();
+        Signal::derive(move || audio.with(|a| a.level_db))
+    };
+    let mic = {
+        let audio = audio.clone();
+        Signal::derive(move || audio.with(|a| a.mic))
+    };
+    let poor = Signal::derive(move || audio.with(|a| a.poor));
+    view! { <view::CallAudioView level_db=level mic=mic poor=poor /> }
+}
+
+/// The device picker, wired to the browser (SIP mode).
+#[cfg(feature = "sip")]
+#[component]
+fn Devices() -> impl IntoView {
+    let list = devices::list();
+    let choice = devices::choice();
+    view! {
+        <view::DevicesView
+            list=Signal::derive(move || list.get())
+            choice=Signal::derive(move || choice.get())
+            sink_supported=devices::sink_supported()
+            on_choose=Callback::new(move |(role, id): (devices::Role, String)| devices::choose(role, id))
+            on_open=Callback::new(move |_| devices::refresh())
+        />
     }
 }

@@ -23,11 +23,14 @@ use serde_json::{Value, json};
 use switchboard_core::call::machine::Command;
 use switchboard_core::{Action, DtmfMode, IncomingCall, RejectReason, SipConfig};
 use switchboard_sip::auth::Credentials;
+use switchboard_sip::quality::{MicWatch, QualityWatch};
 use switchboard_sip::ua::{CallHandle, DtmfInfoFormat, EndReason, Event, UaConfig, UserAgent};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{MessageEvent, WebSocket};
 
+use super::devices::{self, Role};
+use super::line_lock::LineLock;
 use super::media::{self, CallMedia, MicError};
 use super::{DeskPort, LineState};
 use crate::diagnostics;
@@ -78,13 +81,22 @@ struct State {
     retry: Option<gloo_timers::callback::Timeout>,
     renew: Option<gloo_timers::callback::Timeout>,
     stats: Option<gloo_timers::callback::Interval>,
+    level: Option<gloo_timers::callback::Interval>,
+    quality: QualityWatch,
+    mic_watch: MicWatch,
     calls: Vec<Call>,
     mic: Option<web_sys::MediaStream>,
     attempt: u32,
     session: u32,
     stopped: bool,
     on_online: Option<Closure<dyn FnMut()>>,
+    /// This tab's claim on the agent's one SIP line (multi-tab); `holds_line` once granted.
+    line: Option<LineLock>,
+    holds_line: bool,
 }
+
+/// What [`start`] was given, kept so the line can come back after a pop-out ([`resume`]).
+type StartArgs = (DeskPort, SipConfig, String, Rc<dyn Fn() -> TokenFuture>);
 
 /// The running softphone (cheap to clone).
 #[derive(Clone)]
@@ -93,6 +105,7 @@ pub struct Phone(Rc<RefCell<State>>);
 thread_local! {
     static PHONE: RefCell<Option<Phone>> = const { RefCell::new(None) };
     static SESSION: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    static LAST: RefCell<Option<StartArgs>> = const { RefCell::new(None) };
     /// The last `getStats` line of the call in progress (Diagnostics).
     pub(super) static STATS: RefCell<Option<String>> = const { RefCell::new(None) };
 }
@@ -129,6 +142,9 @@ fn set_line(state: LineState) {
 /// Starts the softphone for `user`: credentials from the hub, the WebSocket, REGISTER.
 pub fn start(port: DeskPort, config: SipConfig, user: String, token: Rc<dyn Fn() -> TokenFuture>) {
     stop();
+    LAST.with(|l| {
+        *l.borrow_mut() = Some((port.clone(), config.clone(), user.clone(), token.clone()))
+    });
     let session = SESSION.with(|s| {
         s.set(s.get() + 1);
         s.get()
@@ -146,15 +162,24 @@ pub fn start(port: DeskPort, config: SipConfig, user: String, token: Rc<dyn Fn()
         retry: None,
         renew: None,
         stats: None,
+        level: None,
+        quality: QualityWatch::new(),
+        mic_watch: MicWatch::new(),
         calls: Vec::new(),
         mic: None,
         attempt: 0,
         session,
         stopped: false,
         on_online: None,
+        line: None,
+        holds_line: false,
     })));
     PHONE.with(|p| *p.borrow_mut() = Some(phone.clone()));
     diagnostics::record("softphone: starting".into());
+    devices::watch(|role| match role {
+        Role::Microphone => microphone_changed(),
+        _ => speaker_changed(),
+    });
     let online = phone.clone();
     let on_online = Closure::<dyn FnMut()>::new(move || {
         if online.alive(session) {
@@ -166,7 +191,35 @@ pub fn start(port: DeskPort, config: SipConfig, user: String, token: Rc<dyn Fn()
             window.add_event_listener_with_callback("online", on_online.as_ref().unchecked_ref());
     }
     phone.0.borrow_mut().on_online = Some(on_online);
-    phone.connect();
+    // Only the tab that holds the agent's line registers (and so rings); the others wait.
+    set_line(LineState::Elsewhere);
+    let holder = phone.clone();
+    let user = phone.0.borrow().user.clone();
+    let lock = LineLock::claim(&user, move || {
+        if holder.alive(session) {
+            holder.0.borrow_mut().holds_line = true;
+            holder.connect();
+        }
+    });
+    phone.0.borrow_mut().line = Some(lock);
+}
+
+/// The widget moved to its own window (pop-out): un-REGISTER and let the line go, so the new
+/// window takes it; [`resume`] brings it back.
+pub fn suspend() {
+    let last = LAST.with(|l| l.borrow_mut().take());
+    stop();
+    LAST.with(|l| *l.borrow_mut() = last);
+}
+
+/// Back from the pop-out: ask for the line again with what [`start`] was given.
+pub fn resume() {
+    if phone().is_some() {
+        return;
+    }
+    if let Some((port, config, user, token)) = LAST.with(|l| l.borrow().clone()) {
+        start(port, config, user, token);
+    }
 }
 
 /// Un-REGISTERs, hangs up, closes the WebSocket (sign-out).
@@ -204,6 +257,10 @@ pub fn stop() {
     s.retry = None;
     s.renew = None;
     s.stats = None;
+    s.level = None;
+    s.line = None;
+    devices::stop_ringing();
+    super::clear_call_audio();
     if let (Some(window), Some(f)) = (web_sys::window(), s.on_online.take()) {
         let _ = window.remove_event_listener_with_callback("online", f.as_ref().unchecked_ref());
     }
@@ -425,7 +482,7 @@ impl Phone {
     pub fn wake(&self) {
         let closed = {
             let s = self.0.borrow();
-            s.ws.is_none() && !s.stopped
+            s.ws.is_none() && !s.stopped && s.holds_line
         };
         if closed {
             self.0.borrow_mut().retry = None;
@@ -709,7 +766,7 @@ impl Phone {
             established: false,
         });
         let call = IncomingCall {
-            call_id: Some(id),
+            call_id: Some(id.clone()),
             phone_number: if number.is_empty() {
                 from.to_owned()
             } else {
@@ -719,7 +776,13 @@ impl Phone {
             queue: None,
             comments: None,
         };
-        self.port().offer(call);
+        let port = self.port();
+        port.offer(call);
+        // It rings in this tab (not left to another one, not refused as busy): the ringtone
+        // plays on the ringer device.
+        if port.with_desk(|d, _| d.ringing().is_some_and(|r| r.call_id == id)) {
+            devices::start_ringing();
+        }
     }
 
     fn ended(&self, handle: CallHandle, reason: EndReason) {
@@ -734,10 +797,8 @@ impl Phone {
         if let Some(m) = &call.media {
             m.close();
         }
-        if self.0.borrow().calls.is_empty() {
-            self.0.borrow_mut().stats = None;
-            super::phone::STATS.with(|s| *s.borrow_mut() = None);
-        }
+        devices::stop_ringing();
+        self.idle_if_no_call();
         let wire = match &reason {
             EndReason::RemoteCancel => "abandoned",
             EndReason::RemoteHangup | EndReason::Replaced => "completed",
@@ -760,25 +821,57 @@ impl Phone {
             .with_desk(|d, now| d.call_ended(&call.id, wire, now));
     }
 
-    /// Polls `getStats` every 2 s while a call is up (Diagnostics).
+    /// The established call's media (the one the meters and the quality watch follow).
+    fn live_media(&self) -> Option<(Rc<CallMedia>, bool)> {
+        self.0.borrow().calls.iter().find_map(|c| {
+            c.media
+                .clone()
+                .filter(|_| c.established)
+                .map(|m| (m, c.muted || c.held))
+        })
+    }
+
+    /// While a call is up: `getStats` every 2 s (Diagnostics and the quality watch, which warns
+    /// after 5 s of an estimated MOS below 3.5), and the microphone's level every 200 ms (the
+    /// meter, "no sound from your microphone", "you are muted").
     fn watch_stats(&self) {
+        {
+            let mut s = self.0.borrow_mut();
+            s.quality = QualityWatch::new();
+            s.mic_watch = MicWatch::new();
+        }
         let phone = self.clone();
         let interval = gloo_timers::callback::Interval::new(2000, move || {
-            let media = phone
-                .0
-                .borrow()
-                .calls
-                .iter()
-                .find_map(|c| c.media.clone().filter(|_| c.established));
-            if let Some(media) = media {
+            if let Some((media, _)) = phone.live_media() {
+                let phone = phone.clone();
                 spawn_local(async move {
-                    if let Some(line) = media.stats().await {
-                        STATS.with(|s| *s.borrow_mut() = Some(line));
+                    if let Some(stats) = media.stats().await {
+                        STATS.with(|s| *s.borrow_mut() = Some(stats.line));
+                        let t = now();
+                        let warning = {
+                            let mut s = phone.0.borrow_mut();
+                            s.quality.push(t, stats.link);
+                            s.quality.warning(t)
+                        };
+                        super::set_quality(warning);
                     }
                 });
             }
         });
-        self.0.borrow_mut().stats = Some(interval);
+        let phone = self.clone();
+        let level = gloo_timers::callback::Interval::new(200, move || {
+            let Some((media, muted)) = phone.live_media() else {
+                return;
+            };
+            let Some(db) = media.level_db() else {
+                return;
+            };
+            let hint = phone.0.borrow_mut().mic_watch.push(now(), db, muted);
+            super::set_level(Some(db), hint);
+        });
+        let mut s = self.0.borrow_mut();
+        s.stats = Some(interval);
+        s.level = Some(level);
     }
 
     /// Hold, resume or ICE restart: a new offer from the peer connection in a re-INVITE.
@@ -922,6 +1015,12 @@ impl Phone {
     /// Carries out a desk action on the UA (what hub mode sends as invocations).
     pub fn perform(&self, action: Action) {
         let t = now();
+        if matches!(
+            action,
+            Action::Accept { .. } | Action::Reject { .. } | Action::HangUp { .. }
+        ) {
+            devices::stop_ringing();
+        }
         match action {
             Action::Nothing | Action::Ring => {}
             Action::Accept { call_id, .. } => self.answer(&call_id),
@@ -962,6 +1061,21 @@ impl Phone {
         if let Some(m) = call.and_then(|c| c.media) {
             m.close();
         }
+        self.idle_if_no_call();
+    }
+
+    /// No call left: the stats and level watches stop, the meter and the hints go.
+    fn idle_if_no_call(&self) {
+        if !self.0.borrow().calls.is_empty() {
+            return;
+        }
+        {
+            let mut s = self.0.borrow_mut();
+            s.stats = None;
+            s.level = None;
+        }
+        STATS.with(|s| *s.borrow_mut() = None);
+        super::clear_call_audio();
     }
 
     fn answer(&self, id: &str) {
@@ -1049,7 +1163,9 @@ impl Phone {
                 if let Some(m) = media {
                     m.set_muted(muted || held);
                 }
-                self.update_desk(id, json!({ "muted": muted }));
+                // The desk takes a call update with its state (as the hub sends it).
+                let state = if held { "held" } else { "connected" };
+                self.update_desk(id, json!({ "muted": muted, "state": state }));
             }
             Command::SendDtmf(digits) => {
                 let info = self.0.borrow().config.dtmf == DtmfMode::Info;
@@ -1116,4 +1232,49 @@ fn mic_message(e: &MicError) -> String {
 
 fn call_failed(reason: &str) -> String {
     strings().get("sip_call_failed").replace("{reason}", reason)
+}
+
+/// The agent picked another microphone, or one came or went: a call in progress moves to the
+/// effective one (`replaceTrack`, no renegotiation).
+fn microphone_changed() {
+    let Some(phone) = phone() else {
+        return;
+    };
+    let Some((media, _)) = phone.live_media() else {
+        return;
+    };
+    let want = devices::effective(Role::Microphone).unwrap_or_else(|| "default".into());
+    if media.microphone_id().as_deref() == Some(want.as_str()) {
+        return;
+    }
+    let processing = phone.0.borrow().config.audio_processing;
+    spawn_local(async move {
+        match media::microphone(processing).await {
+            Ok(stream) => match media.switch_microphone(stream).await {
+                Ok(()) => {
+                    diagnostics::record("softphone: the call moved to another microphone".into())
+                }
+                Err(e) => diagnostics::warn(&format!("softphone: microphone not switched: {e}")),
+            },
+            Err(e) => phone.port().notice.set(Some(mic_message(&e))),
+        }
+    });
+}
+
+/// The agent picked another speaker, or one came or went: the call's audio moves to it.
+fn speaker_changed() {
+    let Some(phone) = phone() else {
+        return;
+    };
+    let speaker = devices::effective(Role::Speaker).unwrap_or_default();
+    let calls: Vec<Rc<CallMedia>> = phone
+        .0
+        .borrow()
+        .calls
+        .iter()
+        .filter_map(|c| c.media.clone())
+        .collect();
+    for media in calls {
+        media.set_speaker(&speaker);
+    }
 }
