@@ -16,19 +16,40 @@ use std::rc::Rc;
 use js_sys::{Function, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 
-/// This tab's claim on the ringer lock.
-pub struct Ringer {
-    held: Rc<Cell<bool>>,
+/// How a [`WebLock`] claim came to run its callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grant {
+    /// The browser granted the lock: this tab holds it until the [`WebLock`] is dropped.
+    Held,
+    /// No Web Locks API here (an insecure origin, an old browser): every tab acts alone.
+    Unsupported,
+    /// The browser refused the request (e.g. a sandboxed or storage-less frame).
+    Refused,
+}
+
+/// What runs once a [`WebLock`] claim is settled.
+type OnGrant = Box<dyn FnOnce(Grant)>;
+
+/// A claim on an exclusive Web Lock (`navigator.locks.request(name, callback)`), held from the
+/// grant until this value is dropped or the tab closes; dropping it while still waiting gives
+/// up the claim (the lock is handed straight on if it arrives later).
+pub struct WebLock {
     cancelled: Rc<Cell<bool>>,
     release: Rc<RefCell<Option<Function>>>,
 }
 
-impl Ringer {
-    /// Asks for the lock of `user`; [`is_ringer`](Self::is_ringer) turns true once granted.
-    pub fn claim(user: &str) -> Self {
-        let held = Rc::new(Cell::new(false));
+impl WebLock {
+    /// Asks for the lock `name`; `granted` runs once: when the browser grants it, or at once
+    /// (before this returns) where the API is missing, or when the browser refuses it.
+    pub fn claim(name: &str, granted: impl FnOnce(Grant) + 'static) -> WebLock {
         let cancelled = Rc::new(Cell::new(false));
         let release: Rc<RefCell<Option<Function>>> = Rc::new(RefCell::new(None));
+        let granted: Rc<RefCell<Option<OnGrant>>> = Rc::new(RefCell::new(Some(Box::new(granted))));
+        let run = move |grant: Grant| {
+            if let Some(f) = granted.borrow_mut().take() {
+                f(grant);
+            }
+        };
         let locks = web_sys::window()
             .map(|w| JsValue::from(w.navigator()))
             .and_then(|n| Reflect::get(&n, &"locks".into()).ok())
@@ -39,53 +60,79 @@ impl Ringer {
                 .and_then(|f| f.dyn_into::<Function>().ok())
         });
         let (Some(locks), Some(request)) = (locks, request) else {
-            held.set(true);
-            return Self {
-                held,
-                cancelled,
-                release,
-            };
+            run(Grant::Unsupported);
+            return WebLock { cancelled, release };
         };
         let grant = {
-            let (held, cancelled, release) = (held.clone(), cancelled.clone(), release.clone());
+            let (cancelled, release, run) = (cancelled.clone(), release.clone(), run.clone());
             Closure::<dyn FnMut(JsValue) -> Promise>::new(move |_lock| {
                 if cancelled.get() {
-                    // Signed out while waiting: hand the lock straight on.
+                    // Given up while waiting: hand the lock straight on.
                     return Promise::resolve(&JsValue::NULL);
                 }
-                held.set(true);
-                crate::diagnostics::record("this tab rings for incoming calls".into());
+                run(Grant::Held);
                 let release = release.clone();
-                // Held until `release` resolves this promise (sign-out) or the tab closes.
+                // Held until `release` resolves this promise (drop) or the tab closes.
                 Promise::new(&mut |resolve, _| {
                     *release.borrow_mut() = Some(resolve);
                 })
             })
         };
-        let name = format!("switchboard-ringer:{user}");
-        // Where the browser refuses the lock (e.g. a sandboxed or storage-less frame), this tab
-        // rings, as if there were no Web Locks.
-        if let Ok(promise) = request
+        match request
             .call2(&locks, &name.into(), grant.as_ref())
             .and_then(|p| p.dyn_into::<Promise>())
         {
-            let held = held.clone();
-            let refused = Closure::<dyn FnMut(JsValue)>::new(move |_| {
-                crate::diagnostics::record("no Web Lock here: this tab rings".into());
-                held.set(true);
-            });
-            let _ = promise.catch(&refused);
-            refused.forget();
-        } else {
-            held.set(true);
+            Ok(promise) => {
+                let run = run.clone();
+                let refused = Closure::<dyn FnMut(JsValue)>::new(move |_| run(Grant::Refused));
+                let _ = promise.catch(&refused);
+                refused.forget();
+            }
+            Err(_) => run(Grant::Refused),
         }
-        // The browser may call it long after this tab signed out: it lives as long as the page.
+        // The browser may call it long after the claim was dropped: it lives as long as the page.
         grant.forget();
-        Self {
-            held,
-            cancelled,
-            release,
+        WebLock { cancelled, release }
+    }
+}
+
+impl Drop for WebLock {
+    /// Gives the lock to the next tab (or gives up the claim while still waiting).
+    fn drop(&mut self) {
+        self.cancelled.set(true);
+        if let Some(resolve) = self.release.borrow_mut().take() {
+            let _ = resolve.call0(&JsValue::NULL);
         }
+    }
+}
+
+/// This tab's claim on the ringer lock.
+pub struct Ringer {
+    held: Rc<Cell<bool>>,
+    _lock: WebLock,
+}
+
+impl Ringer {
+    /// Asks for the lock of `user`; [`is_ringer`](Self::is_ringer) turns true once granted.
+    /// Where the browser refuses the lock or has no Web Locks, this tab rings.
+    pub fn claim(user: &str) -> Self {
+        let held = Rc::new(Cell::new(false));
+        let lock = {
+            let held = held.clone();
+            WebLock::claim(&format!("switchboard-ringer:{user}"), move |grant| {
+                held.set(true);
+                match grant {
+                    Grant::Held => {
+                        crate::diagnostics::record("this tab rings for incoming calls".into())
+                    }
+                    Grant::Refused => {
+                        crate::diagnostics::record("no Web Lock here: this tab rings".into())
+                    }
+                    Grant::Unsupported => {}
+                }
+            })
+        };
+        Self { held, _lock: lock }
     }
 
     /// Whether this tab rings.
@@ -95,12 +142,8 @@ impl Ringer {
 }
 
 impl Drop for Ringer {
-    /// Gives the lock to the next tab (sign-out).
+    /// Stops ringing here; the lock (dropped next) goes to the next tab (sign-out).
     fn drop(&mut self) {
-        self.cancelled.set(true);
         self.held.set(false);
-        if let Some(resolve) = self.release.borrow_mut().take() {
-            let _ = resolve.call0(&JsValue::NULL);
-        }
     }
 }
