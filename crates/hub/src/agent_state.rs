@@ -24,12 +24,6 @@ pub fn register(methods: &mut HubMethods) {
     methods.register("getTeamAgentStates", get_team_agent_states);
 }
 
-fn user_of<'a>(conn: &'a ConnectionInfo, target: &str) -> Result<&'a str, String> {
-    conn.user
-        .as_deref()
-        .ok_or_else(|| format!("{target}: this connection has no user; sign in first"))
-}
-
 fn set_agent_state(
     hub: &Hub,
     conn: &ConnectionInfo,
@@ -37,7 +31,7 @@ fn set_agent_state(
     arguments: &[Value],
 ) -> Result<Option<Value>, String> {
     expect_args(target, arguments, 1, 1, "state: string")?;
-    let user = user_of(conn, target)?;
+    let user = conn.user_for(target)?;
     let name = arguments[0]
         .as_str()
         .ok_or_else(|| format!("{target}: state must be a string"))?;
@@ -51,7 +45,7 @@ fn get_agent_state(
     arguments: &[Value],
 ) -> Result<Option<Value>, String> {
     expect_args(target, arguments, 0, 0, "")?;
-    let user = user_of(conn, target)?;
+    let user = conn.user_for(target)?;
     Ok(Some(hub.agent_state(user).to_json()))
 }
 
@@ -68,7 +62,7 @@ fn submit_wrap_up(
         2,
         "callId: string, wrapUp: {disposition?, notes?, durationMs?}",
     )?;
-    let user = user_of(conn, target)?;
+    let user = conn.user_for(target)?;
     let call_id = arguments[0]
         .as_str()
         .ok_or_else(|| format!("{target}: callId must be a string"))?;

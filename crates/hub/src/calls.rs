@@ -190,10 +190,7 @@ fn get_calls(
 ) -> Result<Option<Value>, String> {
     let now = crate::auth::unix_now_ms();
     expect_args(target, arguments, 0, 0, "")?;
-    let user = conn
-        .user
-        .as_deref()
-        .ok_or_else(|| format!("{target}: this connection has no user; sign in first"))?;
+    let user = conn.user_for(target)?;
     let calls = hub
         .lock()
         .calls
@@ -225,10 +222,7 @@ fn agent_command(
     let call_id = arguments[0]
         .as_str()
         .ok_or_else(|| format!("{target}: callId must be a string"))?;
-    let user = conn
-        .user
-        .as_deref()
-        .ok_or_else(|| format!("{target}: this connection has no user; sign in first"))?;
+    let user = conn.user_for(target)?;
     let mut inner = hub.lock();
     let result = match method.as_str() {
         "acceptcall" => inner.calls.accept(call_id, user, now),
@@ -332,10 +326,7 @@ impl Hub {
                 }))),
             };
         }
-        let user = conn
-            .user
-            .as_deref()
-            .ok_or_else(|| format!("{target}: this connection has no user; sign in first"))?;
+        let user = conn.user_for(target)?;
         if method == "makecall" {
             expect_args(target, arguments, 1, 1, "number: string")?;
             let input = string_arg(target, arguments, 0, "number")?;

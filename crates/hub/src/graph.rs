@@ -189,10 +189,7 @@ fn invoke(
     target: &str,
     arguments: &[Value],
 ) -> Result<Option<Value>, String> {
-    let user = conn
-        .user
-        .as_deref()
-        .ok_or_else(|| format!("{target}: this connection has no user; sign in first"))?;
+    let user = conn.user_for(target)?;
     let key = (conn.hub.clone(), user.to_owned());
     let ids: Option<Vec<String>> = match arguments {
         [] | [Value::Null] => None,

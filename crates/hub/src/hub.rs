@@ -72,6 +72,14 @@ impl ConnectionInfo {
             .iter()
             .any(|r| r == crate::agents::SUPERVISOR_ROLE)
     }
+
+    /// The signed-in user a hub method `target` acts for; Err `"<target>: this connection has
+    /// no user; sign in first"` for an anonymous connection (docs/hub-contract.md, errors).
+    pub fn user_for(&self, target: &str) -> Result<&str, String> {
+        self.user
+            .as_deref()
+            .ok_or_else(|| format!("{target}: this connection has no user; sign in first"))
+    }
 }
 
 /// A running session as the hub state knows it: who it is, and two things the hub may ask of

@@ -64,6 +64,15 @@ async fn simulate(graph: &str, user: &str, availability: &str, activity: &str) {
     assert_eq!(r.status(), 200);
 }
 
+/// The stand-in's test hook: sends lifecycle event `event` for subscription `id` (202).
+async fn lifecycle_event(graph: &str, id: &str, event: &str) {
+    let path = format!("/test/subscriptions/{id}/lifecycle");
+    assert_eq!(
+        hook(graph, &path, json!({ "lifecycleEvent": event })).await,
+        202
+    );
+}
+
 async fn hook(graph: &str, path: &str, body: Value) -> u16 {
     let token = dev_token(graph, "tester").await;
     sent(
@@ -166,43 +175,19 @@ async fn lifecycle_events_are_handled() {
 
     // `missed`: the stand-in drops the change notification and sends `missed`; the hub
     // resyncs through getPresencesByUserId and the change still arrives.
-    assert_eq!(
-        hook(
-            &a,
-            &format!("/test/subscriptions/{first}/lifecycle"),
-            json!({"lifecycleEvent": "missed"})
-        )
-        .await,
-        202
-    );
+    lifecycle_event(&a, &first, "missed").await;
     simulate(&a, "alice", "DoNotDisturb", "Presenting").await;
     expect_presence(&mut bob, "alice", "DoNotDisturb").await;
 
     // `subscriptionRemoved`: created again (a new id), changes flow again.
-    assert_eq!(
-        hook(
-            &a,
-            &format!("/test/subscriptions/{first}/lifecycle"),
-            json!({"lifecycleEvent": "subscriptionRemoved"})
-        )
-        .await,
-        202
-    );
+    lifecycle_event(&a, &first, "subscriptionRemoved").await;
     eventually(|| subscription_ids(&hub).first().is_some_and(|s| *s != first)).await;
     let second = subscription_ids(&hub)[0].clone();
     simulate(&a, "alice", "Away", "Away").await;
     expect_presence(&mut bob, "alice", "Away").await;
 
     // `reauthorizationRequired`: notifications are withheld until the hub renews.
-    assert_eq!(
-        hook(
-            &a,
-            &format!("/test/subscriptions/{second}/lifecycle"),
-            json!({"lifecycleEvent": "reauthorizationRequired"})
-        )
-        .await,
-        202
-    );
+    lifecycle_event(&a, &second, "reauthorizationRequired").await;
     simulate(&a, "alice", "Busy", "InACall").await;
     expect_presence(&mut bob, "alice", "Busy").await;
 
