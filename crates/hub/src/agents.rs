@@ -198,7 +198,8 @@ impl Refusal {
     /// The 409 body.
     pub fn to_json(&self) -> Value {
         let why = match self.reason {
-            RefusalReason::Offline => "is offline (not connected, or Offline)",
+            RefusalReason::Offline if self.state.state != "Offline" => "is not connected",
+            RefusalReason::Offline => "is offline",
             RefusalReason::OnCall => "is on a call",
             RefusalReason::WrapUp => "is wrapping up a call",
             RefusalReason::NotReady => "is not ready",
@@ -208,7 +209,10 @@ impl Refusal {
             "state": self.state.state,
             "since": self.state.since,
             "userId": self.state.user_id,
-            "error": format!("{} {why} ({}); nothing was sent", self.state.user_id, self.state.state),
+            "error": format!(
+                "{} {why} (state {}); nothing was sent",
+                self.state.user_id, self.state.state
+            ),
         })
     }
 }
@@ -738,6 +742,25 @@ mod tests {
         assert_eq!(body["state"], "WrapUp");
         assert_eq!(body["userId"], "alice");
         assert_eq!(body["since"], T0);
+        assert_eq!(
+            body["error"],
+            "alice is wrapping up a call (state WrapUp); nothing was sent"
+        );
+        // No connection while Ready, and Offline chosen: both `offline`, said apart.
+        s.set("alice", "Ready", T0).unwrap();
+        let body = s.refusal("alice", false, T0).unwrap().to_json();
+        assert_eq!(body["reason"], "offline");
+        assert_eq!(
+            body["error"],
+            "alice is not connected (state Ready); nothing was sent"
+        );
+        s.set("alice", "Offline", T0).unwrap();
+        let body = s.refusal("alice", true, T0).unwrap().to_json();
+        assert_eq!(body["reason"], "offline");
+        assert_eq!(
+            body["error"],
+            "alice is offline (state Offline); nothing was sent"
+        );
     }
 
     #[test]
