@@ -37,6 +37,10 @@ pub const RECENT_CALL_IDS: usize = 64;
 /// result can arrive after the first updates of its call).
 pub const EARLY_UPDATES: usize = 8;
 
+/// How many calls the agent hung up here are remembered, so that [`Desk::resync`] can send a
+/// `hangUp` again that was lost with the connection.
+pub const HUNG_UP_CALL_IDS: usize = 8;
+
 /// A call the agent is being offered.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ringing {
@@ -151,6 +155,7 @@ pub struct Desk {
     last_outcome: Option<(Outcome, IncomingCall)>,
     finished: Vec<CallRecord>,
     recent: VecDeque<String>,
+    hung_up: VecDeque<String>,
     early: VecDeque<Value>,
     local_ids: u64,
 }
@@ -302,7 +307,14 @@ impl Desk {
             return Action::Nothing;
         }
         let call_id = active.call_id().to_owned();
+        let has_remote_id = active.has_remote_id;
         self.end_active(&Signal::HungUp, now_ms);
+        if has_remote_id {
+            if self.hung_up.len() == HUNG_UP_CALL_IDS {
+                self.hung_up.pop_front();
+            }
+            self.hung_up.push_back(call_id.clone());
+        }
         Action::HangUp { call_id }
     }
 
@@ -408,6 +420,9 @@ impl Desk {
     /// the hub still lists as ringing never heard the answer (the invocation was lost with the
     /// connection), so it is rejected again as missed (`RejectReason::Timeout`) instead of
     /// ringing at the hub until its backstop.
+    /// Likewise a call the agent hung up here (one of the last [`HUNG_UP_CALL_IDS`]) that the hub
+    /// still lists as up (accepted, connected, held, or an outbound call dialling) never heard
+    /// the `hangUp`: it is hung up again rather than coming back on screen.
     pub fn resync(&mut self, calls: &[Value], now_ms: f64, ring_ms: f64) -> Resync {
         let mut offers = Vec::new();
         let mut actions = Vec::new();
@@ -449,6 +464,16 @@ impl Desk {
                     if let Ok(offer) = IncomingCall::from_value(call) {
                         offers.push(offer);
                     }
+                }
+                _ if self.hung_up.iter().any(|h| h == id)
+                    && (matches!(
+                        CallState::from_wire(state),
+                        Some(CallState::Accepted | CallState::Connected | CallState::Held)
+                    ) || matches!(state, "dialling" | "alerting" | "transferring")) =>
+                {
+                    actions.push(Action::HangUp {
+                        call_id: id.to_owned(),
+                    });
                 }
                 Some(CallState::Accepted | CallState::Connected | CallState::Held)
                     if self.active.is_none() =>
@@ -1082,5 +1107,55 @@ mod tests {
             }
         );
         assert!(desk.ringing().is_none());
+    }
+
+    /// The agent hung up while the connection was down: the `hangUp` was lost, so the hub still
+    /// lists the call as connected after the reconnect. It is hung up again, not restored; a
+    /// call the agent did not hang up here (answered on another device) is still restored.
+    #[test]
+    fn resync_sends_a_lost_hang_up_again() {
+        let mut desk = Desk::new();
+        desk.offer(call(Some("h")), 0.0, 30_000.0);
+        desk.accept(1_000.0);
+        assert_eq!(
+            desk.hang_up(5_000.0),
+            Action::HangUp {
+                call_id: "h".into()
+            }
+        );
+        let found = desk.resync(&[update("h", "connected")], 6_000.0, 30_000.0);
+        assert_eq!(
+            found.actions,
+            vec![Action::HangUp {
+                call_id: "h".into()
+            }]
+        );
+        assert!(found.offers.is_empty());
+        assert!(desk.active().is_none(), "not back on screen");
+        // Once the hub lists it as ended, nothing more is sent.
+        let found = desk.resync(&[update("h", "ended")], 7_000.0, 30_000.0);
+        assert!(found.actions.is_empty());
+        // Offered here but answered on another device: restored, not hung up.
+        let mut desk = Desk::new();
+        desk.offer(call(Some("e")), 0.0, 30_000.0);
+        desk.resync(&[update("e", "accepted")], 1_000.0, 30_000.0);
+        let found = desk.resync(&[update("e", "connected")], 2_000.0, 30_000.0);
+        assert!(found.actions.is_empty());
+        assert_eq!(desk.active().map(|a| a.call_id()), Some("e"));
+    }
+
+    /// Only the last [`HUNG_UP_CALL_IDS`] hung-up calls are remembered.
+    #[test]
+    fn hung_up_ids_are_bounded() {
+        let mut desk = Desk::new();
+        for i in 0..(HUNG_UP_CALL_IDS + 3) {
+            let id = format!("x{i}");
+            desk.offer(call(Some(&id)), i as f64 * 10.0, 30_000.0);
+            desk.accept(i as f64 * 10.0 + 1.0);
+            desk.hang_up(i as f64 * 10.0 + 2.0);
+            let _ = desk.finish_wrap_up("", None);
+        }
+        assert_eq!(desk.hung_up.len(), HUNG_UP_CALL_IDS);
+        assert_eq!(desk.hung_up.front().map(String::as_str), Some("x3"));
     }
 }
