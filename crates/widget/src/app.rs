@@ -84,6 +84,9 @@ pub fn App() -> impl IntoView {
             {body}
             <DiagnosticsDrawer
                 tick=widget.now_ms
+                on_open=Callback::new(move |open: bool| widget.seconds_wanted.update(|n| {
+                    *n = if open { *n + 1 } else { n.saturating_sub(1) }
+                }))
                 facts=Callback::new(move |_| support::facts(widget))
                 problems=Callback::new(|_| crate::diagnostics::problems(5))
                 log=Callback::new(|_| crate::diagnostics::text())
@@ -129,6 +132,7 @@ fn DeskView(widget: Widget) -> impl IntoView {
             let Some(r) = widget.desk.with_untracked(|d| d.ringing().cloned()) else {
                 return ().into_any();
             };
+            boot::show_seconds(widget);
             let left = Signal::derive(move || {
                 let ms = widget
                     .desk
@@ -153,17 +157,21 @@ fn DeskView(widget: Widget) -> impl IntoView {
             }
             .into_any()
         }
-        Area::Active(_) => view! {
+        Area::Active(_) => {
+            boot::show_seconds(widget);
+            view! {
             <ActiveCallPanel
                 call=active
                 now_ms=widget.now_ms
                 on_request=on_request
                 colleagues=Signal::derive(move || widget.presence.transfer_targets())
             />
+            }
+            .into_any()
         }
-        .into_any(),
         Area::WrapUp(_) => match widget.desk.with_untracked(|d| d.wrap_up().cloned()) {
             Some(record) => {
+                boot::show_seconds(widget);
                 let config = widget
                     .config
                     .with_untracked(|c| c.as_ref().map(|c| c.wrap_up.clone()))

@@ -23,28 +23,60 @@ use crate::signalr::{HubClient, HubClientHandlers, HubClientOptions, TokenFuture
 use crate::state::{Phase, Widget};
 
 thread_local! {
-    /// The display clock's timer while the page is visible.
-    static CLOCK: std::cell::RefCell<Option<gloo_timers::callback::Interval>> =
+    /// The display clock's timer while the page is visible, and its period (ms).
+    static CLOCK: std::cell::RefCell<Option<(gloo_timers::callback::Interval, u32)>> =
         const { std::cell::RefCell::new(None) };
 }
 
-/// The display clock (`Widget::now_ms`, read by talk times and countdowns only): ticks every
-/// second while the page is visible and stops while it is hidden, so a background tab has no
-/// wake-ups of ours but the hub connection's (issue 17, "idle cost"). Called at start and on
-/// every `visibilitychange`; showing the page sets the time at once.
-fn run_clock(widget: Widget) {
+/// The display clock's period while something on screen shows seconds (ms).
+const FINE_TICK_MS: u32 = 1_000;
+/// The display clock's period otherwise: what is shown then is in minutes ("Break · 12 min"),
+/// so it is at most 15 s late (ms).
+const COARSE_TICK_MS: u32 = 15_000;
+
+/// Marks the view being built as one that shows seconds (a countdown, a talk time): the
+/// display clock ticks every second until the view's reactive owner is disposed (the view is
+/// replaced or removed). Call it while building the view.
+pub(crate) fn show_seconds(widget: Widget) {
+    widget.seconds_wanted.update(|n| *n += 1);
+    on_cleanup(move || {
+        let _ = widget
+            .seconds_wanted
+            .try_update(|n| *n = n.saturating_sub(1));
+    });
+}
+
+/// Whether the display clock must tick every second: a view shows seconds, the connection's
+/// reconnect countdown is up, or the SIP line counts down to its next attempt.
+fn wants_seconds(widget: Widget) -> bool {
+    widget.seconds_wanted.get() > 0
+        || widget.connection.get() != ConnectionState::Connected
+        || matches!(
+            crate::softphone::line().get(),
+            crate::softphone::LineState::Retrying { .. }
+        )
+}
+
+/// The display clock (`Widget::now_ms`, read by talk times, countdowns and "since" times
+/// only): ticks every second while something on screen shows seconds ([`show_seconds`],
+/// [`wants_seconds`]), every 15 s otherwise, and stops while the page is hidden, so an idle
+/// agent's page wakes up 4 times a minute and a background tab has no wake-ups of ours but the
+/// hub connection's (issue 17, "idle cost"). Called at start, on every `visibilitychange` and
+/// when [`wants_seconds`] changes; a changed period or showing the page sets the time at once.
+fn run_clock(widget: Widget, fine: bool) {
     let visible = web_sys::window()
         .and_then(|w| w.document())
         .is_none_or(|d| !d.hidden());
+    let period = if fine { FINE_TICK_MS } else { COARSE_TICK_MS };
     CLOCK.with(|clock| {
         let mut clock = clock.borrow_mut();
         if !visible {
             *clock = None; // dropping an Interval clears it
-        } else if clock.is_none() {
+        } else if clock.as_ref().is_none_or(|(_, p)| *p != period) {
             widget.now_ms.set(now_ms());
-            *clock = Some(gloo_timers::callback::Interval::new(1000, move || {
-                widget.now_ms.set(now_ms())
-            }));
+            let interval =
+                gloo_timers::callback::Interval::new(period, move || widget.now_ms.set(now_ms()));
+            *clock = Some((interval, period));
         }
     });
 }
@@ -54,7 +86,11 @@ fn run_clock(widget: Widget) {
 pub fn start(widget: Widget) {
     diagnostics::install();
     boot(widget);
-    run_clock(widget);
+    // The clock's period follows what is on screen (and starts it).
+    Effect::new(move |_| {
+        let fine = wants_seconds(widget);
+        run_clock(widget, fine);
+    });
     // A laptop waking up or a network coming back: if the reconnect policy had given up, try
     // again at once instead of waiting for the agent to notice.
     let _ = window_event_listener(leptos::ev::online, move |_| widget.reconnect());
@@ -68,7 +104,7 @@ pub fn start(widget: Widget) {
         if visible {
             widget.reconnect();
         }
-        run_clock(widget);
+        run_clock(widget, untrack(|| wants_seconds(widget)));
     });
     on_document("resume", move || widget.reconnect());
     // The host's language, unless `?lang=` or config.json fixes one.

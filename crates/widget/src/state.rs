@@ -47,8 +47,14 @@ pub struct Widget {
     pub next_attempt: RwSignal<Option<f64>>,
     pub desk: RwSignal<Desk>,
     pub notice: RwSignal<Option<String>>,
-    /// `Date.now()` (Unix ms), refreshed every second for timers shown to the agent.
+    /// `Date.now()` (Unix ms), for the times shown to the agent: refreshed every second while
+    /// something on screen shows seconds ([`Widget::seconds_wanted`]), every 15 s otherwise
+    /// (minutes: "Break · 12 min"), and not at all while the page is hidden (`boot.rs`).
     pub now_ms: RwSignal<f64>,
+    /// How many views on screen now show seconds (a ringing countdown, a talk time, a wrap-up
+    /// countdown, a reconnect countdown, the open Diagnostics drawer): see
+    /// [`crate::boot::show_seconds`].
+    pub seconds_wanted: RwSignal<u32>,
     /// Own presence, the team list and the Teams sync (`presence.rs`).
     pub presence: crate::presence::Presence,
     /// The agent state the hub keeps (`agent.rs`).
@@ -94,6 +100,7 @@ impl Widget {
             agent,
             notice: RwSignal::new(None),
             now_ms: RwSignal::new(now_ms()),
+            seconds_wanted: RwSignal::new(0),
             history: RwSignal::new(History::default()),
             dial_text: RwSignal::new(String::new()),
             ringer: StoredValue::new_local(None),

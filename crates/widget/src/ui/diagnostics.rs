@@ -29,9 +29,22 @@ pub fn DiagnosticsDrawer(
     report: Callback<(), String>,
     /// Copy: puts the report on the clipboard, then answers whether that worked.
     on_copy: Callback<Callback<bool>>,
+    /// Told `true` when the drawer opens and `false` when it closes (the display clock ticks
+    /// every second only while something on screen shows seconds).
+    #[prop(optional)]
+    on_open: Option<Callback<bool>>,
 ) -> impl IntoView {
     let t = strings();
     let open = RwSignal::new(false);
+    if let Some(on_open) = on_open {
+        Effect::new(move |was: Option<bool>| {
+            let now = open.get();
+            if was.is_some_and(|w| w != now) || (was.is_none() && now) {
+                on_open.run(now);
+            }
+            now
+        });
+    }
     let status = RwSignal::new(None::<&'static str>);
     let copied = Callback::new(move |done: bool| {
         status.set(Some(if done { t.copied } else { t.copy_failed }));
