@@ -107,24 +107,29 @@ impl Frame {
 #[derive(Debug)]
 pub struct Link {
     /// Bytes from the client (WebSocket frames or POST bodies). Closed = transport gone.
-    pub inbound: mpsc::Receiver<Bytes>,
+    pub inbound: flume::Receiver<Bytes>,
     /// Frames to the client. Closed = transport gone.
-    pub outbound: mpsc::Sender<Frame>,
+    pub outbound: flume::Sender<Frame>,
 }
 
 /// The transport's side of a [`Link`].
 #[derive(Debug)]
 pub struct TransportEnd {
     /// Where to put received bytes.
-    pub inbound: mpsc::Sender<Bytes>,
+    pub inbound: flume::Sender<Bytes>,
     /// Frames to write to the client.
-    pub outbound: mpsc::Receiver<Frame>,
+    pub outbound: flume::Receiver<Frame>,
 }
 
 /// A new link and its transport end.
+///
+/// The per-connection queues (this link's two, the control queue and the hub's outbox) are
+/// `flume` channels: they allocate per queued message instead of a 32-slot block plus a
+/// cache-padded channel struct up front as tokio's do, which cut ~4.7 KiB of the memory of an
+/// idle connection (docs/benchmarks.md).
 pub fn link() -> (Link, TransportEnd) {
-    let (in_tx, in_rx) = mpsc::channel(64);
-    let (out_tx, out_rx) = mpsc::channel(TRANSPORT_QUEUE);
+    let (in_tx, in_rx) = flume::bounded(64);
+    let (out_tx, out_rx) = flume::bounded(TRANSPORT_QUEUE);
     (
         Link {
             inbound: in_rx,
@@ -162,7 +167,7 @@ struct Driver {
     session: HubServerSession,
     link: Option<Link>,
     /// The hub's outbox for this connection, from the handshake on.
-    rx: Option<mpsc::Receiver<Outbound>>,
+    rx: Option<flume::Receiver<Outbound>>,
     /// The protocol the connection was counted under in the metrics (after the handshake).
     counted: Option<HubProtocolKind>,
     /// The channel of the `counter` streams, made by the first stream (a tokio channel
@@ -198,7 +203,7 @@ pub(crate) async fn run_session(
     token: String,
     transport: TransportKind,
     link: Link,
-    mut control: mpsc::Receiver<Control>,
+    control: flume::Receiver<Control>,
 ) {
     let mut shutdown = hub.subscribe_shutdown();
     let origin = Instant::now();
@@ -257,7 +262,7 @@ pub(crate) async fn run_session(
                 }
                 d.send(&message);
             }
-            command = control.recv() => match command {
+            command = control.recv_async() => match command.ok() {
                 Some(Control::Attach(link)) => d.attach(link),
                 Some(Control::Drop) => {
                     tracing::info!(connection_id = %d.info.connection_id, "transport dropped (dev hook)");
@@ -307,7 +312,7 @@ pub(crate) async fn run_session(
 
 async fn recv_inbound(link: &mut Option<Link>) -> Option<Bytes> {
     match link {
-        Some(link) => link.inbound.recv().await,
+        Some(link) => link.inbound.recv_async().await.ok(),
         None => std::future::pending().await,
     }
 }
@@ -321,9 +326,9 @@ async fn recv_stream(
     }
 }
 
-async fn recv_hub(rx: &mut Option<mpsc::Receiver<Outbound>>) -> Option<Outbound> {
+async fn recv_hub(rx: &mut Option<flume::Receiver<Outbound>>) -> Option<Outbound> {
     match rx {
-        Some(rx) => rx.recv().await,
+        Some(rx) => rx.recv_async().await.ok(),
         None => std::future::pending().await,
     }
 }
@@ -362,13 +367,13 @@ impl Driver {
             let Some(link) = &self.link else { continue };
             match link.outbound.try_send(Frame::from_transmit(transmit)) {
                 Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(_)) => {
+                Err(flume::TrySendError::Full(_)) => {
                     crate::metrics::frame_dropped("transport_full");
                     if !self.session.is_closed() {
                         self.overflow("transport");
                     }
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => self.transport_gone(),
+                Err(flume::TrySendError::Disconnected(_)) => self.transport_gone(),
             }
         }
     }

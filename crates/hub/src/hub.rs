@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use switchboard_core::IncomingCall;
 use switchboard_core::call::machine::Signal;
 use switchboard_signalr::HubMessage;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use crate::HubConfig;
 use crate::auth::{AccessKey, DevTokens};
@@ -142,7 +142,7 @@ struct Pending {
 
 struct Connection {
     info: ConnectionInfo,
-    tx: mpsc::Sender<Outbound>,
+    tx: flume::Sender<Outbound>,
     groups: HashSet<String>,
 }
 
@@ -367,8 +367,8 @@ impl Hub {
     // ----- connections -----------------------------------------------------------------------
 
     /// Makes a handshaken connection reachable; returns its outbound queue.
-    pub(crate) fn register(&self, info: &ConnectionInfo) -> mpsc::Receiver<Outbound> {
-        let (tx, rx) = mpsc::channel(OUTBOX_CAPACITY);
+    pub(crate) fn register(&self, info: &ConnectionInfo) -> flume::Receiver<Outbound> {
+        let (tx, rx) = flume::bounded(OUTBOX_CAPACITY);
         let mut inner = self.lock();
         if let Some(user) = &info.user {
             inner
@@ -1068,8 +1068,8 @@ impl Inner {
             if let Some(c) = self.connections.get(id) {
                 match c.tx.try_send(Outbound::Message(message.clone())) {
                     Ok(()) => delivered += 1,
-                    Err(mpsc::error::TrySendError::Full(_)) => self.outbox_overflowed(id),
-                    Err(mpsc::error::TrySendError::Closed(_)) => {
+                    Err(flume::TrySendError::Full(_)) => self.outbox_overflowed(id),
+                    Err(flume::TrySendError::Disconnected(_)) => {
                         crate::metrics::frame_dropped("closed")
                     }
                 }

@@ -7,7 +7,6 @@ use std::any::Any;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use tokio::sync::mpsc;
 
 use crate::connection::{Control, Frame, TransportKind};
 use crate::hub::{ConnectionInfo, Hub, Session, SessionRequest};
@@ -18,11 +17,11 @@ use crate::metrics::TransportLabel;
 pub(crate) struct SessionHandle {
     pub info: ConnectionInfo,
     pub transport: TransportKind,
-    pub control: mpsc::Sender<Control>,
+    pub control: flume::Sender<Control>,
     /// SSE and long polling: where POST bodies go.
-    pub inbound: Option<mpsc::Sender<Bytes>>,
+    pub inbound: Option<flume::Sender<Bytes>>,
     /// Long polling: the frames waiting for the next poll.
-    pub poll: Option<Arc<tokio::sync::Mutex<mpsc::Receiver<Frame>>>>,
+    pub poll: Option<Arc<tokio::sync::Mutex<flume::Receiver<Frame>>>>,
 }
 
 impl Session for SessionHandle {

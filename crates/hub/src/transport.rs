@@ -28,7 +28,6 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::mpsc;
 
 use crate::connection::{
     self, Control, Frame, Link, MAX_TRANSPORT_MESSAGE_BYTES, TransportEnd, TransportKind,
@@ -89,7 +88,12 @@ pub(crate) async fn connect(
                 Ok(configure(upgrade)
                     .on_upgrade(move |socket| async move {
                         let (link, end) = connection::link();
-                        if handle.control.send(Control::Attach(link)).await.is_ok() {
+                        if handle
+                            .control
+                            .send_async(Control::Attach(link))
+                            .await
+                            .is_ok()
+                        {
                             ws_pump(socket, end).await;
                         }
                     })
@@ -178,10 +182,10 @@ fn spawn_session(
     token: String,
     kind: TransportKind,
     link: Link,
-    inbound: Option<mpsc::Sender<Bytes>>,
-    poll: Option<Arc<tokio::sync::Mutex<mpsc::Receiver<Frame>>>>,
+    inbound: Option<flume::Sender<Bytes>>,
+    poll: Option<Arc<tokio::sync::Mutex<flume::Receiver<Frame>>>>,
 ) {
-    let (control, control_rx) = mpsc::channel(8);
+    let (control, control_rx) = flume::bounded(8);
     hub.add_session(
         &token,
         SessionHandle {
@@ -205,20 +209,17 @@ fn spawn_session(
 /// Moves frames between a WebSocket and a session until either side ends.
 async fn ws_pump(socket: WebSocket, end: TransportEnd) {
     let (mut sink, mut stream) = socket.split();
-    let TransportEnd {
-        inbound,
-        mut outbound,
-    } = end;
+    let TransportEnd { inbound, outbound } = end;
     loop {
         tokio::select! {
             frame = stream.next() => match frame {
                 Some(Ok(Message::Text(text))) => {
-                    if inbound.send(Bytes::copy_from_slice(text.as_bytes())).await.is_err() {
+                    if inbound.send_async(Bytes::copy_from_slice(text.as_bytes())).await.is_err() {
                         break;
                     }
                 }
                 Some(Ok(Message::Binary(bytes))) => {
-                    if inbound.send(bytes).await.is_err() {
+                    if inbound.send_async(bytes).await.is_err() {
                         break;
                     }
                 }
@@ -229,10 +230,10 @@ async fn ws_pump(socket: WebSocket, end: TransportEnd) {
                     if e.to_string().contains("too long") {
                         // Let the session answer with its Close message: an oversized frame.
                         let oversized = vec![b'x'; connection::MAX_MESSAGE_BYTES + 1];
-                        let _ = inbound.send(Bytes::from(oversized)).await;
-                        while let Ok(Some(frame)) = tokio::time::timeout(
+                        let _ = inbound.send_async(Bytes::from(oversized)).await;
+                        while let Ok(Ok(frame)) = tokio::time::timeout(
                             std::time::Duration::from_millis(200),
-                            outbound.recv(),
+                            outbound.recv_async(),
                         )
                         .await
                         {
@@ -244,7 +245,7 @@ async fn ws_pump(socket: WebSocket, end: TransportEnd) {
                     break;
                 }
             },
-            frame = outbound.recv() => match frame {
+            frame = outbound.recv_async() => match frame.ok() {
                 Some(Frame::Text(text)) => {
                     if !write_within(&mut sink, Message::Text(text)).await {
                         break;
@@ -288,11 +289,11 @@ async fn write_within(
     }
 }
 
-fn sse_response(outbound: mpsc::Receiver<Frame>) -> Response {
+fn sse_response(outbound: flume::Receiver<Frame>) -> Response {
     let preamble =
         futures_util::stream::once(async { Ok::<_, Infallible>(Bytes::from_static(b":\r\n")) });
-    let frames = futures_util::stream::unfold(outbound, |mut rx| async move {
-        match rx.recv().await? {
+    let frames = futures_util::stream::unfold(outbound, |rx| async move {
+        match rx.recv_async().await.ok()? {
             Frame::Text(text) => {
                 let mut event = String::with_capacity(text.len() + 16);
                 for line in text.as_str().split('\n') {
@@ -324,13 +325,13 @@ async fn long_poll(hub: &Hub, handle: &SessionHandle) -> Response {
         return StatusCode::BAD_REQUEST.into_response();
     };
     let wait = hub.config().timeouts.long_poll;
-    let Ok(mut rx) = tokio::time::timeout(wait, poll.lock()).await else {
+    let Ok(rx) = tokio::time::timeout(wait, poll.lock()).await else {
         return StatusCode::CONFLICT.into_response();
     };
-    let first = match tokio::time::timeout(wait, rx.recv()).await {
+    let first = match tokio::time::timeout(wait, rx.recv_async()).await {
         Err(_) => return (StatusCode::OK, Body::empty()).into_response(),
-        Ok(None) | Ok(Some(Frame::Drop)) => return StatusCode::NO_CONTENT.into_response(),
-        Ok(Some(frame)) => frame,
+        Ok(Err(_)) | Ok(Ok(Frame::Drop)) => return StatusCode::NO_CONTENT.into_response(),
+        Ok(Ok(frame)) => frame,
     };
     let mut body = Vec::new();
     let mut push = |frame: Frame| match frame {
@@ -366,7 +367,7 @@ pub(crate) async fn post(
     let inbound = handle.inbound.ok_or_else(|| {
         bad_request("This connection uses WebSockets; send on the socket, not with POST")
     })?;
-    inbound.send(body).await.map_err(|_| not_found())?;
+    inbound.send_async(body).await.map_err(|_| not_found())?;
     Ok(StatusCode::OK.into_response())
 }
 
@@ -382,6 +383,6 @@ pub(crate) async fn delete(
     if handle.info.user != user || handle.info.hub != hub_name.to_ascii_lowercase() {
         return Err(not_found());
     }
-    let _ = handle.control.send(Control::End).await;
+    let _ = handle.control.send_async(Control::End).await;
     Ok(StatusCode::ACCEPTED.into_response())
 }
