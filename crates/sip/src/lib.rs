@@ -6,13 +6,15 @@
 //! RFC 3261: [`message`] (syntax), [`auth`] (digest, RFC 7616/8760), [`transaction`] (§17),
 //! [`dialog`] (§12), and [`ua`], the user-agent facade with registration (§10, RFC 5626
 //! outbound), calls (§13–15), REFER (RFC 3515) and Replaces (RFC 3891). [`sdp`] has the small
-//! SDP direction rewriter hold needs; media stays in the adapter. [`quality`] turns `getStats`
-//! figures into an E-model MOS and watches the microphone's level for the agent's hints.
+//! SDP direction rewriter hold needs; media stays in the adapter. [`ice`] decides when a call
+//! needs an ICE restart and sends it by re-INVITE. [`quality`] turns `getStats` figures into an
+//! E-model MOS and watches the microphone's level for the agent's hints.
 
 pub mod auth;
 pub mod dialog;
 pub mod error;
 pub mod header;
+pub mod ice;
 pub mod message;
 pub mod quality;
 pub mod sdp;

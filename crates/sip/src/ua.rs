@@ -192,7 +192,9 @@ pub enum Event {
         /// The SDP offer (absent for an offerless INVITE; then `answer` carries the offer).
         sdp: Option<String>,
         /// The call this one replaces (attended transfer, RFC 3891), when it carries a
-        /// matching `Replaces` header.
+        /// matching `Replaces` header: answering this call ends that one ([`EndReason::Replaced`],
+        /// BYE or CANCEL). An INVITE whose `Replaces` cannot be honoured was refused already
+        /// (400/481/486/603, RFC 3891 §3) and raises no event.
         replaces: Option<CallHandle>,
     },
     /// Our INVITE got 180/183; `sdp` is early media (183) when present.
@@ -327,6 +329,8 @@ struct Call {
     last_ack: Option<Request>,
     /// We accepted a REFER in this dialog: NOTIFYs go out here.
     refer_subscription: bool,
+    /// The call this incoming one replaces (RFC 3891): ended when this one is answered.
+    replaces: Option<CallHandle>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -376,7 +380,13 @@ pub struct UserAgent {
     next_call: u64,
     reg: Registration,
     connected: bool,
+    /// (Call-ID, local tag, remote tag) of the last dialogs that ended, so a late `Replaces`
+    /// gets 603 rather than 481 (RFC 3891 §3).
+    ended_dialogs: VecDeque<(String, String, String)>,
 }
+
+/// How many ended dialogs [`UserAgent`] remembers for `Replaces`.
+const ENDED_DIALOGS: usize = 16;
 
 const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REFER, NOTIFY";
 const PONG_TIMEOUT: Duration = Duration::from_secs(10);
@@ -413,6 +423,7 @@ impl UserAgent {
             next_call: 1,
             reg,
             connected: true,
+            ended_dialogs: VecDeque::new(),
         }
     }
 
@@ -759,6 +770,7 @@ impl UserAgent {
                 pending_2xx: None,
                 last_ack: None,
                 refer_subscription: false,
+                replaces: None,
             },
         );
         self.send_request(now, r, Purpose::Invite(handle));
@@ -799,8 +811,34 @@ impl UserAgent {
             interval: timers.t1,
             give_up: now + timers.t64(),
         });
+        let replaced = if initial { c.replaces.take() } else { None };
         self.send_response(&r);
+        if let Some(old) = replaced {
+            self.end_replaced(now, old);
+        }
         Ok(())
+    }
+
+    /// The call a `Replaces` INVITE took over ends (RFC 3891 §3): BYE when it was confirmed,
+    /// CANCEL when it was our early dialog; [`EndReason::Replaced`].
+    fn end_replaced(&mut self, now: Duration, call: CallHandle) {
+        let Some(c) = self.calls.get(&call) else {
+            return;
+        };
+        match c.state {
+            CallState::Confirmed => self.send_bye(now, call),
+            CallState::Calling => {
+                let send_now = c.provisional_seen;
+                if let Some(c) = self.calls.get_mut(&call) {
+                    c.cancel_requested = true;
+                }
+                if send_now {
+                    self.send_cancel(now, call);
+                }
+            }
+            CallState::Incoming | CallState::Ended => return,
+        }
+        self.end_call(call, EndReason::Replaced);
     }
 
     /// Rejects an incoming call (486 busy, 480, 603 decline, ...; [`EndReason::LocalReject`])
@@ -1088,6 +1126,16 @@ impl UserAgent {
             && c.state != CallState::Ended
         {
             c.state = CallState::Ended;
+            if let Some(d) = &c.dialog {
+                if self.ended_dialogs.len() == ENDED_DIALOGS {
+                    self.ended_dialogs.pop_front();
+                }
+                self.ended_dialogs.push_back((
+                    d.call_id.clone(),
+                    d.local_tag.clone(),
+                    d.remote_tag.clone(),
+                ));
+            }
             self.events.push_back(Event::Ended { call, reason });
         }
     }
@@ -1422,6 +1470,10 @@ impl UserAgent {
                 }
             }
             Method::Cancel => self.on_cancel(now, &request),
+            _ if request.method != Method::Invite && request.headers.has("Replaces") => {
+                // RFC 3891 §3: Replaces belongs in an INVITE only.
+                self.respond(&request, 400, None);
+            }
             _ => {
                 let has_to_tag = request.headers.to().is_ok_and(|t| t.tag().is_some());
                 if has_to_tag {
@@ -1489,39 +1541,17 @@ impl UserAgent {
                 return;
             }
         };
-        let replaces = request.headers.get("Replaces").and_then(|v| {
-            let mut parts = v.split(';');
-            let call_id = parts.next()?.trim();
-            let mut params = crate::syntax::Params::default();
-            for p in parts {
-                if let Some((n, val)) = p.split_once('=') {
-                    params.set(n.trim(), Some(val.trim()));
-                }
+        let replaces = match self.match_replaces(&request) {
+            Ok(r) => r,
+            Err(code) => {
+                let r = tx.respond(
+                    now,
+                    Response::to_request(&request, code, reason_phrase(code), Some(&tag)),
+                );
+                self.send_response(&r);
+                return;
             }
-            let (to_tag, from_tag) = (
-                params.get("to-tag")?.to_owned(),
-                params.get("from-tag")?.to_owned(),
-            );
-            self.calls
-                .iter()
-                .find(|(_, c)| {
-                    c.state != CallState::Ended
-                        && c.dialog.as_ref().is_some_and(|d| {
-                            d.call_id == call_id
-                                && d.local_tag == to_tag
-                                && d.remote_tag == from_tag
-                        })
-                })
-                .map(|(h, _)| *h)
-        });
-        if request.headers.has("Replaces") && replaces.is_none() {
-            let r = tx.respond(
-                now,
-                Response::to_request(&request, 481, reason_phrase(481), Some(&tag)),
-            );
-            self.send_response(&r);
-            return;
-        }
+        };
         let from = request.headers.from().ok();
         let call = self.new_handle();
         let trying = tx.respond(now, Response::to_request(&request, 100, "Trying", None));
@@ -1547,6 +1577,7 @@ impl UserAgent {
                 pending_2xx: None,
                 last_ack: None,
                 refer_subscription: false,
+                replaces,
             },
         );
         self.events.push_back(Event::IncomingCall {
@@ -1556,6 +1587,55 @@ impl UserAgent {
             sdp: request.body_text(),
             replaces,
         });
+    }
+
+    /// The call an INVITE's `Replaces` header (RFC 3891) names, or the status to refuse the
+    /// INVITE with, per RFC 3891 §3: 400 for more than one header or one without `to-tag` and
+    /// `from-tag`; 481 when it names no dialog of ours, or an early dialog we did not initiate
+    /// (a call still ringing here); 486 when it names a confirmed dialog and carries
+    /// `early-only`; 603 when the dialog has already ended. `Ok(None)` without the header.
+    /// The `to-tag` is matched against our tag and the `from-tag` against the far end's (§6.1).
+    fn match_replaces(&self, request: &Request) -> Result<Option<CallHandle>, u16> {
+        let mut all = request.headers.all("Replaces");
+        let Some(value) = all.next() else {
+            return Ok(None);
+        };
+        if all.next().is_some() {
+            return Err(400);
+        }
+        let mut parts = value.split(';');
+        let call_id = parts.next().unwrap_or_default().trim();
+        let mut params = crate::syntax::Params::default();
+        for p in parts {
+            match p.split_once('=') {
+                Some((n, v)) => params.set(n.trim(), Some(v.trim())),
+                None => params.set(p.trim(), None),
+            }
+        }
+        let (Some(to_tag), Some(from_tag)) = (params.get("to-tag"), params.get("from-tag")) else {
+            return Err(400);
+        };
+        if call_id.is_empty() {
+            return Err(400);
+        }
+        let same = |c: &str, local: &str, remote: &str| {
+            c == call_id && local == to_tag && remote == from_tag
+        };
+        let found = self.calls.iter().find(|(_, c)| {
+            c.dialog
+                .as_ref()
+                .is_some_and(|d| same(&d.call_id, &d.local_tag, &d.remote_tag))
+        });
+        let Some((&call, c)) = found else {
+            let ended = self.ended_dialogs.iter().any(|(c, l, r)| same(c, l, r));
+            return Err(if ended { 603 } else { 481 });
+        };
+        match c.state {
+            CallState::Ended => Err(603),
+            CallState::Incoming => Err(481),
+            CallState::Confirmed if params.has("early-only") => Err(486),
+            CallState::Confirmed | CallState::Calling => Ok(Some(call)),
+        }
     }
 
     fn on_in_dialog(&mut self, now: Duration, request: Request) {

@@ -836,3 +836,178 @@ fn malformed_input_is_reported_and_answered() {
     ua.handle_text(S(0), &options);
     assert_eq!(response(&sent(&mut ua)[0]).code, 200);
 }
+
+/// An INVITE for a new dialog (`call_id`) carrying `replaces` (the header's value or values).
+fn invite_with_replaces(branch: &str, call_id: &str, replaces: &[&str]) -> String {
+    let headers: String = replaces
+        .iter()
+        .map(|r| format!("Replaces: {r}\r\n"))
+        .collect();
+    incoming_invite(branch, call_id).replace("Content-Type:", &format!("{headers}Content-Type:"))
+}
+
+/// carol with one answered, ACKed incoming call (`carol-1`); returns it and her tag.
+fn carol_in_a_call() -> (UserAgent, CallHandle, String) {
+    let mut carol = ua_named(9);
+    let (call, out) = incoming_call(&mut carol, S(0), "z9hG4bKc1", "carol-1");
+    let tag = to_tag_of(&out[1]);
+    answer_and_ack(&mut carol, S(0), call, &tag, "carol-1");
+    events(&mut carol);
+    (carol, call, tag)
+}
+
+#[test]
+fn replaces_a_confirmed_dialog_answering_the_new_call_sends_bye_on_the_old() {
+    let (mut carol, consult, tag) = carol_in_a_call();
+    let replaces = format!("carol-1;to-tag={tag};from-tag=phone-tag");
+    carol.handle_text(
+        S(1),
+        &invite_with_replaces("z9hG4bKc2", "carol-2", &[&replaces]),
+    );
+    let out = sent(&mut carol);
+    assert_eq!(response(&out[0]).code, 100);
+    assert_eq!(response(&out[1]).code, 180);
+    let Event::IncomingCall { call, replaces, .. } = events(&mut carol).remove(0) else {
+        panic!()
+    };
+    assert_eq!(replaces, Some(consult));
+    // Nothing happens to the old call until the new one is answered.
+    assert!(sent(&mut carol).is_empty());
+    carol.answer(S(2), call, OFFER).unwrap();
+    let out = sent(&mut carol);
+    assert_eq!(response(&out[0]).code, 200);
+    let bye = request(&out[1]);
+    assert_eq!(bye.method, Method::Bye);
+    assert_eq!(bye.headers.call_id().unwrap(), "carol-1");
+    assert_eq!(
+        events(&mut carol),
+        [Event::Ended {
+            call: consult,
+            reason: EndReason::Replaced
+        }]
+    );
+    assert!(carol.has_call(call));
+}
+
+#[test]
+fn replaces_with_early_only_on_a_confirmed_dialog_is_486_and_a_repeat_after_the_end_603() {
+    let (mut carol, consult, tag) = carol_in_a_call();
+    let early_only = format!("carol-1;to-tag={tag};from-tag=phone-tag;early-only");
+    carol.handle_text(
+        S(1),
+        &invite_with_replaces("z9hG4bKc2", "carol-2", &[&early_only]),
+    );
+    assert_eq!(response(&sent(&mut carol)[0]).code, 486);
+    assert!(events(&mut carol).is_empty());
+    // The dialog is over (hung up, its transactions done): the same Replaces is declined.
+    carol.hangup(S(2), consult).unwrap();
+    carol.handle_timeout(S(100));
+    sent(&mut carol);
+    events(&mut carol);
+    let replaces = format!("carol-1;to-tag={tag};from-tag=phone-tag");
+    carol.handle_text(
+        S(101),
+        &invite_with_replaces("z9hG4bKc3", "carol-3", &[&replaces]),
+    );
+    assert_eq!(response(&sent(&mut carol)[0]).code, 603);
+    assert!(events(&mut carol).is_empty());
+}
+
+#[test]
+fn replaces_of_an_early_dialog_we_did_not_initiate_is_481_and_leaves_it_ringing() {
+    let mut carol = ua_named(9);
+    let (ringing, out) = incoming_call(&mut carol, S(0), "z9hG4bKc1", "carol-1");
+    let tag = to_tag_of(&out[1]);
+    let replaces = format!("carol-1;to-tag={tag};from-tag=phone-tag");
+    carol.handle_text(
+        S(1),
+        &invite_with_replaces("z9hG4bKc2", "carol-2", &[&replaces]),
+    );
+    assert_eq!(response(&sent(&mut carol)[0]).code, 481);
+    assert!(events(&mut carol).is_empty());
+    carol.answer(S(2), ringing, OFFER).unwrap();
+    assert_eq!(response(&sent(&mut carol)[0]).code, 200);
+}
+
+#[test]
+fn replaces_of_our_own_early_dialog_is_accepted_and_cancels_it() {
+    let mut ua = ua();
+    let (old, invite) = outgoing_call(&mut ua);
+    ua.handle_text(S(0), &reply(&invite, 180, "Ringing", "", ""));
+    events(&mut ua);
+    let from_tag = invite.headers.from().unwrap().tag().unwrap().to_owned();
+    let replaces = format!(
+        "{};to-tag={from_tag};from-tag=pbx-tag-1",
+        invite.headers.call_id().unwrap()
+    );
+    ua.handle_text(
+        S(1),
+        &invite_with_replaces("z9hG4bKr1", "new-1", &[&replaces]),
+    );
+    assert_eq!(
+        sent(&mut ua)
+            .iter()
+            .map(|m| response(m).code)
+            .collect::<Vec<_>>(),
+        [100, 180]
+    );
+    let Event::IncomingCall { call, replaces, .. } = events(&mut ua).remove(0) else {
+        panic!()
+    };
+    assert_eq!(replaces, Some(old));
+    ua.answer(S(2), call, OFFER).unwrap();
+    let out = sent(&mut ua);
+    assert_eq!(response(&out[0]).code, 200);
+    let cancel = request(&out[1]);
+    assert_eq!(cancel.method, Method::Cancel);
+    assert_eq!(
+        cancel.headers.call_id().unwrap(),
+        invite.headers.call_id().unwrap()
+    );
+    assert_eq!(
+        events(&mut ua),
+        [Event::Ended {
+            call: old,
+            reason: EndReason::Replaced
+        }]
+    );
+}
+
+#[test]
+fn malformed_replaces_is_400_and_an_unknown_dialog_481() {
+    let (mut carol, consult, tag) = carol_in_a_call();
+    let good = format!("carol-1;to-tag={tag};from-tag=phone-tag");
+    for (i, values) in [
+        vec![good.as_str(), good.as_str()],
+        vec!["carol-1;to-tag=abc"],
+        vec![";to-tag=a;from-tag=b"],
+    ]
+    .iter()
+    .enumerate()
+    {
+        carol.handle_text(
+            S(1),
+            &invite_with_replaces(&format!("z9hG4bKm{i}"), &format!("m-{i}"), values),
+        );
+        assert_eq!(response(&sent(&mut carol)[0]).code, 400, "{values:?}");
+    }
+    // Tags swapped (from the other side's view): no such dialog here.
+    let swapped = format!("carol-1;to-tag=phone-tag;from-tag={tag}");
+    carol.handle_text(S(1), &invite_with_replaces("z9hG4bKm9", "m-9", &[&swapped]));
+    assert_eq!(response(&sent(&mut carol)[0]).code, 481);
+    // Replaces outside an INVITE.
+    carol.handle_text(
+        S(1),
+        &in_dialog_from_phone(
+            "INFO",
+            21,
+            &tag,
+            "carol-1",
+            &format!("Replaces: {good}\r\n"),
+            "",
+        ),
+    );
+    assert_eq!(response(&sent(&mut carol)[0]).code, 400);
+    assert!(events(&mut carol).is_empty());
+    assert!(carol.has_call(consult));
+}

@@ -183,6 +183,9 @@ export function sipRig({ out, netns, hubPort }) {
   /** Kamailio killed with SIGKILL and started again (scripts/sip-rig crash-kamailio): its registrations are gone. */
   const crashKamailio = () => run(RIG, ['crash-kamailio'], { env, timeout: 30_000 });
 
+  /** iptables in the rig's namespace (the path cut and packet loss of the softphone e2e). */
+  const iptables = (...args) => run(RIG, ['exec', 'iptables', ...args], { env, timeout: 10_000 });
+
   const recordings = () => readdirSync(join(rigDir, 'recordings')).filter((f) => f.endsWith('-dec.wav'));
 
   /** baresip's recording `file` (sndfile's *-dec.wav) holds the agent's tone, not its own. */
@@ -197,5 +200,5 @@ export function sipRig({ out, netns, hubPort }) {
     expect(agent - customer).toBeGreaterThan(30);
   }
 
-  return { secret, events, phone, clean, startRig, startHubPhoneAndBrowser, teardown, recordings, expectRecordingHoldsAgent, crashKamailio };
+  return { secret, events, phone, clean, startRig, startHubPhoneAndBrowser, teardown, recordings, expectRecordingHoldsAgent, crashKamailio, iptables };
 }

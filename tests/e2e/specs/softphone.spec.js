@@ -6,10 +6,16 @@
 // 440 Hz tone in the remote stream (AnalyserNode on the widget's <audio data-switchboard-remote>),
 // baresip's recording holds the browser's 1000 Hz tone (Goertzel), RFC 4733 digits pressed on the
 // widget's keypad reach baresip, Hold silences the far end's audio and Resume brings it back.
+// Transfers with JsSIP as the caller (/jssip.html, tests/e2e/sip-phone): blind (REFER) to baresip, and
+// attended (Consult, then Complete: REFER with Replaces) to a second agent's widget, with the caller held
+// (silence) during the consultation and caller and colleague hearing each other after; a consultation
+// refused and one cancelled. A network change mid-call: iptables in the namespace drops the browser's
+// media port, ICE restarts by re-INVITE with a new ufrag/pwd and the tone comes back; real packet loss
+// (iptables statistic match) raises the quality warning.
 //
 // Everything (rig, hub, Chromium) runs inside a loopback-only network namespace (FIELD-NOTES). Needs
 // root, the rig's Debian packages and both widget builds; skipped without dist/sip.
-import { cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test, expect } from '@playwright/test';
@@ -19,7 +25,7 @@ const DIST = join(ROOT, 'dist');
 const OUT = fileURLToPath(new URL('../.out/softphone/', import.meta.url));
 const WIDGET_DIR = join(OUT, 'widget');
 const HUB_PORT = 18091;
-const sip = sipRig({ out: OUT, netns: `sbphone-${process.pid}`, hubPort: HUB_PORT });
+const sip = sipRig({ out: OUT, netns: `${process.env.E2E_NETNS_PREFIX ?? 'sbphone'}-${process.pid}`, hubPort: HUB_PORT });
 const { events, phone, recordings } = sip;
 
 let rig = null;
@@ -65,6 +71,79 @@ const settledLevels = (page, ok, message) => settled(page, levels, ok, message);
 
 const expectHearsCustomer = (page, what) => expectHears(page, levels, `${what}: the widget hears`);
 
+/** Levels (dBFS) of both tones in the JsSIP page's remote audio now, or null. */
+async function jssipLevels(page) {
+  const now = await page.evaluate((f) => window.phone.levels(f), [CUSTOMER_HZ, AGENT_HZ]);
+  return now === null ? null : { customer: now[CUSTOMER_HZ], agent: now[AGENT_HZ] };
+}
+
+/**
+ * Waits until `read(page)` carries a browser's tone (every page of this Chromium sends AGENT_HZ from
+ * the fake microphone), loud and well above baresip's; logs `what`.
+ */
+async function expectHearsBrowser(page, read, what) {
+  const heard = await settled(page, read, (l) => l.agent > -50, `${what}: a browser's tone arrives`);
+  console.log(`${what}: ${AGENT_HZ} Hz at ${heard.agent} dB, ${CUSTOMER_HZ} Hz at ${heard.customer} dB`);
+  expect(heard.agent).toBeGreaterThan(-40);
+  expect(heard.agent - heard.customer).toBeGreaterThan(30);
+}
+
+/** Waits until `read(page)` is silent at both tones (a held call). */
+async function expectSilence(page, read, what) {
+  const heard = await settled(page, read, (l) => l.agent < -70 && l.customer < -70, `${what}: silence`);
+  console.log(`${what}: ${AGENT_HZ} Hz at ${heard.agent} dB, ${CUSTOMER_HZ} Hz at ${heard.customer} dB`);
+}
+
+/** Init script: every RTCPeerConnection the page makes is kept in window.__pcs (for its selected path). */
+function recordPeerConnections() {
+  const Real = window.RTCPeerConnection;
+  window.__pcs = [];
+  window.RTCPeerConnection = class extends Real {
+    constructor(...args) { super(...args); window.__pcs.push(this); }
+  };
+}
+
+/** The local UDP port of the selected ICE pair of the page's newest open peer connection, or null. */
+function selectedPort(page) {
+  return page.evaluate(async () => {
+    for (const pc of [...(window.__pcs ?? [])].reverse()) {
+      if (pc.connectionState === 'closed') continue;
+      const stats = await pc.getStats();
+      let pairId = null;
+      stats.forEach((s) => { if (s.type === 'transport' && s.selectedCandidatePairId) pairId = s.selectedCandidatePairId; });
+      const pair = pairId && stats.get(pairId);
+      if (pair) return stats.get(pair.localCandidateId)?.port ?? null;
+    }
+    return null;
+  });
+}
+
+/** A JsSIP phone page (nothing of ours) registered as `user`, that calls `callee` and accepts transfers. */
+async function jssipCaller(user, callee) {
+  const page = await browser.newPage();
+  page.on('console', (m) => { if (process.env.E2E_DEBUG) console.log(`jssip: ${m.text()}`); });
+  await page.goto(`http://127.0.0.1:${HUB_PORT}/jssip.html`);
+  await page.evaluate((o) => window.phone.start(o), { user, wsUri: rig.SIP_WS_URI, domain: rig.SIP_DOMAIN });
+  await page.evaluate((uri) => window.phone.call(uri), `sip:${callee}@${rig.SIP_DOMAIN}`);
+  await page.evaluate(() => window.phone.acceptTransfers());
+  return page;
+}
+
+/** `page` (a widget) takes the ringing call. */
+async function acceptOn(page) {
+  const dialog = page.getByRole('alertdialog', { name: /Incoming call/ });
+  await expect(dialog).toBeVisible({ timeout: 10_000 });
+  await dialog.getByRole('button', { name: 'Accept' }).click();
+  await expect(page.getByRole('button', { name: 'Hang up' })).toBeVisible({ timeout: 10_000 });
+}
+
+/** The agent on `page` opens Transfer, types `target` and presses `button` ('Transfer now' or 'Consult first'). */
+async function transfer(page, target, button) {
+  await page.getByRole('button', { name: 'Transfer', exact: true }).click();
+  await page.getByLabel('Transfer to').fill(target);
+  await page.getByRole('button', { name: button }).click();
+}
+
 /** A widget page signed in as `user`, its SIP line registered. */
 async function agentPage(user) {
   const page = await browser.newPage();
@@ -96,6 +175,9 @@ test.describe('softphone: the widget in telephony.mode "sip" against Kamailio, r
     config.ringTimeoutSeconds = 60;
     config.telephony = { mode: 'sip', sip: { wsUri: rig.SIP_WS_URI, domain: rig.SIP_DOMAIN, credentialsUrl: '/api/sip/credentials', dtmf: 'rfc4733', audioProcessing: false } };
     writeFileSync(join(WIDGET_DIR, 'config.json'), JSON.stringify(config, null, 2));
+    // JsSIP (nothing of ours) as a caller who gets transferred: /jssip.html.
+    copyFileSync(fileURLToPath(new URL('../sip-phone/index.html', import.meta.url)), join(WIDGET_DIR, 'jssip.html'));
+    copyFileSync(fileURLToPath(new URL('../node_modules/jssip/dist/jssip.min.js', import.meta.url)), join(WIDGET_DIR, 'jssip.min.js'));
 
     browser = await sip.startHubPhoneAndBrowser(WIDGET_DIR, 'e2e-softphone-key-0123456789', rig.SIP_WS_URI);
   });
@@ -319,18 +401,8 @@ test.describe('softphone: the widget in telephony.mode "sip" against Kamailio, r
     await page.addInitScript(() => {
       // A microphone that gives only silence (a dead headset): a track from an empty Web Audio graph.
       navigator.mediaDevices.getUserMedia = async () => new AudioContext().createMediaStreamDestination().stream;
-      // Packet loss cannot be made on this rig's loopback (no netem): getStats reports a quarter
-      // of the packets lost on top of what arrived; everything else is the browser's own.
-      const real = RTCPeerConnection.prototype.getStats;
-      RTCPeerConnection.prototype.getStats = async function getStats(...args) {
-        const report = await real.apply(this, args);
-        const out = new Map();
-        for (const [id, s] of report) {
-          out.set(id, s.type === 'inbound-rtp' ? { ...s, packetsLost: Math.round((s.packetsReceived ?? 0) / 3) } : s);
-        }
-        return out;
-      };
     });
+    await page.addInitScript(recordPeerConnections);
     await page.goto(`http://127.0.0.1:${HUB_PORT}/?user=heidi`);
     await expect(page.getByText('Phone line: ready')).toBeVisible({ timeout: 15_000 });
     const seen = events.length;
@@ -340,7 +412,17 @@ test.describe('softphone: the widget in telephony.mode "sip" against Kamailio, r
     await dialog.getByRole('button', { name: 'Accept' }).click();
     await expect.poll(() => events.slice(seen).some((e) => e.type === 'CALL_ESTABLISHED'), { timeout: 10_000 }).toBe(true);
     await expect(page.getByText(/^No sound from your microphone\./)).toBeVisible({ timeout: 15_000 });
-    await expect(page.getByText(/^Poor call quality: 2[4-6] % of the audio is lost \(estimated MOS [12]\.\d\)\.$/)).toBeVisible({ timeout: 20_000 });
+    // Real packet loss: a quarter of what reaches the browser's media port is dropped (iptables'
+    // statistic match in the rig's namespace; sch_netem is not in this kernel).
+    let port = null;
+    await expect.poll(async () => { port = await selectedPort(page); return port; }, { timeout: 10_000 }).not.toBeNull();
+    const lossRule = ['INPUT', '-p', 'udp', '--dport', String(port), '-m', 'statistic', '--mode', 'random', '--probability', '0.25', '-j', 'DROP'];
+    await sip.iptables('-I', ...lossRule);
+    try {
+      await expect(page.getByText(/^Poor call quality: (1[5-9]|2\d|3[0-5]) % of the audio is lost \(estimated MOS [12]\.\d\)\.$/)).toBeVisible({ timeout: 30_000 });
+    } finally {
+      await sip.iptables('-D', ...lossRule);
+    }
     await page.setViewportSize({ width: 320, height: 900 });
     await page.screenshot({ path: join(OUT, 'call-warnings-320-light.png'), fullPage: true });
     await page.emulateMedia({ colorScheme: 'dark' });
@@ -395,6 +477,134 @@ test.describe('softphone: the widget in telephony.mode "sip" against Kamailio, r
     await dialog.getByRole('button', { name: 'Accept' }).click();
     await expect.poll(() => events.slice(seen).some((e) => e.type === 'CALL_ESTABLISHED'), { timeout: 10_000 }).toBe(true);
     await expectHearsCustomer(page, 'after the Kamailio restart');
+    await page.getByRole('button', { name: 'Hang up' }).click();
+    await expect(page.getByRole('heading', { name: /Wrap-up/ })).toBeVisible({ timeout: 10_000 });
+    await page.close();
+  });
+
+  test('blind transfer (REFER): a JsSIP caller goes to baresip, hears it, and the agent wraps up', async () => {
+    const page = await agentPage('olga');
+    const caller = await jssipCaller('pat', 'olga');
+    await acceptOn(page);
+    await expectHearsBrowser(caller, jssipLevels, 'blind transfer, before: the caller hears the agent');
+    const seen = events.length;
+    await transfer(page, 'customer', 'Transfer now');
+    // JsSIP takes the REFER and calls baresip; the agent's leg ends on the final NOTIFY 2xx.
+    await expect.poll(() => events.slice(seen).some((e) => e.type === 'CALL_INCOMING'), { timeout: 10_000 }).toBe(true);
+    expect((await phone('accept')).ok).toBeTruthy();
+    await expect.poll(() => caller.evaluate(() => window.phone.transfer), { timeout: 10_000 }).toBe('confirmed');
+    expect(await caller.evaluate(() => window.phone.referredTo)).toMatch(/^sip:customer@/);
+    await expect(page.getByRole('heading', { name: /Wrap-up/ })).toBeVisible({ timeout: 10_000 });
+    await expectHears(caller, jssipLevels, 'blind transfer, after: the caller hears baresip');
+    expect((await phone('hangup')).ok).toBeTruthy();
+    await expect.poll(() => caller.evaluate(() => window.phone.transfer), { timeout: 10_000 }).toMatch(/^ended by remote/);
+    await caller.evaluate(() => window.phone.stop());
+    await caller.close();
+    await page.close();
+  });
+
+  test('attended transfer: Consult a colleague (the caller held), Complete (REFER with Replaces): caller and colleague talk', async () => {
+    const alice = await agentPage('quinn');
+    const bob = await agentPage('ruth');
+    const caller = await jssipCaller('sam', 'quinn');
+    await acceptOn(alice);
+    await expectHearsBrowser(caller, jssipLevels, 'attended, talking: the caller hears the agent');
+    await expectHearsBrowser(alice, levels, 'attended, talking: the agent hears the caller');
+
+    // Consult: the caller goes on hold (silence), the colleague rings and answers.
+    await transfer(alice, 'ruth', 'Consult first');
+    await acceptOn(bob);
+    await expect(alice.getByRole('button', { name: 'Complete transfer' })).toBeVisible({ timeout: 10_000 });
+    await expect(alice.getByText(/Consulting ruth/)).toBeVisible();
+    await expectSilence(caller, jssipLevels, 'attended, consulting: the caller on hold hears');
+    await expectHearsBrowser(bob, levels, 'attended, consulting: the colleague hears the agent');
+
+    // Complete: REFER to the caller; JsSIP's INVITE with Replaces takes the colleague's call over.
+    await alice.getByRole('button', { name: 'Complete transfer' }).click();
+    await expect.poll(() => caller.evaluate(() => window.phone.transfer), { timeout: 15_000 }).toBe('confirmed');
+    expect(decodeURIComponent(await caller.evaluate(() => window.phone.referredTo))).toMatch(/^sip:ruth@[^?]+\?Replaces=[^;]+;to-tag=[^;]+;from-tag=/i);
+    await expect(alice.getByRole('heading', { name: /Wrap-up/ })).toBeVisible({ timeout: 10_000 });
+    await expect(alice.locator('audio[data-switchboard-remote]')).toHaveCount(0);
+    // The colleague's desk keeps one call (now with the caller), and both hear each other.
+    await expect(bob.getByRole('button', { name: 'Hang up' })).toBeVisible();
+    await expect(bob.locator('audio[data-switchboard-remote]')).toHaveCount(1, { timeout: 10_000 });
+    await expectHearsBrowser(caller, jssipLevels, 'attended, transferred: the caller hears the colleague');
+    await expectHearsBrowser(bob, levels, 'attended, transferred: the colleague hears the caller');
+
+    await bob.getByRole('button', { name: 'Hang up' }).click();
+    await expect.poll(() => caller.evaluate(() => window.phone.transfer), { timeout: 10_000 }).toMatch(/^ended by remote/);
+    await expect(bob.getByRole('heading', { name: /Wrap-up/ })).toBeVisible({ timeout: 10_000 });
+    await caller.evaluate(() => window.phone.stop());
+    for (const p of [caller, alice, bob]) await p.close();
+  });
+
+  test('attended transfer refused, then cancelled: back to the held caller, Resume brings the audio back', async () => {
+    const alice = await agentPage('tara');
+    const bob = await agentPage('uma');
+    const caller = await jssipCaller('vic', 'tara');
+    await acceptOn(alice);
+    await expectHearsBrowser(caller, jssipLevels, 'refused: the caller hears the agent');
+
+    // The colleague declines: the consultation ends, the agent is told, the caller stays on hold.
+    await transfer(alice, 'uma', 'Consult first');
+    const ringing = bob.getByRole('alertdialog', { name: /Incoming call/ });
+    await expect(ringing).toBeVisible({ timeout: 10_000 });
+    await ringing.getByRole('button', { name: /Decline|Reject/ }).click();
+    await expect(alice.getByText(/did not accept this, code (486|603)/)).toBeVisible({ timeout: 10_000 });
+    await expect(alice.getByRole('button', { name: 'Resume' })).toBeVisible();
+    await expectSilence(caller, jssipLevels, 'refused: the caller on hold hears');
+
+    // Consult again; the colleague answers; Back to caller ends the consultation.
+    await alice.getByRole('button', { name: 'Resume' }).click();
+    await expect(alice.getByRole('button', { name: 'Hold' })).toBeVisible({ timeout: 10_000 });
+    await transfer(alice, 'uma', 'Consult first');
+    await acceptOn(bob);
+    await expect(alice.getByRole('button', { name: 'Back to caller' })).toBeVisible({ timeout: 10_000 });
+    await alice.getByRole('button', { name: 'Back to caller' }).click();
+    await expect(bob.getByRole('heading', { name: /Wrap-up/ })).toBeVisible({ timeout: 10_000 });
+    await expect(alice.getByRole('button', { name: 'Resume' })).toBeVisible({ timeout: 10_000 });
+    await alice.getByRole('button', { name: 'Resume' }).click();
+    await expect(alice.getByRole('button', { name: 'Hold' })).toBeVisible({ timeout: 10_000 });
+    await expectHearsBrowser(caller, jssipLevels, 'cancelled, resumed: the caller hears the agent again');
+    await expect(alice.locator('audio[data-switchboard-remote]')).toHaveCount(1);
+
+    await alice.getByRole('button', { name: 'Hang up' }).click();
+    await expect.poll(() => caller.evaluate(() => window.phone.ended), { timeout: 10_000 }).toMatch(/^ended by remote/);
+    await caller.evaluate(() => window.phone.stop());
+    for (const p of [caller, alice, bob]) await p.close();
+  });
+
+  test('network change mid-call: the path is cut, ICE restarts by re-INVITE with new credentials, the tone comes back', async () => {
+    const page = await browser.newPage();
+    await page.addInitScript(recordPeerConnections);
+    const sent = [];
+    page.on('websocket', (ws) => ws.on('framesent', (f) => sent.push(String(f.payload))));
+    await page.goto(`http://127.0.0.1:${HUB_PORT}/?user=wendy`);
+    await expect(page.getByText('Phone line: ready')).toBeVisible({ timeout: 15_000 });
+    await phone('dial', `sip:wendy@${rig.SIP_DOMAIN}`);
+    await acceptOn(page);
+    await expectHearsCustomer(page, 'before the cut');
+    const ufrag = (text) => /a=ice-ufrag:(\S+)/.exec(text)?.[1];
+    const answer = sent.find((f) => f.startsWith('SIP/2.0 200') && ufrag(f));
+    expect(answer, 'our 200 OK carries ICE credentials').toBeTruthy();
+
+    let port = null;
+    await expect.poll(async () => { port = await selectedPort(page); return port; }, { timeout: 10_000 }).not.toBeNull();
+    const cut = ['INPUT', '-p', 'udp', '--dport', String(port), '-j', 'DROP'];
+    await sip.iptables('-I', ...cut);
+    try {
+      await settledLevels(page, (l) => l.customer < -70, 'the path is cut: silence');
+      // ICE goes disconnected; after the grace the widget re-INVITEs with a new ufrag and pwd.
+      const reinvites = () => sent.filter((f) => f.startsWith('INVITE ') && ufrag(f));
+      await expect.poll(() => reinvites().length, { timeout: 30_000, message: 'an ICE restart re-INVITE' }).toBeGreaterThan(0);
+      const restart = reinvites()[0];
+      expect(ufrag(restart)).not.toBe(ufrag(answer));
+      expect(/a=ice-pwd:(\S+)/.exec(restart)[1]).not.toBe(/a=ice-pwd:(\S+)/.exec(answer)[1]);
+      await expectHearsCustomer(page, 'after the ICE restart');
+      expect(await selectedPort(page)).not.toBe(port);
+    } finally {
+      await sip.iptables('-D', ...cut);
+    }
     await page.getByRole('button', { name: 'Hang up' }).click();
     await expect(page.getByRole('heading', { name: /Wrap-up/ })).toBeVisible({ timeout: 10_000 });
     await page.close();

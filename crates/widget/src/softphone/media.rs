@@ -102,6 +102,7 @@ pub struct CallMedia {
     sender: RtcRtpSender,
     audio: HtmlAudioElement,
     _ontrack: Closure<dyn FnMut(RtcTrackEvent)>,
+    onice: RefCell<Option<Closure<dyn FnMut()>>>,
 }
 
 /// One `getStats` reading: the figures for the quality watch and a line for Diagnostics.
@@ -171,7 +172,25 @@ impl CallMedia {
             sender,
             audio,
             _ontrack: ontrack,
+            onice: RefCell::new(None),
         })
+    }
+
+    /// Calls `f` with the new `iceConnectionState` (W3C WebRTC §4.3.3: `checking`,
+    /// `connected`, `disconnected`, `failed`, …) on every change, until [`close`](Self::close).
+    pub fn on_ice_state(&self, f: impl Fn(String) + 'static) {
+        let pc = self.pc.clone();
+        let closure = Closure::<dyn FnMut()>::new(move || {
+            let state = Reflect::get(&pc, &"iceConnectionState".into())
+                .ok()
+                .and_then(|v| v.as_string());
+            if let Some(state) = state {
+                f(state);
+            }
+        });
+        self.pc
+            .set_oniceconnectionstatechange(Some(closure.as_ref().unchecked_ref()));
+        *self.onice.borrow_mut() = Some(closure);
     }
 
     /// Our SDP offer (a new call, hold/resume, or an ICE restart), with every candidate.
@@ -362,6 +381,8 @@ impl CallMedia {
 
     /// Ends the media: the peer connection, the microphone, the `<audio>` element.
     pub fn close(&self) {
+        self.pc.set_oniceconnectionstatechange(None);
+        self.onice.borrow_mut().take();
         self.pc.close();
         self.meter.borrow_mut().take();
         release(&self.mic.borrow());

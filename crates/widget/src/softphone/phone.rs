@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 use switchboard_core::call::machine::Command;
 use switchboard_core::{Action, DtmfMode, IncomingCall, RejectReason, SipConfig};
 use switchboard_sip::auth::Credentials;
+use switchboard_sip::ice::{IceState, IceWatch};
 use switchboard_sip::quality::{MicWatch, QualityWatch};
 use switchboard_sip::ua::{CallHandle, DtmfInfoFormat, EndReason, Event, UaConfig, UserAgent};
 use wasm_bindgen::JsCast;
@@ -66,6 +67,36 @@ struct Call {
     held: bool,
     muted: bool,
     established: bool,
+    /// When this call's media needs an ICE restart.
+    ice: IceWatch,
+    /// This call is the agent's consultation with a transfer target, for that customer call
+    /// (attended transfer, RFC 5589 §7): not on the desk, which shows the customer's call.
+    consult_for: Option<CallHandle>,
+    /// Our REFER for this call is out (blind or attended transfer under way).
+    referred: bool,
+}
+
+impl Call {
+    fn new(
+        handle: CallHandle,
+        id: String,
+        offer: Option<String>,
+        media: Option<Rc<CallMedia>>,
+    ) -> Call {
+        Call {
+            handle,
+            id,
+            offer,
+            media,
+            pending: Pending::None,
+            held: false,
+            muted: false,
+            established: false,
+            ice: IceWatch::default(),
+            consult_for: None,
+            referred: false,
+        }
+    }
 }
 
 struct State {
@@ -78,6 +109,8 @@ struct State {
     ws_closures: Vec<Box<dyn std::any::Any>>,
     ua: Option<UserAgent>,
     timer: Option<gloo_timers::callback::Timeout>,
+    /// Wakes the calls' [`IceWatch`]es at their next deadline.
+    ice_timer: Option<gloo_timers::callback::Timeout>,
     retry: Option<gloo_timers::callback::Timeout>,
     renew: Option<gloo_timers::callback::Timeout>,
     stats: Option<gloo_timers::callback::Interval>,
@@ -159,6 +192,7 @@ pub fn start(port: DeskPort, config: SipConfig, user: String, token: Rc<dyn Fn()
         ws_closures: Vec::new(),
         ua: None,
         timer: None,
+        ice_timer: None,
         retry: None,
         renew: None,
         stats: None,
@@ -254,6 +288,7 @@ pub fn stop() {
         .forget();
     }
     s.timer = None;
+    s.ice_timer = None;
     s.retry = None;
     s.renew = None;
     s.stats = None;
@@ -493,18 +528,80 @@ impl Phone {
     /// The network changed (`online`): calls in progress restart ICE by re-INVITE
     /// (RFC 8445 §9), so the audio finds the new path.
     fn network_changed(&self) {
-        let calls: Vec<CallHandle> = self
+        let t = now();
+        for c in self.0.borrow_mut().calls.iter_mut() {
+            c.ice.on_network_change(t);
+        }
+        self.check_ice();
+    }
+
+    /// Feeds the call's `iceConnectionState` to its [`IceWatch`].
+    fn watch_ice(&self, handle: CallHandle, media: &CallMedia) {
+        let phone = self.clone();
+        let session = self.0.borrow().session;
+        media.on_ice_state(move |state| {
+            let Some(state) = IceState::parse(&state).filter(|_| phone.alive(session)) else {
+                return;
+            };
+            if matches!(state, IceState::Disconnected | IceState::Failed) {
+                diagnostics::record(format!("softphone: ICE {state:?}, call {}", handle.0));
+            }
+            phone.with_call(handle, |c| c.ice.on_state(now(), state));
+            phone.check_ice();
+        });
+    }
+
+    /// Starts the ICE restarts that are due (a re-INVITE with new ICE credentials, RFC 8445
+    /// §2.4) and re-arms the ICE timer for the next deadline.
+    fn check_ice(&self) {
+        let t = now();
+        let due: Vec<_> = self
+            .0
+            .borrow_mut()
+            .calls
+            .iter_mut()
+            .filter_map(|c| c.ice.poll_restart(t).map(|why| (c.handle, why)))
+            .collect();
+        for (handle, why) in due {
+            diagnostics::record(format!(
+                "softphone: ICE restart ({why:?}), call {}",
+                handle.0
+            ));
+            self.renegotiate(handle, Pending::Restart);
+        }
+        let next = self
             .0
             .borrow()
             .calls
             .iter()
-            .filter(|c| c.established)
-            .map(|c| c.handle)
-            .collect();
-        for handle in calls {
-            diagnostics::record(format!("softphone: ICE restart, call {}", handle.0));
-            self.renegotiate(handle, Pending::Restart);
-        }
+            .filter_map(|c| c.ice.poll_timeout())
+            .min();
+        let session = self.0.borrow().session;
+        let timer = next.map(|at| {
+            let ms = at.saturating_sub(now()).as_millis().min(600_000) as u32 + 1;
+            let phone = self.clone();
+            gloo_timers::callback::Timeout::new(ms, move || {
+                if phone.alive(session) {
+                    phone.check_ice();
+                }
+            })
+        });
+        self.0.borrow_mut().ice_timer = timer;
+    }
+
+    fn is_consult(&self, handle: CallHandle) -> bool {
+        self.with_call(handle, |c| c.consult_for.is_some())
+            .unwrap_or(false)
+    }
+
+    /// The consultation call of customer call `handle`, if one is up or ringing.
+    fn consult_of(&self, handle: CallHandle) -> Option<(CallHandle, String, bool)> {
+        self.0
+            .borrow()
+            .calls
+            .iter()
+            .find(|c| c.consult_for == Some(handle))
+            .map(|c| (c.handle, c.id.clone(), c.established))
     }
 
     /// Sends what the UA queued and acts on its events until it is quiet; re-arms the timer.
@@ -609,20 +706,23 @@ impl Phone {
                 from,
                 display,
                 sdp,
-                ..
-            } => self.incoming(call, &from, display, sdp),
+                replaces,
+            } => match replaces.filter(|old| self.takes_over(*old)) {
+                Some(old) => self.take_over(call, old, sdp),
+                None => self.incoming(call, &from, display, sdp),
+            },
             Event::Ringing { call, .. } => {
-                if let Some(id) = self.call_id(call) {
+                if let Some(id) = self.call_id(call).filter(|_| !self.is_consult(call)) {
                     self.update_desk(&id, json!({"state": "alerting"}));
                 }
             }
             Event::Answered { call, sdp } => {
-                let Some((id, media)) = self
+                let Some((id, media, consult)) = self
                     .with_call(call, |c| {
                         c.established = true;
-                        (c.id.clone(), c.media.clone())
+                        (c.id.clone(), c.media.clone(), c.consult_for.is_some())
                     })
-                    .and_then(|(id, m)| m.map(|m| (id, m)))
+                    .and_then(|(id, m, consult)| m.map(|m| (id, m, consult)))
                 else {
                     return;
                 };
@@ -633,7 +733,9 @@ impl Phone {
                     {
                         diagnostics::warn(&format!("softphone: the answer was refused: {e}"));
                     }
-                    phone.update_desk(&id, json!({"state": "connected"}));
+                    if !consult {
+                        phone.update_desk(&id, json!({"state": "connected"}));
+                    }
                     phone.watch_stats();
                 });
             }
@@ -646,6 +748,9 @@ impl Phone {
                         (Some(m), Some(sdp)) => m.answer(&sdp).await.ok(),
                         _ => None,
                     };
+                    if let Some(answer) = &answer {
+                        phone.with_call(call, |c| c.ice.local_description(answer));
+                    }
                     if let Some(ua) = phone.0.borrow_mut().ua.as_mut() {
                         let _ = match answer {
                             Some(answer) => ua.answer(now(), call, &answer),
@@ -656,7 +761,7 @@ impl Phone {
                 });
             }
             Event::RenegotiationAnswered { call, sdp } => {
-                let Some((id, media, pending, held)) = self.with_call(call, |c| {
+                let Some((id, media, pending, held, consult)) = self.with_call(call, |c| {
                     let p = c.pending;
                     c.pending = Pending::None;
                     match p {
@@ -664,7 +769,13 @@ impl Phone {
                         Pending::Resume => c.held = false,
                         _ => {}
                     }
-                    (c.id.clone(), c.media.clone(), p, c.held)
+                    (
+                        c.id.clone(),
+                        c.media.clone(),
+                        p,
+                        c.held,
+                        c.consult_for.is_some(),
+                    )
                 }) else {
                     return;
                 };
@@ -673,7 +784,9 @@ impl Phone {
                     if let (Some(m), Some(sdp)) = (media, sdp) {
                         let _ = m.accept_answer(&sdp).await;
                     }
-                    if pending != Pending::Restart {
+                    // While a consultation runs the desk shows `transferring`, not `held`.
+                    let consulting = phone.consult_of(call).is_some();
+                    if pending != Pending::Restart && !consult && !consulting {
                         let state = if held { "held" } else { "connected" };
                         phone.update_desk(&id, json!({ "state": state }));
                     }
@@ -681,6 +794,17 @@ impl Phone {
             }
             Event::RenegotiationFailed { call, code } => {
                 diagnostics::record(format!("softphone: re-INVITE failed ({code})"));
+                let restart = self
+                    .with_call(call, |c| c.pending == Pending::Restart)
+                    .unwrap_or(false);
+                if restart {
+                    // Tried again after the IceWatch's backoff; the call goes on meanwhile.
+                    self.with_call(call, |c| {
+                        c.pending = Pending::None;
+                        c.ice.restart_failed(now());
+                    });
+                    return self.check_ice();
+                }
                 let restore = self.with_call(call, |c| {
                     c.pending = Pending::None;
                     (c.media.clone(), c.held, c.muted)
@@ -712,13 +836,22 @@ impl Phone {
                     return;
                 };
                 if (200..300).contains(&code) {
-                    // RFC 5589: the transferor ends its call itself.
+                    // RFC 5589: the transferor ends its call itself (and its consultation,
+                    // which the target has usually ended already by taking the Replaces).
+                    let consult = self.consult_of(call);
                     if let Some(ua) = self.0.borrow_mut().ua.as_mut() {
                         let _ = ua.hangup(now(), call);
+                        if let Some((consult, ..)) = consult {
+                            let _ = ua.hangup(now(), consult);
+                        }
+                    }
+                    if let Some((_, consult_id, _)) = consult {
+                        self.drop_call(&consult_id);
                     }
                     self.port()
                         .with_desk(|d, now| d.call_ended(&id, "transferred", now));
                 } else {
+                    self.with_call(call, |c| c.referred = false);
                     self.port().notice.set(Some(
                         strings()
                             .get("sip_control_failed")
@@ -755,16 +888,10 @@ impl Phone {
             .unwrap_or_default()
             .to_owned();
         diagnostics::record(format!("softphone: INVITE, call {id}"));
-        self.0.borrow_mut().calls.push(Call {
-            handle,
-            id: id.clone(),
-            offer: sdp,
-            media: None,
-            pending: Pending::None,
-            held: false,
-            muted: false,
-            established: false,
-        });
+        self.0
+            .borrow_mut()
+            .calls
+            .push(Call::new(handle, id.clone(), sdp, None));
         let call = IncomingCall {
             call_id: Some(id.clone()),
             phone_number: if number.is_empty() {
@@ -797,11 +924,23 @@ impl Phone {
         if let Some(m) = &call.media {
             m.close();
         }
+        if let Some(customer) = call.consult_for {
+            return self.consult_ended(customer, reason);
+        }
+        // A consultation left behind by its customer call goes too.
+        if let Some((consult, consult_id, _)) = self.consult_of(handle) {
+            if let Some(ua) = self.0.borrow_mut().ua.as_mut() {
+                let _ = ua.hangup(now(), consult);
+            }
+            self.drop_call(&consult_id);
+        }
         devices::stop_ringing();
         self.idle_if_no_call();
         let wire = match &reason {
             EndReason::RemoteCancel => "abandoned",
-            EndReason::RemoteHangup | EndReason::Replaced => "completed",
+            EndReason::RemoteHangup => "completed",
+            // Its desk call went on as the call that replaced it (take_over).
+            EndReason::Replaced => return,
             EndReason::Rejected {
                 code: 486 | 600, ..
             } => "busy",
@@ -821,9 +960,119 @@ impl Phone {
             .with_desk(|d, now| d.call_ended(&call.id, wire, now));
     }
 
-    /// The established call's media (the one the meters and the quality watch follow).
+    /// The consultation with the transfer target ended before the transfer (the target
+    /// refused, did not answer or hung up; the agent's own hang-up is [`cancel_consult`]):
+    /// the customer stays on hold and the desk goes back from transferring (as the hub's
+    /// `cancelConsult` reports `held`).
+    ///
+    /// [`cancel_consult`]: Self::cancel_consult
+    fn consult_ended(&self, customer: CallHandle, reason: EndReason) {
+        diagnostics::record(format!("softphone: consultation ended ({reason:?})"));
+        self.idle_if_no_call();
+        if matches!(
+            reason,
+            EndReason::LocalHangup | EndReason::LocalCancel | EndReason::Replaced
+        ) {
+            return;
+        }
+        // Completing: the target ends the consultation as it takes the Replaces INVITE.
+        let Some(id) = self
+            .with_call(customer, |c| (!c.referred).then(|| c.id.clone()))
+            .flatten()
+        else {
+            return;
+        };
+        self.update_desk(&id, json!({"state": "held"}));
+        if let EndReason::Rejected { code, .. } = reason {
+            self.port().notice.set(Some(
+                strings()
+                    .get("sip_control_failed")
+                    .replace("{code}", &code.to_string()),
+            ));
+        }
+    }
+
+    /// True when `old` is a call of ours that an INVITE with Replaces may take over (RFC 3891:
+    /// we are the target of an attended transfer and `old` is the consultation with the
+    /// transferor).
+    fn takes_over(&self, old: CallHandle) -> bool {
+        self.with_call(old, |c| c.established && c.media.is_some())
+            .unwrap_or(false)
+    }
+
+    /// Answers the Replaces INVITE `new` at once (the agent already accepted the call it
+    /// replaces): a fresh microphone stream and peer connection, the desk's call continues
+    /// under its id with the new far end, and the UA ends `old` by BYE.
+    fn take_over(&self, new: CallHandle, old: CallHandle, sdp: Option<String>) {
+        diagnostics::record(format!("softphone: call {} replaces call {}", new.0, old.0));
+        let Some(id) = self.with_call(old, |c| {
+            let id = c.id.clone();
+            c.id = format!("{id}-replaced");
+            id
+        }) else {
+            return;
+        };
+        let mut call = Call::new(new, id.clone(), None, None);
+        call.established = true;
+        self.0.borrow_mut().calls.push(call);
+        let (processing, ice) = {
+            let s = self.0.borrow();
+            (s.config.audio_processing, ice_servers(&s))
+        };
+        let phone = self.clone();
+        spawn_local(async move {
+            let media = match (media::microphone(processing).await, sdp) {
+                (Ok(mic), Some(sdp)) => match CallMedia::new(&ice, mic.clone()) {
+                    Ok(m) => {
+                        let m = Rc::new(m);
+                        m.answer(&sdp).await.map(|a| (m, a))
+                    }
+                    Err(e) => {
+                        media::release(&mic);
+                        Err(e)
+                    }
+                },
+                (Ok(mic), None) => {
+                    media::release(&mic);
+                    Err("no SDP offer".into())
+                }
+                (Err(e), _) => Err(format!("{e:?}")),
+            };
+            let answered = match media {
+                Ok((m, answer)) => {
+                    phone.watch_ice(new, &m);
+                    phone.with_call(new, |c| {
+                        c.ice.local_description(&answer);
+                        c.media = Some(m);
+                    });
+                    phone
+                        .0
+                        .borrow_mut()
+                        .ua
+                        .as_mut()
+                        .map(|ua| ua.answer(now(), new, &answer).is_ok())
+                }
+                Err(e) => {
+                    diagnostics::warn(&format!("softphone: Replaces not taken: {e}"));
+                    None
+                }
+            };
+            if answered != Some(true) {
+                if let Some(ua) = phone.0.borrow_mut().ua.as_mut() {
+                    let _ = ua.reject(now(), new, 488);
+                }
+                // The old call goes on under its desk id.
+                phone.drop_call(&id);
+                phone.with_call(old, |c| c.id = id.clone());
+            }
+            phone.pump();
+        });
+    }
+
+    /// The established call's media (the one the meters and the quality watch follow; a
+    /// consultation, added last, before the held customer).
     fn live_media(&self) -> Option<(Rc<CallMedia>, bool)> {
-        self.0.borrow().calls.iter().find_map(|c| {
+        self.0.borrow().calls.iter().rev().find_map(|c| {
             c.media
                 .clone()
                 .filter(|_| c.established)
@@ -893,16 +1142,39 @@ impl Phone {
                 Ok(offer) => offer,
                 Err(e) => return diagnostics::warn(&format!("softphone: no offer: {e}")),
             };
-            let result = phone.0.borrow_mut().ua.as_mut().map(|ua| match pending {
-                Pending::Hold => ua.hold(now(), handle, &offer),
-                Pending::Resume => ua.resume(now(), handle, &offer),
-                _ => ua.reinvite(now(), handle, &offer),
-            });
+            let result = {
+                let mut s = phone.0.borrow_mut();
+                let State { ua, calls, .. } = &mut *s;
+                let call = calls.iter_mut().find(|c| c.handle == handle);
+                match (ua.as_mut(), call) {
+                    (Some(ua), Some(c)) => Some(match pending {
+                        // Checked for new ICE credentials (RFC 8839 §4.4.1.1.1).
+                        Pending::Restart => c
+                            .ice
+                            .send_restart(ua, now(), handle, &offer)
+                            .map_err(|e| e.to_string()),
+                        _ => {
+                            c.ice.local_description(&offer);
+                            match pending {
+                                Pending::Hold => ua.hold(now(), handle, &offer),
+                                _ => ua.resume(now(), handle, &offer),
+                            }
+                            .map_err(|e| e.to_string())
+                        }
+                    }),
+                    _ => None,
+                }
+            };
             match result {
                 Some(Ok(())) => {
                     phone.with_call(handle, |c| c.pending = pending);
                 }
-                Some(Err(e)) => diagnostics::warn(&format!("softphone: re-INVITE not sent: {e}")),
+                Some(Err(e)) => {
+                    diagnostics::warn(&format!("softphone: re-INVITE not sent: {e}"));
+                    if pending == Pending::Restart {
+                        phone.check_ice();
+                    }
+                }
                 None => {}
             }
             phone.pump();
@@ -996,16 +1268,10 @@ impl Phone {
             };
             let id = format!("sip-{}-{}", phone.0.borrow().session, handle.0);
             diagnostics::record(format!("softphone: INVITE sent, call {id}"));
-            phone.0.borrow_mut().calls.push(Call {
-                handle,
-                id: id.clone(),
-                offer: None,
-                media: Some(media),
-                pending: Pending::None,
-                held: false,
-                muted: false,
-                established: false,
-            });
+            phone.watch_ice(handle, &media);
+            let mut call = Call::new(handle, id.clone(), None, Some(media));
+            call.ice.local_description(&offer);
+            phone.0.borrow_mut().calls.push(call);
             let call = json!({"callId": id, "direction": "outbound", "phoneNumber": number, "state": "dialling"});
             port.with_desk(|d, now| d.dialled(&call, now, 120_000.0));
             phone.pump();
@@ -1040,10 +1306,17 @@ impl Phone {
                 self.drop_call(&call_id);
             }
             Action::HangUp { call_id } => {
-                if let Some((handle, _)) = self.by_id(&call_id)
-                    && let Some(ua) = self.0.borrow_mut().ua.as_mut()
-                {
-                    let _ = ua.hangup(t, handle);
+                if let Some((handle, _)) = self.by_id(&call_id) {
+                    let consult = self.consult_of(handle);
+                    if let Some(ua) = self.0.borrow_mut().ua.as_mut() {
+                        let _ = ua.hangup(t, handle);
+                        if let Some((consult, ..)) = consult {
+                            let _ = ua.hangup(t, consult);
+                        }
+                    }
+                    if let Some((_, consult_id, _)) = consult {
+                        self.drop_call(&consult_id);
+                    }
                 }
                 self.drop_call(&call_id);
             }
@@ -1114,18 +1387,19 @@ impl Phone {
             }
         };
         self.with_call(handle, |c| c.media = Some(media.clone()));
+        self.watch_ice(handle, &media);
         let phone = self.clone();
         let id = id.to_owned();
         spawn_local(async move {
-            let answered = match media.answer(&offer).await {
-                Ok(answer) => phone
-                    .0
-                    .borrow_mut()
-                    .ua
-                    .as_mut()
-                    .map(|ua| ua.answer(now(), handle, &answer).map_err(|e| e.to_string())),
-                Err(e) => Some(Err(e)),
-            };
+            let answered =
+                match media.answer(&offer).await {
+                    Ok(answer) => phone
+                        .with_call(handle, |c| c.ice.local_description(&answer))
+                        .and(phone.0.borrow_mut().ua.as_mut().map(|ua| {
+                            ua.answer(now(), handle, &answer).map_err(|e| e.to_string())
+                        })),
+                    Err(e) => Some(Err(e)),
+                };
             match answered {
                 Some(Ok(())) => {
                     phone.with_call(handle, |c| c.established = true);
@@ -1188,16 +1462,127 @@ impl Phone {
                     self.port().notice.set(Some(call_failed(&e.to_string())));
                 }
             }
+            Command::StartConsult(target) => self.start_consult(handle, id, target),
+            Command::CompleteConsult => self.complete_consult(handle),
+            Command::CancelConsult => self.cancel_consult(handle, id),
             Command::Answer | Command::Reject | Command::HangUp => {}
-            Command::StartConsult(_)
-            | Command::CompleteConsult
-            | Command::CancelConsult
-            | Command::Conference => self
+            Command::Conference => self
                 .port()
                 .notice
                 .set(Some(strings().get("sip_not_available").into())),
         }
     }
+}
+
+impl Phone {
+    /// Consult (attended transfer, RFC 5589 §7): the customer goes on hold and a second call
+    /// goes to `typed`; the desk shows the customer's call as transferring.
+    fn start_consult(&self, customer: CallHandle, id: &str, typed: String) {
+        if self.consult_of(customer).is_some() {
+            return;
+        }
+        if !self.with_call(customer, |c| c.held).unwrap_or(true) {
+            self.renegotiate(customer, Pending::Hold);
+        }
+        let target = dial_target(&typed);
+        let (processing, ice) = {
+            let s = self.0.borrow();
+            (s.config.audio_processing, ice_servers(&s))
+        };
+        let phone = self.clone();
+        let port = self.port();
+        let id = id.to_owned();
+        spawn_local(async move {
+            let mic = match media::microphone(processing).await {
+                Ok(mic) => mic,
+                Err(e) => return port.notice.set(Some(mic_message(&e))),
+            };
+            let media = match CallMedia::new(&ice, mic.clone()) {
+                Ok(m) => Rc::new(m),
+                Err(e) => {
+                    media::release(&mic);
+                    return port.notice.set(Some(call_failed(&e)));
+                }
+            };
+            let placed = match media.offer(false).await {
+                Ok(offer) => phone
+                    .0
+                    .borrow_mut()
+                    .ua
+                    .as_mut()
+                    .map(|ua| ua.call(now(), &target, &offer).map(|h| (h, offer)))
+                    .ok_or_else(|| strings().get("sip_not_registered").to_owned())
+                    .and_then(|r| r.map_err(|e| e.to_string())),
+                Err(e) => Err(e),
+            };
+            let (handle, offer) = match placed {
+                Ok(placed) => placed,
+                Err(e) => {
+                    media.close();
+                    return port.notice.set(Some(call_failed(&e)));
+                }
+            };
+            diagnostics::record(format!("softphone: consultation, call {}", handle.0));
+            phone.watch_ice(handle, &media);
+            let mut call = Call::new(
+                handle,
+                format!("{id}-consult-{}", handle.0),
+                None,
+                Some(media),
+            );
+            call.ice.local_description(&offer);
+            call.consult_for = Some(customer);
+            phone.0.borrow_mut().calls.push(call);
+            phone.update_desk(
+                &id,
+                json!({"state": "transferring", "transferTarget": typed}),
+            );
+            phone.pump();
+        });
+    }
+
+    /// Complete: REFER to the customer with Refer-To the target and Replaces of the
+    /// consultation (RFC 3891); the NOTIFYs end both of the agent's calls
+    /// ([`Event::TransferProgress`]).
+    fn complete_consult(&self, customer: CallHandle) {
+        let sent = match self.consult_of(customer) {
+            Some((consult, _, true)) => self
+                .0
+                .borrow_mut()
+                .ua
+                .as_mut()
+                .map(|ua| ua.transfer_attended(now(), customer, consult)),
+            _ => Some(Err(switchboard_sip::ua::UaError::InvalidState(
+                "the transfer target has not answered",
+            ))),
+        };
+        match sent {
+            Some(Ok(())) => {
+                self.with_call(customer, |c| c.referred = true);
+            }
+            Some(Err(e)) => self.port().notice.set(Some(call_failed(&e.to_string()))),
+            None => {}
+        }
+    }
+
+    /// Back to the caller: the consultation is hung up (BYE or CANCEL) and the desk shows the
+    /// customer held, as the hub's `cancelConsult` does; Resume takes them back.
+    fn cancel_consult(&self, customer: CallHandle, id: &str) {
+        if let Some((consult, consult_id, _)) = self.consult_of(customer) {
+            if let Some(ua) = self.0.borrow_mut().ua.as_mut() {
+                let _ = ua.hangup(now(), consult);
+            }
+            self.drop_call(&consult_id);
+        }
+        self.update_desk(id, json!({"state": "held"}));
+    }
+}
+
+fn ice_servers(s: &State) -> Value {
+    s.creds
+        .as_ref()
+        .map(|c| c.ice_servers.clone())
+        .unwrap_or(json!([]))
 }
 
 /// What the agent typed as a SIP target: a SIP URI as is; a phone number without its
