@@ -43,6 +43,11 @@ pub struct Config {
     /// The sync engine's timers and switches (`presence.sync`). Without `presence.sync.sessionId`
     /// the session id is `auth.clientId` (MSAL) or `switchboard` (dev).
     pub presence_sync: SyncConfig,
+    /// Seconds between `getPresencesByUserId` polls when the hub pushes nothing
+    /// (`presence.pollSeconds`, 5–3600, default 30; [`crate::presence::poll`]).
+    pub presence_poll_seconds: u64,
+    /// Where the team list comes from (`presence.teamGroupId` or `presence.team`).
+    pub presence_team: crate::presence::poll::TeamSource,
     /// The host's origins and CIF names (`hostOrigins`, `crmUrl`, `cif`; crate::host).
     pub host_options: HostOptions,
     /// The widget's language (`locale`): `auto` (the default: the host's user language, else
@@ -497,6 +502,8 @@ impl Config {
         let auth = AuthConfig::from_value(auth)?;
         let presence_mapping = PresenceMapping::from_value(presence)?;
         let mut presence_sync = SyncConfig::from_value(presence.and_then(|p| p.get("sync")))?;
+        let presence_poll_seconds = crate::presence::poll::poll_seconds_from_value(presence)?;
+        let presence_team = crate::presence::poll::team_source_from_value(presence)?;
         let explicit_session = presence
             .and_then(|p| p.get("sync"))
             .and_then(|s| s.get("sessionId"))
@@ -565,6 +572,8 @@ impl Config {
             },
             presence_mapping,
             presence_sync,
+            presence_poll_seconds,
+            presence_team,
             host_options: HostOptions::from_root(root).map_err(invalid)?,
             locale: match string(root, "", "locale")? {
                 None => "auto".into(),
@@ -677,6 +686,12 @@ mod tests {
         let config = Config::from_json(SHIPPED).unwrap();
         assert_eq!(config.hub.url, "/api");
         assert!(matches!(config.auth, AuthConfig::Dev { .. }));
+        // The team is the stand-in's group; polling (when the hub pushes nothing) every 30 s.
+        assert_eq!(
+            config.presence_team,
+            crate::presence::poll::TeamSource::Group("switchboard-agents".into())
+        );
+        assert_eq!(config.presence_poll_seconds, 30);
     }
 
     #[test]

@@ -17,6 +17,8 @@
 //! | `POST /users/{id}/presence/setUserPreferredPresence` | `{"availability","activity","expirationDuration"?}` | 200 |
 //! | `POST /users/{id}/presence/clearUserPreferredPresence` | `{}` | 200 |
 //! | `GET /users?$top=N&$skiptoken=K` | — | the demo directory `{"value": [{"id","displayName","userPrincipalName"}], "@odata.nextLink"?}` |
+//! | `GET /users/{id or UPN}` | — | `{"id","displayName","userPrincipalName"}`; 404 unknown |
+//! | `GET /groups/{id}/members?$top=N&$skiptoken=K` | — | the group's members as for `/users`, [`MEMBERS_PAGE`] a page unless `$top` (1–999) says otherwise; 404 unknown group. `$select` is accepted (the three fields are always there) |
 //!
 //! Errors have Graph's shape `{"error": {"code", "message"}}`: 400 `BadRequest`, 401
 //! `InvalidAuthenticationToken`, 403 `Forbidden` (writing another user's presence: delegated
@@ -57,10 +59,13 @@ use crate::auth::{is_valid_user_name, unix_now_ms};
 pub use crate::graph_access::{GraphCaller, GraphError};
 use crate::graph_access::{bad, error};
 use crate::hub::{ConnectionInfo, Hub, HubMethods};
-use crate::presence::{Change, OFFLINE, Session, UserPresence, changed, wire};
 pub use crate::presence::{
-    GraphConfig, GraphState, MAX_SESSION_EXPIRATION_MS, MAX_SESSIONS, MAX_SUBSCRIBERS, MAX_USERS,
-    MAX_WATCHED_PER_USER, TEAMS_CLIENT_SESSION, colleague_id,
+    AGENTS_GROUP, AGENTS_GROUP_SIZE, GraphConfig, GraphState, MAX_SESSION_EXPIRATION_MS,
+    MAX_SESSIONS, MAX_SUBSCRIBERS, MAX_USERS, MAX_WATCHED_PER_USER, TEAMS_CLIENT_SESSION,
+    colleague_id,
+};
+use crate::presence::{
+    Change, OFFLINE, Session, UPN_SUFFIX, UserPresence, changed, group_member_ids, wire,
 };
 
 /// Applies a change, then pushes `PresenceChanged` if the aggregate moved and arms a timer for
@@ -111,7 +116,7 @@ fn apply(hub: &Arc<Hub>, id: &str, change: Change) -> Result<(), ()> {
 /// pushes then).
 fn push(hub: &Hub, id: &str, presence: Value, to: Vec<(String, String)>) {
     crate::graph_subscriptions::notify(hub, id);
-    if hub.graph.link().is_some() {
+    if push_mode(hub) != "stand-in" {
         return;
     }
     for (hub_name, user) in to {
@@ -171,6 +176,21 @@ pub fn simulate(hub: &Arc<Hub>, id: &str, presence: Presence, preferred: bool) -
 
 // ----- hub methods ---------------------------------------------------------------------------
 
+/// How `PresenceChanged` reaches a `subscribePresence` watcher, as the answer's `push` says:
+/// `"subscriptions"` (real Graph change notifications through [`crate::graph_link`], the hub
+/// has app credentials), `"stand-in"` (dev mode: the stand-in pushes its own changes), `"none"`
+/// (nothing pushes: no credentials and no stand-in, or `--graph-stand-in-push off`; the widget
+/// must poll `getPresencesByUserId`).
+pub fn push_mode(hub: &Hub) -> &'static str {
+    if hub.graph.link().is_some() {
+        "subscriptions"
+    } else if hub.dev_mode() && hub.graph.config.stand_in_push {
+        "stand-in"
+    } else {
+        "none"
+    }
+}
+
 /// Puts the presence hub methods in the hub's method table (see [`invoke`]).
 pub fn register(methods: &mut HubMethods) {
     methods.register("subscribePresence", invoke);
@@ -181,7 +201,7 @@ pub fn register(methods: &mut HubMethods) {
 ///
 /// | method | arguments | result |
 /// |---|---|---|
-/// | `subscribePresence` | `ids: string[]` (≤ 650 per call; ≤ 10,000 per user in all) | `{"value": [presence...]}` for the known ids |
+/// | `subscribePresence` | `ids: string[]` (≤ 650 per call; ≤ 10,000 per user in all) | `{"value": [presence...], "push": "subscriptions" \| "stand-in" \| "none"}`: the known ids' presence and how changes will arrive ([`push_mode`]) |
 /// | `unsubscribePresence` | `ids?: string[]` (none: all) | void |
 fn invoke(
     hub: &Hub,
@@ -276,7 +296,7 @@ fn invoke(
         drop(inner);
         link.watch(watched);
     }
-    Ok(Some(json!({ "value": value })))
+    Ok(Some(json!({ "value": value, "push": push_mode(hub) })))
 }
 
 // ----- routes --------------------------------------------------------------------------------
@@ -307,6 +327,8 @@ fn routes() -> Router<Arc<Hub>> {
         .without_v07_checks()
         .route("/me/presence", get(me_presence))
         .route("/users", get(directory))
+        .route("/users/{id}", get(user))
+        .route("/groups/{id}/members", get(group_members))
         .route("/users/{id}/presence", get(user_presence))
         .route(
             "/communications/getPresencesByUserId",
@@ -514,7 +536,7 @@ async fn directory(
         .iter()
         .skip(skip)
         .take(top)
-        .map(|(id, name)| json!({ "id": id, "displayName": name, "userPrincipalName": format!("{id}@switchboard.test") }))
+        .map(|(id, name)| user_json(id, name))
         .collect();
     let mut body = json!({ "value": value });
     // `$skiptoken` is the client's: `usize::MAX` must not overflow.
@@ -522,6 +544,77 @@ async fn directory(
     if next < inner.directory.len() {
         body["@odata.nextLink"] = json!(format!(
             "{}/users?$top={top}&$skiptoken={next}",
+            hub.graph.config.base_path
+        ));
+    }
+    Ok(Json(body))
+}
+
+/// Members of a group a page by default (Graph's default page size for `/groups/{id}/members`).
+pub const MEMBERS_PAGE: usize = 100;
+
+/// A directory entry as Graph's `user` resource (the fields `$select=id,displayName,userPrincipalName` asks for).
+fn user_json(id: &str, name: &str) -> Value {
+    json!({
+        "id": id,
+        "displayName": name,
+        "userPrincipalName": format!("{id}{UPN_SUFFIX}"),
+    })
+}
+
+/// `GET /users/{id|UPN}`.
+async fn user(
+    State(hub): State<Arc<Hub>>,
+    Path(key): Path<String>,
+    _: Authorized<GraphCaller>,
+) -> Result<Json<Value>, GraphError> {
+    let id = key.strip_suffix(UPN_SUFFIX).unwrap_or(&key);
+    let inner = hub.graph.lock();
+    inner
+        .directory
+        .iter()
+        .find(|(d, _)| d == id)
+        .map(|(d, name)| Json(user_json(d, name)))
+        .ok_or_else(|| not_found(&key))
+}
+
+/// `GET /groups/{id}/members`: paged with `$top` and `$skiptoken`, `@odata.nextLink` while
+/// more follow.
+async fn group_members(
+    State(hub): State<Arc<Hub>>,
+    Path(group): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    _: Authorized<GraphCaller>,
+) -> Result<Json<Value>, GraphError> {
+    let number = |k: &str, default: usize| match query.get(k) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<usize>()
+            .map_err(|_| bad(format!("{k} must be a whole number"))),
+    };
+    let top = number("$top", MEMBERS_PAGE)?.clamp(1, 999);
+    let skip = number("$skiptoken", 0)?;
+    let inner = hub.graph.lock();
+    let members = group_member_ids(&group, inner.directory.len()).ok_or_else(|| {
+        error(
+            StatusCode::NOT_FOUND,
+            "Request_ResourceNotFound",
+            format!("Resource '{group}' does not exist or one of its queried reference-property objects are not present."),
+        )
+    })?;
+    let value: Vec<Value> = inner
+        .directory
+        .iter()
+        .take(members)
+        .skip(skip)
+        .take(top)
+        .map(|(id, name)| user_json(id, name))
+        .collect();
+    let mut body = json!({ "value": value });
+    let next = skip.saturating_add(top);
+    if next < members {
+        body["@odata.nextLink"] = json!(format!(
+            "{}/groups/{group}/members?$top={top}&$skiptoken={next}",
             hub.graph.config.base_path
         ));
     }

@@ -155,6 +155,7 @@ async fn notifications(
     }
     for event in &outcome.lifecycle {
         tracing::info!("Graph: lifecycle notification {event}");
+        crate::metrics::graph_lifecycle(event);
     }
     link.wake.notify_one();
     StatusCode::ACCEPTED.into_response()

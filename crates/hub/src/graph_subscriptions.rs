@@ -11,6 +11,7 @@
 //! | route | body | answer |
 //! |---|---|---|
 //! | `POST /subscriptions` | `{"changeType": "updated", "resource": "/communications/presences?$filter=id in ('a','b')"` or `"/communications/presences/{id}"`, `"notificationUrl", "lifecycleNotificationUrl"?, "expirationDateTime", "clientState"?}` | 201 the subscription; 400 `BadRequest` (≤ 650 ids, expiry in the future and ≤ 60 min, `changeType` `updated`, `clientState` ≤ 128 chars, notification URL on loopback, validation failed) |
+//! | `GET /subscriptions` | — | 200 `{"value": [subscription...]}`: the caller's live subscriptions (same app or user), one page |
 //! | `GET /subscriptions/{id}` | — | 200 the subscription; 404 unknown or expired |
 //! | `PATCH /subscriptions/{id}` | `{"expirationDateTime"}` | 200 the subscription (renewed; also reauthorizes); 404 unknown or expired |
 //! | `POST /subscriptions/{id}/reauthorize` | — | 204 (reauthorized); 404 |
@@ -122,7 +123,7 @@ fn gone(id: &str) -> GraphError {
 pub(crate) fn routes() -> Router<Arc<Hub>> {
     Router::new()
         .without_v07_checks()
-        .route("/subscriptions", post(create))
+        .route("/subscriptions", post(create).get(list))
         .route("/subscriptions/{id}", get(read).patch(renew).delete(remove))
         .route("/subscriptions/{id}/reauthorize", post(reauthorize))
         .route("/test/subscriptions/{id}/lifecycle", post(hook_lifecycle))
@@ -320,6 +321,36 @@ fn live(hub: &Hub, id: &str) -> Result<Subscription, GraphError> {
         .get(id)
         .cloned()
         .ok_or_else(|| gone(id))
+}
+
+/// `GET /subscriptions`: the caller's live subscriptions (those it created: the same app
+/// token's client id, or the same user), one page.
+async fn list(
+    State(hub): State<Arc<Hub>>,
+    Authorized(caller): Authorized<GraphCaller>,
+) -> Json<Value> {
+    let now = unix_now_ms();
+    let inner = hub.graph.lock();
+    let mut mine: Vec<&Subscription> = inner
+        .subscriptions
+        .values()
+        .filter(|s| s.application == caller && s.expires_at > now)
+        .collect();
+    mine.sort_by(|a, b| a.id.cmp(&b.id));
+    let value: Vec<Value> = mine
+        .into_iter()
+        .map(|s| {
+            let mut v = subscription_json(s);
+            if let Some(o) = v.as_object_mut() {
+                o.remove("@odata.context");
+            }
+            v
+        })
+        .collect();
+    Json(json!({
+        "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#subscriptions",
+        "value": value,
+    }))
 }
 
 async fn read(

@@ -150,6 +150,11 @@ struct Cli {
     /// Renew a subscription when this many seconds are left.
     #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=3000))]
     graph_renew_before_seconds: u64,
+    /// Whether the dev Graph stand-in pushes `PresenceChanged` to `subscribePresence` watchers
+    /// (`off`: the answer says `"push": "none"` and widgets poll, as against a hub without Graph
+    /// credentials).
+    #[arg(long, value_name = "on|off", value_parser = ["on", "off"], default_value = "on")]
+    graph_stand_in_push: String,
 }
 
 fn parse_state(value: &str) -> Result<String, String> {
@@ -321,6 +326,7 @@ async fn main() -> std::process::ExitCode {
         calls_per_minute: cli.calls_per_minute,
     };
     config.graph.link = graph;
+    config.graph.stand_in_push = cli.graph_stand_in_push == "on";
     if let Some(secret) = cli.sip_secret.clone().filter(|s| !s.is_empty()) {
         let mut sip = switchboard_hub::routes::sip::SipConfig::new(secret);
         sip.ttl = Duration::from_secs(cli.sip_credentials_ttl);

@@ -17,6 +17,7 @@
 //! | `switchboard_calls` | gauge | `state` | calls in the registry by state (set at each scrape) |
 //! | `switchboard_panics_total` | counter | | requests that panicked (answered 500) |
 //! | `switchboard_replay_buffered_bytes` | gauge | | bytes of sent messages kept for stateful reconnect until acked, over all connections |
+//! | `switchboard_graph_lifecycle_total` | counter | `event` | Graph lifecycle notifications accepted by `/api/graph/lifecycle` (or `/notifications`): `missed`, `reauthorizationRequired`, `subscriptionRemoved`, `other` |
 //! | `switchboard_graph_notifications_total` | counter | `outcome` | Graph change/lifecycle notification items: `accepted`, `rejected` (unknown subscription or wrong `clientState`), `malformed` (bodies) |
 
 use std::sync::OnceLock;
@@ -127,6 +128,19 @@ pub trait TransportLabel {
 /// The `transport` label of a transport.
 pub fn transport_name(kind: impl TransportLabel) -> &'static str {
     kind.transport_label()
+}
+
+/// One accepted Graph lifecycle notification (`lifecycleEvent`; unknown names count as `other`,
+/// so the label set stays bounded).
+pub fn graph_lifecycle(event: &str) {
+    let event: &'static str = match event {
+        "missed" => "missed",
+        "reauthorizationRequired" => "reauthorizationRequired",
+        "subscriptionRemoved" => "subscriptionRemoved",
+        _ => "other",
+    };
+    handle();
+    metrics::counter!("switchboard_graph_lifecycle_total", "event" => event).increment(1);
 }
 
 /// Graph notification items received by `/api/graph/notifications` with this `outcome`

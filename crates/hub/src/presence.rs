@@ -25,6 +25,19 @@ pub const MAX_SESSIONS: usize = 16;
 /// `setPresence`'s longest `expirationDuration` (PT4H).
 pub const MAX_SESSION_EXPIRATION_MS: u64 = 4 * 3_600_000;
 
+/// The stand-in's one group: alice, bob and the first colleagues ([`AGENTS_GROUP_SIZE`] in
+/// all; two pages of `/groups/{id}/members` at the default page size).
+pub const AGENTS_GROUP: &str = "switchboard-agents";
+/// Members of [`AGENTS_GROUP`] (fewer if the directory is smaller).
+pub const AGENTS_GROUP_SIZE: usize = 122;
+/// Directory users' `userPrincipalName` is their id with this suffix.
+pub const UPN_SUFFIX: &str = "@switchboard.test";
+
+/// How many directory entries, from the first, group `group` has (`None`: no such group).
+pub(crate) fn group_member_ids(group: &str, directory: usize) -> Option<usize> {
+    (group == AGENTS_GROUP).then_some(AGENTS_GROUP_SIZE.min(directory))
+}
+
 /// Stand-in settings (part of [`crate::HubConfig`]).
 #[derive(Debug, Clone)]
 pub struct GraphConfig {
@@ -47,6 +60,10 @@ pub struct GraphConfig {
     /// Real Graph change notifications for `subscribePresence` (the hub's app credentials and
     /// public notification URL; [`crate::graph_link`]). `None`: the stand-in is the source.
     pub link: Option<crate::graph_client::LinkConfig>,
+    /// Whether the stand-in pushes `PresenceChanged` to `subscribePresence` watchers (default
+    /// `true`; `--graph-stand-in-push off` turns it off, so the `subscribePresence` answer says
+    /// `"push": "none"` and the widget polls, as against a hub without Graph credentials).
+    pub stand_in_push: bool,
 }
 
 impl Default for GraphConfig {
@@ -59,6 +76,7 @@ impl Default for GraphConfig {
             colleagues: 700,
             app_secret: None,
             link: None,
+            stand_in_push: true,
         }
     }
 }

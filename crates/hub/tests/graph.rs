@@ -355,6 +355,41 @@ async fn too_many_requests_answer_429_with_retry_after() {
 }
 
 #[tokio::test]
+async fn without_stand_in_push_the_answer_says_none_and_nothing_is_pushed() {
+    let hub = start_hub_with(|c| c.graph.stand_in_push = false).await;
+    let base = hub.base_url();
+    let mut bob = Client::connect(&base, "bob").await;
+    let answer = bob
+        .invoke_ok("subscribePresence", vec![json!(["alice"])])
+        .await;
+    assert_eq!(answer["push"], "none");
+    let r = sent(
+        http()
+            .post(format!("{base}/simulator/presence"))
+            .json(&json!({"user": "alice", "availability": "Busy", "activity": "InAMeeting"})),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    // A push would be queued before the simulator answers, so before this completion.
+    let answer = bob
+        .invoke_ok("subscribePresence", vec![json!(["alice"])])
+        .await;
+    assert_eq!(answer["value"][0]["availability"], "Busy");
+    assert_eq!(bob.received("PresenceChanged"), 0);
+    // The stand-in still answers a poll.
+    let token = dev_token(&base, "bob").await;
+    let r = post(
+        &base,
+        &token,
+        "/communications/getPresencesByUserId",
+        json!({"ids": ["alice"]}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    hub.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
 async fn presence_changes_are_pushed_to_subscribers() {
     let hub = start_hub_with(|c| c.graph.min_session_expiration = Duration::ZERO).await;
     let base = hub.base_url();
@@ -365,7 +400,7 @@ async fn presence_changes_are_pushed_to_subscribers() {
         .await;
     assert_eq!(
         answer,
-        json!({"value": [{"id": "alice", "availability": "Available", "activity": "Available"}]})
+        json!({"value": [{"id": "alice", "availability": "Available", "activity": "Available"}], "push": "stand-in"})
     );
     assert_eq!(hub.hub.graph().watcher_count("alice"), 1);
 
@@ -478,4 +513,62 @@ async fn huge_skiptoken_and_expiration_do_not_overflow() {
     assert!(r.status() == 200 || r.status() == 400, "{}", r.status());
     // The hub still answers.
     assert!(!presence(&base, &alice, "alice").await.0.is_empty());
+}
+
+#[tokio::test]
+async fn group_members_are_paged_and_users_are_read_by_id_or_upn() {
+    let hub = start_hub().await;
+    let base = hub.base_url();
+    let token = dev_token(&base, "bob").await;
+    // Following @odata.nextLink: 122 members in pages of the default 100.
+    let mut next = Some(format!(
+        "{base}{BASE}/groups/switchboard-agents/members?$select=id,displayName,userPrincipalName"
+    ));
+    let mut pages = Vec::new();
+    let mut ids = Vec::new();
+    while let Some(url) = next.take() {
+        assert!(pages.len() < 10, "paging does not end");
+        let body: Value = sent(http().get(&url).bearer_auth(&token))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let page = body["value"].as_array().unwrap();
+        pages.push(page.len());
+        ids.extend(page.iter().map(|u| u["id"].as_str().unwrap().to_owned()));
+        next = body["@odata.nextLink"]
+            .as_str()
+            .map(|l| format!("{base}{l}"));
+    }
+    assert_eq!(pages, [100, 22]);
+    assert_eq!(ids[..3], ["alice", "bob", "colleague-001"]);
+    assert_eq!(ids.last().unwrap(), "colleague-120");
+    // $top changes the page size.
+    let body: Value = get(&base, &token, "/groups/switchboard-agents/members?$top=50")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["value"].as_array().unwrap().len(), 50);
+    let r = get(&base, &token, "/groups/nobody/members").await;
+    graph_error(r, 404, "Request_ResourceNotFound").await;
+
+    for key in ["alice", "alice@switchboard.test"] {
+        let body: Value = get(&base, &token, &format!("/users/{key}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            body,
+            json!({"id": "alice", "displayName": "Alice Adams", "userPrincipalName": "alice@switchboard.test"})
+        );
+    }
+    graph_error(
+        get(&base, &token, "/users/nobody").await,
+        404,
+        "ItemNotFound",
+    )
+    .await;
+    hub.shutdown(Duration::from_secs(1)).await;
 }

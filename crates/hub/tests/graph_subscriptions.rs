@@ -94,13 +94,23 @@ async fn metric(base: &str, outcome: &str) -> f64 {
         .map_or(0.0, |v| v.trim().parse().unwrap())
 }
 
+async fn lifecycle_metric(base: &str, event: &str) -> f64 {
+    let text = get_text(&format!("{base}/metrics")).await;
+    let prefix = format!("switchboard_graph_lifecycle_total{{event=\"{event}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map_or(0.0, |v| v.trim().parse().unwrap())
+}
+
 #[tokio::test]
 async fn a_stand_in_change_reaches_a_signalr_client_through_the_subscription() {
     let (graph, hub) = pair().await;
     let (a, b) = (graph.base_url(), hub.base_url());
     let mut bob = Client::connect(&b, "bob").await;
-    bob.invoke_ok("subscribePresence", vec![json!(["alice", "colleague-002"])])
+    let answer = bob
+        .invoke_ok("subscribePresence", vec![json!(["alice", "colleague-002"])])
         .await;
+    assert_eq!(answer["push"], "subscriptions");
     // The initial read (getPresencesByUserId) is pushed.
     expect_presence(&mut bob, "alice", "Available").await;
     eventually(|| subscription_ids(&hub).len() == 1).await;
@@ -126,6 +136,43 @@ async fn a_stand_in_change_reaches_a_signalr_client_through_the_subscription() {
         held["notificationUrl"],
         format!("{b}/api/graph/notifications")
     );
+
+    // GET /subscriptions lists the app's own live subscriptions (not another caller's).
+    let app: Value = sent(
+        http()
+            .post(format!("{a}/graph/login/contoso/oauth2/v2.0/token"))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", "switchboard-test-app"),
+                ("client_secret", KEY),
+            ]),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let app = app["access_token"].as_str().unwrap();
+    let listed: Value = sent(
+        http()
+            .get(format!("{a}/graph/v1.0/subscriptions"))
+            .bearer_auth(app),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(listed["value"].as_array().unwrap().len(), 1);
+    assert_eq!(listed["value"][0]["id"], sid.as_str());
+    let theirs: Value = sent(
+        http()
+            .get(format!("{a}/graph/v1.0/subscriptions"))
+            .bearer_auth(&token),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(theirs["value"], json!([]));
 
     simulate(&a, "alice", "Busy", "InAMeeting").await;
     let p = expect_presence(&mut bob, "alice", "Busy").await;
@@ -178,6 +225,7 @@ async fn lifecycle_events_are_handled() {
     lifecycle_event(&a, &first, "missed").await;
     simulate(&a, "alice", "DoNotDisturb", "Presenting").await;
     expect_presence(&mut bob, "alice", "DoNotDisturb").await;
+    assert!(lifecycle_metric(&b, "missed").await >= 1.0);
 
     // `subscriptionRemoved`: created again (a new id), changes flow again.
     lifecycle_event(&a, &first, "subscriptionRemoved").await;

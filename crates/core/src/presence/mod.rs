@@ -12,18 +12,22 @@
 //! - [`read_presence`]: one `{id, availability, activity}` presence.
 //! - [`subscriptions`]: the Graph presence subscription manager (change notifications,
 //!   renewal, lifecycle events, 429), sans-IO.
+//! - [`poll`]: [`poll::PollScheduler`], when to poll `getPresencesByUserId` when nothing
+//!   pushes (interval, `Retry-After`, back-off, hidden page), sans-IO; and the team's source
+//!   ([`poll::TeamSource`]).
 //! - [`batches`]: ids in groups of at most [`MAX_IDS_PER_REQUEST`] (650).
 //!
 //! No clock and no I/O here: time comes in as milliseconds since the Unix epoch (`u64`).
 
 pub mod choice;
 pub mod mapping;
+pub mod poll;
 pub mod subscriptions;
 pub mod sync;
 
 pub use choice::Choice;
 pub use mapping::{AgentTarget, PresenceMapping, SEED_003_TABLE, SeedCategory, TeamsTarget};
-pub use sync::{AgentSource, Command, PresenceSync, SyncConfig};
+pub use sync::{AgentSource, Command, HeldBack, HoldReason, PresenceSync, SyncConfig};
 
 /// Most user ids Graph accepts in one `POST /communications/getPresencesByUserId` request and
 /// in one presence subscription (Graph docs; seed `003_…` "only 650 users can be subscribed").

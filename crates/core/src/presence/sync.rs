@@ -295,6 +295,28 @@ impl Command {
 /// Our writes remembered for echo detection.
 const WRITES_KEPT: usize = 16;
 
+/// Why a change waits ([`PresenceSync::held_back`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldReason {
+    /// The 15-second rule: the new value has not held [`SyncConfig::min_stable_ms`] yet
+    /// (seed `004_…`: "Short lived statuses (under 15 seconds) will be ignored").
+    Stability,
+    /// Loop detection: [`SyncConfig::max_flips`] changes in one direction within
+    /// [`SyncConfig::flip_window_ms`] (seed `004_…`: "We attempt to detect potential status
+    /// loops").
+    Loop,
+}
+
+/// A change the engine is holding back, and until when (ms since the epoch; the engine's
+/// [`PresenceSync::next_deadline`] fires then).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeldBack {
+    /// Why it waits.
+    pub reason: HoldReason,
+    /// When it goes out at the earliest (if nothing changes meanwhile).
+    pub until_ms: u64,
+}
+
 /// The sync engine (see the module docs). Create it at sign-in with the agent's state.
 #[derive(Debug, Clone)]
 pub struct PresenceSync {
@@ -383,6 +405,57 @@ impl PresenceSync {
     /// Whether loop protection has held a change back (a hint for the UI / logs).
     pub fn loop_suspected(&self) -> bool {
         self.loop_suspected
+    }
+
+    /// The change held back at `now_ms`, if any: a Teams write (the agent's state, or a call's
+    /// InACall) waiting for the 15-second rule or for loop detection, or a Teams change waiting
+    /// for loop detection before it may change the agent state. `None` when nothing waits (a
+    /// Teams change still inside its 15 s is not reported: it may well be an echo or a blip).
+    pub fn held_back(&self, now_ms: u64) -> Option<HeldBack> {
+        if !self.signed_in {
+            return None;
+        }
+        let stable_at = |since: u64| since + self.config.min_stable_ms;
+        let limit = |flips: &VecDeque<u64>| {
+            let live: Vec<u64> = flips
+                .iter()
+                .copied()
+                .filter(|t| t + self.config.flip_window_ms > now_ms)
+                .collect();
+            (live.len() >= self.config.max_flips)
+                .then(|| live.first().map(|t| t + self.config.flip_window_ms))
+                .flatten()
+        };
+        let held = |reason, until_ms| Some(HeldBack { reason, until_ms });
+        if self.config.agent_to_teams && self.session.is_none() {
+            if let Some(since) = self.call_since {
+                if now_ms < stable_at(since) {
+                    return held(HoldReason::Stability, stable_at(since));
+                }
+            } else if self.agent_pending && self.agent_source != AgentSource::Sync {
+                let needed = match self.mapping.agent_to_teams(&self.agent) {
+                    Some(AgentTarget::Preferred(p)) => self.preferred != Some(p),
+                    Some(AgentTarget::Clear) => self.preferred.is_some(),
+                    Some(AgentTarget::Session(_)) => true,
+                    None => false,
+                };
+                if needed {
+                    if now_ms < stable_at(self.agent_since) {
+                        return held(HoldReason::Stability, stable_at(self.agent_since));
+                    }
+                    if let Some(until) = limit(&self.flips_to_teams) {
+                        return held(HoldReason::Loop, until);
+                    }
+                }
+            }
+        }
+        if self.teams_pending && self.call_since.is_none() && now_ms >= stable_at(self.teams_since)
+        {
+            if let Some(until) = limit(&self.flips_to_agent) {
+                return held(HoldReason::Loop, until);
+            }
+        }
+        None
     }
 
     /// Whether nothing waits to be synchronised (no pending change on either side).

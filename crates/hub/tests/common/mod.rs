@@ -245,6 +245,15 @@ impl Client {
         }
     }
 
+    /// How many invocations of `target` arrived and were not taken yet (no waiting).
+    #[allow(dead_code)]
+    pub fn received(&self, target: &str) -> usize {
+        self.events
+            .iter()
+            .filter(|e| matches!(e, Event::Invocation { target: t, .. } if t == target))
+            .count()
+    }
+
     /// Invokes and waits for the completion.
     pub async fn invoke(&mut self, target: &str, arguments: Vec<Value>) -> CompletionOutcome {
         let now = self.now();

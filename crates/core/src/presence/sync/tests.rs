@@ -581,3 +581,72 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn held_back_reports_the_15_second_rule_and_loop_detection() {
+    let mut e = engine();
+    assert_eq!(e.held_back(T0), None);
+    // The agent's Break waits for the 15-second rule before Teams is written.
+    e.agent_state_changed(T0, "Break", AgentSource::User);
+    assert_eq!(
+        e.held_back(T0 + 3 * S),
+        Some(HeldBack {
+            reason: HoldReason::Stability,
+            until_ms: T0 + 15 * S
+        })
+    );
+    e.poll(T0 + 15 * S);
+    assert_eq!(drain(&mut e), vec![set_teams(away())]);
+    assert_eq!(e.held_back(T0 + 15 * S), None);
+    // Back to Ready clears the preferred presence Break wrote: that write waits too.
+    e.agent_state_changed(T0 + 20 * S, "Ready", AgentSource::User);
+    assert_eq!(
+        e.held_back(T0 + 20 * S).map(|h| h.reason),
+        Some(HoldReason::Stability)
+    );
+    // A call waits 15 s before InACall is published.
+    e.call_started(T0 + 100 * S);
+    assert_eq!(
+        e.held_back(T0 + 101 * S),
+        Some(HeldBack {
+            reason: HoldReason::Stability,
+            until_ms: T0 + 115 * S
+        })
+    );
+    e.poll(T0 + 115 * S);
+    drain(&mut e);
+    assert_eq!(e.held_back(T0 + 116 * S), None);
+}
+
+#[test]
+fn held_back_reports_a_suspected_loop() {
+    let mut e = engine();
+    let mut t = T0;
+    for i in 0..5 {
+        e.teams_presence_changed(t, if i % 2 == 0 { away() } else { dnd() });
+        t += 16 * S;
+        e.poll(t);
+        drain(&mut e);
+    }
+    let held = e.held_back(t).expect("the fifth flip waits");
+    assert_eq!(held.reason, HoldReason::Loop);
+    assert_eq!(Some(held.until_ms), e.next_deadline());
+    e.poll(held.until_ms);
+    drain(&mut e);
+    assert_eq!(e.held_back(held.until_ms), None);
+
+    // The agent side: four Teams writes in five minutes, the fifth waits.
+    let mut e = engine();
+    let mut t = T0;
+    for i in 0..5 {
+        e.agent_state_changed(
+            t,
+            if i % 2 == 0 { "Break" } else { "NotReady" },
+            AgentSource::User,
+        );
+        t += 16 * S;
+        e.poll(t);
+        drain(&mut e);
+    }
+    assert_eq!(e.held_back(t).map(|h| h.reason), Some(HoldReason::Loop));
+}
