@@ -111,7 +111,8 @@ struct Inner {
     /// Where a dropped WebSocket is reopened for a stateful resume, and how often it was tried.
     resume: Option<(String, String, u32)>,
     reopen_timer: Option<Timeout>,
-    timer: Option<Timeout>,
+    /// The core's timer and the deadline it was armed for.
+    timer: Option<(Duration, Timeout)>,
     retry_timer: Option<Timeout>,
     /// Bounds the open + handshake of the attempt under way.
     attempt_timer: Option<Timeout>,
@@ -855,8 +856,10 @@ impl HubClient {
         (handlers.on_next_attempt)(Some(js_sys::Date::now() + delay.as_secs_f64() * 1000.0));
     }
 
-    /// Arms one timer for the core's next deadline (keep-alive or timeout). It is re-armed after
-    /// every receive, so a throttled background tab is corrected by the next message.
+    /// Arms one timer for the core's next deadline (keep-alive or timeout). A timer already
+    /// armed for that deadline or an earlier one is kept: firing early is harmless (the core
+    /// acts on what is due and this re-arms for the rest), and not re-arming on every receive
+    /// keeps a setTimeout/clearTimeout pair off each notification's path (issue 17).
     fn arm_timer(&self) {
         let deadline = self
             .0
@@ -868,6 +871,15 @@ impl HubClient {
             self.0.borrow_mut().timer = None;
             return;
         };
+        if self
+            .0
+            .borrow()
+            .timer
+            .as_ref()
+            .is_some_and(|(armed, _)| *armed <= deadline)
+        {
+            return;
+        }
         let wait = deadline
             .saturating_sub(now())
             .as_millis()
@@ -876,13 +888,17 @@ impl HubClient {
         let timer = Timeout::new(wait, move || {
             if let Some(rc) = weak.upgrade() {
                 let client = HubClient(rc);
+                // This timer has fired (dropping it now, as re-arming always did, is safe):
+                // the pump below arms the next one.
+                let fired = client.0.borrow_mut().timer.take();
+                drop(fired);
                 if let Some(core) = client.0.borrow_mut().core.as_mut() {
                     core.handle_timeout(now());
                 }
                 client.pump();
             }
         });
-        self.0.borrow_mut().timer = Some(timer);
+        self.0.borrow_mut().timer = Some((deadline, timer));
     }
 }
 
