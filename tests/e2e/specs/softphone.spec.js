@@ -10,9 +10,8 @@
 // attended (Consult, then Complete: REFER with Replaces) to a second agent's widget, with the caller held
 // (silence) during the consultation and caller and colleague hearing each other after; a consultation
 // refused and one cancelled. A network change mid-call: an `online` event restarts ICE at once; then
-// iptables in the namespace drops the browser's
-// media port, ICE restarts by re-INVITE with a new ufrag/pwd and the tone comes back; real packet loss
-// (iptables statistic match) raises the quality warning.
+// iptables in the namespace drops the browser's media port, ICE restarts by re-INVITE with a new
+// ufrag/pwd and the tone comes back; real packet loss (iptables statistic match) raises the quality warning.
 //
 // Everything (rig, hub, Chromium) runs inside a loopback-only network namespace (FIELD-NOTES). Needs
 // root, the rig's Debian packages and both widget builds; skipped without dist/sip.
