@@ -21,7 +21,7 @@ import { AGENT_HZ, CUSTOMER_HZ, expectHearsCustomer as expectHears, sipRig } fro
 const OUT = fileURLToPath(new URL('../.out/sip-rig/', import.meta.url));
 const PAGE_DIR = join(OUT, 'page');
 const HUB_PORT = 18090; // inside the namespace, which has ports of its own
-const sip = sipRig({ out: OUT, netns: `sbsip-${process.pid}`, hubPort: HUB_PORT });
+const sip = sipRig({ out: OUT, netns: `${process.env.E2E_NETNS_PREFIX ?? 'sbsip'}-${process.pid}`, hubPort: HUB_PORT });
 const { secret: SECRET, events, phone, recordings } = sip;
 
 let rig = null;

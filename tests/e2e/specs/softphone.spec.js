@@ -9,9 +9,9 @@
 // Transfers with JsSIP as the caller (/jssip.html, tests/e2e/sip-phone): blind (REFER) to baresip, and
 // attended (Consult, then Complete: REFER with Replaces) to a second agent's widget, with the caller held
 // (silence) during the consultation and caller and colleague hearing each other after; a consultation
-// refused and one cancelled. A network change mid-call: iptables in the namespace drops the browser's
-// media port, ICE restarts by re-INVITE with a new ufrag/pwd and the tone comes back; real packet loss
-// (iptables statistic match) raises the quality warning.
+// refused and one cancelled. A network change mid-call: an `online` event restarts ICE at once; then
+// iptables in the namespace drops the browser's media port, ICE restarts by re-INVITE with a new
+// ufrag/pwd and the tone comes back; real packet loss (iptables statistic match) raises the quality warning.
 //
 // Everything (rig, hub, Chromium) runs inside a loopback-only network namespace (FIELD-NOTES). Needs
 // root, the rig's Debian packages and both widget builds; skipped without dist/sip.
@@ -574,7 +574,7 @@ test.describe('softphone: the widget in telephony.mode "sip" against Kamailio, r
     for (const p of [caller, alice, bob]) await p.close();
   });
 
-  test('network change mid-call: the path is cut, ICE restarts by re-INVITE with new credentials, the tone comes back', async () => {
+  test('network change mid-call: online and a cut path each restart ICE by re-INVITE with new credentials, the tone comes back', async () => {
     const page = await browser.newPage();
     await page.addInitScript(recordPeerConnections);
     const sent = [];
@@ -587,6 +587,14 @@ test.describe('softphone: the widget in telephony.mode "sip" against Kamailio, r
     const ufrag = (text) => /a=ice-ufrag:(\S+)/.exec(text)?.[1];
     const answer = sent.find((f) => f.startsWith('SIP/2.0 200') && ufrag(f));
     expect(answer, 'our 200 OK carries ICE credentials').toBeTruthy();
+    const reinvites = () => sent.filter((f) => f.startsWith('INVITE ') && ufrag(f));
+
+    // The browser reports a network change (`online`): ICE restarts at once, the audio goes on.
+    await page.evaluate(() => window.dispatchEvent(new Event('online')));
+    await expect.poll(() => reinvites().length, { timeout: 10_000, message: 'an ICE restart re-INVITE on online' }).toBe(1);
+    expect(ufrag(reinvites()[0])).not.toBe(ufrag(answer));
+    await expectHearsCustomer(page, 'after the restart on online');
+    const before = reinvites()[0];
 
     let port = null;
     await expect.poll(async () => { port = await selectedPort(page); return port; }, { timeout: 10_000 }).not.toBeNull();
@@ -595,11 +603,10 @@ test.describe('softphone: the widget in telephony.mode "sip" against Kamailio, r
     try {
       await settledLevels(page, (l) => l.customer < -70, 'the path is cut: silence');
       // ICE goes disconnected; after the grace the widget re-INVITEs with a new ufrag and pwd.
-      const reinvites = () => sent.filter((f) => f.startsWith('INVITE ') && ufrag(f));
-      await expect.poll(() => reinvites().length, { timeout: 30_000, message: 'an ICE restart re-INVITE' }).toBeGreaterThan(0);
-      const restart = reinvites()[0];
-      expect(ufrag(restart)).not.toBe(ufrag(answer));
-      expect(/a=ice-pwd:(\S+)/.exec(restart)[1]).not.toBe(/a=ice-pwd:(\S+)/.exec(answer)[1]);
+      await expect.poll(() => reinvites().length, { timeout: 30_000, message: 'an ICE restart re-INVITE' }).toBeGreaterThan(1);
+      const restart = reinvites()[1];
+      expect(ufrag(restart)).not.toBe(ufrag(before));
+      expect(/a=ice-pwd:(\S+)/.exec(restart)[1]).not.toBe(/a=ice-pwd:(\S+)/.exec(before)[1]);
       await expectHearsCustomer(page, 'after the ICE restart');
       expect(await selectedPort(page)).not.toBe(port);
     } finally {
