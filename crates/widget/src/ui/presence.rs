@@ -5,7 +5,9 @@ use std::collections::{HashMap, HashSet};
 
 use leptos::prelude::*;
 use switchboard_core::agent_state::Shown;
-use switchboard_core::presence::{Availability, Choice, Presence as Pair, choice};
+use switchboard_core::presence::{
+    Availability, Choice, HeldBack, HoldReason, Presence as Pair, choice,
+};
 
 use crate::graph::Colleague;
 use crate::i18n::{agent_state, availability, presence_words, strings};
@@ -39,6 +41,8 @@ pub fn PresenceControl(
     #[prop(into)]
     agent: Signal<Option<Shown>>,
     error: RwSignal<Option<String>>,
+    /// A sync the engine holds back (the 15-second rule, loop detection).
+    held: RwSignal<Option<HeldBack>>,
     on_choose: Callback<String>,
 ) -> impl IntoView {
     let t = strings();
@@ -105,6 +109,14 @@ pub fn PresenceControl(
                 " · "
                 <span class="presence__source">{source}</span>
             </p>
+            {move || held.get().map(|h| view! {
+                <p class="presence__held" role="status">
+                    {match h.reason {
+                        HoldReason::Stability => t.sync_held_stability,
+                        HoldReason::Loop => t.sync_held_loop,
+                    }}
+                </p>
+            })}
             <p class="presence__error" role="alert">{move || error.get().unwrap_or_default()}</p>
         </section>
     }
