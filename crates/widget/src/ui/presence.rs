@@ -109,14 +109,14 @@ pub fn PresenceControl(
                 " · "
                 <span class="presence__source">{source}</span>
             </p>
-            {move || held.get().map(|h| view! {
-                <p class="presence__held" role="status">
-                    {match h.reason {
-                        HoldReason::Stability => t.sync_held_stability,
-                        HoldReason::Loop => t.sync_held_loop,
-                    }}
-                </p>
-            })}
+            // A polite live region that is always there (announced when its text changes); not
+            // role="status", which is the connection's.
+            <p class="presence__held" aria-live="polite">
+                {move || held.get().map(|h| match h.reason {
+                    HoldReason::Stability => t.sync_held_stability,
+                    HoldReason::Loop => t.sync_held_loop,
+                })}
+            </p>
             <p class="presence__error" role="alert">{move || error.get().unwrap_or_default()}</p>
         </section>
     }
