@@ -203,7 +203,7 @@ test('Graph throttling (429 with Retry-After) is waited out and the read retried
       await route.continue();
     }
   });
-  await fastSync(page);
+  await fastSync(page, { teamGroupId: null, team: null }); // the directory: two batches
   await page.goto('/?user=bob');
   await expect(page.getByRole('status')).toHaveText('Connected');
   await expect(page.locator('summary', { hasText: 'Team' })).toContainText('701', { timeout: 30_000 });
