@@ -403,8 +403,19 @@ impl Presence {
                             !mine
                         })
                         .collect();
-                    self.presences.update(|m| m.extend(others));
-                    if let Some(p) = own {
+                    // Only what changed: a poll repeats the same values every interval.
+                    let changed: Vec<_> = self.presences.with_untracked(|m| {
+                        others
+                            .into_iter()
+                            .filter(|(id, p)| m.get(id) != Some(p))
+                            .collect()
+                    });
+                    if !changed.is_empty() {
+                        self.presences.update(|m| m.extend(changed));
+                    }
+                    if let Some(p) =
+                        own.filter(|p| self.own.with_untracked(|o| o.teams != Some(*p)))
+                    {
                         self.teams_changed(p, true);
                     }
                     Ok(())
