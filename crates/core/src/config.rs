@@ -47,7 +47,7 @@ pub struct Config {
     /// (`presence.pollSeconds`, 5–3600, default 30; [`crate::presence::poll`]).
     pub presence_poll_seconds: u64,
     /// Where the team list comes from (`presence.teamGroupId` or `presence.team`).
-    pub presence_team: crate::presence::poll::TeamSource,
+    pub presence_team: crate::presence::TeamSource,
     /// The host's origins and CIF names (`hostOrigins`, `crmUrl`, `cif`; crate::host).
     pub host_options: HostOptions,
     /// The widget's language (`locale`): `auto` (the default: the host's user language, else
@@ -502,8 +502,8 @@ impl Config {
         let auth = AuthConfig::from_value(auth)?;
         let presence_mapping = PresenceMapping::from_value(presence)?;
         let mut presence_sync = SyncConfig::from_value(presence.and_then(|p| p.get("sync")))?;
-        let presence_poll_seconds = crate::presence::poll::poll_seconds_from_value(presence)?;
-        let presence_team = crate::presence::poll::team_source_from_value(presence)?;
+        let presence_poll_seconds = crate::presence::poll_seconds_from_value(presence)?;
+        let presence_team = crate::presence::team_source_from_value(presence)?;
         let explicit_session = presence
             .and_then(|p| p.get("sync"))
             .and_then(|s| s.get("sessionId"))
@@ -689,7 +689,7 @@ mod tests {
         // The team is the stand-in's group; polling (when the hub pushes nothing) every 30 s.
         assert_eq!(
             config.presence_team,
-            crate::presence::poll::TeamSource::Group("switchboard-agents".into())
+            crate::presence::TeamSource::Group("switchboard-agents".into())
         );
         assert_eq!(config.presence_poll_seconds, 30);
     }

@@ -271,6 +271,7 @@ fn OwnPresence(presence: Presence, agent: AgentStatus, now_ms: RwSignal<f64>) ->
             states=presence.states
             agent=Signal::derive(move || agent.shown(now_ms.get()))
             error=presence.error
+            held=presence.held
             on_choose=Callback::new(move |choice| presence.choose(choice))
         />
     }

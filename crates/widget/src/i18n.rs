@@ -123,6 +123,8 @@ strings!(
     source_here,
     source_teams,
     source_automatic,
+    sync_held_stability,
+    sync_held_loop,
     team,
     search_team,
     team_loading,

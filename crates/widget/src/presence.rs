@@ -15,8 +15,9 @@ use std::rc::Rc;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use serde_json::{Value, json};
+use switchboard_core::presence::poll::{PollScheduler, TeamSource};
 use switchboard_core::presence::{
-    AgentSource, Choice, Command, Presence as Pair, PresenceSync, batches, choice,
+    AgentSource, Choice, Command, HeldBack, Presence as Pair, PresenceSync, batches, choice,
 };
 use switchboard_core::{Config, Desk};
 
@@ -69,6 +70,11 @@ struct Inner {
     timer: Option<gloo_timers::callback::Timeout>,
     /// Source and time of our last Graph write, for telling echoes from Teams changes.
     last_write: Option<(Source, f64)>,
+    /// `presence.pollSeconds`.
+    poll_seconds: u64,
+    /// Polling `getPresencesByUserId`, while the hub says `"push": "none"`.
+    poll: Option<PollScheduler>,
+    poll_timer: Option<gloo_timers::callback::Timeout>,
 }
 
 /// The presence state of the widget. `Copy`: signal handles.
@@ -81,6 +87,11 @@ pub struct Presence {
     pub presences: RwSignal<HashMap<String, Pair>>,
     pub favourites: RwSignal<HashSet<String>>,
     pub error: RwSignal<Option<String>>,
+    /// A Teams write (or a Teams change) the sync engine holds back: the 15-second rule or
+    /// loop detection, and until when (`PresenceSync::held_back`).
+    pub held: RwSignal<Option<HeldBack>>,
+    /// Whether the widget polls Graph for presence (the hub pushes nothing).
+    pub polling: RwSignal<bool>,
     inner: StoredValue<Option<Inner>, LocalStorage>,
     client: StoredValue<Option<HubClient>, LocalStorage>,
     /// The agent state the hub keeps (`agent.rs`): the control publishes to it and shows it.
@@ -135,6 +146,8 @@ impl Presence {
             presences: RwSignal::new(HashMap::new()),
             favourites: RwSignal::new(favourites),
             error: RwSignal::new(None),
+            held: RwSignal::new(None),
+            polling: RwSignal::new(false),
             inner: StoredValue::new_local(None),
             client: StoredValue::new_local(None),
             agent,
@@ -167,6 +180,18 @@ impl Presence {
                 }
             }
             on_call
+        });
+        // A hidden page polls nothing; shown again, an overdue poll runs at once.
+        crate::browser::on_document("visibilitychange", move || {
+            let hidden = web_sys::window()
+                .and_then(|w| w.document())
+                .is_some_and(|d| d.hidden());
+            this.inner.update_value(|i| {
+                if let Some(p) = i.as_mut().and_then(|i| i.poll.as_mut()) {
+                    p.set_hidden(hidden);
+                }
+            });
+            this.arm_poll();
         });
         // Favourites persist (ids only).
         Effect::new(move |_| {
@@ -217,8 +242,12 @@ impl Presence {
             working: false,
             timer: None,
             last_write: None,
+            poll_seconds: config.presence_poll_seconds,
+            poll: None,
+            poll_timer: None,
         }));
         self.arm();
+        let team_source = config.presence_team.clone();
         spawn_local(async move {
             match graph.my_presence().await {
                 Ok(p) => self.teams_changed(p, false),
@@ -227,7 +256,11 @@ impl Presence {
             self.team_load.set(TeamLoad::Loading);
             let me = self.me();
             let loaded = async {
-                let mut team = graph.colleagues().await?;
+                let mut team = match &team_source {
+                    TeamSource::Group(id) => graph.group_members(id).await?,
+                    TeamSource::Users(keys) => graph.users(keys).await?,
+                    TeamSource::Directory => graph.colleagues().await?,
+                };
                 team.retain(|c| Some(&c.id) != me.as_ref());
                 let ids: Vec<String> = team.iter().map(|c| c.id.clone()).collect();
                 let presences = graph.presences(&ids).await?;
@@ -269,6 +302,7 @@ impl Presence {
             for chunk in chunks {
                 match client.invoke("subscribePresence", vec![json!(chunk)]).await {
                     Ok(answer) => {
+                        self.push_mode(answer.get("push").and_then(Value::as_str));
                         let me = self.me();
                         let mut own = None;
                         let list: Vec<_> = read_presences(&answer)
@@ -288,6 +322,119 @@ impl Presence {
                     Err(e) => web_sys::console::warn_1(&format!("subscribePresence: {e}").into()),
                 }
             }
+        });
+    }
+
+    /// The hub said how presence will arrive (`subscribePresence`'s `push`): `"none"` starts
+    /// polling Graph (`presence.pollSeconds`), anything else stops it.
+    fn push_mode(self, push: Option<&str>) {
+        let poll = push == Some("none");
+        let hidden = web_sys::window()
+            .and_then(|w| w.document())
+            .is_some_and(|d| d.hidden());
+        self.inner.update_value(|i| {
+            if let Some(i) = i {
+                match (poll, i.poll.is_some()) {
+                    (true, false) => {
+                        let mut scheduler = PollScheduler::new(i.poll_seconds, epoch_ms());
+                        scheduler.set_hidden(hidden);
+                        i.poll = Some(scheduler);
+                    }
+                    (false, true) => {
+                        i.poll = None;
+                        i.poll_timer = None;
+                    }
+                    _ => {}
+                }
+            }
+        });
+        self.polling.set(poll);
+        self.arm_poll();
+    }
+
+    /// One timer at the poll scheduler's next deadline (none while hidden or in flight).
+    fn arm_poll(self) {
+        let deadline = self.inner.with_value(|i| {
+            i.as_ref()
+                .and_then(|i| i.poll.as_ref())
+                .and_then(PollScheduler::next_deadline)
+        });
+        let timer = deadline.map(|at| {
+            let delay = at.saturating_sub(epoch_ms()).min(i32::MAX as u64) as u32;
+            gloo_timers::callback::Timeout::new(delay, move || self.poll_now())
+        });
+        self.inner.update_value(|i| {
+            if let Some(i) = i {
+                i.poll_timer = timer;
+            }
+        });
+    }
+
+    /// The poll timer fired: read our own and the team's presence with
+    /// `getPresencesByUserId` (650 ids a request), then schedule the next poll (`Retry-After`
+    /// on 429/503, back-off on errors).
+    fn poll_now(self) {
+        let now = epoch_ms();
+        let started = self.inner.try_update_value(|i| {
+            let i = i.as_mut()?;
+            let start = i.poll.as_mut()?.start(now);
+            start.then(|| (i.graph.clone(), i.me.clone()))
+        });
+        let Some(Some((graph, me))) = started else {
+            self.arm_poll();
+            return;
+        };
+        let mut ids = vec![me.clone()];
+        self.team
+            .with_untracked(|t| ids.extend(t.iter().map(|c| c.id.clone())));
+        spawn_local(async move {
+            let result = graph.poll_presences(&ids).await;
+            let now = epoch_ms();
+            let outcome = match result {
+                Ok(list) => {
+                    let mut own = None;
+                    let others: Vec<_> = list
+                        .into_iter()
+                        .filter(|(id, p)| {
+                            let mine = *id == me;
+                            if mine {
+                                own = Some(*p);
+                            }
+                            !mine
+                        })
+                        .collect();
+                    // Only what changed: a poll repeats the same values every interval.
+                    let changed: Vec<_> = self.presences.with_untracked(|m| {
+                        others
+                            .into_iter()
+                            .filter(|(id, p)| m.get(id) != Some(p))
+                            .collect()
+                    });
+                    if !changed.is_empty() {
+                        self.presences.update(|m| m.extend(changed));
+                    }
+                    if let Some(p) =
+                        own.filter(|p| self.own.with_untracked(|o| o.teams != Some(*p)))
+                    {
+                        self.teams_changed(p, true);
+                    }
+                    Ok(())
+                }
+                Err(f) => {
+                    web_sys::console::warn_1(&format!("presence poll: {}", f.message).into());
+                    Err(f)
+                }
+            };
+            self.inner.update_value(|i| {
+                if let Some(p) = i.as_mut().and_then(|i| i.poll.as_mut()) {
+                    match outcome {
+                        Ok(()) => p.succeeded(now),
+                        Err(f) if f.throttled => p.throttled(now, f.retry_after_ms),
+                        Err(_) => p.failed(now),
+                    }
+                }
+            });
+            self.arm_poll();
         });
     }
 
@@ -368,8 +515,12 @@ impl Presence {
         self.inner.update_value(|i| {
             if let Some(i) = i {
                 i.timer = None;
+                i.poll = None;
+                i.poll_timer = None;
             }
         });
+        self.polling.set(false);
+        self.held.set(None);
         self.client.set_value(None);
         self.team.set(Vec::new());
         self.presences.set(HashMap::new());
@@ -399,8 +550,15 @@ impl Presence {
         }
     }
 
-    /// One timer at the engine's next deadline.
+    /// One timer at the engine's next deadline (and the held-back notice brought up to date).
     fn arm(self) {
+        let now = epoch_ms();
+        let held = self
+            .inner
+            .with_value(|i| i.as_ref().and_then(|i| i.engine.held_back(now)));
+        if self.held.get_untracked() != held {
+            self.held.set(held);
+        }
         let deadline = self
             .inner
             .with_value(|i| i.as_ref().and_then(|i| i.engine.next_deadline()));

@@ -50,7 +50,7 @@ test('idle, ringing, in call, and after a missed call', async ({ page, request }
   await expect(page.getByRole('status')).toHaveText('Connected');
   await look(page, 'idle');
 
-  // The team drawer open, with live presences (701 people from the Graph stand-in).
+  // The team drawer open, with live presences (group switchboard-agents of the Graph stand-in).
   await page.locator('summary', { hasText: 'Team' }).click();
   await expect(page.getByLabel('Search team')).toBeVisible({ timeout: 30_000 });
   await expect(page.locator('li.mate').first()).toBeVisible();

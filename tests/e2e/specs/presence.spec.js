@@ -40,11 +40,11 @@ async function resetPresence(request, user) {
   expect(await graphPresence(request, user)).toBe('Available/Available');
 }
 
-async function fastSync(page) {
+async function fastSync(page, patch = {}) {
   await page.route('**/config.json', async (route) => {
     const response = await route.fetch();
     const config = await response.json();
-    const presence = config.presence ?? {};
+    const presence = { ...(config.presence ?? {}), ...patch };
     await route.fulfill({
       response,
       json: { ...config, presence: { ...presence, sync: { ...(presence.sync ?? {}), minStableSeconds: 1, precedenceSeconds: 1 } } },
@@ -141,7 +141,8 @@ test('700 colleagues load in two getPresencesByUserId batches; search, favourite
   page.on('request', (r) => {
     if (r.url().includes('/communications/getPresencesByUserId')) batches += 1;
   });
-  await fastSync(page);
+  // Neither presence.teamGroupId nor presence.team: the whole directory (GET /users), as before.
+  await fastSync(page, { teamGroupId: null, team: null });
   await page.goto('/?user=bob');
   await expect(page.getByRole('status')).toHaveText('Connected');
   await expect(page.locator('summary', { hasText: 'Team' })).toContainText('701', { timeout: 30_000 });
@@ -202,7 +203,7 @@ test('Graph throttling (429 with Retry-After) is waited out and the read retried
       await route.continue();
     }
   });
-  await fastSync(page);
+  await fastSync(page, { teamGroupId: null, team: null }); // the directory: two batches
   await page.goto('/?user=bob');
   await expect(page.getByRole('status')).toHaveText('Connected');
   await expect(page.locator('summary', { hasText: 'Team' })).toContainText('701', { timeout: 30_000 });

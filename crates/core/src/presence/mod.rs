@@ -27,6 +27,7 @@ pub mod sync;
 
 pub use choice::Choice;
 pub use mapping::{AgentTarget, PresenceMapping, SEED_003_TABLE, SeedCategory, TeamsTarget};
+pub use poll::{PollScheduler, TeamSource, poll_seconds_from_value, team_source_from_value};
 pub use sync::{AgentSource, Command, HeldBack, HoldReason, PresenceSync, SyncConfig};
 
 /// Most user ids Graph accepts in one `POST /communications/getPresencesByUserId` request and

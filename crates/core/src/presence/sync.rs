@@ -409,8 +409,10 @@ impl PresenceSync {
 
     /// The change held back at `now_ms`, if any: a Teams write (the agent's state, or a call's
     /// InACall) waiting for the 15-second rule or for loop detection, or a Teams change waiting
-    /// for loop detection before it may change the agent state. `None` when nothing waits (a
-    /// Teams change still inside its 15 s is not reported: it may well be an echo or a blip).
+    /// for loop detection before it may change the agent state. Loop detection is reported as
+    /// soon as the change is pending (its timer fires only when the window frees up). `None`
+    /// when nothing waits (a Teams change merely inside its 15 s is not reported: it may well be
+    /// an echo or a blip).
     pub fn held_back(&self, now_ms: u64) -> Option<HeldBack> {
         if !self.signed_in {
             return None;
@@ -440,20 +442,32 @@ impl PresenceSync {
                     None => false,
                 };
                 if needed {
-                    if now_ms < stable_at(self.agent_since) {
-                        return held(HoldReason::Stability, stable_at(self.agent_since));
-                    }
+                    let stable = stable_at(self.agent_since);
                     if let Some(until) = limit(&self.flips_to_teams) {
-                        return held(HoldReason::Loop, until);
+                        return held(HoldReason::Loop, until.max(stable));
+                    }
+                    if now_ms < stable {
+                        return held(HoldReason::Stability, stable);
                     }
                 }
             }
         }
-        if self.teams_pending && self.call_since.is_none() && now_ms >= stable_at(self.teams_since)
+        let changes_agent = self.config.teams_to_agent
+            && self
+                .teams
+                .is_some_and(|p| match self.mapping.teams_to_agent(p.activity) {
+                    Some(TeamsTarget::State(s)) => *s != self.agent,
+                    Some(TeamsTarget::Unset) => {
+                        self.agent_source == AgentSource::Sync && self.agent != self.own_state
+                    }
+                    None => false,
+                });
+        if self.teams_pending
+            && self.call_since.is_none()
+            && changes_agent
+            && let Some(until) = limit(&self.flips_to_agent)
         {
-            if let Some(until) = limit(&self.flips_to_agent) {
-                return held(HoldReason::Loop, until);
-            }
+            return held(HoldReason::Loop, until.max(stable_at(self.teams_since)));
         }
         None
     }

@@ -5,7 +5,9 @@ use std::collections::{HashMap, HashSet};
 
 use leptos::prelude::*;
 use switchboard_core::agent_state::Shown;
-use switchboard_core::presence::{Availability, Choice, Presence as Pair, choice};
+use switchboard_core::presence::{
+    Availability, Choice, HeldBack, HoldReason, Presence as Pair, choice,
+};
 
 use crate::graph::Colleague;
 use crate::i18n::{agent_state, availability, presence_words, strings};
@@ -39,6 +41,8 @@ pub fn PresenceControl(
     #[prop(into)]
     agent: Signal<Option<Shown>>,
     error: RwSignal<Option<String>>,
+    /// A sync the engine holds back (the 15-second rule, loop detection).
+    held: RwSignal<Option<HeldBack>>,
     on_choose: Callback<String>,
 ) -> impl IntoView {
     let t = strings();
@@ -104,6 +108,14 @@ pub fn PresenceControl(
                 </span>
                 " · "
                 <span class="presence__source">{source}</span>
+            </p>
+            // A polite live region that is always there (announced when its text changes); not
+            // role="status", which is the connection's.
+            <p class="presence__held" aria-live="polite">
+                {move || held.get().map(|h| match h.reason {
+                    HoldReason::Stability => t.sync_held_stability,
+                    HoldReason::Loop => t.sync_held_loop,
+                })}
             </p>
             <p class="presence__error" role="alert">{move || error.get().unwrap_or_default()}</p>
         </section>
