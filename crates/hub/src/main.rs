@@ -150,6 +150,15 @@ struct Cli {
     /// Renew a subscription when this many seconds are left.
     #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=3000))]
     graph_renew_before_seconds: u64,
+    /// Join the hub nodes sharing this Redis and access key (`redis://127.0.0.1:6379`;
+    /// docs/scale-out.md). Without it the hub is one process with its state in memory.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_REDIS_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    redis: Option<String>,
 }
 
 fn parse_state(value: &str) -> Result<String, String> {
@@ -296,6 +305,7 @@ async fn main() -> std::process::ExitCode {
     config.frame_ancestors = cli.frame_ancestor.clone();
     config.connect_src = cli.connect_src.clone();
     config.allowed_origins = cli.allowed_origin.clone();
+    config.redis_url = cli.redis.clone();
     for (name, rate) in [
         (
             "--negotiates-per-second-per-address",

@@ -17,6 +17,7 @@
 //! | `switchboard_calls` | gauge | `state` | calls in the registry by state (set at each scrape) |
 //! | `switchboard_panics_total` | counter | | requests that panicked (answered 500) |
 //! | `switchboard_replay_buffered_bytes` | gauge | | bytes of sent messages kept for stateful reconnect until acked, over all connections |
+//! | `switchboard_redis_up` | gauge | | with `--redis`: 1 while Redis answers heartbeats and the backplane subscription is live, else 0 (set at each scrape) |
 //! | `switchboard_graph_notifications_total` | counter | `outcome` | Graph change/lifecycle notification items: `accepted`, `rejected` (unknown subscription or wrong `clientState`), `malformed` (bodies) |
 
 use std::sync::OnceLock;
@@ -138,4 +139,10 @@ pub fn graph_notifications(outcome: &'static str, count: u64) {
     handle();
     metrics::counter!("switchboard_graph_notifications_total", "outcome" => outcome)
         .increment(count);
+}
+
+/// `switchboard_redis_up`: whether this node reaches Redis ([`crate::cluster`]).
+pub fn redis_up(up: bool) {
+    handle();
+    metrics::gauge!("switchboard_redis_up").set(if up { 1.0 } else { 0.0 });
 }

@@ -178,7 +178,11 @@ pub async fn send_message_to_user(
             crate::calls::REGISTRY_FULL.into(),
         ));
     }
-    match hub.send_message_to_user(&hub_name, &user_id, &message) {
+    let elsewhere = hub
+        .user_elsewhere(&hub_name, &user_id)
+        .await
+        .map_err(|_| ApiError::RedisDown)?;
+    match hub.send_message_to_user_in_cluster(&hub_name, &user_id, &message, elsewhere) {
         Delivery::NotConnected => {
             tracing::info!(user = %user_id, "SendMessageToUser: user not connected");
             Err(ApiError::Text(

@@ -98,7 +98,12 @@ pub async fn ring(
     let incoming =
         IncomingCall::from_value(&Value::Object(call)).map_err(|e| bad_request(e.to_string()))?;
     let message = incoming.to_seed_message();
-    match hub.send_message_to_user(&hub.config().hub_name, agent.trim(), &message) {
+    let hub_name = hub.config().hub_name.clone();
+    let elsewhere = hub
+        .user_elsewhere(&hub_name, agent.trim())
+        .await
+        .map_err(|_| ApiError::RedisDown)?;
+    match hub.send_message_to_user_in_cluster(&hub_name, agent.trim(), &message, elsewhere) {
         Delivery::Refused(r) => Err(ApiError::refused(&r)),
         Delivery::NotConnected => Err(ApiError::Text(
             StatusCode::BAD_REQUEST,

@@ -21,6 +21,8 @@ pub const WAIT: Duration = Duration::from_secs(5);
 /// The access key of test hubs.
 pub const KEY: &str = "test-access-key-0123456789";
 
+pub mod redis;
+
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 pub async fn start_hub() -> RunningHub {
