@@ -27,9 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use axum::extract::{Request, State};
 use axum::http::StatusCode;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use redis::AsyncCommands;
@@ -37,9 +35,17 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::Digest;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
-use crate::hub::Hub;
+/// What the cluster needs from the hub node it serves (implemented by [`crate::hub::Hub`]).
+pub trait Node: Send + Sync + 'static {
+    /// Carries out a backplane message from another node on this node's connections only.
+    fn apply(&self, op: BusOp);
+    /// This node's live connections.
+    fn local_records(&self) -> Vec<Record>;
+    /// Turns `true` when the node shuts down.
+    fn shutdown_signal(&self) -> watch::Receiver<bool>;
+}
 
 /// Seconds a node's heartbeat key lives (`EX`); a node silent this long is dead.
 pub const NODE_TTL_SECS: u64 = 5;
@@ -229,7 +235,7 @@ impl Cluster {
     /// Joins the cluster at `url` (`redis://host:port[/db]`): connects lazily (a node starts
     /// while Redis is down and reports it), then beats, subscribes and writes records in
     /// background tasks that end when the hub is dropped. Fails only on a malformed URL.
-    pub fn start(hub: &Arc<Hub>, url: &str) -> Result<Arc<Self>, String> {
+    pub fn start(hub: Weak<dyn Node>, access_key: &str, url: &str) -> Result<Arc<Self>, String> {
         let client = redis::Client::open(url).map_err(|e| format!("--redis {url}: {e}"))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(1)))
@@ -240,17 +246,16 @@ impl Cluster {
             .map_err(|e| format!("--redis {url}: {e}"))?;
         let (writes, rx) = mpsc::unbounded_channel();
         let cluster = Arc::new(Self {
-            node_id: crate::hub::random_id(9),
-            prefix: key_prefix(&hub.config().access_key),
+            node_id: format!("{:016x}", rand::random::<u64>()),
+            prefix: key_prefix(access_key),
             client,
             conn,
             beat_ok: AtomicBool::new(false),
             subscribed: AtomicBool::new(false),
             writes,
         });
-        let weak = Arc::downgrade(hub);
-        tokio::spawn(heartbeat(cluster.clone(), weak.clone()));
-        tokio::spawn(subscribe(cluster.clone(), weak));
+        tokio::spawn(heartbeat(cluster.clone(), hub.clone()));
+        tokio::spawn(subscribe(cluster.clone(), hub));
         tokio::spawn(writer(cluster.clone(), rx));
         Ok(cluster)
     }
@@ -490,10 +495,10 @@ impl Cluster {
     }
 }
 
-async fn heartbeat(cluster: Arc<Cluster>, hub: Weak<Hub>) {
+async fn heartbeat(cluster: Arc<Cluster>, hub: Weak<dyn Node>) {
     let mut synced = false;
     let mut shutdown = match hub.upgrade() {
-        Some(h) => h.subscribe_shutdown(),
+        Some(h) => h.shutdown_signal(),
         None => return,
     };
     loop {
@@ -521,7 +526,7 @@ async fn heartbeat(cluster: Arc<Cluster>, hub: Weak<Hub>) {
                     let local = h.local_records();
                     synced = cluster.resync(local).await.is_ok();
                     if synced {
-                        load_groups(&cluster, &h).await;
+                        load_groups(&cluster, h.as_ref()).await;
                     }
                 }
                 let was = cluster.beat_ok.swap(synced, Ordering::Relaxed);
@@ -546,7 +551,7 @@ async fn heartbeat(cluster: Arc<Cluster>, hub: Weak<Hub>) {
 }
 
 /// Loads the group users recorded in Redis into the local group table.
-async fn load_groups(cluster: &Cluster, hub: &Hub) {
+async fn load_groups(cluster: &Cluster, hub: &dyn Node) {
     let mut conn = cluster.conn.clone();
     let pattern = cluster.key("groupusers:*");
     let keys: Vec<String> = match conn.keys(&pattern).await {
@@ -574,10 +579,10 @@ async fn load_groups(cluster: &Cluster, hub: &Hub) {
     }
 }
 
-async fn subscribe(cluster: Arc<Cluster>, hub: Weak<Hub>) {
+async fn subscribe(cluster: Arc<Cluster>, hub: Weak<dyn Node>) {
     let channel = cluster.key("bus");
     let mut shutdown = match hub.upgrade() {
-        Some(h) => h.subscribe_shutdown(),
+        Some(h) => h.shutdown_signal(),
         None => return,
     };
     loop {
@@ -625,15 +630,6 @@ async fn writer(cluster: Arc<Cluster>, mut rx: mpsc::UnboundedReceiver<Write>) {
             cluster.beat_ok.store(false, Ordering::Relaxed);
         }
     }
-}
-
-/// Middleware: with `--redis` and Redis unreachable, answers `503 {"error": "Redis is
-/// unreachable..."}` instead of running the route (REST sends, negotiate, the client endpoint).
-pub async fn require_redis(State(hub): State<Arc<Hub>>, request: Request, next: Next) -> Response {
-    if hub.cluster().is_some_and(|c| !c.is_up()) {
-        return redis_down_response();
-    }
-    next.run(request).await
 }
 
 /// `503 {"error": "..."}`: Redis is unreachable.

@@ -261,7 +261,8 @@ impl Hub {
     /// Joins the Redis cluster at `url` (`--redis`; [`crate::cluster`]). Fails on a malformed
     /// URL or when this hub already joined one.
     pub fn join_cluster(self: &Arc<Self>, url: &str) -> Result<(), String> {
-        let cluster = crate::cluster::Cluster::start(self, url)?;
+        let weak: Weak<dyn crate::cluster::Node> = self.weak.clone();
+        let cluster = crate::cluster::Cluster::start(weak, &self.config.access_key, url)?;
         self.cluster
             .set(cluster)
             .map_err(|_| "this hub already joined a cluster".to_owned())
@@ -279,7 +280,7 @@ impl Hub {
     }
 
     /// This node's live connections, as the cluster records them.
-    pub fn local_records(&self) -> Vec<crate::cluster::Record> {
+    pub fn local_connections(&self) -> Vec<crate::cluster::Record> {
         self.lock()
             .connections
             .values()
@@ -399,7 +400,7 @@ impl Hub {
     }
 
     /// Carries out a backplane message from another node on this node's connections only.
-    pub(crate) fn apply(&self, op: crate::cluster::BusOp) {
+    pub fn apply(&self, op: crate::cluster::BusOp) {
         use crate::cluster::BusOp;
         match op {
             BusOp::User {
@@ -1577,6 +1578,20 @@ impl Default for Timeouts {
             long_poll: Duration::from_secs(90),
             reconnect_window: Duration::from_secs(30),
         }
+    }
+}
+
+impl crate::cluster::Node for Hub {
+    fn apply(&self, op: crate::cluster::BusOp) {
+        Hub::apply(self, op);
+    }
+
+    fn local_records(&self) -> Vec<crate::cluster::Record> {
+        self.local_connections()
+    }
+
+    fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.subscribe_shutdown()
     }
 }
 

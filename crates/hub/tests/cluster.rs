@@ -127,7 +127,7 @@ async fn connection_sends_and_closes_reach_another_node() {
     let mut alice = Client::connect(&b.base_url(), "alice").await;
     let id = b
         .hub
-        .local_records()
+        .local_connections()
         .into_iter()
         .find(|r| r.user.as_deref() == Some("alice"))
         .expect("alice's connection on node B")

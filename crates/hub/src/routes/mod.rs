@@ -118,7 +118,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         ))
         .layer(axum::middleware::from_fn_with_state(
             hub.clone(),
-            crate::cluster::require_redis,
+            crate::guard::require_redis,
         ))
         .layer(axum::middleware::from_fn_with_state(
             origins,
@@ -136,7 +136,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .merge(service::rest_routes())
         .layer(axum::middleware::from_fn_with_state(
             hub.clone(),
-            crate::cluster::require_redis,
+            crate::guard::require_redis,
         ))
         .layer(axum::middleware::from_fn(crate::observe::time_sends));
 
