@@ -49,6 +49,8 @@ pub trait Node: Send + Sync + 'static {
 
 /// Seconds a node's heartbeat key lives (`EX`); a node silent this long is dead.
 pub const NODE_TTL_SECS: u64 = 5;
+/// Seconds a call's copy stays in Redis after its last change (a day).
+pub const CALL_TTL_SECS: u64 = 86_400;
 /// How often a node beats.
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 
@@ -194,6 +196,7 @@ impl Record {
 
 enum Write {
     Publish(String),
+    Call(String, String),
     Add(Record),
     Remove(Record),
     GroupUser {
@@ -283,6 +286,27 @@ impl Cluster {
         if let Ok(text) = serde_json::to_string(&message) {
             let _ = self.writes.send(Write::Publish(text));
         }
+    }
+
+    /// Copies a call's state (its `GET /api/calls/{id}` JSON) to `sb:<ns>:call:<id>` with
+    /// [`CALL_TTL_SECS`] (queued, in the order of the transitions).
+    pub fn copy_call(&self, call_id: &str, call: &Value) {
+        let _ = self
+            .writes
+            .send(Write::Call(call_id.to_owned(), call.to_string()));
+    }
+
+    /// The copy of a call another node registered (`None`: no such call).
+    pub async fn read_call(&self, call_id: &str) -> Result<Option<Value>, RedisDown> {
+        if !self.is_up() {
+            return Err(RedisDown);
+        }
+        let mut conn = self.conn.clone();
+        let text: Option<String> = conn
+            .get(self.key(&format!("call:{call_id}")))
+            .await
+            .map_err(|_| RedisDown)?;
+        Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
     }
 
     /// Records a local connection (queued).
@@ -378,6 +402,11 @@ impl Cluster {
         match write {
             Write::Publish(text) => {
                 let _: i64 = conn.publish(self.key("bus"), text).await?;
+            }
+            Write::Call(id, json) => {
+                let _: () = conn
+                    .set_ex(self.key(&format!("call:{id}")), json, CALL_TTL_SECS)
+                    .await?;
             }
             Write::Add(record) => {
                 let mut pipe = redis::pipe();

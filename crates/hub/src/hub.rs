@@ -163,6 +163,8 @@ pub(crate) struct Inner {
     pub(crate) directory: crate::numbers::Directory,
     pub(crate) agents: crate::agents::AgentStore,
     user_clients: VecDeque<UserClient>,
+    /// With `--redis`: every call state is copied to Redis for reads through any node.
+    cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 /// Shared state of one running hub (see the module docs).
@@ -263,6 +265,7 @@ impl Hub {
     pub fn join_cluster(self: &Arc<Self>, url: &str) -> Result<(), String> {
         let weak: Weak<dyn crate::cluster::Node> = self.weak.clone();
         let cluster = crate::cluster::Cluster::start(weak, &self.config.access_key, url)?;
+        self.lock().cluster = Some(cluster.clone());
         self.cluster
             .set(cluster)
             .map_err(|_| "this hub already joined a cluster".to_owned())
@@ -1145,6 +1148,9 @@ impl Hub {
     ) {
         let now = crate::auth::unix_now_ms();
         let call = inner.calls.register(call_id, hub, user, incoming, now);
+        if let Some(cluster) = &inner.cluster {
+            cluster.copy_call(&call.call_id, &call.to_json());
+        }
         inner.agents.offered(user, now);
         tracing::info!(call_id = %call.call_id, agent = %user, "call ringing");
         let weak = self.weak.clone();
@@ -1533,6 +1539,9 @@ impl Inner {
     /// `CallUpdated(call)` to the agent's connections and, when the call just ended,
     /// `CallEnded(callId, reason)`.
     pub(crate) fn announce(&self, t: &Transition) {
+        if let Some(cluster) = &self.cluster {
+            cluster.copy_call(&t.call.call_id, &t.call.to_json());
+        }
         let ids = self.user_connections(&t.call.hub, &t.call.agent);
         self.deliver(
             &ids,

@@ -117,6 +117,17 @@ async fn sends_through_one_node_reach_connections_on_another() {
     assert!(text.contains(&call_id), "{text}");
     let call = get_json(&format!("{}/api/calls/{call_id}?code={KEY}", b.base_url())).await;
     assert_eq!(call["state"], "ringing", "{call}");
+
+    // The call is readable through the other node (its copy in Redis) and follows the agent.
+    let through_a = format!("{}/api/calls/{call_id}?code={KEY}", a.base_url());
+    until(|| async { get_json(&through_a).await["state"] == "ringing" }).await;
+    alice.invoke_ok("acceptCall", vec![json!(call_id)]).await;
+    until(|| async { get_json(&through_a).await["state"] == "accepted" }).await;
+    let unknown = format!(
+        "{}/api/calls/call-0000000000000000?code={KEY}",
+        a.base_url()
+    );
+    assert_eq!(get_status(&unknown).await, 404);
 }
 
 #[tokio::test]
