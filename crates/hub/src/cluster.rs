@@ -397,41 +397,39 @@ impl Cluster {
         conn.smembers(hub_group_key).await.map_err(|_| RedisDown)
     }
 
-    async fn write(&self, write: Write) -> redis::RedisResult<()> {
-        let mut conn = self.conn.clone();
+    /// Adds the commands of one write to a pipeline.
+    fn queue(&self, pipe: &mut redis::Pipeline, write: Write) {
         match write {
             Write::Publish(text) => {
-                let _: i64 = conn.publish(self.key("bus"), text).await?;
+                pipe.publish(self.key("bus"), text).ignore();
             }
             Write::Call(id, json) => {
-                let _: () = conn
-                    .set_ex(self.key(&format!("call:{id}")), json, CALL_TTL_SECS)
-                    .await?;
+                pipe.set_ex(self.key(&format!("call:{id}")), json, CALL_TTL_SECS)
+                    .ignore();
             }
             Write::Add(record) => {
-                let mut pipe = redis::pipe();
                 if let Some(user) = &record.user {
                     pipe.hset(
                         self.key(&format!("user:{}:{user}", record.hub)),
                         &record.connection,
                         &self.node_id,
-                    );
+                    )
+                    .ignore();
                 }
                 pipe.hset(
                     self.key(&format!("conn:{}", record.hub)),
                     &record.connection,
                     &self.node_id,
                 )
+                .ignore()
                 .sadd(
                     self.key(&format!("nodeconns:{}", self.node_id)),
                     record.member(),
-                );
-                let _: () = pipe.query_async(&mut conn).await?;
+                )
+                .ignore();
             }
             Write::Remove(record) => {
-                let _: () = self
-                    .remove_records(&mut conn, &self.node_id, std::slice::from_ref(&record))
-                    .await?;
+                self.queue_removal(pipe, &self.node_id, &record);
             }
             Write::GroupUser {
                 hub,
@@ -441,13 +439,42 @@ impl Cluster {
             } => {
                 let key = self.key(&format!("groupusers:{hub}:{group}"));
                 if add {
-                    let _: i64 = conn.sadd(key, user).await?;
+                    pipe.sadd(key, user).ignore();
                 } else {
-                    let _: i64 = conn.srem(key, user).await?;
+                    pipe.srem(key, user).ignore();
                 }
             }
         }
-        Ok(())
+    }
+
+    /// Sends these writes as one pipeline (in order).
+    async fn write_all(&self, writes: Vec<Write>) -> redis::RedisResult<()> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for write in writes {
+            self.queue(&mut pipe, write);
+        }
+        let mut conn = self.conn.clone();
+        pipe.query_async(&mut conn).await
+    }
+
+    fn queue_removal(&self, pipe: &mut redis::Pipeline, node: &str, record: &Record) {
+        if let Some(user) = &record.user {
+            pipe.hdel(
+                self.key(&format!("user:{}:{user}", record.hub)),
+                &record.connection,
+            )
+            .ignore();
+        }
+        pipe.hdel(
+            self.key(&format!("conn:{}", record.hub)),
+            &record.connection,
+        )
+        .ignore()
+        .srem(self.key(&format!("nodeconns:{node}")), record.member())
+        .ignore();
     }
 
     async fn remove_records(
@@ -461,17 +488,7 @@ impl Cluster {
         }
         let mut pipe = redis::pipe();
         for record in records {
-            if let Some(user) = &record.user {
-                pipe.hdel(
-                    self.key(&format!("user:{}:{user}", record.hub)),
-                    &record.connection,
-                );
-            }
-            pipe.hdel(
-                self.key(&format!("conn:{}", record.hub)),
-                &record.connection,
-            )
-            .srem(self.key(&format!("nodeconns:{node}")), record.member());
+            self.queue_removal(&mut pipe, node, record);
         }
         pipe.query_async(conn).await
     }
@@ -484,8 +501,9 @@ impl Cluster {
         let old: Vec<Record> = old.iter().filter_map(|m| Record::from_member(m)).collect();
         self.remove_records(&mut conn, &self.node_id.clone(), &old)
             .await?;
-        for record in local {
-            self.write(Write::Add(record)).await?;
+        for chunk in local.chunks(500) {
+            self.write_all(chunk.iter().cloned().map(Write::Add).collect())
+                .await?;
         }
         Ok(())
     }
@@ -652,8 +670,15 @@ async fn subscribe(cluster: Arc<Cluster>, hub: Weak<dyn Node>) {
 }
 
 async fn writer(cluster: Arc<Cluster>, mut rx: mpsc::UnboundedReceiver<Write>) {
-    while let Some(write) = rx.recv().await {
-        if let Err(e) = cluster.write(write).await {
+    // Everything queued meanwhile goes out as one pipeline (at most 512 writes), in order.
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < 512
+            && let Ok(write) = rx.try_recv()
+        {
+            batch.push(write);
+        }
+        if let Err(e) = cluster.write_all(batch).await {
             // Records are rewritten by the heartbeat's resync once Redis answers again.
             tracing::debug!(error = %e, "cluster: write to Redis failed");
             cluster.beat_ok.store(false, Ordering::Relaxed);
