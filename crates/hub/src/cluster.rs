@@ -143,6 +143,12 @@ pub enum BusOp {
         /// Join (true) or leave.
         add: bool,
     },
+    /// An agent's state changed on the node that sent it: take it (routing decisions) and
+    /// tell this node's supervisors (`AgentStateChanged`).
+    Agent {
+        /// The `AgentState` wire object plus `connected` (as the sending node sees it).
+        state: Value,
+    },
     /// A connection joins (`add`) or leaves a group.
     GroupConnection {
         /// Hub name.

@@ -476,6 +476,21 @@ impl Hub {
             } => {
                 self.close_connection(&hub, &connection, reason);
             }
+            BusOp::Agent { state } => {
+                let Ok(agent) = serde_json::from_value::<crate::agents::AgentState>(state.clone())
+                else {
+                    return;
+                };
+                let mut inner = self.lock();
+                inner.agents.replicate(agent, crate::auth::unix_now_ms());
+                let ids: Vec<String> = inner
+                    .groups
+                    .keys()
+                    .filter(|(_, name)| name == crate::agents::SUPERVISORS_GROUP)
+                    .flat_map(|(hub, name)| inner.group_connections(hub, name))
+                    .collect();
+                inner.deliver(&ids, &HubMessage::send("AgentStateChanged", vec![state]));
+            }
             BusOp::GroupUser {
                 hub,
                 group,
@@ -1525,6 +1540,11 @@ impl Inner {
         }
         let mut value = state.to_json();
         value["connected"] = Value::Bool(self.user_online(&state.user_id));
+        if let Some(cluster) = &self.cluster {
+            cluster.publish(crate::cluster::BusOp::Agent {
+                state: value.clone(),
+            });
+        }
         let ids: Vec<String> = ids.into_iter().collect();
         self.deliver(&ids, &HubMessage::send("AgentStateChanged", vec![value]));
     }

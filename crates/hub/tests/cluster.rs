@@ -182,6 +182,26 @@ async fn a_ring_is_refused_offline_until_the_agent_is_connected_on_any_node() {
     let (status, body) = ring(&a.base_url(), "bob").await;
     assert_eq!(status, 200, "{body}");
 
+    // The agent's state follows them: bob (on node B) takes a break, a ring through node A is
+    // refused `not-ready`, and a supervisor on node A hears the change.
+    let mut bob = bob;
+    let mut supervisor = Client::connect_as(&a.base_url(), "sue", Some("Supervisor")).await;
+    bob.invoke_ok("setAgentState", vec![json!("Break")]).await;
+    let mut changed = supervisor.expect_invocation("AgentStateChanged").await;
+    for _ in 0..5 {
+        if changed[0]["userId"] == "bob" {
+            break;
+        }
+        changed = supervisor.expect_invocation("AgentStateChanged").await;
+    }
+    assert_eq!(changed[0]["userId"], "bob");
+    assert_eq!(changed[0]["state"], "Break");
+    let (status, body) = ring(&a.base_url(), "bob").await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["reason"], "not-ready");
+    bob.invoke_ok("setAgentState", vec![json!("Ready")]).await;
+    until(|| async { ring(&a.base_url(), "bob").await.0 == 200 }).await;
+
     drop(bob);
     until(|| async { user_seen(&a.base_url(), "bob").await == 404 }).await;
     let (status, body) = ring(&a.base_url(), "bob").await;
