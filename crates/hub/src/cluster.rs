@@ -149,6 +149,27 @@ pub enum BusOp {
         /// The `AgentState` wire object plus `connected` (as the sending node sees it).
         state: Value,
     },
+    /// The caller hangs up a call (the simulator's abandon) that another node owns: the node
+    /// holding the call carries it out and answers with [`BusOp::Reply`].
+    AbandonCall {
+        /// The call.
+        call_id: String,
+        /// The asking node.
+        from: String,
+        /// Matches the reply.
+        request: String,
+    },
+    /// The owner's answer to a forwarded request.
+    Reply {
+        /// The asking node (others ignore the reply).
+        to: String,
+        /// The request it answers.
+        request: String,
+        /// HTTP status the asking node answers with.
+        status: u16,
+        /// The body (the call, or `{"error"}`).
+        body: Value,
+    },
     /// A connection joins (`add`) or leaves a group.
     GroupConnection {
         /// Hub name.
@@ -222,6 +243,9 @@ pub struct Cluster {
     beat_ok: AtomicBool,
     subscribed: AtomicBool,
     writes: mpsc::UnboundedSender<Write>,
+    replies: std::sync::Mutex<
+        std::collections::HashMap<String, tokio::sync::oneshot::Sender<(u16, Value)>>,
+    >,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -262,6 +286,7 @@ impl Cluster {
             beat_ok: AtomicBool::new(false),
             subscribed: AtomicBool::new(false),
             writes,
+            replies: std::sync::Mutex::new(std::collections::HashMap::new()),
         });
         tokio::spawn(heartbeat(cluster.clone(), hub.clone()));
         tokio::spawn(subscribe(cluster.clone(), hub));
@@ -313,6 +338,45 @@ impl Cluster {
             .await
             .map_err(|_| RedisDown)?;
         Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+    }
+
+    /// Forwards a request to the node that owns the call and waits (at most 3 s) for its
+    /// [`BusOp::Reply`]: `(status, body)`; `None` when no node answered.
+    pub async fn forward(
+        &self,
+        op: impl FnOnce(String, String) -> BusOp,
+    ) -> Result<Option<(u16, Value)>, RedisDown> {
+        if !self.is_up() {
+            return Err(RedisDown);
+        }
+        let request = format!("{:016x}", rand::random::<u64>());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.replies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(request.clone(), tx);
+        self.publish(op(self.node_id.clone(), request.clone()));
+        let answer = tokio::time::timeout(Duration::from_secs(3), rx).await;
+        self.replies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&request);
+        Ok(answer.ok().and_then(Result::ok))
+    }
+
+    /// Hands a [`BusOp::Reply`] addressed to this node to the waiting [`Cluster::forward`].
+    pub fn reply_arrived(&self, to: &str, request: &str, status: u16, body: Value) {
+        if to != self.node_id {
+            return;
+        }
+        let waiting = self
+            .replies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(request);
+        if let Some(tx) = waiting {
+            let _ = tx.send((status, body));
+        }
     }
 
     /// Records a local connection (queued).

@@ -476,6 +476,38 @@ impl Hub {
             } => {
                 self.close_connection(&hub, &connection, reason);
             }
+            BusOp::AbandonCall {
+                call_id,
+                from,
+                request,
+            } => {
+                if self.call(&call_id).is_none() {
+                    return; // not the owner
+                }
+                let (status, body) = match self.abandon_call(&call_id) {
+                    Ok(call) => (200, call.to_json()),
+                    Err(e @ CallError::UnknownCall(_)) => (404, json!({"error": e.to_string()})),
+                    Err(e) => (409, json!({"error": e.to_string()})),
+                };
+                if let Some(c) = self.cluster() {
+                    c.publish(BusOp::Reply {
+                        to: from,
+                        request,
+                        status,
+                        body,
+                    });
+                }
+            }
+            BusOp::Reply {
+                to,
+                request,
+                status,
+                body,
+            } => {
+                if let Some(c) = self.cluster() {
+                    c.reply_arrived(&to, &request, status, body);
+                }
+            }
             BusOp::Agent { state } => {
                 let Ok(agent) = serde_json::from_value::<crate::agents::AgentState>(state.clone())
                 else {

@@ -278,3 +278,59 @@ async fn while_redis_is_down_the_node_says_so_and_refuses_work() {
     let metrics = get_text(&format!("{}/metrics", a.base_url())).await;
     assert!(metrics.contains("switchboard_redis_up 1"), "{metrics}");
 }
+
+/// The caller hangs up through node A while the agent accepts on node B, 20 times: the owner
+/// (node B) carries out both in some order, so every call ends in exactly one final state, the
+/// same through both nodes, and the accept succeeded exactly when the call was answered.
+#[tokio::test]
+async fn accept_and_caller_hang_up_on_two_nodes_end_in_one_state() {
+    let redis = RedisServer::start();
+    let a = node(&redis).await;
+    let b = node(&redis).await;
+    let mut alice = Client::connect(&b.base_url(), "alice").await;
+    until(|| async { user_seen(&a.base_url(), "alice").await == 200 }).await;
+    let http = http();
+    for round in 0..20 {
+        // Ready again after the previous round's wrap-up.
+        alice.invoke_ok("setAgentState", vec![json!("Ready")]).await;
+        let mut rung = ring(&a.base_url(), "alice").await;
+        let deadline = Instant::now() + SETTLE;
+        while rung.0 == 409 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            rung = ring(&a.base_url(), "alice").await;
+        }
+        assert_eq!(rung.0, 200, "round {round}: {}", rung.1);
+        let call_id = rung.1["callId"].as_str().unwrap().to_owned();
+        let through_a = format!("{}/api/calls/{call_id}?code={KEY}", a.base_url());
+        until(|| async { get_json(&through_a).await["state"] == "ringing" }).await;
+
+        let abandon = http
+            .post(format!(
+                "{}/simulator/calls/{call_id}/abandon",
+                a.base_url()
+            ))
+            .json(&json!({}))
+            .send();
+        let (accept, abandoned) =
+            tokio::join!(alice.invoke("acceptCall", vec![json!(call_id)]), abandon);
+        let abandoned = abandoned.unwrap();
+        assert_eq!(abandoned.status(), 200, "round {round}");
+        let accepted = matches!(accept, switchboard_signalr::CompletionOutcome::Result(_));
+
+        let owner = b
+            .hub
+            .call(&call_id)
+            .expect("the owner has the call")
+            .to_json();
+        assert!(
+            owner["endedAt"].is_u64(),
+            "round {round}: not final: {owner}"
+        );
+        assert_eq!(
+            owner["answeredAt"].is_u64(),
+            accepted,
+            "round {round}: {owner}"
+        );
+        until(|| async { get_json(&through_a).await == owner }).await;
+    }
+}
