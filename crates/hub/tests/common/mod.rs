@@ -247,6 +247,24 @@ impl Client {
         }
     }
 
+    /// Waits until `n` invocations of `target` arrived (other events are kept) and returns
+    /// their arguments, in order; fails after [`WAIT`].
+    pub async fn take_invocations(&mut self, target: &str, n: usize) -> Vec<Vec<Value>> {
+        let mut taken = Vec::new();
+        while taken.len() < n {
+            taken.push(self.expect_invocation(target).await);
+        }
+        taken
+    }
+
+    /// How many invocations of `target` arrived and were not taken yet (no waiting).
+    pub fn queued(&self, target: &str) -> usize {
+        self.events
+            .iter()
+            .filter(|e| matches!(e, Event::Invocation { target: t, .. } if t == target))
+            .count()
+    }
+
     /// Invokes and waits for the completion.
     pub async fn invoke(&mut self, target: &str, arguments: Vec<Value>) -> CompletionOutcome {
         let now = self.now();
