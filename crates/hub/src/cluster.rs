@@ -51,6 +51,8 @@ pub trait Node: Send + Sync + 'static {
 pub const NODE_TTL_SECS: u64 = 5;
 /// Seconds a call's copy stays in Redis after its last change (a day).
 pub const CALL_TTL_SECS: u64 = 86_400;
+/// Writes (publishes, records, call copies) waiting for Redis at most.
+pub const WRITE_QUEUE: usize = 65_536;
 /// How often a node beats.
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 
@@ -242,7 +244,7 @@ pub struct Cluster {
     conn: ConnectionManager,
     beat_ok: AtomicBool,
     subscribed: AtomicBool,
-    writes: mpsc::UnboundedSender<Write>,
+    writes: mpsc::Sender<Write>,
     replies: std::sync::Mutex<
         std::collections::HashMap<String, tokio::sync::oneshot::Sender<(u16, Value)>>,
     >,
@@ -277,7 +279,7 @@ impl Cluster {
             .set_max_delay(Duration::from_millis(500));
         let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)
             .map_err(|e| format!("--redis {url}: {e}"))?;
-        let (writes, rx) = mpsc::unbounded_channel();
+        let (writes, rx) = mpsc::channel(WRITE_QUEUE);
         let cluster = Arc::new(Self {
             node_id: format!("{:016x}", rand::random::<u64>()),
             prefix: key_prefix(access_key),
@@ -308,6 +310,15 @@ impl Cluster {
         format!("{}:{rest}", self.prefix)
     }
 
+    /// Queues a write; when [`WRITE_QUEUE`] writes are already waiting (Redis slow or gone), it
+    /// is dropped and Redis counts as down until the next beat resyncs the records.
+    fn enqueue(&self, write: Write) {
+        if self.writes.try_send(write).is_err() {
+            crate::metrics::frame_dropped("redis_queue_full");
+            self.beat_ok.store(false, Ordering::Relaxed);
+        }
+    }
+
     /// Publishes `op` on the backplane (queued; in order with record writes).
     pub fn publish(&self, op: BusOp) {
         let message = BusMessage {
@@ -315,16 +326,14 @@ impl Cluster {
             op,
         };
         if let Ok(text) = serde_json::to_string(&message) {
-            let _ = self.writes.send(Write::Publish(text));
+            self.enqueue(Write::Publish(text));
         }
     }
 
     /// Copies a call's state (its `GET /api/calls/{id}` JSON) to `sb:<ns>:call:<id>` with
     /// [`CALL_TTL_SECS`] (queued, in the order of the transitions).
     pub fn copy_call(&self, call_id: &str, call: &Value) {
-        let _ = self
-            .writes
-            .send(Write::Call(call_id.to_owned(), call.to_string()));
+        self.enqueue(Write::Call(call_id.to_owned(), call.to_string()));
     }
 
     /// The copy of a call another node registered (`None`: no such call).
@@ -381,17 +390,17 @@ impl Cluster {
 
     /// Records a local connection (queued).
     pub fn add(&self, record: Record) {
-        let _ = self.writes.send(Write::Add(record));
+        self.enqueue(Write::Add(record));
     }
 
     /// Forgets a local connection (queued).
     pub fn remove(&self, record: Record) {
-        let _ = self.writes.send(Write::Remove(record));
+        self.enqueue(Write::Remove(record));
     }
 
     /// Records a group join or leave of a user (queued).
     pub fn group_user(&self, hub: &str, group: &str, user: &str, add: bool) {
-        let _ = self.writes.send(Write::GroupUser {
+        self.enqueue(Write::GroupUser {
             hub: hub.to_owned(),
             group: group.to_owned(),
             user: user.to_owned(),
@@ -739,7 +748,7 @@ async fn subscribe(cluster: Arc<Cluster>, hub: Weak<dyn Node>) {
     }
 }
 
-async fn writer(cluster: Arc<Cluster>, mut rx: mpsc::UnboundedReceiver<Write>) {
+async fn writer(cluster: Arc<Cluster>, mut rx: mpsc::Receiver<Write>) {
     // Everything queued meanwhile goes out as one pipeline (at most 512 writes), in order.
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];

@@ -10,7 +10,7 @@
 //! | `switchboard_messages_in_total` | counter | | hub messages read from clients |
 //! | `switchboard_messages_out_total` | counter | | hub messages queued to connections |
 //! | `switchboard_send_duration_seconds` | histogram | `route` | time to answer a REST / adaptor send |
-//! | `switchboard_frames_dropped_total` | counter | `reason` | messages not delivered (`outbox_full`, `closed`) |
+//! | `switchboard_frames_dropped_total` | counter | `reason` | messages not delivered (`outbox_full`, `closed`, `redis_queue_full`: a write for Redis dropped, `--redis`) |
 //! | `switchboard_malformed_messages_total` | counter | | malformed client messages dropped |
 //! | `switchboard_overflow_closes_total` | counter | `reason` | connections closed for overflow (`outbox`, `replay_buffer`, `write_timeout`) |
 //! | `switchboard_quota_refusals_total` | counter | `quota` | requests refused by a quota ([`crate::quota`]) |
