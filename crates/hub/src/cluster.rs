@@ -484,6 +484,8 @@ impl Cluster {
             }
             Write::Call(id, json) => {
                 pipe.set_ex(self.key(&format!("call:{id}")), json, CALL_TTL_SECS)
+                    .ignore()
+                    .sadd(self.key(&format!("nodecalls:{}", self.node_id)), id)
                     .ignore();
             }
             Write::Add(record) => {
@@ -610,8 +612,23 @@ impl Cluster {
                 .filter_map(|m| Record::from_member(m))
                 .collect();
             self.remove_records(&mut conn, &node, &records).await?;
+            let calls_key = self.key(&format!("nodecalls:{node}"));
+            let calls: Vec<String> = conn.smembers(&calls_key).await?;
+            for id in calls.iter().take(10_000) {
+                let key = self.key(&format!("call:{id}"));
+                let copy: Option<String> = conn.get(&key).await?;
+                let Some(mut call) = copy.and_then(|t| serde_json::from_str::<Value>(&t).ok())
+                else {
+                    continue;
+                };
+                if !finish_orphaned_call(&mut call, now as u64) {
+                    continue;
+                }
+                let _: () = conn.set_ex(&key, call.to_string(), CALL_TTL_SECS).await?;
+            }
             let _: () = redis::pipe()
                 .del(&index)
+                .del(&calls_key)
                 .zrem(self.key("nodes"), &node)
                 .query_async(&mut conn)
                 .await?;
@@ -619,6 +636,20 @@ impl Cluster {
         }
         Ok(())
     }
+}
+
+/// The copy of a call whose owner died: still ringing → `missed` (as its ring timeout would
+/// have made it), any other live state → `ended` with `endReason` `failed`; `endedAt` is `now`.
+/// `false` when the call had already ended.
+fn finish_orphaned_call(call: &mut Value, now: u64) -> bool {
+    if call.get("endedAt").is_some_and(|v| !v.is_null()) {
+        return false;
+    }
+    let ringing = call["state"] == "ringing";
+    call["state"] = Value::from(if ringing { "missed" } else { "ended" });
+    call["endReason"] = Value::from(if ringing { "missed" } else { "failed" });
+    call["endedAt"] = Value::from(now);
+    true
 }
 
 async fn heartbeat(cluster: Arc<Cluster>, hub: Weak<dyn Node>) {
@@ -802,6 +833,20 @@ mod tests {
         ))
         .unwrap();
         assert!(matches!(c.op, BusOp::GroupConnection { add: true, .. }));
+    }
+
+    #[test]
+    fn an_orphaned_call_ends_once() {
+        let mut ringing = serde_json::json!({"callId": "c", "state": "ringing"});
+        assert!(finish_orphaned_call(&mut ringing, 5));
+        assert_eq!(ringing["state"], "missed");
+        assert_eq!(ringing["endReason"], "missed");
+        assert_eq!(ringing["endedAt"], 5);
+        assert!(!finish_orphaned_call(&mut ringing, 6));
+        let mut held = serde_json::json!({"callId": "c", "state": "held"});
+        assert!(finish_orphaned_call(&mut held, 5));
+        assert_eq!(held["state"], "ended");
+        assert_eq!(held["endReason"], "failed");
     }
 
     #[test]

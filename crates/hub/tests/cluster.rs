@@ -237,6 +237,14 @@ async fn a_dead_nodes_users_are_no_longer_connected() {
     until(|| async { get_status(&format!("{c}/healthz")).await == 200 }).await;
     let _carol = Client::connect(&c, "carol").await;
     until(|| async { user_seen(&a.base_url(), "carol").await == 200 }).await;
+    let (status, body) = ring(&a.base_url(), "carol").await;
+    assert_eq!(status, 200, "{body}");
+    let through_a = format!(
+        "{}/api/calls/{}?code={KEY}",
+        a.base_url(),
+        body["callId"].as_str().unwrap()
+    );
+    until(|| async { get_json(&through_a).await["state"] == "ringing" }).await;
 
     child.kill().unwrap(); // SIGKILL: no goodbye, the records stay until the heartbeat expires
     child.wait().unwrap();
@@ -244,6 +252,9 @@ async fn a_dead_nodes_users_are_no_longer_connected() {
     let (status, body) = ring(&a.base_url(), "carol").await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["reason"], "offline");
+    // The call that was ringing on the dead node ends as its ring timeout would have ended it.
+    until(|| async { get_json(&through_a).await["state"] == "missed" }).await;
+    assert_eq!(get_json(&through_a).await["endReason"], "missed");
 }
 
 #[tokio::test]
