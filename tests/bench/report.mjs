@@ -107,6 +107,16 @@ if (hub) {
         st.error ?? `${st.back}/${st.clients} back; ${fmt(st.seconds_from_kill, 2)} s from SIGTERM`]);
     }
   }
+  // --cluster K (docs/scale-out.md): the same sends through K nodes over Redis, each send through
+  // a node other than the receiver's, next to one node at the same connection count.
+  const cl = hub.cluster;
+  if (cl?.sends) {
+    const single = (hub.levels ?? []).find((l) => l.connections === cl.connected)?.rounds?.at(-1)?.hub?.sends;
+    add(`user-targeted REST sends per second through ${cl.nodes} nodes over Redis at ${cl.connected} / one node`,
+      cl.sends.per_s, single?.per_s, 2, "every send crosses Redis (sent through another node)");
+    rows.push([`delivery latency through ${cl.nodes} nodes, p50 / p99 (ms)`, `${fmt(cl.sends.p50_ms, 2)} / ${fmt(cl.sends.p99_ms, 2)}`,
+      single ? `${fmt(single.p50_ms, 2)} / ${fmt(single.p99_ms, 2)}` : "—", "—", "baseline: one node, same run"]);
+  }
 }
 
 function table(markdown) {

@@ -23,10 +23,11 @@ export function withTimeout(promise, ms, what) {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-/** Starts the hub with `key` as its access key; resolves to `{ base, stop }`. */
-export async function startHub(key) {
+/** Starts the hub with `key` as its access key (and `extraArgs`, e.g. `--redis URL`);
+ * resolves to `{ base, stop }`. */
+export async function startHub(key, extraArgs = []) {
   assert.ok(existsSync(HUB_BIN), `hub binary not found at ${HUB_BIN}: run cargo build -p switchboard-hub`);
-  const hub = spawn(HUB_BIN, ["--listen", "127.0.0.1:0", "--access-key", key], {
+  const hub = spawn(HUB_BIN, ["--listen", "127.0.0.1:0", "--access-key", key, ...extraArgs], {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "warn" },
   });

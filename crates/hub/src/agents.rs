@@ -23,7 +23,7 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 /// The state an agent is in while a call is up.
@@ -89,7 +89,7 @@ pub fn is_valid_state(name: &str) -> bool {
 }
 
 /// Who or what made the agent's state what it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
     /// The agent chose it (`setAgentState`, `submitWrapUp`).
@@ -112,7 +112,7 @@ pub enum Source {
 ///  "wrapUpEndsAt":1764950060000,"previous":"Ready","missedOffers":0}
 /// ```
 /// Times are Unix ms; optional fields are left out when unset.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AgentState {
     /// The agent's user id.
@@ -282,6 +282,13 @@ impl AgentStore {
     /// remembered from then on).
     pub fn get(&mut self, user: &str, now: u64) -> AgentState {
         self.agent(user, now).state.clone()
+    }
+
+    /// Takes the state another hub node announced for an agent connected there (`--redis`;
+    /// [`crate::cluster`]): this node's routing decisions then see it.
+    pub fn replicate(&mut self, state: AgentState, now: u64) {
+        let agent = self.agent(&state.user_id, now);
+        agent.state = state;
     }
 
     /// The agent's current answered call, if one is up.

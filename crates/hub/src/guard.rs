@@ -274,6 +274,16 @@ pub fn looks_like_idp_id(name: &str) -> bool {
     guid || pairwise
 }
 
+/// Middleware: with `--redis` and Redis unreachable, answers `503 {"error": "Redis is
+/// unreachable..."}` instead of running the route (REST sends, negotiate, the client endpoint;
+/// [`crate::cluster`]).
+pub async fn require_redis(State(hub): State<Arc<Hub>>, request: Request, next: Next) -> Response {
+    if hub.cluster().is_some_and(|c| !c.is_up()) {
+        return crate::cluster::redis_down_response();
+    }
+    next.run(request).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

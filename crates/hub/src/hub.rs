@@ -163,6 +163,8 @@ pub(crate) struct Inner {
     pub(crate) directory: crate::numbers::Directory,
     pub(crate) agents: crate::agents::AgentStore,
     user_clients: VecDeque<UserClient>,
+    /// With `--redis`: every call state is copied to Redis for reads through any node.
+    cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 /// Shared state of one running hub (see the module docs).
@@ -174,6 +176,7 @@ pub struct Hub {
     pub(crate) quotas: crate::quota::Quotas,
     methods: HubMethods,
     inner: Mutex<Inner>,
+    cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
     shutdown: watch::Sender<bool>,
     weak: Weak<Hub>,
 }
@@ -243,6 +246,7 @@ impl Hub {
                 ..Inner::default()
             }),
             shutdown,
+            cluster: std::sync::OnceLock::new(),
             weak: weak.clone(),
         }))
     }
@@ -254,6 +258,296 @@ impl Hub {
     /// A weak handle on this hub, for timers.
     pub(crate) fn weak(&self) -> Weak<Hub> {
         self.weak.clone()
+    }
+
+    /// Joins the Redis cluster at `url` (`--redis`; [`crate::cluster`]). Fails on a malformed
+    /// URL or when this hub already joined one.
+    pub fn join_cluster(self: &Arc<Self>, url: &str) -> Result<(), String> {
+        let weak: Weak<dyn crate::cluster::Node> = self.weak.clone();
+        let cluster = crate::cluster::Cluster::start(weak, &self.config.access_key, url)?;
+        self.lock().cluster = Some(cluster.clone());
+        self.cluster
+            .set(cluster)
+            .map_err(|_| "this hub already joined a cluster".to_owned())
+    }
+
+    /// The cluster this node belongs to (`--redis`), if any.
+    pub fn cluster(&self) -> Option<&Arc<crate::cluster::Cluster>> {
+        self.cluster.get()
+    }
+
+    fn publish(&self, op: impl FnOnce() -> crate::cluster::BusOp) {
+        if let Some(cluster) = self.cluster() {
+            cluster.publish(op());
+        }
+    }
+
+    /// This node's live connections, as the cluster records them.
+    pub fn local_connections(&self) -> Vec<crate::cluster::Record> {
+        self.lock()
+            .connections
+            .values()
+            .map(|c| crate::cluster::Record {
+                hub: c.info.hub.clone(),
+                user: c.info.user.clone(),
+                connection: c.info.connection_id.clone(),
+            })
+            .collect()
+    }
+
+    /// Whether `user` has a live connection to `hub` on another node (`false` without
+    /// `--redis`); `Err` while Redis is unreachable.
+    pub async fn user_elsewhere(
+        &self,
+        hub: &str,
+        user: &str,
+    ) -> Result<bool, crate::cluster::RedisDown> {
+        match self.cluster() {
+            Some(c) => c.user_elsewhere(hub, user).await,
+            None => Ok(false),
+        }
+    }
+
+    /// [`Hub::user_connected`] on any node of the cluster.
+    pub async fn user_connected_anywhere(
+        &self,
+        hub: &str,
+        user: &str,
+    ) -> Result<bool, crate::cluster::RedisDown> {
+        if self.user_connected(hub, user) {
+            return Ok(true);
+        }
+        self.user_elsewhere(hub, user).await
+    }
+
+    /// [`Hub::connection_exists`] on any node of the cluster.
+    pub async fn connection_exists_anywhere(
+        &self,
+        hub: &str,
+        connection_id: &str,
+    ) -> Result<bool, crate::cluster::RedisDown> {
+        if self.connection_exists(hub, connection_id) {
+            return Ok(true);
+        }
+        match self.cluster() {
+            Some(c) => Ok(c.connection_node(hub, connection_id).await?.is_some()),
+            None => Ok(false),
+        }
+    }
+
+    /// [`Hub::group_has_connections`] on any node: a local member connection, or a member
+    /// user connected anywhere (a connection added to a group on another node is seen only
+    /// through its node; `docs/scale-out.md`).
+    pub async fn group_has_connections_anywhere(
+        &self,
+        hub: &str,
+        group: &str,
+    ) -> Result<bool, crate::cluster::RedisDown> {
+        if self.group_has_connections(hub, group) {
+            return Ok(true);
+        }
+        match self.cluster() {
+            Some(c) => c.group_user_elsewhere(hub, group).await,
+            None => Ok(false),
+        }
+    }
+
+    /// [`Hub::close_connection`] on any node (another node's connection is closed by a
+    /// backplane command).
+    pub async fn close_connection_anywhere(
+        &self,
+        hub: &str,
+        connection_id: &str,
+        reason: Option<String>,
+    ) -> Result<bool, crate::cluster::RedisDown> {
+        if self.close_connection(hub, connection_id, reason.clone()) {
+            return Ok(true);
+        }
+        let Some(c) = self.cluster() else {
+            return Ok(false);
+        };
+        if c.connection_node(hub, connection_id).await?.is_none() {
+            return Ok(false);
+        }
+        c.publish(crate::cluster::BusOp::Close {
+            hub: hub.to_ascii_lowercase(),
+            connection: connection_id.to_owned(),
+            reason,
+        });
+        Ok(true)
+    }
+
+    /// [`Hub::group_add_connection`] on any node.
+    pub async fn group_add_connection_anywhere(
+        &self,
+        hub: &str,
+        group: &str,
+        connection_id: &str,
+    ) -> Result<bool, crate::cluster::RedisDown> {
+        if self.group_add_connection(hub, group, connection_id) {
+            return Ok(true);
+        }
+        let Some(c) = self.cluster() else {
+            return Ok(false);
+        };
+        if c.connection_node(hub, connection_id).await?.is_none() {
+            return Ok(false);
+        }
+        c.publish(crate::cluster::BusOp::GroupConnection {
+            hub: hub.to_ascii_lowercase(),
+            group: group.to_owned(),
+            connection: connection_id.to_owned(),
+            add: true,
+        });
+        Ok(true)
+    }
+
+    /// Carries out a backplane message from another node on this node's connections only.
+    pub fn apply(&self, op: crate::cluster::BusOp) {
+        use crate::cluster::BusOp;
+        match op {
+            BusOp::User {
+                hub,
+                user,
+                target,
+                mut arguments,
+            } => {
+                let mut inner = self.lock();
+                let ids = inner.user_connections(&hub, &user);
+                if ids.is_empty() {
+                    return;
+                }
+                self.register_incoming_call_argument(
+                    &mut inner,
+                    &hub,
+                    &user,
+                    &target,
+                    &mut arguments,
+                );
+                inner.deliver(&ids, &HubMessage::send(&target, arguments));
+            }
+            BusOp::Notify { hub, user, message } => {
+                let mut inner = self.lock();
+                let ids = inner.user_connections(&hub, &user);
+                if ids.is_empty() {
+                    return;
+                }
+                if let Ok(incoming) = IncomingCall::from_seed_message(&message)
+                    && let Some(call_id) = incoming.call_id.clone()
+                {
+                    self.register_call(&mut inner, call_id, &hub, &user, &incoming);
+                }
+                inner.deliver(
+                    &ids,
+                    &HubMessage::send("ReceiveNotification", vec![Value::String(message)]),
+                );
+            }
+            BusOp::Connection {
+                hub,
+                connection,
+                target,
+                arguments,
+            } => {
+                if self.connection_exists(&hub, &connection) {
+                    self.send_to_connection(&hub, &connection, &target, arguments);
+                }
+            }
+            BusOp::Group {
+                hub,
+                group,
+                target,
+                arguments,
+            } => {
+                let inner = self.lock();
+                let ids = inner.group_connections(&hub, &group);
+                inner.deliver(&ids, &HubMessage::send(&target, arguments));
+            }
+            BusOp::All {
+                hub,
+                target,
+                arguments,
+            } => {
+                self.broadcast_local(&hub, &target, arguments);
+            }
+            BusOp::Close {
+                hub,
+                connection,
+                reason,
+            } => {
+                self.close_connection(&hub, &connection, reason);
+            }
+            BusOp::AbandonCall {
+                call_id,
+                from,
+                request,
+            } => {
+                if self.call(&call_id).is_none() {
+                    return; // not the owner
+                }
+                let (status, body) = match self.abandon_call(&call_id) {
+                    Ok(call) => (200, call.to_json()),
+                    Err(e @ CallError::UnknownCall(_)) => (404, json!({"error": e.to_string()})),
+                    Err(e) => (409, json!({"error": e.to_string()})),
+                };
+                if let Some(c) = self.cluster() {
+                    c.publish(BusOp::Reply {
+                        to: from,
+                        request,
+                        status,
+                        body,
+                    });
+                }
+            }
+            BusOp::Reply {
+                to,
+                request,
+                status,
+                body,
+            } => {
+                if let Some(c) = self.cluster() {
+                    c.reply_arrived(&to, &request, status, body);
+                }
+            }
+            BusOp::Agent { state } => {
+                let Ok(agent) = serde_json::from_value::<crate::agents::AgentState>(state.clone())
+                else {
+                    return;
+                };
+                let mut inner = self.lock();
+                inner.agents.replicate(agent, crate::auth::unix_now_ms());
+                let ids: Vec<String> = inner
+                    .groups
+                    .keys()
+                    .filter(|(_, name)| name == crate::agents::SUPERVISORS_GROUP)
+                    .flat_map(|(hub, name)| inner.group_connections(hub, name))
+                    .collect();
+                inner.deliver(&ids, &HubMessage::send("AgentStateChanged", vec![state]));
+            }
+            BusOp::GroupUser {
+                hub,
+                group,
+                user,
+                add,
+            } => {
+                if add {
+                    self.group_add_user_local(&hub, &group, &user);
+                } else {
+                    self.group_remove_user_local(&hub, &group, &user);
+                }
+            }
+            BusOp::GroupConnection {
+                hub,
+                group,
+                connection,
+                add,
+            } => {
+                if add {
+                    self.group_add_connection(&hub, &group, &connection);
+                } else {
+                    self.group_remove_connection_local(&hub, &group, &connection);
+                }
+            }
+        }
     }
 
     /// Whether dev sign-in (`/dev/token`, the simulator without a key) is on.
@@ -407,6 +701,14 @@ impl Hub {
             // First connection: supervisors see the agent come online.
             inner.presence_changed(user);
         }
+        drop(inner);
+        if let Some(cluster) = self.cluster() {
+            cluster.add(crate::cluster::Record {
+                hub: info.hub.clone(),
+                user: info.user.clone(),
+                connection: info.connection_id.clone(),
+            });
+        }
         rx
     }
 
@@ -416,6 +718,13 @@ impl Hub {
         let Some(conn) = inner.connections.remove(connection_id) else {
             return;
         };
+        if let Some(cluster) = self.cluster() {
+            cluster.remove(crate::cluster::Record {
+                hub: conn.info.hub.clone(),
+                user: conn.info.user.clone(),
+                connection: connection_id.to_owned(),
+            });
+        }
         if let Some(user) = &conn.info.user {
             let key = (conn.info.hub.clone(), user.clone());
             if let Some(set) = inner.users.get_mut(&key) {
@@ -482,6 +791,23 @@ impl Hub {
     /// Adds a user (all their present and future connections) to a group. `false` when the
     /// group table is full.
     pub fn group_add_user(&self, hub: &str, group: &str, user: &str) -> bool {
+        if !self.group_add_user_local(hub, group, user) {
+            return false;
+        }
+        if let Some(c) = self.cluster() {
+            let hub = hub.to_ascii_lowercase();
+            c.group_user(&hub, group, user, true);
+            c.publish(crate::cluster::BusOp::GroupUser {
+                hub,
+                group: group.to_owned(),
+                user: user.to_owned(),
+                add: true,
+            });
+        }
+        true
+    }
+
+    fn group_add_user_local(&self, hub: &str, group: &str, user: &str) -> bool {
         let mut inner = self.lock();
         let key = (hub.to_ascii_lowercase(), group.to_owned());
         if !inner.groups.contains_key(&key) && inner.groups.len() >= MAX_GROUPS {
@@ -498,6 +824,20 @@ impl Hub {
 
     /// Removes a user from a group.
     pub fn group_remove_user(&self, hub: &str, group: &str, user: &str) {
+        self.group_remove_user_local(hub, group, user);
+        if let Some(c) = self.cluster() {
+            let hub = hub.to_ascii_lowercase();
+            c.group_user(&hub, group, user, false);
+            c.publish(crate::cluster::BusOp::GroupUser {
+                hub,
+                group: group.to_owned(),
+                user: user.to_owned(),
+                add: false,
+            });
+        }
+    }
+
+    fn group_remove_user_local(&self, hub: &str, group: &str, user: &str) {
         let mut inner = self.lock();
         let key = (hub.to_ascii_lowercase(), group.to_owned());
         if let Some(g) = inner.groups.get_mut(&key) {
@@ -535,6 +875,19 @@ impl Hub {
 
     /// Removes a connection from a group.
     pub fn group_remove_connection(&self, hub: &str, group: &str, connection_id: &str) {
+        let local = self.connection_exists(hub, connection_id);
+        self.group_remove_connection_local(hub, group, connection_id);
+        if !local {
+            self.publish(|| crate::cluster::BusOp::GroupConnection {
+                hub: hub.to_ascii_lowercase(),
+                group: group.to_owned(),
+                connection: connection_id.to_owned(),
+                add: false,
+            });
+        }
+    }
+
+    fn group_remove_connection_local(&self, hub: &str, group: &str, connection_id: &str) {
         let mut inner = self.lock();
         let key = (hub.to_ascii_lowercase(), group.to_owned());
         if let Some(g) = inner.groups.get_mut(&key) {
@@ -573,21 +926,56 @@ impl Hub {
         hub: &str,
         user: &str,
         target: &str,
+        arguments: Vec<Value>,
+    ) -> Result<usize, Box<crate::agents::Refusal>> {
+        self.send_to_user_in_cluster(hub, user, target, arguments, false)
+    }
+
+    /// [`Hub::send_to_user_routed`] in a cluster: `elsewhere` says the user is connected on
+    /// another node ([`Hub::user_elsewhere`]), which counts as connected for the routing
+    /// decision. The send is also published on the backplane; the returned count is this
+    /// node's connections only.
+    pub fn send_to_user_in_cluster(
+        &self,
+        hub: &str,
+        user: &str,
+        target: &str,
         mut arguments: Vec<Value>,
+        elsewhere: bool,
     ) -> Result<usize, Box<crate::agents::Refusal>> {
         let hub = hub.to_ascii_lowercase();
         let mut inner = self.lock();
         let ids = inner.user_connections(&hub, user);
-        if target.eq_ignore_ascii_case("IncomingCall")
+        let is_call = target.eq_ignore_ascii_case("IncomingCall")
             && arguments
                 .first()
-                .is_some_and(|a| IncomingCall::from_value(a).is_ok())
-            && let Some(refusal) =
-                inner
-                    .agents
-                    .refusal(user, !ids.is_empty(), crate::auth::unix_now_ms())
+                .is_some_and(|a| IncomingCall::from_value(a).is_ok());
+        if is_call
+            && let Some(refusal) = inner.agents.refusal(
+                user,
+                !ids.is_empty() || elsewhere,
+                crate::auth::unix_now_ms(),
+            )
         {
             return Err(Box::new(refusal));
+        }
+        let cluster = self.cluster();
+        if ids.is_empty() && cluster.is_none() {
+            return Ok(0);
+        }
+        if is_call
+            && let Some(object) = arguments.first_mut().and_then(Value::as_object_mut)
+            && !object.contains_key("callId")
+        {
+            object.insert("callId".into(), Value::String(new_call_id()));
+        }
+        if let Some(c) = cluster {
+            c.publish(crate::cluster::BusOp::User {
+                hub: hub.clone(),
+                user: user.to_owned(),
+                target: target.to_owned(),
+                arguments: arguments.clone(),
+            });
         }
         if ids.is_empty() {
             return Ok(0);
@@ -608,7 +996,16 @@ impl Hub {
         let mut inner = self.lock();
         let user = match inner.connections.get(connection_id) {
             Some(c) if c.info.hub == hub => c.info.user.clone(),
-            _ => return 0,
+            _ => {
+                drop(inner);
+                self.publish(|| crate::cluster::BusOp::Connection {
+                    hub,
+                    connection: connection_id.to_owned(),
+                    target: target.to_owned(),
+                    arguments,
+                });
+                return 0;
+            }
         };
         if let Some(user) = user {
             self.register_incoming_call_argument(&mut inner, &hub, &user, target, &mut arguments);
@@ -627,13 +1024,30 @@ impl Hub {
         target: &str,
         arguments: Vec<Value>,
     ) -> usize {
+        let hub = hub.to_ascii_lowercase();
+        self.publish(|| crate::cluster::BusOp::Group {
+            hub: hub.clone(),
+            group: group.to_owned(),
+            target: target.to_owned(),
+            arguments: arguments.clone(),
+        });
         let inner = self.lock();
-        let ids = inner.group_connections(&hub.to_ascii_lowercase(), group);
+        let ids = inner.group_connections(&hub, group);
         inner.deliver(&ids, &HubMessage::send(target, arguments))
     }
 
-    /// Sends to every connection of the hub.
+    /// Sends to every connection of the hub (of every node).
     pub fn broadcast(&self, hub: &str, target: &str, arguments: Vec<Value>) -> usize {
+        let hub = hub.to_ascii_lowercase();
+        self.publish(|| crate::cluster::BusOp::All {
+            hub: hub.clone(),
+            target: target.to_owned(),
+            arguments: arguments.clone(),
+        });
+        self.broadcast_local(&hub, target, arguments)
+    }
+
+    fn broadcast_local(&self, hub: &str, target: &str, arguments: Vec<Value>) -> usize {
         let hub = hub.to_ascii_lowercase();
         let inner = self.lock();
         let ids: Vec<String> = inner
@@ -681,18 +1095,32 @@ impl Hub {
     /// message's `callId` or a new one, which is then added to the message text (all other
     /// fields kept as sent). Nothing is sent or registered when the user is not connected.
     pub fn send_message_to_user(&self, hub: &str, user: &str, message: &str) -> Delivery {
+        self.send_message_to_user_in_cluster(hub, user, message, false)
+    }
+
+    /// [`Hub::send_message_to_user`] in a cluster: `elsewhere` says the user is connected on
+    /// another node ([`Hub::user_elsewhere`]). The message (with its `callId`) is also
+    /// published on the backplane; the node holding the user's connection registers the call.
+    pub fn send_message_to_user_in_cluster(
+        &self,
+        hub: &str,
+        user: &str,
+        message: &str,
+        elsewhere: bool,
+    ) -> Delivery {
         let hub = hub.to_ascii_lowercase();
         let mut inner = self.lock();
         let ids = inner.user_connections(&hub, user);
         if IncomingCall::from_seed_message(message).is_ok()
-            && let Some(refusal) =
-                inner
-                    .agents
-                    .refusal(user, !ids.is_empty(), crate::auth::unix_now_ms())
+            && let Some(refusal) = inner.agents.refusal(
+                user,
+                !ids.is_empty() || elsewhere,
+                crate::auth::unix_now_ms(),
+            )
         {
             return Delivery::Refused(refusal);
         }
-        if ids.is_empty() {
+        if ids.is_empty() && !elsewhere {
             return Delivery::NotConnected;
         }
         let (text, call_id) = match IncomingCall::from_seed_message(message) {
@@ -705,16 +1133,25 @@ impl Hub {
                         (id, text)
                     }
                 };
-                self.register_call(&mut inner, call_id.clone(), &hub, user, &incoming);
+                if !ids.is_empty() {
+                    self.register_call(&mut inner, call_id.clone(), &hub, user, &incoming);
+                }
                 (text, Some(call_id))
             }
             Err(_) => (message.to_owned(), None),
         };
+        if elsewhere && let Some(c) = self.cluster() {
+            c.publish(crate::cluster::BusOp::Notify {
+                hub: hub.clone(),
+                user: user.to_owned(),
+                message: text.clone(),
+            });
+        }
         let taken = inner.deliver(
             &ids,
             &HubMessage::send("ReceiveNotification", vec![Value::String(text)]),
         );
-        if taken == 0 {
+        if taken == 0 && !elsewhere {
             return Delivery::NotDelivered;
         }
         Delivery::Delivered { call_id }
@@ -758,6 +1195,9 @@ impl Hub {
     ) {
         let now = crate::auth::unix_now_ms();
         let call = inner.calls.register(call_id, hub, user, incoming, now);
+        if let Some(cluster) = &inner.cluster {
+            cluster.copy_call(&call.call_id, &call.to_json());
+        }
         inner.agents.offered(user, now);
         tracing::info!(call_id = %call.call_id, agent = %user, "call ringing");
         let weak = self.weak.clone();
@@ -1132,6 +1572,11 @@ impl Inner {
         }
         let mut value = state.to_json();
         value["connected"] = Value::Bool(self.user_online(&state.user_id));
+        if let Some(cluster) = &self.cluster {
+            cluster.publish(crate::cluster::BusOp::Agent {
+                state: value.clone(),
+            });
+        }
         let ids: Vec<String> = ids.into_iter().collect();
         self.deliver(&ids, &HubMessage::send("AgentStateChanged", vec![value]));
     }
@@ -1146,6 +1591,9 @@ impl Inner {
     /// `CallUpdated(call)` to the agent's connections and, when the call just ended,
     /// `CallEnded(callId, reason)`.
     pub(crate) fn announce(&self, t: &Transition) {
+        if let Some(cluster) = &self.cluster {
+            cluster.copy_call(&t.call.call_id, &t.call.to_json());
+        }
         let ids = self.user_connections(&t.call.hub, &t.call.agent);
         self.deliver(
             &ids,
@@ -1191,6 +1639,20 @@ impl Default for Timeouts {
             long_poll: Duration::from_secs(90),
             reconnect_window: Duration::from_secs(30),
         }
+    }
+}
+
+impl crate::cluster::Node for Hub {
+    fn apply(&self, op: crate::cluster::BusOp) {
+        Hub::apply(self, op);
+    }
+
+    fn local_records(&self) -> Vec<crate::cluster::Record> {
+        self.local_connections()
+    }
+
+    fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.subscribe_shutdown()
     }
 }
 

@@ -28,6 +28,7 @@ pub mod agent_state;
 pub mod agents;
 pub mod auth;
 pub mod calls;
+pub mod cluster;
 pub mod connection;
 pub mod csp;
 pub mod graph;
@@ -115,6 +116,9 @@ pub struct HubConfig {
     pub agents: agents::AgentConfig,
     /// The address the hub listens on (set by [`serve`]).
     pub listen_addr: Option<SocketAddr>,
+    /// `--redis URL` (env `SWITCHBOARD_REDIS_URL`): join the hubs sharing this Redis and
+    /// access key ([`cluster`], `docs/scale-out.md`); `None`: single-process, in memory.
+    pub redis_url: Option<String>,
 }
 
 impl HubConfig {
@@ -145,6 +149,7 @@ impl HubConfig {
             allowed_origins: Vec::new(),
             agents: agents::AgentConfig::default(),
             listen_addr: None,
+            redis_url: None,
         }
     }
 }
@@ -208,7 +213,11 @@ pub fn serve(listener: TcpListener, mut config: HubConfig) -> std::io::Result<Ru
     let addr = listener.local_addr()?;
     config.listen_addr = Some(addr);
     let listener = quota::LimitedListener::new(listener, config.quotas.connections_per_address);
+    let redis_url = config.redis_url.clone();
     let hub = Hub::try_new(config, hub_methods()).map_err(std::io::Error::other)?;
+    if let Some(url) = redis_url {
+        hub.join_cluster(&url).map_err(std::io::Error::other)?;
+    }
     graph_link::start(&hub);
     let app = routes::app(hub.clone());
     let (stop, stopped) = oneshot::channel::<()>();

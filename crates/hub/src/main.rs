@@ -155,6 +155,15 @@ struct Cli {
     /// credentials).
     #[arg(long, value_name = "on|off", value_parser = ["on", "off"], default_value = "on")]
     graph_stand_in_push: String,
+    /// Join the hub nodes sharing this Redis and access key (`redis://127.0.0.1:6379`;
+    /// docs/scale-out.md). Without it the hub is one process with its state in memory.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_REDIS_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    redis: Option<String>,
 }
 
 fn parse_state(value: &str) -> Result<String, String> {
@@ -301,6 +310,7 @@ async fn main() -> std::process::ExitCode {
     config.frame_ancestors = cli.frame_ancestor.clone();
     config.connect_src = cli.connect_src.clone();
     config.allowed_origins = cli.allowed_origin.clone();
+    config.redis_url = cli.redis.clone();
     for (name, rate) in [
         (
             "--negotiates-per-second-per-address",

@@ -10,7 +10,7 @@
 //! | `switchboard_messages_in_total` | counter | | hub messages read from clients |
 //! | `switchboard_messages_out_total` | counter | | hub messages queued to connections |
 //! | `switchboard_send_duration_seconds` | histogram | `route` | time to answer a REST / adaptor send |
-//! | `switchboard_frames_dropped_total` | counter | `reason` | messages not delivered (`outbox_full`, `closed`) |
+//! | `switchboard_frames_dropped_total` | counter | `reason` | messages not delivered (`outbox_full`, `closed`, `redis_queue_full`: a write for Redis dropped, `--redis`) |
 //! | `switchboard_malformed_messages_total` | counter | | malformed client messages dropped |
 //! | `switchboard_overflow_closes_total` | counter | `reason` | connections closed for overflow (`outbox`, `replay_buffer`, `write_timeout`) |
 //! | `switchboard_quota_refusals_total` | counter | `quota` | requests refused by a quota ([`crate::quota`]) |
@@ -18,6 +18,7 @@
 //! | `switchboard_panics_total` | counter | | requests that panicked (answered 500) |
 //! | `switchboard_replay_buffered_bytes` | gauge | | bytes of sent messages kept for stateful reconnect until acked, over all connections |
 //! | `switchboard_graph_lifecycle_total` | counter | `event` | Graph lifecycle notifications accepted by `/api/graph/lifecycle` (or `/notifications`): `missed`, `reauthorizationRequired`, `subscriptionRemoved`, `other` |
+//! | `switchboard_redis_up` | gauge | | with `--redis`: 1 while Redis answers heartbeats and the backplane subscription is live, else 0 (set at each scrape) |
 //! | `switchboard_graph_notifications_total` | counter | `outcome` | Graph change/lifecycle notification items: `accepted`, `rejected` (unknown subscription or wrong `clientState`), `malformed` (bodies) |
 
 use std::sync::OnceLock;
@@ -152,4 +153,10 @@ pub fn graph_notifications(outcome: &'static str, count: u64) {
     handle();
     metrics::counter!("switchboard_graph_notifications_total", "outcome" => outcome)
         .increment(count);
+}
+
+/// `switchboard_redis_up`: whether this node reaches Redis ([`crate::cluster`]).
+pub fn redis_up(up: bool) {
+    handle();
+    metrics::gauge!("switchboard_redis_up").set(if up { 1.0 } else { 0.0 });
 }

@@ -102,6 +102,9 @@ async fn metrics(
             .into_response();
     }
     let counts = calls_by_state(&hub);
+    if let Some(cluster) = hub.cluster() {
+        crate::metrics::redis_up(cluster.is_up());
+    }
     (
         [(
             header::CONTENT_TYPE,

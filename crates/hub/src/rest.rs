@@ -19,6 +19,9 @@ pub enum ApiError {
     Json(StatusCode, String),
     /// This status with this JSON body.
     Body(StatusCode, Value),
+    /// 503 `{"error"}` with `Retry-After`: `--redis` is set and Redis is unreachable
+    /// ([`crate::cluster`]).
+    RedisDown,
 }
 
 impl ApiError {
@@ -49,6 +52,7 @@ impl IntoResponse for ApiError {
                 (status, axum::Json(json!({ "error": text }))).into_response()
             }
             ApiError::Body(status, body) => (status, axum::Json(body)).into_response(),
+            ApiError::RedisDown => crate::cluster::redis_down_response(),
         }
     }
 }

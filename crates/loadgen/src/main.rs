@@ -12,6 +12,12 @@
 //! - with `--storm`, at the largest count: the hub is restarted on the same port and the time
 //!   until every client is connected again.
 //!
+//! With `--cluster K` (issue 16, docs/scale-out.md), at the largest count it also starts a
+//! `redis-server` (on a free loopback port, its own temporary directory) and K hubs over it with
+//! `--redis`, spreads the connections over the nodes (user `i` on node `i mod K`) and sends every
+//! REST send through the *next* node (`i+1 mod K`), so every send crosses Redis; the same
+//! measurement through a single node is the `hub` figure of the same run.
+//!
 //! Everything is bounded: connection counts are capped by the file-descriptor limit (raised to
 //! the hard limit first), every phase has a deadline, children are killed on exit. Prints a
 //! JSON report on stdout and progress on stderr.
@@ -53,10 +59,11 @@ struct Options {
     storm: bool,
     csv: Option<PathBuf>,
     hub_log: Option<PathBuf>,
+    cluster: usize,
 }
 
 const USAGE: &str = "usage: switchboard-loadgen --hub-bin PATH [--connections N[,N…]] [--send-seconds S] \
-[--max-sends N] [--rounds R] [--storm] [--quick] [--csv FILE] [--hub-log FILE]\n       switchboard-loadgen echo-server\n       switchboard-loadgen chart --csv FILE --hub REPORT.json --out DIR";
+[--max-sends N] [--rounds R] [--storm] [--quick] [--csv FILE] [--hub-log FILE] [--cluster K]\n       switchboard-loadgen echo-server\n       switchboard-loadgen chart --csv FILE --hub REPORT.json --out DIR";
 
 fn parse_options(args: &[String]) -> Result<Options, String> {
     let mut options = Options {
@@ -68,6 +75,7 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
         storm: false,
         csv: None,
         hub_log: None,
+        cluster: 0,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -96,6 +104,9 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
                 options.rounds = value()?.parse().map_err(|e| format!("--rounds: {e}"))?
             }
             "--storm" => options.storm = true,
+            "--cluster" => {
+                options.cluster = value()?.parse().map_err(|e| format!("--cluster: {e}"))?
+            }
             "--quick" => {
                 options.counts = vec![200];
                 options.send_seconds = 2.0;
@@ -109,6 +120,7 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
     }
     options.send_seconds = options.send_seconds.clamp(0.1, 120.0);
     options.rounds = options.rounds.clamp(1, 10);
+    options.cluster = options.cluster.min(8);
     Ok(options)
 }
 
@@ -238,7 +250,19 @@ async fn run(options: Options) -> Result<Value, String> {
     if let Some(path) = &options.csv {
         std::fs::write(path, latencies_csv).map_err(|e| format!("{}: {e}", path.display()))?;
     }
-    Ok(json!({ "ok": all_ok, "fd_limit": fd_limit, "senders": SENDERS, "levels": levels }))
+    let mut report =
+        json!({ "ok": all_ok, "fd_limit": fd_limit, "senders": SENDERS, "levels": levels });
+    if options.cluster >= 1 {
+        let n = largest.min(cap);
+        eprintln!(
+            "loadgen: {n} connections over a {}-node cluster",
+            options.cluster
+        );
+        let cluster = measure_cluster(n, options.cluster, &options).await?;
+        report["ok"] = json!(all_ok && cluster["connected"] == json!(n));
+        report["cluster"] = cluster;
+    }
+    Ok(report)
 }
 
 /// Starts the server, holds `n` idle connections, measures; at the hub also sends and (with
@@ -377,8 +401,137 @@ async fn measure(
     Ok(report)
 }
 
+/// `k` hubs over one redis-server, `n` connections spread over them, sends through the next node
+/// (see the module docs).
+async fn measure_cluster(n: usize, k: usize, options: &Options) -> Result<Value, String> {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        l.local_addr().map_err(|e| e.to_string())?.port()
+    };
+    let dir = std::env::temp_dir().join(format!("sb-loadgen-redis-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let mut redis = tokio::process::Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no", "--dir"])
+        .arg(&dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("redis-server ({e}): run scripts/setup"))?;
+    let url = format!("redis://127.0.0.1:{port}");
+    let mut hubs = Vec::new();
+    for _ in 0..k {
+        let args: Vec<String> = [
+            "--listen",
+            "127.0.0.1:0",
+            "--access-key",
+            ACCESS_KEY,
+            "--max-connections-per-address",
+            "1000000",
+            "--max-connections-per-user",
+            "100000",
+            "--redis",
+            &url,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        hubs.push(Server::spawn(&options.hub_bin, &args, None).await?);
+    }
+    let http = reqwest::Client::new();
+    for hub in &hubs {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let ok = http
+                .get(format!("{}/healthz", hub.base))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().as_u16() == 200);
+            if ok {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(format!("{} never healthy (Redis)", hub.base));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let bases: Vec<String> = hubs.iter().map(|h| h.base.clone()).collect();
+    let urls: Vec<String> = (0..n)
+        .map(|i| {
+            let base = &bases[i % k];
+            let ws_base = base.replacen("http://", "ws://", 1);
+            format!(
+                "{ws_base}/client/?hub=switchboard&access_token={}",
+                client_token(base, &format!("lg-{i}"))
+            )
+        })
+        .collect();
+    let shared = Shared::new();
+    let started = Instant::now();
+    let mut holders = Vec::with_capacity(n);
+    let mut attempts = futures_util::stream::iter(urls.iter().enumerate())
+        .map(|(i, url)| async move {
+            (
+                i,
+                client::connect(url, Peer::Hub, Duration::from_secs(10)).await,
+            )
+        })
+        .buffer_unordered(CONNECT_CONCURRENCY);
+    let deadline = Duration::from_secs(60 + n as u64 / 100);
+    while let Ok(Some((i, result))) =
+        tokio::time::timeout(deadline.saturating_sub(started.elapsed()), attempts.next()).await
+    {
+        if let Ok(ws) = result {
+            holders.push(tokio::spawn(client::hold(
+                ws,
+                urls[i].clone(),
+                Peer::Hub,
+                shared.clone(),
+                i as u64 + 1,
+            )));
+        }
+    }
+    drop(attempts);
+    let connected = holders.len();
+    // Let every node's connection records reach Redis.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let sends = send_load_through(&bases, true, connected, options, &shared).await;
+    eprintln!("loadgen:   cluster sends: {}", sends["summary"]);
+    for hub in hubs {
+        hub.stop().await;
+    }
+    let _ = shared.stop.send(true);
+    let _ = tokio::time::timeout(
+        Duration::from_secs(10),
+        futures_util::future::join_all(holders),
+    )
+    .await;
+    let _ = redis.kill().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(json!({
+        "nodes": k,
+        "connected": connected,
+        "sends_through": "the next node (every send crosses Redis)",
+        "sends": sends,
+    }))
+}
+
 /// Concurrent REST sends to the `n` connected users for `send_seconds` (at most `max_sends`).
 async fn send_load(base: &str, n: usize, options: &Options, shared: &Arc<Shared>) -> Value {
+    send_load_through(&[base.to_owned()], false, n, options, shared).await
+}
+
+/// [`send_load`] through several nodes: user `u` is on node `u mod K`; with `next` its sends go
+/// through node `u+1 mod K`.
+async fn send_load_through(
+    bases: &[String],
+    next_node: bool,
+    n: usize,
+    options: &Options,
+    shared: &Arc<Shared>,
+) -> Value {
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(SENDERS)
         .timeout(Duration::from_secs(10))
@@ -398,7 +551,7 @@ async fn send_load(base: &str, n: usize, options: &Options, shared: &Arc<Shared>
             failed.clone(),
             shared.clone(),
         );
-        let base = base.to_owned();
+        let bases = bases.to_vec();
         let max_sends = options.max_sends;
         workers.push(tokio::spawn(async move {
             while Instant::now() < deadline {
@@ -406,7 +559,10 @@ async fn send_load(base: &str, n: usize, options: &Options, shared: &Arc<Shared>
                 if i >= max_sends {
                     break;
                 }
-                let url = format!("{base}/api/v1/hubs/switchboard/users/lg-{}", i % n);
+                let user = i % n;
+                let node = (user + usize::from(next_node)) % bases.len();
+                let base = &bases[node];
+                let url = format!("{base}/api/v1/hubs/switchboard/users/lg-{user}");
                 let now = switchboard_hub::auth::unix_now();
                 let token = AccessKey::new(ACCESS_KEY).sign(&url, None, now, now + 3600);
                 let body =

@@ -178,7 +178,11 @@ pub async fn send_message_to_user(
             crate::calls::REGISTRY_FULL.into(),
         ));
     }
-    match hub.send_message_to_user(&hub_name, &user_id, &message) {
+    let elsewhere = hub
+        .user_elsewhere(&hub_name, &user_id)
+        .await
+        .map_err(|_| ApiError::RedisDown)?;
+    match hub.send_message_to_user_in_cluster(&hub_name, &user_id, &message, elsewhere) {
         Delivery::NotConnected => {
             tracing::info!(user = %user_id, "SendMessageToUser: user not connected");
             Err(ApiError::Text(
@@ -211,7 +215,20 @@ pub async fn get_call(
     Path(call_id): Path<String>,
     _: Authorized<ServerKey>,
 ) -> Result<Json<Value>, ApiError> {
-    hub.call(&call_id)
-        .map(|c| Json(c.to_json()))
-        .ok_or_else(|| ApiError::Json(StatusCode::NOT_FOUND, format!("Unknown call '{call_id}'")))
+    if let Some(call) = hub.call(&call_id) {
+        return Ok(Json(call.to_json()));
+    }
+    // With --redis: the copy of a call registered on another node.
+    if let Some(cluster) = hub.cluster()
+        && let Some(call) = cluster
+            .read_call(&call_id)
+            .await
+            .map_err(|_| ApiError::RedisDown)?
+    {
+        return Ok(Json(call));
+    }
+    Err(ApiError::Json(
+        StatusCode::NOT_FOUND,
+        format!("Unknown call '{call_id}'"),
+    ))
 }

@@ -117,6 +117,10 @@ pub fn router(hub: Arc<Hub>) -> Router {
             crate::guard::negotiate_guard,
         ))
         .layer(axum::middleware::from_fn_with_state(
+            hub.clone(),
+            crate::guard::require_redis,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
             origins,
             crate::guard::check_origin,
         ))
@@ -130,6 +134,10 @@ pub fn router(hub: Arc<Hub>) -> Router {
         )
         .route("/api/calls/{call_id}", get(adaptor::get_call))
         .merge(service::rest_routes())
+        .layer(axum::middleware::from_fn_with_state(
+            hub.clone(),
+            crate::guard::require_redis,
+        ))
         .layer(axum::middleware::from_fn(crate::observe::time_sends));
 
     let mut app = Router::new()
@@ -142,7 +150,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .merge(crate::observe::routes())
         .merge(crate::graph::router(&hub.config().graph.base_path))
         .merge(crate::graph_link::routes())
-        .route("/healthz", get(|| async { "ok" }));
+        .route("/healthz", get(healthz));
 
     // `--config FILE`: this file is the widget's /config.json (read at each request, so an
     // admin can edit it without a restart), whatever the static directory holds.
@@ -190,4 +198,16 @@ pub fn router(hub: Arc<Hub>) -> Router {
 
 async fn landing() -> Html<&'static str> {
     Html(include_str!("landing.html"))
+}
+
+/// `GET /healthz`: `200 ok`; with `--redis` and Redis unreachable `503 {"error"}`
+/// ([`crate::cluster`]).
+async fn healthz(
+    axum::extract::State(hub): axum::extract::State<Arc<Hub>>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if hub.cluster().is_some_and(|c| !c.is_up()) {
+        return crate::cluster::redis_down_response();
+    }
+    "ok".into_response()
 }

@@ -318,14 +318,18 @@ fn send_payload(hub_name: &str, body: &[u8]) -> Result<(String, Vec<Value>), Api
 pub async fn rest_user(Rest { hub, path: p }: Rest, body: Bytes) -> Result<StatusCode, ApiError> {
     let (target, arguments) = send_payload(&p.hub, &body)?;
     let user = &p.user;
+    let elsewhere = hub
+        .user_elsewhere(&p.hub, user)
+        .await
+        .map_err(|_| ApiError::RedisDown)?;
     let n = hub
-        .send_to_user_routed(&p.hub, user, &target, arguments)
+        .send_to_user_in_cluster(&p.hub, user, &target, arguments, elsewhere)
         .map_err(|r| {
             tracing::info!(%user, reason = r.reason.as_str(), "REST IncomingCall refused by agent state");
             ApiError::refused(&r)
         })?;
     tracing::info!(%user, %target, connections = n, "REST send to user");
-    if n == 0 && hub.user_connected(&p.hub, user) {
+    if n == 0 && !elsewhere && hub.user_connected(&p.hub, user) {
         return Err(ApiError::Json(
             StatusCode::SERVICE_UNAVAILABLE,
             super::adaptor::NOT_DELIVERED.into(),
@@ -336,7 +340,8 @@ pub async fn rest_user(Rest { hub, path: p }: Rest, body: Bytes) -> Result<Statu
 
 /// `HEAD /api/v1/hubs/{hub}/users/{userId}` → 200 when connected, 404 otherwise.
 pub async fn rest_user_exists(Rest { hub, path: p }: Rest) -> Result<StatusCode, ApiError> {
-    Ok(found(hub.user_connected(&p.hub, &p.user)))
+    let yes = hub.user_connected_anywhere(&p.hub, &p.user).await;
+    Ok(found(yes.map_err(|_| ApiError::RedisDown)?))
 }
 
 /// `POST /api/v1/hubs/{hub}/connections/{connectionId}` → 202.
@@ -348,7 +353,8 @@ pub async fn rest_connection(rest: Rest, body: Bytes) -> Result<StatusCode, ApiE
 
 /// `HEAD /api/v1/hubs/{hub}/connections/{connectionId}` → 200 / 404.
 pub async fn rest_connection_exists(Rest { hub, path: p }: Rest) -> Result<StatusCode, ApiError> {
-    Ok(found(hub.connection_exists(&p.hub, &p.connection)))
+    let yes = hub.connection_exists_anywhere(&p.hub, &p.connection).await;
+    Ok(found(yes.map_err(|_| ApiError::RedisDown)?))
 }
 
 /// `DELETE /api/v1/hubs/{hub}/connections/{connectionId}[?reason=..]` → 200 (closed with a
@@ -360,7 +366,10 @@ pub async fn rest_connection_close(
     _: Authorized<ServiceRest>,
 ) -> Result<StatusCode, ApiError> {
     let reason = query.get("reason").cloned();
-    Ok(found(hub.close_connection(&p.hub, &p.connection, reason)))
+    let closed = hub
+        .close_connection_anywhere(&p.hub, &p.connection, reason)
+        .await;
+    Ok(found(closed.map_err(|_| ApiError::RedisDown)?))
 }
 
 /// `POST /api/v1/hubs/{hub}/groups/{group}` → 202.
@@ -372,7 +381,8 @@ pub async fn rest_group(rest: Rest, body: Bytes) -> Result<StatusCode, ApiError>
 
 /// `HEAD /api/v1/hubs/{hub}/groups/{group}` → 200 when a live connection is in it, else 404.
 pub async fn rest_group_exists(Rest { hub, path: p }: Rest) -> Result<StatusCode, ApiError> {
-    Ok(found(hub.group_has_connections(&p.hub, &p.group)))
+    let yes = hub.group_has_connections_anywhere(&p.hub, &p.group).await;
+    Ok(found(yes.map_err(|_| ApiError::RedisDown)?))
 }
 
 /// `POST /api/v1/hubs/{hub}` (broadcast) → 202.
@@ -407,7 +417,10 @@ pub async fn rest_group_remove_user(Rest { hub, path: p }: Rest) -> Result<Statu
 pub async fn rest_group_add_connection(
     Rest { hub, path: p }: Rest,
 ) -> Result<StatusCode, ApiError> {
-    if hub.group_add_connection(&p.hub, &p.group, &p.connection) {
+    let added = hub
+        .group_add_connection_anywhere(&p.hub, &p.group, &p.connection)
+        .await;
+    if added.map_err(|_| ApiError::RedisDown)? {
         Ok(StatusCode::OK)
     } else {
         Err(ApiError::Json(

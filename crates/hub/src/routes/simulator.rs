@@ -98,7 +98,12 @@ pub async fn ring(
     let incoming =
         IncomingCall::from_value(&Value::Object(call)).map_err(|e| bad_request(e.to_string()))?;
     let message = incoming.to_seed_message();
-    match hub.send_message_to_user(&hub.config().hub_name, agent.trim(), &message) {
+    let hub_name = hub.config().hub_name.clone();
+    let elsewhere = hub
+        .user_elsewhere(&hub_name, agent.trim())
+        .await
+        .map_err(|_| ApiError::RedisDown)?;
+    match hub.send_message_to_user_in_cluster(&hub_name, agent.trim(), &message, elsewhere) {
         Delivery::Refused(r) => Err(ApiError::refused(&r)),
         Delivery::NotConnected => Err(ApiError::Text(
             StatusCode::BAD_REQUEST,
@@ -129,6 +134,30 @@ async fn abandon(
     Path(call_id): Path<String>,
     _: Authorized<Simulator>,
 ) -> Result<Json<Value>, ApiError> {
+    if hub.call(&call_id).is_none()
+        && let Some(cluster) = hub.cluster()
+    {
+        // --redis: the node that owns the call carries it out (one final state).
+        let answer = cluster
+            .forward(|from, request| crate::cluster::BusOp::AbandonCall {
+                call_id: call_id.clone(),
+                from,
+                request,
+            })
+            .await
+            .map_err(|_| ApiError::RedisDown)?;
+        return match answer {
+            Some((200, call)) => Ok(Json(call)),
+            Some((status, body)) => Err(ApiError::Body(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::CONFLICT),
+                body,
+            )),
+            None => Err(ApiError::Json(
+                StatusCode::NOT_FOUND,
+                format!("Unknown call '{call_id}'"),
+            )),
+        };
+    }
     match hub.abandon_call(&call_id) {
         Ok(call) => Ok(Json(call.to_json())),
         Err(e @ CallError::UnknownCall(_)) => {

@@ -21,6 +21,8 @@ pub const WAIT: Duration = Duration::from_secs(5);
 /// The access key of test hubs.
 pub const KEY: &str = "test-access-key-0123456789";
 
+pub mod redis;
+
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 pub async fn start_hub() -> RunningHub {
@@ -245,9 +247,18 @@ impl Client {
         }
     }
 
+    /// Waits until `n` invocations of `target` arrived (other events are kept) and returns
+    /// their arguments, in order; fails after [`WAIT`].
+    pub async fn take_invocations(&mut self, target: &str, n: usize) -> Vec<Vec<Value>> {
+        let mut taken = Vec::new();
+        while taken.len() < n {
+            taken.push(self.expect_invocation(target).await);
+        }
+        taken
+    }
+
     /// How many invocations of `target` arrived and were not taken yet (no waiting).
-    #[allow(dead_code)]
-    pub fn received(&self, target: &str) -> usize {
+    pub fn queued(&self, target: &str) -> usize {
         self.events
             .iter()
             .filter(|e| matches!(e, Event::Invocation { target: t, .. } if t == target))

@@ -1,0 +1,863 @@
+//! Scale-out over Redis (issue 16, `docs/scale-out.md`): hub processes started with the same
+//! `--redis URL` and access key act as one hub.
+//!
+//! - **Heartbeat**: every node writes `sb:<ns>:node:<id>` with `EX 5` every second and its
+//!   last beat (unix ms) into the zset `sb:<ns>:nodes`. A node whose key expired is dead: its
+//!   connection records no longer count, and the first live node that notices removes them.
+//! - **Connection records**: `sb:<ns>:user:<hub>:<user>` (hash connection id → node id) and
+//!   `sb:<ns>:conn:<hub>` (hash connection id → node id); `sb:<ns>:nodeconns:<id>` (set of
+//!   `hub\nuser\nconnection`) indexes one node's records for cleanup and resync. After Redis
+//!   comes back (it may have lost everything), each node rewrites its own records.
+//! - **Group users**: `sb:<ns>:groupusers:<hub>:<group>` (set of user ids).
+//! - **Backplane**: one pub/sub channel `sb:<ns>:bus`. Every send (to a user, a group, a
+//!   connection, everyone; adaptor, Azure REST or hub-internal) is delivered to this node's
+//!   matching connections at once and published as one JSON [`BusOp`]; every other node
+//!   delivers it to *its* matching connections (local filtering). Group changes and closes of
+//!   another node's connection travel the same way, as commands.
+//!
+//! `<ns>` is the first 16 hex digits of SHA-256 of the access key: processes sharing a Redis
+//! but not a key do not see each other, and the key itself is never written to Redis.
+//!
+//! While Redis is unreachable (heartbeat failing or the subscription lost) [`Cluster::is_up`]
+//! is false: `/healthz` answers 503, `/metrics` shows `switchboard_redis_up 0`, and REST sends
+//! and negotiate answer 503 ([`require_redis`]). Messages published while Redis is down are
+//! lost (pub/sub is at-most-once); clients resync on reconnect.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use redis::AsyncCommands;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::Digest;
+use tokio::sync::{mpsc, watch};
+
+/// What the cluster needs from the hub node it serves (implemented by [`crate::hub::Hub`]).
+pub trait Node: Send + Sync + 'static {
+    /// Carries out a backplane message from another node on this node's connections only.
+    fn apply(&self, op: BusOp);
+    /// This node's live connections.
+    fn local_records(&self) -> Vec<Record>;
+    /// Turns `true` when the node shuts down.
+    fn shutdown_signal(&self) -> watch::Receiver<bool>;
+}
+
+/// Seconds a node's heartbeat key lives (`EX`); a node silent this long is dead.
+pub const NODE_TTL_SECS: u64 = 5;
+/// Seconds a call's copy stays in Redis after its last change (a day).
+pub const CALL_TTL_SECS: u64 = 86_400;
+/// Writes (publishes, records, call copies) waiting for Redis at most.
+pub const WRITE_QUEUE: usize = 65_536;
+/// How often a node beats.
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+
+/// One message on the backplane channel: `{"o": <origin node>, "k": <kind>, ...}`
+/// (the shapes are in `docs/hub-contract.md`, "Scale-out").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BusMessage {
+    /// The node that published it (it ignores its own messages).
+    #[serde(rename = "o")]
+    pub origin: String,
+    /// What to do.
+    #[serde(flatten)]
+    pub op: BusOp,
+}
+
+/// What a backplane message asks every node to do with its own connections.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "k", rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum BusOp {
+    /// `target(arguments)` to the user's connections (an `IncomingCall` call object carries
+    /// its `callId`; the node holding the connection registers the call).
+    User {
+        /// Hub name (lower case).
+        hub: String,
+        /// User id.
+        user: String,
+        /// Client method.
+        target: String,
+        /// Its arguments.
+        arguments: Vec<Value>,
+    },
+    /// `ReceiveNotification(message)` to the user's connections (the adaptor's
+    /// `SendMessageToUser`; an incoming call carries its `callId`).
+    Notify {
+        /// Hub name.
+        hub: String,
+        /// User id.
+        user: String,
+        /// The message text.
+        message: String,
+    },
+    /// `target(arguments)` to one connection.
+    Connection {
+        /// Hub name.
+        hub: String,
+        /// Connection id.
+        connection: String,
+        /// Client method.
+        target: String,
+        /// Its arguments.
+        arguments: Vec<Value>,
+    },
+    /// `target(arguments)` to every connection in a group.
+    Group {
+        /// Hub name.
+        hub: String,
+        /// Group name.
+        group: String,
+        /// Client method.
+        target: String,
+        /// Its arguments.
+        arguments: Vec<Value>,
+    },
+    /// `target(arguments)` to every connection of the hub.
+    All {
+        /// Hub name.
+        hub: String,
+        /// Client method.
+        target: String,
+        /// Its arguments.
+        arguments: Vec<Value>,
+    },
+    /// Close a connection with a Close message.
+    Close {
+        /// Hub name.
+        hub: String,
+        /// Connection id.
+        connection: String,
+        /// The Close error text.
+        reason: Option<String>,
+    },
+    /// A user joins (`add`) or leaves a group.
+    GroupUser {
+        /// Hub name.
+        hub: String,
+        /// Group name.
+        group: String,
+        /// User id.
+        user: String,
+        /// Join (true) or leave.
+        add: bool,
+    },
+    /// An agent's state changed on the node that sent it: take it (routing decisions) and
+    /// tell this node's supervisors (`AgentStateChanged`).
+    Agent {
+        /// The `AgentState` wire object plus `connected` (as the sending node sees it).
+        state: Value,
+    },
+    /// The caller hangs up a call (the simulator's abandon) that another node owns: the node
+    /// holding the call carries it out and answers with [`BusOp::Reply`].
+    AbandonCall {
+        /// The call.
+        call_id: String,
+        /// The asking node.
+        from: String,
+        /// Matches the reply.
+        request: String,
+    },
+    /// The owner's answer to a forwarded request.
+    Reply {
+        /// The asking node (others ignore the reply).
+        to: String,
+        /// The request it answers.
+        request: String,
+        /// HTTP status the asking node answers with.
+        status: u16,
+        /// The body (the call, or `{"error"}`).
+        body: Value,
+    },
+    /// A connection joins (`add`) or leaves a group.
+    GroupConnection {
+        /// Hub name.
+        hub: String,
+        /// Group name.
+        group: String,
+        /// Connection id.
+        connection: String,
+        /// Join (true) or leave.
+        add: bool,
+    },
+}
+
+/// Redis is unreachable: the request is refused with 503.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RedisDown;
+
+/// A local connection as recorded in Redis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Hub name (lower case).
+    pub hub: String,
+    /// The user, if the connection has one.
+    pub user: Option<String>,
+    /// Connection id.
+    pub connection: String,
+}
+
+impl Record {
+    fn member(&self) -> String {
+        format!(
+            "{}\n{}\n{}",
+            self.hub,
+            self.user.as_deref().unwrap_or(""),
+            self.connection
+        )
+    }
+
+    fn from_member(member: &str) -> Option<Self> {
+        let mut parts = member.splitn(3, '\n');
+        let hub = parts.next()?.to_owned();
+        let user = parts.next()?;
+        let connection = parts.next()?.to_owned();
+        Some(Self {
+            hub,
+            user: (!user.is_empty()).then(|| user.to_owned()),
+            connection,
+        })
+    }
+}
+
+enum Write {
+    Publish(String),
+    Call(String, String),
+    Add(Record),
+    Remove(Record),
+    GroupUser {
+        hub: String,
+        group: String,
+        user: String,
+        add: bool,
+    },
+}
+
+/// This node's membership of a Redis-backed cluster (see the module docs).
+pub struct Cluster {
+    node_id: String,
+    prefix: String,
+    client: redis::Client,
+    conn: ConnectionManager,
+    beat_ok: AtomicBool,
+    subscribed: AtomicBool,
+    writes: mpsc::Sender<Write>,
+    replies: std::sync::Mutex<
+        std::collections::HashMap<String, tokio::sync::oneshot::Sender<(u16, Value)>>,
+    >,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("node_id", &self.node_id)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The key prefix `sb:<16 hex digits of SHA-256(access key)>`.
+pub fn key_prefix(access_key: &str) -> String {
+    let digest = sha2::Sha256::digest(access_key.as_bytes());
+    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("sb:{hex}")
+}
+
+impl Cluster {
+    /// Joins the cluster at `url` (`redis://host:port[/db]`): connects lazily (a node starts
+    /// while Redis is down and reports it), then beats, subscribes and writes records in
+    /// background tasks that end when the hub is dropped. Fails only on a malformed URL.
+    pub fn start(hub: Weak<dyn Node>, access_key: &str, url: &str) -> Result<Arc<Self>, String> {
+        let client = redis::Client::open(url).map_err(|e| format!("--redis {url}: {e}"))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_response_timeout(Some(Duration::from_secs(1)))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)
+            .map_err(|e| format!("--redis {url}: {e}"))?;
+        let (writes, rx) = mpsc::channel(WRITE_QUEUE);
+        let cluster = Arc::new(Self {
+            node_id: format!("{:016x}", rand::random::<u64>()),
+            prefix: key_prefix(access_key),
+            client,
+            conn,
+            beat_ok: AtomicBool::new(false),
+            subscribed: AtomicBool::new(false),
+            writes,
+            replies: std::sync::Mutex::new(std::collections::HashMap::new()),
+        });
+        tokio::spawn(heartbeat(cluster.clone(), hub.clone()));
+        tokio::spawn(subscribe(cluster.clone(), hub));
+        tokio::spawn(writer(cluster.clone(), rx));
+        Ok(cluster)
+    }
+
+    /// This node's id (random per process).
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    /// Whether Redis answers heartbeats and the backplane subscription is live.
+    pub fn is_up(&self) -> bool {
+        self.beat_ok.load(Ordering::Relaxed) && self.subscribed.load(Ordering::Relaxed)
+    }
+
+    fn key(&self, rest: &str) -> String {
+        format!("{}:{rest}", self.prefix)
+    }
+
+    /// Queues a write; when [`WRITE_QUEUE`] writes are already waiting (Redis slow or gone), it
+    /// is dropped and Redis counts as down until the next beat resyncs the records.
+    fn enqueue(&self, write: Write) {
+        if self.writes.try_send(write).is_err() {
+            crate::metrics::frame_dropped("redis_queue_full");
+            self.beat_ok.store(false, Ordering::Relaxed);
+        }
+    }
+
+    /// Publishes `op` on the backplane (queued; in order with record writes).
+    pub fn publish(&self, op: BusOp) {
+        let message = BusMessage {
+            origin: self.node_id.clone(),
+            op,
+        };
+        if let Ok(text) = serde_json::to_string(&message) {
+            self.enqueue(Write::Publish(text));
+        }
+    }
+
+    /// Copies a call's state (its `GET /api/calls/{id}` JSON) to `sb:<ns>:call:<id>` with
+    /// [`CALL_TTL_SECS`] (queued, in the order of the transitions).
+    pub fn copy_call(&self, call_id: &str, call: &Value) {
+        self.enqueue(Write::Call(call_id.to_owned(), call.to_string()));
+    }
+
+    /// The copy of a call another node registered (`None`: no such call).
+    pub async fn read_call(&self, call_id: &str) -> Result<Option<Value>, RedisDown> {
+        if !self.is_up() {
+            return Err(RedisDown);
+        }
+        let mut conn = self.conn.clone();
+        let text: Option<String> = conn
+            .get(self.key(&format!("call:{call_id}")))
+            .await
+            .map_err(|_| RedisDown)?;
+        Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+    }
+
+    /// Forwards a request to the node that owns the call and waits (at most 3 s) for its
+    /// [`BusOp::Reply`]: `(status, body)`; `None` when no node answered.
+    pub async fn forward(
+        &self,
+        op: impl FnOnce(String, String) -> BusOp,
+    ) -> Result<Option<(u16, Value)>, RedisDown> {
+        if !self.is_up() {
+            return Err(RedisDown);
+        }
+        let request = format!("{:016x}", rand::random::<u64>());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.replies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(request.clone(), tx);
+        self.publish(op(self.node_id.clone(), request.clone()));
+        let answer = tokio::time::timeout(Duration::from_secs(3), rx).await;
+        self.replies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&request);
+        Ok(answer.ok().and_then(Result::ok))
+    }
+
+    /// Hands a [`BusOp::Reply`] addressed to this node to the waiting [`Cluster::forward`].
+    pub fn reply_arrived(&self, to: &str, request: &str, status: u16, body: Value) {
+        if to != self.node_id {
+            return;
+        }
+        let waiting = self
+            .replies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(request);
+        if let Some(tx) = waiting {
+            let _ = tx.send((status, body));
+        }
+    }
+
+    /// Records a local connection (queued).
+    pub fn add(&self, record: Record) {
+        self.enqueue(Write::Add(record));
+    }
+
+    /// Forgets a local connection (queued).
+    pub fn remove(&self, record: Record) {
+        self.enqueue(Write::Remove(record));
+    }
+
+    /// Records a group join or leave of a user (queued).
+    pub fn group_user(&self, hub: &str, group: &str, user: &str, add: bool) {
+        self.enqueue(Write::GroupUser {
+            hub: hub.to_owned(),
+            group: group.to_owned(),
+            user: user.to_owned(),
+            add,
+        });
+    }
+
+    /// Which of these nodes are alive (their heartbeat key exists), in order.
+    async fn alive(&self, nodes: &[String]) -> Result<Vec<bool>, RedisDown> {
+        if nodes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = nodes
+            .iter()
+            .map(|n| self.key(&format!("node:{n}")))
+            .collect();
+        let mut conn = self.conn.clone();
+        let values: Vec<Option<String>> = conn.mget(&keys).await.map_err(|_| RedisDown)?;
+        Ok(values.into_iter().map(|v| v.is_some()).collect())
+    }
+
+    /// Whether the user has a connection on another live node.
+    pub async fn user_elsewhere(&self, hub: &str, user: &str) -> Result<bool, RedisDown> {
+        if !self.is_up() {
+            return Err(RedisDown);
+        }
+        let mut conn = self.conn.clone();
+        let key = self.key(&format!("user:{}:{user}", hub.to_ascii_lowercase()));
+        let nodes: Vec<String> = conn.hvals(&key).await.map_err(|_| RedisDown)?;
+        let others: Vec<String> = nodes.into_iter().filter(|n| *n != self.node_id).collect();
+        Ok(self.alive(&others).await?.into_iter().any(|a| a))
+    }
+
+    /// The live node other than this one holding the connection, if any.
+    pub async fn connection_node(
+        &self,
+        hub: &str,
+        connection: &str,
+    ) -> Result<Option<String>, RedisDown> {
+        if !self.is_up() {
+            return Err(RedisDown);
+        }
+        let mut conn = self.conn.clone();
+        let key = self.key(&format!("conn:{}", hub.to_ascii_lowercase()));
+        let node: Option<String> = conn.hget(&key, connection).await.map_err(|_| RedisDown)?;
+        let Some(node) = node.filter(|n| *n != self.node_id) else {
+            return Ok(None);
+        };
+        let alive = self.alive(std::slice::from_ref(&node)).await?;
+        Ok(alive.first().copied().unwrap_or(false).then_some(node))
+    }
+
+    /// Whether some member user of the group is connected on another live node.
+    pub async fn group_user_elsewhere(&self, hub: &str, group: &str) -> Result<bool, RedisDown> {
+        if !self.is_up() {
+            return Err(RedisDown);
+        }
+        let mut conn = self.conn.clone();
+        let hub = hub.to_ascii_lowercase();
+        let key = self.key(&format!("groupusers:{hub}:{group}"));
+        let users: Vec<String> = conn.smembers(&key).await.map_err(|_| RedisDown)?;
+        for user in users.iter().take(1000) {
+            if self.user_elsewhere(&hub, user).await? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// The users of the group recorded in Redis (loaded by a node at its first beat).
+    async fn group_users(&self, hub_group_key: &str) -> Result<Vec<String>, RedisDown> {
+        let mut conn = self.conn.clone();
+        conn.smembers(hub_group_key).await.map_err(|_| RedisDown)
+    }
+
+    /// Adds the commands of one write to a pipeline.
+    fn queue(&self, pipe: &mut redis::Pipeline, write: Write) {
+        match write {
+            Write::Publish(text) => {
+                pipe.publish(self.key("bus"), text).ignore();
+            }
+            Write::Call(id, json) => {
+                pipe.set_ex(self.key(&format!("call:{id}")), json, CALL_TTL_SECS)
+                    .ignore()
+                    .sadd(self.key(&format!("nodecalls:{}", self.node_id)), id)
+                    .ignore();
+            }
+            Write::Add(record) => {
+                if let Some(user) = &record.user {
+                    pipe.hset(
+                        self.key(&format!("user:{}:{user}", record.hub)),
+                        &record.connection,
+                        &self.node_id,
+                    )
+                    .ignore();
+                }
+                pipe.hset(
+                    self.key(&format!("conn:{}", record.hub)),
+                    &record.connection,
+                    &self.node_id,
+                )
+                .ignore()
+                .sadd(
+                    self.key(&format!("nodeconns:{}", self.node_id)),
+                    record.member(),
+                )
+                .ignore();
+            }
+            Write::Remove(record) => {
+                self.queue_removal(pipe, &self.node_id, &record);
+            }
+            Write::GroupUser {
+                hub,
+                group,
+                user,
+                add,
+            } => {
+                let key = self.key(&format!("groupusers:{hub}:{group}"));
+                if add {
+                    pipe.sadd(key, user).ignore();
+                } else {
+                    pipe.srem(key, user).ignore();
+                }
+            }
+        }
+    }
+
+    /// Sends these writes as one pipeline (in order).
+    async fn write_all(&self, writes: Vec<Write>) -> redis::RedisResult<()> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for write in writes {
+            self.queue(&mut pipe, write);
+        }
+        let mut conn = self.conn.clone();
+        pipe.query_async(&mut conn).await
+    }
+
+    fn queue_removal(&self, pipe: &mut redis::Pipeline, node: &str, record: &Record) {
+        if let Some(user) = &record.user {
+            pipe.hdel(
+                self.key(&format!("user:{}:{user}", record.hub)),
+                &record.connection,
+            )
+            .ignore();
+        }
+        pipe.hdel(
+            self.key(&format!("conn:{}", record.hub)),
+            &record.connection,
+        )
+        .ignore()
+        .srem(self.key(&format!("nodeconns:{node}")), record.member())
+        .ignore();
+    }
+
+    async fn remove_records(
+        &self,
+        conn: &mut ConnectionManager,
+        node: &str,
+        records: &[Record],
+    ) -> redis::RedisResult<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for record in records {
+            self.queue_removal(&mut pipe, node, record);
+        }
+        pipe.query_async(conn).await
+    }
+
+    /// Rewrites this node's records from `local` (after a start or a Redis outage).
+    async fn resync(&self, local: Vec<Record>) -> redis::RedisResult<()> {
+        let mut conn = self.conn.clone();
+        let index = self.key(&format!("nodeconns:{}", self.node_id));
+        let old: Vec<String> = conn.smembers(&index).await?;
+        let old: Vec<Record> = old.iter().filter_map(|m| Record::from_member(m)).collect();
+        self.remove_records(&mut conn, &self.node_id.clone(), &old)
+            .await?;
+        for chunk in local.chunks(500) {
+            self.write_all(chunk.iter().cloned().map(Write::Add).collect())
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Removes the records of nodes whose heartbeat expired.
+    async fn reap(&self) -> redis::RedisResult<()> {
+        let mut conn = self.conn.clone();
+        let now = crate::auth::unix_now_ms() as i64;
+        let stale: Vec<String> = conn
+            .zrangebyscore(
+                self.key("nodes"),
+                "-inf",
+                now - (NODE_TTL_SECS as i64) * 1000,
+            )
+            .await?;
+        for node in stale.into_iter().take(16) {
+            let exists: bool = conn.exists(self.key(&format!("node:{node}"))).await?;
+            if exists {
+                continue;
+            }
+            let index = self.key(&format!("nodeconns:{node}"));
+            let members: Vec<String> = conn.smembers(&index).await?;
+            let records: Vec<Record> = members
+                .iter()
+                .filter_map(|m| Record::from_member(m))
+                .collect();
+            self.remove_records(&mut conn, &node, &records).await?;
+            let calls_key = self.key(&format!("nodecalls:{node}"));
+            let calls: Vec<String> = conn.smembers(&calls_key).await?;
+            for id in calls.iter().take(10_000) {
+                let key = self.key(&format!("call:{id}"));
+                let copy: Option<String> = conn.get(&key).await?;
+                let Some(mut call) = copy.and_then(|t| serde_json::from_str::<Value>(&t).ok())
+                else {
+                    continue;
+                };
+                if !finish_orphaned_call(&mut call, now as u64) {
+                    continue;
+                }
+                let _: () = conn.set_ex(&key, call.to_string(), CALL_TTL_SECS).await?;
+            }
+            let _: () = redis::pipe()
+                .del(&index)
+                .del(&calls_key)
+                .zrem(self.key("nodes"), &node)
+                .query_async(&mut conn)
+                .await?;
+            tracing::info!(%node, connections = records.len(), "cluster: removed a dead node's connections");
+        }
+        Ok(())
+    }
+}
+
+/// The copy of a call whose owner died: still ringing → `missed` (as its ring timeout would
+/// have made it), any other live state → `ended` with `endReason` `failed`; `endedAt` is `now`.
+/// `false` when the call had already ended.
+fn finish_orphaned_call(call: &mut Value, now: u64) -> bool {
+    if call.get("endedAt").is_some_and(|v| !v.is_null()) {
+        return false;
+    }
+    let ringing = call["state"] == "ringing";
+    call["state"] = Value::from(if ringing { "missed" } else { "ended" });
+    call["endReason"] = Value::from(if ringing { "missed" } else { "failed" });
+    call["endedAt"] = Value::from(now);
+    true
+}
+
+async fn heartbeat(cluster: Arc<Cluster>, hub: Weak<dyn Node>) {
+    let mut synced = false;
+    let mut shutdown = match hub.upgrade() {
+        Some(h) => h.shutdown_signal(),
+        None => return,
+    };
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let Some(h) = hub.upgrade() else { return };
+        let mut conn = cluster.conn.clone();
+        let beat: redis::RedisResult<()> = redis::pipe()
+            .set_ex(
+                cluster.key(&format!("node:{}", cluster.node_id)),
+                1,
+                NODE_TTL_SECS,
+            )
+            .zadd(
+                cluster.key("nodes"),
+                &cluster.node_id,
+                crate::auth::unix_now_ms() as i64,
+            )
+            .query_async(&mut conn)
+            .await;
+        match beat {
+            Ok(()) => {
+                if !synced {
+                    let local = h.local_records();
+                    synced = cluster.resync(local).await.is_ok();
+                    if synced {
+                        load_groups(&cluster, h.as_ref()).await;
+                    }
+                }
+                let was = cluster.beat_ok.swap(synced, Ordering::Relaxed);
+                if !was && synced {
+                    tracing::info!(node = %cluster.node_id, "cluster: Redis reachable");
+                }
+                let _ = cluster.reap().await;
+            }
+            Err(e) => {
+                if cluster.beat_ok.swap(false, Ordering::Relaxed) {
+                    tracing::warn!(error = %e, "cluster: Redis unreachable");
+                }
+                synced = false;
+            }
+        }
+        drop(h);
+        tokio::select! {
+            _ = tokio::time::sleep(HEARTBEAT_EVERY) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+/// Loads the group users recorded in Redis into the local group table.
+async fn load_groups(cluster: &Cluster, hub: &dyn Node) {
+    let mut conn = cluster.conn.clone();
+    let pattern = cluster.key("groupusers:*");
+    let keys: Vec<String> = match conn.keys(&pattern).await {
+        Ok(k) => k,
+        Err(_) => return,
+    };
+    let head = cluster.key("groupusers:");
+    for key in keys.into_iter().take(10_000) {
+        let Some(rest) = key.strip_prefix(&head) else {
+            continue;
+        };
+        let Some((hub_name, group)) = rest.split_once(':') else {
+            continue;
+        };
+        if let Ok(users) = cluster.group_users(&key).await {
+            for user in users {
+                hub.apply(BusOp::GroupUser {
+                    hub: hub_name.to_owned(),
+                    group: group.to_owned(),
+                    user,
+                    add: true,
+                });
+            }
+        }
+    }
+}
+
+async fn subscribe(cluster: Arc<Cluster>, hub: Weak<dyn Node>) {
+    let channel = cluster.key("bus");
+    let mut shutdown = match hub.upgrade() {
+        Some(h) => h.shutdown_signal(),
+        None => return,
+    };
+    loop {
+        if *shutdown.borrow() || hub.strong_count() == 0 {
+            return;
+        }
+        let pubsub = tokio::time::timeout(Duration::from_secs(2), async {
+            let mut pubsub = cluster.client.get_async_pubsub().await?;
+            pubsub.subscribe(&channel).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        })
+        .await;
+        if let Ok(Ok(mut pubsub)) = pubsub {
+            cluster.subscribed.store(true, Ordering::Relaxed);
+            let mut stream = pubsub.on_message();
+            loop {
+                tokio::select! {
+                    message = stream.next() => {
+                        let Some(message) = message else { break };
+                        let Some(h) = hub.upgrade() else { return };
+                        match serde_json::from_slice::<BusMessage>(message.get_payload_bytes()) {
+                            Ok(m) if m.origin != cluster.node_id => h.apply(m.op),
+                            Ok(_) => {}
+                            Err(e) => tracing::warn!(error = %e, "cluster: malformed backplane message"),
+                        }
+                    }
+                    _ = shutdown.changed() => return,
+                }
+            }
+            cluster.subscribed.store(false, Ordering::Relaxed);
+            tracing::warn!("cluster: backplane subscription lost");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(300)) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+async fn writer(cluster: Arc<Cluster>, mut rx: mpsc::Receiver<Write>) {
+    // Everything queued meanwhile goes out as one pipeline (at most 512 writes), in order.
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < 512
+            && let Ok(write) = rx.try_recv()
+        {
+            batch.push(write);
+        }
+        if let Err(e) = cluster.write_all(batch).await {
+            // Records are rewritten by the heartbeat's resync once Redis answers again.
+            tracing::debug!(error = %e, "cluster: write to Redis failed");
+            cluster.beat_ok.store(false, Ordering::Relaxed);
+        }
+    }
+}
+
+/// `503 {"error": "..."}`: Redis is unreachable.
+pub fn redis_down_response() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(axum::http::header::RETRY_AFTER, "2")],
+        axum::Json(serde_json::json!({
+            "error": "Redis is unreachable: this hub node cannot answer for the cluster; retry"
+        })),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bus_messages_have_the_documented_shape() {
+        let m = BusMessage {
+            origin: "n1".into(),
+            op: BusOp::User {
+                hub: "switchboard".into(),
+                user: "alice".into(),
+                target: "T".into(),
+                arguments: vec![Value::from(1)],
+            },
+        };
+        let v = serde_json::to_value(&m).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"o":"n1","k":"user","hub":"switchboard","user":"alice","target":"T","arguments":[1]})
+        );
+        let c: BusMessage = serde_json::from_value(serde_json::json!(
+            {"o":"n2","k":"groupConnection","hub":"h","group":"g","connection":"c","add":true}
+        ))
+        .unwrap();
+        assert!(matches!(c.op, BusOp::GroupConnection { add: true, .. }));
+    }
+
+    #[test]
+    fn an_orphaned_call_ends_once() {
+        let mut ringing = serde_json::json!({"callId": "c", "state": "ringing"});
+        assert!(finish_orphaned_call(&mut ringing, 5));
+        assert_eq!(ringing["state"], "missed");
+        assert_eq!(ringing["endReason"], "missed");
+        assert_eq!(ringing["endedAt"], 5);
+        assert!(!finish_orphaned_call(&mut ringing, 6));
+        let mut held = serde_json::json!({"callId": "c", "state": "held"});
+        assert!(finish_orphaned_call(&mut held, 5));
+        assert_eq!(held["state"], "ended");
+        assert_eq!(held["endReason"], "failed");
+    }
+
+    #[test]
+    fn records_round_trip_and_prefix_hides_the_key() {
+        let r = Record {
+            hub: "h".into(),
+            user: None,
+            connection: "c".into(),
+        };
+        assert_eq!(Record::from_member(&r.member()), Some(r));
+        let p = key_prefix("secret");
+        assert!(p.starts_with("sb:") && p.len() == 19 && !p.contains("secret"));
+    }
+}

@@ -1,0 +1,347 @@
+//! Scale-out (issue 16): several hub nodes over a real Redis (`redis-server`, started per test
+//! on a loopback port; see `common::redis`). Nodes are in-process hubs started with `--redis`,
+//! except the node that is killed, which is a `switchboard-hub` process.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::redis::RedisServer;
+use common::*;
+use reqwest::Method;
+use serde_json::{Value, json};
+use switchboard_hub::RunningHub;
+
+/// Longest a cluster-wide fact may take to settle (heartbeat TTL 5 s plus a beat).
+const SETTLE: Duration = Duration::from_secs(12);
+
+async fn node(redis: &RedisServer) -> RunningHub {
+    let url = redis.url();
+    let hub = start_hub_with(|c| c.redis_url = Some(url)).await;
+    until(|| async { get_status(&format!("{}/healthz", hub.base_url())).await == 200 }).await;
+    hub
+}
+
+/// Polls `check` every 50 ms until it holds, at most [`SETTLE`].
+async fn until<F, Fut>(mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + SETTLE;
+    while !check().await {
+        assert!(
+            Instant::now() < deadline,
+            "condition not met within {SETTLE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn user_seen(base: &str, user: &str) -> u16 {
+    let path = format!("/api/v1/hubs/switchboard/users/{user}");
+    rest(Method::HEAD, base, &path, "", None).await.as_u16()
+}
+
+async fn ring(base: &str, user: &str) -> (u16, Value) {
+    let message = json!({"PhoneNumber": "+14255550123"}).to_string();
+    let response = http()
+        .post(format!("{base}/api/SendMessageToUser"))
+        .header("x-functions-key", KEY)
+        .json(&json!({"userId": user, "message": message}))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let body = response.json().await.unwrap_or(Value::Null);
+    (status, body)
+}
+
+#[tokio::test]
+async fn sends_through_one_node_reach_connections_on_another() {
+    let redis = RedisServer::start();
+    let a = node(&redis).await;
+    let b = node(&redis).await;
+    let mut alice = Client::connect(&b.base_url(), "alice").await;
+    until(|| async { user_seen(&a.base_url(), "alice").await == 200 }).await;
+
+    // Azure REST send to a user, through node A.
+    let path = "/api/v1/hubs/switchboard/users/alice";
+    let body = json!({"target": "Hello", "arguments": ["to-user"]});
+    let status = rest(Method::POST, &a.base_url(), path, "", Some(body)).await;
+    assert_eq!(status, 202);
+    assert_eq!(
+        alice.expect_invocation("Hello").await,
+        vec![json!("to-user")]
+    );
+
+    // Group: the user joins through node A, the group send goes through node A too.
+    let path = "/api/v1/hubs/switchboard/groups/team/users/alice";
+    assert_eq!(rest(Method::PUT, &a.base_url(), path, "", None).await, 200);
+    until(|| async {
+        let p = "/api/v1/hubs/switchboard/groups/team";
+        rest(Method::HEAD, &a.base_url(), p, "", None).await == 200
+    })
+    .await;
+    let body = json!({"target": "Hello", "arguments": ["to-group"]});
+    let p = "/api/v1/hubs/switchboard/groups/team";
+    assert_eq!(
+        rest(Method::POST, &a.base_url(), p, "", Some(body)).await,
+        202
+    );
+    assert_eq!(
+        alice.expect_invocation("Hello").await,
+        vec![json!("to-group")]
+    );
+
+    // Everyone.
+    let body = json!({"target": "Hello", "arguments": ["to-all"]});
+    let p = "/api/v1/hubs/switchboard";
+    assert_eq!(
+        rest(Method::POST, &a.base_url(), p, "", Some(body)).await,
+        202
+    );
+    assert_eq!(
+        alice.expect_invocation("Hello").await,
+        vec![json!("to-all")]
+    );
+
+    // The adaptor's ring: the call is registered on the node holding the connection.
+    let (status, body) = ring(&a.base_url(), "alice").await;
+    assert_eq!(status, 200, "{body}");
+    let call_id = body["callId"].as_str().expect("callId").to_owned();
+    let notification = alice.expect_invocation("ReceiveNotification").await;
+    let text = notification[0].as_str().unwrap();
+    assert!(text.contains(&call_id), "{text}");
+    let call = get_json(&format!("{}/api/calls/{call_id}?code={KEY}", b.base_url())).await;
+    assert_eq!(call["state"], "ringing", "{call}");
+
+    // The call is readable through the other node (its copy in Redis) and follows the agent.
+    let through_a = format!("{}/api/calls/{call_id}?code={KEY}", a.base_url());
+    until(|| async { get_json(&through_a).await["state"] == "ringing" }).await;
+    alice.invoke_ok("acceptCall", vec![json!(call_id)]).await;
+    until(|| async { get_json(&through_a).await["state"] == "accepted" }).await;
+    let unknown = format!(
+        "{}/api/calls/call-0000000000000000?code={KEY}",
+        a.base_url()
+    );
+    assert_eq!(get_status(&unknown).await, 404);
+}
+
+#[tokio::test]
+async fn connection_sends_and_closes_reach_another_node() {
+    let redis = RedisServer::start();
+    let a = node(&redis).await;
+    let b = node(&redis).await;
+    let mut alice = Client::connect(&b.base_url(), "alice").await;
+    let id = b
+        .hub
+        .local_connections()
+        .into_iter()
+        .find(|r| r.user.as_deref() == Some("alice"))
+        .expect("alice's connection on node B")
+        .connection;
+    let path = format!("/api/v1/hubs/switchboard/connections/{id}");
+    until(|| async { rest(Method::HEAD, &a.base_url(), &path, "", None).await == 200 }).await;
+    let body = json!({"target": "Hello", "arguments": ["to-connection"]});
+    assert_eq!(
+        rest(Method::POST, &a.base_url(), &path, "", Some(body)).await,
+        202
+    );
+    assert_eq!(
+        alice.expect_invocation("Hello").await,
+        vec![json!("to-connection")]
+    );
+    let unknown = "/api/v1/hubs/switchboard/connections/nobody";
+    assert_eq!(
+        rest(Method::HEAD, &a.base_url(), unknown, "", None).await,
+        404
+    );
+    assert_eq!(
+        rest(Method::DELETE, &a.base_url(), &path, "", None).await,
+        200
+    );
+    let (_, allow_reconnect) = alice.expect_closed().await;
+    assert!(!allow_reconnect);
+    until(|| async { rest(Method::HEAD, &a.base_url(), &path, "", None).await == 404 }).await;
+}
+
+#[tokio::test]
+async fn a_ring_is_refused_offline_until_the_agent_is_connected_on_any_node() {
+    let redis = RedisServer::start();
+    let a = node(&redis).await;
+    let b = node(&redis).await;
+    let (status, body) = ring(&a.base_url(), "bob").await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["reason"], "offline");
+
+    let bob = Client::connect(&b.base_url(), "bob").await;
+    until(|| async { user_seen(&a.base_url(), "bob").await == 200 }).await;
+    let (status, body) = ring(&a.base_url(), "bob").await;
+    assert_eq!(status, 200, "{body}");
+
+    // The agent's state follows them: bob (on node B) takes a break, a ring through node A is
+    // refused `not-ready`, and a supervisor on node A hears the change.
+    let mut bob = bob;
+    let mut supervisor = Client::connect_as(&a.base_url(), "sue", Some("Supervisor")).await;
+    bob.invoke_ok("setAgentState", vec![json!("Break")]).await;
+    let mut changed = supervisor.expect_invocation("AgentStateChanged").await;
+    for _ in 0..5 {
+        if changed[0]["userId"] == "bob" {
+            break;
+        }
+        changed = supervisor.expect_invocation("AgentStateChanged").await;
+    }
+    assert_eq!(changed[0]["userId"], "bob");
+    assert_eq!(changed[0]["state"], "Break");
+    let (status, body) = ring(&a.base_url(), "bob").await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["reason"], "not-ready");
+    bob.invoke_ok("setAgentState", vec![json!("Ready")]).await;
+    until(|| async { ring(&a.base_url(), "bob").await.0 == 200 }).await;
+
+    drop(bob);
+    until(|| async { user_seen(&a.base_url(), "bob").await == 404 }).await;
+    let (status, body) = ring(&a.base_url(), "bob").await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["reason"], "offline");
+}
+
+/// A `switchboard-hub` process on 127.0.0.1:0 → (child, base URL).
+fn hub_process(redis: &RedisServer) -> (std::process::Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard-hub"))
+        .args(["--listen", "127.0.0.1:0", "--access-key", KEY, "--redis"])
+        .arg(redis.url())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("hub process");
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    (child, base)
+}
+
+#[tokio::test]
+async fn a_dead_nodes_users_are_no_longer_connected() {
+    let redis = RedisServer::start();
+    let a = node(&redis).await;
+    let (mut child, c) = hub_process(&redis);
+    until(|| async { get_status(&format!("{c}/healthz")).await == 200 }).await;
+    let _carol = Client::connect(&c, "carol").await;
+    until(|| async { user_seen(&a.base_url(), "carol").await == 200 }).await;
+    let (status, body) = ring(&a.base_url(), "carol").await;
+    assert_eq!(status, 200, "{body}");
+    let through_a = format!(
+        "{}/api/calls/{}?code={KEY}",
+        a.base_url(),
+        body["callId"].as_str().unwrap()
+    );
+    until(|| async { get_json(&through_a).await["state"] == "ringing" }).await;
+
+    child.kill().unwrap(); // SIGKILL: no goodbye, the records stay until the heartbeat expires
+    child.wait().unwrap();
+    until(|| async { user_seen(&a.base_url(), "carol").await == 404 }).await;
+    let (status, body) = ring(&a.base_url(), "carol").await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["reason"], "offline");
+    // The call that was ringing on the dead node ends as its ring timeout would have ended it.
+    until(|| async { get_json(&through_a).await["state"] == "missed" }).await;
+    assert_eq!(get_json(&through_a).await["endReason"], "missed");
+}
+
+#[tokio::test]
+async fn while_redis_is_down_the_node_says_so_and_refuses_work() {
+    let mut redis = RedisServer::start();
+    let a = node(&redis).await;
+    let b = node(&redis).await;
+    let _alice = Client::connect(&b.base_url(), "alice").await;
+    until(|| async { user_seen(&a.base_url(), "alice").await == 200 }).await;
+
+    let token = dev_token(&a.base_url(), "dave").await;
+    redis.stop();
+    let health = format!("{}/healthz", a.base_url());
+    until(|| async { get_status(&health).await == 503 }).await;
+    let metrics = get_text(&format!("{}/metrics", a.base_url())).await;
+    assert!(metrics.contains("switchboard_redis_up 0"), "{metrics}");
+    let body = json!({"target": "Hello", "arguments": []});
+    let path = "/api/v1/hubs/switchboard/users/alice";
+    assert_eq!(
+        rest(Method::POST, &a.base_url(), path, "", Some(body)).await,
+        503
+    );
+    let (status, _) = ring(&a.base_url(), "alice").await;
+    assert_eq!(status, 503);
+    let (status, _) = negotiate_bearer(&a, &token).await;
+    assert_eq!(status, 503);
+
+    // Redis comes back empty: both nodes reconnect and rewrite their records.
+    redis.restart();
+    until(|| async { get_status(&health).await == 200 }).await;
+    until(|| async { user_seen(&a.base_url(), "alice").await == 200 }).await;
+    let metrics = get_text(&format!("{}/metrics", a.base_url())).await;
+    assert!(metrics.contains("switchboard_redis_up 1"), "{metrics}");
+}
+
+/// The caller hangs up through node A while the agent accepts on node B, 20 times: the owner
+/// (node B) carries out both in some order, so every call ends in exactly one final state, the
+/// same through both nodes, and the accept succeeded exactly when the call was answered.
+#[tokio::test]
+async fn accept_and_caller_hang_up_on_two_nodes_end_in_one_state() {
+    let redis = RedisServer::start();
+    let a = node(&redis).await;
+    let b = node(&redis).await;
+    let mut alice = Client::connect(&b.base_url(), "alice").await;
+    until(|| async { user_seen(&a.base_url(), "alice").await == 200 }).await;
+    let http = http();
+    for round in 0..20 {
+        // Ready again after the previous round's wrap-up.
+        alice.invoke_ok("setAgentState", vec![json!("Ready")]).await;
+        let mut rung = ring(&a.base_url(), "alice").await;
+        let deadline = Instant::now() + SETTLE;
+        while rung.0 == 409 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            rung = ring(&a.base_url(), "alice").await;
+        }
+        assert_eq!(rung.0, 200, "round {round}: {}", rung.1);
+        let call_id = rung.1["callId"].as_str().unwrap().to_owned();
+        let through_a = format!("{}/api/calls/{call_id}?code={KEY}", a.base_url());
+        until(|| async { get_json(&through_a).await["state"] == "ringing" }).await;
+
+        let abandon = http
+            .post(format!(
+                "{}/simulator/calls/{call_id}/abandon",
+                a.base_url()
+            ))
+            .json(&json!({}))
+            .send();
+        let (accept, abandoned) =
+            tokio::join!(alice.invoke("acceptCall", vec![json!(call_id)]), abandon);
+        let abandoned = abandoned.unwrap();
+        assert_eq!(abandoned.status(), 200, "round {round}");
+        let accepted = matches!(accept, switchboard_signalr::CompletionOutcome::Result(_));
+
+        let owner = b
+            .hub
+            .call(&call_id)
+            .expect("the owner has the call")
+            .to_json();
+        assert!(
+            owner["endedAt"].is_u64(),
+            "round {round}: not final: {owner}"
+        );
+        assert_eq!(
+            owner["answeredAt"].is_u64(),
+            accepted,
+            "round {round}: {owner}"
+        );
+        until(|| async { get_json(&through_a).await == owner }).await;
+    }
+}
