@@ -126,11 +126,15 @@ async function transfer(page, target, button) {
 
 /**
  * The CIF 2.0 host simulator framing the widget of `user`, initialised (getMode asked) and its SIP
- * line registered: the host page, the widget's FrameLocator (`ui`) and its Frame (`frame`, for audio).
+ * line registered: the host page, the widget's FrameLocator (`ui`), its Frame (`frame`, for audio) and
+ * the WebSocket frames the page sent (`sent`).
  */
 async function cifHost(user) {
   const page = await browser.newPage();
   page.on('console', (m) => { if (process.env.E2E_DEBUG) console.log(`cif: ${m.text()}`); });
+  const sent = [];
+  page.on('websocket', (ws) => ws.on('framesent', (f) => sent.push(String(f.payload))));
+  if (process.env.E2E_DEBUG) page.on('websocket', (ws) => ws.on('framereceived', (f) => console.log(`<<< ${String(f.payload).slice(0, 600)}`)));
   await page.setViewportSize({ width: 1100, height: 700 });
   await page.goto(`http://127.0.0.1:${HUB_PORT}/hosts/cif?user=${user}`);
   const ui = page.frameLocator('#widget');
@@ -138,7 +142,7 @@ async function cifHost(user) {
   await waitForCall(page, 'cifCalls', (c) => c.api === 'getMode');
   const frame = page.frames().find((f) => /\/sip\/\?user=/.test(f.url()));
   expect(frame, 'the framed widget handed over to /sip/').toBeTruthy();
-  return { page, ui, frame };
+  return { page, ui, frame, sent };
 }
 
 test.describe('softphone in hosts and between browsers: CIF 2.0, JsSIP, a colleague\'s widget', () => {
@@ -188,6 +192,25 @@ test.describe('softphone in hosts and between browsers: CIF 2.0, JsSIP, a collea
     await expect(ui.getByRole('heading', { name: /Wrap-up/ })).toBeVisible();
     await expectRecordedAgent(before);
     expect((await recorded(page, 'cifCalls')).some((c) => c.api === 'cancelEvent' && c.args[0] === notify.args[0].cancellationToken)).toBe(false);
+    await page.close();
+  });
+
+  test('CIF 2.0: click-to-act dials the number over SIP, baresip answers, audio both ways', async () => {
+    const { page, ui, frame, sent } = await cifHost('yves');
+    const before = recordings();
+    const seen = events.length;
+    await page.getByLabel('Click-to-act number').fill('+1 425 555 0199');
+    await page.getByRole('button', { name: 'Click to call' }).click();
+    // The widget INVITEs the number itself (Kamailio routes digits to baresip, the PSTN gateway stand-in).
+    await expect.poll(() => events.slice(seen).some((e) => e.type === 'CALL_INCOMING'), { timeout: 10_000, message: 'baresip rings' }).toBe(true);
+    expect(sent.some((f) => f.startsWith(`INVITE sip:+14255550199@${rig.SIP_DOMAIN}`)), 'an INVITE to the clicked number').toBe(true);
+    expect((await phone('accept')).ok).toBeTruthy();
+    await expect(ui.getByRole('button', { name: 'Hang up' })).toBeVisible({ timeout: 10_000 });
+    await expectHearsCustomer(frame, 'CIF click-to-act');
+    await page.waitForTimeout(3_000); // baresip records a few seconds of the agent
+    expect((await phone('hangup')).ok).toBeTruthy();
+    await expect(ui.getByRole('heading', { name: /Wrap-up/ })).toBeVisible({ timeout: 10_000 });
+    await expectRecordedAgent(before);
     await page.close();
   });
 });
