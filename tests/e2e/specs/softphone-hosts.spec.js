@@ -213,4 +213,22 @@ test.describe('softphone in hosts and between browsers: CIF 2.0, JsSIP, a collea
     await expectRecordedAgent(before);
     await page.close();
   });
+
+  test('the dial pad calls a JsSIP phone, JsSIP answers, audio both ways, the agent hangs up', async () => {
+    const callee = await jssipPhone('zoe');
+    const page = await agentPage('abe');
+    await page.getByLabel('Phone number').fill('zoe');
+    await page.getByRole('button', { name: 'Call', exact: true }).click();
+    await expect.poll(() => callee.evaluate(() => window.phone.incoming), { timeout: 10_000, message: 'JsSIP rings' }).toBe(true);
+    expect(await callee.evaluate(() => window.phone.session.remote_identity.uri.user)).toBe('abe');
+    await callee.evaluate(() => window.phone.answer());
+    await expect(page.getByRole('button', { name: 'Hang up' })).toBeVisible({ timeout: 10_000 });
+    await expectHearsBrowser(callee, jssipLevels, 'widget to JsSIP: JsSIP hears the agent');
+    await expectHearsBrowser(page, levels, 'widget to JsSIP: the agent hears JsSIP');
+    await page.getByRole('button', { name: 'Hang up' }).click();
+    await expect.poll(() => callee.evaluate(() => window.phone.ended), { timeout: 10_000 }).toMatch(/^ended by remote/);
+    await expect(page.getByRole('heading', { name: /Wrap-up/ })).toBeVisible({ timeout: 10_000 });
+    await callee.evaluate(() => window.phone.stop());
+    for (const p of [callee, page]) await p.close();
+  });
 });
