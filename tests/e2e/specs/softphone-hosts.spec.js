@@ -231,4 +231,26 @@ test.describe('softphone in hosts and between browsers: CIF 2.0, JsSIP, a collea
     await callee.evaluate(() => window.phone.stop());
     for (const p of [callee, page]) await p.close();
   });
+
+  test('blind transfer (REFER) of a JsSIP caller to a colleague\'s widget: it rings there, caller and colleague hear each other', async () => {
+    const alice = await agentPage('bea');
+    const bob = await agentPage('cal');
+    const caller = await jssipCaller('dot', 'bea');
+    await acceptOn(alice);
+    await expectHearsBrowser(caller, jssipLevels, 'blind to a colleague, before: the caller hears the agent');
+    await transfer(alice, 'cal', 'Transfer now');
+    // JsSIP takes the REFER and calls the colleague, whose widget rings; the agent's leg ends on NOTIFY 2xx.
+    await acceptOn(bob);
+    await expect.poll(() => caller.evaluate(() => window.phone.transfer), { timeout: 10_000 }).toBe('confirmed');
+    expect(await caller.evaluate(() => window.phone.referredTo)).toMatch(/^sip:cal@/);
+    await expect(alice.getByRole('heading', { name: /Wrap-up/ })).toBeVisible({ timeout: 10_000 });
+    await expect(alice.locator('audio[data-switchboard-remote]')).toHaveCount(0);
+    await expectHearsBrowser(caller, jssipLevels, 'blind to a colleague, after: the caller hears the colleague');
+    await expectHearsBrowser(bob, levels, 'blind to a colleague, after: the colleague hears the caller');
+    await bob.getByRole('button', { name: 'Hang up' }).click();
+    await expect.poll(() => caller.evaluate(() => window.phone.transfer), { timeout: 10_000 }).toMatch(/^ended by remote/);
+    await expect(bob.getByRole('heading', { name: /Wrap-up/ })).toBeVisible({ timeout: 10_000 });
+    await caller.evaluate(() => window.phone.stop());
+    for (const p of [caller, alice, bob]) await p.close();
+  });
 });
