@@ -140,8 +140,10 @@ async function cifHost(user) {
   const ui = page.frameLocator('#widget');
   await expect(ui.getByText('Phone line: ready')).toBeVisible({ timeout: 15_000 });
   await waitForCall(page, 'cifCalls', (c) => c.api === 'getMode');
-  const frame = page.frames().find((f) => /\/sip\/\?user=/.test(f.url()));
+  const frame = page.frames().find((f) => /\/sip\/\?/.test(f.url()));
   expect(frame, 'the framed widget handed over to /sip/').toBeTruthy();
+  // The dev sign-in's ?user= kept the host's ucilib, so the SIP build found the CIF host too.
+  expect(new URL(frame.url()).searchParams.get('ucilib')).toMatch(/\/hosts\/cif\/msdyn_ciLibrary\.js$/);
   return { page, ui, frame, sent };
 }
 
