@@ -332,12 +332,16 @@ pub fn sign_in(widget: Widget, user: String) {
     };
     let user = user.trim().to_owned();
     if let Some(window) = web_sys::window() {
-        // Keep the choice across reloads: /?user=alice.
-        let url = format!(
-            "?user={}",
-            switchboard_signalr::negotiate::encode_uri_component(&user)
-        );
-        if let Ok(history) = window.history() {
+        // Keep the choice across reloads (/?user=alice) and the host's own parameters (ucilib,
+        // sfdcIframeOrigin, host, ...): a reload and the hand-over to the SIP build (`sip/`, same
+        // query) detect the host from them.
+        let search = window.location().search().unwrap_or_default();
+        if let (Ok(params), Ok(history)) = (
+            web_sys::UrlSearchParams::new_with_str(&search),
+            window.history(),
+        ) {
+            params.set("user", &user);
+            let url = ["?", &String::from(params.to_string())].concat();
             let _ = history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&url));
         }
     }
