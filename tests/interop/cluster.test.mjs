@@ -15,7 +15,7 @@ import path from "node:path";
 import { randomBytes } from "node:crypto";
 import * as signalR from "@microsoft/signalr";
 import jwt from "jsonwebtoken";
-import { WAIT_MS, devToken, startHub, withTimeout } from "./hub.mjs";
+import { WAIT_MS, devToken, startHub, withTimeout, next } from "./hub.mjs";
 
 const KEY = "interop-cluster-" + randomBytes(16).toString("hex");
 
@@ -90,20 +90,6 @@ async function until(check) {
 
 function restToken(base, restPath) {
   return jwt.sign({}, KEY, { algorithm: "HS256", audience: `${base}${restPath}`, expiresIn: "5m" });
-}
-
-function next(connection, target) {
-  return withTimeout(
-    new Promise((resolve) => {
-      const handler = (...args) => {
-        connection.off(target, handler);
-        resolve(args);
-      };
-      connection.on(target, handler);
-    }),
-    WAIT_MS,
-    `${target} from the hub`,
-  );
 }
 
 test("a send through node A reaches the official client on node C", { timeout: 60_000 }, async () => {

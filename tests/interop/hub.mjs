@@ -78,3 +78,18 @@ export async function devToken(base, user) {
   assert.equal(typeof body.accessToken, "string");
   return body.accessToken;
 }
+
+/** The arguments of the next invocation of `target` on `connection`; fails after WAIT_MS. */
+export function next(connection, target) {
+  return withTimeout(
+    new Promise((resolve) => {
+      const handler = (...args) => {
+        connection.off(target, handler);
+        resolve(args);
+      };
+      connection.on(target, handler);
+    }),
+    WAIT_MS,
+    `${target} from the hub`,
+  );
+}

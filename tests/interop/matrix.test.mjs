@@ -12,7 +12,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import * as signalR from "@microsoft/signalr";
-import { WAIT_MS, devToken as hubDevToken, startHub, withTimeout } from "./hub.mjs";
+import { WAIT_MS, devToken as hubDevToken, startHub, withTimeout, next } from "./hub.mjs";
 import { MessagePackHubProtocol } from "@microsoft/signalr-protocol-msgpack";
 
 const KEY = "interop-" + randomBytes(16).toString("hex");
@@ -25,20 +25,6 @@ before(async () => {
 after(() => stopHub?.());
 
 const devToken = (user) => hubDevToken(base, user);
-
-function next(connection, target) {
-  return withTimeout(
-    new Promise((resolve) => {
-      const handler = (...args) => {
-        connection.off(target, handler);
-        resolve(args);
-      };
-      connection.on(target, handler);
-    }),
-    WAIT_MS,
-    `${target} from the hub`,
-  );
-}
 
 async function notify(user, message) {
   const response = await fetch(`${base}/api/SendMessageToUser`, {

@@ -13,7 +13,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import * as signalR from "@microsoft/signalr";
-import { WAIT_MS, devToken as hubDevToken, startHub, withTimeout } from "./hub.mjs";
+import { WAIT_MS, devToken as hubDevToken, startHub, withTimeout, next } from "./hub.mjs";
 import jwt from "jsonwebtoken";
 
 const KEY = "interop-" + randomBytes(16).toString("hex");
@@ -28,20 +28,6 @@ after(() => stopHub?.());
 const devToken = (user) => hubDevToken(base, user);
 
 /** The next call of `target` on the connection, as an argument array. */
-function next(connection, target) {
-  return withTimeout(
-    new Promise((resolve) => {
-      const handler = (...args) => {
-        connection.off(target, handler);
-        resolve(args);
-      };
-      connection.on(target, handler);
-    }),
-    WAIT_MS,
-    `${target} from the hub`,
-  );
-}
-
 async function getCall(callId) {
   const response = await fetch(`${base}/api/calls/${encodeURIComponent(callId)}`, {
     headers: { "x-functions-key": KEY },

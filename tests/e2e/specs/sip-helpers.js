@@ -79,6 +79,21 @@ export async function expectHearsCustomer(page, read, what) {
   expect(heard.customer - heard.agent).toBeGreaterThan(30);
 }
 
+/** `page` (a widget) takes the ringing call. */
+export async function acceptOn(page) {
+  const dialog = page.getByRole('alertdialog', { name: /Incoming call/ });
+  await expect(dialog).toBeVisible({ timeout: 10_000 });
+  await dialog.getByRole('button', { name: 'Accept' }).click();
+  await expect(page.getByRole('button', { name: 'Hang up' })).toBeVisible({ timeout: 10_000 });
+}
+
+/** The agent on `page` opens Transfer, types `target` and presses `button` ('Transfer now' or 'Consult first'). */
+export async function transfer(page, target, button) {
+  await page.getByRole('button', { name: 'Transfer', exact: true }).click();
+  await page.getByLabel('Transfer to').fill(target);
+  await page.getByRole('button', { name: button }).click();
+}
+
 /**
  * One rig for one spec: its own namespace (`netns`), output folder (`out`), hub port and SIP
  * secret. `start`ed processes run with the rig's environment; `teardown` ends all it started.

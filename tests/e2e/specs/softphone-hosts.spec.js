@@ -18,7 +18,7 @@ import { copyFileSync, cpSync, existsSync, readFileSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test, expect } from '@playwright/test';
-import { AGENT_HZ, CUSTOMER_HZ, ROOT, expectHearsCustomer as expectHears, settledLevels as settled, sipRig } from './sip-helpers.js';
+import { AGENT_HZ, CUSTOMER_HZ, ROOT, acceptOn, expectHearsCustomer as expectHears, settledLevels as settled, sipRig, transfer } from './sip-helpers.js';
 import { recorded, waitForCall } from './hosts.js';
 
 const DIST = join(ROOT, 'dist');
@@ -107,21 +107,6 @@ async function agentPage(user) {
   await expect(page).toHaveURL(/\/sip\/\?user=/, { timeout: 15_000 }); // the default build hands over
   await expect(page.getByText('Phone line: ready')).toBeVisible({ timeout: 15_000 });
   return page;
-}
-
-/** `page` (a widget) takes the ringing call. */
-async function acceptOn(page) {
-  const dialog = page.getByRole('alertdialog', { name: /Incoming call/ });
-  await expect(dialog).toBeVisible({ timeout: 10_000 });
-  await dialog.getByRole('button', { name: 'Accept' }).click();
-  await expect(page.getByRole('button', { name: 'Hang up' })).toBeVisible({ timeout: 10_000 });
-}
-
-/** The agent on `page` opens Transfer, types `target` and presses `button` ('Transfer now' or 'Consult first'). */
-async function transfer(page, target, button) {
-  await page.getByRole('button', { name: 'Transfer', exact: true }).click();
-  await page.getByLabel('Transfer to').fill(target);
-  await page.getByRole('button', { name: button }).click();
 }
 
 /**

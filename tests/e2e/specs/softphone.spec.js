@@ -19,7 +19,7 @@ import { copyFileSync, cpSync, existsSync, readFileSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test, expect } from '@playwright/test';
-import { AGENT_HZ, CUSTOMER_HZ, ROOT, expectHearsCustomer as expectHears, settledLevels as settled, sipRig } from './sip-helpers.js';
+import { AGENT_HZ, CUSTOMER_HZ, ROOT, acceptOn, expectHearsCustomer as expectHears, settledLevels as settled, sipRig, transfer } from './sip-helpers.js';
 
 const DIST = join(ROOT, 'dist');
 const OUT = fileURLToPath(new URL('../.out/softphone/', import.meta.url));
@@ -127,21 +127,6 @@ async function jssipCaller(user, callee) {
   await page.evaluate((uri) => window.phone.call(uri), `sip:${callee}@${rig.SIP_DOMAIN}`);
   await page.evaluate(() => window.phone.acceptTransfers());
   return page;
-}
-
-/** `page` (a widget) takes the ringing call. */
-async function acceptOn(page) {
-  const dialog = page.getByRole('alertdialog', { name: /Incoming call/ });
-  await expect(dialog).toBeVisible({ timeout: 10_000 });
-  await dialog.getByRole('button', { name: 'Accept' }).click();
-  await expect(page.getByRole('button', { name: 'Hang up' })).toBeVisible({ timeout: 10_000 });
-}
-
-/** The agent on `page` opens Transfer, types `target` and presses `button` ('Transfer now' or 'Consult first'). */
-async function transfer(page, target, button) {
-  await page.getByRole('button', { name: 'Transfer', exact: true }).click();
-  await page.getByLabel('Transfer to').fill(target);
-  await page.getByRole('button', { name: button }).click();
 }
 
 /** A widget page signed in as `user`, its SIP line registered. */
