@@ -522,18 +522,32 @@ async fn directory(
     Query(query): Query<HashMap<String, String>>,
     _: Authorized<GraphCaller>,
 ) -> Result<Json<Value>, GraphError> {
+    let inner = hub.graph.lock();
+    let link = format!("{}/users", hub.graph.config.base_path);
+    page(&query, 100, &inner.directory, inner.directory.len(), &link)
+}
+
+/// One page of `entries[..total]` as Graph pages a collection: `$top` (1–999, `default_top`
+/// when absent) and `$skiptoken` (an offset here), `@odata.nextLink` (`link` with both) while
+/// more follow. 400 for a non-number.
+fn page(
+    query: &HashMap<String, String>,
+    default_top: usize,
+    entries: &[(String, String)],
+    total: usize,
+    link: &str,
+) -> Result<Json<Value>, GraphError> {
     let number = |k: &str, default: usize| match query.get(k) {
         None => Ok(default),
         Some(v) => v
             .parse::<usize>()
             .map_err(|_| bad(format!("{k} must be a whole number"))),
     };
-    let top = number("$top", 100)?.clamp(1, 999);
+    let top = number("$top", default_top)?.clamp(1, 999);
     let skip = number("$skiptoken", 0)?;
-    let inner = hub.graph.lock();
-    let value: Vec<Value> = inner
-        .directory
+    let value: Vec<Value> = entries
         .iter()
+        .take(total)
         .skip(skip)
         .take(top)
         .map(|(id, name)| user_json(id, name))
@@ -541,11 +555,8 @@ async fn directory(
     let mut body = json!({ "value": value });
     // `$skiptoken` is the client's: `usize::MAX` must not overflow.
     let next = skip.saturating_add(top);
-    if next < inner.directory.len() {
-        body["@odata.nextLink"] = json!(format!(
-            "{}/users?$top={top}&$skiptoken={next}",
-            hub.graph.config.base_path
-        ));
+    if next < total {
+        body["@odata.nextLink"] = json!(format!("{link}?$top={top}&$skiptoken={next}"));
     }
     Ok(Json(body))
 }
@@ -586,14 +597,6 @@ async fn group_members(
     Query(query): Query<HashMap<String, String>>,
     _: Authorized<GraphCaller>,
 ) -> Result<Json<Value>, GraphError> {
-    let number = |k: &str, default: usize| match query.get(k) {
-        None => Ok(default),
-        Some(v) => v
-            .parse::<usize>()
-            .map_err(|_| bad(format!("{k} must be a whole number"))),
-    };
-    let top = number("$top", MEMBERS_PAGE)?.clamp(1, 999);
-    let skip = number("$skiptoken", 0)?;
     let inner = hub.graph.lock();
     let members = group_member_ids(&group, inner.directory.len()).ok_or_else(|| {
         error(
@@ -602,23 +605,8 @@ async fn group_members(
             format!("Resource '{group}' does not exist or one of its queried reference-property objects are not present."),
         )
     })?;
-    let value: Vec<Value> = inner
-        .directory
-        .iter()
-        .take(members)
-        .skip(skip)
-        .take(top)
-        .map(|(id, name)| user_json(id, name))
-        .collect();
-    let mut body = json!({ "value": value });
-    let next = skip.saturating_add(top);
-    if next < members {
-        body["@odata.nextLink"] = json!(format!(
-            "{}/groups/{group}/members?$top={top}&$skiptoken={next}",
-            hub.graph.config.base_path
-        ));
-    }
-    Ok(Json(body))
+    let link = format!("{}/groups/{group}/members", hub.graph.config.base_path);
+    page(&query, MEMBERS_PAGE, &inner.directory, members, &link)
 }
 
 impl Hub {
