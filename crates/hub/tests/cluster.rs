@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::redis::RedisServer;
@@ -211,22 +209,7 @@ async fn a_ring_is_refused_offline_until_the_agent_is_connected_on_any_node() {
 
 /// A `switchboard-hub` process on 127.0.0.1:0 → (child, base URL).
 fn hub_process(redis: &RedisServer) -> (std::process::Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard-hub"))
-        .args(["--listen", "127.0.0.1:0", "--access-key", KEY, "--redis"])
-        .arg(redis.url())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("hub process");
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
-    (child, base)
+    common::redis::spawn_hub(redis, "127.0.0.1:0", KEY)
 }
 
 #[tokio::test]

@@ -9,8 +9,7 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use common::redis::RedisServer;
@@ -38,21 +37,7 @@ where
 
 /// A hub process over `redis` on `listen` → (child, base URL), once `/healthz` says 200.
 async fn hub_process(redis: &RedisServer, listen: &str) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard-hub"))
-        .args(["--listen", listen, "--access-key", KEY, "--redis"])
-        .arg(redis.url())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("hub process");
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
+    let (child, base) = common::redis::spawn_hub(redis, listen, KEY);
     let health = format!("{base}/healthz");
     until(|| async { get_status(&health).await == 200 }).await;
     (child, base)

@@ -2,6 +2,7 @@
 //! loopback port in 16400–16499, its own temporary directory, no persistence; stopped by pid
 //! when dropped.
 
+use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -106,4 +107,25 @@ impl Drop for RedisServer {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A `switchboard-hub` process on `listen` over `redis` with access key `key` (its stderr
+/// dropped) → (child, base URL from its first line, `listening on URL`).
+pub fn spawn_hub(redis: &RedisServer, listen: &str, key: &str) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard-hub"))
+        .args(["--listen", listen, "--access-key", key, "--redis"])
+        .arg(redis.url())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("hub process");
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    (child, base)
 }
