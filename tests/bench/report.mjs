@@ -137,6 +137,10 @@ if (write) {
   const charts = option("--charts");
   const payloadFiles = (kind) =>
     (browser?.payload?.[kind]?.files ?? []).map((f) => `| ${kind} | \`${f.path}\` | ${f.type} | ${f.bytes} | ${f.gzip} |`).join("\n");
+  // The hand-written heaptrack breakdown (docs/benchmarks.md) survives a rewrite.
+  const previous = existsSync(write) ? readFileSync(write, "utf8") : "";
+  const keptMatch = previous.match(/## Where the hub's bytes per connection go\n[\s\S]*?(?=\n## )/);
+  const kept = keptMatch ? `${keptMatch[0].trimEnd()}\n\n` : "";
   const md = `# Benchmarks
 
 Written by \`scripts/bench\` (issue 17): every figure next to a baseline measured in the same run, interleaved,
@@ -171,7 +175,7 @@ ${(machine ?? "").trim()}
 
 ${table(true)}
 ${charts ? `\n![hub delivery latency](${charts}/hub-latency.svg)\n\n![RSS per idle connection](${charts}/hub-rss.svg)\n` : ""}
-## Payload before Connected, file by file
+${kept}## Payload before Connected, file by file
 
 | page | path | type | bytes | gzip -9 |
 |---|---|---|---|---|
