@@ -6,9 +6,10 @@
 //! with the client core). The task feeds it received bytes and the time, writes what it
 //! queues, sleeps until its next deadline, and maps its events to the hub's dispatch
 //! ([`Hub::invoke`], the `counter` streams, the hub's outbox). It talks to its current
-//! transport through a [`Link`] (bytes in, [`Frame`]s out), so the same session serves
-//! WebSockets, Server-Sent Events and long polling ([`crate::transport`]), and a WebSocket can
-//! be replaced under it on a stateful reconnect.
+//! transport through a [`Wire`]: a WebSocket it reads and writes itself (one task per
+//! WebSocket connection), or for Server-Sent Events and long polling a [`Link`] to the HTTP
+//! handlers (bytes in, [`Frame`]s out) ([`crate::transport`]). A WebSocket can be replaced under
+//! it on a stateful reconnect.
 //!
 //! - The first record must be a handshake request for `json` or `messagepack` (`messagepack`
 //!   not over SSE, which is text only), version 1 or 2; the answer is `{}` (in a binary frame
@@ -31,12 +32,15 @@
 //! - Streaming hub methods (`counter(count, delayMs)`): items as StreamItem, then a Completion;
 //!   CancelInvocation stops them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::ws::Utf8Bytes;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::{Sink, Stream};
 use serde_json::{Value, json};
 use switchboard_signalr::server::{CloseReason, HubServerOptions, HubServerSession, ServerEvent};
 use switchboard_signalr::{CompletionOutcome, HubMessage, HubProtocolKind, Transmit};
@@ -61,9 +65,12 @@ pub const REPLAY_CLOSE_FACTOR: usize = 8;
 pub const CLIENT_TIMEOUT: &str = switchboard_signalr::server::CLIENT_TIMEOUT;
 /// The Close error sent when the hub shuts down (with `allowReconnect: true`).
 pub const SHUTTING_DOWN: &str = "Hub is shutting down";
-/// Frames queued towards one transport before further ones are dropped (the replay buffer
-/// still has them with stateful reconnect).
+/// Frames queued towards one transport before the connection is closed as overflowing (the
+/// replay buffer still has them with stateful reconnect).
 pub const TRANSPORT_QUEUE: usize = 1024;
+/// WebSocket close code of the dev drop hook (1011, "internal error": an unclean close, so a
+/// stateful-reconnect client reconnects).
+pub const DROP_CLOSE_CODE: u16 = 1011;
 /// Largest `count` of the `counter` streaming method.
 pub const MAX_COUNTER: u64 = 100_000;
 
@@ -103,6 +110,158 @@ impl Frame {
     }
 }
 
+/// The transport a session talks to.
+// Not boxed: nearly every session is a WebSocket, and a box would add an allocation to each.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Wire {
+    /// A WebSocket the session task reads and writes itself.
+    Socket(Socket),
+    /// Server-Sent Events or long polling, through the HTTP handlers.
+    Link(Link),
+}
+
+impl Wire {
+    /// A WebSocket wire.
+    pub fn socket(ws: WebSocket) -> Wire {
+        Wire::Socket(Socket {
+            ws,
+            queue: VecDeque::new(),
+            unflushed: false,
+            waiting_since: None,
+        })
+    }
+}
+
+/// A WebSocket and the messages waiting for it.
+#[derive(Debug)]
+pub struct Socket {
+    ws: WebSocket,
+    /// Messages not yet handed to the socket (at most [`TRANSPORT_QUEUE`]).
+    queue: VecDeque<Message>,
+    /// Messages handed to the socket and not yet flushed.
+    unflushed: bool,
+    /// Since when output has waited for the peer without progress ([`crate::limits::WRITE_TIMEOUT`]).
+    waiting_since: Option<Instant>,
+}
+
+/// What happened on a wire.
+enum WireEvent {
+    /// A WebSocket message.
+    Message(Message),
+    /// Bytes POSTed by an SSE or long-polling client.
+    Bytes(Bytes),
+    /// A WebSocket message over the transport's size limit.
+    TooLong,
+    /// Output went out (or the socket was flushed).
+    Wrote,
+    /// The transport is gone.
+    Closed,
+}
+
+impl Socket {
+    fn has_output(&self) -> bool {
+        self.unflushed || !self.queue.is_empty()
+    }
+
+    /// Queues a message; `false` when the queue is full.
+    fn push(&mut self, message: Message) -> bool {
+        if self.queue.len() >= TRANSPORT_QUEUE {
+            return false;
+        }
+        self.queue.push_back(message);
+        self.waiting_since.get_or_insert_with(Instant::now);
+        true
+    }
+
+    /// Writes what is queued as far as the socket takes it, then reads. Cancel-safe: all
+    /// state is in `self`.
+    fn poll_io(&mut self, cx: &mut Context<'_>) -> Poll<WireEvent> {
+        let mut wrote = false;
+        while !self.queue.is_empty() {
+            match Pin::new(&mut self.ws).poll_ready(cx) {
+                Poll::Ready(Ok(())) => {
+                    let message = self.queue.pop_front().expect("not empty");
+                    if Pin::new(&mut self.ws).start_send(message).is_err() {
+                        return Poll::Ready(WireEvent::Closed);
+                    }
+                    self.unflushed = true;
+                    wrote = true;
+                }
+                Poll::Ready(Err(_)) => return Poll::Ready(WireEvent::Closed),
+                Poll::Pending => break,
+            }
+        }
+        if self.unflushed {
+            match Pin::new(&mut self.ws).poll_flush(cx) {
+                Poll::Ready(Ok(())) => {
+                    self.unflushed = false;
+                    wrote = true;
+                }
+                Poll::Ready(Err(_)) => return Poll::Ready(WireEvent::Closed),
+                Poll::Pending => {}
+            }
+        }
+        if wrote {
+            self.waiting_since = self.has_output().then(Instant::now);
+            if self.queue.is_empty() {
+                // A burst's queue is not kept by an idle connection.
+                self.queue = VecDeque::new();
+            }
+        }
+        match Pin::new(&mut self.ws).poll_next(cx) {
+            Poll::Ready(Some(Ok(message))) => return Poll::Ready(WireEvent::Message(message)),
+            Poll::Ready(Some(Err(e))) => {
+                tracing::debug!(error = %e, "websocket error");
+                return Poll::Ready(if e.to_string().contains("too long") {
+                    WireEvent::TooLong
+                } else {
+                    WireEvent::Closed
+                });
+            }
+            Poll::Ready(None) => return Poll::Ready(WireEvent::Closed),
+            Poll::Pending => {}
+        }
+        if wrote {
+            Poll::Ready(WireEvent::Wrote)
+        } else {
+            Poll::Pending
+        }
+    }
+
+    /// Writes what is queued (within [`crate::limits::WRITE_TIMEOUT`]) and closes the socket.
+    async fn finish(&mut self) {
+        use futures_util::SinkExt;
+        let queue = std::mem::take(&mut self.queue);
+        let ws = &mut self.ws;
+        let written = tokio::time::timeout(crate::limits::WRITE_TIMEOUT, async move {
+            for message in queue {
+                ws.feed(message).await?;
+            }
+            ws.flush().await
+        })
+        .await;
+        if written.is_err() {
+            crate::metrics::overflow_close("write_timeout");
+            tracing::warn!("websocket write timed out; closing");
+            return;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.ws.close()).await;
+    }
+
+    /// Closes the socket abruptly (close code [`DROP_CLOSE_CODE`]) in a task of its own.
+    fn drop_abruptly(self) {
+        let mut ws = self.ws;
+        tokio::spawn(async move {
+            let close = Message::Close(Some(CloseFrame {
+                code: DROP_CLOSE_CODE,
+                reason: "dropped by the dev hook".into(),
+            }));
+            let _ = tokio::time::timeout(Duration::from_secs(1), ws.send(close)).await;
+        });
+    }
+}
+
 /// The session's side of a transport: bytes received, frames to send.
 #[derive(Debug)]
 pub struct Link {
@@ -121,7 +280,7 @@ pub struct TransportEnd {
     pub outbound: flume::Receiver<Frame>,
 }
 
-/// A new link and its transport end.
+/// A new link and its transport end (Server-Sent Events and long polling).
 ///
 /// The per-connection queues (this link's two, the control queue and the hub's outbox) are
 /// `flume` channels: they allocate per queued message instead of a 32-slot block plus a
@@ -146,7 +305,7 @@ pub fn link() -> (Link, TransportEnd) {
 #[derive(Debug)]
 pub enum Control {
     /// A WebSocket reconnected with the same connection token (stateful reconnect).
-    Attach(Link),
+    Attach(Box<WebSocket>),
     /// Drop the transport without closing the logical connection (dev hook); without stateful
     /// reconnect the connection ends.
     Drop,
@@ -165,7 +324,7 @@ struct Driver {
     /// The origin of the session's clock (`now` is the time since).
     origin: Instant,
     session: HubServerSession,
-    link: Option<Link>,
+    wire: Option<Wire>,
     /// The hub's outbox for this connection, from the handshake on.
     rx: Option<flume::Receiver<Outbound>>,
     /// The protocol the connection was counted under in the metrics (after the handshake).
@@ -195,125 +354,168 @@ fn session_options(hub: &Hub, info: &ConnectionInfo, transport: TransportKind) -
     }
 }
 
-/// Runs a session until it ends. `token` is its connection token (its key in the hub's session
-/// table); `control` carries reattachments, drops and DELETEs.
-pub(crate) async fn run_session(
-    hub: Arc<Hub>,
+/// A session ready to run ([`run_session`]).
+pub(crate) struct Prepared {
+    driver: Driver,
+    token: String,
+    control: flume::Receiver<Control>,
+}
+
+/// Makes the session of a transport that just opened. `token` is its connection token (its key
+/// in the hub's session table); `control` carries reattachments, drops and DELETEs.
+pub(crate) fn prepare(
+    hub: &Arc<Hub>,
     info: ConnectionInfo,
     token: String,
     transport: TransportKind,
-    link: Link,
+    wire: Wire,
     control: flume::Receiver<Control>,
-) {
-    let mut shutdown = hub.subscribe_shutdown();
-    let origin = Instant::now();
-    let options = session_options(&hub, &info, transport);
-    let mut d = Driver {
-        hub: hub.clone(),
-        info,
-        transport,
-        origin,
-        session: HubServerSession::new(options, Duration::ZERO),
-        link: Some(link),
-        rx: None,
-        counted: None,
-        streams_tx: None,
-        streams_rx: None,
-        streams: HashMap::new(),
-    };
-    tracing::debug!(connection_id = %d.info.connection_id, ?transport, "transport open");
-    if *shutdown.borrow() {
-        d.session.end();
+) -> Prepared {
+    let options = session_options(hub, &info, transport);
+    Prepared {
+        driver: Driver {
+            hub: hub.clone(),
+            info,
+            transport,
+            origin: Instant::now(),
+            session: HubServerSession::new(options, Duration::ZERO),
+            wire: Some(wire),
+            rx: None,
+            counted: None,
+            streams_tx: None,
+            streams_rx: None,
+            streams: HashMap::new(),
+        },
+        token,
+        control,
     }
-
-    // What this connection adds to `switchboard_replay_buffered_bytes`.
-    let mut buffered = 0usize;
-    loop {
-        d.pump();
-        let now_buffered = d.session.unacked_bytes();
-        if now_buffered != buffered {
-            crate::metrics::replay_buffered(now_buffered as f64 - buffered as f64);
-            buffered = now_buffered;
-        }
-        let Some(deadline) = d.session.poll_timeout() else {
-            break; // closed
-        };
-        let deadline = origin + deadline;
-        let take_hub = d.rx.is_some() && d.link.is_some() && d.session.has_room();
-        tokio::select! {
-            bytes = recv_inbound(&mut d.link) => match bytes {
-                Some(bytes) => {
-                    let now = d.now();
-                    d.session.handle_bytes(now, &bytes);
-                }
-                None => d.transport_gone(),
-            },
-            outbound = recv_hub(&mut d.rx), if take_hub => match outbound {
-                Some(Outbound::Message(message)) => d.send(&message),
-                Some(Outbound::Close { error, allow_reconnect }) => {
-                    let now = d.now();
-                    d.session.close(now, error, allow_reconnect);
-                }
-                None => d.session.end(),
-            },
-            Some((id, message)) = recv_stream(&mut d.streams_rx), if d.session.has_room() => {
-                if matches!(message, HubMessage::Completion { .. }) {
-                    d.streams.remove(&id);
-                }
-                d.send(&message);
-            }
-            command = control.recv_async() => match command.ok() {
-                Some(Control::Attach(link)) => d.attach(link),
-                Some(Control::Drop) => {
-                    tracing::info!(connection_id = %d.info.connection_id, "transport dropped (dev hook)");
-                    if let Some(link) = d.link.take() {
-                        let _ = link.outbound.try_send(Frame::Drop);
-                    }
-                    d.transport_gone();
-                }
-                Some(Control::Overflow) => d.overflow("outbox"),
-                Some(Control::End) | None => d.session.end(),
-            },
-            _ = tokio::time::sleep_until(deadline) => {
-                let now = d.now();
-                d.session.handle_timeout(now);
-            }
-            changed = shutdown.changed() => {
-                if changed.is_err() || *shutdown.borrow() {
-                    // A Close (reconnect allowed) after the handshake; before it, quietly.
-                    let now = d.now();
-                    d.session.close(now, Some(SHUTTING_DOWN.into()), true);
-                }
-            }
-        }
-    }
-
-    if buffered > 0 {
-        crate::metrics::replay_buffered(-(buffered as f64));
-    }
-    for (_, stream) in d.streams.drain() {
-        stream.abort();
-    }
-    // Dropping the link closes the transport (after it has written what is queued).
-    d.link = None;
-    hub.remove_session(&token);
-    if d.rx.is_some() {
-        hub.unregister(&d.info.connection_id);
-        if let Some(protocol) = d.counted {
-            crate::metrics::connection(
-                crate::metrics::transport_name(d.transport),
-                protocol.name(),
-                -1.0,
-            );
-        }
-    }
-    tracing::info!(connection_id = %d.info.connection_id, "connection closed");
 }
 
-async fn recv_inbound(link: &mut Option<Link>) -> Option<Bytes> {
-    match link {
-        Some(link) => link.inbound.recv_async().await.ok(),
+/// Runs a session until it ends.
+#[allow(clippy::manual_async_fn)] // see the comment inside
+pub(crate) fn run_session(mut prepared: Prepared) -> impl Future<Output = ()> + Send {
+    // The async block borrows the captured `prepared` in place: an `async fn` would also move its
+    // argument into a local, and every connection's future would hold the driver twice.
+    async move {
+        let d = &mut prepared.driver;
+        let token = &prepared.token;
+        let control = &prepared.control;
+        let hub = d.hub.clone();
+        let origin = d.origin;
+        let transport = d.transport;
+        let mut shutdown = hub.subscribe_shutdown();
+        tracing::debug!(connection_id = %d.info.connection_id, ?transport, "transport open");
+        if *shutdown.borrow() {
+            d.session.end();
+        }
+
+        // What this connection adds to `switchboard_replay_buffered_bytes`.
+        let mut buffered = 0usize;
+        loop {
+            d.pump();
+            let now_buffered = d.session.unacked_bytes();
+            if now_buffered != buffered {
+                crate::metrics::replay_buffered(now_buffered as f64 - buffered as f64);
+                buffered = now_buffered;
+            }
+            let Some(deadline) = d.session.poll_timeout() else {
+                break; // closed
+            };
+            let mut deadline = origin + deadline;
+            if let Some(since) = d.write_waiting_since() {
+                deadline = deadline.min(since + crate::limits::WRITE_TIMEOUT);
+            }
+            let take_hub = d.rx.is_some() && d.wire.is_some() && d.session.has_room();
+            tokio::select! {
+                event = wire_event(&mut d.wire) => d.wire_event(event),
+                outbound = recv_hub(&mut d.rx), if take_hub => match outbound {
+                    Some(Outbound::Message(message)) => d.send(&message),
+                    Some(Outbound::Close { error, allow_reconnect }) => {
+                        let now = d.now();
+                        d.session.close(now, error, allow_reconnect);
+                    }
+                    None => d.session.end(),
+                },
+                Some((id, message)) = recv_stream(&mut d.streams_rx), if d.session.has_room() => {
+                    if matches!(message, HubMessage::Completion { .. }) {
+                        d.streams.remove(&id);
+                    }
+                    d.send(&message);
+                }
+                command = control.recv_async() => match command.ok() {
+                    Some(Control::Attach(ws)) => d.attach(*ws),
+                    Some(Control::Drop) => {
+                        tracing::info!(connection_id = %d.info.connection_id, "transport dropped (dev hook)");
+                        drop_wire(d.wire.take());
+                        d.transport_gone();
+                    }
+                    Some(Control::Overflow) => d.overflow("outbox"),
+                    Some(Control::End) | None => d.session.end(),
+                },
+                _ = tokio::time::sleep_until(deadline) => {
+                    if d.write_waiting_since().is_some_and(|since| since.elapsed() >= crate::limits::WRITE_TIMEOUT) {
+                        crate::metrics::overflow_close("write_timeout");
+                        tracing::warn!(connection_id = %d.info.connection_id, "websocket write timed out; closing");
+                        d.transport_gone();
+                    }
+                    let now = d.now();
+                    d.session.handle_timeout(now);
+                }
+                changed = shutdown.changed() => {
+                    if changed.is_err() || *shutdown.borrow() {
+                        // A Close (reconnect allowed) after the handshake; before it, quietly.
+                        let now = d.now();
+                        d.session.close(now, Some(SHUTTING_DOWN.into()), true);
+                    }
+                }
+            }
+        }
+
+        if buffered > 0 {
+            crate::metrics::replay_buffered(-(buffered as f64));
+        }
+        for (_, stream) in d.streams.drain() {
+            stream.abort();
+        }
+        hub.remove_session(token);
+        if d.rx.is_some() {
+            hub.unregister(&d.info.connection_id);
+            if let Some(protocol) = d.counted {
+                crate::metrics::connection(
+                    crate::metrics::transport_name(d.transport),
+                    protocol.name(),
+                    -1.0,
+                );
+            }
+        }
+        tracing::info!(connection_id = %d.info.connection_id, "connection closed");
+        // A WebSocket gets what is queued and a Close frame; dropping a link closes its transport
+        // after it has written what is queued.
+        if let Some(Wire::Socket(socket)) = &mut d.wire {
+            socket.finish().await;
+        }
+    }
+}
+
+async fn wire_event(wire: &mut Option<Wire>) -> WireEvent {
+    match wire {
+        Some(Wire::Socket(socket)) => std::future::poll_fn(|cx| socket.poll_io(cx)).await,
+        Some(Wire::Link(link)) => match link.inbound.recv_async().await {
+            Ok(bytes) => WireEvent::Bytes(bytes),
+            Err(_) => WireEvent::Closed,
+        },
         None => std::future::pending().await,
+    }
+}
+
+/// Drops a transport abruptly (dev hook, or replaced by a stateful reconnect).
+fn drop_wire(wire: Option<Wire>) {
+    match wire {
+        Some(Wire::Socket(socket)) => socket.drop_abruptly(),
+        Some(Wire::Link(link)) => {
+            let _ = link.outbound.try_send(Frame::Drop);
+        }
+        None => {}
     }
 }
 
@@ -364,16 +566,64 @@ impl Driver {
     /// Moves the session's queued frames to the transport.
     fn flush(&mut self) {
         while let Some(transmit) = self.session.poll_transmit() {
-            let Some(link) = &self.link else { continue };
-            match link.outbound.try_send(Frame::from_transmit(transmit)) {
-                Ok(()) => {}
-                Err(flume::TrySendError::Full(_)) => {
-                    crate::metrics::frame_dropped("transport_full");
-                    if !self.session.is_closed() {
-                        self.overflow("transport");
+            let full = match &mut self.wire {
+                None => continue,
+                Some(Wire::Socket(socket)) => !socket.push(match Frame::from_transmit(transmit) {
+                    Frame::Text(text) => Message::Text(text),
+                    Frame::Binary(bytes) => Message::Binary(bytes),
+                    Frame::Drop => unreachable!("a transmit is text or binary"),
+                }),
+                Some(Wire::Link(link)) => {
+                    match link.outbound.try_send(Frame::from_transmit(transmit)) {
+                        Ok(()) => false,
+                        Err(flume::TrySendError::Full(_)) => true,
+                        Err(flume::TrySendError::Disconnected(_)) => {
+                            self.transport_gone();
+                            false
+                        }
                     }
                 }
-                Err(flume::TrySendError::Disconnected(_)) => self.transport_gone(),
+            };
+            if full {
+                crate::metrics::frame_dropped("transport_full");
+                if !self.session.is_closed() {
+                    self.overflow("transport");
+                }
+            }
+        }
+    }
+
+    /// Since when WebSocket output has waited for the peer, if it has.
+    fn write_waiting_since(&self) -> Option<Instant> {
+        match &self.wire {
+            Some(Wire::Socket(socket)) => socket.waiting_since,
+            _ => None,
+        }
+    }
+
+    /// Acts on what happened on the wire.
+    fn wire_event(&mut self, event: WireEvent) {
+        let now = self.now();
+        match event {
+            WireEvent::Message(Message::Text(text)) => {
+                self.session.handle_bytes(now, text.as_bytes())
+            }
+            WireEvent::Message(Message::Binary(bytes)) | WireEvent::Bytes(bytes) => {
+                self.session.handle_bytes(now, &bytes)
+            }
+            WireEvent::Message(Message::Close(_)) => {
+                // Answer the client's Close frame (tungstenite queued the reply) off this task.
+                if let Some(Wire::Socket(mut socket)) = self.wire.take() {
+                    tokio::spawn(async move { socket.finish().await });
+                }
+                self.transport_gone();
+            }
+            WireEvent::Closed => self.transport_gone(),
+            WireEvent::Message(Message::Ping(_) | Message::Pong(_)) | WireEvent::Wrote => {}
+            WireEvent::TooLong => {
+                // The session answers with its Close message: an oversized message.
+                let oversized = vec![b'x'; MAX_MESSAGE_BYTES + 1];
+                self.session.handle_bytes(now, &oversized);
             }
         }
     }
@@ -440,7 +690,7 @@ impl Driver {
 
     /// The transport went away: with stateful reconnect the session waits for a new one.
     fn transport_gone(&mut self) {
-        self.link = None;
+        self.wire = None;
         let was_detached = self.session.is_detached();
         let now = self.now();
         if self.session.handle_transport_lost(now) && !was_detached {
@@ -450,16 +700,14 @@ impl Driver {
 
     /// A WebSocket came back with the same connection token: replay onto it. Before the
     /// handshake or without stateful reconnect it is dropped (which closes it).
-    fn attach(&mut self, link: Link) {
+    fn attach(&mut self, ws: WebSocket) {
         let now = self.now();
         if self.session.resume(now).is_err() {
             return;
         }
         tracing::info!(connection_id = %self.info.connection_id, "stateful reconnect");
-        if let Some(old) = self.link.take() {
-            let _ = old.outbound.try_send(Frame::Drop);
-        }
-        self.link = Some(link);
+        drop_wire(self.wire.take());
+        self.wire = Some(Wire::socket(ws));
     }
 
     /// Sends one message through the session (numbered and buffered with stateful reconnect).

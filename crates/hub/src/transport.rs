@@ -24,13 +24,13 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::WebSocketUpgrade;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 
 use crate::connection::{
-    self, Control, Frame, Link, MAX_TRANSPORT_MESSAGE_BYTES, TransportEnd, TransportKind,
+    self, Control, Frame, MAX_TRANSPORT_MESSAGE_BYTES, TransportEnd, TransportKind, Wire,
 };
 use crate::hub::{ConnectionInfo, Hub, random_id};
 use crate::routes::{ApiError, bad_request};
@@ -42,7 +42,7 @@ pub const READ_BUFFER_SIZE: usize = 4096;
 
 /// WebSocket close code of the dev drop hook (1011, "internal error": an unclean close, so a
 /// stateful-reconnect client reconnects).
-pub const DROP_CLOSE_CODE: u16 = 1011;
+pub const DROP_CLOSE_CODE: u16 = connection::DROP_CLOSE_CODE;
 
 fn not_found() -> ApiError {
     ApiError::Json(StatusCode::NOT_FOUND, "No Connection with that ID".into())
@@ -87,15 +87,11 @@ pub(crate) async fn connect(
             (TransportKind::WebSockets, TransportKind::WebSockets, Some(upgrade)) => {
                 Ok(configure(upgrade)
                     .on_upgrade(move |socket| async move {
-                        let (link, end) = connection::link();
-                        if handle
+                        // The running session takes the socket over (or drops it, closing it).
+                        let _ = handle
                             .control
-                            .send_async(Control::Attach(link))
-                            .await
-                            .is_ok()
-                        {
-                            ws_pump(socket, end).await;
-                        }
+                            .send_async(Control::Attach(Box::new(socket)))
+                            .await;
                     })
                     .into_response())
             }
@@ -132,32 +128,47 @@ pub(crate) async fn connect(
     let token = id.unwrap_or_else(|| random_id(32));
 
     match (kind, upgrade) {
-        (TransportKind::WebSockets, Some(upgrade)) => Ok(configure(upgrade)
-            .on_upgrade(move |socket| async move {
-                let (link, end) = connection::link();
-                spawn_session(&hub, info, token, kind, link, None, None);
-                ws_pump(socket, end).await;
-            })
-            .into_response()),
+        (TransportKind::WebSockets, Some(upgrade)) => {
+            // Boxed: axum keeps the callback's room in the connection's task for its whole life.
+            let start = Box::new((hub, info, token));
+            Ok(configure(upgrade)
+                .on_upgrade(move |socket| {
+                    // One task per WebSocket connection: the session reads and writes the socket.
+                    let (hub, info, token) = *start;
+                    let wire = Wire::socket(socket);
+                    connection::run_session(start_session(
+                        &hub, info, token, kind, wire, None, None,
+                    ))
+                })
+                .into_response())
+        }
         (TransportKind::ServerSentEvents, _) => {
             let (link, end) = connection::link();
             let TransportEnd { inbound, outbound } = end;
-            spawn_session(&hub, info, token, kind, link, Some(inbound), None);
+            tokio::spawn(connection::run_session(start_session(
+                &hub,
+                info,
+                token,
+                kind,
+                Wire::Link(link),
+                Some(inbound),
+                None,
+            )));
             Ok(sse_response(outbound))
         }
         _ => {
             let (link, end) = connection::link();
             let TransportEnd { inbound, outbound } = end;
             let poll = Arc::new(tokio::sync::Mutex::new(outbound));
-            spawn_session(
+            tokio::spawn(connection::run_session(start_session(
                 &hub,
                 info,
                 token,
                 TransportKind::LongPolling,
-                link,
+                Wire::Link(link),
                 Some(inbound),
                 Some(poll),
-            );
+            )));
             // The first poll answers at once: the connection is established.
             Ok((
                 StatusCode::OK,
@@ -176,15 +187,16 @@ fn configure(upgrade: WebSocketUpgrade) -> WebSocketUpgrade {
         .max_frame_size(MAX_TRANSPORT_MESSAGE_BYTES)
 }
 
-fn spawn_session(
+/// Records a session in the hub's session table and makes it ready to run.
+fn start_session(
     hub: &Arc<Hub>,
     info: ConnectionInfo,
     token: String,
     kind: TransportKind,
-    link: Link,
+    wire: Wire,
     inbound: Option<flume::Sender<Bytes>>,
     poll: Option<Arc<tokio::sync::Mutex<flume::Receiver<Frame>>>>,
-) {
+) -> connection::Prepared {
     let (control, control_rx) = flume::bounded(8);
     hub.add_session(
         &token,
@@ -196,97 +208,7 @@ fn spawn_session(
             poll,
         },
     );
-    tokio::spawn(connection::run_session(
-        hub.clone(),
-        info,
-        token,
-        kind,
-        link,
-        control_rx,
-    ));
-}
-
-/// Moves frames between a WebSocket and a session until either side ends.
-async fn ws_pump(socket: WebSocket, end: TransportEnd) {
-    let (mut sink, mut stream) = socket.split();
-    let TransportEnd { inbound, outbound } = end;
-    loop {
-        tokio::select! {
-            frame = stream.next() => match frame {
-                Some(Ok(Message::Text(text))) => {
-                    if inbound.send_async(Bytes::copy_from_slice(text.as_bytes())).await.is_err() {
-                        break;
-                    }
-                }
-                Some(Ok(Message::Binary(bytes))) => {
-                    if inbound.send_async(bytes).await.is_err() {
-                        break;
-                    }
-                }
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                Some(Ok(Message::Close(_))) | None => break,
-                Some(Err(e)) => {
-                    tracing::debug!(error = %e, "websocket error");
-                    if e.to_string().contains("too long") {
-                        // Let the session answer with its Close message: an oversized frame.
-                        let oversized = vec![b'x'; connection::MAX_MESSAGE_BYTES + 1];
-                        let _ = inbound.send_async(Bytes::from(oversized)).await;
-                        while let Ok(Ok(frame)) = tokio::time::timeout(
-                            std::time::Duration::from_millis(200),
-                            outbound.recv_async(),
-                        )
-                        .await
-                        {
-                            if let Frame::Text(t) = frame {
-                                let _ = sink.send(Message::Text(t)).await;
-                            }
-                        }
-                    }
-                    break;
-                }
-            },
-            frame = outbound.recv_async() => match frame.ok() {
-                Some(Frame::Text(text)) => {
-                    if !write_within(&mut sink, Message::Text(text)).await {
-                        break;
-                    }
-                }
-                Some(Frame::Binary(bytes)) => {
-                    if !write_within(&mut sink, Message::Binary(bytes)).await {
-                        break;
-                    }
-                }
-                Some(Frame::Drop) => {
-                    let _ = sink
-                        .send(Message::Close(Some(CloseFrame {
-                            code: DROP_CLOSE_CODE,
-                            reason: "dropped by the dev hook".into(),
-                        })))
-                        .await;
-                    return;
-                }
-                None => break,
-            },
-        }
-    }
-    drop(inbound);
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), sink.close()).await;
-}
-
-/// Writes one message within [`crate::limits::WRITE_TIMEOUT`]; `false` when it failed or a
-/// peer that stopped reading made it time out (the connection then closes).
-async fn write_within(
-    sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
-    message: Message,
-) -> bool {
-    match tokio::time::timeout(crate::limits::WRITE_TIMEOUT, sink.send(message)).await {
-        Ok(result) => result.is_ok(),
-        Err(_) => {
-            crate::metrics::overflow_close("write_timeout");
-            tracing::warn!("websocket write timed out; closing");
-            false
-        }
-    }
+    connection::prepare(hub, info, token, kind, wire, control_rx)
 }
 
 fn sse_response(outbound: flume::Receiver<Frame>) -> Response {
