@@ -413,6 +413,7 @@ pub(crate) fn run_session(mut prepared: Prepared) -> impl Future<Output = ()> + 
         let mut buffered = 0usize;
         loop {
             d.pump();
+            d.session.release_idle_buffers();
             let now_buffered = d.session.unacked_bytes();
             if now_buffered != buffered {
                 crate::metrics::replay_buffered(now_buffered as f64 - buffered as f64);

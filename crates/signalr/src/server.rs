@@ -573,6 +573,21 @@ impl HubServerSession {
         self.outbox.pop_front()
     }
 
+    /// Frees what the session's empty queues (received messages, events, frames to send) grew
+    /// to. A driver serving many mostly idle connections calls it before it waits, so a
+    /// connection does not keep the queues of its last burst; the next message allocates again.
+    pub fn release_idle_buffers(&mut self) {
+        if self.inbound.is_empty() {
+            self.inbound = VecDeque::new();
+        }
+        if self.events.is_empty() {
+            self.events = VecDeque::new();
+        }
+        if self.outbox.is_empty() {
+            self.outbox = VecDeque::new();
+        }
+    }
+
     /// When [`handle_timeout`](Self::handle_timeout) must next be called; `None` once closed.
     pub fn poll_timeout(&self) -> Option<Duration> {
         match self.phase {
@@ -752,6 +767,30 @@ mod tests {
         // Version 2 without stateful reconnect negotiated: an ordinary connection.
         let s = session(HubServerOptions::default(), 2);
         assert!(!s.is_stateful());
+    }
+
+    #[test]
+    fn release_idle_buffers_frees_drained_queues_and_keeps_queued_ones() {
+        let mut s = session(HubServerOptions::default(), 1);
+        let mut burst = String::new();
+        for i in 0..8 {
+            burst.push_str(&record(&invocation(&i.to_string())));
+        }
+        s.handle_bytes(S(1), burst.as_bytes());
+        s.send(S(1), &HubMessage::Ping);
+        s.send(S(1), &HubMessage::Ping);
+        // Not drained yet: nothing is lost.
+        s.release_idle_buffers();
+        assert_eq!(events(&mut s).len(), 8);
+        assert_eq!(sent(&mut s).len(), 2);
+        assert!(s.inbound.capacity() > 0 && s.outbox.capacity() > 0);
+        s.release_idle_buffers();
+        assert_eq!(s.inbound.capacity(), 0);
+        assert_eq!(s.events.capacity(), 0);
+        assert_eq!(s.outbox.capacity(), 0);
+        // The session goes on as before.
+        s.handle_bytes(S(2), record(&invocation("9")).as_bytes());
+        assert_eq!(events(&mut s), [ServerEvent::Message(invocation("9"))]);
     }
 
     #[cfg(feature = "messagepack")]
