@@ -329,11 +329,16 @@ struct Driver {
     rx: Option<flume::Receiver<Outbound>>,
     /// The protocol the connection was counted under in the metrics (after the handshake).
     counted: Option<HubProtocolKind>,
-    /// The channel of the `counter` streams, made by the first stream (a tokio channel
-    /// allocates a 32-slot block when it is made: ~4 KiB here, which most connections never use).
-    streams_tx: Option<mpsc::Sender<(String, HubMessage)>>,
-    streams_rx: Option<mpsc::Receiver<(String, HubMessage)>>,
-    streams: HashMap<String, AbortHandle>,
+    /// The `counter` streams, made by the first stream (a tokio channel allocates a 32-slot
+    /// block when it is made: ~4 KiB here, which most connections never use).
+    streams: Option<Box<Streams>>,
+}
+
+/// A connection's running `counter` streams and the channel their items come through.
+struct Streams {
+    tx: mpsc::Sender<(String, HubMessage)>,
+    rx: mpsc::Receiver<(String, HubMessage)>,
+    running: HashMap<String, AbortHandle>,
 }
 
 /// The session options of a hub connection over `transport`.
@@ -382,9 +387,7 @@ pub(crate) fn prepare(
             wire: Some(wire),
             rx: None,
             counted: None,
-            streams_tx: None,
-            streams_rx: None,
-            streams: HashMap::new(),
+            streams: None,
         },
         token,
         control,
@@ -437,9 +440,11 @@ pub(crate) fn run_session(mut prepared: Prepared) -> impl Future<Output = ()> + 
                     }
                     None => d.session.end(),
                 },
-                Some((id, message)) = recv_stream(&mut d.streams_rx), if d.session.has_room() => {
-                    if matches!(message, HubMessage::Completion { .. }) {
-                        d.streams.remove(&id);
+                Some((id, message)) = recv_stream(&mut d.streams), if d.session.has_room() => {
+                    if matches!(message, HubMessage::Completion { .. })
+                        && let Some(streams) = &mut d.streams
+                    {
+                        streams.running.remove(&id);
                     }
                     d.send(&message);
                 }
@@ -475,8 +480,10 @@ pub(crate) fn run_session(mut prepared: Prepared) -> impl Future<Output = ()> + 
         if buffered > 0 {
             crate::metrics::replay_buffered(-(buffered as f64));
         }
-        for (_, stream) in d.streams.drain() {
-            stream.abort();
+        if let Some(streams) = &mut d.streams {
+            for (_, stream) in streams.running.drain() {
+                stream.abort();
+            }
         }
         hub.remove_session(token);
         if d.rx.is_some() {
@@ -520,11 +527,9 @@ fn drop_wire(wire: Option<Wire>) {
     }
 }
 
-async fn recv_stream(
-    rx: &mut Option<mpsc::Receiver<(String, HubMessage)>>,
-) -> Option<(String, HubMessage)> {
-    match rx {
-        Some(rx) => rx.recv().await,
+async fn recv_stream(streams: &mut Option<Box<Streams>>) -> Option<(String, HubMessage)> {
+    match streams {
+        Some(streams) => streams.rx.recv().await,
         None => std::future::pending().await,
     }
 }
@@ -754,7 +759,11 @@ impl Driver {
                 ..
             } => self.start_stream(invocation_id, &target, &arguments),
             HubMessage::CancelInvocation { invocation_id } => {
-                if let Some(stream) = self.streams.remove(&invocation_id) {
+                if let Some(stream) = self
+                    .streams
+                    .as_mut()
+                    .and_then(|s| s.running.remove(&invocation_id))
+                {
                     stream.abort();
                 }
             }
@@ -786,7 +795,9 @@ impl Driver {
             );
             return;
         };
-        if self.streams.len() >= crate::limits::MAX_STREAMS_PER_CONNECTION {
+        if self.streams.as_ref().map_or(0, |s| s.running.len())
+            >= crate::limits::MAX_STREAMS_PER_CONNECTION
+        {
             self.complete(
                 Some(invocation_id),
                 target,
@@ -796,14 +807,15 @@ impl Driver {
         }
         let count = count.min(MAX_COUNTER);
         let delay = Duration::from_millis(delay.min(10_000));
-        let tx = match &self.streams_tx {
-            Some(tx) => tx.clone(),
-            None => {
-                let (tx, rx) = mpsc::channel(64);
-                self.streams_rx = Some(rx);
-                self.streams_tx.insert(tx).clone()
-            }
-        };
+        let streams = self.streams.get_or_insert_with(|| {
+            let (tx, rx) = mpsc::channel(64);
+            Box::new(Streams {
+                tx,
+                rx,
+                running: HashMap::new(),
+            })
+        });
+        let tx = streams.tx.clone();
         let id = invocation_id.clone();
         let task = tokio::spawn(async move {
             for n in 0..count {
@@ -824,7 +836,7 @@ impl Driver {
             };
             let _ = tx.send((id, done)).await;
         });
-        self.streams.insert(invocation_id, task.abort_handle());
+        streams.running.insert(invocation_id, task.abort_handle());
     }
 
     fn complete(

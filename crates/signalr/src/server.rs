@@ -220,7 +220,8 @@ pub struct HubServerSession {
     /// Results of the last reads with the time each arrived, applied one per
     /// [`poll_event`](Self::poll_event) step.
     inbound: VecDeque<(Duration, ReadResult)>,
-    replay: Option<ReplayBuffer>,
+    /// Boxed: only stateful-reconnect sessions have one, and a server holds many sessions.
+    replay: Option<Box<ReplayBuffer>>,
     outbox: VecDeque<Transmit>,
     events: VecDeque<ServerEvent>,
     last_sent: Duration,
@@ -287,12 +288,12 @@ impl HubServerSession {
 
     /// Messages sent and not yet acknowledged (stateful reconnect only).
     pub fn unacked_len(&self) -> usize {
-        self.replay.as_ref().map_or(0, ReplayBuffer::unacked_len)
+        self.replay.as_ref().map_or(0, |r| r.unacked_len())
     }
 
     /// Encoded bytes sent and not yet acknowledged (stateful reconnect only).
     pub fn unacked_bytes(&self) -> usize {
-        self.replay.as_ref().map_or(0, ReplayBuffer::unacked_bytes)
+        self.replay.as_ref().map_or(0, |r| r.unacked_bytes())
     }
 
     /// Whether the replay buffer takes more application messages: always without stateful
@@ -376,7 +377,7 @@ impl HubServerSession {
                     },
                 );
                 let stateful = version_2 && self.options.stateful_reconnect;
-                self.replay = stateful.then(ReplayBuffer::new);
+                self.replay = stateful.then(|| Box::new(ReplayBuffer::new()));
                 self.protocol = Some(protocol);
                 self.reader = Some(self.new_reader(protocol));
                 self.phase = Phase::Connected;
@@ -596,7 +597,7 @@ impl HubServerSession {
             Phase::Connected => {
                 let mut at = (self.last_sent + self.options.keep_alive_interval)
                     .min(self.last_received + self.options.client_timeout);
-                if let Some(due) = self.replay.as_ref().and_then(ReplayBuffer::ack_due) {
+                if let Some(due) = self.replay.as_ref().and_then(|r| r.ack_due()) {
                     at = at.min(due);
                 }
                 Some(at)
