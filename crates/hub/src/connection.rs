@@ -282,8 +282,8 @@ pub struct TransportEnd {
 
 /// A new link and its transport end (Server-Sent Events and long polling).
 ///
-/// The per-connection queues (this link's two, the control queue and the hub's outbox) are
-/// `flume` channels: they allocate per queued message instead of a 32-slot block plus a
+/// The per-connection queues (an SSE or long-polling link's two, the control queue and the
+/// hub's outbox; a WebSocket session has no link) are `flume` channels: they allocate per queued message instead of a 32-slot block plus a
 /// cache-padded channel struct up front as tokio's do, which cut ~4.7 KiB of the memory of an
 /// idle connection (docs/benchmarks.md).
 pub fn link() -> (Link, TransportEnd) {
