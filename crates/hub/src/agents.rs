@@ -519,7 +519,7 @@ impl AgentStore {
 
 /// A submitted wrap-up, as `GET /api/calls/{id}` shows it under `wrapUp`:
 /// `{"disposition"?, "notes"?, "durationMs"?, "submittedAt"}` (Unix ms).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WrapUp {
     /// The chosen disposition (≤ [`MAX_DISPOSITION_CHARS`]).

@@ -9,6 +9,12 @@
 //!   `hub\nuser\nconnection`) indexes one node's records for cleanup and resync. After Redis
 //!   comes back (it may have lost everything), each node rewrites its own records.
 //! - **Group users**: `sb:<ns>:groupusers:<hub>:<group>` (set of user ids).
+//! - **Calls**: each call has one owner node (`sb:<ns>:callowner:<id>`) that holds it in memory
+//!   and writes its copy `sb:<ns>:call:<id>` ([`WRITE_CALL`], fenced by the owner). Ownership
+//!   moves only by an atomic compare-and-set ([`CLAIM_CALL`]): to the node where the call's
+//!   agent negotiates ([`Cluster::pull_calls`], [`BusOp::HandOver`]), or, when the owner died,
+//!   to the live node whose beat claims it first ([`Node::adopt`]; its ring timeout then runs
+//!   there).
 //! - **Backplane**: one pub/sub channel `sb:<ns>:bus`. Every send (to a user, a group, a
 //!   connection, everyone; adaptor, Azure REST or hub-internal) is delivered to this node's
 //!   matching connections at once and published as one JSON [`BusOp`]; every other node
@@ -45,6 +51,11 @@ pub trait Node: Send + Sync + 'static {
     fn local_records(&self) -> Vec<Record>;
     /// Turns `true` when the node shuts down.
     fn shutdown_signal(&self) -> watch::Receiver<bool>;
+    /// Takes over a call whose copy ([`crate::registry::Call::to_copy`]) this node now owns
+    /// in Redis: into the local registry, with its ring timeout running here.
+    fn adopt(&self, copy: Value);
+    /// The copies of this node's calls (rewritten after Redis comes back).
+    fn local_calls(&self) -> Vec<Value>;
 }
 
 /// Seconds a node's heartbeat key lives (`EX`); a node silent this long is dead.
@@ -83,6 +94,10 @@ pub enum BusOp {
         target: String,
         /// Its arguments.
         arguments: Vec<Value>,
+        /// The node that registers (owns) the call an `IncomingCall` carries; the others only
+        /// deliver. Absent: every node holding a connection of the user registers it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        owner: Option<String>,
     },
     /// `ReceiveNotification(message)` to the user's connections (the adaptor's
     /// `SendMessageToUser`; an incoming call carries its `callId`).
@@ -93,6 +108,9 @@ pub enum BusOp {
         user: String,
         /// The message text.
         message: String,
+        /// The node that registers (owns) the call, as in [`BusOp::User`].
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        owner: Option<String>,
     },
     /// `target(arguments)` to one connection.
     Connection {
@@ -161,6 +179,17 @@ pub enum BusOp {
         /// Matches the reply.
         request: String,
     },
+    /// A node asks the owner of a call to hand it over (its agent connects there): the
+    /// owner forgets the call, moves its ownership in Redis to `from` and answers with
+    /// [`BusOp::Reply`] `200` and the call's copy.
+    HandOver {
+        /// The call.
+        call_id: String,
+        /// The asking node (the new owner).
+        from: String,
+        /// Matches the reply.
+        request: String,
+    },
     /// The owner's answer to a forwarded request.
     Reply {
         /// The asking node (others ignore the reply).
@@ -225,7 +254,13 @@ impl Record {
 
 enum Write {
     Publish(String),
-    Call(String, String),
+    /// A call's copy, written only while this node owns the call ([`WRITE_CALL`]).
+    Call(CallCopy),
+    /// Ownership of a call moves from this node to another ([`CLAIM_CALL`]).
+    HandOver {
+        call_id: String,
+        to: String,
+    },
     Add(Record),
     Remove(Record),
     GroupUser {
@@ -235,6 +270,52 @@ enum Write {
         add: bool,
     },
 }
+
+/// A call's copy to write, with what the keys need.
+struct CallCopy {
+    id: String,
+    hub: String,
+    agent: String,
+    json: String,
+    finished: bool,
+}
+
+/// Writes a call's copy if this node owns the call (or nobody does: a new call, or Redis
+/// lost it), and keeps the owner and the indexes in step. 1 written, 0 fenced off (another
+/// node took the call over; this node's view is stale).
+///
+/// KEYS: call copy, owner, this node's calls, the agent's live calls.
+/// ARGV: copy JSON, this node, TTL seconds, `1` if the call is final, call id.
+const WRITE_CALL: &str = r"
+local owner = redis.call('GET', KEYS[2])
+if owner and owner ~= ARGV[2] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
+if ARGV[4] == '1' then
+  redis.call('SREM', KEYS[3], ARGV[5])
+  redis.call('SREM', KEYS[4], ARGV[5])
+else
+  redis.call('SADD', KEYS[3], ARGV[5])
+  redis.call('SADD', KEYS[4], ARGV[5])
+  redis.call('EXPIRE', KEYS[4], ARGV[3])
+end
+return 1
+";
+
+/// Moves a call's ownership from one node to another, if the first still owns it: the
+/// atomic claim that lets exactly one node take over a dead node's call. Returns the call's
+/// copy, or nil when the call is not (any more) the first node's.
+///
+/// KEYS: owner, the old owner's calls, the new owner's calls, call copy.
+/// ARGV: old owner, new owner, call id, TTL seconds.
+const CLAIM_CALL: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[4])
+redis.call('SREM', KEYS[2], ARGV[3])
+local copy = redis.call('GET', KEYS[4])
+if copy then redis.call('SADD', KEYS[3], ARGV[3]) end
+return copy
+";
 
 /// This node's membership of a Redis-backed cluster (see the module docs).
 pub struct Cluster {
@@ -330,10 +411,119 @@ impl Cluster {
         }
     }
 
-    /// Copies a call's state (its `GET /api/calls/{id}` JSON) to `sb:<ns>:call:<id>` with
-    /// [`CALL_TTL_SECS`] (queued, in the order of the transitions).
-    pub fn copy_call(&self, call_id: &str, call: &Value) {
-        self.enqueue(Write::Call(call_id.to_owned(), call.to_string()));
+    /// Copies a call's state ([`crate::registry::Call::to_copy`]) to `sb:<ns>:call:<id>` with
+    /// [`CALL_TTL_SECS`] (queued, in the order of the transitions), if this node owns it.
+    pub fn copy_call(&self, call: &crate::registry::Call) {
+        self.enqueue(Write::Call(CallCopy {
+            id: call.call_id.clone(),
+            hub: call.hub.clone(),
+            agent: call.agent.clone(),
+            json: call.to_copy().to_string(),
+            finished: call.state.is_final(),
+        }));
+    }
+
+    /// Hands a call this node owns over to node `to` (queued after the call's last copy):
+    /// ownership moves in Redis, then `reply` is published.
+    pub fn hand_over(&self, call_id: &str, to: &str, reply: BusOp) {
+        self.enqueue(Write::HandOver {
+            call_id: call_id.to_owned(),
+            to: to.to_owned(),
+        });
+        self.publish(reply);
+    }
+
+    /// Takes the live calls of `user` that other nodes own over to this node (the user
+    /// connects here; a negotiate calls it): each owner that is alive hands its call over
+    /// ([`BusOp::HandOver`]); a dead owner's call is claimed atomically ([`CLAIM_CALL`]) once
+    /// its heartbeat has expired (at most [`NODE_TTL_SECS`] + 1 s of waiting). Returns the
+    /// copies to adopt ([`Node::adopt`]). At most 20 calls.
+    pub async fn pull_calls(&self, hub: &str, user: &str) -> Result<Vec<Value>, RedisDown> {
+        if !self.is_up() {
+            return Err(RedisDown);
+        }
+        let mut conn = self.conn.clone();
+        let hub = hub.to_ascii_lowercase();
+        let ids: Vec<String> = conn
+            .smembers(self.key(&format!("agentcalls:{hub}:{user}")))
+            .await
+            .map_err(|_| RedisDown)?;
+        let mut copies = Vec::new();
+        for id in ids.into_iter().take(20) {
+            if let Some(copy) = self.pull_call(&id).await? {
+                copies.push(copy);
+            }
+        }
+        Ok(copies)
+    }
+
+    async fn pull_call(&self, call_id: &str) -> Result<Option<Value>, RedisDown> {
+        let mut conn = self.conn.clone();
+        let owner_key = self.key(&format!("callowner:{call_id}"));
+        for _ in 0..3 {
+            let owner: Option<String> = conn.get(&owner_key).await.map_err(|_| RedisDown)?;
+            let Some(owner) = owner.filter(|o| *o != self.node_id) else {
+                return Ok(None); // gone, or already here
+            };
+            if self.alive(std::slice::from_ref(&owner)).await?[0] {
+                let answer = self
+                    .forward_within(Duration::from_millis(1500), |from, request| {
+                        BusOp::HandOver {
+                            call_id: call_id.to_owned(),
+                            from,
+                            request,
+                        }
+                    })
+                    .await?;
+                match answer {
+                    Some((200, copy)) => return Ok(Some(copy)),
+                    Some(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                    None => {
+                        // No answer: the owner may have died with its heartbeat still
+                        // counting; wait for it to expire, then claim.
+                        let until =
+                            tokio::time::Instant::now() + Duration::from_secs(NODE_TTL_SECS + 1);
+                        while tokio::time::Instant::now() < until
+                            && self.alive(std::slice::from_ref(&owner)).await?[0]
+                        {
+                            tokio::time::sleep(Duration::from_millis(250)).await;
+                        }
+                    }
+                }
+                continue;
+            }
+            if let Some(copy) = self
+                .claim(&mut conn, call_id, &owner)
+                .await
+                .map_err(|_| RedisDown)?
+            {
+                return Ok(Some(copy));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Claims a call from `from` (a dead node) for this node: the copy when this node won.
+    async fn claim(
+        &self,
+        conn: &mut ConnectionManager,
+        call_id: &str,
+        from: &str,
+    ) -> redis::RedisResult<Option<Value>> {
+        let copy: Option<String> = redis::cmd("EVAL")
+            .arg(CLAIM_CALL)
+            .arg(4)
+            .arg(self.key(&format!("callowner:{call_id}")))
+            .arg(self.key(&format!("nodecalls:{from}")))
+            .arg(self.key(&format!("nodecalls:{}", self.node_id)))
+            .arg(self.key(&format!("call:{call_id}")))
+            .arg(from)
+            .arg(&self.node_id)
+            .arg(call_id)
+            .arg(CALL_TTL_SECS)
+            .query_async(conn)
+            .await?;
+        Ok(copy.and_then(|t| serde_json::from_str(&t).ok()))
     }
 
     /// The copy of a call another node registered (`None`: no such call).
@@ -346,13 +536,24 @@ impl Cluster {
             .get(self.key(&format!("call:{call_id}")))
             .await
             .map_err(|_| RedisDown)?;
-        Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+        Ok(text
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .map(crate::registry::Call::wire_of_copy))
     }
 
     /// Forwards a request to the node that owns the call and waits (at most 3 s) for its
     /// [`BusOp::Reply`]: `(status, body)`; `None` when no node answered.
     pub async fn forward(
         &self,
+        op: impl FnOnce(String, String) -> BusOp,
+    ) -> Result<Option<(u16, Value)>, RedisDown> {
+        self.forward_within(Duration::from_secs(3), op).await
+    }
+
+    /// [`Cluster::forward`], waiting at most `wait`.
+    pub async fn forward_within(
+        &self,
+        wait: Duration,
         op: impl FnOnce(String, String) -> BusOp,
     ) -> Result<Option<(u16, Value)>, RedisDown> {
         if !self.is_up() {
@@ -365,7 +566,7 @@ impl Cluster {
             .unwrap_or_else(|e| e.into_inner())
             .insert(request.clone(), tx);
         self.publish(op(self.node_id.clone(), request.clone()));
-        let answer = tokio::time::timeout(Duration::from_secs(3), rx).await;
+        let answer = tokio::time::timeout(wait, rx).await;
         self.replies
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -424,14 +625,30 @@ impl Cluster {
 
     /// Whether the user has a connection on another live node.
     pub async fn user_elsewhere(&self, hub: &str, user: &str) -> Result<bool, RedisDown> {
+        Ok(self.user_node_elsewhere(hub, user).await?.is_some())
+    }
+
+    /// Another live node holding a connection of the user (the smallest node id, so that
+    /// every node names the same one), if any.
+    pub async fn user_node_elsewhere(
+        &self,
+        hub: &str,
+        user: &str,
+    ) -> Result<Option<String>, RedisDown> {
         if !self.is_up() {
             return Err(RedisDown);
         }
         let mut conn = self.conn.clone();
         let key = self.key(&format!("user:{}:{user}", hub.to_ascii_lowercase()));
         let nodes: Vec<String> = conn.hvals(&key).await.map_err(|_| RedisDown)?;
-        let others: Vec<String> = nodes.into_iter().filter(|n| *n != self.node_id).collect();
-        Ok(self.alive(&others).await?.into_iter().any(|a| a))
+        let mut others: Vec<String> = nodes.into_iter().filter(|n| *n != self.node_id).collect();
+        others.sort();
+        others.dedup();
+        let alive = self.alive(&others).await?;
+        Ok(others
+            .into_iter()
+            .zip(alive)
+            .find_map(|(node, alive)| alive.then_some(node)))
     }
 
     /// The live node other than this one holding the connection, if any.
@@ -482,10 +699,33 @@ impl Cluster {
             Write::Publish(text) => {
                 pipe.publish(self.key("bus"), text).ignore();
             }
-            Write::Call(id, json) => {
-                pipe.set_ex(self.key(&format!("call:{id}")), json, CALL_TTL_SECS)
-                    .ignore()
-                    .sadd(self.key(&format!("nodecalls:{}", self.node_id)), id)
+            Write::Call(c) => {
+                pipe.cmd("EVAL")
+                    .arg(WRITE_CALL)
+                    .arg(4)
+                    .arg(self.key(&format!("call:{}", c.id)))
+                    .arg(self.key(&format!("callowner:{}", c.id)))
+                    .arg(self.key(&format!("nodecalls:{}", self.node_id)))
+                    .arg(self.key(&format!("agentcalls:{}:{}", c.hub, c.agent)))
+                    .arg(c.json)
+                    .arg(&self.node_id)
+                    .arg(CALL_TTL_SECS)
+                    .arg(if c.finished { "1" } else { "0" })
+                    .arg(c.id)
+                    .ignore();
+            }
+            Write::HandOver { call_id, to } => {
+                pipe.cmd("EVAL")
+                    .arg(CLAIM_CALL)
+                    .arg(4)
+                    .arg(self.key(&format!("callowner:{call_id}")))
+                    .arg(self.key(&format!("nodecalls:{}", self.node_id)))
+                    .arg(self.key(&format!("nodecalls:{to}")))
+                    .arg(self.key(&format!("call:{call_id}")))
+                    .arg(&self.node_id)
+                    .arg(to)
+                    .arg(call_id)
+                    .arg(CALL_TTL_SECS)
                     .ignore();
             }
             Write::Add(record) => {
@@ -574,8 +814,9 @@ impl Cluster {
         pipe.query_async(conn).await
     }
 
-    /// Rewrites this node's records from `local` (after a start or a Redis outage).
-    async fn resync(&self, local: Vec<Record>) -> redis::RedisResult<()> {
+    /// Rewrites this node's records from `local` and the copies of its calls (after a start
+    /// or a Redis outage).
+    async fn resync(&self, local: Vec<Record>, calls: Vec<Value>) -> redis::RedisResult<()> {
         let mut conn = self.conn.clone();
         let index = self.key(&format!("nodeconns:{}", self.node_id));
         let old: Vec<String> = conn.smembers(&index).await?;
@@ -586,11 +827,24 @@ impl Cluster {
             self.write_all(chunk.iter().cloned().map(Write::Add).collect())
                 .await?;
         }
-        Ok(())
+        let calls: Vec<Write> = calls
+            .iter()
+            .filter_map(crate::registry::Call::from_copy)
+            .map(|call| {
+                Write::Call(CallCopy {
+                    id: call.call_id.clone(),
+                    hub: call.hub.clone(),
+                    agent: call.agent.clone(),
+                    json: call.to_copy().to_string(),
+                    finished: call.state.is_final(),
+                })
+            })
+            .collect();
+        self.write_all(calls).await
     }
 
-    /// Removes the records of nodes whose heartbeat expired.
-    async fn reap(&self) -> redis::RedisResult<()> {
+    /// Removes the records of nodes whose heartbeat expired and takes over their calls.
+    async fn reap(&self, hub: &Weak<dyn Node>) -> redis::RedisResult<()> {
         let mut conn = self.conn.clone();
         let now = crate::auth::unix_now_ms() as i64;
         let stale: Vec<String> = conn
@@ -614,17 +868,15 @@ impl Cluster {
             self.remove_records(&mut conn, &node, &records).await?;
             let calls_key = self.key(&format!("nodecalls:{node}"));
             let calls: Vec<String> = conn.smembers(&calls_key).await?;
+            let mut taken = 0;
             for id in calls.iter().take(10_000) {
-                let key = self.key(&format!("call:{id}"));
-                let copy: Option<String> = conn.get(&key).await?;
-                let Some(mut call) = copy.and_then(|t| serde_json::from_str::<Value>(&t).ok())
-                else {
-                    continue;
-                };
-                if !finish_orphaned_call(&mut call, now as u64) {
-                    continue;
+                // Exactly one live node wins each call and runs it from now on.
+                if let Some(copy) = self.claim(&mut conn, id, &node).await? {
+                    taken += 1;
+                    if let Some(h) = hub.upgrade() {
+                        h.adopt(copy);
+                    }
                 }
-                let _: () = conn.set_ex(&key, call.to_string(), CALL_TTL_SECS).await?;
             }
             let _: () = redis::pipe()
                 .del(&index)
@@ -632,24 +884,10 @@ impl Cluster {
                 .zrem(self.key("nodes"), &node)
                 .query_async(&mut conn)
                 .await?;
-            tracing::info!(%node, connections = records.len(), "cluster: removed a dead node's connections");
+            tracing::info!(%node, connections = records.len(), calls = taken, "cluster: removed a dead node's connections and took over its calls");
         }
         Ok(())
     }
-}
-
-/// The copy of a call whose owner died: still ringing → `missed` (as its ring timeout would
-/// have made it), any other live state → `ended` with `endReason` `failed`; `endedAt` is `now`.
-/// `false` when the call had already ended.
-fn finish_orphaned_call(call: &mut Value, now: u64) -> bool {
-    if call.get("endedAt").is_some_and(|v| !v.is_null()) {
-        return false;
-    }
-    let ringing = call["state"] == "ringing";
-    call["state"] = Value::from(if ringing { "missed" } else { "ended" });
-    call["endReason"] = Value::from(if ringing { "missed" } else { "failed" });
-    call["endedAt"] = Value::from(now);
-    true
 }
 
 async fn heartbeat(cluster: Arc<Cluster>, hub: Weak<dyn Node>) {
@@ -681,7 +919,8 @@ async fn heartbeat(cluster: Arc<Cluster>, hub: Weak<dyn Node>) {
             Ok(()) => {
                 if !synced {
                     let local = h.local_records();
-                    synced = cluster.resync(local).await.is_ok();
+                    let calls = h.local_calls();
+                    synced = cluster.resync(local, calls).await.is_ok();
                     if synced {
                         load_groups(&cluster, h.as_ref()).await;
                     }
@@ -690,7 +929,7 @@ async fn heartbeat(cluster: Arc<Cluster>, hub: Weak<dyn Node>) {
                 if !was && synced {
                     tracing::info!(node = %cluster.node_id, "cluster: Redis reachable");
                 }
-                let _ = cluster.reap().await;
+                let _ = cluster.reap(&hub).await;
             }
             Err(e) => {
                 if cluster.beat_ok.swap(false, Ordering::Relaxed) {
@@ -821,6 +1060,7 @@ mod tests {
                 user: "alice".into(),
                 target: "T".into(),
                 arguments: vec![Value::from(1)],
+                owner: None,
             },
         };
         let v = serde_json::to_value(&m).unwrap();
@@ -833,20 +1073,6 @@ mod tests {
         ))
         .unwrap();
         assert!(matches!(c.op, BusOp::GroupConnection { add: true, .. }));
-    }
-
-    #[test]
-    fn an_orphaned_call_ends_once() {
-        let mut ringing = serde_json::json!({"callId": "c", "state": "ringing"});
-        assert!(finish_orphaned_call(&mut ringing, 5));
-        assert_eq!(ringing["state"], "missed");
-        assert_eq!(ringing["endReason"], "missed");
-        assert_eq!(ringing["endedAt"], 5);
-        assert!(!finish_orphaned_call(&mut ringing, 6));
-        let mut held = serde_json::json!({"callId": "c", "state": "held"});
-        assert!(finish_orphaned_call(&mut held, 5));
-        assert_eq!(held["state"], "ended");
-        assert_eq!(held["endReason"], "failed");
     }
 
     #[test]

@@ -308,6 +308,67 @@ impl Hub {
         }
     }
 
+    /// Another live node holding a connection of `user` to `hub` (`None` without `--redis`);
+    /// it registers a call rung through this node when the user has no connection here.
+    pub async fn user_node_elsewhere(
+        &self,
+        hub: &str,
+        user: &str,
+    ) -> Result<Option<String>, crate::cluster::RedisDown> {
+        match self.cluster() {
+            Some(c) => c.user_node_elsewhere(hub, user).await,
+            None => Ok(None),
+        }
+    }
+
+    /// With `--redis`: takes the live calls of `user` over to this node before they connect
+    /// here (a negotiate), so that `getCalls`, `acceptCall` and `hangUp` find them
+    /// ([`crate::cluster::Cluster::pull_calls`]; a call whose node died continues here).
+    pub async fn pull_calls(&self, hub: &str, user: &str) -> Result<(), crate::cluster::RedisDown> {
+        let Some(c) = self.cluster() else {
+            return Ok(());
+        };
+        for copy in c.pull_calls(hub, user).await? {
+            self.adopt_call(copy);
+        }
+        Ok(())
+    }
+
+    /// Takes over a call from its copy (this node owns it in Redis now): the local registry
+    /// has it, its ring timeout runs here for what is left of it, the agent's connections
+    /// here hear `CallUpdated`, and an answered call puts the agent on call here.
+    pub fn adopt_call(&self, copy: Value) {
+        let Some(call) = crate::registry::Call::from_copy(&copy) else {
+            return;
+        };
+        let now = crate::auth::unix_now_ms();
+        let mut inner = self.lock();
+        let call = inner.calls.adopt(call);
+        tracing::info!(call_id = %call.call_id, state = call.state.as_str(), "call taken over from another node");
+        inner.announce(&Transition {
+            call: call.clone(),
+            ended: None,
+        });
+        if call.state == State::Ringing {
+            let deadline = call.created_at + self.config.ring_timeout.as_millis() as u64;
+            self.ring_timer(
+                call.call_id.clone(),
+                call.generation,
+                Duration::from_millis(deadline.saturating_sub(now)),
+            );
+        } else if !call.state.is_final()
+            && call.answered_at.is_some()
+            && let Some(s) = inner.agents.call_answered(
+                &call.agent,
+                &call.call_id,
+                call.direction == "inbound",
+                now,
+            )
+        {
+            inner.agent_changed(&s);
+        }
+    }
+
     /// [`Hub::user_connected`] on any node of the cluster.
     pub async fn user_connected_anywhere(
         &self,
@@ -411,28 +472,37 @@ impl Hub {
                 user,
                 target,
                 mut arguments,
+                owner,
             } => {
                 let mut inner = self.lock();
                 let ids = inner.user_connections(&hub, &user);
                 if ids.is_empty() {
                     return;
                 }
-                self.register_incoming_call_argument(
-                    &mut inner,
-                    &hub,
-                    &user,
-                    &target,
-                    &mut arguments,
-                );
+                if self.owns(owner.as_deref()) {
+                    self.register_incoming_call_argument(
+                        &mut inner,
+                        &hub,
+                        &user,
+                        &target,
+                        &mut arguments,
+                    );
+                }
                 inner.deliver(&ids, &HubMessage::send(&target, arguments));
             }
-            BusOp::Notify { hub, user, message } => {
+            BusOp::Notify {
+                hub,
+                user,
+                message,
+                owner,
+            } => {
                 let mut inner = self.lock();
                 let ids = inner.user_connections(&hub, &user);
                 if ids.is_empty() {
                     return;
                 }
-                if let Ok(incoming) = IncomingCall::from_seed_message(&message)
+                if self.owns(owner.as_deref())
+                    && let Ok(incoming) = IncomingCall::from_seed_message(&message)
                     && let Some(call_id) = incoming.call_id.clone()
                 {
                     self.register_call(&mut inner, call_id, &hub, &user, &incoming);
@@ -498,6 +568,27 @@ impl Hub {
                     });
                 }
             }
+            BusOp::HandOver {
+                call_id,
+                from,
+                request,
+            } => {
+                let Some(c) = self.cluster() else { return };
+                let Some(call) = self.lock().calls.remove(&call_id) else {
+                    return; // not the owner
+                };
+                tracing::info!(%call_id, to = %from, "call handed over to another node");
+                c.hand_over(
+                    &call_id,
+                    &from,
+                    BusOp::Reply {
+                        to: from.clone(),
+                        request,
+                        status: 200,
+                        body: call.to_copy(),
+                    },
+                );
+            }
             BusOp::Reply {
                 to,
                 request,
@@ -547,6 +638,15 @@ impl Hub {
                     self.group_remove_connection_local(&hub, &group, &connection);
                 }
             }
+        }
+    }
+
+    /// Whether this node registers a call a backplane message names `owner` for (no owner
+    /// named: every node holding a connection of the user does).
+    fn owns(&self, owner: Option<&str>) -> bool {
+        match (owner, self.cluster()) {
+            (Some(owner), Some(c)) => owner == c.node_id(),
+            _ => true,
         }
     }
 
@@ -928,20 +1028,21 @@ impl Hub {
         target: &str,
         arguments: Vec<Value>,
     ) -> Result<usize, Box<crate::agents::Refusal>> {
-        self.send_to_user_in_cluster(hub, user, target, arguments, false)
+        self.send_to_user_in_cluster(hub, user, target, arguments, None)
     }
 
-    /// [`Hub::send_to_user_routed`] in a cluster: `elsewhere` says the user is connected on
-    /// another node ([`Hub::user_elsewhere`]), which counts as connected for the routing
-    /// decision. The send is also published on the backplane; the returned count is this
-    /// node's connections only.
+    /// [`Hub::send_to_user_routed`] in a cluster: `elsewhere` names another node where the
+    /// user is connected ([`Hub::user_node_elsewhere`]), which counts as connected for the
+    /// routing decision and registers the call when the user has no connection here. The
+    /// send is also published on the backplane; the returned count is this node's
+    /// connections only.
     pub fn send_to_user_in_cluster(
         &self,
         hub: &str,
         user: &str,
         target: &str,
         mut arguments: Vec<Value>,
-        elsewhere: bool,
+        elsewhere: Option<String>,
     ) -> Result<usize, Box<crate::agents::Refusal>> {
         let hub = hub.to_ascii_lowercase();
         let mut inner = self.lock();
@@ -953,7 +1054,7 @@ impl Hub {
         if is_call
             && let Some(refusal) = inner.agents.refusal(
                 user,
-                !ids.is_empty() || elsewhere,
+                !ids.is_empty() || elsewhere.is_some(),
                 crate::auth::unix_now_ms(),
             )
         {
@@ -970,11 +1071,16 @@ impl Hub {
             object.insert("callId".into(), Value::String(new_call_id()));
         }
         if let Some(c) = cluster {
+            let owner = match ids.is_empty() {
+                true => elsewhere,
+                false => Some(c.node_id().to_owned()),
+            };
             c.publish(crate::cluster::BusOp::User {
                 hub: hub.clone(),
                 user: user.to_owned(),
                 target: target.to_owned(),
                 arguments: arguments.clone(),
+                owner,
             });
         }
         if ids.is_empty() {
@@ -1095,18 +1201,19 @@ impl Hub {
     /// message's `callId` or a new one, which is then added to the message text (all other
     /// fields kept as sent). Nothing is sent or registered when the user is not connected.
     pub fn send_message_to_user(&self, hub: &str, user: &str, message: &str) -> Delivery {
-        self.send_message_to_user_in_cluster(hub, user, message, false)
+        self.send_message_to_user_in_cluster(hub, user, message, None)
     }
 
-    /// [`Hub::send_message_to_user`] in a cluster: `elsewhere` says the user is connected on
-    /// another node ([`Hub::user_elsewhere`]). The message (with its `callId`) is also
-    /// published on the backplane; the node holding the user's connection registers the call.
+    /// [`Hub::send_message_to_user`] in a cluster: `elsewhere` names another node where the
+    /// user is connected ([`Hub::user_node_elsewhere`]). The message (with its `callId`) is
+    /// also published on the backplane; one node registers (owns) the call: this one when the
+    /// user is connected here, else `elsewhere`.
     pub fn send_message_to_user_in_cluster(
         &self,
         hub: &str,
         user: &str,
         message: &str,
-        elsewhere: bool,
+        elsewhere: Option<String>,
     ) -> Delivery {
         let hub = hub.to_ascii_lowercase();
         let mut inner = self.lock();
@@ -1114,13 +1221,13 @@ impl Hub {
         if IncomingCall::from_seed_message(message).is_ok()
             && let Some(refusal) = inner.agents.refusal(
                 user,
-                !ids.is_empty() || elsewhere,
+                !ids.is_empty() || elsewhere.is_some(),
                 crate::auth::unix_now_ms(),
             )
         {
             return Delivery::Refused(refusal);
         }
-        if ids.is_empty() && !elsewhere {
+        if ids.is_empty() && elsewhere.is_none() {
             return Delivery::NotConnected;
         }
         let (text, call_id) = match IncomingCall::from_seed_message(message) {
@@ -1140,18 +1247,26 @@ impl Hub {
             }
             Err(_) => (message.to_owned(), None),
         };
-        if elsewhere && let Some(c) = self.cluster() {
+        let elsewhere_too = elsewhere.is_some();
+        if let Some(owner) = elsewhere
+            && let Some(c) = self.cluster()
+        {
+            let owner = match ids.is_empty() {
+                true => owner,
+                false => c.node_id().to_owned(),
+            };
             c.publish(crate::cluster::BusOp::Notify {
                 hub: hub.clone(),
                 user: user.to_owned(),
                 message: text.clone(),
+                owner: Some(owner),
             });
         }
         let taken = inner.deliver(
             &ids,
             &HubMessage::send("ReceiveNotification", vec![Value::String(text)]),
         );
-        if taken == 0 && !elsewhere {
+        if taken == 0 && !elsewhere_too {
             return Delivery::NotDelivered;
         }
         Delivery::Delivered { call_id }
@@ -1196,17 +1311,21 @@ impl Hub {
         let now = crate::auth::unix_now_ms();
         let call = inner.calls.register(call_id, hub, user, incoming, now);
         if let Some(cluster) = &inner.cluster {
-            cluster.copy_call(&call.call_id, &call.to_json());
+            cluster.copy_call(&call);
         }
         inner.agents.offered(user, now);
         tracing::info!(call_id = %call.call_id, agent = %user, "call ringing");
+        self.ring_timer(call.call_id, call.generation, self.config.ring_timeout);
+    }
+
+    /// The ring backstop: after `after`, the call of this `generation`, if still ringing, is
+    /// missed.
+    fn ring_timer(&self, call_id: String, generation: u64, after: Duration) {
         let weak = self.weak.clone();
-        let timeout = self.config.ring_timeout;
-        let (id, generation) = (call.call_id, call.generation);
         tokio::spawn(async move {
-            tokio::time::sleep(timeout).await;
+            tokio::time::sleep(after).await;
             if let Some(hub) = weak.upgrade() {
-                hub.expire_call(&id, generation);
+                hub.expire_call(&call_id, generation);
             }
         });
     }
@@ -1592,7 +1711,7 @@ impl Inner {
     /// `CallEnded(callId, reason)`.
     pub(crate) fn announce(&self, t: &Transition) {
         if let Some(cluster) = &self.cluster {
-            cluster.copy_call(&t.call.call_id, &t.call.to_json());
+            cluster.copy_call(&t.call);
         }
         let ids = self.user_connections(&t.call.hub, &t.call.agent);
         self.deliver(
@@ -1653,6 +1772,14 @@ impl crate::cluster::Node for Hub {
 
     fn shutdown_signal(&self) -> watch::Receiver<bool> {
         self.subscribe_shutdown()
+    }
+
+    fn adopt(&self, copy: Value) {
+        self.adopt_call(copy);
+    }
+
+    fn local_calls(&self) -> Vec<Value> {
+        self.lock().calls.all().map(Call::to_copy).collect()
     }
 }
 
