@@ -56,6 +56,12 @@ pub trait Node: Send + Sync + 'static {
     fn adopt(&self, copy: Value);
     /// The copies of this node's calls (rewritten after Redis comes back).
     fn local_calls(&self) -> Vec<Value>;
+    /// An agent's state as stored in Redis (`AgentState` + `connected` + `node`), loaded
+    /// when the node (re)joins.
+    fn agent_loaded(&self, stored: Value);
+    /// The states of the agents connected to this node, as [`Cluster::save_agent`] writes
+    /// them (rewritten after Redis comes back).
+    fn local_agents(&self) -> Vec<Value>;
 }
 
 /// Seconds a node's heartbeat key lives (`EX`); a node silent this long is dead.
@@ -168,6 +174,9 @@ pub enum BusOp {
     Agent {
         /// The `AgentState` wire object plus `connected` (as the sending node sees it).
         state: Value,
+        /// The sending node (`connected` is its view).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node: Option<String>,
     },
     /// The caller hangs up a call (the simulator's abandon) that another node owns: the node
     /// holding the call carries it out and answers with [`BusOp::Reply`].
@@ -254,6 +263,8 @@ impl Record {
 
 enum Write {
     Publish(String),
+    /// An agent's state: `HSET sb:<ns>:agents user json`.
+    Agent(String, String),
     /// A call's copy, written only while this node owns the call ([`WRITE_CALL`]).
     Call(CallCopy),
     /// Ownership of a call moves from this node to another ([`CLAIM_CALL`]).
@@ -325,6 +336,8 @@ pub struct Cluster {
     conn: ConnectionManager,
     beat_ok: AtomicBool,
     subscribed: AtomicBool,
+    /// The nodes whose last beat is younger than the heartbeat TTL (refreshed every beat).
+    live_nodes: std::sync::Mutex<std::collections::HashSet<String>>,
     writes: mpsc::Sender<Write>,
     replies: std::sync::Mutex<
         std::collections::HashMap<String, tokio::sync::oneshot::Sender<(u16, Value)>>,
@@ -368,6 +381,7 @@ impl Cluster {
             conn,
             beat_ok: AtomicBool::new(false),
             subscribed: AtomicBool::new(false),
+            live_nodes: std::sync::Mutex::new(std::collections::HashSet::new()),
             writes,
             replies: std::sync::Mutex::new(std::collections::HashMap::new()),
         });
@@ -589,6 +603,31 @@ impl Cluster {
         }
     }
 
+    /// Stores an agent's state (`AgentState` + `connected` + `node`) in the hash
+    /// `sb:<ns>:agents` (queued), so that a node started later knows it.
+    pub fn save_agent(&self, user: &str, stored: &Value) {
+        self.enqueue(Write::Agent(user.to_owned(), stored.to_string()));
+    }
+
+    /// Whether `node` beat within the heartbeat TTL at this node's last beat (this node:
+    /// always).
+    pub fn is_live(&self, node: &str) -> bool {
+        node == self.node_id
+            || self
+                .live_nodes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(node)
+    }
+
+    /// A message from `node` arrived: it is alive (until the next beat's refresh says).
+    fn heard_from(&self, node: &str) {
+        let mut live = self.live_nodes.lock().unwrap_or_else(|e| e.into_inner());
+        if !live.contains(node) {
+            live.insert(node.to_owned());
+        }
+    }
+
     /// Records a local connection (queued).
     pub fn add(&self, record: Record) {
         self.enqueue(Write::Add(record));
@@ -698,6 +737,9 @@ impl Cluster {
         match write {
             Write::Publish(text) => {
                 pipe.publish(self.key("bus"), text).ignore();
+            }
+            Write::Agent(user, json) => {
+                pipe.hset(self.key("agents"), user, json).ignore();
             }
             Write::Call(c) => {
                 pipe.cmd("EVAL")
@@ -816,7 +858,12 @@ impl Cluster {
 
     /// Rewrites this node's records from `local` and the copies of its calls (after a start
     /// or a Redis outage).
-    async fn resync(&self, local: Vec<Record>, calls: Vec<Value>) -> redis::RedisResult<()> {
+    async fn resync(
+        &self,
+        local: Vec<Record>,
+        calls: Vec<Value>,
+        agents: Vec<Value>,
+    ) -> redis::RedisResult<()> {
         let mut conn = self.conn.clone();
         let index = self.key(&format!("nodeconns:{}", self.node_id));
         let old: Vec<String> = conn.smembers(&index).await?;
@@ -840,7 +887,24 @@ impl Cluster {
                 })
             })
             .collect();
-        self.write_all(calls).await
+        self.write_all(calls).await?;
+        let agents: Vec<Write> = agents
+            .iter()
+            .filter_map(|a| {
+                let user = a.get("userId")?.as_str()?.to_owned();
+                Some(Write::Agent(user, a.to_string()))
+            })
+            .collect();
+        self.write_all(agents).await
+    }
+
+    /// Refreshes [`Cluster::is_live`]'s view from `sb:<ns>:nodes`.
+    async fn refresh_live_nodes(&self) -> redis::RedisResult<()> {
+        let mut conn = self.conn.clone();
+        let since = crate::auth::unix_now_ms() as i64 - (NODE_TTL_SECS as i64) * 1000;
+        let live: Vec<String> = conn.zrangebyscore(self.key("nodes"), since, "+inf").await?;
+        *self.live_nodes.lock().unwrap_or_else(|e| e.into_inner()) = live.into_iter().collect();
+        Ok(())
     }
 
     /// Removes the records of nodes whose heartbeat expired and takes over their calls.
@@ -917,12 +981,15 @@ async fn heartbeat(cluster: Arc<Cluster>, hub: Weak<dyn Node>) {
             .await;
         match beat {
             Ok(()) => {
+                let _ = cluster.refresh_live_nodes().await;
                 if !synced {
                     let local = h.local_records();
                     let calls = h.local_calls();
-                    synced = cluster.resync(local, calls).await.is_ok();
+                    let agents = h.local_agents();
+                    synced = cluster.resync(local, calls, agents).await.is_ok();
                     if synced {
                         load_groups(&cluster, h.as_ref()).await;
+                        load_agents(&cluster, h.as_ref()).await;
                     }
                 }
                 let was = cluster.beat_ok.swap(synced, Ordering::Relaxed);
@@ -942,6 +1009,21 @@ async fn heartbeat(cluster: Arc<Cluster>, hub: Weak<dyn Node>) {
         tokio::select! {
             _ = tokio::time::sleep(HEARTBEAT_EVERY) => {}
             _ = shutdown.changed() => {}
+        }
+    }
+}
+
+/// Loads the agent states stored in Redis into the local agent store.
+async fn load_agents(cluster: &Cluster, hub: &dyn Node) {
+    let mut conn = cluster.conn.clone();
+    let all: std::collections::HashMap<String, String> =
+        match conn.hgetall(cluster.key("agents")).await {
+            Ok(all) => all,
+            Err(_) => return,
+        };
+    for json in all.into_values().take(100_000) {
+        if let Ok(value) = serde_json::from_str::<Value>(&json) {
+            hub.agent_loaded(value);
         }
     }
 }
@@ -1000,7 +1082,10 @@ async fn subscribe(cluster: Arc<Cluster>, hub: Weak<dyn Node>) {
                         let Some(message) = message else { break };
                         let Some(h) = hub.upgrade() else { return };
                         match serde_json::from_slice::<BusMessage>(message.get_payload_bytes()) {
-                            Ok(m) if m.origin != cluster.node_id => h.apply(m.op),
+                            Ok(m) if m.origin != cluster.node_id => {
+                                cluster.heard_from(&m.origin);
+                                h.apply(m.op)
+                            }
                             Ok(_) => {}
                             Err(e) => tracing::warn!(error = %e, "cluster: malformed backplane message"),
                         }

@@ -163,6 +163,8 @@ pub(crate) struct Inner {
     pub(crate) directory: crate::numbers::Directory,
     pub(crate) agents: crate::agents::AgentStore,
     user_clients: VecDeque<UserClient>,
+    /// With `--redis`: agents connected on another node, and which (from their states).
+    remote_online: HashMap<String, String>,
     /// With `--redis`: every call state is copied to Redis for reads through any node.
     cluster: Option<Arc<crate::cluster::Cluster>>,
 }
@@ -599,12 +601,13 @@ impl Hub {
                     c.reply_arrived(&to, &request, status, body);
                 }
             }
-            BusOp::Agent { state } => {
+            BusOp::Agent { state, node } => {
                 let Ok(agent) = serde_json::from_value::<crate::agents::AgentState>(state.clone())
                 else {
                     return;
                 };
                 let mut inner = self.lock();
+                inner.remote_presence(&agent.user_id, &state, node.as_deref());
                 inner.agents.replicate(agent, crate::auth::unix_now_ms());
                 let ids: Vec<String> = inner
                     .groups
@@ -800,6 +803,15 @@ impl Hub {
         {
             // First connection: supervisors see the agent come online.
             inner.presence_changed(user);
+            // --redis: a wrap-up begun on another node (which may have died) ends here too.
+            let now = crate::auth::unix_now_ms();
+            let state = inner.agents.get(user, now);
+            if self.cluster().is_some()
+                && state.state == crate::agents::WRAP_UP
+                && let (Some(end), Some(call_id)) = (state.wrap_up_ends_at, state.call_id)
+            {
+                self.wrap_up_timer(user.clone(), call_id, end.saturating_sub(now));
+            }
         }
         drop(inner);
         if let Some(cluster) = self.cluster() {
@@ -1692,12 +1704,38 @@ impl Inner {
         let mut value = state.to_json();
         value["connected"] = Value::Bool(self.user_online(&state.user_id));
         if let Some(cluster) = &self.cluster {
+            let mut stored = value.clone();
+            stored["node"] = Value::String(cluster.node_id().to_owned());
+            cluster.save_agent(&state.user_id, &stored);
             cluster.publish(crate::cluster::BusOp::Agent {
                 state: value.clone(),
+                node: Some(cluster.node_id().to_owned()),
             });
         }
         let ids: Vec<String> = ids.into_iter().collect();
         self.deliver(&ids, &HubMessage::send("AgentStateChanged", vec![value]));
+    }
+
+    /// Another node's view of whether `user` is connected there (`state["connected"]`):
+    /// remembered for `getTeamAgentStates` while that node lives.
+    fn remote_presence(&mut self, user: &str, state: &Value, node: Option<&str>) {
+        let Some(node) = node else { return };
+        if state["connected"] == Value::Bool(true) {
+            self.remote_online.insert(user.to_owned(), node.to_owned());
+        } else if self.remote_online.get(user).is_some_and(|n| n == node) {
+            self.remote_online.remove(user);
+        }
+    }
+
+    /// Whether `user` is connected here or (`--redis`) on another live node, as that node
+    /// last said.
+    pub(crate) fn user_online_anywhere(&self, user: &str) -> bool {
+        self.user_online(user)
+            || self.remote_online.get(user).is_some_and(|node| {
+                self.cluster
+                    .as_ref()
+                    .is_some_and(|c| c.node_id() != node && c.is_live(node))
+            })
     }
 
     /// A user's first connection opened or their last closed: supervisors hear the state
@@ -1780,6 +1818,42 @@ impl crate::cluster::Node for Hub {
 
     fn local_calls(&self) -> Vec<Value> {
         self.lock().calls.all().map(Call::to_copy).collect()
+    }
+
+    fn agent_loaded(&self, stored: Value) {
+        let Ok(agent) = serde_json::from_value::<crate::agents::AgentState>(stored.clone()) else {
+            return;
+        };
+        let now = crate::auth::unix_now_ms();
+        let mut inner = self.lock();
+        if inner.user_online(&agent.user_id) {
+            return; // connected here: this node's state is the one that counts
+        }
+        let user = agent.user_id.clone();
+        if inner.agents.replicate_if_newer(agent, now) {
+            let node = stored["node"].as_str().map(str::to_owned);
+            inner.remote_presence(&user, &stored, node.as_deref());
+        }
+    }
+
+    fn local_agents(&self) -> Vec<Value> {
+        let now = crate::auth::unix_now_ms();
+        let mut inner = self.lock();
+        let Some(node) = inner.cluster.as_ref().map(|c| c.node_id().to_owned()) else {
+            return Vec::new();
+        };
+        let mut users: Vec<String> = inner.users.keys().map(|(_, u)| u.clone()).collect();
+        users.sort();
+        users.dedup();
+        users
+            .into_iter()
+            .map(|user| {
+                let mut value = inner.agents.get(&user, now).to_json();
+                value["connected"] = Value::Bool(true);
+                value["node"] = Value::String(node.clone());
+                value
+            })
+            .collect()
     }
 }
 

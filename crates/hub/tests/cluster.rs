@@ -207,6 +207,57 @@ async fn a_ring_is_refused_offline_until_the_agent_is_connected_on_any_node() {
     assert_eq!(body["reason"], "offline");
 }
 
+/// Agent states live in Redis: a node started after the agents chose their states knows
+/// them (its supervisor's `getTeamAgentStates` lists every agent of the cluster, with
+/// `connected` as the cluster sees it) and refuses rings by them.
+#[tokio::test]
+async fn a_node_started_later_knows_every_agents_state() {
+    let redis = RedisServer::start();
+    let a = node(&redis).await;
+    let mut alice = Client::connect(&a.base_url(), "alice").await;
+    let mut bob = Client::connect(&a.base_url(), "bob").await;
+    alice.invoke_ok("setAgentState", vec![json!("Break")]).await;
+    bob.invoke_ok("setAgentState", vec![json!("Ready")]).await;
+    drop(bob);
+    until(|| async { user_seen(&a.base_url(), "bob").await == 404 }).await;
+
+    let b = node(&redis).await;
+    let (status, body) = ring(&b.base_url(), "alice").await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["reason"], "not-ready");
+    assert_eq!(body["state"], "Break");
+    let mut supervisor = Client::connect_as(&b.base_url(), "sue", Some("Supervisor")).await;
+    let team = supervisor.invoke_ok("getTeamAgentStates", vec![]).await;
+    let agent = |team: &Value, user: &str| {
+        team["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["userId"] == user)
+            .cloned()
+            .unwrap_or_else(|| panic!("{user} missing in {team}"))
+    };
+    assert_eq!(agent(&team, "alice")["state"], "Break", "{team}");
+    assert_eq!(agent(&team, "alice")["connected"], true, "{team}");
+    assert_eq!(agent(&team, "bob")["state"], "Ready");
+    assert_eq!(agent(&team, "bob")["connected"], false);
+    assert_eq!(agent(&team, "sue")["connected"], true);
+
+    // Alice comes back Ready on node B: node A's supervisor list follows.
+    drop(alice);
+    let mut alice = Client::connect(&b.base_url(), "alice").await;
+    assert_eq!(
+        alice.invoke_ok("getAgentState", vec![]).await["state"],
+        "Break",
+        "her state followed her to node B"
+    );
+    alice.invoke_ok("setAgentState", vec![json!("Ready")]).await;
+    let mut watcher = Client::connect_as(&a.base_url(), "sam", Some("Supervisor")).await;
+    let team = watcher.invoke_ok("getTeamAgentStates", vec![]).await;
+    assert_eq!(agent(&team, "alice")["state"], "Ready", "{team}");
+    assert_eq!(agent(&team, "alice")["connected"], true, "{team}");
+}
+
 /// A `switchboard-hub` process on 127.0.0.1:0 → (child, base URL).
 fn hub_process(redis: &RedisServer) -> (std::process::Child, String) {
     common::redis::spawn_hub(redis, "127.0.0.1:0", KEY)
