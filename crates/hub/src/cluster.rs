@@ -263,6 +263,8 @@ impl Record {
 
 enum Write {
     Publish(String),
+    /// A `POST /api/userclient` record: `SET sb:<ns>:userclient:<user> json EX`.
+    UserClient(String, String),
     /// An agent's state: `HSET sb:<ns>:agents user json`.
     Agent(String, String),
     /// A call's copy, written only while this node owns the call ([`WRITE_CALL`]).
@@ -609,6 +611,29 @@ impl Cluster {
         self.enqueue(Write::Agent(user.to_owned(), stored.to_string()));
     }
 
+    /// Stores the newest `POST /api/userclient` record of its user (queued; kept a day).
+    pub fn save_user_client(&self, record: &crate::hub::UserClient) {
+        if let Ok(json) = serde_json::to_string(record) {
+            self.enqueue(Write::UserClient(record.user_id.clone(), json));
+        }
+    }
+
+    /// The newest `POST /api/userclient` record of a user, written by any node.
+    pub async fn user_client(
+        &self,
+        user: &str,
+    ) -> Result<Option<crate::hub::UserClient>, RedisDown> {
+        if !self.is_up() {
+            return Err(RedisDown);
+        }
+        let mut conn = self.conn.clone();
+        let json: Option<String> = conn
+            .get(self.key(&format!("userclient:{user}")))
+            .await
+            .map_err(|_| RedisDown)?;
+        Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
+    }
+
     /// Whether `node` beat within the heartbeat TTL at this node's last beat (this node:
     /// always).
     pub fn is_live(&self, node: &str) -> bool {
@@ -737,6 +762,10 @@ impl Cluster {
         match write {
             Write::Publish(text) => {
                 pipe.publish(self.key("bus"), text).ignore();
+            }
+            Write::UserClient(user, json) => {
+                pipe.set_ex(self.key(&format!("userclient:{user}")), json, CALL_TTL_SECS)
+                    .ignore();
             }
             Write::Agent(user, json) => {
                 pipe.hset(self.key("agents"), user, json).ignore();

@@ -124,8 +124,10 @@ pub enum Delivery {
     },
 }
 
-/// A record of `POST /api/userclient`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A record of `POST /api/userclient` (with `--redis` also kept in Redis as
+/// `{"userId","connectionId"?,"connectionStatus"?}`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct UserClient {
     /// The user.
     pub user_id: String,
@@ -1498,8 +1500,12 @@ impl Hub {
         Ok(t.call)
     }
 
-    /// Stores a `POST /api/userclient` record (the newest [`MAX_USER_CLIENTS`] are kept).
+    /// Stores a `POST /api/userclient` record (the newest [`MAX_USER_CLIENTS`] are kept; with
+    /// `--redis` the newest of each user is also written to `sb:<ns>:userclient:<user>`).
     pub fn record_user_client(&self, record: UserClient) {
+        if let Some(c) = self.cluster() {
+            c.save_user_client(&record);
+        }
         let mut inner = self.lock();
         if inner.user_clients.len() >= MAX_USER_CLIENTS {
             inner.user_clients.pop_front();
@@ -1515,6 +1521,21 @@ impl Hub {
             .rev()
             .find(|r| r.user_id == user_id)
             .cloned()
+    }
+
+    /// [`Hub::user_client`] on any node: this node's record, else (`--redis`) the one stored
+    /// in Redis by any node.
+    pub async fn user_client_anywhere(
+        &self,
+        user_id: &str,
+    ) -> Result<Option<UserClient>, crate::cluster::RedisDown> {
+        if let Some(record) = self.user_client(user_id) {
+            return Ok(Some(record));
+        }
+        match self.cluster() {
+            Some(c) => c.user_client(user_id).await,
+            None => Ok(None),
+        }
     }
 
     // ----- hub methods -----------------------------------------------------------------------

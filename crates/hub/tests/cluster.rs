@@ -258,6 +258,32 @@ async fn a_node_started_later_knows_every_agents_state() {
     assert_eq!(agent(&team, "alice")["connected"], true, "{team}");
 }
 
+/// `POST /api/userclient` through node A is known to node B (kept in Redis).
+#[tokio::test]
+async fn user_client_records_are_shared() {
+    let redis = RedisServer::start();
+    let a = node(&redis).await;
+    let b = node(&redis).await;
+    let body = json!({"userId": "alice", "connectionId": "c1", "connectionStatus": "connected"});
+    let r = sent(
+        http()
+            .post(format!("{}/api/userclient", a.base_url()))
+            .header("x-functions-key", KEY)
+            .json(&body),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert!(
+        b.hub.user_client("alice").is_none(),
+        "not in node B's memory"
+    );
+    until(|| async { b.hub.user_client_anywhere("alice").await.unwrap().is_some() }).await;
+    let seen = b.hub.user_client_anywhere("alice").await.unwrap();
+    let record = seen.unwrap();
+    assert_eq!(record.connection_id.as_deref(), Some("c1"));
+    assert_eq!(record.connection_status.as_deref(), Some("connected"));
+}
+
 /// A `switchboard-hub` process on 127.0.0.1:0 → (child, base URL).
 fn hub_process(redis: &RedisServer) -> (std::process::Child, String) {
     common::redis::spawn_hub(redis, "127.0.0.1:0", KEY)
