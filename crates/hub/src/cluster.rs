@@ -56,6 +56,8 @@ pub trait Node: Send + Sync + 'static {
     fn adopt(&self, copy: Value);
     /// The copies of this node's calls (rewritten after Redis comes back).
     fn local_calls(&self) -> Vec<Value>;
+    /// Forgets a call another node took over (this node had been taken for dead).
+    fn forget_call(&self, call_id: &str);
     /// An agent's state as stored in Redis (`AgentState` + `connected` + `node`), loaded
     /// when the node (re)joins.
     fn agent_loaded(&self, stored: Value);
@@ -340,7 +342,11 @@ pub struct Cluster {
     subscribed: AtomicBool,
     /// The nodes whose last beat is younger than the heartbeat TTL (refreshed every beat).
     live_nodes: std::sync::Mutex<std::collections::HashSet<String>>,
-    writes: mpsc::Sender<Write>,
+    writes: mpsc::Sender<(u64, Write)>,
+    /// Number of the last write queued.
+    queued: std::sync::atomic::AtomicU64,
+    /// Number of the last write Redis took (every write before it too).
+    flushed: watch::Sender<u64>,
     replies: std::sync::Mutex<
         std::collections::HashMap<String, tokio::sync::oneshot::Sender<(u16, Value)>>,
     >,
@@ -385,6 +391,8 @@ impl Cluster {
             subscribed: AtomicBool::new(false),
             live_nodes: std::sync::Mutex::new(std::collections::HashSet::new()),
             writes,
+            queued: std::sync::atomic::AtomicU64::new(0),
+            flushed: watch::channel(0).0,
             replies: std::sync::Mutex::new(std::collections::HashMap::new()),
         });
         tokio::spawn(heartbeat(cluster.clone(), hub.clone()));
@@ -410,10 +418,27 @@ impl Cluster {
     /// Queues a write; when [`WRITE_QUEUE`] writes are already waiting (Redis slow or gone), it
     /// is dropped and Redis counts as down until the next beat resyncs the records.
     fn enqueue(&self, write: Write) {
-        if self.writes.try_send(write).is_err() {
+        let seq = self.queued.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.writes.try_send((seq, write)).is_err() {
             crate::metrics::frame_dropped("redis_queue_full");
             self.beat_ok.store(false, Ordering::Relaxed);
         }
+    }
+
+    /// Waits (at most `within`) until every write queued so far is in Redis: a hub method
+    /// that changed a call answers after this, so that the change survives this node's death.
+    /// `false` when Redis did not take them in time.
+    pub async fn written(&self, within: Duration) -> bool {
+        let seq = self.queued.load(Ordering::SeqCst);
+        let mut flushed = self.flushed.subscribe();
+        tokio::time::timeout(within, flushed.wait_for(|f| *f >= seq))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Whether every write queued so far is in Redis already.
+    pub fn all_written(&self) -> bool {
+        *self.flushed.borrow() >= self.queued.load(Ordering::SeqCst)
     }
 
     /// Publishes `op` on the backplane (queued; in order with record writes).
@@ -771,19 +796,8 @@ impl Cluster {
                 pipe.hset(self.key("agents"), user, json).ignore();
             }
             Write::Call(c) => {
-                pipe.cmd("EVAL")
-                    .arg(WRITE_CALL)
-                    .arg(4)
-                    .arg(self.key(&format!("call:{}", c.id)))
-                    .arg(self.key(&format!("callowner:{}", c.id)))
-                    .arg(self.key(&format!("nodecalls:{}", self.node_id)))
-                    .arg(self.key(&format!("agentcalls:{}:{}", c.hub, c.agent)))
-                    .arg(c.json)
-                    .arg(&self.node_id)
-                    .arg(CALL_TTL_SECS)
-                    .arg(if c.finished { "1" } else { "0" })
-                    .arg(c.id)
-                    .ignore();
+                self.add_write_call(pipe, c);
+                pipe.ignore();
             }
             Write::HandOver { call_id, to } => {
                 pipe.cmd("EVAL")
@@ -839,6 +853,22 @@ impl Cluster {
         }
     }
 
+    /// Adds [`WRITE_CALL`] for this copy (its reply: 1 written, 0 fenced off).
+    fn add_write_call(&self, pipe: &mut redis::Pipeline, c: CallCopy) {
+        pipe.cmd("EVAL")
+            .arg(WRITE_CALL)
+            .arg(4)
+            .arg(self.key(&format!("call:{}", c.id)))
+            .arg(self.key(&format!("callowner:{}", c.id)))
+            .arg(self.key(&format!("nodecalls:{}", self.node_id)))
+            .arg(self.key(&format!("agentcalls:{}:{}", c.hub, c.agent)))
+            .arg(c.json)
+            .arg(&self.node_id)
+            .arg(CALL_TTL_SECS)
+            .arg(if c.finished { "1" } else { "0" })
+            .arg(c.id);
+    }
+
     /// Sends these writes as one pipeline (in order).
     async fn write_all(&self, writes: Vec<Write>) -> redis::RedisResult<()> {
         if writes.is_empty() {
@@ -886,13 +916,14 @@ impl Cluster {
     }
 
     /// Rewrites this node's records from `local` and the copies of its calls (after a start
-    /// or a Redis outage).
+    /// or a Redis outage). Returns the ids of the calls another node owns now (this node was
+    /// taken for dead meanwhile): they are no longer this node's to run.
     async fn resync(
         &self,
         local: Vec<Record>,
         calls: Vec<Value>,
         agents: Vec<Value>,
-    ) -> redis::RedisResult<()> {
+    ) -> redis::RedisResult<Vec<String>> {
         let mut conn = self.conn.clone();
         let index = self.key(&format!("nodeconns:{}", self.node_id));
         let old: Vec<String> = conn.smembers(&index).await?;
@@ -903,20 +934,34 @@ impl Cluster {
             self.write_all(chunk.iter().cloned().map(Write::Add).collect())
                 .await?;
         }
-        let calls: Vec<Write> = calls
+        let calls: Vec<crate::registry::Call> = calls
             .iter()
             .filter_map(crate::registry::Call::from_copy)
-            .map(|call| {
-                Write::Call(CallCopy {
-                    id: call.call_id.clone(),
-                    hub: call.hub.clone(),
-                    agent: call.agent.clone(),
-                    json: call.to_copy().to_string(),
-                    finished: call.state.is_final(),
-                })
-            })
             .collect();
-        self.write_all(calls).await?;
+        let mut lost = Vec::new();
+        for chunk in calls.chunks(500) {
+            let mut pipe = redis::pipe();
+            for call in chunk {
+                self.add_write_call(
+                    &mut pipe,
+                    CallCopy {
+                        id: call.call_id.clone(),
+                        hub: call.hub.clone(),
+                        agent: call.agent.clone(),
+                        json: call.to_copy().to_string(),
+                        finished: call.state.is_final(),
+                    },
+                );
+            }
+            let written: Vec<i64> = pipe.query_async(&mut conn).await?;
+            lost.extend(
+                chunk
+                    .iter()
+                    .zip(written)
+                    .filter(|(_, w)| *w == 0)
+                    .map(|(c, _)| c.call_id.clone()),
+            );
+        }
         let agents: Vec<Write> = agents
             .iter()
             .filter_map(|a| {
@@ -924,7 +969,8 @@ impl Cluster {
                 Some(Write::Agent(user, a.to_string()))
             })
             .collect();
-        self.write_all(agents).await
+        self.write_all(agents).await?;
+        Ok(lost)
     }
 
     /// Refreshes [`Cluster::is_live`]'s view from `sb:<ns>:nodes`.
@@ -995,12 +1041,16 @@ async fn heartbeat(cluster: Arc<Cluster>, hub: Weak<dyn Node>) {
         }
         let Some(h) = hub.upgrade() else { return };
         let mut conn = cluster.conn.clone();
-        let beat: redis::RedisResult<()> = redis::pipe()
-            .set_ex(
-                cluster.key(&format!("node:{}", cluster.node_id)),
-                1,
-                NODE_TTL_SECS,
-            )
+        // `SET … GET`: the previous beat's key. Gone means Redis lost this node's state (a
+        // restart, even one too quick to fail a beat, or this node was silent long enough to
+        // be reaped): everything is rewritten.
+        let beat: redis::RedisResult<(Option<String>, i64)> = redis::pipe()
+            .cmd("SET")
+            .arg(cluster.key(&format!("node:{}", cluster.node_id)))
+            .arg(1)
+            .arg("EX")
+            .arg(NODE_TTL_SECS)
+            .arg("GET")
             .zadd(
                 cluster.key("nodes"),
                 &cluster.node_id,
@@ -1009,13 +1059,31 @@ async fn heartbeat(cluster: Arc<Cluster>, hub: Weak<dyn Node>) {
             .query_async(&mut conn)
             .await;
         match beat {
-            Ok(()) => {
+            Ok((previous, _)) => {
+                if previous.is_none() && synced {
+                    tracing::warn!("cluster: Redis lost this node's state; rewriting it");
+                    synced = false;
+                }
                 let _ = cluster.refresh_live_nodes().await;
+                // A write that failed since (the writer marked Redis down) may be lost:
+                // rewrite everything, as after an outage.
+                if !cluster.beat_ok.load(Ordering::Relaxed) {
+                    synced = false;
+                }
                 if !synced {
                     let local = h.local_records();
                     let calls = h.local_calls();
                     let agents = h.local_agents();
-                    synced = cluster.resync(local, calls, agents).await.is_ok();
+                    match cluster.resync(local, calls, agents).await {
+                        Ok(lost) => {
+                            synced = true;
+                            for id in lost {
+                                tracing::warn!(call_id = %id, "cluster: another node took this call over meanwhile; forgetting it here");
+                                h.forget_call(&id);
+                            }
+                        }
+                        Err(_) => synced = false,
+                    }
                     if synced {
                         load_groups(&cluster, h.as_ref()).await;
                         load_agents(&cluster, h.as_ref()).await;
@@ -1132,16 +1200,27 @@ async fn subscribe(cluster: Arc<Cluster>, hub: Weak<dyn Node>) {
     }
 }
 
-async fn writer(cluster: Arc<Cluster>, mut rx: mpsc::Receiver<Write>) {
+async fn writer(cluster: Arc<Cluster>, mut rx: mpsc::Receiver<(u64, Write)>) {
     // Everything queued meanwhile goes out as one pipeline (at most 512 writes), in order.
-    while let Some(first) = rx.recv().await {
+    while let Some((mut last, first)) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < 512
-            && let Ok(write) = rx.try_recv()
+            && let Ok((seq, write)) = rx.try_recv()
         {
+            last = seq;
             batch.push(write);
         }
-        if let Err(e) = cluster.write_all(batch).await {
+        let result = cluster.write_all(batch).await;
+        if result.is_ok() {
+            cluster.flushed.send_if_modified(|f| {
+                let newer = last > *f;
+                if newer {
+                    *f = last;
+                }
+                newer
+            });
+        }
+        if let Err(e) = result {
             // Records are rewritten by the heartbeat's resync once Redis answers again.
             tracing::debug!(error = %e, "cluster: write to Redis failed");
             cluster.beat_ok.store(false, Ordering::Relaxed);

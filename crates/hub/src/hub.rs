@@ -1841,6 +1841,10 @@ impl crate::cluster::Node for Hub {
         self.lock().calls.all().map(Call::to_copy).collect()
     }
 
+    fn forget_call(&self, call_id: &str) {
+        self.lock().calls.remove(call_id);
+    }
+
     fn agent_loaded(&self, stored: Value) {
         let Ok(agent) = serde_json::from_value::<crate::agents::AgentState>(stored.clone()) else {
             return;

@@ -401,12 +401,15 @@ async fn calls_survive_the_death_of_their_node() {
 
     // Bob never came back: his call rang out on whichever live node took it over.
     until(|| async { get_json(&through_c(&ids[1])).await["state"] == "missed" }).await;
-    let owners = [b.hub.call(&ids[1]), c.hub.call(&ids[1])];
-    assert_eq!(
-        owners.iter().flatten().count(),
-        1,
-        "exactly one node runs it"
-    );
+    // Exactly one node runs it (a node that was only slow, and taken for dead, lets go).
+    until(|| async {
+        [b.hub.call(&ids[1]), c.hub.call(&ids[1])]
+            .iter()
+            .flatten()
+            .count()
+            == 1
+    })
+    .await;
 }
 
 /// The agent moves from node A to node B while a call rings, near its ring timeout, and

@@ -112,9 +112,20 @@ impl Drop for RedisServer {
 /// A `switchboard-hub` process on `listen` over `redis` with access key `key` (its stderr
 /// dropped) → (child, base URL from its first line, `listening on URL`).
 pub fn spawn_hub(redis: &RedisServer, listen: &str, key: &str) -> (Child, String) {
+    spawn_hub_with(redis, listen, key, &[])
+}
+
+/// [`spawn_hub`] with more command-line arguments (`--ring-timeout 6`, ...).
+pub fn spawn_hub_with(
+    redis: &RedisServer,
+    listen: &str,
+    key: &str,
+    extra: &[&str],
+) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard-hub"))
         .args(["--listen", listen, "--access-key", key, "--redis"])
         .arg(redis.url())
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
