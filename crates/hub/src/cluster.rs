@@ -521,13 +521,10 @@ impl Cluster {
                     Some(_) => tokio::time::sleep(Duration::from_millis(200)).await,
                     None => {
                         // No answer: the owner may have died with its heartbeat still
-                        // counting; wait for it to expire, then claim.
-                        let until =
-                            tokio::time::Instant::now() + Duration::from_secs(NODE_TTL_SECS + 1);
-                        while tokio::time::Instant::now() < until
-                            && self.alive(std::slice::from_ref(&owner)).await?[0]
-                        {
-                            tokio::time::sleep(Duration::from_millis(250)).await;
+                        // counting. Wait until it beats again (alive: the call stays
+                        // there) or its heartbeat expires (dead: claim it).
+                        if !self.await_death(&owner).await? {
+                            return Ok(None);
                         }
                     }
                 }
@@ -542,6 +539,26 @@ impl Cluster {
             }
         }
         Ok(None)
+    }
+
+    /// Waits (at most [`NODE_TTL_SECS`] + 1 s) until `node` beats again (`false`: alive) or
+    /// its heartbeat key expires (`true`: dead).
+    async fn await_death(&self, node: &str) -> Result<bool, RedisDown> {
+        let mut conn = self.conn.clone();
+        let nodes = self.key("nodes");
+        let first: Option<f64> = conn.zscore(&nodes, node).await.map_err(|_| RedisDown)?;
+        let until = tokio::time::Instant::now() + Duration::from_secs(NODE_TTL_SECS + 1);
+        while tokio::time::Instant::now() < until {
+            if !self.alive(&[node.to_owned()]).await?[0] {
+                return Ok(true);
+            }
+            let beat: Option<f64> = conn.zscore(&nodes, node).await.map_err(|_| RedisDown)?;
+            if beat != first {
+                return Ok(false);
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        Ok(false)
     }
 
     /// Claims a call from `from` (a dead node) for this node: the copy when this node won.
