@@ -61,6 +61,8 @@ pub trait Node: Send + Sync + 'static {
     /// An agent's state as stored in Redis (`AgentState` + `connected` + `node`), loaded
     /// when the node (re)joins.
     fn agent_loaded(&self, stored: Value);
+    /// A user's Graph stand-in presence as stored in Redis, loaded when the node (re)joins.
+    fn presence_loaded(&self, user: &str, stored: Value);
     /// The states of the agents connected to this node, as [`Cluster::save_agent`] writes
     /// them (rewritten after Redis comes back).
     fn local_agents(&self) -> Vec<Value>;
@@ -201,6 +203,14 @@ pub enum BusOp {
         /// Matches the reply.
         request: String,
     },
+    /// A user's presence in the Graph stand-in changed on the sending node: every other node
+    /// takes it (its sessions and preferred presence) and tells its own watchers.
+    Presence {
+        /// The user id.
+        user: String,
+        /// Its sessions and preferred presence (`{"sessions": [...], "preferred"?}`).
+        state: Value,
+    },
     /// The owner's answer to a forwarded request.
     Reply {
         /// The asking node (others ignore the reply).
@@ -265,6 +275,8 @@ impl Record {
 
 enum Write {
     Publish(String),
+    /// A stand-in presence: `HSET sb:<ns>:presence user json`.
+    Presence(String, String),
     /// A `POST /api/userclient` record: `SET sb:<ns>:userclient:<user> json EX`.
     UserClient(String, String),
     /// An agent's state: `HSET sb:<ns>:agents user json`.
@@ -676,6 +688,11 @@ impl Cluster {
         Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
     }
 
+    /// Stores a user's Graph stand-in presence in the hash `sb:<ns>:presence` (queued).
+    pub fn save_presence(&self, user: &str, copy: &Value) {
+        self.enqueue(Write::Presence(user.to_owned(), copy.to_string()));
+    }
+
     /// Whether `node` beat within the heartbeat TTL at this node's last beat (this node:
     /// always).
     pub fn is_live(&self, node: &str) -> bool {
@@ -808,6 +825,9 @@ impl Cluster {
             Write::UserClient(user, json) => {
                 pipe.set_ex(self.key(&format!("userclient:{user}")), json, CALL_TTL_SECS)
                     .ignore();
+            }
+            Write::Presence(user, json) => {
+                pipe.hset(self.key("presence"), user, json).ignore();
             }
             Write::Agent(user, json) => {
                 pipe.hset(self.key("agents"), user, json).ignore();
@@ -1104,6 +1124,7 @@ async fn heartbeat(cluster: Arc<Cluster>, hub: Weak<dyn Node>) {
                     if synced {
                         load_groups(&cluster, h.as_ref()).await;
                         load_agents(&cluster, h.as_ref()).await;
+                        load_presence(&cluster, h.as_ref()).await;
                     }
                 }
                 let was = cluster.beat_ok.swap(synced, Ordering::Relaxed);
@@ -1138,6 +1159,21 @@ async fn load_agents(cluster: &Cluster, hub: &dyn Node) {
     for json in all.into_values().take(100_000) {
         if let Ok(value) = serde_json::from_str::<Value>(&json) {
             hub.agent_loaded(value);
+        }
+    }
+}
+
+/// Loads the Graph stand-in presences stored in Redis.
+async fn load_presence(cluster: &Cluster, hub: &dyn Node) {
+    let mut conn = cluster.conn.clone();
+    let all: std::collections::HashMap<String, String> =
+        match conn.hgetall(cluster.key("presence")).await {
+            Ok(all) => all,
+            Err(_) => return,
+        };
+    for (user, json) in all.into_iter().take(100_000) {
+        if let Ok(value) = serde_json::from_str::<Value>(&json) {
+            hub.presence_loaded(&user, value);
         }
     }
 }

@@ -619,6 +619,9 @@ impl Hub {
                     .collect();
                 inner.deliver(&ids, &HubMessage::send("AgentStateChanged", vec![state]));
             }
+            BusOp::Presence { user, state } => {
+                crate::graph::replicate(self, &user, &state);
+            }
             BusOp::GroupUser {
                 hub,
                 group,
@@ -1102,6 +1105,20 @@ impl Hub {
         }
         self.register_incoming_call_argument(&mut inner, &hub, user, target, &mut arguments);
         Ok(inner.deliver(&ids, &HubMessage::send(target, arguments)))
+    }
+
+    /// Sends `target(arguments)` to the user's connections on this node only (not published):
+    /// for pushes every node makes for its own connections (presence).
+    pub(crate) fn send_to_user_here(
+        &self,
+        hub: &str,
+        user: &str,
+        target: &str,
+        arguments: Vec<Value>,
+    ) -> usize {
+        let inner = self.lock();
+        let ids = inner.user_connections(&hub.to_ascii_lowercase(), user);
+        inner.deliver(&ids, &HubMessage::send(target, arguments))
     }
 
     /// Sends to one connection (registering an `IncomingCall` for its user, as above).
@@ -1859,6 +1876,10 @@ impl crate::cluster::Node for Hub {
             let node = stored["node"].as_str().map(str::to_owned);
             inner.remote_presence(&user, &stored, node.as_deref());
         }
+    }
+
+    fn presence_loaded(&self, user: &str, stored: Value) {
+        crate::graph::replicate(self, user, &stored);
     }
 
     fn local_agents(&self) -> Vec<Value> {

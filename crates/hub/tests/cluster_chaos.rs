@@ -14,8 +14,8 @@
 
 mod common;
 
+use common::redis::HubChild as Child;
 use std::collections::HashMap;
-use std::process::Child;
 use std::time::{Duration, Instant};
 
 use common::redis::RedisServer;
