@@ -665,18 +665,14 @@ impl Cluster {
         self.enqueue(Write::Agent(user.to_owned(), stored.to_string()));
     }
 
-    /// Stores the newest `POST /api/userclient` record of its user (queued; kept a day).
-    pub fn save_user_client(&self, record: &crate::hub::UserClient) {
-        if let Ok(json) = serde_json::to_string(record) {
-            self.enqueue(Write::UserClient(record.user_id.clone(), json));
-        }
+    /// Stores the newest `POST /api/userclient` record of `user` (its JSON; queued; kept a
+    /// day).
+    pub fn save_user_client(&self, user: &str, record: &Value) {
+        self.enqueue(Write::UserClient(user.to_owned(), record.to_string()));
     }
 
-    /// The newest `POST /api/userclient` record of a user, written by any node.
-    pub async fn user_client(
-        &self,
-        user: &str,
-    ) -> Result<Option<crate::hub::UserClient>, RedisDown> {
+    /// The newest `POST /api/userclient` record (JSON) of a user, written by any node.
+    pub async fn user_client(&self, user: &str) -> Result<Option<Value>, RedisDown> {
         if !self.is_up() {
             return Err(RedisDown);
         }

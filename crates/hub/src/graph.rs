@@ -137,7 +137,7 @@ fn push(hub: &Hub, id: &str, presence: Value, to: Vec<(String, String)>) {
 /// `--redis`: another node changed (or Redis holds) a stand-in user's presence: it replaces
 /// this node's, and if the aggregate moved, this node's watchers and Graph subscriptions hear
 /// it; its expiry is timed here too.
-pub(crate) fn replicate(hub: &Hub, id: &str, copy: &Value) {
+pub fn replicate(hub: &Hub, id: &str, copy: &Value) {
     let Some(state) = UserPresence::from_copy(copy) else {
         return;
     };

@@ -101,6 +101,10 @@ pub(crate) enum SessionRequest {
     Overflow,
 }
 
+/// Takes a user's presence (its stand-in state, `{"sessions", "preferred"?}`) that another
+/// hub node changed ([`Hub::on_presence`]).
+pub type PresenceReplicator = fn(&Hub, &str, &Value);
+
 /// The table of hub methods clients may invoke ([`crate::methods`]): handlers run
 /// `target(arguments)` for a connection on this hub.
 pub type HubMethods = MethodTable<Hub, ConnectionInfo>;
@@ -181,6 +185,8 @@ pub struct Hub {
     methods: HubMethods,
     inner: Mutex<Inner>,
     cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
+    /// With `--redis`: where another node's presence change goes ([`Hub::on_presence`]).
+    presence: std::sync::OnceLock<PresenceReplicator>,
     shutdown: watch::Sender<bool>,
     weak: Weak<Hub>,
 }
@@ -251,6 +257,7 @@ impl Hub {
             }),
             shutdown,
             cluster: std::sync::OnceLock::new(),
+            presence: std::sync::OnceLock::new(),
             weak: weak.clone(),
         }))
     }
@@ -273,6 +280,18 @@ impl Hub {
         self.cluster
             .set(cluster)
             .map_err(|_| "this hub already joined a cluster".to_owned())
+    }
+
+    /// Sets what takes a presence change another node published (`--redis`; the Graph
+    /// stand-in's `replicate`, wired by [`crate::serve`]). A second call changes nothing.
+    pub fn on_presence(&self, replicate: PresenceReplicator) {
+        let _ = self.presence.set(replicate);
+    }
+
+    fn replicate_presence(&self, user: &str, state: &Value) {
+        if let Some(replicate) = self.presence.get() {
+            replicate(self, user, state);
+        }
     }
 
     /// The cluster this node belongs to (`--redis`), if any.
@@ -620,7 +639,7 @@ impl Hub {
                 inner.deliver(&ids, &HubMessage::send("AgentStateChanged", vec![state]));
             }
             BusOp::Presence { user, state } => {
-                crate::graph::replicate(self, &user, &state);
+                self.replicate_presence(&user, &state);
             }
             BusOp::GroupUser {
                 hub,
@@ -1520,8 +1539,8 @@ impl Hub {
     /// Stores a `POST /api/userclient` record (the newest [`MAX_USER_CLIENTS`] are kept; with
     /// `--redis` the newest of each user is also written to `sb:<ns>:userclient:<user>`).
     pub fn record_user_client(&self, record: UserClient) {
-        if let Some(c) = self.cluster() {
-            c.save_user_client(&record);
+        if let (Some(c), Ok(json)) = (self.cluster(), serde_json::to_value(&record)) {
+            c.save_user_client(&record.user_id, &json);
         }
         let mut inner = self.lock();
         if inner.user_clients.len() >= MAX_USER_CLIENTS {
@@ -1550,7 +1569,10 @@ impl Hub {
             return Ok(Some(record));
         }
         match self.cluster() {
-            Some(c) => c.user_client(user_id).await,
+            Some(c) => Ok(c
+                .user_client(user_id)
+                .await?
+                .and_then(|v| serde_json::from_value(v).ok())),
             None => Ok(None),
         }
     }
@@ -1879,7 +1901,7 @@ impl crate::cluster::Node for Hub {
     }
 
     fn presence_loaded(&self, user: &str, stored: Value) {
-        crate::graph::replicate(self, user, &stored);
+        self.replicate_presence(user, &stored);
     }
 
     fn local_agents(&self) -> Vec<Value> {
