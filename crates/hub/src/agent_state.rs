@@ -121,8 +121,9 @@ impl Hub {
         Ok(call)
     }
 
-    /// `getTeamAgentStates`: every agent the hub knows (seen, or connected to `hub`), sorted by
-    /// user id: `{"agents": [AgentState + {"connected", "currentCall"?, "today":
+    /// `getTeamAgentStates`: every agent the hub knows (seen, or connected to `hub`; with
+    /// `--redis` every agent stored in Redis or announced by another node), sorted by user
+    /// id (`connected`: on any live node; `currentCall` only for calls this node holds): `{"agents": [AgentState + {"connected", "currentCall"?, "today":
     /// {"offered","answered","missed","talkMs"}}]}`.
     pub fn team_agent_states(&self, hub: &str) -> Value {
         let now = crate::auth::unix_now_ms();
@@ -136,7 +137,7 @@ impl Hub {
             .iter()
             .map(|user| {
                 let mut value = inner.agents.get(user, now).to_json();
-                value["connected"] = Value::Bool(inner.user_online(user));
+                value["connected"] = Value::Bool(inner.user_online_anywhere(user));
                 value["today"] = json!(inner.agents.today(user, now));
                 if let Some(call) = inner
                     .agents

@@ -291,6 +291,20 @@ impl AgentStore {
         agent.state = state;
     }
 
+    /// Takes a state stored in Redis (`--redis`, a node joining): kept unless this store
+    /// already has a newer one (`since`). Whether it was taken.
+    pub fn replicate_if_newer(&mut self, state: AgentState, now: u64) -> bool {
+        if self
+            .agents
+            .get(&state.user_id)
+            .is_some_and(|a| a.state.since > state.since)
+        {
+            return false;
+        }
+        self.replicate(state, now);
+        true
+    }
+
     /// The agent's current answered call, if one is up.
     pub fn current_call(&self, user: &str) -> Option<&str> {
         self.agents.get(user)?.current_call.as_deref()
@@ -519,7 +533,7 @@ impl AgentStore {
 
 /// A submitted wrap-up, as `GET /api/calls/{id}` shows it under `wrapUp`:
 /// `{"disposition"?, "notes"?, "durationMs"?, "submittedAt"}` (Unix ms).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WrapUp {
     /// The chosen disposition (≤ [`MAX_DISPOSITION_CHARS`]).

@@ -9,6 +9,12 @@
 //!   `hub\nuser\nconnection`) indexes one node's records for cleanup and resync. After Redis
 //!   comes back (it may have lost everything), each node rewrites its own records.
 //! - **Group users**: `sb:<ns>:groupusers:<hub>:<group>` (set of user ids).
+//! - **Calls**: each call has one owner node (`sb:<ns>:callowner:<id>`) that holds it in memory
+//!   and writes its copy `sb:<ns>:call:<id>` ([`WRITE_CALL`], fenced by the owner). Ownership
+//!   moves only by an atomic compare-and-set ([`CLAIM_CALL`]): to the node where the call's
+//!   agent negotiates ([`Cluster::pull_calls`], [`BusOp::HandOver`]), or, when the owner died,
+//!   to the live node whose beat claims it first ([`Node::adopt`]; its ring timeout then runs
+//!   there).
 //! - **Backplane**: one pub/sub channel `sb:<ns>:bus`. Every send (to a user, a group, a
 //!   connection, everyone; adaptor, Azure REST or hub-internal) is delivered to this node's
 //!   matching connections at once and published as one JSON [`BusOp`]; every other node
@@ -45,6 +51,21 @@ pub trait Node: Send + Sync + 'static {
     fn local_records(&self) -> Vec<Record>;
     /// Turns `true` when the node shuts down.
     fn shutdown_signal(&self) -> watch::Receiver<bool>;
+    /// Takes over a call whose copy ([`crate::registry::Call::to_copy`]) this node now owns
+    /// in Redis: into the local registry, with its ring timeout running here.
+    fn adopt(&self, copy: Value);
+    /// The copies of this node's calls (rewritten after Redis comes back).
+    fn local_calls(&self) -> Vec<Value>;
+    /// Forgets a call another node took over (this node had been taken for dead).
+    fn forget_call(&self, call_id: &str);
+    /// An agent's state as stored in Redis (`AgentState` + `connected` + `node`), loaded
+    /// when the node (re)joins.
+    fn agent_loaded(&self, stored: Value);
+    /// A user's Graph stand-in presence as stored in Redis, loaded when the node (re)joins.
+    fn presence_loaded(&self, user: &str, stored: Value);
+    /// The states of the agents connected to this node, as [`Cluster::save_agent`] writes
+    /// them (rewritten after Redis comes back).
+    fn local_agents(&self) -> Vec<Value>;
 }
 
 /// Seconds a node's heartbeat key lives (`EX`); a node silent this long is dead.
@@ -83,6 +104,10 @@ pub enum BusOp {
         target: String,
         /// Its arguments.
         arguments: Vec<Value>,
+        /// The node that registers (owns) the call an `IncomingCall` carries; the others only
+        /// deliver. Absent: every node holding a connection of the user registers it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        owner: Option<String>,
     },
     /// `ReceiveNotification(message)` to the user's connections (the adaptor's
     /// `SendMessageToUser`; an incoming call carries its `callId`).
@@ -93,6 +118,9 @@ pub enum BusOp {
         user: String,
         /// The message text.
         message: String,
+        /// The node that registers (owns) the call, as in [`BusOp::User`].
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        owner: Option<String>,
     },
     /// `target(arguments)` to one connection.
     Connection {
@@ -150,6 +178,9 @@ pub enum BusOp {
     Agent {
         /// The `AgentState` wire object plus `connected` (as the sending node sees it).
         state: Value,
+        /// The sending node (`connected` is its view).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node: Option<String>,
     },
     /// The caller hangs up a call (the simulator's abandon) that another node owns: the node
     /// holding the call carries it out and answers with [`BusOp::Reply`].
@@ -160,6 +191,25 @@ pub enum BusOp {
         from: String,
         /// Matches the reply.
         request: String,
+    },
+    /// A node asks the owner of a call to hand it over (its agent connects there): the
+    /// owner forgets the call, moves its ownership in Redis to `from` and answers with
+    /// [`BusOp::Reply`] `200` and the call's copy.
+    HandOver {
+        /// The call.
+        call_id: String,
+        /// The asking node (the new owner).
+        from: String,
+        /// Matches the reply.
+        request: String,
+    },
+    /// A user's presence in the Graph stand-in changed on the sending node: every other node
+    /// takes it (its sessions and preferred presence) and tells its own watchers.
+    Presence {
+        /// The user id.
+        user: String,
+        /// Its sessions and preferred presence (`{"sessions": [...], "preferred"?}`).
+        state: Value,
     },
     /// The owner's answer to a forwarded request.
     Reply {
@@ -225,7 +275,19 @@ impl Record {
 
 enum Write {
     Publish(String),
-    Call(String, String),
+    /// A stand-in presence: `HSET sb:<ns>:presence user json`.
+    Presence(String, String),
+    /// A `POST /api/userclient` record: `SET sb:<ns>:userclient:<user> json EX`.
+    UserClient(String, String),
+    /// An agent's state: `HSET sb:<ns>:agents user json`.
+    Agent(String, String),
+    /// A call's copy, written only while this node owns the call ([`WRITE_CALL`]).
+    Call(CallCopy),
+    /// Ownership of a call moves from this node to another ([`CLAIM_CALL`]).
+    HandOver {
+        call_id: String,
+        to: String,
+    },
     Add(Record),
     Remove(Record),
     GroupUser {
@@ -236,6 +298,52 @@ enum Write {
     },
 }
 
+/// A call's copy to write, with what the keys need.
+struct CallCopy {
+    id: String,
+    hub: String,
+    agent: String,
+    json: String,
+    finished: bool,
+}
+
+/// Writes a call's copy if this node owns the call (or nobody does: a new call, or Redis
+/// lost it), and keeps the owner and the indexes in step. 1 written, 0 fenced off (another
+/// node took the call over; this node's view is stale).
+///
+/// KEYS: call copy, owner, this node's calls, the agent's live calls.
+/// ARGV: copy JSON, this node, TTL seconds, `1` if the call is final, call id.
+const WRITE_CALL: &str = r"
+local owner = redis.call('GET', KEYS[2])
+if owner and owner ~= ARGV[2] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
+if ARGV[4] == '1' then
+  redis.call('SREM', KEYS[3], ARGV[5])
+  redis.call('SREM', KEYS[4], ARGV[5])
+else
+  redis.call('SADD', KEYS[3], ARGV[5])
+  redis.call('SADD', KEYS[4], ARGV[5])
+  redis.call('EXPIRE', KEYS[4], ARGV[3])
+end
+return 1
+";
+
+/// Moves a call's ownership from one node to another, if the first still owns it: the
+/// atomic claim that lets exactly one node take over a dead node's call. Returns the call's
+/// copy, or nil when the call is not (any more) the first node's.
+///
+/// KEYS: owner, the old owner's calls, the new owner's calls, call copy.
+/// ARGV: old owner, new owner, call id, TTL seconds.
+const CLAIM_CALL: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[4])
+redis.call('SREM', KEYS[2], ARGV[3])
+local copy = redis.call('GET', KEYS[4])
+if copy then redis.call('SADD', KEYS[3], ARGV[3]) end
+return copy
+";
+
 /// This node's membership of a Redis-backed cluster (see the module docs).
 pub struct Cluster {
     node_id: String,
@@ -244,7 +352,13 @@ pub struct Cluster {
     conn: ConnectionManager,
     beat_ok: AtomicBool,
     subscribed: AtomicBool,
-    writes: mpsc::Sender<Write>,
+    /// The nodes whose last beat is younger than the heartbeat TTL (refreshed every beat).
+    live_nodes: std::sync::Mutex<std::collections::HashSet<String>>,
+    writes: mpsc::Sender<(u64, Write)>,
+    /// Number of the last write queued.
+    queued: std::sync::atomic::AtomicU64,
+    /// Number of the last write Redis took (every write before it too).
+    flushed: watch::Sender<u64>,
     replies: std::sync::Mutex<
         std::collections::HashMap<String, tokio::sync::oneshot::Sender<(u16, Value)>>,
     >,
@@ -287,7 +401,10 @@ impl Cluster {
             conn,
             beat_ok: AtomicBool::new(false),
             subscribed: AtomicBool::new(false),
+            live_nodes: std::sync::Mutex::new(std::collections::HashSet::new()),
             writes,
+            queued: std::sync::atomic::AtomicU64::new(0),
+            flushed: watch::channel(0).0,
             replies: std::sync::Mutex::new(std::collections::HashMap::new()),
         });
         tokio::spawn(heartbeat(cluster.clone(), hub.clone()));
@@ -313,10 +430,27 @@ impl Cluster {
     /// Queues a write; when [`WRITE_QUEUE`] writes are already waiting (Redis slow or gone), it
     /// is dropped and Redis counts as down until the next beat resyncs the records.
     fn enqueue(&self, write: Write) {
-        if self.writes.try_send(write).is_err() {
+        let seq = self.queued.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.writes.try_send((seq, write)).is_err() {
             crate::metrics::frame_dropped("redis_queue_full");
             self.beat_ok.store(false, Ordering::Relaxed);
         }
+    }
+
+    /// Waits (at most `within`) until every write queued so far is in Redis: a hub method
+    /// that changed a call answers after this, so that the change survives this node's death.
+    /// `false` when Redis did not take them in time.
+    pub async fn written(&self, within: Duration) -> bool {
+        let seq = self.queued.load(Ordering::SeqCst);
+        let mut flushed = self.flushed.subscribe();
+        tokio::time::timeout(within, flushed.wait_for(|f| *f >= seq))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Whether every write queued so far is in Redis already.
+    pub fn all_written(&self) -> bool {
+        *self.flushed.borrow() >= self.queued.load(Ordering::SeqCst)
     }
 
     /// Publishes `op` on the backplane (queued; in order with record writes).
@@ -330,10 +464,136 @@ impl Cluster {
         }
     }
 
-    /// Copies a call's state (its `GET /api/calls/{id}` JSON) to `sb:<ns>:call:<id>` with
-    /// [`CALL_TTL_SECS`] (queued, in the order of the transitions).
-    pub fn copy_call(&self, call_id: &str, call: &Value) {
-        self.enqueue(Write::Call(call_id.to_owned(), call.to_string()));
+    /// Copies a call's state ([`crate::registry::Call::to_copy`]) to `sb:<ns>:call:<id>` with
+    /// [`CALL_TTL_SECS`] (queued, in the order of the transitions), if this node owns it.
+    pub fn copy_call(&self, call: &crate::registry::Call) {
+        self.enqueue(Write::Call(CallCopy {
+            id: call.call_id.clone(),
+            hub: call.hub.clone(),
+            agent: call.agent.clone(),
+            json: call.to_copy().to_string(),
+            finished: call.state.is_final(),
+        }));
+    }
+
+    /// Hands a call this node owns over to node `to` (queued after the call's last copy):
+    /// ownership moves in Redis, then `reply` is published.
+    pub fn hand_over(&self, call_id: &str, to: &str, reply: BusOp) {
+        self.enqueue(Write::HandOver {
+            call_id: call_id.to_owned(),
+            to: to.to_owned(),
+        });
+        self.publish(reply);
+    }
+
+    /// Takes the live calls of `user` that other nodes own over to this node (the user
+    /// connects here; a negotiate calls it): each owner that is alive hands its call over
+    /// ([`BusOp::HandOver`]); a dead owner's call is claimed atomically ([`CLAIM_CALL`]) once
+    /// its heartbeat has expired (at most [`NODE_TTL_SECS`] + 1 s of waiting). Returns the
+    /// copies to adopt ([`Node::adopt`]). At most 20 calls.
+    pub async fn pull_calls(&self, hub: &str, user: &str) -> Result<Vec<Value>, RedisDown> {
+        if !self.is_up() {
+            return Err(RedisDown);
+        }
+        let mut conn = self.conn.clone();
+        let hub = hub.to_ascii_lowercase();
+        let ids: Vec<String> = conn
+            .smembers(self.key(&format!("agentcalls:{hub}:{user}")))
+            .await
+            .map_err(|_| RedisDown)?;
+        let mut copies = Vec::new();
+        for id in ids.into_iter().take(20) {
+            if let Some(copy) = self.pull_call(&id).await? {
+                copies.push(copy);
+            }
+        }
+        Ok(copies)
+    }
+
+    async fn pull_call(&self, call_id: &str) -> Result<Option<Value>, RedisDown> {
+        let mut conn = self.conn.clone();
+        let owner_key = self.key(&format!("callowner:{call_id}"));
+        for _ in 0..3 {
+            let owner: Option<String> = conn.get(&owner_key).await.map_err(|_| RedisDown)?;
+            let Some(owner) = owner.filter(|o| *o != self.node_id) else {
+                return Ok(None); // gone, or already here
+            };
+            if self.alive(std::slice::from_ref(&owner)).await?[0] {
+                let answer = self
+                    .forward_within(Duration::from_millis(1500), |from, request| {
+                        BusOp::HandOver {
+                            call_id: call_id.to_owned(),
+                            from,
+                            request,
+                        }
+                    })
+                    .await?;
+                match answer {
+                    Some((200, copy)) => return Ok(Some(copy)),
+                    Some(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                    None => {
+                        // No answer: the owner may have died with its heartbeat still
+                        // counting. Wait until it beats again (alive: the call stays
+                        // there) or its heartbeat expires (dead: claim it).
+                        if !self.await_death(&owner).await? {
+                            return Ok(None);
+                        }
+                    }
+                }
+                continue;
+            }
+            if let Some(copy) = self
+                .claim(&mut conn, call_id, &owner)
+                .await
+                .map_err(|_| RedisDown)?
+            {
+                return Ok(Some(copy));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Waits (at most [`NODE_TTL_SECS`] + 1 s) until `node` beats again (`false`: alive) or
+    /// its heartbeat key expires (`true`: dead).
+    async fn await_death(&self, node: &str) -> Result<bool, RedisDown> {
+        let mut conn = self.conn.clone();
+        let nodes = self.key("nodes");
+        let first: Option<f64> = conn.zscore(&nodes, node).await.map_err(|_| RedisDown)?;
+        let until = tokio::time::Instant::now() + Duration::from_secs(NODE_TTL_SECS + 1);
+        while tokio::time::Instant::now() < until {
+            if !self.alive(&[node.to_owned()]).await?[0] {
+                return Ok(true);
+            }
+            let beat: Option<f64> = conn.zscore(&nodes, node).await.map_err(|_| RedisDown)?;
+            if beat != first {
+                return Ok(false);
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        Ok(false)
+    }
+
+    /// Claims a call from `from` (a dead node) for this node: the copy when this node won.
+    async fn claim(
+        &self,
+        conn: &mut ConnectionManager,
+        call_id: &str,
+        from: &str,
+    ) -> redis::RedisResult<Option<Value>> {
+        let copy: Option<String> = redis::cmd("EVAL")
+            .arg(CLAIM_CALL)
+            .arg(4)
+            .arg(self.key(&format!("callowner:{call_id}")))
+            .arg(self.key(&format!("nodecalls:{from}")))
+            .arg(self.key(&format!("nodecalls:{}", self.node_id)))
+            .arg(self.key(&format!("call:{call_id}")))
+            .arg(from)
+            .arg(&self.node_id)
+            .arg(call_id)
+            .arg(CALL_TTL_SECS)
+            .query_async(conn)
+            .await?;
+        Ok(copy.and_then(|t| serde_json::from_str(&t).ok()))
     }
 
     /// The copy of a call another node registered (`None`: no such call).
@@ -346,13 +606,24 @@ impl Cluster {
             .get(self.key(&format!("call:{call_id}")))
             .await
             .map_err(|_| RedisDown)?;
-        Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+        Ok(text
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .map(crate::registry::Call::wire_of_copy))
     }
 
     /// Forwards a request to the node that owns the call and waits (at most 3 s) for its
     /// [`BusOp::Reply`]: `(status, body)`; `None` when no node answered.
     pub async fn forward(
         &self,
+        op: impl FnOnce(String, String) -> BusOp,
+    ) -> Result<Option<(u16, Value)>, RedisDown> {
+        self.forward_within(Duration::from_secs(3), op).await
+    }
+
+    /// [`Cluster::forward`], waiting at most `wait`.
+    pub async fn forward_within(
+        &self,
+        wait: Duration,
         op: impl FnOnce(String, String) -> BusOp,
     ) -> Result<Option<(u16, Value)>, RedisDown> {
         if !self.is_up() {
@@ -365,7 +636,7 @@ impl Cluster {
             .unwrap_or_else(|e| e.into_inner())
             .insert(request.clone(), tx);
         self.publish(op(self.node_id.clone(), request.clone()));
-        let answer = tokio::time::timeout(Duration::from_secs(3), rx).await;
+        let answer = tokio::time::timeout(wait, rx).await;
         self.replies
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -385,6 +656,55 @@ impl Cluster {
             .remove(request);
         if let Some(tx) = waiting {
             let _ = tx.send((status, body));
+        }
+    }
+
+    /// Stores an agent's state (`AgentState` + `connected` + `node`) in the hash
+    /// `sb:<ns>:agents` (queued), so that a node started later knows it.
+    pub fn save_agent(&self, user: &str, stored: &Value) {
+        self.enqueue(Write::Agent(user.to_owned(), stored.to_string()));
+    }
+
+    /// Stores the newest `POST /api/userclient` record of `user` (its JSON; queued; kept a
+    /// day).
+    pub fn save_user_client(&self, user: &str, record: &Value) {
+        self.enqueue(Write::UserClient(user.to_owned(), record.to_string()));
+    }
+
+    /// The newest `POST /api/userclient` record (JSON) of a user, written by any node.
+    pub async fn user_client(&self, user: &str) -> Result<Option<Value>, RedisDown> {
+        if !self.is_up() {
+            return Err(RedisDown);
+        }
+        let mut conn = self.conn.clone();
+        let json: Option<String> = conn
+            .get(self.key(&format!("userclient:{user}")))
+            .await
+            .map_err(|_| RedisDown)?;
+        Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
+    }
+
+    /// Stores a user's Graph stand-in presence in the hash `sb:<ns>:presence` (queued).
+    pub fn save_presence(&self, user: &str, copy: &Value) {
+        self.enqueue(Write::Presence(user.to_owned(), copy.to_string()));
+    }
+
+    /// Whether `node` beat within the heartbeat TTL at this node's last beat (this node:
+    /// always).
+    pub fn is_live(&self, node: &str) -> bool {
+        node == self.node_id
+            || self
+                .live_nodes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(node)
+    }
+
+    /// A message from `node` arrived: it is alive (until the next beat's refresh says).
+    fn heard_from(&self, node: &str) {
+        let mut live = self.live_nodes.lock().unwrap_or_else(|e| e.into_inner());
+        if !live.contains(node) {
+            live.insert(node.to_owned());
         }
     }
 
@@ -424,14 +744,30 @@ impl Cluster {
 
     /// Whether the user has a connection on another live node.
     pub async fn user_elsewhere(&self, hub: &str, user: &str) -> Result<bool, RedisDown> {
+        Ok(self.user_node_elsewhere(hub, user).await?.is_some())
+    }
+
+    /// Another live node holding a connection of the user (the smallest node id, so that
+    /// every node names the same one), if any.
+    pub async fn user_node_elsewhere(
+        &self,
+        hub: &str,
+        user: &str,
+    ) -> Result<Option<String>, RedisDown> {
         if !self.is_up() {
             return Err(RedisDown);
         }
         let mut conn = self.conn.clone();
         let key = self.key(&format!("user:{}:{user}", hub.to_ascii_lowercase()));
         let nodes: Vec<String> = conn.hvals(&key).await.map_err(|_| RedisDown)?;
-        let others: Vec<String> = nodes.into_iter().filter(|n| *n != self.node_id).collect();
-        Ok(self.alive(&others).await?.into_iter().any(|a| a))
+        let mut others: Vec<String> = nodes.into_iter().filter(|n| *n != self.node_id).collect();
+        others.sort();
+        others.dedup();
+        let alive = self.alive(&others).await?;
+        Ok(others
+            .into_iter()
+            .zip(alive)
+            .find_map(|(node, alive)| alive.then_some(node)))
     }
 
     /// The live node other than this one holding the connection, if any.
@@ -482,10 +818,32 @@ impl Cluster {
             Write::Publish(text) => {
                 pipe.publish(self.key("bus"), text).ignore();
             }
-            Write::Call(id, json) => {
-                pipe.set_ex(self.key(&format!("call:{id}")), json, CALL_TTL_SECS)
-                    .ignore()
-                    .sadd(self.key(&format!("nodecalls:{}", self.node_id)), id)
+            Write::UserClient(user, json) => {
+                pipe.set_ex(self.key(&format!("userclient:{user}")), json, CALL_TTL_SECS)
+                    .ignore();
+            }
+            Write::Presence(user, json) => {
+                pipe.hset(self.key("presence"), user, json).ignore();
+            }
+            Write::Agent(user, json) => {
+                pipe.hset(self.key("agents"), user, json).ignore();
+            }
+            Write::Call(c) => {
+                self.add_write_call(pipe, c);
+                pipe.ignore();
+            }
+            Write::HandOver { call_id, to } => {
+                pipe.cmd("EVAL")
+                    .arg(CLAIM_CALL)
+                    .arg(4)
+                    .arg(self.key(&format!("callowner:{call_id}")))
+                    .arg(self.key(&format!("nodecalls:{}", self.node_id)))
+                    .arg(self.key(&format!("nodecalls:{to}")))
+                    .arg(self.key(&format!("call:{call_id}")))
+                    .arg(&self.node_id)
+                    .arg(to)
+                    .arg(call_id)
+                    .arg(CALL_TTL_SECS)
                     .ignore();
             }
             Write::Add(record) => {
@@ -526,6 +884,22 @@ impl Cluster {
                 }
             }
         }
+    }
+
+    /// Adds [`WRITE_CALL`] for this copy (its reply: 1 written, 0 fenced off).
+    fn add_write_call(&self, pipe: &mut redis::Pipeline, c: CallCopy) {
+        pipe.cmd("EVAL")
+            .arg(WRITE_CALL)
+            .arg(4)
+            .arg(self.key(&format!("call:{}", c.id)))
+            .arg(self.key(&format!("callowner:{}", c.id)))
+            .arg(self.key(&format!("nodecalls:{}", self.node_id)))
+            .arg(self.key(&format!("agentcalls:{}:{}", c.hub, c.agent)))
+            .arg(c.json)
+            .arg(&self.node_id)
+            .arg(CALL_TTL_SECS)
+            .arg(if c.finished { "1" } else { "0" })
+            .arg(c.id);
     }
 
     /// Sends these writes as one pipeline (in order).
@@ -574,8 +948,15 @@ impl Cluster {
         pipe.query_async(conn).await
     }
 
-    /// Rewrites this node's records from `local` (after a start or a Redis outage).
-    async fn resync(&self, local: Vec<Record>) -> redis::RedisResult<()> {
+    /// Rewrites this node's records from `local` and the copies of its calls (after a start
+    /// or a Redis outage). Returns the ids of the calls another node owns now (this node was
+    /// taken for dead meanwhile): they are no longer this node's to run.
+    async fn resync(
+        &self,
+        local: Vec<Record>,
+        calls: Vec<Value>,
+        agents: Vec<Value>,
+    ) -> redis::RedisResult<Vec<String>> {
         let mut conn = self.conn.clone();
         let index = self.key(&format!("nodeconns:{}", self.node_id));
         let old: Vec<String> = conn.smembers(&index).await?;
@@ -586,11 +967,56 @@ impl Cluster {
             self.write_all(chunk.iter().cloned().map(Write::Add).collect())
                 .await?;
         }
+        let calls: Vec<crate::registry::Call> = calls
+            .iter()
+            .filter_map(crate::registry::Call::from_copy)
+            .collect();
+        let mut lost = Vec::new();
+        for chunk in calls.chunks(500) {
+            let mut pipe = redis::pipe();
+            for call in chunk {
+                self.add_write_call(
+                    &mut pipe,
+                    CallCopy {
+                        id: call.call_id.clone(),
+                        hub: call.hub.clone(),
+                        agent: call.agent.clone(),
+                        json: call.to_copy().to_string(),
+                        finished: call.state.is_final(),
+                    },
+                );
+            }
+            let written: Vec<i64> = pipe.query_async(&mut conn).await?;
+            lost.extend(
+                chunk
+                    .iter()
+                    .zip(written)
+                    .filter(|(_, w)| *w == 0)
+                    .map(|(c, _)| c.call_id.clone()),
+            );
+        }
+        let agents: Vec<Write> = agents
+            .iter()
+            .filter_map(|a| {
+                let user = a.get("userId")?.as_str()?.to_owned();
+                Some(Write::Agent(user, a.to_string()))
+            })
+            .collect();
+        self.write_all(agents).await?;
+        Ok(lost)
+    }
+
+    /// Refreshes [`Cluster::is_live`]'s view from `sb:<ns>:nodes`.
+    async fn refresh_live_nodes(&self) -> redis::RedisResult<()> {
+        let mut conn = self.conn.clone();
+        let since = crate::auth::unix_now_ms() as i64 - (NODE_TTL_SECS as i64) * 1000;
+        let live: Vec<String> = conn.zrangebyscore(self.key("nodes"), since, "+inf").await?;
+        *self.live_nodes.lock().unwrap_or_else(|e| e.into_inner()) = live.into_iter().collect();
         Ok(())
     }
 
-    /// Removes the records of nodes whose heartbeat expired.
-    async fn reap(&self) -> redis::RedisResult<()> {
+    /// Removes the records of nodes whose heartbeat expired and takes over their calls.
+    async fn reap(&self, hub: &Weak<dyn Node>) -> redis::RedisResult<()> {
         let mut conn = self.conn.clone();
         let now = crate::auth::unix_now_ms() as i64;
         let stale: Vec<String> = conn
@@ -614,17 +1040,15 @@ impl Cluster {
             self.remove_records(&mut conn, &node, &records).await?;
             let calls_key = self.key(&format!("nodecalls:{node}"));
             let calls: Vec<String> = conn.smembers(&calls_key).await?;
+            let mut taken = 0;
             for id in calls.iter().take(10_000) {
-                let key = self.key(&format!("call:{id}"));
-                let copy: Option<String> = conn.get(&key).await?;
-                let Some(mut call) = copy.and_then(|t| serde_json::from_str::<Value>(&t).ok())
-                else {
-                    continue;
-                };
-                if !finish_orphaned_call(&mut call, now as u64) {
-                    continue;
+                // Exactly one live node wins each call and runs it from now on.
+                if let Some(copy) = self.claim(&mut conn, id, &node).await? {
+                    taken += 1;
+                    if let Some(h) = hub.upgrade() {
+                        h.adopt(copy);
+                    }
                 }
-                let _: () = conn.set_ex(&key, call.to_string(), CALL_TTL_SECS).await?;
             }
             let _: () = redis::pipe()
                 .del(&index)
@@ -632,24 +1056,10 @@ impl Cluster {
                 .zrem(self.key("nodes"), &node)
                 .query_async(&mut conn)
                 .await?;
-            tracing::info!(%node, connections = records.len(), "cluster: removed a dead node's connections");
+            tracing::info!(%node, connections = records.len(), calls = taken, "cluster: removed a dead node's connections and took over its calls");
         }
         Ok(())
     }
-}
-
-/// The copy of a call whose owner died: still ringing → `missed` (as its ring timeout would
-/// have made it), any other live state → `ended` with `endReason` `failed`; `endedAt` is `now`.
-/// `false` when the call had already ended.
-fn finish_orphaned_call(call: &mut Value, now: u64) -> bool {
-    if call.get("endedAt").is_some_and(|v| !v.is_null()) {
-        return false;
-    }
-    let ringing = call["state"] == "ringing";
-    call["state"] = Value::from(if ringing { "missed" } else { "ended" });
-    call["endReason"] = Value::from(if ringing { "missed" } else { "failed" });
-    call["endedAt"] = Value::from(now);
-    true
 }
 
 async fn heartbeat(cluster: Arc<Cluster>, hub: Weak<dyn Node>) {
@@ -664,12 +1074,16 @@ async fn heartbeat(cluster: Arc<Cluster>, hub: Weak<dyn Node>) {
         }
         let Some(h) = hub.upgrade() else { return };
         let mut conn = cluster.conn.clone();
-        let beat: redis::RedisResult<()> = redis::pipe()
-            .set_ex(
-                cluster.key(&format!("node:{}", cluster.node_id)),
-                1,
-                NODE_TTL_SECS,
-            )
+        // `SET … GET`: the previous beat's key. Gone means Redis lost this node's state (a
+        // restart, even one too quick to fail a beat, or this node was silent long enough to
+        // be reaped): everything is rewritten.
+        let beat: redis::RedisResult<(Option<String>, i64)> = redis::pipe()
+            .cmd("SET")
+            .arg(cluster.key(&format!("node:{}", cluster.node_id)))
+            .arg(1)
+            .arg("EX")
+            .arg(NODE_TTL_SECS)
+            .arg("GET")
             .zadd(
                 cluster.key("nodes"),
                 &cluster.node_id,
@@ -678,19 +1092,42 @@ async fn heartbeat(cluster: Arc<Cluster>, hub: Weak<dyn Node>) {
             .query_async(&mut conn)
             .await;
         match beat {
-            Ok(()) => {
+            Ok((previous, _)) => {
+                if previous.is_none() && synced {
+                    tracing::warn!("cluster: Redis lost this node's state; rewriting it");
+                    synced = false;
+                }
+                let _ = cluster.refresh_live_nodes().await;
+                // A write that failed since (the writer marked Redis down) may be lost:
+                // rewrite everything, as after an outage.
+                if !cluster.beat_ok.load(Ordering::Relaxed) {
+                    synced = false;
+                }
                 if !synced {
                     let local = h.local_records();
-                    synced = cluster.resync(local).await.is_ok();
+                    let calls = h.local_calls();
+                    let agents = h.local_agents();
+                    match cluster.resync(local, calls, agents).await {
+                        Ok(lost) => {
+                            synced = true;
+                            for id in lost {
+                                tracing::warn!(call_id = %id, "cluster: another node took this call over meanwhile; forgetting it here");
+                                h.forget_call(&id);
+                            }
+                        }
+                        Err(_) => synced = false,
+                    }
                     if synced {
                         load_groups(&cluster, h.as_ref()).await;
+                        load_agents(&cluster, h.as_ref()).await;
+                        load_presence(&cluster, h.as_ref()).await;
                     }
                 }
                 let was = cluster.beat_ok.swap(synced, Ordering::Relaxed);
                 if !was && synced {
                     tracing::info!(node = %cluster.node_id, "cluster: Redis reachable");
                 }
-                let _ = cluster.reap().await;
+                let _ = cluster.reap(&hub).await;
             }
             Err(e) => {
                 if cluster.beat_ok.swap(false, Ordering::Relaxed) {
@@ -703,6 +1140,36 @@ async fn heartbeat(cluster: Arc<Cluster>, hub: Weak<dyn Node>) {
         tokio::select! {
             _ = tokio::time::sleep(HEARTBEAT_EVERY) => {}
             _ = shutdown.changed() => {}
+        }
+    }
+}
+
+/// Loads the agent states stored in Redis into the local agent store.
+async fn load_agents(cluster: &Cluster, hub: &dyn Node) {
+    let mut conn = cluster.conn.clone();
+    let all: std::collections::HashMap<String, String> =
+        match conn.hgetall(cluster.key("agents")).await {
+            Ok(all) => all,
+            Err(_) => return,
+        };
+    for json in all.into_values().take(100_000) {
+        if let Ok(value) = serde_json::from_str::<Value>(&json) {
+            hub.agent_loaded(value);
+        }
+    }
+}
+
+/// Loads the Graph stand-in presences stored in Redis.
+async fn load_presence(cluster: &Cluster, hub: &dyn Node) {
+    let mut conn = cluster.conn.clone();
+    let all: std::collections::HashMap<String, String> =
+        match conn.hgetall(cluster.key("presence")).await {
+            Ok(all) => all,
+            Err(_) => return,
+        };
+    for (user, json) in all.into_iter().take(100_000) {
+        if let Ok(value) = serde_json::from_str::<Value>(&json) {
+            hub.presence_loaded(&user, value);
         }
     }
 }
@@ -761,7 +1228,10 @@ async fn subscribe(cluster: Arc<Cluster>, hub: Weak<dyn Node>) {
                         let Some(message) = message else { break };
                         let Some(h) = hub.upgrade() else { return };
                         match serde_json::from_slice::<BusMessage>(message.get_payload_bytes()) {
-                            Ok(m) if m.origin != cluster.node_id => h.apply(m.op),
+                            Ok(m) if m.origin != cluster.node_id => {
+                                cluster.heard_from(&m.origin);
+                                h.apply(m.op)
+                            }
                             Ok(_) => {}
                             Err(e) => tracing::warn!(error = %e, "cluster: malformed backplane message"),
                         }
@@ -779,16 +1249,27 @@ async fn subscribe(cluster: Arc<Cluster>, hub: Weak<dyn Node>) {
     }
 }
 
-async fn writer(cluster: Arc<Cluster>, mut rx: mpsc::Receiver<Write>) {
+async fn writer(cluster: Arc<Cluster>, mut rx: mpsc::Receiver<(u64, Write)>) {
     // Everything queued meanwhile goes out as one pipeline (at most 512 writes), in order.
-    while let Some(first) = rx.recv().await {
+    while let Some((mut last, first)) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < 512
-            && let Ok(write) = rx.try_recv()
+            && let Ok((seq, write)) = rx.try_recv()
         {
+            last = seq;
             batch.push(write);
         }
-        if let Err(e) = cluster.write_all(batch).await {
+        let result = cluster.write_all(batch).await;
+        if result.is_ok() {
+            cluster.flushed.send_if_modified(|f| {
+                let newer = last > *f;
+                if newer {
+                    *f = last;
+                }
+                newer
+            });
+        }
+        if let Err(e) = result {
             // Records are rewritten by the heartbeat's resync once Redis answers again.
             tracing::debug!(error = %e, "cluster: write to Redis failed");
             cluster.beat_ok.store(false, Ordering::Relaxed);
@@ -821,6 +1302,7 @@ mod tests {
                 user: "alice".into(),
                 target: "T".into(),
                 arguments: vec![Value::from(1)],
+                owner: None,
             },
         };
         let v = serde_json::to_value(&m).unwrap();
@@ -833,20 +1315,6 @@ mod tests {
         ))
         .unwrap();
         assert!(matches!(c.op, BusOp::GroupConnection { add: true, .. }));
-    }
-
-    #[test]
-    fn an_orphaned_call_ends_once() {
-        let mut ringing = serde_json::json!({"callId": "c", "state": "ringing"});
-        assert!(finish_orphaned_call(&mut ringing, 5));
-        assert_eq!(ringing["state"], "missed");
-        assert_eq!(ringing["endReason"], "missed");
-        assert_eq!(ringing["endedAt"], 5);
-        assert!(!finish_orphaned_call(&mut ringing, 6));
-        let mut held = serde_json::json!({"callId": "c", "state": "held"});
-        assert!(finish_orphaned_call(&mut held, 5));
-        assert_eq!(held["state"], "ended");
-        assert_eq!(held["endReason"], "failed");
     }
 
     #[test]

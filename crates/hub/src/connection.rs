@@ -750,6 +750,15 @@ impl Driver {
                 } else {
                     self.hub.invoke(&self.info, &target, &arguments)
                 };
+                if let (Some(id), Some(cluster), Ok(_)) =
+                    (&invocation_id, self.hub.cluster(), &result)
+                    && !cluster.all_written()
+                {
+                    // --redis: answer once the change is in Redis, so that an accepted call
+                    // stays accepted if this node dies right after (docs/scale-out.md).
+                    self.complete_when_written(id.clone(), cluster.clone(), result);
+                    return;
+                }
                 self.complete(invocation_id, &target, result);
             }
             HubMessage::StreamInvocation {
@@ -837,6 +846,39 @@ impl Driver {
             let _ = tx.send((id, done)).await;
         });
         streams.running.insert(invocation_id, task.abort_handle());
+    }
+
+    /// Sends the completion once every write queued so far is in Redis (at most 2 s), on
+    /// the channel streams use.
+    fn complete_when_written(
+        &mut self,
+        invocation_id: String,
+        cluster: Arc<crate::cluster::Cluster>,
+        result: Result<Option<Value>, String>,
+    ) {
+        let tx = match &self.streams_tx {
+            Some(tx) => tx.clone(),
+            None => {
+                let (tx, rx) = mpsc::channel(64);
+                self.streams_rx = Some(rx);
+                self.streams_tx.insert(tx).clone()
+            }
+        };
+        let outcome = match result {
+            Ok(None) => CompletionOutcome::Void,
+            Ok(Some(value)) => CompletionOutcome::Result(value),
+            Err(error) => CompletionOutcome::Error(error),
+        };
+        tokio::spawn(async move {
+            if !cluster.written(Duration::from_secs(2)).await {
+                tracing::warn!("an invocation's change did not reach Redis within 2 s");
+            }
+            let done = HubMessage::Completion {
+                invocation_id: invocation_id.clone(),
+                outcome,
+            };
+            let _ = tx.send((invocation_id, done)).await;
+        });
     }
 
     fn complete(

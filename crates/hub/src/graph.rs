@@ -73,7 +73,7 @@ use crate::presence::{
 fn apply(hub: &Arc<Hub>, id: &str, change: Change) -> Result<(), ()> {
     let now = unix_now_ms();
     let graph = &hub.graph;
-    let (pushed, expiry) = {
+    let (pushed, expiry, copy) = {
         let mut inner = graph.lock();
         if !inner.users.contains_key(id) && inner.users.len() >= MAX_USERS {
             return Ok(());
@@ -99,8 +99,17 @@ fn apply(hub: &Arc<Hub>, id: &str, change: Change) -> Result<(), ()> {
             Change::ClearPreferred => user.preferred = None,
         }
         let expiry = user.next_expiry();
-        (changed(&mut inner, id, now), expiry)
+        let copy = hub.cluster().map(|_| user.to_copy());
+        (changed(&mut inner, id, now), expiry, copy)
     };
+    if let (Some(copy), Some(cluster)) = (copy, hub.cluster()) {
+        // --redis: the other nodes take the user's presence (and push to their watchers).
+        cluster.save_presence(id, &copy);
+        cluster.publish(crate::cluster::BusOp::Presence {
+            user: id.to_owned(),
+            state: copy,
+        });
+    }
     if let Some((message, to)) = pushed {
         push(hub, id, message, to);
     }
@@ -110,17 +119,45 @@ fn apply(hub: &Arc<Hub>, id: &str, change: Change) -> Result<(), ()> {
     Ok(())
 }
 
-/// A stand-in user's aggregate moved: Graph subscriptions are notified
-/// ([`crate::graph_subscriptions::notify`]); `subscribePresence` watchers get
-/// `PresenceChanged`, unless this hub reads presence from real Graph ([`crate::graph_link`]
-/// pushes then).
+/// A stand-in user's aggregate moved: this node's Graph subscriptions are notified
+/// ([`crate::graph_subscriptions::notify`]); this node's `subscribePresence` watchers get
+/// `PresenceChanged` on their connections here (with `--redis` every node does the same for
+/// its own, [`replicate`]), unless this hub reads presence from real Graph
+/// ([`crate::graph_link`] pushes then).
 fn push(hub: &Hub, id: &str, presence: Value, to: Vec<(String, String)>) {
     crate::graph_subscriptions::notify(hub, id);
     if push_mode(hub) != "stand-in" {
         return;
     }
     for (hub_name, user) in to {
-        hub.send_to_user(&hub_name, &user, "PresenceChanged", vec![presence.clone()]);
+        hub.send_to_user_here(&hub_name, &user, "PresenceChanged", vec![presence.clone()]);
+    }
+}
+
+/// `--redis`: another node changed (or Redis holds) a stand-in user's presence: it replaces
+/// this node's, and if the aggregate moved, this node's watchers and Graph subscriptions hear
+/// it; its expiry is timed here too.
+pub fn replicate(hub: &Hub, id: &str, copy: &Value) {
+    let Some(state) = UserPresence::from_copy(copy) else {
+        return;
+    };
+    let now = unix_now_ms();
+    let (pushed, expiry) = {
+        let mut inner = hub.graph.lock();
+        if !inner.users.contains_key(id) && inner.users.len() >= MAX_USERS {
+            return;
+        }
+        let user = inner.users.entry(id.to_owned()).or_default();
+        user.sessions = state.sessions;
+        user.preferred = state.preferred;
+        let expiry = user.next_expiry();
+        (changed(&mut inner, id, now), expiry)
+    };
+    if let Some((message, to)) = pushed {
+        push(hub, id, message, to);
+    }
+    if let Some(at) = expiry {
+        schedule_refresh(hub.weak(), id.to_owned(), at);
     }
 }
 

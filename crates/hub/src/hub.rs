@@ -101,6 +101,10 @@ pub(crate) enum SessionRequest {
     Overflow,
 }
 
+/// Takes a user's presence (its stand-in state, `{"sessions", "preferred"?}`) that another
+/// hub node changed ([`Hub::on_presence`]).
+pub type PresenceReplicator = fn(&Hub, &str, &Value);
+
 /// The table of hub methods clients may invoke ([`crate::methods`]): handlers run
 /// `target(arguments)` for a connection on this hub.
 pub type HubMethods = MethodTable<Hub, ConnectionInfo>;
@@ -124,8 +128,10 @@ pub enum Delivery {
     },
 }
 
-/// A record of `POST /api/userclient`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A record of `POST /api/userclient` (with `--redis` also kept in Redis as
+/// `{"userId","connectionId"?,"connectionStatus"?}`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct UserClient {
     /// The user.
     pub user_id: String,
@@ -163,6 +169,8 @@ pub(crate) struct Inner {
     pub(crate) directory: crate::numbers::Directory,
     pub(crate) agents: crate::agents::AgentStore,
     user_clients: VecDeque<UserClient>,
+    /// With `--redis`: agents connected on another node, and which (from their states).
+    remote_online: HashMap<String, String>,
     /// With `--redis`: every call state is copied to Redis for reads through any node.
     cluster: Option<Arc<crate::cluster::Cluster>>,
 }
@@ -177,6 +185,8 @@ pub struct Hub {
     methods: HubMethods,
     inner: Mutex<Inner>,
     cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
+    /// With `--redis`: where another node's presence change goes ([`Hub::on_presence`]).
+    presence: std::sync::OnceLock<PresenceReplicator>,
     shutdown: watch::Sender<bool>,
     weak: Weak<Hub>,
 }
@@ -247,6 +257,7 @@ impl Hub {
             }),
             shutdown,
             cluster: std::sync::OnceLock::new(),
+            presence: std::sync::OnceLock::new(),
             weak: weak.clone(),
         }))
     }
@@ -269,6 +280,18 @@ impl Hub {
         self.cluster
             .set(cluster)
             .map_err(|_| "this hub already joined a cluster".to_owned())
+    }
+
+    /// Sets what takes a presence change another node published (`--redis`; the Graph
+    /// stand-in's `replicate`, wired by [`crate::serve`]). A second call changes nothing.
+    pub fn on_presence(&self, replicate: PresenceReplicator) {
+        let _ = self.presence.set(replicate);
+    }
+
+    fn replicate_presence(&self, user: &str, state: &Value) {
+        if let Some(replicate) = self.presence.get() {
+            replicate(self, user, state);
+        }
     }
 
     /// The cluster this node belongs to (`--redis`), if any.
@@ -305,6 +328,67 @@ impl Hub {
         match self.cluster() {
             Some(c) => c.user_elsewhere(hub, user).await,
             None => Ok(false),
+        }
+    }
+
+    /// Another live node holding a connection of `user` to `hub` (`None` without `--redis`);
+    /// it registers a call rung through this node when the user has no connection here.
+    pub async fn user_node_elsewhere(
+        &self,
+        hub: &str,
+        user: &str,
+    ) -> Result<Option<String>, crate::cluster::RedisDown> {
+        match self.cluster() {
+            Some(c) => c.user_node_elsewhere(hub, user).await,
+            None => Ok(None),
+        }
+    }
+
+    /// With `--redis`: takes the live calls of `user` over to this node before they connect
+    /// here (a negotiate), so that `getCalls`, `acceptCall` and `hangUp` find them
+    /// ([`crate::cluster::Cluster::pull_calls`]; a call whose node died continues here).
+    pub async fn pull_calls(&self, hub: &str, user: &str) -> Result<(), crate::cluster::RedisDown> {
+        let Some(c) = self.cluster() else {
+            return Ok(());
+        };
+        for copy in c.pull_calls(hub, user).await? {
+            self.adopt_call(copy);
+        }
+        Ok(())
+    }
+
+    /// Takes over a call from its copy (this node owns it in Redis now): the local registry
+    /// has it, its ring timeout runs here for what is left of it, the agent's connections
+    /// here hear `CallUpdated`, and an answered call puts the agent on call here.
+    pub fn adopt_call(&self, copy: Value) {
+        let Some(call) = crate::registry::Call::from_copy(&copy) else {
+            return;
+        };
+        let now = crate::auth::unix_now_ms();
+        let mut inner = self.lock();
+        let call = inner.calls.adopt(call);
+        tracing::info!(call_id = %call.call_id, state = call.state.as_str(), "call taken over from another node");
+        inner.announce(&Transition {
+            call: call.clone(),
+            ended: None,
+        });
+        if call.state == State::Ringing {
+            let deadline = call.created_at + self.config.ring_timeout.as_millis() as u64;
+            self.ring_timer(
+                call.call_id.clone(),
+                call.generation,
+                Duration::from_millis(deadline.saturating_sub(now)),
+            );
+        } else if !call.state.is_final()
+            && call.answered_at.is_some()
+            && let Some(s) = inner.agents.call_answered(
+                &call.agent,
+                &call.call_id,
+                call.direction == "inbound",
+                now,
+            )
+        {
+            inner.agent_changed(&s);
         }
     }
 
@@ -411,28 +495,37 @@ impl Hub {
                 user,
                 target,
                 mut arguments,
+                owner,
             } => {
                 let mut inner = self.lock();
                 let ids = inner.user_connections(&hub, &user);
                 if ids.is_empty() {
                     return;
                 }
-                self.register_incoming_call_argument(
-                    &mut inner,
-                    &hub,
-                    &user,
-                    &target,
-                    &mut arguments,
-                );
+                if self.owns(owner.as_deref()) {
+                    self.register_incoming_call_argument(
+                        &mut inner,
+                        &hub,
+                        &user,
+                        &target,
+                        &mut arguments,
+                    );
+                }
                 inner.deliver(&ids, &HubMessage::send(&target, arguments));
             }
-            BusOp::Notify { hub, user, message } => {
+            BusOp::Notify {
+                hub,
+                user,
+                message,
+                owner,
+            } => {
                 let mut inner = self.lock();
                 let ids = inner.user_connections(&hub, &user);
                 if ids.is_empty() {
                     return;
                 }
-                if let Ok(incoming) = IncomingCall::from_seed_message(&message)
+                if self.owns(owner.as_deref())
+                    && let Ok(incoming) = IncomingCall::from_seed_message(&message)
                     && let Some(call_id) = incoming.call_id.clone()
                 {
                     self.register_call(&mut inner, call_id, &hub, &user, &incoming);
@@ -498,6 +591,27 @@ impl Hub {
                     });
                 }
             }
+            BusOp::HandOver {
+                call_id,
+                from,
+                request,
+            } => {
+                let Some(c) = self.cluster() else { return };
+                let Some(call) = self.lock().calls.remove(&call_id) else {
+                    return; // not the owner
+                };
+                tracing::info!(%call_id, to = %from, "call handed over to another node");
+                c.hand_over(
+                    &call_id,
+                    &from,
+                    BusOp::Reply {
+                        to: from.clone(),
+                        request,
+                        status: 200,
+                        body: call.to_copy(),
+                    },
+                );
+            }
             BusOp::Reply {
                 to,
                 request,
@@ -508,12 +622,13 @@ impl Hub {
                     c.reply_arrived(&to, &request, status, body);
                 }
             }
-            BusOp::Agent { state } => {
+            BusOp::Agent { state, node } => {
                 let Ok(agent) = serde_json::from_value::<crate::agents::AgentState>(state.clone())
                 else {
                     return;
                 };
                 let mut inner = self.lock();
+                inner.remote_presence(&agent.user_id, &state, node.as_deref());
                 inner.agents.replicate(agent, crate::auth::unix_now_ms());
                 let ids: Vec<String> = inner
                     .groups
@@ -522,6 +637,9 @@ impl Hub {
                     .flat_map(|(hub, name)| inner.group_connections(hub, name))
                     .collect();
                 inner.deliver(&ids, &HubMessage::send("AgentStateChanged", vec![state]));
+            }
+            BusOp::Presence { user, state } => {
+                self.replicate_presence(&user, &state);
             }
             BusOp::GroupUser {
                 hub,
@@ -547,6 +665,15 @@ impl Hub {
                     self.group_remove_connection_local(&hub, &group, &connection);
                 }
             }
+        }
+    }
+
+    /// Whether this node registers a call a backplane message names `owner` for (no owner
+    /// named: every node holding a connection of the user does).
+    fn owns(&self, owner: Option<&str>) -> bool {
+        match (owner, self.cluster()) {
+            (Some(owner), Some(c)) => owner == c.node_id(),
+            _ => true,
         }
     }
 
@@ -700,6 +827,15 @@ impl Hub {
         {
             // First connection: supervisors see the agent come online.
             inner.presence_changed(user);
+            // --redis: a wrap-up begun on another node (which may have died) ends here too.
+            let now = crate::auth::unix_now_ms();
+            let state = inner.agents.get(user, now);
+            if self.cluster().is_some()
+                && state.state == crate::agents::WRAP_UP
+                && let (Some(end), Some(call_id)) = (state.wrap_up_ends_at, state.call_id)
+            {
+                self.wrap_up_timer(user.clone(), call_id, end.saturating_sub(now));
+            }
         }
         drop(inner);
         if let Some(cluster) = self.cluster() {
@@ -928,20 +1064,21 @@ impl Hub {
         target: &str,
         arguments: Vec<Value>,
     ) -> Result<usize, Box<crate::agents::Refusal>> {
-        self.send_to_user_in_cluster(hub, user, target, arguments, false)
+        self.send_to_user_in_cluster(hub, user, target, arguments, None)
     }
 
-    /// [`Hub::send_to_user_routed`] in a cluster: `elsewhere` says the user is connected on
-    /// another node ([`Hub::user_elsewhere`]), which counts as connected for the routing
-    /// decision. The send is also published on the backplane; the returned count is this
-    /// node's connections only.
+    /// [`Hub::send_to_user_routed`] in a cluster: `elsewhere` names another node where the
+    /// user is connected ([`Hub::user_node_elsewhere`]), which counts as connected for the
+    /// routing decision and registers the call when the user has no connection here. The
+    /// send is also published on the backplane; the returned count is this node's
+    /// connections only.
     pub fn send_to_user_in_cluster(
         &self,
         hub: &str,
         user: &str,
         target: &str,
         mut arguments: Vec<Value>,
-        elsewhere: bool,
+        elsewhere: Option<String>,
     ) -> Result<usize, Box<crate::agents::Refusal>> {
         let hub = hub.to_ascii_lowercase();
         let mut inner = self.lock();
@@ -953,7 +1090,7 @@ impl Hub {
         if is_call
             && let Some(refusal) = inner.agents.refusal(
                 user,
-                !ids.is_empty() || elsewhere,
+                !ids.is_empty() || elsewhere.is_some(),
                 crate::auth::unix_now_ms(),
             )
         {
@@ -970,11 +1107,16 @@ impl Hub {
             object.insert("callId".into(), Value::String(new_call_id()));
         }
         if let Some(c) = cluster {
+            let owner = match ids.is_empty() {
+                true => elsewhere,
+                false => Some(c.node_id().to_owned()),
+            };
             c.publish(crate::cluster::BusOp::User {
                 hub: hub.clone(),
                 user: user.to_owned(),
                 target: target.to_owned(),
                 arguments: arguments.clone(),
+                owner,
             });
         }
         if ids.is_empty() {
@@ -982,6 +1124,20 @@ impl Hub {
         }
         self.register_incoming_call_argument(&mut inner, &hub, user, target, &mut arguments);
         Ok(inner.deliver(&ids, &HubMessage::send(target, arguments)))
+    }
+
+    /// Sends `target(arguments)` to the user's connections on this node only (not published):
+    /// for pushes every node makes for its own connections (presence).
+    pub(crate) fn send_to_user_here(
+        &self,
+        hub: &str,
+        user: &str,
+        target: &str,
+        arguments: Vec<Value>,
+    ) -> usize {
+        let inner = self.lock();
+        let ids = inner.user_connections(&hub.to_ascii_lowercase(), user);
+        inner.deliver(&ids, &HubMessage::send(target, arguments))
     }
 
     /// Sends to one connection (registering an `IncomingCall` for its user, as above).
@@ -1095,18 +1251,19 @@ impl Hub {
     /// message's `callId` or a new one, which is then added to the message text (all other
     /// fields kept as sent). Nothing is sent or registered when the user is not connected.
     pub fn send_message_to_user(&self, hub: &str, user: &str, message: &str) -> Delivery {
-        self.send_message_to_user_in_cluster(hub, user, message, false)
+        self.send_message_to_user_in_cluster(hub, user, message, None)
     }
 
-    /// [`Hub::send_message_to_user`] in a cluster: `elsewhere` says the user is connected on
-    /// another node ([`Hub::user_elsewhere`]). The message (with its `callId`) is also
-    /// published on the backplane; the node holding the user's connection registers the call.
+    /// [`Hub::send_message_to_user`] in a cluster: `elsewhere` names another node where the
+    /// user is connected ([`Hub::user_node_elsewhere`]). The message (with its `callId`) is
+    /// also published on the backplane; one node registers (owns) the call: this one when the
+    /// user is connected here, else `elsewhere`.
     pub fn send_message_to_user_in_cluster(
         &self,
         hub: &str,
         user: &str,
         message: &str,
-        elsewhere: bool,
+        elsewhere: Option<String>,
     ) -> Delivery {
         let hub = hub.to_ascii_lowercase();
         let mut inner = self.lock();
@@ -1114,13 +1271,13 @@ impl Hub {
         if IncomingCall::from_seed_message(message).is_ok()
             && let Some(refusal) = inner.agents.refusal(
                 user,
-                !ids.is_empty() || elsewhere,
+                !ids.is_empty() || elsewhere.is_some(),
                 crate::auth::unix_now_ms(),
             )
         {
             return Delivery::Refused(refusal);
         }
-        if ids.is_empty() && !elsewhere {
+        if ids.is_empty() && elsewhere.is_none() {
             return Delivery::NotConnected;
         }
         let (text, call_id) = match IncomingCall::from_seed_message(message) {
@@ -1140,18 +1297,26 @@ impl Hub {
             }
             Err(_) => (message.to_owned(), None),
         };
-        if elsewhere && let Some(c) = self.cluster() {
+        let elsewhere_too = elsewhere.is_some();
+        if let Some(owner) = elsewhere
+            && let Some(c) = self.cluster()
+        {
+            let owner = match ids.is_empty() {
+                true => owner,
+                false => c.node_id().to_owned(),
+            };
             c.publish(crate::cluster::BusOp::Notify {
                 hub: hub.clone(),
                 user: user.to_owned(),
                 message: text.clone(),
+                owner: Some(owner),
             });
         }
         let taken = inner.deliver(
             &ids,
             &HubMessage::send("ReceiveNotification", vec![Value::String(text)]),
         );
-        if taken == 0 && !elsewhere {
+        if taken == 0 && !elsewhere_too {
             return Delivery::NotDelivered;
         }
         Delivery::Delivered { call_id }
@@ -1196,17 +1361,21 @@ impl Hub {
         let now = crate::auth::unix_now_ms();
         let call = inner.calls.register(call_id, hub, user, incoming, now);
         if let Some(cluster) = &inner.cluster {
-            cluster.copy_call(&call.call_id, &call.to_json());
+            cluster.copy_call(&call);
         }
         inner.agents.offered(user, now);
         tracing::info!(call_id = %call.call_id, agent = %user, "call ringing");
+        self.ring_timer(call.call_id, call.generation, self.config.ring_timeout);
+    }
+
+    /// The ring backstop: after `after`, the call of this `generation`, if still ringing, is
+    /// missed.
+    fn ring_timer(&self, call_id: String, generation: u64, after: Duration) {
         let weak = self.weak.clone();
-        let timeout = self.config.ring_timeout;
-        let (id, generation) = (call.call_id, call.generation);
         tokio::spawn(async move {
-            tokio::time::sleep(timeout).await;
+            tokio::time::sleep(after).await;
             if let Some(hub) = weak.upgrade() {
-                hub.expire_call(&id, generation);
+                hub.expire_call(&call_id, generation);
             }
         });
     }
@@ -1367,8 +1536,12 @@ impl Hub {
         Ok(t.call)
     }
 
-    /// Stores a `POST /api/userclient` record (the newest [`MAX_USER_CLIENTS`] are kept).
+    /// Stores a `POST /api/userclient` record (the newest [`MAX_USER_CLIENTS`] are kept; with
+    /// `--redis` the newest of each user is also written to `sb:<ns>:userclient:<user>`).
     pub fn record_user_client(&self, record: UserClient) {
+        if let (Some(c), Ok(json)) = (self.cluster(), serde_json::to_value(&record)) {
+            c.save_user_client(&record.user_id, &json);
+        }
         let mut inner = self.lock();
         if inner.user_clients.len() >= MAX_USER_CLIENTS {
             inner.user_clients.pop_front();
@@ -1384,6 +1557,24 @@ impl Hub {
             .rev()
             .find(|r| r.user_id == user_id)
             .cloned()
+    }
+
+    /// [`Hub::user_client`] on any node: this node's record, else (`--redis`) the one stored
+    /// in Redis by any node.
+    pub async fn user_client_anywhere(
+        &self,
+        user_id: &str,
+    ) -> Result<Option<UserClient>, crate::cluster::RedisDown> {
+        if let Some(record) = self.user_client(user_id) {
+            return Ok(Some(record));
+        }
+        match self.cluster() {
+            Some(c) => Ok(c
+                .user_client(user_id)
+                .await?
+                .and_then(|v| serde_json::from_value(v).ok())),
+            None => Ok(None),
+        }
     }
 
     // ----- hub methods -----------------------------------------------------------------------
@@ -1573,12 +1764,38 @@ impl Inner {
         let mut value = state.to_json();
         value["connected"] = Value::Bool(self.user_online(&state.user_id));
         if let Some(cluster) = &self.cluster {
+            let mut stored = value.clone();
+            stored["node"] = Value::String(cluster.node_id().to_owned());
+            cluster.save_agent(&state.user_id, &stored);
             cluster.publish(crate::cluster::BusOp::Agent {
                 state: value.clone(),
+                node: Some(cluster.node_id().to_owned()),
             });
         }
         let ids: Vec<String> = ids.into_iter().collect();
         self.deliver(&ids, &HubMessage::send("AgentStateChanged", vec![value]));
+    }
+
+    /// Another node's view of whether `user` is connected there (`state["connected"]`):
+    /// remembered for `getTeamAgentStates` while that node lives.
+    fn remote_presence(&mut self, user: &str, state: &Value, node: Option<&str>) {
+        let Some(node) = node else { return };
+        if state["connected"] == Value::Bool(true) {
+            self.remote_online.insert(user.to_owned(), node.to_owned());
+        } else if self.remote_online.get(user).is_some_and(|n| n == node) {
+            self.remote_online.remove(user);
+        }
+    }
+
+    /// Whether `user` is connected here or (`--redis`) on another live node, as that node
+    /// last said.
+    pub(crate) fn user_online_anywhere(&self, user: &str) -> bool {
+        self.user_online(user)
+            || self.remote_online.get(user).is_some_and(|node| {
+                self.cluster
+                    .as_ref()
+                    .is_some_and(|c| c.node_id() != node && c.is_live(node))
+            })
     }
 
     /// A user's first connection opened or their last closed: supervisors hear the state
@@ -1592,7 +1809,7 @@ impl Inner {
     /// `CallEnded(callId, reason)`.
     pub(crate) fn announce(&self, t: &Transition) {
         if let Some(cluster) = &self.cluster {
-            cluster.copy_call(&t.call.call_id, &t.call.to_json());
+            cluster.copy_call(&t.call);
         }
         let ids = self.user_connections(&t.call.hub, &t.call.agent);
         self.deliver(
@@ -1653,6 +1870,58 @@ impl crate::cluster::Node for Hub {
 
     fn shutdown_signal(&self) -> watch::Receiver<bool> {
         self.subscribe_shutdown()
+    }
+
+    fn adopt(&self, copy: Value) {
+        self.adopt_call(copy);
+    }
+
+    fn local_calls(&self) -> Vec<Value> {
+        self.lock().calls.all().map(Call::to_copy).collect()
+    }
+
+    fn forget_call(&self, call_id: &str) {
+        self.lock().calls.remove(call_id);
+    }
+
+    fn agent_loaded(&self, stored: Value) {
+        let Ok(agent) = serde_json::from_value::<crate::agents::AgentState>(stored.clone()) else {
+            return;
+        };
+        let now = crate::auth::unix_now_ms();
+        let mut inner = self.lock();
+        if inner.user_online(&agent.user_id) {
+            return; // connected here: this node's state is the one that counts
+        }
+        let user = agent.user_id.clone();
+        if inner.agents.replicate_if_newer(agent, now) {
+            let node = stored["node"].as_str().map(str::to_owned);
+            inner.remote_presence(&user, &stored, node.as_deref());
+        }
+    }
+
+    fn presence_loaded(&self, user: &str, stored: Value) {
+        self.replicate_presence(user, &stored);
+    }
+
+    fn local_agents(&self) -> Vec<Value> {
+        let now = crate::auth::unix_now_ms();
+        let mut inner = self.lock();
+        let Some(node) = inner.cluster.as_ref().map(|c| c.node_id().to_owned()) else {
+            return Vec::new();
+        };
+        let mut users: Vec<String> = inner.users.keys().map(|(_, u)| u.clone()).collect();
+        users.sort();
+        users.dedup();
+        users
+            .into_iter()
+            .map(|user| {
+                let mut value = inner.agents.get(&user, now).to_json();
+                value["connected"] = Value::Bool(true);
+                value["node"] = Value::String(node.clone());
+                value
+            })
+            .collect()
     }
 }
 

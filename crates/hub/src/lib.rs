@@ -216,6 +216,8 @@ pub fn serve(listener: TcpListener, mut config: HubConfig) -> std::io::Result<Ru
     let redis_url = config.redis_url.clone();
     let hub = Hub::try_new(config, hub_methods()).map_err(std::io::Error::other)?;
     if let Some(url) = redis_url {
+        // Presence changes from other nodes go to the Graph stand-in (hub.rs names no graph).
+        hub.on_presence(graph::replicate);
         hub.join_cluster(&url).map_err(std::io::Error::other)?;
     }
     graph_link::start(&hub);

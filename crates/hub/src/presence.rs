@@ -128,6 +128,52 @@ impl UserPresence {
             .unwrap_or(OFFLINE)
     }
 
+    /// What other hub nodes need of it (`--redis`; [`crate::cluster`]):
+    /// `{"sessions": [{"id","availability","activity","expires"?,"setAt"}], "preferred"?:
+    /// {"availability","activity","expires"}}` (times Unix ms).
+    pub(crate) fn to_copy(&self) -> Value {
+        let sessions: Vec<Value> = self
+            .sessions
+            .iter()
+            .map(|s| {
+                let mut v = s.presence.to_wire();
+                v["id"] = Value::String(s.id.clone());
+                v["expires"] = json!(s.expires);
+                v["setAt"] = json!(s.set_at);
+                v
+            })
+            .collect();
+        let mut copy = json!({ "sessions": sessions });
+        if let Some((p, expires)) = self.preferred {
+            let mut v = p.to_wire();
+            v["expires"] = json!(expires);
+            copy["preferred"] = v;
+        }
+        copy
+    }
+
+    /// Reads [`UserPresence::to_copy`] (`last` left unset); `None` when it is not one.
+    pub(crate) fn from_copy(copy: &Value) -> Option<Self> {
+        let mut sessions = Vec::new();
+        for s in copy.get("sessions")?.as_array()?.iter().take(MAX_SESSIONS) {
+            sessions.push(Session {
+                id: s.get("id")?.as_str()?.to_owned(),
+                presence: Presence::from_wire(s)?,
+                expires: s.get("expires").and_then(Value::as_u64),
+                set_at: s.get("setAt").and_then(Value::as_u64).unwrap_or(0),
+            });
+        }
+        let preferred = match copy.get("preferred") {
+            Some(p) => Some((Presence::from_wire(p)?, p.get("expires")?.as_u64()?)),
+            None => None,
+        };
+        Some(Self {
+            sessions,
+            preferred,
+            last: None,
+        })
+    }
+
     pub(crate) fn next_expiry(&self) -> Option<u64> {
         let sessions = self.sessions.iter().filter_map(|s| s.expires);
         sessions.chain(self.preferred.map(|(_, e)| e)).min()

@@ -28,7 +28,8 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use switchboard_core::call::machine::{self, CallPhase, Command, Signal};
 use switchboard_core::{IncomingCall, RejectReason};
 
@@ -42,7 +43,7 @@ pub const KEPT_DTMF_DIGITS: usize = 64;
 const MACHINE_RING_MS: f64 = 86_400_000.0;
 
 /// The wire state of a call (`state` of the call object), lower case.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum State {
     /// Inbound: offered to the agent, not yet answered.
@@ -91,7 +92,7 @@ impl State {
 }
 
 /// Why a call ended, the second argument of the `CallEnded(callId, reason)` hub target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum EndReason {
     /// Answered, then hung up (by either side) or transferred away.
@@ -216,6 +217,136 @@ impl Call {
     /// The JSON object sent on the wire.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).expect("a call serialises")
+    }
+
+    /// The copy kept in Redis with `--redis` ([`crate::cluster`]): the wire object plus
+    /// `"hub"` (which hub's connections hear about the call) and, on hold, `"heldSince"`
+    /// (Unix ms), so that another node can take the call over ([`Call::from_copy`]).
+    pub fn to_copy(&self) -> Value {
+        let mut value = self.to_json();
+        value["hub"] = Value::String(self.hub.clone());
+        if let Some(since) = self.machine.held_since_ms() {
+            value["heldSince"] = Value::from(since as u64);
+        }
+        value
+    }
+
+    /// The wire object of a copy ([`Call::to_copy`]): without its `hub` and `heldSince`.
+    pub fn wire_of_copy(mut copy: Value) -> Value {
+        if let Some(object) = copy.as_object_mut() {
+            object.remove("hub");
+            object.remove("heldSince");
+        }
+        copy
+    }
+
+    /// Rebuilds a call from its copy ([`Call::to_copy`]) when another node takes it over:
+    /// the wire fields as written, the agent-side machine replayed to the same phase (answer
+    /// at `answeredAt`, the hold time so far, a consult or conference). `generation` is 0
+    /// ([`CallRegistry::adopt`] sets it) and the peer link of an agent-to-agent call is not
+    /// kept. `None` when the copy is not a call.
+    pub fn from_copy(copy: &Value) -> Option<Call> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Copy {
+            call_id: String,
+            state: State,
+            agent: String,
+            phone_number: String,
+            display: Option<String>,
+            caller_name: Option<String>,
+            queue: Option<String>,
+            comments: Option<String>,
+            direction: String,
+            created_at: u64,
+            answered_at: Option<u64>,
+            ended_at: Option<u64>,
+            held_ms: Option<u64>,
+            conference: Option<bool>,
+            transfer_target: Option<String>,
+            reject_reason: Option<RejectReason>,
+            end_reason: Option<EndReason>,
+            dtmf: Option<String>,
+            muted: Option<bool>,
+            acknowledgement: Option<String>,
+            wrap_up: Option<crate::agents::WrapUp>,
+            hub: String,
+            held_since: Option<u64>,
+        }
+        let c: Copy = serde_json::from_value(copy.clone()).ok()?;
+        let outbound = c.direction == "outbound";
+        let created = c.created_at as f64;
+        let mut m = if outbound {
+            machine::Call::outbound(c.call_id.clone(), created, MACHINE_RING_MS)
+        } else {
+            machine::Call::inbound(c.call_id.clone(), created, MACHINE_RING_MS)
+        };
+        let answered = c.answered_at.unwrap_or(c.created_at) as f64;
+        let held = c.held_ms.unwrap_or(0) as f64;
+        if outbound && c.state != State::Dialling {
+            m.apply(&Signal::Alerting, created);
+        }
+        if c.answered_at.is_some() {
+            m.apply(&Signal::Answered, answered);
+            if held > 0.0 {
+                m.apply(&Signal::Held, answered);
+                m.apply(&Signal::Resumed, answered + held);
+            }
+            if c.conference == Some(true) {
+                m.apply(&Signal::ConsultStarted, answered + held);
+                m.apply(&Signal::Conferenced, answered + held);
+            }
+        }
+        let now = c
+            .ended_at
+            .or(c.held_since)
+            .map(|t| t as f64)
+            .unwrap_or(answered + held);
+        match c.state {
+            State::Held => {
+                m.apply(&Signal::Held, now);
+            }
+            State::Transferring => {
+                m.apply(&Signal::ConsultStarted, now);
+            }
+            State::Missed => {
+                m.apply(&Signal::NoAnswer, now);
+            }
+            State::Rejected => {
+                m.apply(&Signal::Rejected, now);
+            }
+            State::Ended => {
+                m.apply(&Signal::HungUp, now);
+            }
+            _ => {}
+        }
+        Some(Call {
+            call_id: c.call_id,
+            state: c.state,
+            agent: c.agent,
+            phone_number: c.phone_number,
+            display: c.display,
+            caller_name: c.caller_name,
+            queue: c.queue,
+            comments: c.comments,
+            direction: if outbound { "outbound" } else { "inbound" },
+            created_at: c.created_at,
+            answered_at: c.answered_at,
+            ended_at: c.ended_at,
+            held_ms: c.held_ms,
+            conference: c.conference,
+            transfer_target: c.transfer_target,
+            reject_reason: c.reject_reason,
+            end_reason: c.end_reason,
+            dtmf: c.dtmf,
+            muted: c.muted,
+            acknowledgement: c.acknowledgement,
+            wrap_up: c.wrap_up,
+            hub: c.hub,
+            generation: 0,
+            peer: None,
+            machine: m,
+        })
     }
 
     fn is_outbound(&self) -> bool {
@@ -486,6 +617,26 @@ impl CallRegistry {
         call.display = outbound.display;
         call.caller_name = outbound.callee_name;
         self.insert(call)
+    }
+
+    /// Takes over a call another node held ([`Call::from_copy`]): it replaces any call with
+    /// the same id and gets a new `generation` (for its ring backstop here).
+    pub fn adopt(&mut self, mut call: Call) -> Call {
+        self.next_generation += 1;
+        call.generation = self.next_generation;
+        self.insert(call)
+    }
+
+    /// Forgets a call (another node takes it over); the call as it was.
+    pub fn remove(&mut self, call_id: &str) -> Option<Call> {
+        let call = self.calls.remove(call_id)?;
+        self.order.retain(|id| id != call_id);
+        Some(call)
+    }
+
+    /// Every call held (any order).
+    pub fn all(&self) -> impl Iterator<Item = &Call> + '_ {
+        self.calls.values()
     }
 
     /// Links two legs of an agent-to-agent call.
@@ -954,6 +1105,63 @@ mod tests {
         ring(&mut reg, "c2");
         assert!(reg.get("c0").is_none(), "the finished call made room");
         assert!(reg.get("c1").is_some(), "the live call stays");
+    }
+
+    #[test]
+    fn a_copy_restores_the_call_in_every_state() {
+        let mut reg = CallRegistry::new();
+        ring(&mut reg, "r");
+        ring(&mut reg, "a");
+        reg.accept("a", "alice", 2000).unwrap();
+        ring(&mut reg, "h");
+        reg.accept("h", "alice", 2000).unwrap();
+        reg.hold("h", "alice", 3000).unwrap();
+        reg.resume("h", "alice", 4000).unwrap();
+        reg.hold("h", "alice", 5000).unwrap();
+        ring(&mut reg, "m");
+        reg.reject("m", "alice", RejectReason::Timeout, 1500)
+            .unwrap();
+        let out = reg.register_outbound(
+            "o".into(),
+            "switchboard",
+            "alice",
+            Outbound {
+                phone_number: "+14255550123".into(),
+                display: None,
+                callee_name: None,
+            },
+            1000,
+        );
+        reg.telephony(&out.call_id, &Signal::Alerting, None, 1100);
+        for id in ["r", "a", "h", "m", "o"] {
+            let call = reg.get(id).unwrap().clone();
+            let copy = call.to_copy();
+            assert_eq!(copy["hub"], "switchboard");
+            let back = Call::from_copy(&copy).unwrap();
+            assert_eq!(back.to_json(), call.to_json(), "{id}");
+            assert_eq!(back.hub, "switchboard");
+            assert_eq!(back.machine.phase(), call.machine.phase(), "{id}");
+        }
+        // The restored calls go on: accept the ringing one, resume and hang up the held one.
+        let mut other = CallRegistry::new();
+        for id in ["r", "h", "o"] {
+            other.adopt(Call::from_copy(&reg.get(id).unwrap().to_copy()).unwrap());
+        }
+        assert_eq!(
+            other.accept("r", "alice", 9000).unwrap().call.state,
+            State::Accepted
+        );
+        assert_eq!(
+            other.resume("h", "alice", 9000).unwrap().call.state,
+            State::Connected
+        );
+        let t = other.hang_up("h", "alice", 9500).unwrap();
+        assert_eq!(t.ended, Some(EndReason::Completed));
+        assert_eq!(t.call.held_ms, Some(5000), "1 s + 4 s on hold");
+        let t = other.telephony("o", &Signal::Answered, None, 9000).unwrap();
+        assert_eq!(t.call.state, State::Connected);
+        assert!(Call::from_copy(&serde_json::json!({"callId": "x"})).is_none());
+        assert!(other.remove("r").is_some() && other.get("r").is_none());
     }
 
     #[test]

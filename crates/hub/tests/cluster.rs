@@ -12,8 +12,9 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use switchboard_hub::RunningHub;
 
-/// Longest a cluster-wide fact may take to settle (heartbeat TTL 5 s plus a beat).
-const SETTLE: Duration = Duration::from_secs(12);
+/// Longest a cluster-wide fact may take to settle (heartbeat TTL 5 s plus a beat, or a ring
+/// timeout; generous, because two shared cores under load stretch every step).
+const SETTLE: Duration = Duration::from_secs(20);
 
 async fn node(redis: &RedisServer) -> RunningHub {
     let url = redis.url();
@@ -207,26 +208,160 @@ async fn a_ring_is_refused_offline_until_the_agent_is_connected_on_any_node() {
     assert_eq!(body["reason"], "offline");
 }
 
+/// Agent states live in Redis: a node started after the agents chose their states knows
+/// them (its supervisor's `getTeamAgentStates` lists every agent of the cluster, with
+/// `connected` as the cluster sees it) and refuses rings by them.
+#[tokio::test]
+async fn a_node_started_later_knows_every_agents_state() {
+    let redis = RedisServer::start();
+    let a = node(&redis).await;
+    let mut alice = Client::connect(&a.base_url(), "alice").await;
+    let mut bob = Client::connect(&a.base_url(), "bob").await;
+    alice.invoke_ok("setAgentState", vec![json!("Break")]).await;
+    bob.invoke_ok("setAgentState", vec![json!("Ready")]).await;
+    drop(bob);
+    until(|| async { user_seen(&a.base_url(), "bob").await == 404 }).await;
+
+    let b = node(&redis).await;
+    let (status, body) = ring(&b.base_url(), "alice").await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["reason"], "not-ready");
+    assert_eq!(body["state"], "Break");
+    let mut supervisor = Client::connect_as(&b.base_url(), "sue", Some("Supervisor")).await;
+    let team = supervisor.invoke_ok("getTeamAgentStates", vec![]).await;
+    let agent = |team: &Value, user: &str| {
+        team["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["userId"] == user)
+            .cloned()
+            .unwrap_or_else(|| panic!("{user} missing in {team}"))
+    };
+    assert_eq!(agent(&team, "alice")["state"], "Break", "{team}");
+    assert_eq!(agent(&team, "alice")["connected"], true, "{team}");
+    assert_eq!(agent(&team, "bob")["state"], "Ready");
+    assert_eq!(agent(&team, "bob")["connected"], false);
+    assert_eq!(agent(&team, "sue")["connected"], true);
+
+    // Alice comes back Ready on node B: node A's supervisor list follows.
+    drop(alice);
+    let mut alice = Client::connect(&b.base_url(), "alice").await;
+    assert_eq!(
+        alice.invoke_ok("getAgentState", vec![]).await["state"],
+        "Break",
+        "her state followed her to node B"
+    );
+    alice.invoke_ok("setAgentState", vec![json!("Ready")]).await;
+    let mut watcher = Client::connect_as(&a.base_url(), "sam", Some("Supervisor")).await;
+    let team = watcher.invoke_ok("getTeamAgentStates", vec![]).await;
+    assert_eq!(agent(&team, "alice")["state"], "Ready", "{team}");
+    assert_eq!(agent(&team, "alice")["connected"], true, "{team}");
+}
+
+/// `POST /api/userclient` through node A is known to node B (kept in Redis).
+#[tokio::test]
+async fn user_client_records_are_shared() {
+    let redis = RedisServer::start();
+    let a = node(&redis).await;
+    let b = node(&redis).await;
+    let body = json!({"userId": "alice", "connectionId": "c1", "connectionStatus": "connected"});
+    let r = sent(
+        http()
+            .post(format!("{}/api/userclient", a.base_url()))
+            .header("x-functions-key", KEY)
+            .json(&body),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert!(
+        b.hub.user_client("alice").is_none(),
+        "not in node B's memory"
+    );
+    until(|| async { b.hub.user_client_anywhere("alice").await.unwrap().is_some() }).await;
+    let seen = b.hub.user_client_anywhere("alice").await.unwrap();
+    let record = seen.unwrap();
+    assert_eq!(record.connection_id.as_deref(), Some("c1"));
+    assert_eq!(record.connection_status.as_deref(), Some("connected"));
+}
+
+/// The Graph presence stand-in is one for the cluster: a Teams presence set through node A
+/// reaches a `subscribePresence` watcher on node B once, and a node started later knows it.
+#[tokio::test]
+async fn the_presence_stand_in_is_shared() {
+    let redis = RedisServer::start();
+    let a = node(&redis).await;
+    let b = node(&redis).await;
+    let mut alice = Client::connect(&b.base_url(), "alice").await;
+    let answer = alice
+        .invoke_ok("subscribePresence", vec![json!(["bob"])])
+        .await;
+    assert_eq!(answer["push"], "stand-in", "{answer}");
+    assert_eq!(answer["value"][0]["availability"], "Available");
+
+    let r = sent(
+        http()
+            .post(format!("{}/simulator/presence", a.base_url()))
+            .json(&json!({"user": "bob", "availability": "Busy", "activity": "InACall"})),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let pushed = alice.expect_invocation("PresenceChanged").await;
+    assert_eq!(
+        pushed,
+        vec![json!({"id": "bob", "availability": "Busy", "activity": "InACall"})]
+    );
+    assert_eq!(graph_activity(&b.base_url(), "bob").await, "InACall");
+    // Exactly once: a later send arrives with no second PresenceChanged before it.
+    let path = "/api/v1/hubs/switchboard/users/alice";
+    let body = json!({"target": "Last", "arguments": []});
+    assert_eq!(
+        rest(Method::POST, &a.base_url(), path, "", Some(body)).await,
+        202
+    );
+    alice.expect_invocation("Last").await;
+    assert_eq!(alice.queued("PresenceChanged"), 0);
+
+    let c = node(&redis).await;
+    until(|| async { graph_activity(&c.base_url(), "bob").await == "InACall" }).await;
+}
+
+/// `GET /graph/v1.0/users/{id}/presence` with a dev user token → the activity.
+async fn graph_activity(base: &str, id: &str) -> String {
+    let token = dev_token(base, "reader").await;
+    let url = format!("{base}/graph/v1.0/users/{id}/presence");
+    let body: Value = sent(http().get(url).bearer_auth(token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    body["activity"].as_str().unwrap_or_default().to_owned()
+}
+
 /// A `switchboard-hub` process on 127.0.0.1:0 → (child, base URL).
-fn hub_process(redis: &RedisServer) -> (std::process::Child, String) {
+fn hub_process(redis: &RedisServer) -> (common::redis::HubChild, String) {
     common::redis::spawn_hub(redis, "127.0.0.1:0", KEY)
 }
 
 #[tokio::test]
 async fn a_dead_nodes_users_are_no_longer_connected() {
     let redis = RedisServer::start();
-    let a = node(&redis).await;
+    let url = redis.url();
+    // Node A's ring timeout is what counts once A runs the dead node's call.
+    let a = start_hub_with(|c| {
+        c.redis_url = Some(url);
+        c.ring_timeout = Duration::from_secs(8);
+    })
+    .await;
+    until(|| async { get_status(&format!("{}/healthz", a.base_url())).await == 200 }).await;
     let (mut child, c) = hub_process(&redis);
     until(|| async { get_status(&format!("{c}/healthz")).await == 200 }).await;
     let _carol = Client::connect(&c, "carol").await;
     until(|| async { user_seen(&a.base_url(), "carol").await == 200 }).await;
     let (status, body) = ring(&a.base_url(), "carol").await;
     assert_eq!(status, 200, "{body}");
-    let through_a = format!(
-        "{}/api/calls/{}?code={KEY}",
-        a.base_url(),
-        body["callId"].as_str().unwrap()
-    );
+    let call_id = body["callId"].as_str().unwrap().to_owned();
+    let through_a = format!("{}/api/calls/{call_id}?code={KEY}", a.base_url());
     until(|| async { get_json(&through_a).await["state"] == "ringing" }).await;
 
     child.kill().unwrap(); // SIGKILL: no goodbye, the records stay until the heartbeat expires
@@ -235,9 +370,159 @@ async fn a_dead_nodes_users_are_no_longer_connected() {
     let (status, body) = ring(&a.base_url(), "carol").await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["reason"], "offline");
-    // The call that was ringing on the dead node ends as its ring timeout would have ended it.
+    // Node A took the ringing call over: it is still ringing there, and its ring timeout
+    // (A's 8 s from when it rang) makes it missed.
+    until(|| async { a.hub.call(&call_id).is_some() }).await;
     until(|| async { get_json(&through_a).await["state"] == "missed" }).await;
     assert_eq!(get_json(&through_a).await["endReason"], "missed");
+}
+
+/// Calls rung through node C to agents on node A (a process) survive A's `kill -9`: a call
+/// in progress stays connected and is hung up through node B, where its agent reconnects;
+/// a ringing call is accepted on node B; a ringing call whose agent never comes back is
+/// missed by its ring timeout, run by a live node.
+#[tokio::test]
+async fn calls_survive_the_death_of_their_node() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let cluster_node = || {
+        let url = url.clone();
+        async move {
+            let hub = start_hub_with(|c| {
+                c.redis_url = Some(url);
+                c.ring_timeout = Duration::from_secs(12);
+            })
+            .await;
+            until(|| async { get_status(&format!("{}/healthz", hub.base_url())).await == 200 })
+                .await;
+            hub
+        }
+    };
+    let b = cluster_node().await;
+    let c = cluster_node().await;
+    let (mut child, a) = hub_process(&redis);
+    until(|| async { get_status(&format!("{a}/healthz")).await == 200 }).await;
+    let mut alice = Client::connect(&a, "alice").await;
+    let _bob = Client::connect(&a, "bob").await;
+    let _carol = Client::connect(&a, "carol").await;
+    for user in ["alice", "bob", "carol"] {
+        until(|| async { user_seen(&c.base_url(), user).await == 200 }).await;
+    }
+    let mut ids = Vec::new();
+    for user in ["alice", "bob", "carol"] {
+        let (status, body) = ring(&c.base_url(), user).await;
+        assert_eq!(status, 200, "{body}");
+        ids.push(body["callId"].as_str().unwrap().to_owned());
+    }
+    let through_c = |id: &str| format!("{}/api/calls/{id}?code={KEY}", c.base_url());
+    alice.invoke_ok("acceptCall", vec![json!(ids[0])]).await;
+    until(|| async { get_json(&through_c(&ids[0])).await["state"] == "accepted" }).await;
+    until(|| async { get_json(&through_c(&ids[2])).await["state"] == "ringing" }).await;
+
+    child.kill().unwrap();
+    child.wait().unwrap();
+    until(|| async { user_seen(&c.base_url(), "alice").await == 404 }).await;
+
+    // Alice and Carol reconnect through node B: their calls come with them.
+    let mut alice = Client::connect(&b.base_url(), "alice").await;
+    let calls = alice.invoke_ok("getCalls", vec![]).await;
+    assert_eq!(calls["calls"][0]["callId"], json!(ids[0]), "{calls}");
+    assert_eq!(calls["calls"][0]["state"], "accepted", "{calls}");
+    let mut carol = Client::connect(&b.base_url(), "carol").await;
+    let accepted = carol.invoke_ok("acceptCall", vec![json!(ids[2])]).await;
+    assert_eq!(accepted["state"], "accepted");
+    until(|| async { get_json(&through_c(&ids[2])).await["state"] == "accepted" }).await;
+
+    // Alice's call is still up; she hangs up through node B, read through node C.
+    assert_eq!(get_json(&through_c(&ids[0])).await["state"], "accepted");
+    let ended = alice.invoke_ok("hangUp", vec![json!(ids[0])]).await;
+    assert_eq!(ended["endReason"], "completed");
+    until(|| async { get_json(&through_c(&ids[0])).await["state"] == "ended" }).await;
+
+    // Carol's caller hangs up through node C (the owner is B now).
+    let response = http()
+        .post(format!(
+            "{}/simulator/calls/{}/abandon",
+            c.base_url(),
+            ids[2]
+        ))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(carol.expect_invocation("CallEnded").await[1], "completed");
+
+    // Bob never came back: his call rang out on whichever live node took it over.
+    until(|| async { get_json(&through_c(&ids[1])).await["state"] == "missed" }).await;
+    // Exactly one node runs it (a node that was only slow, and taken for dead, lets go).
+    until(|| async {
+        [b.hub.call(&ids[1]), c.hub.call(&ids[1])]
+            .iter()
+            .flatten()
+            .count()
+            == 1
+    })
+    .await;
+}
+
+/// The agent moves from node A to node B while a call rings, near its ring timeout, and
+/// accepts there at once, 20 times: the ring timeout (on A, or on B after the hand-over) and
+/// the accept on B end every call in exactly one state, the same through both nodes, and the
+/// accept succeeded exactly when the call was answered.
+#[tokio::test]
+async fn accept_and_ring_timeout_on_two_nodes_end_in_one_state() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let mut nodes = Vec::new();
+    for _ in 0..2 {
+        let url = url.clone();
+        let hub = start_hub_with(|c| {
+            c.redis_url = Some(url);
+            c.ring_timeout = Duration::from_millis(150);
+        })
+        .await;
+        until(|| async { get_status(&format!("{}/healthz", hub.base_url())).await == 200 }).await;
+        nodes.push(hub);
+    }
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let mut on_a = Client::connect(&a.base_url(), "alice").await;
+    let (mut answered, mut missed) = (0, 0);
+    for round in 0..20u64 {
+        on_a.invoke_ok("setAgentState", vec![json!("Ready")]).await;
+        let mut rung = ring(&a.base_url(), "alice").await;
+        let deadline = Instant::now() + SETTLE;
+        while rung.0 == 409 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            rung = ring(&a.base_url(), "alice").await;
+        }
+        assert_eq!(rung.0, 200, "round {round}: {}", rung.1);
+        let call_id = rung.1["callId"].as_str().unwrap().to_owned();
+        // From well before to just after the ring timeout.
+        tokio::time::sleep(Duration::from_millis((round * 37) % 180)).await;
+        let mut on_b = Client::connect(&b.base_url(), "alice").await;
+        let accept = on_b.invoke("acceptCall", vec![json!(call_id)]).await;
+        let accepted = matches!(accept, switchboard_signalr::CompletionOutcome::Result(_));
+        let through =
+            |hub: &RunningHub| format!("{}/api/calls/{call_id}?code={KEY}", hub.base_url());
+        let want = if accepted { "accepted" } else { "missed" };
+        until(|| async { get_json(&through(a)).await["state"] == want }).await;
+        until(|| async { get_json(&through(b)).await["state"] == want }).await;
+        let holders = [a.hub.call(&call_id), b.hub.call(&call_id)];
+        assert!(
+            holders.iter().flatten().count() <= 1,
+            "round {round}: two nodes hold the call"
+        );
+        if accepted {
+            answered += 1;
+            on_b.invoke_ok("hangUp", vec![json!(call_id)]).await;
+        } else {
+            missed += 1;
+        }
+        drop(on_b);
+        until(|| async { !b.hub.user_connected("switchboard", "alice") }).await;
+    }
+    eprintln!("accept vs ring timeout: {answered} answered, {missed} missed");
 }
 
 #[tokio::test]

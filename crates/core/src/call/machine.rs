@@ -424,6 +424,12 @@ impl Call {
         }
     }
 
+    /// Since when the customer is on hold (on hold or in a consultation), Unix ms; `None`
+    /// otherwise. (A hub taking a call over from another node restores it from this.)
+    pub fn held_since_ms(&self) -> Option<f64> {
+        self.held_since_ms
+    }
+
     /// Total time the customer spent on hold (including consultations), in ms.
     pub fn hold_ms(&self, now_ms: f64) -> f64 {
         self.held_total_ms

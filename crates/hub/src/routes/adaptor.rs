@@ -179,7 +179,7 @@ pub async fn send_message_to_user(
         ));
     }
     let elsewhere = hub
-        .user_elsewhere(&hub_name, &user_id)
+        .user_node_elsewhere(&hub_name, &user_id)
         .await
         .map_err(|_| ApiError::RedisDown)?;
     match hub.send_message_to_user_in_cluster(&hub_name, &user_id, &message, elsewhere) {

@@ -48,6 +48,13 @@ pub async fn client_negotiate(
         && query
             .get("useStatefulReconnect")
             .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    if let Some(user) = &access.user {
+        // --redis: the user's live calls held by other nodes (or left by a dead one) come
+        // here first, so that this connection finds them (docs/scale-out.md).
+        hub.pull_calls(&access.hub, user)
+            .await
+            .map_err(|_| ApiError::RedisDown)?;
+    }
     let (connection_id, connect_id) = hub
         .start_negotiation(&access.hub, access.user, access.roles, version, stateful)
         .ok_or_else(|| {
@@ -319,9 +326,10 @@ pub async fn rest_user(Rest { hub, path: p }: Rest, body: Bytes) -> Result<Statu
     let (target, arguments) = send_payload(&p.hub, &body)?;
     let user = &p.user;
     let elsewhere = hub
-        .user_elsewhere(&p.hub, user)
+        .user_node_elsewhere(&p.hub, user)
         .await
         .map_err(|_| ApiError::RedisDown)?;
+    let connected_elsewhere = elsewhere.is_some();
     let n = hub
         .send_to_user_in_cluster(&p.hub, user, &target, arguments, elsewhere)
         .map_err(|r| {
@@ -329,7 +337,7 @@ pub async fn rest_user(Rest { hub, path: p }: Rest, body: Bytes) -> Result<Statu
             ApiError::refused(&r)
         })?;
     tracing::info!(%user, %target, connections = n, "REST send to user");
-    if n == 0 && !elsewhere && hub.user_connected(&p.hub, user) {
+    if n == 0 && !connected_elsewhere && hub.user_connected(&p.hub, user) {
         return Err(ApiError::Json(
             StatusCode::SERVICE_UNAVAILABLE,
             super::adaptor::NOT_DELIVERED.into(),

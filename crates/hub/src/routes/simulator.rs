@@ -100,7 +100,7 @@ pub async fn ring(
     let message = incoming.to_seed_message();
     let hub_name = hub.config().hub_name.clone();
     let elsewhere = hub
-        .user_elsewhere(&hub_name, agent.trim())
+        .user_node_elsewhere(&hub_name, agent.trim())
         .await
         .map_err(|_| ApiError::RedisDown)?;
     match hub.send_message_to_user_in_cluster(&hub_name, agent.trim(), &message, elsewhere) {

@@ -109,12 +109,47 @@ impl Drop for RedisServer {
     }
 }
 
+/// A hub process that is killed (SIGKILL, by pid) and reaped when dropped, so a failing test
+/// leaves no node behind to join a later test's Redis.
+pub struct HubChild(pub Child);
+
+impl std::ops::Deref for HubChild {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for HubChild {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for HubChild {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A `switchboard-hub` process on `listen` over `redis` with access key `key` (its stderr
 /// dropped) → (child, base URL from its first line, `listening on URL`).
-pub fn spawn_hub(redis: &RedisServer, listen: &str, key: &str) -> (Child, String) {
+pub fn spawn_hub(redis: &RedisServer, listen: &str, key: &str) -> (HubChild, String) {
+    spawn_hub_with(redis, listen, key, &[])
+}
+
+/// [`spawn_hub`] with more command-line arguments (`--ring-timeout 6`, ...).
+pub fn spawn_hub_with(
+    redis: &RedisServer,
+    listen: &str,
+    key: &str,
+    extra: &[&str],
+) -> (HubChild, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard-hub"))
         .args(["--listen", listen, "--access-key", key, "--redis"])
         .arg(redis.url())
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -127,5 +162,5 @@ pub fn spawn_hub(redis: &RedisServer, listen: &str, key: &str) -> (Child, String
         .strip_prefix("listening on ")
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
         .to_owned();
-    (child, base)
+    (HubChild(child), base)
 }
