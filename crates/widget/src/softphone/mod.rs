@@ -42,6 +42,20 @@ pub const CONFIG_URL: &str = if cfg!(feature = "sip") {
     "config.json"
 };
 
+/// `url` from config.json made absolute the way a stylesheet's `url()` is: relative to
+/// config.json's own URL ([`CONFIG_URL`] against the page), so `ring.mp3` beside config.json
+/// works in both builds. `None` if it does not parse.
+#[cfg(feature = "sip")]
+pub fn config_relative(url: &str) -> Option<String> {
+    let page = web_sys::window()?.location().href().ok()?;
+    let config = web_sys::Url::new_with_base(CONFIG_URL, &page).ok()?;
+    Some(
+        web_sys::Url::new_with_base(url, &config.href())
+            .ok()?
+            .href(),
+    )
+}
+
 /// The SIP registration, as the agent sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LineState {
@@ -295,9 +309,28 @@ pub fn facts() -> Vec<(&'static str, String)> {
         let audio = phone::STATS
             .with(|s| s.borrow().clone())
             .unwrap_or_else(|| "-".into());
-        return vec![("SIP line", line), ("Call audio", audio)];
+        let quality = phone::QUALITY
+            .with(|s| s.borrow().clone())
+            .unwrap_or_else(|| "-".into());
+        return vec![
+            ("SIP line", line),
+            ("Call audio", audio),
+            ("Call quality", quality),
+        ];
     }
     Vec::new()
+}
+
+/// The Diagnostics drawer's label for one of [`facts`]' names (the report keeps the English
+/// name).
+pub fn fact_label(name: &'static str) -> &'static str {
+    let t = strings();
+    match name {
+        "SIP line" => t.get("diag_sip_line"),
+        "Call audio" => t.get("diag_call_audio"),
+        "Call quality" => t.get("diag_call_quality"),
+        other => other,
+    }
 }
 
 /// The SIP line under the connection status: ready, connecting, or why not and when it tries

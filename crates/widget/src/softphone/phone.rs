@@ -141,6 +141,8 @@ thread_local! {
     static LAST: RefCell<Option<StartArgs>> = const { RefCell::new(None) };
     /// The last `getStats` line of the call in progress (Diagnostics).
     pub(super) static STATS: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// The call's quality over the last interval, both ways, with its MOS (Diagnostics).
+    pub(super) static QUALITY: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
 /// The softphone, when one runs.
@@ -908,7 +910,8 @@ impl Phone {
         // It rings in this tab (not left to another one, not refused as busy): the ringtone
         // plays on the ringer device.
         if port.with_desk(|d, _| d.ringing().is_some_and(|r| r.call_id == id)) {
-            devices::start_ringing();
+            let ringtone = self.0.borrow().config.ringtone.clone();
+            devices::start_ringing(ringtone.and_then(|r| super::config_relative(&r)));
         }
     }
 
@@ -1100,6 +1103,9 @@ impl Phone {
                         let warning = {
                             let mut s = phone.0.borrow_mut();
                             s.quality.push(t, stats.link);
+                            if let Some(q) = s.quality.latest() {
+                                QUALITY.with(|l| *l.borrow_mut() = Some(q.summary()));
+                            }
                             s.quality.warning(t)
                         };
                         super::set_quality(warning);
@@ -1348,6 +1354,7 @@ impl Phone {
             s.level = None;
         }
         STATS.with(|s| *s.borrow_mut() = None);
+        QUALITY.with(|s| *s.borrow_mut() = None);
         super::clear_call_audio();
     }
 

@@ -1,0 +1,162 @@
+// Issue 14, the softphone (telephony.mode "sip") where softphone.spec.js and softphone-hosts.spec.js do
+// not take it: the tenant's own ringtone (telephony.sip.ringtone) and the call quality figures with the
+// estimated MOS in the Diagnostics drawer. The same rig (scripts/sip-rig: Kamailio over WebSocket,
+// rtpengine, baresip as the customer, all in a loopback-only network namespace).
+//
+// - A custom ringtone: config.json names `ring.wav` (relative to config.json, a 700 Hz tone made by
+//   sox); baresip calls → the ringer <audio> plays that file, looped, and carries 700 Hz (captureStream +
+//   AnalyserNode); Reject → it stops; baresip cancels the next call → it stops; the file gone → the
+//   generated 440 + 480 Hz ring plays instead.
+// - Diagnostics during a call: "Call quality" with the estimated MOS and the figures both ways.
+//
+// Needs root, the rig's Debian packages and both widget builds; skipped without dist/sip.
+import { cpSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { test, expect } from '@playwright/test';
+import { ROOT, acceptOn, run, sipRig } from './sip-helpers.js';
+
+const DIST = join(ROOT, 'dist');
+const OUT = fileURLToPath(new URL('../.out/softphone-extras/', import.meta.url));
+const WIDGET_DIR = join(OUT, 'widget');
+const HUB_PORT = 18093; // inside the namespace, which has ports of its own
+const RING_HZ = 700;
+const sip = sipRig({ out: OUT, netns: `${process.env.E2E_NETNS_PREFIX ?? 'sbextra'}-${process.pid}`, hubPort: HUB_PORT });
+const { events, phone } = sip;
+
+let rig = null;
+let browser;
+
+/** A widget page signed in as `user`, its SIP line registered. */
+async function agentPage(user) {
+  const page = await browser.newPage();
+  page.on('console', (m) => { if (process.env.E2E_DEBUG) console.log(`page: ${m.text()}`); });
+  await page.goto(`http://127.0.0.1:${HUB_PORT}/?user=${user}`);
+  await expect(page).toHaveURL(/\/sip\/\?user=/, { timeout: 15_000 }); // the default build hands over
+  await expect(page.getByText('Phone line: ready')).toBeVisible({ timeout: 15_000 });
+  return page;
+}
+
+/** Levels (dBFS) at `freqs` of what the ringer element plays now (captureStream), or null. */
+function ringerLevels(page, freqs) {
+  return page.evaluate((fs) => {
+    const el = document.querySelector('audio[data-switchboard-ringer]');
+    if (!el || el.paused) return null;
+    if (!el.__meter) {
+      const ctx = new AudioContext();
+      const analyser = ctx.createAnalyser();
+      analyser.fftSize = 8192;
+      analyser.smoothingTimeConstant = 0;
+      ctx.createMediaStreamSource(el.captureStream()).connect(analyser);
+      el.__meter = { ctx, analyser };
+    }
+    const { ctx, analyser } = el.__meter;
+    const bins = new Float32Array(analyser.frequencyBinCount);
+    analyser.getFloatFrequencyData(bins);
+    const width = ctx.sampleRate / analyser.fftSize;
+    const at = (f) => {
+      let best = -Infinity;
+      for (let i = Math.floor((f - 10) / width); i <= Math.ceil((f + 10) / width); i++) best = Math.max(best, bins[i]);
+      return Math.round(best * 10) / 10;
+    };
+    return Object.fromEntries(fs.map((f) => [f, at(f)]));
+  }, freqs);
+}
+
+/** baresip calls `user`; resolves once the widget rings. */
+async function ring(page, user) {
+  expect((await phone('dial', `sip:${user}@${rig.SIP_DOMAIN}`)).ok).toBeTruthy();
+  await expect(page.getByRole('alertdialog', { name: /Incoming call/ })).toBeVisible({ timeout: 10_000 });
+}
+
+test.describe('softphone extras: the configured ringtone, call quality in Diagnostics', () => {
+  test.describe.configure({ mode: 'serial', timeout: 120_000 });
+  test.skip(!existsSync(join(DIST, 'sip', 'index.html')), 'no SIP build: scripts/build-widget --sip');
+
+  test.beforeAll(async () => {
+    test.setTimeout(90_000);
+    sip.clean();
+    rig = await sip.startRig();
+    cpSync(DIST, WIDGET_DIR, { recursive: true });
+    const config = JSON.parse(readFileSync(join(DIST, 'config.json'), 'utf8'));
+    config.ringTimeoutSeconds = 60;
+    config.telephony = {
+      mode: 'sip',
+      sip: { wsUri: rig.SIP_WS_URI, domain: rig.SIP_DOMAIN, credentialsUrl: '/api/sip/credentials', dtmf: 'rfc4733', audioProcessing: false, ringtone: 'ring.wav' },
+    };
+    writeFileSync(join(WIDGET_DIR, 'config.json'), JSON.stringify(config, null, 2));
+    // The tenant's ringtone beside config.json: 3 s of 700 Hz (the SIP build at /sip/ must resolve
+    // `ring.wav` against config.json, not against its own page).
+    await run('sox', ['-q', '-n', '-r', '48000', '-c', '1', '-b', '16', join(WIDGET_DIR, 'ring.wav'), 'synth', '3', 'sine', String(RING_HZ), 'vol', '0.5'], { timeout: 10_000 });
+    browser = await sip.startHubPhoneAndBrowser(WIDGET_DIR, 'e2e-softphone-extras-key-0123456789', rig.SIP_WS_URI);
+  });
+
+  test.afterAll(() => sip.teardown());
+
+  test('the configured ringtone plays looped on the ringer while a call rings, stops on Reject and CANCEL; a missing file falls back to the generated ring', async () => {
+    const page = await agentPage('rita');
+    const ringer = page.locator('audio[data-switchboard-ringer]');
+
+    await ring(page, 'rita');
+    await expect(ringer).toHaveCount(1);
+    await expect(ringer).toHaveAttribute('data-switchboard-ringtone', 'custom');
+    expect(await ringer.evaluate((a) => a.currentSrc)).toBe(`http://127.0.0.1:${HUB_PORT}/ring.wav`);
+    expect(await ringer.evaluate((a) => a.loop)).toBe(true);
+    // It plays: time advances past the 3 s file's end (looped), and it carries the file's 700 Hz.
+    await expect.poll(() => ringer.evaluate((a) => !a.paused && a.currentTime > 0.2), { timeout: 10_000 }).toBe(true);
+    await expect.poll(async () => { const l = await ringerLevels(page, [RING_HZ, 440]); return l !== null && l[RING_HZ] > -40; },
+      { timeout: 10_000, message: 'the ringer plays the configured file\'s 700 Hz' }).toBe(true);
+    const heard = await ringerLevels(page, [RING_HZ, 440, 480]);
+    console.log(`custom ringtone: ${RING_HZ} Hz at ${heard[RING_HZ]} dB, 440 Hz at ${heard[440]} dB, 480 Hz at ${heard[480]} dB`);
+    expect(heard[RING_HZ] - Math.max(heard[440], heard[480])).toBeGreaterThan(20);
+
+    // Reject: it stops (the element goes), baresip's call closes.
+    const seen = events.length;
+    await page.getByRole('alertdialog', { name: /Incoming call/ }).getByRole('button', { name: 'Reject' }).click();
+    await expect(ringer).toHaveCount(0);
+    await expect.poll(() => events.slice(seen).some((e) => e.type === 'CALL_CLOSED'), { timeout: 10_000 }).toBe(true);
+
+    // baresip gives up while it rings (CANCEL): it stops.
+    await ring(page, 'rita');
+    await expect(ringer).toHaveAttribute('data-switchboard-ringtone', 'custom');
+    expect((await phone('hangup')).ok).toBeTruthy();
+    await expect(page.getByRole('alertdialog', { name: /Incoming call/ })).toHaveCount(0, { timeout: 10_000 });
+    await expect(ringer).toHaveCount(0);
+
+    // The file cannot be loaded (gone: 404): the generated two-tone ring plays instead.
+    rmSync(join(WIDGET_DIR, 'ring.wav'));
+    await page.reload();
+    await expect(page.getByText('Phone line: ready')).toBeVisible({ timeout: 15_000 });
+    await ring(page, 'rita');
+    await expect(ringer).toHaveAttribute('data-switchboard-ringtone', 'generated', { timeout: 10_000 });
+    expect(await ringer.evaluate((a) => a.srcObject !== null && !a.hasAttribute('src'))).toBe(true);
+    expect(await page.evaluate(() => window.switchboardDiagnostics())).toContain('the configured ringtone could not be played');
+    await acceptOn(page);
+    await expect(ringer).toHaveCount(0);
+    expect((await phone('hangup')).ok).toBeTruthy();
+    await expect(page.getByRole('heading', { name: /Wrap-up/ })).toBeVisible({ timeout: 10_000 });
+    await page.close();
+  });
+
+  test('Diagnostics shows the call\'s estimated MOS with jitter, loss and round trip during a call, and not after it', async () => {
+    const page = await agentPage('milo');
+    await ring(page, 'milo');
+    await acceptOn(page);
+    await page.getByText('Diagnostics', { exact: true }).click();
+    const drawer = page.locator('details.diag');
+    await expect(drawer.locator('dt', { hasText: 'Phone line' })).toBeVisible();
+    const quality = drawer.locator('dt:has-text("Call quality") + dd');
+    // getStats every 2 s; the estimate needs two readings.
+    await expect(quality).toHaveText(/^estimated MOS \d\.\d · you hear: loss \d+\.\d %, jitter \d+ ms \(MOS \d\.\d\)/, { timeout: 15_000 });
+    const text = await quality.textContent();
+    console.log(`Diagnostics, Call quality: ${text}`);
+    const mos = Number(text.match(/^estimated MOS (\d\.\d)/)[1]);
+    expect(mos, 'a clean loopback call').toBeGreaterThan(4.0);
+    expect(text).toMatch(/· RTT \d+ ms$/);
+    await expect(drawer.locator('dt:has-text("Call audio") + dd')).toHaveText(/^jitter \d+ ms · loss/);
+    expect((await phone('hangup')).ok).toBeTruthy();
+    await expect(page.getByRole('heading', { name: /Wrap-up/ })).toBeVisible({ timeout: 10_000 });
+    await expect(quality).toHaveText('-');
+    await page.close();
+  });
+});
