@@ -8,13 +8,17 @@
 //   AnalyserNode); Reject → it stops; baresip cancels the next call → it stops; the file gone → the
 //   generated 440 + 480 Hz ring plays instead.
 // - Diagnostics during a call: "Call quality" with the estimated MOS and the figures both ways.
+// - Being transferred: a JsSIP caller (nothing of ours) REFERs the agent to baresip's `customer` → the
+//   widget says "Transferred to …", calls customer, the agent hears baresip's 440 Hz, JsSIP gets NOTIFY
+//   100 then 200 and the widget's BYE; a REFER to a user that does not exist → NOTIFY 404, the agent is
+//   told, and the call with JsSIP goes on with audio both ways.
 //
 // Needs root, the rig's Debian packages and both widget builds; skipped without dist/sip.
-import { cpSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test, expect } from '@playwright/test';
-import { ROOT, acceptOn, run, sipRig } from './sip-helpers.js';
+import { AGENT_HZ, CUSTOMER_HZ, ROOT, acceptOn, expectHearsCustomer as expectHears, run, settledLevels as settled, sipRig } from './sip-helpers.js';
 
 const DIST = join(ROOT, 'dist');
 const OUT = fileURLToPath(new URL('../.out/softphone-extras/', import.meta.url));
@@ -34,6 +38,56 @@ async function agentPage(user) {
   await page.goto(`http://127.0.0.1:${HUB_PORT}/?user=${user}`);
   await expect(page).toHaveURL(/\/sip\/\?user=/, { timeout: 15_000 }); // the default build hands over
   await expect(page.getByText('Phone line: ready')).toBeVisible({ timeout: 15_000 });
+  return page;
+}
+
+/** Levels (dBFS) of the customer's and the agent's tone in the widget's remote audio now. */
+function levels(page) {
+  return page.evaluate(([a, b]) => {
+    const el = document.querySelector('audio[data-switchboard-remote]');
+    if (!el || !el.srcObject) return null;
+    if (el.__meter?.stream !== el.srcObject) {
+      const ctx = new AudioContext();
+      const analyser = ctx.createAnalyser();
+      analyser.fftSize = 8192;
+      analyser.smoothingTimeConstant = 0;
+      ctx.createMediaStreamSource(el.srcObject).connect(analyser);
+      el.__meter = { stream: el.srcObject, ctx, analyser };
+    }
+    const { ctx, analyser } = el.__meter;
+    const bins = new Float32Array(analyser.frequencyBinCount);
+    analyser.getFloatFrequencyData(bins);
+    const width = ctx.sampleRate / analyser.fftSize;
+    const at = (f) => {
+      let best = -Infinity;
+      for (let i = Math.floor((f - 10) / width); i <= Math.ceil((f + 10) / width); i++) best = Math.max(best, bins[i]);
+      return Math.round(best * 10) / 10;
+    };
+    return { customer: at(a), agent: at(b) };
+  }, [CUSTOMER_HZ, AGENT_HZ]);
+}
+
+/** Levels (dBFS) of both tones in the JsSIP page's remote audio now, or null. */
+async function jssipLevels(page) {
+  const now = await page.evaluate((f) => window.phone.levels(f), [CUSTOMER_HZ, AGENT_HZ]);
+  return now === null ? null : { customer: now[CUSTOMER_HZ], agent: now[AGENT_HZ] };
+}
+
+/** Waits until `read(target)` carries a browser's tone, loud and well above baresip's; logs `what`. */
+async function expectHearsBrowser(target, read, what) {
+  const heard = await settled(target, read, (l) => l.agent > -50, `${what}: a browser's tone arrives`);
+  console.log(`${what}: ${AGENT_HZ} Hz at ${heard.agent} dB, ${CUSTOMER_HZ} Hz at ${heard.customer} dB`);
+  expect(heard.agent).toBeGreaterThan(-40);
+  expect(heard.agent - heard.customer).toBeGreaterThan(30);
+}
+
+/** A JsSIP phone page (nothing of ours) registered as `user` that calls `callee`. */
+async function jssipCaller(user, callee) {
+  const page = await browser.newPage();
+  page.on('console', (m) => { if (process.env.E2E_DEBUG) console.log(`jssip: ${m.text()}`); });
+  await page.goto(`http://127.0.0.1:${HUB_PORT}/jssip.html`);
+  await page.evaluate((o) => window.phone.start(o), { user, wsUri: rig.SIP_WS_URI, domain: rig.SIP_DOMAIN });
+  await page.evaluate((uri) => window.phone.call(uri), `sip:${callee}@${rig.SIP_DOMAIN}`);
   return page;
 }
 
@@ -69,7 +123,7 @@ async function ring(page, user) {
   await expect(page.getByRole('alertdialog', { name: /Incoming call/ })).toBeVisible({ timeout: 10_000 });
 }
 
-test.describe('softphone extras: the configured ringtone, call quality in Diagnostics', () => {
+test.describe('softphone extras: the configured ringtone, call quality in Diagnostics, being transferred', () => {
   test.describe.configure({ mode: 'serial', timeout: 120_000 });
   test.skip(!existsSync(join(DIST, 'sip', 'index.html')), 'no SIP build: scripts/build-widget --sip');
 
@@ -85,6 +139,8 @@ test.describe('softphone extras: the configured ringtone, call quality in Diagno
       sip: { wsUri: rig.SIP_WS_URI, domain: rig.SIP_DOMAIN, credentialsUrl: '/api/sip/credentials', dtmf: 'rfc4733', audioProcessing: false, ringtone: 'ring.wav' },
     };
     writeFileSync(join(WIDGET_DIR, 'config.json'), JSON.stringify(config, null, 2));
+    copyFileSync(fileURLToPath(new URL('../sip-phone/index.html', import.meta.url)), join(WIDGET_DIR, 'jssip.html'));
+    copyFileSync(fileURLToPath(new URL('../node_modules/jssip/dist/jssip.min.js', import.meta.url)), join(WIDGET_DIR, 'jssip.min.js'));
     // The tenant's ringtone beside config.json: 3 s of 700 Hz (the SIP build at /sip/ must resolve
     // `ring.wav` against config.json, not against its own page).
     await run('sox', ['-q', '-n', '-r', '48000', '-c', '1', '-b', '16', join(WIDGET_DIR, 'ring.wav'), 'synth', '3', 'sine', String(RING_HZ), 'vol', '0.5'], { timeout: 10_000 });
@@ -158,5 +214,52 @@ test.describe('softphone extras: the configured ringtone, call quality in Diagno
     await expect(page.getByRole('heading', { name: /Wrap-up/ })).toBeVisible({ timeout: 10_000 });
     await expect(quality).toHaveText('-');
     await page.close();
+  });
+
+  test('being transferred: a JsSIP caller REFERs the agent to baresip, the widget calls it and hears it, NOTIFY 100 then 200, the old call ends by BYE', async () => {
+    const page = await agentPage('tess');
+    const caller = await jssipCaller('jo', 'tess');
+    await acceptOn(page);
+    await expectHearsBrowser(caller, jssipLevels, 'before the transfer: JsSIP hears the agent');
+    const seen = events.length;
+    await caller.evaluate((uri) => window.phone.refer(uri), `sip:customer@${rig.SIP_DOMAIN}`);
+    await expect(page.getByText(/Transferred to customer@/)).toBeVisible({ timeout: 10_000 });
+    // baresip rings with the widget's INVITE and answers; the widget reports 200 to JsSIP and hangs up on it.
+    await expect.poll(() => events.slice(seen).some((e) => e.type === 'CALL_INCOMING'), { timeout: 10_000, message: 'the widget calls baresip' }).toBe(true);
+    await expect(page.getByRole('button', { name: 'Hang up' })).toBeVisible();
+    expect(await caller.evaluate(() => window.phone.ended), 'the call with JsSIP waits for the outcome').toBeNull();
+    expect((await phone('accept')).ok).toBeTruthy();
+    await expect.poll(() => caller.evaluate(() => window.phone.referProgress), { timeout: 10_000 })
+      .toEqual(['requestSucceeded 202', 'trying 100', 'accepted 200']);
+    await expect.poll(() => caller.evaluate(() => window.phone.ended), { timeout: 10_000 }).toMatch(/^ended by remote/);
+    await expect(page.getByText(/^Transferred to customer@[^:]*\.$/)).toBeVisible();
+    await expect(page.getByRole('button', { name: 'Hang up' })).toBeVisible();
+    await expect(page.locator('audio[data-switchboard-remote]')).toHaveCount(1);
+    await expectHears(page, levels, 'transferred to baresip: the widget hears');
+    await page.getByRole('button', { name: 'Hang up' }).click();
+    await expect.poll(() => events.slice(seen).some((e) => e.type === 'CALL_CLOSED'), { timeout: 10_000 }).toBe(true);
+    await expect(page.getByRole('heading', { name: /Wrap-up/ })).toBeVisible({ timeout: 10_000 });
+    await caller.evaluate(() => window.phone.stop());
+    for (const p of [caller, page]) await p.close();
+  });
+
+  test('being transferred to a user who does not exist: NOTIFY 404, the agent is told, the call with the transferor goes on', async () => {
+    const page = await agentPage('uma');
+    const caller = await jssipCaller('kit', 'uma');
+    await acceptOn(page);
+    await expectHearsBrowser(caller, jssipLevels, 'before the transfer: JsSIP hears the agent');
+    await caller.evaluate((uri) => window.phone.refer(uri), `sip:nobody-here@${rig.SIP_DOMAIN}`);
+    await expect.poll(() => caller.evaluate(() => window.phone.referProgress), { timeout: 10_000 })
+      .toEqual(['requestSucceeded 202', 'trying 100', 'failed 404']);
+    await expect(page.getByText(/The transfer to nobody-here@\S+ did not go through \(404\)/)).toBeVisible();
+    expect(await caller.evaluate(() => window.phone.ended)).toBeNull();
+    await expect(page.getByRole('button', { name: 'Hang up' })).toBeVisible();
+    await expectHearsBrowser(caller, jssipLevels, 'after the failed transfer: JsSIP hears the agent');
+    await expectHearsBrowser(page, levels, 'after the failed transfer: the agent hears JsSIP');
+    await page.getByRole('button', { name: 'Hang up' }).click();
+    await expect.poll(() => caller.evaluate(() => window.phone.ended), { timeout: 10_000 }).toMatch(/^ended by remote/);
+    await expect(page.getByRole('heading', { name: /Wrap-up/ })).toBeVisible({ timeout: 10_000 });
+    await caller.evaluate(() => window.phone.stop());
+    for (const p of [caller, page]) await p.close();
   });
 });

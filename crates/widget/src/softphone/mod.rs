@@ -159,6 +159,8 @@ pub struct CallAudio {
 
 #[cfg(feature = "sip")]
 thread_local! {
+    /// What became of the far end's transfer of this call ("Transferred to …"), until it ends.
+    static TRANSFER_NOTE: ArcRwSignal<Option<String>> = ArcRwSignal::new(None);
     static AUDIO: ArcRwSignal<CallAudio> = ArcRwSignal::new(CallAudio {
         level_db: None,
         mic: switchboard_sip::quality::MicHint::Fine,
@@ -188,8 +190,16 @@ fn set_quality(poor: Option<switchboard_sip::quality::Estimate>) {
     }
 }
 
+/// Says what became of the far end's transfer of the call (being transferred), beside the
+/// call's audio hints; cleared when no call is left.
+#[cfg(feature = "sip")]
+fn set_transfer_note(note: Option<String>) {
+    TRANSFER_NOTE.with(|n| n.set(note));
+}
+
 #[cfg(feature = "sip")]
 fn clear_call_audio() {
+    set_transfer_note(None);
     call_audio().set(CallAudio {
         level_db: None,
         mic: switchboard_sip::quality::MicHint::Fine,
@@ -401,7 +411,11 @@ fn CallAudioHints() -> impl IntoView {
         Signal::derive(move || audio.with(|a| a.mic))
     };
     let poor = Signal::derive(move || audio.with(|a| a.poor));
-    view! { <view::CallAudioView level_db=level mic=mic poor=poor /> }
+    let note = TRANSFER_NOTE.with(Clone::clone);
+    view! {
+        {move || note.get().map(|text| view! { <p class="call-audio__note" role="status">{text}</p> })}
+        <view::CallAudioView level_db=level mic=mic poor=poor />
+    }
 }
 
 /// The device picker, wired to the browser (SIP mode).
