@@ -12,6 +12,10 @@
 //   widget says "Transferred to …", calls customer, the agent hears baresip's 440 Hz, JsSIP gets NOTIFY
 //   100 then 200 and the widget's BYE; a REFER to a user that does not exist → NOTIFY 404, the agent is
 //   told, and the call with JsSIP goes on with audio both ways.
+// - The pop-out (a framed widget, the postMessage host) during a SIP call: the button is disabled with
+//   "Pop out after this call" while baresip's call rings and while it is up (its audio stays in the
+//   frame, it is never dropped); after the call the window opens, takes the line (the frame lets the Web
+//   Lock go) and baresip's next call rings there, not in the frame.
 //
 // Needs root, the rig's Debian packages and both widget builds; skipped without dist/sip.
 import { copyFileSync, cpSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -261,5 +265,43 @@ test.describe('softphone extras: the configured ringtone, call quality in Diagno
     await expect(page.getByRole('heading', { name: /Wrap-up/ })).toBeVisible({ timeout: 10_000 });
     await caller.evaluate(() => window.phone.stop());
     for (const p of [caller, page]) await p.close();
+  });
+
+  test('pop-out during a SIP call: disabled with "Pop out after this call", the call goes on in the frame; afterwards the window takes the line', async () => {
+    const page = await browser.newPage();
+    page.on('console', (m) => { if (process.env.E2E_DEBUG) console.log(`host: ${m.text()}`); });
+    await page.goto(`http://127.0.0.1:${HUB_PORT}/hosts/postmessage?user=pia`);
+    const ui = page.frameLocator('#widget');
+    await expect(ui.getByText('Phone line: ready')).toBeVisible({ timeout: 15_000 });
+    const frame = page.frames().find((f) => /\/sip\/\?/.test(f.url()));
+    expect(frame, 'the framed widget handed over to /sip/').toBeTruthy();
+    const popOut = ui.getByRole('button', { name: 'Open in its own window' });
+    await expect(popOut).toBeEnabled();
+
+    const seen = events.length;
+    expect((await phone('dial', `sip:pia@${rig.SIP_DOMAIN}`)).ok).toBeTruthy();
+    await expect(ui.getByRole('alertdialog', { name: /Incoming call/ })).toBeVisible({ timeout: 10_000 });
+    const waiting = ui.getByRole('button', { name: /^Pop out after this call/ });
+    await expect(waiting).toBeDisabled();
+    await ui.getByRole('alertdialog', { name: /Incoming call/ }).getByRole('button', { name: 'Accept' }).click();
+    await expect(ui.getByRole('button', { name: 'Hang up' })).toBeVisible({ timeout: 10_000 });
+    await expect(waiting).toBeDisabled();
+    await expect(waiting).toHaveAttribute('title', /^Pop out after this call/);
+    await expectHears(frame, levels, 'framed, the pop-out waiting: the widget hears');
+    expect(events.slice(seen).some((e) => e.type === 'CALL_CLOSED'), 'the call was not dropped').toBe(false);
+
+    expect((await phone('hangup')).ok).toBeTruthy();
+    await expect(ui.getByRole('heading', { name: /Wrap-up/ })).toBeVisible({ timeout: 10_000 });
+    await expect(popOut).toBeEnabled();
+    const [popup] = await Promise.all([page.waitForEvent('popup'), popOut.click()]);
+    await expect(popup.getByText('Phone line: ready')).toBeVisible({ timeout: 15_000 });
+    await expect(ui.getByRole('heading', { name: 'Switchboard is open in its own window.' })).toBeVisible();
+    expect((await phone('dial', `sip:pia@${rig.SIP_DOMAIN}`)).ok).toBeTruthy();
+    await expect(popup.getByRole('alertdialog', { name: /Incoming call/ })).toBeVisible({ timeout: 10_000 });
+    await expect(ui.getByRole('alertdialog')).toHaveCount(0);
+    expect((await phone('hangup')).ok).toBeTruthy();
+    await expect(popup.getByRole('alertdialog', { name: /Incoming call/ })).toHaveCount(0, { timeout: 10_000 });
+    await popup.close();
+    await page.close();
   });
 });
