@@ -11,7 +11,9 @@
 // - Being transferred: a JsSIP caller (nothing of ours) REFERs the agent to baresip's `customer` → the
 //   widget says "Transferred to …", calls customer, the agent hears baresip's 440 Hz, JsSIP gets NOTIFY
 //   100 then 200 and the widget's BYE; a REFER to a user that does not exist → NOTIFY 404, the agent is
-//   told, and the call with JsSIP goes on with audio both ways.
+//   told, and the call with JsSIP goes on with audio both ways. Attended: JsSIP consults a colleague's
+//   widget and REFERs the agent with Replaces (RFC 3891) → the agent's INVITE reaches the colleague, whose
+//   widget takes the call over; agent and colleague hear each other, JsSIP's two calls end.
 // - The pop-out (a framed widget, the postMessage host) during a SIP call: the button is disabled with
 //   "Pop out after this call" while baresip's call rings and while it is up (its audio stays in the
 //   frame, it is never dropped); after the call the window opens, takes the line (the frame lets the Web
@@ -245,6 +247,36 @@ test.describe('softphone extras: the configured ringtone, call quality in Diagno
     await expect(page.getByRole('heading', { name: /Wrap-up/ })).toBeVisible({ timeout: 10_000 });
     await caller.evaluate(() => window.phone.stop());
     for (const p of [caller, page]) await p.close();
+  });
+
+  test('being transferred, attended: the JsSIP caller consults a colleague, then REFERs the agent with Replaces; the agent\'s widget calls the colleague, whose widget takes the call over', async () => {
+    const page = await agentPage('vic');
+    const colleague = await agentPage('wes');
+    const caller = await jssipCaller('lou', 'vic');
+    await acceptOn(page);
+    await expectHearsBrowser(caller, jssipLevels, 'attended, before: JsSIP hears the agent');
+    await caller.evaluate((uri) => window.phone.consult(uri), `sip:wes@${rig.SIP_DOMAIN}`);
+    await acceptOn(colleague);
+    await expect.poll(() => caller.evaluate(() => window.phone.consultState), { timeout: 10_000 }).toBe('confirmed');
+    await caller.evaluate(() => window.phone.referReplaces());
+    // The agent's INVITE carries the Replaces of JsSIP's consultation: the colleague's widget takes it
+    // over (and BYEs JsSIP's consultation); the agent reports 200 to JsSIP and BYEs its call with JsSIP.
+    await expect.poll(() => caller.evaluate(() => window.phone.referProgress), { timeout: 10_000 })
+      .toEqual(['requestSucceeded 202', 'trying 100', 'accepted 200']);
+    await expect.poll(() => caller.evaluate(() => window.phone.ended), { timeout: 10_000 }).toMatch(/^ended by remote/);
+    await expect.poll(() => caller.evaluate(() => window.phone.consultState), { timeout: 10_000 }).toMatch(/^ended by remote/);
+    await expect(page.getByText(/^Transferred to wes@[^?;]*\.$/)).toBeVisible();
+    for (const p of [page, colleague]) {
+      await expect(p.getByRole('button', { name: 'Hang up' })).toBeVisible();
+      await expect(p.locator('audio[data-switchboard-remote]')).toHaveCount(1);
+    }
+    await expectHearsBrowser(page, levels, 'attended, after: the agent hears the colleague');
+    await expectHearsBrowser(colleague, levels, 'attended, after: the colleague hears the agent');
+    await page.getByRole('button', { name: 'Hang up' }).click();
+    await expect(colleague.getByRole('heading', { name: /Wrap-up/ })).toBeVisible({ timeout: 10_000 });
+    await expect(page.getByRole('heading', { name: /Wrap-up/ })).toBeVisible({ timeout: 10_000 });
+    await caller.evaluate(() => window.phone.stop());
+    for (const p of [caller, page, colleague]) await p.close();
   });
 
   test('being transferred to a user who does not exist: NOTIFY 404, the agent is told, the call with the transferor goes on', async () => {
