@@ -292,6 +292,11 @@ test.describe('softphone extras: the configured ringtone, call quality in Diagno
     await expect(page.getByRole('button', { name: 'Hang up' })).toBeVisible();
     await expectHearsBrowser(caller, jssipLevels, 'after the failed transfer: JsSIP hears the agent');
     await expectHearsBrowser(page, levels, 'after the failed transfer: the agent hears JsSIP');
+    // Browser to browser, the far end's RTCP receiver reports arrive (remote-inbound-rtp): its view is in the MOS.
+    await page.getByText('Diagnostics', { exact: true }).click();
+    const quality = page.locator('details.diag dt:has-text("Call quality") + dd');
+    await expect(quality).toHaveText(/^estimated MOS \d\.\d · you hear: .* · the far end hears: loss \d+\.\d %, jitter \d+ ms \(MOS \d\.\d\) · RTT \d+ ms$/, { timeout: 15_000 });
+    console.log(`Diagnostics with JsSIP, Call quality: ${await quality.textContent()}`);
     await page.getByRole('button', { name: 'Hang up' }).click();
     await expect.poll(() => caller.evaluate(() => window.phone.ended), { timeout: 10_000 }).toMatch(/^ended by remote/);
     await expect(page.getByRole('heading', { name: /Wrap-up/ })).toBeVisible({ timeout: 10_000 });
