@@ -1,4 +1,5 @@
-//! The user agent fed arbitrary frames between its own actions and timers: never panics.
+//! The user agent fed arbitrary frames between its own actions and timers (answering calls,
+//! following or refusing REFERs): never panics.
 #![no_main]
 use std::time::Duration;
 
@@ -15,8 +16,19 @@ fuzz_target!(|data: &[u8]| {
         let now = Duration::from_millis(i as u64 * 700);
         ua.handle_bytes(now, frame);
         while let Some(event) = ua.poll_event() {
-            if let switchboard_sip::ua::Event::IncomingCall { call, .. } = event {
-                let _ = ua.answer(now, call, "v=0\r\n");
+            match event {
+                switchboard_sip::ua::Event::IncomingCall { call, .. } => {
+                    let _ = ua.answer(now, call, "v=0\r\n");
+                }
+                // Being transferred: follow every other REFER, refuse the rest.
+                switchboard_sip::ua::Event::TransferRequested { call, .. } => {
+                    if i % 2 == 0 {
+                        let _ = ua.accept_transfer(now, call, "v=0\r\n");
+                    } else {
+                        let _ = ua.decline_transfer(now, call, 603);
+                    }
+                }
+                _ => {}
             }
         }
         if let Some(t) = ua.poll_timeout() {

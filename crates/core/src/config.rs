@@ -203,6 +203,42 @@ pub struct SipConfig {
     /// The microphone's echo cancellation, noise suppression and automatic gain control
     /// (`audioProcessing`, default true; tone tests turn it off, as a steady tone fades).
     pub audio_processing: bool,
+    /// The ringtone: the URL of an audio file the browser can play (`ringtone`; relative to
+    /// config.json, e.g. `ring.mp3` or `/sounds/ring.ogg`, or `https://…`), looped on the ringer
+    /// device while a SIP call rings. `None`: the generated two-tone ring, which is also what
+    /// plays when the file cannot be loaded. Under switchboard-hub's CSP (`media-src 'self'`) only
+    /// a same-origin file plays.
+    pub ringtone: Option<String>,
+}
+
+/// Checks `telephony.sip.ringtone`: a relative URL (resolved against config.json) or an
+/// absolute `http(s)://` URL, without whitespace or control characters; any other scheme
+/// (`javascript:`, `data:`, `file:` …) is refused (WHATWG URL Standard §4.3: a scheme is the
+/// letters, digits, `+`, `-`, `.` before the first `:`, starting with a letter).
+fn ringtone_url(value: &str) -> Result<String, ConfigError> {
+    let bad = |why: &str| {
+        Err(invalid(format!(
+            "telephony.sip.ringtone \"{value}\" {why} (an audio file's URL, e.g. \"ring.mp3\", \"/sounds/ring.ogg\" or \"https://…\")"
+        )))
+    };
+    let url = value.trim();
+    if url.is_empty() {
+        return bad("is empty");
+    }
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return bad("must not contain spaces or control characters");
+    }
+    let scheme = url.split_once(':').map(|(s, _)| s).filter(|s| {
+        s.starts_with(|c: char| c.is_ascii_alphabetic())
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    });
+    match scheme.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("http" | "https") => Ok(url.to_owned()),
+        Some(other) => bad(&format!(
+            "has the scheme {other}: only http(s) or a relative URL"
+        )),
+    }
 }
 
 impl SipConfig {
@@ -245,6 +281,9 @@ impl SipConfig {
                     ));
                 }
             },
+            ringtone: string(sip, path, "ringtone")?
+                .map(|r| ringtone_url(&r))
+                .transpose()?,
         })
     }
 }
@@ -1052,6 +1091,49 @@ mod tests {
         );
         assert_eq!(sip.dtmf, DtmfMode::Info);
         assert!(!sip.audio_processing);
+        assert_eq!(sip.ringtone, None);
+    }
+
+    #[test]
+    fn telephony_sip_ringtone_is_a_relative_or_http_url() {
+        let ringtone = |value: &str| {
+            let text = format!(
+                r#"{{"hub":{{"url":"/api"}},"auth":{{"mode":"dev"}},"telephony":{{"mode":"sip",
+                "sip":{{"wsUri":"wss://e.example.com","domain":"e.example.com","ringtone":{value}}}}}}}"#
+            );
+            Config::from_json(&text).map(|c| c.telephony.sip().unwrap().ringtone.clone())
+        };
+        for (value, expected) in [
+            (r#""ring.mp3""#, Some("ring.mp3")),
+            (r#"" /sounds/ring.ogg ""#, Some("/sounds/ring.ogg")),
+            (r#""../tones/a.wav?v=2""#, Some("../tones/a.wav?v=2")),
+            (
+                r#""https://cdn.example.com/ring.mp3""#,
+                Some("https://cdn.example.com/ring.mp3"),
+            ),
+            (
+                r#""HTTP://intranet/ring.wav""#,
+                Some("HTTP://intranet/ring.wav"),
+            ),
+            // A colon after a slash is no scheme: a path.
+            (r#""sounds/a:b.wav""#, Some("sounds/a:b.wav")),
+            ("null", None),
+        ] {
+            assert_eq!(ringtone(value).unwrap().as_deref(), expected, "{value}");
+        }
+        for (value, expected) in [
+            (r#""""#, r#"telephony.sip.ringtone "" is empty"#),
+            (r#""javascript:alert(1)""#, "has the scheme javascript"),
+            (r#""data:audio/wav;base64,AAAA""#, "has the scheme data"),
+            (r#""file:///tmp/ring.wav""#, "has the scheme file"),
+            (r#""ring tone.mp3""#, "must not contain spaces"),
+            ("3", "telephony.sip.ringtone must be a string"),
+        ] {
+            match ringtone(value) {
+                Err(ConfigError::Invalid(e)) => assert!(e.contains(expected), "{value}: {e}"),
+                other => panic!("{value}: {other:?}"),
+            }
+        }
     }
 
     #[test]

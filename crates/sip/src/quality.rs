@@ -32,6 +32,69 @@ pub struct LinkStats {
     pub packets_lost: u64,
     /// Packets received since the call began (cumulative).
     pub packets_received: u64,
+    /// The far end's view of the audio we send, from its RTCP receiver reports (`None` until
+    /// one arrived).
+    pub far_end: Option<FarEnd>,
+}
+
+/// What the far end reports about the audio it receives from us: RTCP receiver report blocks
+/// (RFC 3550 §6.4.1, §6.4.2), as `getStats` shows them in `remote-inbound-rtp` (W3C
+/// webrtc-stats §8.6).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct FarEnd {
+    /// `fractionLost`: the share of our packets lost since its previous report, 0.0–1.0.
+    pub fraction_lost: f64,
+    /// `jitter` it measured on our packets, seconds.
+    pub jitter_s: f64,
+    /// `roundTripTime` from the report's LSR/DLSR (end to end to the far RTP peer), seconds.
+    pub rtt_s: Option<f64>,
+}
+
+/// Which way the audio an estimate is about flows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// What the agent hears (our `inbound-rtp`).
+    Received,
+    /// What the far end hears (its receiver reports: `remote-inbound-rtp`).
+    Sent,
+}
+
+/// A call's quality over the latest interval: both directions and the one that counts (the
+/// worse: a call is as good as its worse direction).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CallQuality {
+    /// The lower-MOS direction of the two (the received one while the far end has not reported).
+    pub call: Estimate,
+    /// What the agent hears.
+    pub received: Estimate,
+    /// What the far end hears, when it sent receiver reports.
+    pub sent: Option<Estimate>,
+}
+
+impl CallQuality {
+    /// One line for Diagnostics: `MOS 4.4 · you hear: loss 0.0 %, jitter 2 ms · the far end
+    /// hears: loss 0.0 %, jitter 1 ms · RTT 3 ms` (the far end's part only when it reported).
+    pub fn summary(&self) -> String {
+        let part = |e: &Estimate| {
+            format!(
+                "loss {:.1} %, jitter {} ms (MOS {:.1})",
+                e.loss_percent,
+                e.jitter_ms.round() as i64,
+                e.mos
+            )
+        };
+        let mut line = format!(
+            "estimated MOS {:.1} · you hear: {}",
+            self.call.mos,
+            part(&self.received)
+        );
+        if let Some(sent) = &self.sent {
+            line.push_str(" · the far end hears: ");
+            line.push_str(&part(sent));
+        }
+        line.push_str(&format!(" · RTT {} ms", self.call.rtt_ms.round() as i64));
+        line
+    }
 }
 
 /// The impairment that weighs most in a poor estimate, for the agent's message.
@@ -60,6 +123,8 @@ pub struct Estimate {
     pub rtt_ms: f64,
     /// What lowers R the most.
     pub worst: Impairment,
+    /// Which way the audio flows that these figures are about ([`estimate`] says `Received`).
+    pub direction: Direction,
 }
 
 /// The MOS of a call with `loss_percent` packet loss (0–100), `jitter_ms` of jitter and a
@@ -102,6 +167,7 @@ pub fn estimate(loss_percent: f64, jitter_ms: f64, rtt_ms: f64) -> Estimate {
         jitter_ms: jitter,
         rtt_ms: rtt,
         worst,
+        direction: Direction::Received,
     }
 }
 
@@ -118,7 +184,7 @@ pub const POOR_FOR: Duration = Duration::from_secs(5);
 pub struct QualityWatch {
     last: Option<LinkStats>,
     poor_since: Option<Duration>,
-    latest: Option<Estimate>,
+    latest: Option<CallQuality>,
 }
 
 impl QualityWatch {
@@ -127,9 +193,12 @@ impl QualityWatch {
         Self::default()
     }
 
-    /// Takes the sample taken at `now` (any monotonic clock); returns the estimate for the
-    /// interval since the previous sample (`None` for the first, which has no interval, or when
-    /// no packet was expected in it). Counters that went backwards (a new receiver) start over.
+    /// Takes the sample taken at `now` (any monotonic clock); returns the call's estimate for
+    /// the interval since the previous sample (`None` for the first, which has no interval, or
+    /// when no packet was expected in it): the worse of what the agent hears (loss over the
+    /// interval, our jitter) and, once the far end reports, what it hears (its `fraction_lost`
+    /// and jitter). Both use the longer of the two round trips known (ICE pair and RTCP), as the
+    /// delay is the path's. Counters that went backwards (a new receiver) start over.
     pub fn push(&mut self, now: Duration, stats: LinkStats) -> Option<Estimate> {
         let previous = self.last.replace(stats);
         let previous = previous?;
@@ -144,18 +213,42 @@ impl QualityWatch {
         if lost + received == 0.0 {
             return None;
         }
-        let e = estimate(
+        let far = stats.far_end;
+        let rtt_ms = [stats.rtt_s, far.and_then(|f| f.rtt_s)]
+            .into_iter()
+            .flatten()
+            .filter(|r| r.is_finite())
+            .fold(0.0_f64, f64::max)
+            * 1000.0;
+        let heard = estimate(
             100.0 * lost / (lost + received),
             stats.jitter_s * 1000.0,
-            stats.rtt_s.unwrap_or(0.0) * 1000.0,
+            rtt_ms,
         );
+        let sent = far.map(|f| Estimate {
+            direction: Direction::Sent,
+            ..estimate(f.fraction_lost * 100.0, f.jitter_s * 1000.0, rtt_ms)
+        });
+        let e = match sent {
+            Some(sent) if sent.mos < heard.mos => sent,
+            _ => heard,
+        };
         if e.mos < POOR_MOS {
             self.poor_since.get_or_insert(now);
         } else {
             self.poor_since = None;
         }
-        self.latest = Some(e);
+        self.latest = Some(CallQuality {
+            call: e,
+            received: heard,
+            sent,
+        });
         Some(e)
+    }
+
+    /// The latest interval's estimates, both ways (Diagnostics); `None` before the second sample.
+    pub fn latest(&self) -> Option<CallQuality> {
+        self.latest
     }
 
     /// The estimate to warn about at `now`: the latest one, once every estimate for at least
@@ -163,7 +256,7 @@ impl QualityWatch {
     pub fn warning(&self, now: Duration) -> Option<Estimate> {
         let since = self.poor_since?;
         (now.saturating_sub(since) >= POOR_FOR)
-            .then_some(self.latest)
+            .then_some(self.latest.map(|q| q.call))
             .flatten()
     }
 }
@@ -329,7 +422,84 @@ mod tests {
             rtt_s: Some(0.010),
             packets_lost: lost,
             packets_received: received,
+            far_end: None,
         }
+    }
+
+    #[test]
+    fn the_far_ends_reports_count_when_they_are_worse_and_show_in_the_summary() {
+        let mut w = QualityWatch::new();
+        assert_eq!(w.latest(), None);
+        w.push(s(0.0), stats(0, 0));
+        // We hear a clean call; no report from the far end yet.
+        let e = w.push(s(2.0), stats(0, 100)).unwrap();
+        assert_eq!(e.direction, Direction::Received);
+        let q = w.latest().unwrap();
+        assert_eq!(q.sent, None);
+        assert_eq!(
+            q.summary(),
+            "estimated MOS 4.4 · you hear: loss 0.0 %, jitter 2 ms (MOS 4.4) · RTT 10 ms"
+        );
+        // The far end lost a fifth of what we sent (fractionLost 0.2), with 30 ms of jitter and
+        // an RTCP round trip of 80 ms (longer than the ICE pair's 10 ms): that direction counts.
+        let far = FarEnd {
+            fraction_lost: 0.2,
+            jitter_s: 0.030,
+            rtt_s: Some(0.080),
+        };
+        let e = w
+            .push(
+                s(4.0),
+                LinkStats {
+                    far_end: Some(far),
+                    ..stats(0, 200)
+                },
+            )
+            .unwrap();
+        assert_eq!(e.direction, Direction::Sent);
+        assert!((e.loss_percent - 20.0).abs() < 1e-9);
+        assert_eq!(e.rtt_ms, 80.0);
+        assert!(e.mos < POOR_MOS, "{e:?}");
+        let q = w.latest().unwrap();
+        assert_eq!(q.call, e);
+        // What we hear used the longer round trip too: d = 40 + 4 + 10 = 54 ms.
+        assert!((q.received.r - (93.2 - 54.0 / 40.0)).abs() < 1e-9, "{q:?}");
+        assert_eq!(
+            q.summary(),
+            format!(
+                "estimated MOS {:.1} · you hear: loss 0.0 %, jitter 2 ms (MOS 4.4) · the far end hears: \
+                 loss 20.0 %, jitter 30 ms (MOS {:.1}) · RTT 80 ms",
+                e.mos, e.mos
+            )
+        );
+        // Poor for 5 s on the far end's reports alone: the warning is about them.
+        w.push(
+            s(7.0),
+            LinkStats {
+                far_end: Some(far),
+                ..stats(0, 350)
+            },
+        );
+        let warned = w.warning(s(9.0)).expect("poor since t = 4 s");
+        assert_eq!(warned.direction, Direction::Sent);
+        assert_eq!(warned.worst, Impairment::Loss);
+        // The far end's next report is clean: the call is fine again.
+        let clean = FarEnd {
+            fraction_lost: 0.0,
+            jitter_s: 0.001,
+            rtt_s: Some(0.004),
+        };
+        let e = w
+            .push(
+                s(9.0),
+                LinkStats {
+                    far_end: Some(clean),
+                    ..stats(0, 450)
+                },
+            )
+            .unwrap();
+        assert!(e.mos > 4.3, "{e:?}");
+        assert_eq!(w.warning(s(30.0)), None);
     }
 
     #[test]

@@ -160,6 +160,9 @@ pub enum EndReason {
     TransportLost,
     /// An INVITE with Replaces took this call's place (RFC 3891).
     Replaced,
+    /// The far end transferred us (REFER) and the new call was answered: this one was ended by
+    /// BYE ([`Event::Transferred`] came just before).
+    Transferred,
 }
 
 /// What happened, in order.
@@ -249,9 +252,10 @@ pub enum Event {
         /// Duration in ms (0 when not given).
         duration_ms: u32,
     },
-    /// The far end asks us to call `target` (REFER, RFC 3515; 202 was sent). Place the call
-    /// with [`UserAgent::call`] (`target` may carry `?Replaces=` for an attended transfer)
-    /// and report with [`UserAgent::notify_transfer`].
+    /// The far end asks us to call `target` (REFER, RFC 3515; 202 and a NOTIFY `100 Trying`
+    /// were sent). Go with [`UserAgent::accept_transfer`] (which places the call, `target` may
+    /// carry `?Replaces=` for an attended transfer, and reports its outcome by itself), or
+    /// refuse with [`UserAgent::decline_transfer`].
     TransferRequested {
         /// The call the REFER came in.
         call: CallHandle,
@@ -268,6 +272,17 @@ pub enum Event {
         code: u16,
         /// Whether this is the last report.
         done: bool,
+    },
+    /// We were transferred: the call [`UserAgent::accept_transfer`] placed (`to`) was
+    /// answered; the final NOTIFY (200) went to the transferor and the call the REFER came in
+    /// (`from`) is ended by BYE ([`EndReason::Transferred`]) if it was still up. `to` takes its
+    /// place. (A `to` that fails raises only its own [`Event::Ended`]: the NOTIFY carries its
+    /// code and `from` goes on.)
+    Transferred {
+        /// The call the REFER came in.
+        from: CallHandle,
+        /// The call to the Refer-To target, now established.
+        to: CallHandle,
     },
     /// RFC 5626 keep-alive: no pong came within 10 s. Close the WebSocket and reconnect.
     FlowFailed,
@@ -331,6 +346,11 @@ struct Call {
     refer_subscription: bool,
     /// The call this incoming one replaces (RFC 3891): ended when this one is answered.
     replaces: Option<CallHandle>,
+    /// The Refer-To target of a REFER received in this call, not yet acted on.
+    refer_target: Option<String>,
+    /// This outgoing call was placed for a REFER received in that call (we are the
+    /// transferee): its outcome goes there as NOTIFY, and answered it ends that call.
+    transferred_from: Option<CallHandle>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -686,7 +706,7 @@ impl UserAgent {
                     .get(&call)
                     .is_some_and(|c| c.state == CallState::Calling)
             {
-                self.end_call(call, EndReason::TransportLost);
+                self.end_call(now, call, EndReason::TransportLost);
             }
         }
     }
@@ -770,6 +790,8 @@ impl UserAgent {
                 pending_2xx: None,
                 last_ack: None,
                 refer_subscription: false,
+                refer_target: None,
+                transferred_from: None,
                 replaces: None,
             },
         );
@@ -838,7 +860,7 @@ impl UserAgent {
             }
             CallState::Incoming | CallState::Ended => return,
         }
-        self.end_call(call, EndReason::Replaced);
+        self.end_call(now, call, EndReason::Replaced);
     }
 
     /// Rejects an incoming call (486 busy, 480, 603 decline, ...; [`EndReason::LocalReject`])
@@ -865,7 +887,7 @@ impl UserAgent {
         }
         self.send_response(&r);
         if ends {
-            self.end_call(call, EndReason::LocalReject(code));
+            self.end_call(now, call, EndReason::LocalReject(code));
         }
         Ok(())
     }
@@ -886,12 +908,12 @@ impl UserAgent {
                 if send_now {
                     self.send_cancel(now, call);
                 }
-                self.end_call(call, EndReason::LocalCancel);
+                self.end_call(now, call, EndReason::LocalCancel);
                 Ok(())
             }
             CallState::Confirmed => {
                 self.send_bye(now, call);
-                self.end_call(call, EndReason::LocalHangup);
+                self.end_call(now, call, EndReason::LocalHangup);
                 Ok(())
             }
         }
@@ -1098,6 +1120,84 @@ impl UserAgent {
         self.send_notify(now, call, code)
     }
 
+    /// Being transferred (RFC 3515, RFC 5589 §6 as the transferee): places the call the REFER
+    /// in `call` asked for ([`Event::TransferRequested`]), with `sdp_offer`; Refer-To URI
+    /// headers such as `Replaces` go into the INVITE (RFC 3891 §1). Its outcome is reported to
+    /// the transferor by itself: NOTIFY `200 OK` and BYE on `call` when answered
+    /// ([`Event::Transferred`]), NOTIFY with the failure's code when not (then `call` goes on).
+    /// Errors: no REFER pending in `call`, or the target is not a URI.
+    pub fn accept_transfer(
+        &mut self,
+        now: Duration,
+        call: CallHandle,
+        sdp_offer: &str,
+    ) -> Result<CallHandle, UaError> {
+        let target = self
+            .calls
+            .get_mut(&call)
+            .filter(|c| c.refer_subscription)
+            .and_then(|c| c.refer_target.take())
+            .ok_or(UaError::InvalidState(
+                "no transfer was requested in this call",
+            ))?;
+        match self.call(now, &target, sdp_offer) {
+            Ok(new) => {
+                if let Some(c) = self.calls.get_mut(&new) {
+                    c.transferred_from = Some(call);
+                }
+                Ok(new)
+            }
+            Err(e) => {
+                let _ = self.send_notify(now, call, 400);
+                Err(e)
+            }
+        }
+    }
+
+    /// Refuses the transfer asked for in `call` (e.g. 603 Decline, or 488 when no media could
+    /// be set up): the final NOTIFY carries `code` (RFC 3515 §2.4.5) and the call goes on.
+    pub fn decline_transfer(
+        &mut self,
+        now: Duration,
+        call: CallHandle,
+        code: u16,
+    ) -> Result<(), UaError> {
+        if let Some(c) = self.calls.get_mut(&call) {
+            c.refer_target = None;
+        }
+        let code = if (300..700).contains(&code) {
+            code
+        } else {
+            603
+        };
+        self.notify_transfer(now, call, code)
+    }
+
+    /// `call` was answered: if a REFER asked for it, report 200 to the transferor, say
+    /// [`Event::Transferred`] and end the transferor's call (BYE, [`EndReason::Transferred`]).
+    fn transfer_done(&mut self, now: Duration, call: CallHandle) {
+        let Some(old) = self
+            .calls
+            .get_mut(&call)
+            .and_then(|c| c.transferred_from.take())
+        else {
+            return;
+        };
+        let _ = self.send_notify(now, old, 200);
+        self.events.push_back(Event::Transferred {
+            from: old,
+            to: call,
+        });
+        if self
+            .calls
+            .get(&old)
+            .is_some_and(|c| c.state == CallState::Confirmed)
+        {
+            self.send_bye(now, old);
+            self.end_call(now, old, EndReason::Transferred);
+        }
+    }
+
     fn send_notify(&mut self, now: Duration, call: CallHandle, code: u16) -> Result<(), UaError> {
         let mut r = self.in_dialog(call, Method::Notify)?;
         r.headers.push("Event", "refer");
@@ -1121,7 +1221,23 @@ impl UserAgent {
         Ok(())
     }
 
-    fn end_call(&mut self, call: CallHandle, reason: EndReason) {
+    fn end_call(&mut self, now: Duration, call: CallHandle, reason: EndReason) {
+        // The call a REFER asked for failed before it was answered: the final NOTIFY says
+        // so and the transferor keeps its call with us (RFC 3515 §2.4.5, RFC 5589 §6).
+        if let Some(old) = self
+            .calls
+            .get_mut(&call)
+            .and_then(|c| c.transferred_from.take())
+        {
+            let code = match &reason {
+                EndReason::Rejected { code, .. } => *code,
+                EndReason::Timeout => 408,
+                EndReason::LocalCancel => 487,
+                EndReason::TransportLost => 503,
+                _ => 500,
+            };
+            let _ = self.send_notify(now, old, code);
+        }
         if let Some(c) = self.calls.get_mut(&call)
             && c.state != CallState::Ended
         {
@@ -1264,7 +1380,7 @@ impl UserAgent {
             Purpose::Bye(_) | Purpose::Cancel(_) => {}
             Purpose::InDialog(call) => {
                 if matches!(response.code, 408 | 481) {
-                    self.end_call(call, EndReason::Timeout);
+                    self.end_call(now, call, EndReason::Timeout);
                 }
             }
         }
@@ -1335,6 +1451,7 @@ impl UserAgent {
                     call,
                     sdp: response.body_text(),
                 });
+                self.transfer_done(now, call);
             } else {
                 // Answered after we gave up (CANCEL race): end it properly.
                 if let Some(c) = self.calls.get_mut(&call) {
@@ -1360,6 +1477,7 @@ impl UserAgent {
             return;
         }
         self.end_call(
+            now,
             call,
             EndReason::Rejected {
                 code,
@@ -1423,7 +1541,7 @@ impl UserAgent {
         if matches!(code, 408 | 481) {
             // RFC 3261 §14.1: the dialog is gone.
             self.send_bye(now, call);
-            self.end_call(call, EndReason::Timeout);
+            self.end_call(now, call, EndReason::Timeout);
         } else {
             self.events
                 .push_back(Event::RenegotiationFailed { call, code });
@@ -1525,7 +1643,7 @@ impl UserAgent {
             self.outbox
                 .push_back(String::from_utf8_lossy(&r.to_bytes()).into_owned());
         }
-        self.end_call(call, EndReason::RemoteCancel);
+        self.end_call(now, call, EndReason::RemoteCancel);
     }
 
     fn on_invite(&mut self, now: Duration, request: Request) {
@@ -1577,6 +1695,8 @@ impl UserAgent {
                 pending_2xx: None,
                 last_ack: None,
                 refer_subscription: false,
+                refer_target: None,
+                transferred_from: None,
                 replaces,
             },
         );
@@ -1661,7 +1781,7 @@ impl UserAgent {
         match request.method {
             Method::Bye => {
                 self.respond(&request, 200, Some(&tag));
-                self.end_call(call, EndReason::RemoteHangup);
+                self.end_call(now, call, EndReason::RemoteHangup);
             }
             Method::Invite => {
                 let busy = self.calls.get(&call).is_some_and(|c| {
@@ -1728,6 +1848,7 @@ impl UserAgent {
                 self.respond(&request, 202, Some(&tag));
                 if let Some(c) = self.calls.get_mut(&call) {
                     c.refer_subscription = true;
+                    c.refer_target = Some(target.uri.to_string());
                 }
                 let _ = self.send_notify(now, call, 100);
                 self.events.push_back(Event::TransferRequested {
@@ -1835,7 +1956,7 @@ impl UserAgent {
                 c.pending_2xx = None;
                 if c.state == CallState::Confirmed {
                     self.send_bye(now, call);
-                    self.end_call(call, EndReason::AckTimeout);
+                    self.end_call(now, call, EndReason::AckTimeout);
                 }
             }
         }
@@ -1888,14 +2009,14 @@ impl UserAgent {
                     });
                 }
             }
-            Purpose::Invite(call) => self.end_call(call, EndReason::Timeout),
+            Purpose::Invite(call) => self.end_call(now, call, EndReason::Timeout),
             Purpose::Reinvite(call) | Purpose::InDialog(call) => {
                 // RFC 3261 §14.1 / §12.2.1.2: a timeout ends the dialog.
                 if let Some(c) = self.calls.get_mut(&call) {
                     c.reinvite_out = false;
                 }
                 self.send_bye(now, call);
-                self.end_call(call, EndReason::Timeout);
+                self.end_call(now, call, EndReason::Timeout);
             }
             Purpose::Refer(call) => self.events.push_back(Event::TransferProgress {
                 call,

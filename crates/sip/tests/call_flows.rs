@@ -1011,3 +1011,167 @@ fn malformed_replaces_is_400_and_an_unknown_dialog_481() {
     assert!(events(&mut carol).is_empty());
     assert!(carol.has_call(consult));
 }
+
+/// Bob's established incoming call `bob-1` and a REFER in it to `refer_to`; returns the UA, the
+/// call and its To tag, with the 202 and the NOTIFY `100 Trying` checked.
+fn bob_referred(refer_to: &str) -> (UserAgent, CallHandle, String) {
+    let mut bob = ua_named(7);
+    let (call, out) = incoming_call(&mut bob, S(0), "z9hG4bKb1", "bob-1");
+    let to_tag = to_tag_of(&out[1]);
+    answer_and_ack(&mut bob, S(0), call, &to_tag, "bob-1");
+    bob.handle_text(
+        S(1),
+        &in_dialog_from_phone(
+            "REFER",
+            21,
+            &to_tag,
+            "bob-1",
+            &format!("Refer-To: {refer_to}\r\nReferred-By: <sip:alice@192.0.2.9>\r\n"),
+            "",
+        ),
+    );
+    let out = sent(&mut bob);
+    assert_eq!(response(&out[0]).code, 202);
+    let trying = request(&out[1]);
+    assert_eq!(trying.method, Method::Notify);
+    assert_eq!(trying.headers.get("Event"), Some("refer"));
+    assert_eq!(trying.body, b"SIP/2.0 100 Trying\r\n");
+    (bob, call, to_tag)
+}
+
+/// A NOTIFY of the refer subscription in dialog `bob-1` with this sipfrag, and whether it ends
+/// the subscription.
+#[track_caller]
+fn assert_sipfrag(text: &str, sipfrag: &str, terminated: bool) {
+    let notify = request(text);
+    assert_eq!(notify.method, Method::Notify);
+    assert_eq!(notify.headers.call_id().ok(), Some("bob-1"));
+    assert_eq!(notify.headers.get("Event"), Some("refer"));
+    assert_eq!(
+        notify.headers.get("Content-Type"),
+        Some("message/sipfrag;version=2.0")
+    );
+    assert_eq!(String::from_utf8_lossy(&notify.body), sipfrag);
+    let state = notify.headers.get("Subscription-State").unwrap();
+    assert_eq!(state.starts_with("terminated"), terminated, "{state}");
+}
+
+#[test]
+fn being_transferred_calls_the_target_with_replaces_notifies_200_and_ends_the_old_call_by_bye() {
+    let (mut bob, call, _) =
+        bob_referred("<sip:carol@example.com?Replaces=consult-9%3Bto-tag%3Dc1%3Bfrom-tag%3Da1>");
+    let Event::TransferRequested { call: c, target } = events(&mut bob).remove(0) else {
+        panic!()
+    };
+    assert_eq!(c, call);
+    assert!(
+        target.starts_with("sip:carol@example.com?Replaces="),
+        "{target}"
+    );
+    let new = bob.accept_transfer(S(2), call, OFFER).unwrap();
+    assert_ne!(new, call);
+    // RFC 3891 §1: the Refer-To's Replaces header goes into the INVITE.
+    let invite = request(&sent(&mut bob)[0]);
+    assert_eq!(invite.method, Method::Invite);
+    assert_eq!(invite.uri.to_string(), "sip:carol@example.com");
+    assert_eq!(
+        invite.headers.get("Replaces"),
+        Some("consult-9;to-tag=c1;from-tag=a1")
+    );
+    assert_ne!(invite.headers.call_id().ok(), Some("bob-1"));
+    // One transfer per REFER: a second accept has nothing to act on.
+    assert!(bob.accept_transfer(S(2), call, OFFER).is_err());
+
+    bob.handle_text(S(3), &reply(&invite, 180, "Ringing", "", ""));
+    assert_eq!(
+        events(&mut bob),
+        [Event::Ringing {
+            call: new,
+            sdp: None
+        }]
+    );
+    assert!(
+        sent(&mut bob).is_empty(),
+        "no NOTIFY for 180 (only 100 and the final one)"
+    );
+    bob.handle_text(S(4), &ok_with_answer(&invite));
+    assert_eq!(
+        events(&mut bob),
+        [
+            Event::Answered {
+                call: new,
+                sdp: Some(ANSWER.into())
+            },
+            Event::Transferred {
+                from: call,
+                to: new
+            },
+            Event::Ended {
+                call,
+                reason: EndReason::Transferred
+            },
+        ]
+    );
+    let out = sent(&mut bob);
+    assert_eq!(request(&out[0]).method, Method::Ack);
+    assert_sipfrag(&out[1], "SIP/2.0 200 OK\r\n", true);
+    let bye = request(&out[2]);
+    assert_eq!(bye.method, Method::Bye);
+    assert_eq!(bye.headers.call_id().ok(), Some("bob-1"));
+    assert_eq!(out.len(), 3);
+    assert!(!bob.has_call(call));
+    assert!(bob.has_call(new));
+}
+
+#[test]
+fn being_transferred_to_a_busy_target_notifies_486_and_keeps_the_old_call() {
+    let (mut bob, call, to_tag) = bob_referred("<sip:dave@example.com>");
+    events(&mut bob);
+    let new = bob.accept_transfer(S(2), call, OFFER).unwrap();
+    let invite = request(&sent(&mut bob)[0]);
+    assert_eq!(invite.uri.to_string(), "sip:dave@example.com");
+    assert_eq!(invite.headers.get("Replaces"), None);
+    bob.handle_text(S(3), &reply(&invite, 486, "Busy Here", "", ""));
+    assert_eq!(
+        events(&mut bob),
+        [Event::Ended {
+            call: new,
+            reason: EndReason::Rejected {
+                code: 486,
+                reason: "Busy Here".into()
+            }
+        }]
+    );
+    let out = sent(&mut bob);
+    let notify = out
+        .iter()
+        .find(|m| m.starts_with("NOTIFY"))
+        .expect("a final NOTIFY");
+    assert_sipfrag(notify, "SIP/2.0 486 Busy Here\r\n", true);
+    assert!(!out.iter().any(|m| m.starts_with("BYE")));
+    // The old call goes on: it still takes in-dialog requests, and no REFER is pending.
+    assert!(bob.has_call(call));
+    assert!(bob.accept_transfer(S(4), call, OFFER).is_err());
+    bob.handle_text(
+        S(5),
+        &in_dialog_from_phone("BYE", 22, &to_tag, "bob-1", "", ""),
+    );
+    assert_ended(&mut bob, call, EndReason::RemoteHangup);
+}
+
+#[test]
+fn a_declined_transfer_notifies_its_code_and_no_transfer_without_a_refer() {
+    let (mut bob, call, _) = bob_referred("<sip:erin@example.com>");
+    events(&mut bob);
+    bob.decline_transfer(S(2), call, 603).unwrap();
+    assert_sipfrag(&sent(&mut bob)[0], "SIP/2.0 603 Decline\r\n", true);
+    assert!(bob.accept_transfer(S(3), call, OFFER).is_err());
+    assert!(bob.has_call(call));
+
+    let mut carol = ua_named(9);
+    let (other, out) = incoming_call(&mut carol, S(0), "z9hG4bKc1", "carol-1");
+    let tag = to_tag_of(&out[1]);
+    answer_and_ack(&mut carol, S(0), other, &tag, "carol-1");
+    assert!(carol.accept_transfer(S(1), other, OFFER).is_err());
+    assert!(sent(&mut carol).is_empty());
+}

@@ -70,10 +70,12 @@ pub fn App() -> impl IntoView {
                     {strings().app_name}
                 </h1>
                 {move || (popout::can_pop_out(widget) && widget.phase.get() == Phase::Running && !widget.popped_out.get()).then(|| view! {
+                    // In SIP mode this page carries the call's audio: it stays until the call ends.
                     <button
                         class="btn btn--subtle btn--icon"
-                        title=strings().pop_out
-                        aria-label=strings().pop_out
+                        title=move || if popout::waits_for_call(widget) { strings().pop_out_after_call } else { strings().pop_out }
+                        aria-label=move || if popout::waits_for_call(widget) { strings().pop_out_after_call } else { strings().pop_out }
+                        disabled=move || popout::waits_for_call(widget)
                         on:click=move |_| popout::pop_out(widget)
                     >
                         <svg class="icon" viewBox="0 0 24 24" aria-hidden="true"><path d=crate::ui::POP_OUT_PATH /></svg>

@@ -188,6 +188,7 @@ strings!(
     download,
     close,
     pop_out,
+    pop_out_after_call,
     popped_out,
     bring_back,
     pop_out_blocked,

@@ -23,6 +23,19 @@ pub fn can_pop_out(widget: Widget) -> bool {
         )
 }
 
+/// Whether the pop-out must wait: in SIP mode while a call rings or is in progress here, as
+/// this page carries its audio (the pop-out would have to drop it: the call never moves
+/// between windows, docs/softphone.md). The button is disabled and says "Pop out after this
+/// call"; hub mode calls live in the hub and may move at any time.
+pub fn waits_for_call(widget: Widget) -> bool {
+    let sip = widget
+        .config
+        .with(|c| c.as_ref().is_some_and(|c| c.telephony.sip().is_some()));
+    sip && widget
+        .desk
+        .with(|d| d.ringing().is_some() || d.active().is_some())
+}
+
 /// Moves the widget to its own window: opens this page there as a standalone widget (same
 /// user, same language), then this frame disconnects and stops ringing until that window
 /// closes or the agent brings it back. A blocked popup is explained and nothing changes.
@@ -30,6 +43,10 @@ pub fn pop_out(widget: Widget) {
     let Some(window) = web_sys::window() else {
         return;
     };
+    if waits_for_call(widget) {
+        widget.notice.set(Some(strings().pop_out_after_call.into()));
+        return;
+    }
     let search = window.location().search().unwrap_or_default();
     let Ok(params) = web_sys::UrlSearchParams::new_with_str(&search) else {
         return;

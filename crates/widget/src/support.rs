@@ -11,7 +11,7 @@ use crate::state::Widget;
 
 /// `(name, value)` facts about this widget, with English names (support reads them). The
 /// drawer shows some of them by position: connection, transport, hub, user, versions,
-/// language (0, 1, 2, 4, 5, 7).
+/// language (0, 1, 2, 4, 5, 7), and all from [`SOFTPHONE_FACTS`] on (the softphone's).
 pub fn facts(widget: Widget) -> Vec<(&'static str, String)> {
     let (hub, host) = widget.config.with_untracked(|c| {
         c.as_ref()
@@ -67,9 +67,13 @@ pub fn facts(widget: Widget) -> Vec<(&'static str, String)> {
                 .unwrap_or_default(),
         ),
     ];
+    debug_assert_eq!(facts.len(), SOFTPHONE_FACTS);
     facts.extend(crate::softphone::facts());
     facts
 }
+
+/// Where the softphone's facts start in [`facts`] (after the nine above).
+pub const SOFTPHONE_FACTS: usize = 9;
 
 /// The support report: the facts, then the log (redacted).
 pub fn report(widget: Widget) -> String {

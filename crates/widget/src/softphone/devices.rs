@@ -345,25 +345,23 @@ impl Drop for LevelMeter {
     }
 }
 
-/// The ringtone: a two-tone ring (440 + 480 Hz, 2 s on, 4 s off, as the North American ring
-/// cadence of ITU-T E.180 Suppl. 2) from Web Audio into a hidden
-/// `<audio data-switchboard-ringer>` on the ringer device.
+/// The ringtone in a hidden `<audio data-switchboard-ringer>` on the ringer device: the file of
+/// `telephony.sip.ringtone`, looped (`data-switchboard-ringtone="custom"`), or the generated
+/// two-tone ring (440 + 480 Hz, 2 s on, 4 s off, as the North American ring cadence of ITU-T
+/// E.180 Suppl. 2) from Web Audio (`"generated"`), which also takes over when the file fails to
+/// load or to play.
 struct Ringtone {
     audio: HtmlAudioElement,
-    _beat: gloo_timers::callback::Interval,
+    _beat: Option<gloo_timers::callback::Interval>,
+    _onerror: Option<Closure<dyn FnMut()>>,
 }
 
-/// Starts the ringtone (an incoming SIP call rings in this tab); a no-op if it already rings.
-pub fn start_ringing() {
+/// Starts the ringtone (an incoming SIP call rings in this tab): `custom`, the configured file's
+/// absolute URL, or the generated ring. A no-op if it already rings.
+pub fn start_ringing(custom: Option<String>) {
     if RINGING.with(|r| r.borrow().is_some()) {
         return;
     }
-    let Some(context) = context() else {
-        return;
-    };
-    let Ok(destination) = context.create_media_stream_destination() else {
-        return;
-    };
     let Some(document) = web_sys::window().and_then(|w| w.document()) else {
         return;
     };
@@ -377,6 +375,67 @@ pub fn start_ringing() {
         let _ = body.append_child(&audio);
     }
     set_sink(&audio, effective(Role::Ringer).as_deref().unwrap_or(""));
+    let Some(url) = custom else {
+        let beat = generated(&audio);
+        RINGING.with(|r| {
+            *r.borrow_mut() = Some(Ringtone {
+                audio,
+                _beat: beat,
+                _onerror: None,
+            })
+        });
+        return;
+    };
+    let _ = audio.set_attribute("data-switchboard-ringtone", "custom");
+    audio.set_loop(true);
+    audio.set_src(&url);
+    // A file that does not load (404, not audio, blocked by the CSP) fires `error`.
+    let failed = audio.clone();
+    let onerror = Closure::<dyn FnMut()>::new(move || fall_back(&failed));
+    audio.set_onerror(Some(onerror.as_ref().unchecked_ref()));
+    if let Ok(playing) = audio.play() {
+        let failed = audio.clone();
+        spawn_local(async move {
+            if JsFuture::from(playing).await.is_err() {
+                fall_back(&failed);
+            }
+        });
+    }
+    RINGING.with(|r| {
+        *r.borrow_mut() = Some(Ringtone {
+            audio,
+            _beat: None,
+            _onerror: Some(onerror),
+        })
+    });
+}
+
+/// The configured file failed: the same element plays the generated ring instead, if it is
+/// still the one ringing.
+fn fall_back(audio: &HtmlAudioElement) {
+    let ringing = RINGING.with(|r| r.borrow().as_ref().is_some_and(|r| r.audio == *audio));
+    if !ringing || audio.get_attribute("data-switchboard-ringtone").as_deref() != Some("custom") {
+        return;
+    }
+    crate::diagnostics::warn(
+        "the configured ringtone could not be played: the generated one rings",
+    );
+    audio.set_onerror(None);
+    audio.set_loop(false);
+    let _ = audio.remove_attribute("src");
+    let beat = generated(audio);
+    RINGING.with(|r| {
+        if let Some(r) = r.borrow_mut().as_mut() {
+            r._beat = beat;
+        }
+    });
+}
+
+/// Plays the generated two-tone ring into `audio`; the interval that repeats it every 6 s.
+fn generated(audio: &HtmlAudioElement) -> Option<gloo_timers::callback::Interval> {
+    let _ = audio.set_attribute("data-switchboard-ringtone", "generated");
+    let context = context()?;
+    let destination = context.create_media_stream_destination().ok()?;
     audio.set_src_object(Some(&destination.stream()));
     let _ = audio.play();
     let ring = move || {
@@ -394,15 +453,16 @@ pub fn start_ringing() {
         }
     };
     ring();
-    let beat = gloo_timers::callback::Interval::new(6000, ring);
-    RINGING.with(|r| *r.borrow_mut() = Some(Ringtone { audio, _beat: beat }));
+    Some(gloo_timers::callback::Interval::new(6000, ring))
 }
 
 /// Stops the ringtone (answered, rejected, cancelled, taken elsewhere).
 pub fn stop_ringing() {
     if let Some(r) = RINGING.with(|r| r.borrow_mut().take()) {
         let _ = r.audio.pause();
+        r.audio.set_onerror(None);
         r.audio.set_src_object(None);
+        let _ = r.audio.remove_attribute("src");
         r.audio.remove();
     }
 }

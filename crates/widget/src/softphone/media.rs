@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use js_sys::{Array, Object, Reflect};
 use serde_json::Value;
-use switchboard_sip::quality::LinkStats;
+use switchboard_sip::quality::{FarEnd, LinkStats};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -288,6 +288,7 @@ impl CallMedia {
         let mut lost = 0.0;
         let mut received = 0.0;
         let mut rtt = None;
+        let mut far_end: Option<FarEnd> = None;
         let values = Reflect::get(&report, &"values".into())
             .ok()?
             .dyn_into::<js_sys::Function>()
@@ -309,7 +310,17 @@ impl CallMedia {
                 "candidate-pair" if field("nominated").and_then(|n| n.as_bool()) == Some(true) => {
                     rtt = number("currentRoundTripTime").or(rtt);
                 }
-                "remote-inbound-rtp" => rtt = rtt.or(number("roundTripTime")),
+                "remote-inbound-rtp" => {
+                    // The far end's receiver reports on our audio (RFC 3550 §6.4.1).
+                    if let Some(fraction_lost) = number("fractionLost") {
+                        far_end = Some(FarEnd {
+                            fraction_lost,
+                            jitter_s: number("jitter").unwrap_or(0.0),
+                            rtt_s: number("roundTripTime"),
+                        });
+                    }
+                    rtt = rtt.or(number("roundTripTime"));
+                }
                 _ => {}
             }
         }
@@ -338,6 +349,7 @@ impl CallMedia {
             // packetsLost may be negative (duplicates, RFC 3550 §6.4.1).
             packets_lost: lost.max(0.0) as u64,
             packets_received: received.max(0.0) as u64,
+            far_end,
         };
         Some(Stats { link, line })
     }

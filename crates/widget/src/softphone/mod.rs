@@ -42,6 +42,20 @@ pub const CONFIG_URL: &str = if cfg!(feature = "sip") {
     "config.json"
 };
 
+/// `url` from config.json made absolute the way a stylesheet's `url()` is: relative to
+/// config.json's own URL ([`CONFIG_URL`] against the page), so `ring.mp3` beside config.json
+/// works in both builds. `None` if it does not parse.
+#[cfg(feature = "sip")]
+pub fn config_relative(url: &str) -> Option<String> {
+    let page = web_sys::window()?.location().href().ok()?;
+    let config = web_sys::Url::new_with_base(CONFIG_URL, &page).ok()?;
+    Some(
+        web_sys::Url::new_with_base(url, &config.href())
+            .ok()?
+            .href(),
+    )
+}
+
 /// The SIP registration, as the agent sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LineState {
@@ -145,6 +159,8 @@ pub struct CallAudio {
 
 #[cfg(feature = "sip")]
 thread_local! {
+    /// What became of the far end's transfer of this call ("Transferred to …"), until it ends.
+    static TRANSFER_NOTE: ArcRwSignal<Option<String>> = ArcRwSignal::new(None);
     static AUDIO: ArcRwSignal<CallAudio> = ArcRwSignal::new(CallAudio {
         level_db: None,
         mic: switchboard_sip::quality::MicHint::Fine,
@@ -174,8 +190,16 @@ fn set_quality(poor: Option<switchboard_sip::quality::Estimate>) {
     }
 }
 
+/// Says what became of the far end's transfer of the call (being transferred), beside the
+/// call's audio hints; cleared when no call is left.
+#[cfg(feature = "sip")]
+fn set_transfer_note(note: Option<String>) {
+    TRANSFER_NOTE.with(|n| n.set(note));
+}
+
 #[cfg(feature = "sip")]
 fn clear_call_audio() {
+    set_transfer_note(None);
     call_audio().set(CallAudio {
         level_db: None,
         mic: switchboard_sip::quality::MicHint::Fine,
@@ -295,9 +319,28 @@ pub fn facts() -> Vec<(&'static str, String)> {
         let audio = phone::STATS
             .with(|s| s.borrow().clone())
             .unwrap_or_else(|| "-".into());
-        return vec![("SIP line", line), ("Call audio", audio)];
+        let quality = phone::QUALITY
+            .with(|s| s.borrow().clone())
+            .unwrap_or_else(|| "-".into());
+        return vec![
+            ("SIP line", line),
+            ("Call audio", audio),
+            ("Call quality", quality),
+        ];
     }
     Vec::new()
+}
+
+/// The Diagnostics drawer's label for one of [`facts`]' names (the report keeps the English
+/// name).
+pub fn fact_label(name: &'static str) -> &'static str {
+    let t = strings();
+    match name {
+        "SIP line" => t.get("diag_sip_line"),
+        "Call audio" => t.get("diag_call_audio"),
+        "Call quality" => t.get("diag_call_quality"),
+        other => other,
+    }
 }
 
 /// The SIP line under the connection status: ready, connecting, or why not and when it tries
@@ -368,7 +411,11 @@ fn CallAudioHints() -> impl IntoView {
         Signal::derive(move || audio.with(|a| a.mic))
     };
     let poor = Signal::derive(move || audio.with(|a| a.poor));
-    view! { <view::CallAudioView level_db=level mic=mic poor=poor /> }
+    let note = TRANSFER_NOTE.with(Clone::clone);
+    view! {
+        {move || note.get().map(|text| view! { <p class="call-audio__note" role="status">{text}</p> })}
+        <view::CallAudioView level_db=level mic=mic poor=poor />
+    }
 }
 
 /// The device picker, wired to the browser (SIP mode).

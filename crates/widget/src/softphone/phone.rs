@@ -74,6 +74,10 @@ struct Call {
     consult_for: Option<CallHandle>,
     /// Our REFER for this call is out (blind or attended transfer under way).
     referred: bool,
+    /// This call was placed because the far end of that call transferred the agent (its
+    /// REFER, RFC 3515): the handle, the desk call's id and the target as shown. Not on the
+    /// desk until it is answered; then it takes that call's place ([`Event::Transferred`]).
+    transfer_of: Option<(CallHandle, String, String)>,
 }
 
 impl Call {
@@ -95,6 +99,7 @@ impl Call {
             ice: IceWatch::default(),
             consult_for: None,
             referred: false,
+            transfer_of: None,
         }
     }
 }
@@ -141,6 +146,8 @@ thread_local! {
     static LAST: RefCell<Option<StartArgs>> = const { RefCell::new(None) };
     /// The last `getStats` line of the call in progress (Diagnostics).
     pub(super) static STATS: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// The call's quality over the last interval, both ways, with its MOS (Diagnostics).
+    pub(super) static QUALITY: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
 /// The softphone, when one runs.
@@ -589,11 +596,6 @@ impl Phone {
         self.0.borrow_mut().ice_timer = timer;
     }
 
-    fn is_consult(&self, handle: CallHandle) -> bool {
-        self.with_call(handle, |c| c.consult_for.is_some())
-            .unwrap_or(false)
-    }
-
     /// The consultation call of customer call `handle`, if one is up or ringing.
     fn consult_of(&self, handle: CallHandle) -> Option<(CallHandle, String, bool)> {
         self.0
@@ -712,7 +714,7 @@ impl Phone {
                 None => self.incoming(call, &from, display, sdp),
             },
             Event::Ringing { call, .. } => {
-                if let Some(id) = self.call_id(call).filter(|_| !self.is_consult(call)) {
+                if let Some(id) = self.call_id(call).filter(|_| !self.off_desk(call)) {
                     self.update_desk(&id, json!({"state": "alerting"}));
                 }
             }
@@ -720,7 +722,8 @@ impl Phone {
                 let Some((id, media, consult)) = self
                     .with_call(call, |c| {
                         c.established = true;
-                        (c.id.clone(), c.media.clone(), c.consult_for.is_some())
+                        let off_desk = c.consult_for.is_some() || c.transfer_of.is_some();
+                        (c.id.clone(), c.media.clone(), off_desk)
                     })
                     .and_then(|(id, m, consult)| m.map(|m| (id, m, consult)))
                 else {
@@ -821,12 +824,8 @@ impl Phone {
             Event::Dtmf { call, digit, .. } => {
                 diagnostics::record(format!("softphone: DTMF {digit} in call {}", call.0));
             }
-            Event::TransferRequested { call, .. } => {
-                // Being transferred (the far end's REFER) is not offered yet: decline it.
-                if let Some(ua) = self.0.borrow_mut().ua.as_mut() {
-                    let _ = ua.notify_transfer(now(), call, 603);
-                }
-            }
+            Event::TransferRequested { call, target } => self.being_transferred(call, &target),
+            Event::Transferred { from, to } => self.transfer_answered(from, to),
             Event::TransferProgress { call, code, done } => {
                 diagnostics::record(format!("softphone: transfer progress {code}"));
                 if !done {
@@ -908,7 +907,8 @@ impl Phone {
         // It rings in this tab (not left to another one, not refused as busy): the ringtone
         // plays on the ringer device.
         if port.with_desk(|d, _| d.ringing().is_some_and(|r| r.call_id == id)) {
-            devices::start_ringing();
+            let ringtone = self.0.borrow().config.ringtone.clone();
+            devices::start_ringing(ringtone.and_then(|r| super::config_relative(&r)));
         }
     }
 
@@ -927,6 +927,63 @@ impl Phone {
         if let Some(customer) = call.consult_for {
             return self.consult_ended(customer, reason);
         }
+        let mut call = call;
+        if let Some((old, desk_id, shown)) = call.transfer_of.take() {
+            // The call a REFER asked for did not go through (the UA sent the final NOTIFY).
+            diagnostics::record(format!("softphone: transfer not completed ({reason:?})"));
+            let why = match &reason {
+                EndReason::Rejected { code, .. } => code.to_string(),
+                other => format!("{other:?}"),
+            };
+            super::set_transfer_note(Some(
+                strings()
+                    .get("sip_transfer_failed")
+                    .replace("{target}", &shown)
+                    .replace("{reason}", &why),
+            ));
+            if self.with_call(old, |_| ()).is_some() {
+                // The call with the transferor goes on.
+                return self.idle_if_no_call();
+            }
+            // The transferor hung up meanwhile: the desk call ends now.
+            call.id = desk_id;
+            let wire = "completed";
+            diagnostics::record(format!("softphone: call {} ended ({wire})", call.id));
+            self.idle_if_no_call();
+            return self
+                .port()
+                .with_desk(|d, now| d.call_ended(&call.id, wire, now));
+        }
+        // The transferor hung up while the call it asked for is under way: the desk call waits
+        // for that one (it takes its place, or ends it when it fails).
+        if reason == EndReason::RemoteHangup
+            && self
+                .0
+                .borrow()
+                .calls
+                .iter()
+                .any(|c| c.transfer_of.as_ref().is_some_and(|t| t.0 == handle))
+        {
+            return;
+        }
+        // Ended otherwise while a transfer from it is under way (the agent hung up): that call
+        // goes too, quietly.
+        let pending: Vec<CallHandle> = self
+            .0
+            .borrow_mut()
+            .calls
+            .iter_mut()
+            .filter(|c| c.transfer_of.as_ref().is_some_and(|t| t.0 == handle))
+            .map(|c| {
+                c.transfer_of = None;
+                c.handle
+            })
+            .collect();
+        for p in pending {
+            if let Some(ua) = self.0.borrow_mut().ua.as_mut() {
+                let _ = ua.hangup(now(), p);
+            }
+        }
         // A consultation left behind by its customer call goes too.
         if let Some((consult, consult_id, _)) = self.consult_of(handle) {
             if let Some(ua) = self.0.borrow_mut().ua.as_mut() {
@@ -939,8 +996,9 @@ impl Phone {
         let wire = match &reason {
             EndReason::RemoteCancel => "abandoned",
             EndReason::RemoteHangup => "completed",
-            // Its desk call went on as the call that replaced it (take_over).
-            EndReason::Replaced => return,
+            // Its desk call went on as the call that replaced it (take_over), or as the
+            // call the far end transferred us to (transfer_answered).
+            EndReason::Replaced | EndReason::Transferred => return,
             EndReason::Rejected {
                 code: 486 | 600, ..
             } => "busy",
@@ -990,6 +1048,140 @@ impl Phone {
                     .replace("{code}", &code.to_string()),
             ));
         }
+    }
+
+    /// Being transferred (the far end's REFER in `old`, RFC 3515; 202 and NOTIFY 100 went
+    /// out): a fresh microphone stream and peer connection, and the call to `target` placed by
+    /// [`UserAgent::accept_transfer`] (with the Refer-To's Replaces, RFC 3891). The agent sees
+    /// "Transferred to …"; the desk keeps `old`'s call until the new one is answered. Refused
+    /// (NOTIFY 603) for a consultation or while another transfer is under way; 488 when no
+    /// media could be set up.
+    fn being_transferred(&self, old: CallHandle, target: &str) {
+        let shown = shown_target(target);
+        diagnostics::record(format!(
+            "softphone: REFER in call {} (being transferred)",
+            old.0
+        ));
+        let busy = self
+            .0
+            .borrow()
+            .calls
+            .iter()
+            .any(|c| c.transfer_of.is_some());
+        let desk_id = self.call_id(old).filter(|_| !self.off_desk(old) && !busy);
+        let Some(desk_id) = desk_id else {
+            if let Some(ua) = self.0.borrow_mut().ua.as_mut() {
+                let _ = ua.decline_transfer(now(), old, 603);
+            }
+            return self.pump();
+        };
+        super::set_transfer_note(Some(
+            strings()
+                .get("sip_being_transferred")
+                .replace("{target}", &shown),
+        ));
+        let (processing, ice) = {
+            let s = self.0.borrow();
+            (s.config.audio_processing, ice_servers(&s))
+        };
+        let phone = self.clone();
+        spawn_local(async move {
+            let media = match media::microphone(processing).await {
+                Ok(mic) => match CallMedia::new(&ice, mic.clone()) {
+                    Ok(m) => Ok(Rc::new(m)),
+                    Err(e) => {
+                        media::release(&mic);
+                        Err(e)
+                    }
+                },
+                Err(e) => Err(format!("{e:?}")),
+            };
+            let offer = match &media {
+                Ok(m) => m.offer(false).await,
+                Err(e) => Err(e.clone()),
+            };
+            let placed = match (&media, offer) {
+                (Ok(_), Ok(offer)) => phone
+                    .0
+                    .borrow_mut()
+                    .ua
+                    .as_mut()
+                    .map(|ua| {
+                        ua.accept_transfer(now(), old, &offer)
+                            .map(|h| (h, offer))
+                            .map_err(|e| e.to_string())
+                    })
+                    .unwrap_or_else(|| Err("no phone line".into())),
+                (_, Err(e)) => Err(e),
+                (Err(e), _) => Err(e.clone()),
+            };
+            match (media, placed) {
+                (Ok(media), Ok((handle, offer))) => {
+                    diagnostics::record(format!("softphone: transferred, call {}", handle.0));
+                    phone.watch_ice(handle, &media);
+                    let mut call = Call::new(
+                        handle,
+                        format!("{desk_id}-transfer-{}", handle.0),
+                        None,
+                        Some(media),
+                    );
+                    call.ice.local_description(&offer);
+                    call.transfer_of = Some((old, desk_id, shown));
+                    phone.0.borrow_mut().calls.push(call);
+                }
+                (media, Err(e)) => {
+                    diagnostics::warn(&format!("softphone: transfer not placed: {e}"));
+                    if let Ok(m) = media {
+                        m.close();
+                    }
+                    if let Some(ua) = phone.0.borrow_mut().ua.as_mut()
+                        && ua.has_call(old)
+                    {
+                        let _ = ua.decline_transfer(now(), old, 488);
+                    }
+                    super::set_transfer_note(Some(
+                        strings()
+                            .get("sip_transfer_failed")
+                            .replace("{target}", &shown)
+                            .replace("{reason}", &e),
+                    ));
+                }
+                (Err(_), Ok(_)) => {}
+            }
+            phone.pump();
+        });
+    }
+
+    /// The call the far end transferred us to was answered ([`Event::Transferred`]): it takes
+    /// the desk call's place (same id, now with the new far end); the UA ends `old` by BYE.
+    fn transfer_answered(&self, old: CallHandle, new: CallHandle) {
+        let Some((desk_id, shown)) = self
+            .with_call(new, |c| {
+                c.transfer_of.take().map(|(_, id, shown)| (id, shown))
+            })
+            .flatten()
+        else {
+            return;
+        };
+        diagnostics::record(format!(
+            "softphone: call {} replaces call {} (transferred)",
+            new.0, old.0
+        ));
+        self.with_call(old, |c| c.id = format!("{}-transferred", c.id));
+        self.with_call(new, |c| c.id = desk_id.clone());
+        self.update_desk(&desk_id, json!({"state": "connected"}));
+        super::set_transfer_note(Some(
+            strings().get("sip_transferred").replace("{target}", &shown),
+        ));
+    }
+
+    /// True for a call that is not on the desk: a consultation, or a call placed for a REFER
+    /// that is not answered yet.
+    fn off_desk(&self, handle: CallHandle) -> bool {
+        self.with_call(handle, |c| {
+            c.consult_for.is_some() || c.transfer_of.is_some()
+        })
+        .unwrap_or(false)
     }
 
     /// True when `old` is a call of ours that an INVITE with Replaces may take over (RFC 3891:
@@ -1100,6 +1292,9 @@ impl Phone {
                         let warning = {
                             let mut s = phone.0.borrow_mut();
                             s.quality.push(t, stats.link);
+                            if let Some(q) = s.quality.latest() {
+                                QUALITY.with(|l| *l.borrow_mut() = Some(q.summary()));
+                            }
                             s.quality.warning(t)
                         };
                         super::set_quality(warning);
@@ -1348,6 +1543,7 @@ impl Phone {
             s.level = None;
         }
         STATS.with(|s| *s.borrow_mut() = None);
+        QUALITY.with(|s| *s.borrow_mut() = None);
         super::clear_call_audio();
     }
 
@@ -1576,6 +1772,17 @@ impl Phone {
         }
         self.update_desk(id, json!({"state": "held"}));
     }
+}
+
+/// A Refer-To URI as the agent sees it: `user@host`, without parameters or headers (no
+/// `Replaces` dialog ids on screen).
+fn shown_target(target: &str) -> String {
+    let bare = target
+        .trim_start_matches("sips:")
+        .trim_start_matches("sip:")
+        .trim_start_matches("tel:");
+    let end = bare.find([';', '?', '>']).unwrap_or(bare.len());
+    bare[..end].to_owned()
 }
 
 fn ice_servers(s: &State) -> Value {

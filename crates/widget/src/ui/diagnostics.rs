@@ -8,6 +8,7 @@ use leptos::prelude::*;
 use wasm_bindgen::JsCast;
 
 use crate::i18n::strings;
+use crate::support::SOFTPHONE_FACTS;
 
 /// Lines of the log shown in the drawer (Copy and Download carry all of it).
 const SHOWN_LINES: usize = 40;
@@ -89,6 +90,11 @@ pub fn DiagnosticsDrawer(
                 {shown.into_iter().map(|(label, i)| view! {
                     <dt>{label}</dt>
                     <dd>{facts[i].1.clone()}</dd>
+                }).collect_view()}
+                // The softphone's (SIP mode): the line, the call's audio and its quality.
+                {facts.iter().skip(SOFTPHONE_FACTS).map(|(name, value)| view! {
+                    <dt>{crate::softphone::fact_label(name)}</dt>
+                    <dd>{value.clone()}</dd>
                 }).collect_view()}
             </dl>
             <h3 class="diag__heading">{t.diag_errors}</h3>
