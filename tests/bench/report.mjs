@@ -178,7 +178,7 @@ if (write) {
   const charts = option("--charts");
   const payloadFiles = (kind) =>
     (browser?.payload?.[kind]?.files ?? []).map((f) => `| ${kind} | \`${f.path}\` | ${f.type} | ${f.bytes} | ${f.gzip} |`).join("\n");
-  const md = `# Benchmarks
+  let md = `# Benchmarks
 
 Written by \`scripts/bench\` (issue 17): every figure next to a baseline measured in the same run, interleaved,
 and the ratio between them. **Absolute times on this machine are noise**: it is a shared 2-core VM on which
@@ -230,6 +230,11 @@ Memory checkpoints (bytes): \`${JSON.stringify(browser?.memory ?? {})}\`
 
 Hub levels: \`${JSON.stringify(hub?.levels ?? [])}\`
 `;
+  // Hand-written notes between <!-- kept --> and <!-- /kept --> (e.g. an A/B of a start-up change)
+  // survive a rewrite, placed before the payload table.
+  const previous = existsSync(write) ? readFileSync(write, "utf8") : "";
+  const kept = /<!-- kept -->[\s\S]*?<!-- \/kept -->\n/.exec(previous)?.[0] ?? "";
+  md = md.replace("## Payload before Connected, file by file", `${kept}${kept ? "\n" : ""}## Payload before Connected, file by file`);
   writeFileSync(write, md);
   console.error(`report written to ${write}`);
 }
