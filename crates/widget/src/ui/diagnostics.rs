@@ -55,9 +55,16 @@ pub fn DiagnosticsDrawer(
         }
         tick.track();
         let (facts, problems, log) = (facts.run(()), problems.run(()), log.run(()));
-        Some(Suspend::new(async move {
+        // The split build awaits the chunk; the default build calls it directly (an `async`
+        // path there would cost ~5 KB gzipped of Suspend machinery for nothing).
+        #[cfg(feature = "split")]
+        let body = Suspend::new(async move {
             drawer_body(facts, problems, log, status, copied, on_copy, report).await
-        }))
+        })
+        .into_any();
+        #[cfg(not(feature = "split"))]
+        let body = drawer_body(facts, problems, log, status, copied, on_copy, report);
+        Some(body)
     };
     view! {
         <details class="panel team diag" on:toggle=move |ev| {
@@ -73,9 +80,10 @@ pub fn DiagnosticsDrawer(
 
 /// The open drawer's contents. With the `split` feature (`SWITCHBOARD_SPLIT=1
 /// scripts/build-widget`, docs/size.md) a `#[lazy]` split point: its code is a wasm chunk of
-/// its own, fetched the first time the drawer opens; without it, a plain `async fn`.
+/// its own, fetched the first time the drawer opens (the macro makes it `async`); without it,
+/// a plain function.
 #[cfg_attr(feature = "split", leptos::lazy)]
-async fn drawer_body(
+fn drawer_body(
     facts: Vec<(&'static str, String)>,
     problems: Vec<String>,
     log: String,
