@@ -4,7 +4,7 @@
 // Playwright (playwright-core from tests/e2e/node_modules). Every figure is taken from both in
 // the same run, interleaved; the report gives ratios (absolute times on shared machines are noise).
 //
-//   node tests/bench/browser.mjs [--quick] --hub-bin PATH --dist DIR --out FILE.json
+//   node tests/bench/browser.mjs [--quick] [--cold-only] [--pairs N] --hub-bin PATH --dist DIR --out FILE.json
 //
 // Measures (a) payload before Connected (gzip -9 of documents, scripts, styles and wasm, and
 // every byte received); (b) cold start navigation -> role=status "Connected", fresh browser
@@ -34,6 +34,8 @@ const option = (name, fallback) => {
   return i >= 0 && i + 1 < args.length ? args[i + 1] : fallback;
 };
 const QUICK = flag("--quick");
+// --cold-only: the cold starts alone (with their breakdown and the payload), for trying a change.
+const COLD_ONLY = flag("--cold-only");
 const HUB_BIN = path.resolve(option("--hub-bin", path.join(root, "target/release/switchboard-hub")));
 const DIST = path.resolve(option("--dist", path.join(root, "dist")));
 const OUT = option("--out", null);
@@ -136,6 +138,7 @@ const PROBE = () => {
   if (Native) {
     const add = Native.prototype.addEventListener;
     const stamp = (event) => {
+      bench.points.firstMessage ??= performance.now();
       if (typeof event.data === "string" && event.data.includes('"IncomingCall"')) {
         bench.frames.push(performance.timeOrigin + performance.now());
       }
@@ -157,6 +160,27 @@ const PROBE = () => {
       set(handler) { first(this); onmessage.set.call(this, handler); },
     });
   }
+  // Cold-start breakdown (ms since navigation start): the page's WebSocket (constructed, open,
+  // first message = the SignalR handshake answer), the wasm instantiation (called, resolved) and
+  // the first element added to <body> (the first render); the rest comes from Resource Timing.
+  bench.points = {};
+  const point = (name) => { bench.points[name] ??= performance.now(); };
+  if (Native) {
+    window.WebSocket = new Proxy(Native, {
+      construct(target, a) {
+        point("webSocketCreated");
+        const socket = Reflect.construct(target, a);
+        Native.prototype.addEventListener.call(socket, "open", () => point("webSocketOpen"));
+        return socket;
+      },
+    });
+  }
+  new MutationObserver((mutations, self) => {
+    if (document.body && document.body.querySelector("*:not(script)")) {
+      point("firstElement");
+      self.disconnect();
+    }
+  }).observe(document, { childList: true, subtree: true });
   const connected = () =>
     [...document.querySelectorAll("[role=status]")].some((e) => e.textContent.trim() === "Connected");
   const watch = new MutationObserver(() => {
@@ -170,7 +194,9 @@ const PROBE = () => {
     const original = WebAssembly[name];
     if (!original) continue;
     WebAssembly[name] = async function (...a) {
+      point(`${name}Called`);
       const result = await original.apply(this, a);
+      point("wasmInstantiated");
       const instance = result.instance ?? result;
       if (instance?.exports?.memory) bench.wasmMemory = instance.exports.memory;
       return result;
@@ -230,8 +256,48 @@ async function openPage(browser, url, { throttle = 1, record = false } = {}) {
   await page.goto(url, { waitUntil: "commit", timeout: STEP_MS });
   await page.waitForFunction(() => window.__bench?.connectedAt != null, null, { timeout: STEP_MS * throttle, polling: 50 });
   const connectedMs = await page.evaluate(() => window.__bench.connectedAt);
-  return { context, page, cdp, connectedMs, responses };
+  const timeline = await page.evaluate(TIMELINE);
+  return { context, page, cdp, connectedMs, responses, timeline };
 }
+
+// The cold-start breakdown of one page (ms since navigation start; null where the page has no
+// such step): Navigation and Resource Timing (responseEnd of each download, startTime and
+// responseEnd of the token and negotiate requests) and the probe's points. The widget's glue JS
+// is the script that is not signalr.min.js.
+const TIMELINE = () => {
+  const nav = performance.getEntriesByType("navigation")[0];
+  const resources = performance.getEntriesByType("resource");
+  const find = (test) => resources.find((e) => test(new URL(e.name).pathname));
+  const end = (e) => (e ? e.responseEnd : null);
+  const p = window.__bench.points;
+  const script = find((path) => path.endsWith(".js"));
+  const token = find((path) => path.endsWith("/dev/token"));
+  const negotiate = find((path) => path.endsWith("/negotiate"));
+  const paint = performance.getEntriesByName("first-contentful-paint")[0];
+  return {
+    documentReceived: nav ? nav.responseEnd : null,
+    scriptReceived: end(script),
+    wasmReceived: end(find((path) => path.endsWith(".wasm"))),
+    wasmInstantiated: p.wasmInstantiated ?? null,
+    streaming: p.instantiateStreamingCalled != null,
+    firstElement: p.firstElement ?? null,
+    firstContentfulPaint: paint ? paint.startTime : null,
+    configReceived: end(find((path) => path.endsWith("/config.json"))),
+    tokenSent: token ? token.startTime : null,
+    tokenReceived: end(token),
+    negotiateSent: negotiate ? negotiate.startTime : null,
+    negotiateReceived: end(negotiate),
+    webSocketCreated: p.webSocketCreated ?? null,
+    webSocketOpen: p.webSocketOpen ?? null,
+    handshakeAnswered: p.firstMessage ?? null,
+    connected: window.__bench.connectedAt,
+    // The widget's own User Timing marks (browser.rs `mark`): mounted, config, hub-start, desk.
+    marks: Object.fromEntries(performance.getEntriesByType("mark")
+      .filter((m) => m.name.startsWith("switchboard:")).map((m) => [m.name.slice(12), m.startTime])),
+    requests: resources.filter((e) => e.startTime < window.__bench.connectedAt)
+      .map((e) => `${new URL(e.name).pathname} ${Math.round(e.startTime)}-${Math.round(e.responseEnd)}`),
+  };
+};
 
 const KINDS = ["widget", "plain"];
 function urlOf(kind, ctx, user) {
@@ -268,6 +334,7 @@ async function payload(responses) {
 // (b) cold start
 async function coldStarts(browser, ctx, pairs, throttle, label) {
   const out = { widget: [], plain: [] };
+  const timelines = { widget: [], plain: [] };
   let firstPayload = null;
   for (let i = 0; i < pairs; i++) {
     checkDeadline();
@@ -276,12 +343,13 @@ async function coldStarts(browser, ctx, pairs, throttle, label) {
       const record = throttle === 1 && i === 0;
       const opened = await openPage(browser, urlOf(kind, ctx, `bench-cold-${kind}-${label}-${i}`), { throttle, record });
       out[kind].push(Math.round(opened.connectedMs * 10) / 10);
+      timelines[kind].push(opened.timeline);
       if (record) (firstPayload ??= {})[kind] = await payload(opened.responses);
       await opened.context.close();
     }
     log(`cold start ${label} pair ${i + 1}/${pairs}: widget ${out.widget.at(-1)} ms, plain ${out.plain.at(-1)} ms`);
   }
-  return { samples: out, payload: firstPayload };
+  return { samples: out, payload: firstPayload, timelines };
 }
 
 // (c) + (d) notifications: interleaved sends, each dialog dismissed before the next send.
@@ -400,6 +468,13 @@ async function main() {
     const cold = await coldStarts(browser, ctx, PAIRS, 1, "normal");
     result.payload = cold.payload;
     result.coldStart = cold.samples;
+    result.coldStartTimelines = cold.timelines;
+    if (COLD_ONLY) {
+      result.ok = true;
+      const text = JSON.stringify(result, null, 1);
+      if (OUT) writeFileSync(OUT, text); else console.log(text);
+      return;
+    }
     result.coldStartThrottled4x = (await coldStarts(browser, ctx, THROTTLED_PAIRS, 4, "cpu4x")).samples;
     Object.assign(result, await notifications(browser, ctx, NOTIFICATIONS));
     result.idle = await idleCost(browser, ctx, IDLE_SECONDS);

@@ -43,13 +43,52 @@ if (browser) {
   const cs = browser.coldStart ?? {};
   add(`cold start → Connected, median of ${cs.widget?.length ?? 0} pairs (ms)`,
     percentile(cs.widget, 50), percentile(cs.plain, 50), 0, "fresh context each");
-  const ct = browser.coldStartThrottled4x ?? {};
-  add(`cold start, CPU throttled 4×, median of ${ct.widget?.length ?? 0} pairs (ms)`,
+  // Where the cold start goes: the median of each step over the same pairs (ms since
+  // navigation start), widget beside the plain page where the plain page has the step.
+  const tl = browser.coldStartTimelines;
+  if (tl) {
+    const steps = [
+      ["documentReceived", "index.html received"],
+      ["scriptReceived", "JS received (widget glue / signalr.min.js)"],
+      ["wasmReceived", "wasm received"],
+      ["wasmInstantiated", "wasm compiled and instantiated"],
+      ["mark:mounted", "widget mounted (mark)"],
+      ["firstElement", "first element in <body>"],
+      ["firstContentfulPaint", "first contentful paint"],
+      ["configReceived", "config.json received"],
+      ["mark:config", "config.json read (mark)"],
+      ["mark:hub-start", "hub connection started (mark)"],
+      ["tokenSent", "token request sent"],
+      ["tokenReceived", "token received"],
+      ["negotiateSent", "negotiate sent"],
+      ["negotiateReceived", "negotiate answered"],
+      ["webSocketCreated", "WebSocket created"],
+      ["webSocketOpen", "WebSocket open"],
+      ["handshakeAnswered", "handshake answered (first frame)"],
+      ["mark:desk", "desk view built (mark)"],
+      ["connected", "\"Connected\" shown"],
+    ];
+    const median = (kind, key) => {
+      const at = (t) => (key.startsWith("mark:") ? t?.marks?.[key.slice(5)] : t?.[key]);
+      const values = (tl[kind] ?? []).map(at).filter((v) => typeof v === "number");
+      return values.length ? percentile(values, 50) : null;
+    };
+    const streaming = (tl.widget ?? []).every((t) => t?.streaming);
+    for (const [key, label] of steps) {
+      const ours = median("widget", key);
+      const base = median("plain", key);
+      if (ours === null && base === null) continue;
+      rows.push([`  cold start: ${label}, median (ms after navigation start)`, fmt(ours, 0), fmt(base, 0), ratio(ours, base),
+        key === "wasmInstantiated" ? (streaming ? "instantiateStreaming" : "instantiate (not streaming)") : base === null ? "widget only" : ""]);
+    }
+  }
+  const ct = browser.coldStartThrottled4x;
+  if (ct) add(`cold start, CPU throttled 4×, median of ${ct.widget?.length ?? 0} pairs (ms)`,
     percentile(ct.widget, 50), percentile(ct.plain, 50), 0);
   const lat = browser.latency ?? {};
-  add(`notification REST send → dialog in DOM, p50 of ${lat.widget?.length ?? 0} (ms)`,
+  if (browser.latency) add(`notification REST send → dialog in DOM, p50 of ${lat.widget?.length ?? 0} (ms)`,
     percentile(lat.widget, 50), percentile(lat.plain, 50), 2);
-  add("notification REST send → dialog in DOM, p99 (ms)", percentile(lat.widget, 99), percentile(lat.plain, 99), 2);
+  if (browser.latency) add("notification REST send → dialog in DOM, p99 (ms)", percentile(lat.widget, 99), percentile(lat.plain, 99), 2);
   const split = browser.latencySplit;
   if (split) {
     for (const [key, label] of [["toFrame", "REST send → frame at the page's WebSocket"], ["frameToDialog", "frame → dialog in DOM"]]) {
@@ -65,19 +104,21 @@ if (browser) {
       "CDP TaskDuration");
   }
   const mem = browser.memory ?? {};
-  const first = (k) => mem[k]?.[0];
-  const last = (k) => mem[k]?.at(-1);
-  const n = last("widget")?.after ?? 0;
-  const jsAndWasm = (m) => (m ? (m.jsHeapUsed ?? 0) + (m.wasmBytes ?? 0) : null);
-  add("JS heap + wasm memory at start, after 2 warm-up calls (KB)", kb(jsAndWasm(first("widget"))), kb(jsAndWasm(first("plain"))), 0,
-    "after a forced GC");
-  add(`JS heap + wasm memory after ${n} notifications (KB)`, kb(jsAndWasm(last("widget"))), kb(jsAndWasm(last("plain"))), 0,
-    `widget wasm memory ${fmt(kb(first("widget")?.wasmBytes), 0)} → ${fmt(kb(last("widget")?.wasmBytes), 0)} KB`);
-  add(`JS heap alone, start → after ${n} (KB growth)`,
-    kb((last("widget")?.jsHeapUsed ?? 0) - (first("widget")?.jsHeapUsed ?? 0)),
-    kb((last("plain")?.jsHeapUsed ?? 0) - (first("plain")?.jsHeapUsed ?? 0)), 1);
-  add("DOM nodes at start", first("widget")?.nodes, first("plain")?.nodes, 0, "CDP Performance.getMetrics");
-  add(`DOM nodes after ${n} notifications`, last("widget")?.nodes, last("plain")?.nodes, 0);
+  if (browser.memory) {
+    const first = (k) => mem[k]?.[0];
+    const last = (k) => mem[k]?.at(-1);
+    const n = last("widget")?.after ?? 0;
+    const jsAndWasm = (m) => (m ? (m.jsHeapUsed ?? 0) + (m.wasmBytes ?? 0) : null);
+    add("JS heap + wasm memory at start, after 2 warm-up calls (KB)", kb(jsAndWasm(first("widget"))), kb(jsAndWasm(first("plain"))), 0,
+      "after a forced GC");
+    add(`JS heap + wasm memory after ${n} notifications (KB)`, kb(jsAndWasm(last("widget"))), kb(jsAndWasm(last("plain"))), 0,
+      `widget wasm memory ${fmt(kb(first("widget")?.wasmBytes), 0)} → ${fmt(kb(last("widget")?.wasmBytes), 0)} KB`);
+    add(`JS heap alone, start → after ${n} (KB growth)`,
+      kb((last("widget")?.jsHeapUsed ?? 0) - (first("widget")?.jsHeapUsed ?? 0)),
+      kb((last("plain")?.jsHeapUsed ?? 0) - (first("plain")?.jsHeapUsed ?? 0)), 1);
+    add("DOM nodes at start", first("widget")?.nodes, first("plain")?.nodes, 0, "CDP Performance.getMetrics");
+    add(`DOM nodes after ${n} notifications`, last("widget")?.nodes, last("plain")?.nodes, 0);
+  }
 }
 if (size) {
   const total = /^total\s+(\d+)/m.exec(size);
@@ -137,11 +178,7 @@ if (write) {
   const charts = option("--charts");
   const payloadFiles = (kind) =>
     (browser?.payload?.[kind]?.files ?? []).map((f) => `| ${kind} | \`${f.path}\` | ${f.type} | ${f.bytes} | ${f.gzip} |`).join("\n");
-  // The hand-written heaptrack breakdown (docs/benchmarks.md) survives a rewrite.
-  const previous = existsSync(write) ? readFileSync(write, "utf8") : "";
-  const keptMatch = previous.match(/## Where the hub's bytes per connection go\n[\s\S]*?(?=\n## )/);
-  const kept = keptMatch ? `${keptMatch[0].trimEnd()}\n\n` : "";
-  const md = `# Benchmarks
+  let md = `# Benchmarks
 
 Written by \`scripts/bench\` (issue 17): every figure next to a baseline measured in the same run, interleaved,
 and the ratio between them. **Absolute times on this machine are noise**: it is a shared 2-core VM on which
@@ -175,7 +212,7 @@ ${(machine ?? "").trim()}
 
 ${table(true)}
 ${charts ? `\n![hub delivery latency](${charts}/hub-latency.svg)\n\n![RSS per idle connection](${charts}/hub-rss.svg)\n` : ""}
-${kept}## Payload before Connected, file by file
+## Payload before Connected, file by file
 
 | page | path | type | bytes | gzip -9 |
 |---|---|---|---|---|
@@ -193,6 +230,11 @@ Memory checkpoints (bytes): \`${JSON.stringify(browser?.memory ?? {})}\`
 
 Hub levels: \`${JSON.stringify(hub?.levels ?? [])}\`
 `;
+  // Hand-written notes between <!-- kept --> and <!-- /kept --> (e.g. an A/B of a start-up change)
+  // survive a rewrite, placed before the payload table.
+  const previous = existsSync(write) ? readFileSync(write, "utf8") : "";
+  const kept = [...previous.matchAll(/<!-- kept -->[\s\S]*?<!-- \/kept -->\n/g)].map((m) => m[0]).join("\n");
+  md = md.replace("## Payload before Connected, file by file", `${kept}${kept ? "\n" : ""}## Payload before Connected, file by file`);
   writeFileSync(write, md);
   console.error(`report written to ${write}`);
 }

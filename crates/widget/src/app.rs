@@ -55,7 +55,13 @@ pub fn App() -> impl IntoView {
             </section>
         }
         .into_any(),
-        Phase::Running => view! { <DeskView widget=widget /> }.into_any(),
+        // Until the first connection is up: the header's status says what happens.
+        Phase::Running if !widget.desk_ready.get() => view! { <p class="placeholder">{t.loading}</p> }.into_any(),
+        Phase::Running => {
+            let desk = view! { <DeskView widget=widget /> }.into_any();
+            crate::browser::mark("switchboard:desk");
+            desk
+        }
     }
     };
 

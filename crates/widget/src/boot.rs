@@ -151,6 +151,7 @@ fn boot(widget: Widget) {
     spawn_local(async move {
         match load_config().await {
             Ok(config) => {
+                crate::browser::mark("switchboard:config");
                 if explicit.is_empty() && config.locale != "auto" {
                     widget.use_language(crate::i18n::choose(std::slice::from_ref(&config.locale)));
                 }
@@ -415,7 +416,6 @@ fn run(widget: Widget, user: String, access_token: Rc<dyn Fn() -> TokenFuture>) 
     widget
         .ringer
         .set_value(Some(crate::tabs::Ringer::claim(&user)));
-    widget.phase.set(Phase::Running);
     let handlers = HubClientHandlers {
         access_token,
         on_state: Rc::new(move |state, detail: Option<String>| {
@@ -423,7 +423,13 @@ fn run(widget: Widget, user: String, access_token: Rc<dyn Fn() -> TokenFuture>) 
         }),
         on_invocation: Rc::new(move |target, arguments| widget.on_invocation(&target, arguments)),
         on_diagnostic: Rc::new(diagnostics::record),
-        on_next_attempt: Rc::new(move |at| widget.next_attempt.set(at)),
+        on_next_attempt: Rc::new(move |at: Option<f64>| {
+            if at.is_some() {
+                // An attempt failed: the desk shows at once (its "waiting for the hub" state).
+                widget.desk_may_show();
+            }
+            widget.next_attempt.set(at)
+        }),
     };
     let options = match hub_options(&config) {
         Ok(options) => options,
@@ -455,7 +461,16 @@ fn run(widget: Widget, user: String, access_token: Rc<dyn Fn() -> TokenFuture>) 
     widget
         .presence
         .start(&config, &user, client.clone(), graph_token);
+    // The connection first, then the desk: the token request leaves before the desk's views
+    // are built (both run as queued tasks, in this order), so the network and the rendering
+    // overlap instead of following one another (issue 17, "start-up target").
+    crate::browser::mark("switchboard:hub-start");
     client.start();
+    widget.phase.set(Phase::Running);
+    // The desk is built once the first connection is up (state.rs `desk_ready`), or after
+    // DESK_WAIT_MS if it takes longer.
+    gloo_timers::callback::Timeout::new(crate::state::DESK_WAIT_MS, move || widget.desk_may_show())
+        .forget();
 }
 
 /// Stops the connection and returns to the sign-in form.

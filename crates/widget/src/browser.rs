@@ -17,6 +17,20 @@ pub fn since_load_ms() -> f64 {
         .unwrap_or(0.0)
 }
 
+#[wasm_bindgen::prelude::wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(catch, js_namespace = performance, js_name = mark)]
+    fn performance_mark(name: &str) -> Result<(), wasm_bindgen::JsValue>;
+}
+
+/// A User Timing mark (`performance.mark(name)`, W3C User Timing Level 3 §3.1.1) on the
+/// start-up path (`switchboard:mounted`, `switchboard:config`, `switchboard:hub-start`,
+/// `switchboard:desk`), read by `scripts/bench` for its cold-start breakdown and visible in
+/// the browser's performance panel. Nothing happens where the API is missing.
+pub fn mark(name: &str) {
+    let _ = performance_mark(name);
+}
+
 /// This origin's `localStorage`, when the browser allows it.
 pub fn storage() -> Option<web_sys::Storage> {
     web_sys::window()?.local_storage().ok()?

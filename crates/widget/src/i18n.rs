@@ -11,6 +11,7 @@
 //! at start-up, when the host says which language its user has).
 
 use std::cell::Cell;
+use std::sync::OnceLock;
 
 use js_sys::{Array, Function, Intl, Object, Reflect};
 use switchboard_core::i18n::{self as core_i18n, Catalogue};
@@ -42,9 +43,11 @@ pub struct Strings {
     /// The BCP 47 tag of this language (`en`, `de`, `ar`, …).
     pub locale: &'static str,
     catalogue: &'static Catalogue,
-    plural: Intl::PluralRules,
-    number: Function,
-    padded: Function,
+    // Built on first use: the first `Intl` constructor of a page loads the browser's locale
+    // data (~20 ms in Chromium), which the start-up path to "Connected" does not need.
+    plural: OnceLock<Intl::PluralRules>,
+    number: OnceLock<Function>,
+    padded: OnceLock<Function>,
 }
 
 impl std::ops::Deref for Strings {
@@ -62,20 +65,39 @@ const _: () =
 impl Strings {
     fn build(catalogue: &'static Catalogue) -> Strings {
         let locale: &'static str = Box::leak(catalogue.locale().to_owned().into_boxed_str());
-        let locales = Array::of1(&locale.into());
-        let padded = Object::new();
-        let _ = Reflect::set(&padded, &"minimumIntegerDigits".into(), &2.into());
         let texts: [&'static str; N] = std::array::from_fn(|i| pick(catalogue, KEYS[i]));
         Strings {
             // SAFETY: `Texts` is `repr(C)` with N fields, all `&'static str`, so it has the
             // layout of `[&'static str; N]` (same size, alignment, order).
             texts: unsafe { std::mem::transmute::<[&'static str; N], Texts>(texts) },
             locale,
-            plural: Intl::PluralRules::new(&locales, &Object::new()),
-            number: Intl::NumberFormat::new(&locales, &Object::new()).format(),
-            padded: Intl::NumberFormat::new(&locales, &padded).format(),
+            plural: OnceLock::new(),
+            number: OnceLock::new(),
+            padded: OnceLock::new(),
             catalogue,
         }
+    }
+
+    fn locales(&self) -> Array {
+        Array::of1(&self.locale.into())
+    }
+
+    fn plural(&self) -> &Intl::PluralRules {
+        self.plural
+            .get_or_init(|| Intl::PluralRules::new(&self.locales(), &Object::new()))
+    }
+
+    fn number_format(&self) -> &Function {
+        self.number
+            .get_or_init(|| Intl::NumberFormat::new(&self.locales(), &Object::new()).format())
+    }
+
+    fn padded_format(&self) -> &Function {
+        self.padded.get_or_init(|| {
+            let padded = Object::new();
+            let _ = Reflect::set(&padded, &"minimumIntegerDigits".into(), &2.into());
+            Intl::NumberFormat::new(&self.locales(), &padded).format()
+        })
     }
 }
 
@@ -252,7 +274,7 @@ impl Strings {
     /// `Intl.PluralRules` of this language.
     fn format(&self, key: &str, count: Option<f64>, args: &[(&str, &str)]) -> String {
         let category = count
-            .map(|n| String::from(self.plural.select(n)))
+            .map(|n| String::from(self.plural().select(n)))
             .unwrap_or_else(|| "other".into());
         self.catalogue
             .format(key, &category, args)
@@ -262,7 +284,7 @@ impl Strings {
 
     /// A whole number in this language's digits and grouping (`1.234`, `١٬٢٣٤`).
     pub fn number(&self, n: f64) -> String {
-        self.number
+        self.number_format()
             .call1(&JsValue::UNDEFINED, &n.into())
             .ok()
             .and_then(|s| s.as_string())
@@ -270,7 +292,7 @@ impl Strings {
     }
 
     fn two_digits(&self, n: u64) -> String {
-        self.padded
+        self.padded_format()
             .call1(&JsValue::UNDEFINED, &(n as f64).into())
             .ok()
             .and_then(|s| s.as_string())

@@ -94,9 +94,15 @@ pub struct Presence {
     pub polling: RwSignal<bool>,
     inner: StoredValue<Option<Inner>, LocalStorage>,
     client: StoredValue<Option<HubClient>, LocalStorage>,
+    /// Fired by the first hub connection after sign-in (or [`TEAM_LOAD_WAIT_MS`] after it):
+    /// Graph's presence and team reads wait for it.
+    hub_up: StoredValue<Option<futures_channel::oneshot::Sender<()>>, LocalStorage>,
     /// The agent state the hub keeps (`agent.rs`): the control publishes to it and shows it.
     agent: AgentStatus,
 }
+
+/// How long Graph's first reads wait for the hub connection at most (ms).
+const TEAM_LOAD_WAIT_MS: u32 = 3_000;
 
 fn epoch_ms() -> u64 {
     crate::browser::now_ms().max(0.0) as u64
@@ -150,6 +156,7 @@ impl Presence {
             polling: RwSignal::new(false),
             inner: StoredValue::new_local(None),
             client: StoredValue::new_local(None),
+            hub_up: StoredValue::new_local(None),
             agent,
         };
         // The hub's state (another tab's choice, OnCall / WrapUp / Missed, a reload) is the
@@ -248,7 +255,20 @@ impl Presence {
         }));
         self.arm();
         let team_source = config.presence_team.clone();
+        // Graph waits for the hub: its token, presence and team requests (and their JSON) would
+        // otherwise compete with the hub connection for the network and the main thread, and
+        // the team is not shown before the desk is connected (issue 17, "start-up target").
+        // Bounded, so a hub that does not answer never keeps the team from loading.
+        let (up, hub_up) = futures_channel::oneshot::channel::<()>();
+        self.hub_up.set_value(Some(up));
+        gloo_timers::callback::Timeout::new(TEAM_LOAD_WAIT_MS, move || {
+            if let Some(up) = self.hub_up.try_update_value(Option::take).flatten() {
+                let _ = up.send(());
+            }
+        })
+        .forget();
         spawn_local(async move {
+            let _ = hub_up.await;
             match graph.my_presence().await {
                 Ok(p) => self.teams_changed(p, false),
                 Err(e) => self.error.set(Some(e)),
@@ -284,6 +304,9 @@ impl Presence {
 
     /// The hub connected (again): watch our own presence and the team's.
     pub fn connected(self) {
+        if let Some(up) = self.hub_up.try_update_value(Option::take).flatten() {
+            let _ = up.send(());
+        }
         self.subscribe(false);
     }
 

@@ -35,6 +35,10 @@ pub enum Phase {
     Running,
 }
 
+/// How long after sign-in the desk is built at the latest while the first connection is
+/// still being tried (ms).
+pub const DESK_WAIT_MS: u32 = 1_000;
+
 /// The reactive state of the widget. `Copy`: every field is a signal handle.
 #[derive(Clone, Copy)]
 pub struct Widget {
@@ -79,6 +83,12 @@ pub struct Widget {
     wanted_locale: StoredValue<&'static str>,
     /// The widget runs in its own window (the pop-out); this frame waits, disconnected.
     pub popped_out: RwSignal<bool>,
+    /// Whether the desk (the signed-in view) may be built: set once per page, after the first
+    /// connection's "Connected" is painted, when its first attempt fails, or
+    /// [`DESK_WAIT_MS`] after sign-in, whichever is first ([`Widget::desk_may_show`]).
+    /// Building the desk's views takes tens of ms of the main thread; done before, it delays
+    /// the token, negotiate and WebSocket steps of the start-up (issue 17, "start-up target").
+    pub desk_ready: RwSignal<bool>,
     /// The pop-out's window and the timer that watches it close (`popout.rs`).
     pub(crate) popout:
         StoredValue<Option<(web_sys::Window, gloo_timers::callback::Interval)>, LocalStorage>,
@@ -113,7 +123,26 @@ impl Widget {
             wanted_locale: StoredValue::new(strings().locale),
             popped_out: RwSignal::new(false),
             popout: StoredValue::new_local(None),
+            desk_ready: RwSignal::new(false),
         }
+    }
+
+    /// Lets the desk be built in a later task than this one, after the next frame (so what
+    /// changed now, e.g. "Connected", is painted first). Idempotent.
+    pub(crate) fn desk_may_show(self) {
+        if self.desk_ready.get_untracked() {
+            return;
+        }
+        request_animation_frame(move || {
+            set_timeout(
+                move || {
+                    if !self.desk_ready.get_untracked() {
+                        self.desk_ready.set(true);
+                    }
+                },
+                std::time::Duration::ZERO,
+            )
+        });
     }
 
     // --- language -----------------------------------------------------------------------
@@ -168,6 +197,9 @@ impl Widget {
                 .unwrap_or_default()
         ));
         self.connection.set(state);
+        if state == ConnectionState::Connected {
+            self.desk_may_show();
+        }
         if state == ConnectionState::Connected {
             // The hub keeps the agent state: a reload, another tab or the hub may have changed it.
             self.agent.fetch();
