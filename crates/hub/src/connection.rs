@@ -816,14 +816,7 @@ impl Driver {
         }
         let count = count.min(MAX_COUNTER);
         let delay = Duration::from_millis(delay.min(10_000));
-        let streams = self.streams.get_or_insert_with(|| {
-            let (tx, rx) = mpsc::channel(64);
-            Box::new(Streams {
-                tx,
-                rx,
-                running: HashMap::new(),
-            })
-        });
+        let streams = self.streams_channel();
         let tx = streams.tx.clone();
         let id = invocation_id.clone();
         let task = tokio::spawn(async move {
@@ -848,6 +841,19 @@ impl Driver {
         streams.running.insert(invocation_id, task.abort_handle());
     }
 
+    /// The `counter` streams' channel (also carries completions delayed until Redis has the
+    /// change), made on first use.
+    fn streams_channel(&mut self) -> &mut Streams {
+        self.streams.get_or_insert_with(|| {
+            let (tx, rx) = mpsc::channel(64);
+            Box::new(Streams {
+                tx,
+                rx,
+                running: HashMap::new(),
+            })
+        })
+    }
+
     /// Sends the completion once every write queued so far is in Redis (at most 2 s), on
     /// the channel streams use.
     fn complete_when_written(
@@ -856,14 +862,7 @@ impl Driver {
         cluster: Arc<crate::cluster::Cluster>,
         result: Result<Option<Value>, String>,
     ) {
-        let tx = match &self.streams_tx {
-            Some(tx) => tx.clone(),
-            None => {
-                let (tx, rx) = mpsc::channel(64);
-                self.streams_rx = Some(rx);
-                self.streams_tx.insert(tx).clone()
-            }
-        };
+        let tx = self.streams_channel().tx.clone();
         let outcome = match result {
             Ok(None) => CompletionOutcome::Void,
             Ok(Some(value)) => CompletionOutcome::Result(value),
