@@ -14,6 +14,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
 import * as signalR from "@microsoft/signalr";
+import { MessagePackHubProtocol } from "@microsoft/signalr-protocol-msgpack";
 import jwt from "jsonwebtoken";
 import { WAIT_MS, devToken, startHub, withTimeout, next } from "./hub.mjs";
 
@@ -136,3 +137,65 @@ test("a send through node A reaches the official client on node C", { timeout: 6
     await connection.stop();
   }
 });
+
+// The official client's matrix against the cluster: every transport and protocol the client
+// offers (Server-Sent Events is text only), connected to node C, gets a REST send made through
+// node A, and its own invocation and stream on node C still work.
+const T = signalR.HttpTransportType;
+const matrix = [];
+for (const [transport, name] of [
+  [T.WebSockets, "WebSockets"],
+  [T.ServerSentEvents, "ServerSentEvents"],
+  [T.LongPolling, "LongPolling"],
+]) {
+  for (const protocol of ["json", "messagepack"]) {
+    if (protocol === "messagepack" && transport === T.ServerSentEvents) continue;
+    matrix.push({ transport, name, protocol });
+  }
+}
+let matrixUsers = 0;
+for (const c of matrix) {
+  test(`matrix through three nodes: ${c.name} ${c.protocol}`, { timeout: 60_000 }, async () => {
+    const [a, , c3] = hubs;
+    const user = `cluster-matrix-${++matrixUsers}`;
+    let builder = new signalR.HubConnectionBuilder()
+      .withUrl(`${c3.base}/api`, { transport: c.transport, accessTokenFactory: () => devToken(c3.base, user) })
+      .configureLogging(signalR.LogLevel.Warning);
+    if (c.protocol === "messagepack") builder = builder.withHubProtocol(new MessagePackHubProtocol());
+    const connection = builder.build();
+    connection.on("Hello", () => {});
+    await withTimeout(connection.start(), WAIT_MS, "connection.start()");
+    try {
+      const restPath = `/api/v1/hubs/switchboard/users/${user}`;
+      await until(async () => {
+        const r = await fetch(`${a.base}${restPath}`, {
+          method: "HEAD",
+          headers: { authorization: `Bearer ${restToken(a.base, restPath)}` },
+        });
+        return r.status === 200;
+      });
+      const hello = next(connection, "Hello");
+      const response = await fetch(`${a.base}${restPath}`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${restToken(a.base, restPath)}` },
+        body: JSON.stringify({ target: "Hello", arguments: [`${c.name} ${c.protocol} through node A`] }),
+        signal: AbortSignal.timeout(WAIT_MS),
+      });
+      assert.equal(response.status, 202);
+      assert.deepEqual(await hello, [`${c.name} ${c.protocol} through node A`]);
+      // The connection's own traffic on node C.
+      assert.equal((await withTimeout(connection.invoke("sendMessage", "Accepted"), WAIT_MS, "invoke")) ?? null, null);
+      const items = [];
+      await withTimeout(
+        new Promise((resolve, reject) =>
+          connection.stream("counter", 3, 5).subscribe({ next: (v) => items.push(v), complete: resolve, error: reject }),
+        ),
+        WAIT_MS,
+        "stream",
+      );
+      assert.deepEqual(items, [0, 1, 2]);
+    } finally {
+      await connection.stop();
+    }
+  });
+}
