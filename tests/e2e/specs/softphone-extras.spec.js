@@ -24,7 +24,7 @@ import { copyFileSync, cpSync, existsSync, readFileSync, rmSync, writeFileSync }
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test, expect } from '@playwright/test';
-import { AGENT_HZ, CUSTOMER_HZ, ROOT, acceptOn, expectHearsCustomer as expectHears, run, settledLevels as settled, sipRig } from './sip-helpers.js';
+import { AGENT_HZ, CUSTOMER_HZ, ROOT, acceptOn, expectHearsCustomer as expectHears, levels, run, settledLevels as settled, sipRig } from './sip-helpers.js';
 
 const DIST = join(ROOT, 'dist');
 const OUT = fileURLToPath(new URL('../.out/softphone-extras/', import.meta.url));
@@ -45,32 +45,6 @@ async function agentPage(user) {
   await expect(page).toHaveURL(/\/sip\/\?user=/, { timeout: 15_000 }); // the default build hands over
   await expect(page.getByText('Phone line: ready')).toBeVisible({ timeout: 15_000 });
   return page;
-}
-
-/** Levels (dBFS) of the customer's and the agent's tone in the widget's remote audio now. */
-function levels(page) {
-  return page.evaluate(([a, b]) => {
-    const el = document.querySelector('audio[data-switchboard-remote]');
-    if (!el || !el.srcObject) return null;
-    if (el.__meter?.stream !== el.srcObject) {
-      const ctx = new AudioContext();
-      const analyser = ctx.createAnalyser();
-      analyser.fftSize = 8192;
-      analyser.smoothingTimeConstant = 0;
-      ctx.createMediaStreamSource(el.srcObject).connect(analyser);
-      el.__meter = { stream: el.srcObject, ctx, analyser };
-    }
-    const { ctx, analyser } = el.__meter;
-    const bins = new Float32Array(analyser.frequencyBinCount);
-    analyser.getFloatFrequencyData(bins);
-    const width = ctx.sampleRate / analyser.fftSize;
-    const at = (f) => {
-      let best = -Infinity;
-      for (let i = Math.floor((f - 10) / width); i <= Math.ceil((f + 10) / width); i++) best = Math.max(best, bins[i]);
-      return Math.round(best * 10) / 10;
-    };
-    return { customer: at(a), agent: at(b) };
-  }, [CUSTOMER_HZ, AGENT_HZ]);
 }
 
 /** Levels (dBFS) of both tones in the JsSIP page's remote audio now, or null. */

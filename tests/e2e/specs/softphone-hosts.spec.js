@@ -18,7 +18,7 @@ import { copyFileSync, cpSync, existsSync, readFileSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test, expect } from '@playwright/test';
-import { AGENT_HZ, CUSTOMER_HZ, ROOT, acceptOn, expectHearsCustomer as expectHears, settledLevels as settled, sipRig, transfer } from './sip-helpers.js';
+import { AGENT_HZ, CUSTOMER_HZ, ROOT, acceptOn, expectHearsCustomer as expectHears, levels, settledLevels as settled, sipRig, transfer } from './sip-helpers.js';
 import { recorded, waitForCall } from './hosts.js';
 
 const DIST = join(ROOT, 'dist');
@@ -30,33 +30,6 @@ const { events, phone, recordings } = sip;
 
 let rig = null;
 let browser;
-
-/** Levels (dBFS) of the customer's and the agent's tone in the widget's remote audio now (`target`: a page or frame). */
-function levels(target) {
-  return target.evaluate(([a, b]) => {
-    const el = document.querySelector('audio[data-switchboard-remote]');
-    if (!el || !el.srcObject) return null;
-    if (el.__meter?.stream !== el.srcObject) {
-      // Chrome feeds WebRTC audio to Web Audio once a media element plays it (the widget's does).
-      const ctx = new AudioContext();
-      const analyser = ctx.createAnalyser();
-      analyser.fftSize = 8192;
-      analyser.smoothingTimeConstant = 0;
-      ctx.createMediaStreamSource(el.srcObject).connect(analyser);
-      el.__meter = { stream: el.srcObject, ctx, analyser };
-    }
-    const { ctx, analyser } = el.__meter;
-    const bins = new Float32Array(analyser.frequencyBinCount);
-    analyser.getFloatFrequencyData(bins);
-    const width = ctx.sampleRate / analyser.fftSize;
-    const at = (f) => {
-      let best = -Infinity;
-      for (let i = Math.floor((f - 10) / width); i <= Math.ceil((f + 10) / width); i++) best = Math.max(best, bins[i]);
-      return Math.round(best * 10) / 10;
-    };
-    return { customer: at(a), agent: at(b) };
-  }, [CUSTOMER_HZ, AGENT_HZ]);
-}
 
 const expectHearsCustomer = (target, what) => expectHears(target, levels, `${what}: the widget hears`);
 

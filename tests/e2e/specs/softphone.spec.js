@@ -19,7 +19,7 @@ import { copyFileSync, cpSync, existsSync, readFileSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test, expect } from '@playwright/test';
-import { AGENT_HZ, CUSTOMER_HZ, ROOT, acceptOn, expectHearsCustomer as expectHears, settledLevels as settled, sipRig, transfer } from './sip-helpers.js';
+import { AGENT_HZ, CUSTOMER_HZ, ROOT, acceptOn, expectHearsCustomer as expectHears, levels, settledLevels as settled, sipRig, transfer } from './sip-helpers.js';
 
 const DIST = join(ROOT, 'dist');
 const OUT = fileURLToPath(new URL('../.out/softphone/', import.meta.url));
@@ -37,33 +37,6 @@ async function expectRecordedAgent(before) {
   await expect.poll(() => { fresh = recordings().filter((f) => !before.includes(f)); return fresh.length; },
     { timeout: 10_000, message: 'baresip wrote a recording' }).toBe(1);
   sip.expectRecordingHoldsAgent(fresh[0]);
-}
-
-/** Levels (dBFS) of the customer's and the agent's tone in the widget's remote audio now. */
-function levels(page) {
-  return page.evaluate(([a, b]) => {
-    const el = document.querySelector('audio[data-switchboard-remote]');
-    if (!el || !el.srcObject) return null;
-    if (el.__meter?.stream !== el.srcObject) {
-      // Chrome feeds WebRTC audio to Web Audio once a media element plays it (the widget's does).
-      const ctx = new AudioContext();
-      const analyser = ctx.createAnalyser();
-      analyser.fftSize = 8192;
-      analyser.smoothingTimeConstant = 0;
-      ctx.createMediaStreamSource(el.srcObject).connect(analyser);
-      el.__meter = { stream: el.srcObject, ctx, analyser };
-    }
-    const { ctx, analyser } = el.__meter;
-    const bins = new Float32Array(analyser.frequencyBinCount);
-    analyser.getFloatFrequencyData(bins);
-    const width = ctx.sampleRate / analyser.fftSize;
-    const at = (f) => {
-      let best = -Infinity;
-      for (let i = Math.floor((f - 10) / width); i <= Math.ceil((f + 10) / width); i++) best = Math.max(best, bins[i]);
-      return Math.round(best * 10) / 10;
-    };
-    return { customer: at(a), agent: at(b) };
-  }, [CUSTOMER_HZ, AGENT_HZ]);
 }
 
 /** The median of ten readings over a second, once `ok(reading)` held (bounded). */
