@@ -93,6 +93,21 @@ function restToken(base, restPath) {
   return jwt.sign({}, KEY, { algorithm: "HS256", audience: `${base}${restPath}`, expiresIn: "5m" });
 }
 
+/** Waits until node `via` sees `user` connected (HEAD, Azure SignalR REST API), then sends `Hello`
+ * with `text` to the user through `via`; resolves to the REST answer's status. */
+async function helloThrough(via, user, text) {
+  const restPath = `/api/v1/hubs/switchboard/users/${user}`;
+  const auth = () => ({ authorization: `Bearer ${restToken(via.base, restPath)}` });
+  await until(async () => (await fetch(`${via.base}${restPath}`, { method: "HEAD", headers: auth() })).status === 200);
+  const response = await fetch(`${via.base}${restPath}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...auth() },
+    body: JSON.stringify({ target: "Hello", arguments: [text] }),
+    signal: AbortSignal.timeout(WAIT_MS),
+  });
+  return response.status;
+}
+
 test("a send through node A reaches the official client on node C", { timeout: 60_000 }, async () => {
   const [a, , c] = hubs;
   const connection = new signalR.HubConnectionBuilder()
@@ -103,23 +118,8 @@ test("a send through node A reaches the official client on node C", { timeout: 6
   connection.on("Hello", () => {});
   await withTimeout(connection.start(), WAIT_MS, "connection.start()");
   try {
-    const restPath = "/api/v1/hubs/switchboard/users/carol";
-    await until(async () => {
-      const r = await fetch(`${a.base}${restPath}`, {
-        method: "HEAD",
-        headers: { authorization: `Bearer ${restToken(a.base, restPath)}` },
-      });
-      return r.status === 200;
-    });
-
     const hello = next(connection, "Hello");
-    const response = await fetch(`${a.base}${restPath}`, {
-      method: "POST",
-      headers: { "content-type": "application/json", authorization: `Bearer ${restToken(a.base, restPath)}` },
-      body: JSON.stringify({ target: "Hello", arguments: ["through node A"] }),
-      signal: AbortSignal.timeout(WAIT_MS),
-    });
-    assert.equal(response.status, 202);
+    assert.equal(await helloThrough(a, "carol", "through node A"), 202);
     assert.deepEqual(await hello, ["through node A"]);
 
     const notification = next(connection, "ReceiveNotification");
@@ -166,22 +166,8 @@ for (const c of matrix) {
     connection.on("Hello", () => {});
     await withTimeout(connection.start(), WAIT_MS, "connection.start()");
     try {
-      const restPath = `/api/v1/hubs/switchboard/users/${user}`;
-      await until(async () => {
-        const r = await fetch(`${a.base}${restPath}`, {
-          method: "HEAD",
-          headers: { authorization: `Bearer ${restToken(a.base, restPath)}` },
-        });
-        return r.status === 200;
-      });
       const hello = next(connection, "Hello");
-      const response = await fetch(`${a.base}${restPath}`, {
-        method: "POST",
-        headers: { "content-type": "application/json", authorization: `Bearer ${restToken(a.base, restPath)}` },
-        body: JSON.stringify({ target: "Hello", arguments: [`${c.name} ${c.protocol} through node A`] }),
-        signal: AbortSignal.timeout(WAIT_MS),
-      });
-      assert.equal(response.status, 202);
+      assert.equal(await helloThrough(a, user, `${c.name} ${c.protocol} through node A`), 202);
       assert.deepEqual(await hello, [`${c.name} ${c.protocol} through node A`]);
       // The connection's own traffic on node C.
       assert.equal((await withTimeout(connection.invoke("sendMessage", "Accepted"), WAIT_MS, "invoke")) ?? null, null);
