@@ -58,6 +58,20 @@ async fn ring(base: &str, user: &str) -> (u16, Value) {
     (status, body)
 }
 
+/// Rings `user` through `base`, again every 50 ms while the ring is refused 409 (the agent's
+/// `Ready` may not have reached that node yet), at most `SETTLE`; panics unless it is 200.
+/// Returns the call id.
+async fn ring_once_ready(base: &str, user: &str, round: u64) -> String {
+    let mut rung = ring(base, user).await;
+    let deadline = Instant::now() + SETTLE;
+    while rung.0 == 409 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        rung = ring(base, user).await;
+    }
+    assert_eq!(rung.0, 200, "round {round}: {}", rung.1);
+    rung.1["callId"].as_str().unwrap().to_owned()
+}
+
 #[tokio::test]
 async fn sends_through_one_node_reach_connections_on_another() {
     let redis = RedisServer::start();
@@ -490,14 +504,7 @@ async fn accept_and_ring_timeout_on_two_nodes_end_in_one_state() {
     let (mut answered, mut missed) = (0, 0);
     for round in 0..20u64 {
         on_a.invoke_ok("setAgentState", vec![json!("Ready")]).await;
-        let mut rung = ring(&a.base_url(), "alice").await;
-        let deadline = Instant::now() + SETTLE;
-        while rung.0 == 409 && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            rung = ring(&a.base_url(), "alice").await;
-        }
-        assert_eq!(rung.0, 200, "round {round}: {}", rung.1);
-        let call_id = rung.1["callId"].as_str().unwrap().to_owned();
+        let call_id = ring_once_ready(&a.base_url(), "alice", round).await;
         // From well before to just after the ring timeout.
         tokio::time::sleep(Duration::from_millis((round * 37) % 180)).await;
         let mut on_b = Client::connect(&b.base_url(), "alice").await;
@@ -572,14 +579,7 @@ async fn accept_and_caller_hang_up_on_two_nodes_end_in_one_state() {
     for round in 0..20 {
         // Ready again after the previous round's wrap-up.
         alice.invoke_ok("setAgentState", vec![json!("Ready")]).await;
-        let mut rung = ring(&a.base_url(), "alice").await;
-        let deadline = Instant::now() + SETTLE;
-        while rung.0 == 409 && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            rung = ring(&a.base_url(), "alice").await;
-        }
-        assert_eq!(rung.0, 200, "round {round}: {}", rung.1);
-        let call_id = rung.1["callId"].as_str().unwrap().to_owned();
+        let call_id = ring_once_ready(&a.base_url(), "alice", round).await;
         let through_a = format!("{}/api/calls/{call_id}?code={KEY}", a.base_url());
         until(|| async { get_json(&through_a).await["state"] == "ringing" }).await;
 
