@@ -230,7 +230,9 @@ struct Agent {
 #[derive(Debug, Default)]
 pub struct AgentStore {
     config: AgentConfig,
-    agents: HashMap<String, Agent>,
+    /// Boxed: the map keeps spare room (up to ~1.6× its entries at 10,000 agents), and an
+    /// empty slot of a box is 8 bytes instead of the ~190 of an `Agent` (docs/benchmarks.md).
+    agents: HashMap<String, Box<Agent>>,
 }
 
 impl AgentStore {
@@ -267,7 +269,7 @@ impl AgentStore {
 
     fn agent(&mut self, user: &str, now: u64) -> &mut Agent {
         if !self.agents.contains_key(user) {
-            let agent = self.initial(user, now);
+            let agent = Box::new(self.initial(user, now));
             self.agents.insert(user.to_owned(), agent);
         }
         let agent = self.agents.get_mut(user).expect("inserted");

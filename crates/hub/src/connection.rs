@@ -49,6 +49,7 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use crate::hub::{ConnectionInfo, Hub, Outbound};
+use crate::mailbox::{Mail, Mailbox};
 
 /// Largest hub message accepted from a client, in bytes.
 pub const MAX_MESSAGE_BYTES: usize = 32 * 1024;
@@ -282,10 +283,10 @@ pub struct TransportEnd {
 
 /// A new link and its transport end (Server-Sent Events and long polling).
 ///
-/// The per-connection queues (an SSE or long-polling link's two, the control queue and the
-/// hub's outbox; a WebSocket session has no link) are `flume` channels: they allocate per queued message instead of a 32-slot block plus a
-/// cache-padded channel struct up front as tokio's do, which cut ~4.7 KiB of the memory of an
-/// idle connection (docs/benchmarks.md).
+/// A link's two queues are `flume` channels: they allocate per queued message instead of a
+/// 32-slot block plus a cache-padded channel struct up front as tokio's do (docs/benchmarks.md).
+/// The hub's outbox and the control requests of every session go through its
+/// [`SessionHandle`]'s [`Mailbox`] instead; a WebSocket session has no link.
 pub fn link() -> (Link, TransportEnd) {
     let (in_tx, in_rx) = flume::bounded(64);
     let (out_tx, out_rx) = flume::bounded(TRANSPORT_QUEUE);
@@ -314,24 +315,48 @@ pub enum Control {
     /// The hub could not queue a message for this connection: close it with
     /// [`crate::limits::OUTBOX_OVERFLOW`] (`allowReconnect: true`).
     Overflow,
+    /// The hub is shutting down ([`Hub::shutdown`]).
+    Shutdown,
+}
+
+/// A running session, as routes find it by connection token (see [`crate::connection`]). One
+/// per connection, shared by the session task, the session table and the connection table.
+#[derive(Debug)]
+pub(crate) struct SessionHandle {
+    pub info: ConnectionInfo,
+    pub transport: TransportKind,
+    /// The hub's messages (outbox) and the routes' control requests for the session task.
+    pub mailbox: Mailbox<Outbound, Control>,
+    /// SSE and long polling: where POST bodies go.
+    pub inbound: Option<flume::Sender<Bytes>>,
+    /// Long polling: the frames waiting for the next poll.
+    pub poll: Option<Arc<tokio::sync::Mutex<flume::Receiver<Frame>>>>,
 }
 
 /// The session task's state: the sans-IO session and what the hub attaches to it.
 struct Driver {
     hub: Arc<Hub>,
-    info: ConnectionInfo,
-    transport: TransportKind,
+    /// Who the connection is, its transport and its mailbox (shared with the hub's tables).
+    handle: Arc<SessionHandle>,
     /// The origin of the session's clock (`now` is the time since).
     origin: Instant,
     session: HubServerSession,
     wire: Option<Wire>,
-    /// The hub's outbox for this connection, from the handshake on.
-    rx: Option<flume::Receiver<Outbound>>,
+    /// Whether the hub knows the connection (from the handshake on; its messages come through
+    /// the mailbox).
+    registered: bool,
     /// The protocol the connection was counted under in the metrics (after the handshake).
     counted: Option<HubProtocolKind>,
     /// The `counter` streams, made by the first stream (a tokio channel allocates a 32-slot
     /// block when it is made: ~4 KiB here, which most connections never use).
     streams: Option<Box<Streams>>,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // Also when the task is dropped unfinished: the hub's sends are refused from now on.
+        self.handle.mailbox.close();
+    }
 }
 
 /// A connection's running `counter` streams and the channel their items come through.
@@ -363,34 +388,30 @@ fn session_options(hub: &Hub, info: &ConnectionInfo, transport: TransportKind) -
 pub(crate) struct Prepared {
     driver: Driver,
     token: String,
-    control: flume::Receiver<Control>,
 }
 
 /// Makes the session of a transport that just opened. `token` is its connection token (its key
-/// in the hub's session table); `control` carries reattachments, drops and DELETEs.
+/// in the hub's session table); the handle's mailbox carries the hub's messages and the
+/// reattachments, drops and DELETEs.
 pub(crate) fn prepare(
     hub: &Arc<Hub>,
-    info: ConnectionInfo,
+    handle: Arc<SessionHandle>,
     token: String,
-    transport: TransportKind,
     wire: Wire,
-    control: flume::Receiver<Control>,
 ) -> Prepared {
-    let options = session_options(hub, &info, transport);
+    let options = session_options(hub, &handle.info, handle.transport);
     Prepared {
         driver: Driver {
             hub: hub.clone(),
-            info,
-            transport,
+            handle,
             origin: Instant::now(),
             session: HubServerSession::new(options, Duration::ZERO),
             wire: Some(wire),
-            rx: None,
+            registered: false,
             counted: None,
             streams: None,
         },
         token,
-        control,
     }
 }
 
@@ -402,19 +423,26 @@ pub(crate) fn run_session(mut prepared: Prepared) -> impl Future<Output = ()> + 
     async move {
         let d = &mut prepared.driver;
         let token = &prepared.token;
-        let control = &prepared.control;
         let hub = d.hub.clone();
+        let handle = d.handle.clone();
         let origin = d.origin;
-        let transport = d.transport;
-        let mut shutdown = hub.subscribe_shutdown();
-        tracing::debug!(connection_id = %d.info.connection_id, ?transport, "transport open");
-        if *shutdown.borrow() {
+        tracing::debug!(connection_id = %handle.info.connection_id, transport = ?handle.transport, "transport open");
+        // Shutdown is a flag of the hub, not a watch per session: `Hub::shutdown` wakes every
+        // session through its mailbox, and each looks here.
+        let mut shut = hub.is_shutting_down();
+        if shut {
             d.session.end();
         }
 
         // What this connection adds to `switchboard_replay_buffered_bytes`.
         let mut buffered = 0usize;
         loop {
+            if !shut && hub.is_shutting_down() {
+                shut = true;
+                // A Close (reconnect allowed) after the handshake; before it, quietly.
+                let now = d.now();
+                d.session.close(now, Some(SHUTTING_DOWN.into()), true);
+            }
             d.pump();
             d.session.release_idle_buffers();
             let now_buffered = d.session.unacked_bytes();
@@ -429,16 +457,25 @@ pub(crate) fn run_session(mut prepared: Prepared) -> impl Future<Output = ()> + 
             if let Some(since) = d.write_waiting_since() {
                 deadline = deadline.min(since + crate::limits::WRITE_TIMEOUT);
             }
-            let take_hub = d.rx.is_some() && d.wire.is_some() && d.session.has_room();
+            let take_hub = d.registered && d.wire.is_some() && d.session.has_room();
             tokio::select! {
                 event = wire_event(&mut d.wire) => d.wire_event(event),
-                outbound = recv_hub(&mut d.rx), if take_hub => match outbound {
-                    Some(Outbound::Message(message)) => d.send(&message),
-                    Some(Outbound::Close { error, allow_reconnect }) => {
+                mail = handle.mailbox.recv(take_hub) => match mail {
+                    Mail::Message(Outbound::Message(message)) => d.send(&message),
+                    Mail::Message(Outbound::Close { error, allow_reconnect }) => {
                         let now = d.now();
                         d.session.close(now, error, allow_reconnect);
                     }
-                    None => d.session.end(),
+                    Mail::Control(Control::Attach(ws)) => d.attach(*ws),
+                    Mail::Control(Control::Drop) => {
+                        tracing::info!(connection_id = %handle.info.connection_id, "transport dropped (dev hook)");
+                        drop_wire(d.wire.take());
+                        d.transport_gone();
+                    }
+                    Mail::Control(Control::Overflow) => d.overflow("outbox"),
+                    Mail::Control(Control::End) => d.session.end(),
+                    // Looked at at the top of the loop.
+                    Mail::Control(Control::Shutdown) => {}
                 },
                 Some((id, message)) = recv_stream(&mut d.streams), if d.session.has_room() => {
                     if matches!(message, HubMessage::Completion { .. })
@@ -448,31 +485,14 @@ pub(crate) fn run_session(mut prepared: Prepared) -> impl Future<Output = ()> + 
                     }
                     d.send(&message);
                 }
-                command = control.recv_async() => match command.ok() {
-                    Some(Control::Attach(ws)) => d.attach(*ws),
-                    Some(Control::Drop) => {
-                        tracing::info!(connection_id = %d.info.connection_id, "transport dropped (dev hook)");
-                        drop_wire(d.wire.take());
-                        d.transport_gone();
-                    }
-                    Some(Control::Overflow) => d.overflow("outbox"),
-                    Some(Control::End) | None => d.session.end(),
-                },
                 _ = tokio::time::sleep_until(deadline) => {
                     if d.write_waiting_since().is_some_and(|since| since.elapsed() >= crate::limits::WRITE_TIMEOUT) {
                         crate::metrics::overflow_close("write_timeout");
-                        tracing::warn!(connection_id = %d.info.connection_id, "websocket write timed out; closing");
+                        tracing::warn!(connection_id = %handle.info.connection_id, "websocket write timed out; closing");
                         d.transport_gone();
                     }
                     let now = d.now();
                     d.session.handle_timeout(now);
-                }
-                changed = shutdown.changed() => {
-                    if changed.is_err() || *shutdown.borrow() {
-                        // A Close (reconnect allowed) after the handshake; before it, quietly.
-                        let now = d.now();
-                        d.session.close(now, Some(SHUTTING_DOWN.into()), true);
-                    }
                 }
             }
         }
@@ -486,17 +506,19 @@ pub(crate) fn run_session(mut prepared: Prepared) -> impl Future<Output = ()> + 
             }
         }
         hub.remove_session(token);
-        if d.rx.is_some() {
-            hub.unregister(&d.info.connection_id);
+        // Later hub messages and requests are refused (what is queued is dropped).
+        handle.mailbox.close();
+        if d.registered {
+            hub.unregister(&handle.info.connection_id);
             if let Some(protocol) = d.counted {
                 crate::metrics::connection(
-                    crate::metrics::transport_name(d.transport),
+                    crate::metrics::transport_name(handle.transport),
                     protocol.name(),
                     -1.0,
                 );
             }
         }
-        tracing::info!(connection_id = %d.info.connection_id, "connection closed");
+        tracing::info!(connection_id = %handle.info.connection_id, "connection closed");
         // A WebSocket gets what is queued and a Close frame; dropping a link closes its transport
         // after it has written what is queued.
         if let Some(Wire::Socket(socket)) = &mut d.wire {
@@ -534,13 +556,6 @@ async fn recv_stream(streams: &mut Option<Box<Streams>>) -> Option<(String, HubM
     }
 }
 
-async fn recv_hub(rx: &mut Option<flume::Receiver<Outbound>>) -> Option<Outbound> {
-    match rx {
-        Some(rx) => rx.recv_async().await.ok(),
-        None => std::future::pending().await,
-    }
-}
-
 impl Driver {
     /// The session's clock: time since the session started.
     fn now(&self) -> Duration {
@@ -562,7 +577,7 @@ impl Driver {
                 ServerEvent::Connected { protocol, stateful } => self.connected(protocol, stateful),
                 ServerEvent::Message(message) => self.handle_message(message),
                 ServerEvent::Malformed(e) => {
-                    crate::limits::log_bad_input(&self.info.connection_id, &e)
+                    crate::limits::log_bad_input(&self.handle.info.connection_id, &e)
                 }
                 ServerEvent::Closed(reason) => self.log_close(reason),
             }
@@ -635,26 +650,27 @@ impl Driver {
     }
 
     fn connected(&mut self, protocol: HubProtocolKind, stateful: bool) {
-        self.rx = Some(self.hub.register(&self.info));
+        self.hub.register(self.handle.clone());
+        self.registered = true;
         self.counted = Some(protocol);
         crate::metrics::connection(
-            crate::metrics::transport_name(self.transport),
+            crate::metrics::transport_name(self.handle.transport),
             protocol.name(),
             1.0,
         );
         tracing::info!(
-            connection_id = %self.info.connection_id,
-            user = self.info.user.as_deref().unwrap_or("(anonymous)"),
-            hub = %self.info.hub,
+            connection_id = %self.handle.info.connection_id,
+            user = self.handle.info.user.as_deref().unwrap_or("(anonymous)"),
+            hub = %self.handle.info.hub,
             protocol = protocol.name(),
-            transport = ?self.transport,
+            transport = ?self.handle.transport,
             stateful,
             "connected"
         );
     }
 
     fn log_close(&self, reason: CloseReason) {
-        let connection_id = &self.info.connection_id;
+        let connection_id = &self.handle.info.connection_id;
         match reason {
             CloseReason::HandshakeRefused(error) => {
                 tracing::info!(%connection_id, %error, "handshake refused")
@@ -700,7 +716,7 @@ impl Driver {
         let was_detached = self.session.is_detached();
         let now = self.now();
         if self.session.handle_transport_lost(now) && !was_detached {
-            tracing::info!(connection_id = %self.info.connection_id, "transport lost; waiting for a stateful reconnect");
+            tracing::info!(connection_id = %self.handle.info.connection_id, "transport lost; waiting for a stateful reconnect");
         }
     }
 
@@ -711,7 +727,7 @@ impl Driver {
         if self.session.resume(now).is_err() {
             return;
         }
-        tracing::info!(connection_id = %self.info.connection_id, "stateful reconnect");
+        tracing::info!(connection_id = %self.handle.info.connection_id, "stateful reconnect");
         drop_wire(self.wire.take());
         self.wire = Some(Wire::socket(ws));
     }
@@ -725,7 +741,7 @@ impl Driver {
     /// A queue towards the client overflowed: close with a clear error, never drop silently.
     fn overflow(&mut self, queue: &'static str) {
         crate::metrics::overflow_close(queue);
-        tracing::warn!(connection_id = %self.info.connection_id, queue, "queue full; closing the connection");
+        tracing::warn!(connection_id = %self.handle.info.connection_id, queue, "queue full; closing the connection");
         let now = self.now();
         self.session
             .close(now, Some(crate::limits::OUTBOX_OVERFLOW.into()), true);
@@ -748,7 +764,7 @@ impl Driver {
                         "The client attempted to invoke the streaming '{target}' method with a non-streaming invocation."
                     ))
                 } else {
-                    self.hub.invoke(&self.info, &target, &arguments)
+                    self.hub.invoke(&self.handle.info, &target, &arguments)
                 };
                 if let (Some(id), Some(cluster), Ok(_)) =
                     (&invocation_id, self.hub.cluster(), &result)
@@ -900,7 +916,7 @@ impl Driver {
             }
             None => {
                 if let Err(error) = result {
-                    tracing::info!(connection_id = %self.info.connection_id, target, %error, "non-blocking invocation failed");
+                    tracing::info!(connection_id = %self.handle.info.connection_id, target, %error, "non-blocking invocation failed");
                 }
             }
         }

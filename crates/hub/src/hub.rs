@@ -82,14 +82,17 @@ impl ConnectionInfo {
     }
 }
 
-/// A running session as the hub state knows it: who it is, and two things the hub may ask of
-/// it. The concrete handle (transport, control channel, POST and poll queues) is
-/// [`crate::sessions::SessionHandle`]; routes find it by connection token.
+/// A running session as the hub state knows it: who it is, what the hub may ask of it, and
+/// its outbox. The concrete handle (transport, mailbox, POST and poll queues) is
+/// [`crate::sessions::SessionHandle`]; routes find it by connection token. The session table
+/// and, once handshaken, the connection table share it (one `ConnectionInfo` per connection).
 pub(crate) trait Session: std::any::Any + Send + Sync {
     /// Who the session is.
     fn info(&self) -> &ConnectionInfo;
     /// Asks the session to act; whether it took the request.
     fn tell(&self, request: SessionRequest) -> bool;
+    /// Queues a message in the session's outbox (at most [`OUTBOX_CAPACITY`]).
+    fn deliver(&self, message: Outbound) -> Result<(), crate::mailbox::Refused>;
 }
 
 /// What the hub asks of a running session.
@@ -99,6 +102,8 @@ pub(crate) enum SessionRequest {
     DropTransport,
     /// The connection's outbox is full: close it ([`crate::limits::OUTBOX_OVERFLOW`]).
     Overflow,
+    /// The hub is shutting down ([`Hub::shutdown`]): look at [`Hub::is_shutting_down`].
+    Shutdown,
 }
 
 /// Takes a user's presence (its stand-in state, `{"sessions", "preferred"?}`) that another
@@ -147,9 +152,79 @@ struct Pending {
 }
 
 struct Connection {
-    info: ConnectionInfo,
-    tx: flume::Sender<Outbound>,
-    groups: HashSet<String>,
+    /// The running session (shared with the session table): who it is and its outbox.
+    session: Arc<dyn Session>,
+    /// The groups the connection itself was added to; boxed and made only when it joins one
+    /// (most never do, and the connection table keeps spare room for ~1.6× its entries).
+    #[allow(clippy::box_collection)] // the box is the point: 8 bytes where a set is 48
+    groups: Option<Box<HashSet<String>>>,
+}
+
+impl Connection {
+    fn info(&self) -> &ConnectionInfo {
+        self.session.info()
+    }
+}
+
+/// The live connections of one user on one hub: nearly always one, kept without a set (24
+/// bytes in the user table instead of a set's 48 and its 112-byte allocation).
+#[derive(Debug, Default)]
+enum UserConnections {
+    #[default]
+    None,
+    One(String),
+    #[allow(clippy::box_collection)] // the box is the point: 8 bytes where a set is 48
+    Many(Box<HashSet<String>>),
+}
+
+impl UserConnections {
+    fn insert(&mut self, id: String) {
+        match self {
+            UserConnections::None => *self = UserConnections::One(id),
+            UserConnections::One(one) if *one == id => {}
+            UserConnections::One(one) => {
+                let one = std::mem::take(one);
+                *self = UserConnections::Many(Box::new(HashSet::from([one, id])));
+            }
+            UserConnections::Many(set) => {
+                set.insert(id);
+            }
+        }
+    }
+
+    fn remove(&mut self, id: &str) {
+        match self {
+            UserConnections::One(one) if one == id => *self = UserConnections::None,
+            UserConnections::None | UserConnections::One(_) => {}
+            UserConnections::Many(set) => {
+                set.remove(id);
+                if set.is_empty() {
+                    *self = UserConnections::None;
+                }
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            UserConnections::None => 0,
+            UserConnections::One(_) => 1,
+            UserConnections::Many(set) => set.len(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &String> {
+        let (one, many) = match self {
+            UserConnections::None => (None, None),
+            UserConnections::One(id) => (Some(id), None),
+            UserConnections::Many(set) => (None, Some(set.iter())),
+        };
+        one.into_iter().chain(many.into_iter().flatten())
+    }
 }
 
 #[derive(Default)]
@@ -163,7 +238,7 @@ pub(crate) struct Inner {
     pending: HashMap<String, Pending>,
     sessions: HashMap<String, Arc<dyn Session>>,
     connections: HashMap<String, Connection>,
-    users: HashMap<(String, String), HashSet<String>>,
+    users: HashMap<(String, String), UserConnections>,
     groups: HashMap<(String, String), Group>,
     pub(crate) calls: CallRegistry,
     pub(crate) directory: crate::numbers::Directory,
@@ -311,9 +386,9 @@ impl Hub {
             .connections
             .values()
             .map(|c| crate::cluster::Record {
-                hub: c.info.hub.clone(),
-                user: c.info.user.clone(),
-                connection: c.info.connection_id.clone(),
+                hub: c.info().hub.clone(),
+                user: c.info().user.clone(),
+                connection: c.info().connection_id.clone(),
             })
             .collect()
     }
@@ -690,6 +765,15 @@ impl Hub {
     /// Asks every connection to close with `Close{allowReconnect: true}`.
     pub fn shutdown(&self) {
         self.shutdown.send_replace(true);
+        // Wakes every session (each looks at `is_shutting_down`; no per-session watch).
+        for session in self.lock().sessions.values() {
+            session.tell(SessionRequest::Shutdown);
+        }
+    }
+
+    /// Whether [`Hub::shutdown`] was called.
+    pub fn is_shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
     }
 
     pub(crate) fn subscribe_shutdown(&self) -> watch::Receiver<bool> {
@@ -787,9 +871,10 @@ impl Hub {
 
     // ----- connections -----------------------------------------------------------------------
 
-    /// Makes a handshaken connection reachable; returns its outbound queue.
-    pub(crate) fn register(&self, info: &ConnectionInfo) -> flume::Receiver<Outbound> {
-        let (tx, rx) = flume::bounded(OUTBOX_CAPACITY);
+    /// Makes a handshaken connection reachable: hub messages go to the session's outbox
+    /// ([`Session::deliver`]).
+    pub(crate) fn register(&self, session: Arc<dyn Session>) {
+        let info = session.info();
         let mut inner = self.lock();
         if let Some(user) = &info.user {
             inner
@@ -798,7 +883,7 @@ impl Hub {
                 .or_default()
                 .insert(info.connection_id.clone());
         }
-        let mut groups = HashSet::new();
+        let mut groups = None;
         if info.is_supervisor() {
             let key = (
                 info.hub.clone(),
@@ -811,14 +896,15 @@ impl Hub {
                     .or_default()
                     .connections
                     .insert(info.connection_id.clone());
-                groups.insert(crate::agents::SUPERVISORS_GROUP.to_owned());
+                groups = Some(Box::new(HashSet::from([
+                    crate::agents::SUPERVISORS_GROUP.to_owned()
+                ])));
             }
         }
         inner.connections.insert(
             info.connection_id.clone(),
             Connection {
-                info: info.clone(),
-                tx,
+                session: session.clone(),
                 groups,
             },
         );
@@ -845,7 +931,6 @@ impl Hub {
                 connection: info.connection_id.clone(),
             });
         }
-        rx
     }
 
     /// Forgets a connection (it closed).
@@ -856,13 +941,13 @@ impl Hub {
         };
         if let Some(cluster) = self.cluster() {
             cluster.remove(crate::cluster::Record {
-                hub: conn.info.hub.clone(),
-                user: conn.info.user.clone(),
+                hub: conn.info().hub.clone(),
+                user: conn.info().user.clone(),
                 connection: connection_id.to_owned(),
             });
         }
-        if let Some(user) = &conn.info.user {
-            let key = (conn.info.hub.clone(), user.clone());
+        if let Some(user) = &conn.info().user {
+            let key = (conn.info().hub.clone(), user.clone());
             if let Some(set) = inner.users.get_mut(&key) {
                 set.remove(connection_id);
                 if set.is_empty() {
@@ -871,8 +956,9 @@ impl Hub {
                 }
             }
         }
-        for group in conn.groups {
-            let key = (conn.info.hub.clone(), group);
+        let Connection { session, groups } = conn;
+        for group in groups.into_iter().flat_map(|groups| *groups) {
+            let key = (session.info().hub.clone(), group);
             if let Some(g) = inner.groups.get_mut(&key) {
                 g.connections.remove(connection_id);
                 if g.connections.is_empty() && g.users.is_empty() {
@@ -895,7 +981,7 @@ impl Hub {
         self.lock()
             .connections
             .get(connection_id)
-            .is_some_and(|c| c.info.hub == hub.to_ascii_lowercase())
+            .is_some_and(|c| c.info().hub == hub.to_ascii_lowercase())
     }
 
     /// Whether any live connection is in the group.
@@ -911,8 +997,8 @@ impl Hub {
     pub fn close_connection(&self, hub: &str, connection_id: &str, reason: Option<String>) -> bool {
         let inner = self.lock();
         match inner.connections.get(connection_id) {
-            Some(c) if c.info.hub == hub.to_ascii_lowercase() => {
-                let _ = c.tx.try_send(Outbound::Close {
+            Some(c) if c.info().hub == hub.to_ascii_lowercase() => {
+                let _ = c.session.deliver(Outbound::Close {
                     error: reason,
                     allow_reconnect: false,
                 });
@@ -993,7 +1079,7 @@ impl Hub {
         let live = inner
             .connections
             .get(connection_id)
-            .is_some_and(|c| c.info.hub == hub);
+            .is_some_and(|c| c.info().hub == hub);
         if !live || (!inner.groups.contains_key(&key) && inner.groups.len() >= MAX_GROUPS) {
             return false;
         }
@@ -1004,7 +1090,7 @@ impl Hub {
             .connections
             .insert(connection_id.to_owned());
         if let Some(c) = inner.connections.get_mut(connection_id) {
-            c.groups.insert(group.to_owned());
+            c.groups.get_or_insert_default().insert(group.to_owned());
         }
         true
     }
@@ -1032,8 +1118,13 @@ impl Hub {
                 inner.groups.remove(&key);
             }
         }
-        if let Some(c) = inner.connections.get_mut(connection_id) {
-            c.groups.remove(group);
+        if let Some(c) = inner.connections.get_mut(connection_id)
+            && let Some(groups) = &mut c.groups
+        {
+            groups.remove(group);
+            if groups.is_empty() {
+                c.groups = None;
+            }
         }
     }
 
@@ -1151,7 +1242,7 @@ impl Hub {
         let hub = hub.to_ascii_lowercase();
         let mut inner = self.lock();
         let user = match inner.connections.get(connection_id) {
-            Some(c) if c.info.hub == hub => c.info.user.clone(),
+            Some(c) if c.info().hub == hub => c.info().user.clone(),
             _ => {
                 drop(inner);
                 self.publish(|| crate::cluster::BusOp::Connection {
@@ -1209,8 +1300,8 @@ impl Hub {
         let ids: Vec<String> = inner
             .connections
             .values()
-            .filter(|c| c.info.hub == hub)
-            .map(|c| c.info.connection_id.clone())
+            .filter(|c| c.info().hub == hub)
+            .map(|c| c.info().connection_id.clone())
             .collect();
         inner.deliver(&ids, &HubMessage::send(target, arguments))
     }
@@ -1658,6 +1749,16 @@ fn add_call_id(message: &str, id: &str) -> String {
     }
 }
 
+/// A connection's outbox is full: never drop silently; close it (its client reconnects and
+/// resyncs with `getCalls`).
+fn outbox_overflowed(connection_id: &str, connection: &Connection) {
+    crate::metrics::frame_dropped("outbox_full");
+    if connection.session.tell(SessionRequest::Overflow) {
+        crate::metrics::overflow_close("outbox");
+        tracing::warn!(connection_id, "outbox full; closing the connection");
+    }
+}
+
 impl Inner {
     /// Live connections of `user` on every hub ([`crate::quota`]).
     pub(crate) fn connections_of_user(&self, user: &str) -> usize {
@@ -1697,31 +1798,15 @@ impl Inner {
         let mut delivered = 0;
         for id in ids {
             if let Some(c) = self.connections.get(id) {
-                match c.tx.try_send(Outbound::Message(message.clone())) {
+                match c.session.deliver(Outbound::Message(message.clone())) {
                     Ok(()) => delivered += 1,
-                    Err(flume::TrySendError::Full(_)) => self.outbox_overflowed(id),
-                    Err(flume::TrySendError::Disconnected(_)) => {
-                        crate::metrics::frame_dropped("closed")
-                    }
+                    Err(crate::mailbox::Refused::Full) => outbox_overflowed(id, c),
+                    Err(crate::mailbox::Refused::Closed) => crate::metrics::frame_dropped("closed"),
                 }
             }
         }
         crate::metrics::messages_out(delivered as u64);
         delivered
-    }
-
-    /// A connection's outbox is full: never drop silently; close it (its client reconnects
-    /// and resyncs with `getCalls`).
-    fn outbox_overflowed(&self, connection_id: &str) {
-        crate::metrics::frame_dropped("outbox_full");
-        for session in self.sessions.values() {
-            if session.info().connection_id == connection_id
-                && session.tell(SessionRequest::Overflow)
-            {
-                crate::metrics::overflow_close("outbox");
-                tracing::warn!(connection_id, "outbox full; closing the connection");
-            }
-        }
     }
 
     /// The users with a live connection on `hub`.

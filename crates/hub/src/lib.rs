@@ -39,6 +39,7 @@ pub mod graph_subscriptions;
 pub mod guard;
 pub mod hub;
 pub mod limits;
+pub mod mailbox;
 pub mod methods;
 pub mod metrics;
 pub mod numbers;

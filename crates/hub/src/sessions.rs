@@ -1,27 +1,26 @@
-//! The running sessions as routes find them by connection token: [`SessionHandle`] (transport
-//! kind, control channel, POST and poll queues of [`crate::connection`]). The hub state keeps
+//! The running sessions as routes find them by connection token: [`SessionHandle`] (who it is,
+//! transport kind, mailbox, POST and poll queues of [`crate::connection`]). The hub state keeps
 //! them as [`crate::hub::Session`]s and names no transport; this module gives them back to the
 //! transports ([`crate::transport`]).
 
 use std::any::Any;
 use std::sync::Arc;
 
-use axum::body::Bytes;
-
-use crate::connection::{Control, Frame, TransportKind};
-use crate::hub::{ConnectionInfo, Hub, Session, SessionRequest};
+pub(crate) use crate::connection::SessionHandle;
+use crate::connection::{Control, TransportKind};
+use crate::hub::{ConnectionInfo, Hub, OUTBOX_CAPACITY, Outbound, Session, SessionRequest};
+use crate::mailbox::Refused;
 use crate::metrics::TransportLabel;
 
-/// A running session, as routes find it by connection token (see [`crate::connection`]).
-#[derive(Debug, Clone)]
-pub(crate) struct SessionHandle {
-    pub info: ConnectionInfo,
-    pub transport: TransportKind,
-    pub control: flume::Sender<Control>,
-    /// SSE and long polling: where POST bodies go.
-    pub inbound: Option<flume::Sender<Bytes>>,
-    /// Long polling: the frames waiting for the next poll.
-    pub poll: Option<Arc<tokio::sync::Mutex<flume::Receiver<Frame>>>>,
+/// Control requests queued for one session at most ([`Session::tell`]).
+pub(crate) const CONTROL_CAPACITY: usize = 8;
+
+impl SessionHandle {
+    /// Asks the session to act (a reattach or a DELETE, which are not dropped when requests
+    /// are waiting); `false` when the session is over.
+    pub fn control(&self, control: Control) -> bool {
+        self.mailbox.tell(control, None).is_ok()
+    }
 }
 
 impl Session for SessionHandle {
@@ -33,21 +32,26 @@ impl Session for SessionHandle {
         let control = match request {
             SessionRequest::DropTransport => Control::Drop,
             SessionRequest::Overflow => Control::Overflow,
+            SessionRequest::Shutdown => Control::Shutdown,
         };
-        self.control.try_send(control).is_ok()
+        self.mailbox.tell(control, Some(CONTROL_CAPACITY)).is_ok()
+    }
+
+    fn deliver(&self, message: Outbound) -> Result<(), Refused> {
+        self.mailbox.send(message, OUTBOX_CAPACITY)
     }
 }
 
 impl Hub {
     /// Records a running session under its connection token.
-    pub(crate) fn add_session(&self, token: &str, handle: SessionHandle) {
-        self.store_session(token, Arc::new(handle));
+    pub(crate) fn add_session(&self, token: &str, handle: Arc<SessionHandle>) {
+        self.store_session(token, handle);
     }
 
     /// The running session of a connection token.
-    pub(crate) fn session(&self, token: &str) -> Option<SessionHandle> {
+    pub(crate) fn session(&self, token: &str) -> Option<Arc<SessionHandle>> {
         let session: Arc<dyn Any + Send + Sync> = self.stored_session(token)?;
-        session.downcast_ref::<SessionHandle>().cloned()
+        session.downcast::<SessionHandle>().ok()
     }
 }
 

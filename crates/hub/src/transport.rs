@@ -88,10 +88,7 @@ pub(crate) async fn connect(
                 Ok(configure(upgrade)
                     .on_upgrade(move |socket| async move {
                         // The running session takes the socket over (or drops it, closing it).
-                        let _ = handle
-                            .control
-                            .send_async(Control::Attach(Box::new(socket)))
-                            .await;
+                        handle.control(Control::Attach(Box::new(socket)));
                     })
                     .into_response())
             }
@@ -197,18 +194,15 @@ fn start_session(
     inbound: Option<flume::Sender<Bytes>>,
     poll: Option<Arc<tokio::sync::Mutex<flume::Receiver<Frame>>>>,
 ) -> connection::Prepared {
-    let (control, control_rx) = flume::bounded(8);
-    hub.add_session(
-        &token,
-        SessionHandle {
-            info: info.clone(),
-            transport: kind,
-            control,
-            inbound,
-            poll,
-        },
-    );
-    connection::prepare(hub, info, token, kind, wire, control_rx)
+    let handle = Arc::new(SessionHandle {
+        info,
+        transport: kind,
+        mailbox: Default::default(),
+        inbound,
+        poll,
+    });
+    hub.add_session(&token, handle.clone());
+    connection::prepare(hub, handle, token, wire)
 }
 
 fn sse_response(outbound: flume::Receiver<Frame>) -> Response {
@@ -286,7 +280,7 @@ pub(crate) async fn post(
     if handle.info.user != user || handle.info.hub != hub_name.to_ascii_lowercase() {
         return Err(not_found());
     }
-    let inbound = handle.inbound.ok_or_else(|| {
+    let inbound = handle.inbound.clone().ok_or_else(|| {
         bad_request("This connection uses WebSockets; send on the socket, not with POST")
     })?;
     inbound.send_async(body).await.map_err(|_| not_found())?;
@@ -305,6 +299,6 @@ pub(crate) async fn delete(
     if handle.info.user != user || handle.info.hub != hub_name.to_ascii_lowercase() {
         return Err(not_found());
     }
-    let _ = handle.control.send_async(Control::End).await;
+    handle.control(Control::End);
     Ok(StatusCode::ACCEPTED.into_response())
 }
