@@ -315,8 +315,6 @@ pub enum Control {
     /// The hub could not queue a message for this connection: close it with
     /// [`crate::limits::OUTBOX_OVERFLOW`] (`allowReconnect: true`).
     Overflow,
-    /// The hub is shutting down ([`Hub::shutdown`]).
-    Shutdown,
 }
 
 /// A running session, as routes find it by connection token (see [`crate::connection`]). One
@@ -474,8 +472,8 @@ pub(crate) fn run_session(mut prepared: Prepared) -> impl Future<Output = ()> + 
                     }
                     Mail::Control(Control::Overflow) => d.overflow("outbox"),
                     Mail::Control(Control::End) => d.session.end(),
-                    // Looked at at the top of the loop.
-                    Mail::Control(Control::Shutdown) => {}
+                    // The hub is shutting down: looked at at the top of the loop.
+                    Mail::Notified => {}
                 },
                 Some((id, message)) = recv_stream(&mut d.streams), if d.session.has_room() => {
                     if matches!(message, HubMessage::Completion { .. })

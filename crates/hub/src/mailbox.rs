@@ -1,6 +1,7 @@
 //! A running session's mailbox: the one queue pair through which the hub (hub messages, the
 //! outbox) and the routes (control requests: a stateful reattach, the dev drop hook, a DELETE,
-//! an overflow, shutdown) reach a session task ([`crate::connection`]).
+//! an overflow) reach a session task ([`crate::connection`]), and a wake-up without a message
+//! (the hub shutting down: the session then looks at the hub's state).
 //!
 //! One mutex-guarded pair of queues and one waker per connection, instead of two `flume`
 //! channels (each a shared channel block, and a waiter hook plus its queue while the session
@@ -28,6 +29,8 @@ pub(crate) enum Mail<M, C> {
     Control(C),
     /// A hub message.
     Message(M),
+    /// [`Mailbox::notify`] was called since the last time.
+    Notified,
 }
 
 /// Hub messages `M` and control requests `C` for one session (see the module docs).
@@ -44,6 +47,7 @@ struct State<M, C> {
     waker: Option<Waker>,
     /// Whether the waiting session takes hub messages (else only control requests wake it).
     wants_messages: bool,
+    notified: bool,
     closed: bool,
 }
 
@@ -55,6 +59,7 @@ impl<M, C> Default for Mailbox<M, C> {
                 control: VecDeque::new(),
                 waker: None,
                 wants_messages: false,
+                notified: false,
                 closed: false,
             }),
         }
@@ -100,7 +105,23 @@ impl<M, C> Mailbox<M, C> {
         Ok(())
     }
 
-    /// The next control request, or with `take_messages` the next hub message.
+    /// Wakes the session with [`Mail::Notified`] (once, however often it is called before the
+    /// session looks); nothing is queued. `false` when the session is over.
+    pub(crate) fn notify(&self) -> bool {
+        let mut state = self.lock();
+        if state.closed {
+            return false;
+        }
+        state.notified = true;
+        let waker = state.waker.take();
+        drop(state);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        true
+    }
+
+    /// The next control request, a notification, or with `take_messages` the next hub message.
     pub(crate) fn poll_recv(&self, cx: &mut Context<'_>, take_messages: bool) -> Poll<Mail<M, C>> {
         let mut state = self.lock();
         if let Some(control) = state.control.pop_front() {
@@ -108,6 +129,10 @@ impl<M, C> Mailbox<M, C> {
                 state.control = VecDeque::new();
             }
             return Poll::Ready(Mail::Control(control));
+        }
+        if state.notified {
+            state.notified = false;
+            return Poll::Ready(Mail::Notified);
         }
         if take_messages && let Some(message) = state.messages.pop_front() {
             if state.messages.is_empty() {
@@ -160,6 +185,7 @@ mod tests {
         mailbox.poll_recv(&mut cx, take).map(|mail| match mail {
             Mail::Control(c) => format!("control {c}"),
             Mail::Message(m) => format!("message {m}"),
+            Mail::Notified => "notified".into(),
         })
     }
 
@@ -193,7 +219,18 @@ mod tests {
         assert!(poll(&mailbox, &waker, true).is_pending());
         assert_eq!(mailbox.send(4, 2), Ok(()));
         assert_eq!(count.0.load(Ordering::SeqCst), 2);
+        // A notification wakes the session once, ahead of messages, and queues nothing.
+        assert!(poll(&mailbox, &waker, false).is_pending());
+        assert!(mailbox.notify());
+        assert!(mailbox.notify());
+        assert_eq!(count.0.load(Ordering::SeqCst), 3);
+        assert_eq!(poll(&mailbox, &waker, true), Poll::Ready("notified".into()));
+        assert_eq!(
+            poll(&mailbox, &waker, true),
+            Poll::Ready("message 4".into())
+        );
         mailbox.close();
+        assert!(!mailbox.notify());
         assert_eq!(mailbox.send(5, 2), Err(Refused::Closed));
         assert_eq!(mailbox.tell("end", None), Err("end"));
         assert!(poll(&mailbox, &waker, true).is_pending());

@@ -32,7 +32,8 @@ impl Session for SessionHandle {
         let control = match request {
             SessionRequest::DropTransport => Control::Drop,
             SessionRequest::Overflow => Control::Overflow,
-            SessionRequest::Shutdown => Control::Shutdown,
+            // A wake-up, not a request: it cannot be refused for a full queue.
+            SessionRequest::Shutdown => return self.mailbox.notify(),
         };
         self.mailbox.tell(control, Some(CONTROL_CAPACITY)).is_ok()
     }
