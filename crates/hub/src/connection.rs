@@ -382,10 +382,28 @@ fn session_options(hub: &Hub, info: &ConnectionInfo, transport: TransportKind) -
     }
 }
 
+/// The session options, shared by every session made with the same ones (a few per hub: they
+/// differ by transport and stateful reconnect) instead of 120 bytes in each session's state.
+fn shared_options(options: HubServerOptions) -> Arc<HubServerOptions> {
+    /// Distinct option sets kept at most (one process runs a few hubs; tests more).
+    const MAX_SHARED: usize = 64;
+    static SHARED: std::sync::Mutex<Vec<Arc<HubServerOptions>>> = std::sync::Mutex::new(Vec::new());
+    let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(found) = shared.iter().find(|o| ***o == options) {
+        return found.clone();
+    }
+    let options = Arc::new(options);
+    if shared.len() < MAX_SHARED {
+        shared.push(options.clone());
+    }
+    options
+}
+
 /// A session ready to run ([`run_session`]).
 pub(crate) struct Prepared {
     driver: Driver,
-    token: String,
+    /// The connection token (shared with the session table's key).
+    token: Arc<str>,
 }
 
 /// Makes the session of a transport that just opened. `token` is its connection token (its key
@@ -394,7 +412,7 @@ pub(crate) struct Prepared {
 pub(crate) fn prepare(
     hub: &Arc<Hub>,
     handle: Arc<SessionHandle>,
-    token: String,
+    token: Arc<str>,
     wire: Wire,
 ) -> Prepared {
     let options = session_options(hub, &handle.info, handle.transport);
@@ -403,7 +421,7 @@ pub(crate) fn prepare(
             hub: hub.clone(),
             handle,
             origin: Instant::now(),
-            session: HubServerSession::new(options, Duration::ZERO),
+            session: HubServerSession::with_shared_options(shared_options(options), Duration::ZERO),
             wire: Some(wire),
             registered: false,
             counted: None,

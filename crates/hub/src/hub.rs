@@ -236,7 +236,8 @@ struct Group {
 #[derive(Default)]
 pub(crate) struct Inner {
     pending: HashMap<String, Pending>,
-    sessions: HashMap<String, Arc<dyn Session>>,
+    /// By connection token (the key is shared with the session task).
+    sessions: HashMap<Arc<str>, Arc<dyn Session>>,
     connections: HashMap<String, Connection>,
     users: HashMap<(String, String), UserConnections>,
     groups: HashMap<(String, String), Group>,
@@ -837,8 +838,8 @@ impl Hub {
 
     /// Records a running session under its connection token (see
     /// [`crate::sessions`]' `add_session`).
-    pub(crate) fn store_session(&self, token: &str, session: Arc<dyn Session>) {
-        self.lock().sessions.insert(token.to_owned(), session);
+    pub(crate) fn store_session(&self, token: Arc<str>, session: Arc<dyn Session>) {
+        self.lock().sessions.insert(token, session);
     }
 
     /// The running session of a connection token.

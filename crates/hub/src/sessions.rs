@@ -45,7 +45,7 @@ impl Session for SessionHandle {
 
 impl Hub {
     /// Records a running session under its connection token.
-    pub(crate) fn add_session(&self, token: &str, handle: Arc<SessionHandle>) {
+    pub(crate) fn add_session(&self, token: Arc<str>, handle: Arc<SessionHandle>) {
         self.store_session(token, handle);
     }
 

@@ -201,7 +201,8 @@ fn start_session(
         inbound,
         poll,
     });
-    hub.add_session(&token, handle.clone());
+    let token: Arc<str> = token.into();
+    hub.add_session(token.clone(), handle.clone());
     connection::prepare(hub, handle, token, wire)
 }
 

@@ -40,6 +40,7 @@
 //! Time is a [`Duration`] since any fixed origin the caller chooses, as in the client core.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::ProtocolError;
@@ -212,7 +213,9 @@ enum Phase {
 /// One client connection, server side (see the module docs).
 #[derive(Debug)]
 pub struct HubServerSession {
-    options: HubServerOptions,
+    /// Shared: a server holds many sessions, most with the same options
+    /// ([`with_shared_options`](Self::with_shared_options)).
+    options: Arc<HubServerOptions>,
     phase: Phase,
     handshake_buffer: Vec<u8>,
     protocol: Option<HubProtocolKind>,
@@ -232,11 +235,17 @@ pub struct HubServerSession {
 impl HubServerSession {
     /// A session whose transport just opened at `now`; the handshake is awaited.
     pub fn new(options: HubServerOptions, now: Duration) -> Self {
+        Self::with_shared_options(Arc::new(options), now)
+    }
+
+    /// [`new`](Self::new) with options shared between sessions (a server with many connections
+    /// keeps one copy instead of one per session).
+    pub fn with_shared_options(options: Arc<HubServerOptions>, now: Duration) -> Self {
         Self {
-            options,
             phase: Phase::Handshaking {
                 deadline: now + options.handshake_timeout,
             },
+            options,
             handshake_buffer: Vec::new(),
             protocol: None,
             reader: None,
