@@ -5,8 +5,33 @@
 //! only, never logged or stored, and fetched again for every negotiate so a reconnect after
 //! expiry gets a fresh one.
 
-/// Fetches a dev token for `user`. Errors are sentences for the agent.
+/// Fetches a dev token for `user`: the one index.html's start-up script got for this user
+/// before the wasm ran, if any (once; [`crate::browser::take_started`]), else a new `POST`.
+/// Errors are sentences for the agent.
 pub async fn dev_token(token_url: &str, user: &str) -> Result<String, String> {
+    let (status, text) = match crate::browser::take_started("token", Some(user)).await {
+        Some(answer) => (answer.status, Some(answer.text)),
+        None => request_token(token_url, user).await?,
+    };
+    if !(200..300).contains(&status) {
+        let text: String = text.unwrap_or_default().chars().take(200).collect();
+        return Err(format!("Sign-in failed (HTTP {status}): {text}"));
+    }
+    // Read through `Value`: no derived deserializer in the download.
+    let not_a_token =
+        || "The sign-in service answered with something that is not a token.".to_owned();
+    let text = text.ok_or_else(not_a_token)?;
+    let body: serde_json::Value = serde_json::from_str(&text).map_err(|_| not_a_token())?;
+    body.get("accessToken")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(not_a_token)
+}
+
+/// `POST {token_url}` with `{"user": user}`, bounded like negotiate
+/// ([`NEGOTIATE_TIMEOUT_MS`](crate::signalr::NEGOTIATE_TIMEOUT_MS)): the status and the body
+/// (`None` when it could not be read).
+async fn request_token(token_url: &str, user: &str) -> Result<(u16, Option<String>), String> {
     let body = serde_json::json!({ "user": user }).to_string();
     // Bounded like negotiate: an unreachable hub must fail the attempt, not hang it.
     let controller = web_sys::AbortController::new().ok();
@@ -22,19 +47,5 @@ pub async fn dev_token(token_url: &str, user: &str) -> Result<String, String> {
         .send()
         .await
         .map_err(|_| format!("Cannot reach the sign-in service at {token_url}."))?;
-    if !response.ok() {
-        let status = response.status();
-        let text = response.text().await.unwrap_or_default();
-        let text: String = text.chars().take(200).collect();
-        return Err(format!("Sign-in failed (HTTP {status}): {text}"));
-    }
-    // Read through `Value`: no derived deserializer in the download.
-    let not_a_token =
-        || "The sign-in service answered with something that is not a token.".to_owned();
-    let text = response.text().await.map_err(|_| not_a_token())?;
-    let body: serde_json::Value = serde_json::from_str(&text).map_err(|_| not_a_token())?;
-    body.get("accessToken")
-        .and_then(serde_json::Value::as_str)
-        .map(str::to_owned)
-        .ok_or_else(not_a_token)
+    Ok((response.status(), response.text().await.ok()))
 }

@@ -126,20 +126,26 @@ pub fn start(widget: Widget) {
 }
 
 async fn load_config() -> Result<Config, String> {
-    let response = gloo_net::http::Request::get(crate::softphone::CONFIG_URL)
-        .send()
-        .await
-        .map_err(|_| "config.json could not be loaded: the server did not answer.".to_owned())?;
-    if !response.ok() {
+    // index.html's start-up script asked already (while the wasm downloaded), else ask now.
+    let (status, text) = match crate::browser::take_started("config", None).await {
+        Some(answer) => (answer.status, Some(answer.text)),
+        None => {
+            let response = gloo_net::http::Request::get(crate::softphone::CONFIG_URL)
+                .send()
+                .await
+                .map_err(|_| {
+                    "config.json could not be loaded: the server did not answer.".to_owned()
+                })?;
+            let status = response.status();
+            (status, response.text().await.ok())
+        }
+    };
+    if !(200..300).contains(&status) {
         return Err(format!(
-            "config.json could not be loaded (HTTP {}). Ask your administrator to deploy it next to the widget.",
-            response.status()
+            "config.json could not be loaded (HTTP {status}). Ask your administrator to deploy it next to the widget."
         ));
     }
-    let text = response
-        .text()
-        .await
-        .map_err(|_| "config.json could not be read.".to_owned())?;
+    let text = text.ok_or_else(|| "config.json could not be read.".to_owned())?;
     Config::from_json(&text).map_err(|e| e.to_string())
 }
 
@@ -395,6 +401,10 @@ fn hub_options(config: &Config) -> Result<HubClientOptions, String> {
     })
 }
 
+/// How long the first connection attempt waits for the agent's language (ms), and the step.
+const LANGUAGE_WAIT_MS: u32 = 1_000;
+const LANGUAGE_STEP_MS: u32 = 10;
+
 /// Starts the hub connection for `user` with this token factory (called for every
 /// negotiate and reconnect, so each gets a fresh token).
 fn run(widget: Widget, user: String, access_token: Rc<dyn Fn() -> TokenFuture>) {
@@ -464,8 +474,19 @@ fn run(widget: Widget, user: String, access_token: Rc<dyn Fn() -> TokenFuture>) 
     // The connection first, then the desk: the token request leaves before the desk's views
     // are built (both run as queued tasks, in this order), so the network and the rendering
     // overlap instead of following one another (issue 17, "start-up target").
-    crate::browser::mark("switchboard:hub-start");
-    client.start();
+    // The connection's texts (why it failed, in the agent's language) are made when they
+    // happen: the first attempt waits for the catalogue asked for at start (`?lang=`, the
+    // browser's), at most LANGUAGE_WAIT_MS; English agents never wait.
+    spawn_local(async move {
+        for _ in 0..LANGUAGE_WAIT_MS / LANGUAGE_STEP_MS {
+            if widget.language_settled() {
+                break;
+            }
+            gloo_timers::future::sleep(Duration::from_millis(LANGUAGE_STEP_MS.into())).await;
+        }
+        crate::browser::mark("switchboard:hub-start");
+        client.start();
+    });
     widget.phase.set(Phase::Running);
     // The desk is built once the first connection is up (state.rs `desk_ready`), or after
     // DESK_WAIT_MS if it takes longer.

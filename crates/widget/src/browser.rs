@@ -31,6 +31,58 @@ pub fn mark(name: &str) {
     let _ = performance_mark(name);
 }
 
+/// [`next_task`]'s queue, and the channel's sending port (made on first use).
+type TaskQueue = (
+    std::collections::VecDeque<Box<dyn FnOnce()>>,
+    Option<web_sys::MessagePort>,
+);
+
+thread_local! {
+    static NEXT_TASK: std::cell::RefCell<TaskQueue> =
+        std::cell::RefCell::new((std::collections::VecDeque::new(), None));
+}
+
+/// Runs `f` in a task of its own, soon after the current one and its microtasks (rendering
+/// work included), in the order of the calls: a `MessageChannel` message (HTML §9.4.3), which
+/// unlike a 0 ms timer is not held back to 1 s in a background tab. Used to keep work that
+/// can wait a task (console output, the host's reaction to a ringing call) off the path from a
+/// hub frame to the ringing dialog (issue 17, "notification latency"). Runs at once when
+/// there is no `MessageChannel`.
+pub fn next_task(f: impl FnOnce() + 'static) {
+    let port = NEXT_TASK.with(|q| {
+        let mut q = q.borrow_mut();
+        q.0.push_back(Box::new(f));
+        if q.1.is_none()
+            && let Ok(channel) = web_sys::MessageChannel::new()
+        {
+            let run = wasm_bindgen::closure::Closure::<dyn Fn()>::new(|| {
+                // One queued function per message: each runs in its own task.
+                let f = NEXT_TASK.with(|q| q.borrow_mut().0.pop_front());
+                if let Some(f) = f {
+                    f();
+                }
+            });
+            channel
+                .port1()
+                .set_onmessage(Some(run.as_ref().unchecked_ref()));
+            run.forget();
+            q.1 = Some(channel.port2());
+        }
+        q.1.clone()
+    });
+    match port {
+        Some(port) => {
+            let _ = port.post_message(&wasm_bindgen::JsValue::NULL);
+        }
+        None => {
+            let f = NEXT_TASK.with(|q| q.borrow_mut().0.pop_front());
+            if let Some(f) = f {
+                f();
+            }
+        }
+    }
+}
+
 /// This origin's `localStorage`, when the browser allows it.
 pub fn storage() -> Option<web_sys::Storage> {
     web_sys::window()?.local_storage().ok()?
@@ -52,4 +104,49 @@ pub fn on_document(event: &str, handler: impl Fn() + 'static) {
         let _ = document.add_event_listener_with_callback(event, closure.as_ref().unchecked_ref());
     }
     closure.forget();
+}
+
+/// An answer `index.html`'s start-up script got before the wasm ran: the HTTP status and the
+/// body as text (read there, so taking it needs no further network task).
+pub struct StartedAnswer {
+    /// The HTTP status (`Response.status`).
+    pub status: u16,
+    /// The body (`Response.text()`).
+    pub text: String,
+}
+
+/// Takes, once, an answer that `index.html`'s start-up script got before the wasm ran
+/// (`window.__switchboardBoot[name]`, a promise of `{status, text}` or `null`): `"config"` (GET
+/// config.json) or `"token"` (the dev token `POST`, made only for `?user=` in dev mode; `user`
+/// must be the user it was asked for, `boot.user`). The property is deleted when taken, so a
+/// later request (a reconnect's token) goes to the network. `None` when the script did not
+/// run, the request failed or was not made, or it was for another user; the caller then asks
+/// itself (issue 17, "the order of config.json, token and negotiate requests").
+pub async fn take_started(name: &str, user: Option<&str>) -> Option<StartedAnswer> {
+    use js_sys::Reflect;
+    use wasm_bindgen::JsValue;
+    let window: JsValue = web_sys::window()?.into();
+    let boot = Reflect::get(&window, &"__switchboardBoot".into()).ok()?;
+    if !boot.is_object() {
+        return None;
+    }
+    let promise = Reflect::get(&boot, &name.into()).ok()?;
+    let _ = Reflect::delete_property(boot.unchecked_ref::<js_sys::Object>(), &name.into());
+    if let Some(user) = user
+        && Reflect::get(&boot, &"user".into())
+            .ok()?
+            .as_string()
+            .as_deref()
+            != Some(user)
+    {
+        return None;
+    }
+    let promise: js_sys::Promise = promise.dyn_into().ok()?;
+    let answer: JsValue = wasm_bindgen_futures::JsFuture::from(promise).await.ok()?;
+    let status = Reflect::get(&answer, &"status".into()).ok()?.as_f64()?;
+    let text = Reflect::get(&answer, &"text".into()).ok()?.as_string()?;
+    Some(StartedAnswer {
+        status: status as u16,
+        text,
+    })
 }

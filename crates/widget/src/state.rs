@@ -161,9 +161,22 @@ impl Widget {
                     self.locale.set(tag);
                 }
                 Ok(_) => {}
-                Err(e) => warn(&format!("language {tag} not loaded: {e}")),
+                Err(e) => {
+                    warn(&format!("language {tag} not loaded: {e}"));
+                    if self.wanted_locale.get_value() == tag {
+                        // English (or the language in use) stays: nothing to wait for.
+                        self.wanted_locale.set_value(crate::i18n::strings().locale);
+                    }
+                }
             }
         });
+    }
+
+    /// Whether the language asked for last ([`Widget::use_language`]) is the one in use (its
+    /// catalogue arrived, or failed and English stays).
+    pub fn language_settled(self) -> bool {
+        self.locale.get_untracked() == self.wanted_locale.get_value()
+            || crate::i18n::strings().locale == self.wanted_locale.get_value()
     }
 
     /// Whether the language is fixed by `?lang=` or config.json, so the host's does not count.

@@ -164,18 +164,28 @@ impl Host {
 
     /// Tells the adapter what a desk transition changed (`before` from [`desk_ids`]): a call
     /// rings, the ringing call was accepted or dismissed, the call in progress ended.
+    ///
+    /// The adapter hears of it in the next task ([`crate::browser::next_task`], in order):
+    /// the widget's own view (the ringing dialog) is built first, and the host's work (a
+    /// flashing title, a ringtone, a CRM notification) follows (issue 17, "notification
+    /// latency").
     pub fn after_transition(self, desk: &Desk, before: (Option<String>, Option<String>)) {
         let (ringing, _) = before;
         let now = desk_ids(desk);
         if let (Some(r), true) = (desk.ringing(), now.0 != ringing) {
-            self.ringing(&r.call, &r.call_id);
+            let (call, id) = (r.call.clone(), r.call_id.clone());
+            crate::browser::next_task(move || self.ringing(&call, &id));
         }
         if let Some(id) = ringing.filter(|id| now.0.as_ref() != Some(id)) {
             match desk.active().filter(|a| a.call_id() == id) {
-                Some(a) => self.accepted(&a.party, &id),
+                Some(a) => {
+                    let party = a.party.clone();
+                    crate::browser::next_task(move || self.accepted(&party, &id));
+                }
                 None => {
                     if let Some((outcome, _)) = desk.last_outcome() {
-                        self.dismissed(&id, outcome);
+                        let outcome = outcome.clone();
+                        crate::browser::next_task(move || self.dismissed(&id, &outcome));
                     }
                 }
             }

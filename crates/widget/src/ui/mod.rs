@@ -64,9 +64,14 @@ pub fn IncomingCallDialog(
 ) -> impl IntoView {
     let t = strings();
     let accept_ref = NodeRef::<html::Button>::new();
+    // Focus in the frame's rendering step (`requestAnimationFrame`), where the browser lays the
+    // page out anyway: `focus()` while the dialog is being built forces a layout of its own
+    // (~3 ms in a loaded CIF panel) before the dialog can be painted (issue 17).
     Effect::new(move |_| {
         if let Some(button) = accept_ref.get() {
-            let _ = button.focus();
+            request_animation_frame(move || {
+                let _ = button.focus();
+            });
         }
     });
     let name = move || name.get().unwrap_or_else(|| t.unknown_caller.to_owned());
