@@ -291,7 +291,7 @@ const TIMELINE = () => {
     webSocketOpen: p.webSocketOpen ?? null,
     handshakeAnswered: p.firstMessage ?? null,
     connected: window.__bench.connectedAt,
-    // The widget's own User Timing marks (browser.rs `mark`): mounted, config, hub-start, desk.
+    // The widget's own User Timing marks (browser.rs `mark`): mounted, config, hub-start, token, desk.
     marks: Object.fromEntries(performance.getEntriesByType("mark")
       .filter((m) => m.name.startsWith("switchboard:")).map((m) => [m.name.slice(12), m.startTime])),
     requests: resources.filter((e) => e.startTime < window.__bench.connectedAt)

@@ -60,6 +60,7 @@ if (browser) {
       ["mark:hub-start", "hub connection started (mark)"],
       ["tokenSent", "token request sent"],
       ["tokenReceived", "token received"],
+      ["mark:token", "token in the hub client's hands (mark)"],
       ["negotiateSent", "negotiate sent"],
       ["negotiateReceived", "negotiate answered"],
       ["webSocketCreated", "WebSocket created"],

@@ -25,8 +25,9 @@ extern "C" {
 
 /// A User Timing mark (`performance.mark(name)`, W3C User Timing Level 3 §3.1.1) on the
 /// start-up path (`switchboard:mounted`, `switchboard:config`, `switchboard:hub-start`,
-/// `switchboard:desk`), read by `scripts/bench` for its cold-start breakdown and visible in
-/// the browser's performance panel. Nothing happens where the API is missing.
+/// `switchboard:token` (a negotiate's token in hand), `switchboard:desk`), read by
+/// `scripts/bench` for its cold-start breakdown and visible in the browser's performance
+/// panel. Nothing happens where the API is missing.
 pub fn mark(name: &str) {
     let _ = performance_mark(name);
 }

@@ -453,6 +453,7 @@ impl HubClient {
                 Some(n) => n,
                 None => {
                     let token = (handlers.access_token)().await?;
+                    crate::browser::mark("switchboard:token");
                     negotiate_chain(&base, token, options.stateful_reconnect).await?
                 }
             };
