@@ -176,7 +176,6 @@ impl Widget {
     /// catalogue arrived, or failed and English stays).
     pub fn language_settled(self) -> bool {
         self.locale.get_untracked() == self.wanted_locale.get_value()
-            || crate::i18n::strings().locale == self.wanted_locale.get_value()
     }
 
     /// Whether the language is fixed by `?lang=` or config.json, so the host's does not count.

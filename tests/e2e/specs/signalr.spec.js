@@ -154,3 +154,30 @@ test('a 401 at negotiate (expired token) leads to a fresh token and a connection
   expect(tokens).toBeGreaterThanOrEqual(2); // the factory was asked again after the 401
   expect(await diagnostics(page)).toMatch(/refused the sign-in \(401\)[\s\S]*connected: transport WebSockets/);
 });
+
+test('start-up: config.json and the dev token are asked for once, before the wasm runs, and the hub client uses that token', async ({ page }) => {
+  const user = agentName('early');
+  const log = [];
+  page.on('request', (r) => {
+    const url = new URL(r.url());
+    if (url.pathname.endsWith('/config.json') || url.pathname.endsWith('/dev/token')
+      || url.pathname.endsWith('.wasm') || url.pathname.includes('negotiate')) {
+      log.push(url.pathname);
+    }
+  });
+  await page.goto(`/?user=${user}`);
+  await expect(page.getByRole('status')).toHaveText('Connected');
+  const beforeNegotiate = log.slice(0, log.findIndex((p) => p.includes('negotiate')));
+  // One config.json (index.html's script; the wasm takes its answer) and one token before the
+  // first negotiate: a wasm that asked again would show a second one.
+  expect(beforeNegotiate.filter((p) => p.endsWith('/config.json'))).toHaveLength(1);
+  expect(beforeNegotiate.filter((p) => p.endsWith('/dev/token'))).toHaveLength(1);
+  // The script's token request is not held back until the wasm has run: it leaves while the wasm
+  // is still downloading or compiling (the wasm's own instantiation needs the whole file).
+  const instantiated = await page.evaluate(() => performance.getEntriesByName('switchboard:mounted')[0]?.startTime);
+  const token = await page.evaluate(() => performance.getEntriesByType('resource')
+    .find((e) => e.name.endsWith('/dev/token'))?.startTime);
+  expect(instantiated).toBeGreaterThan(0);
+  expect(token).toBeLessThan(instantiated);
+  expect(await diagnostics(page)).toContain('connected: transport WebSockets');
+});
