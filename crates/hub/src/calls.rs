@@ -5,7 +5,7 @@
 //! | method | arguments | result |
 //! |---|---|---|
 //! | `sendMessage` | `content: string` | void (the seed's acknowledgement, stored on the agent's call) |
-//! | `getCalls` | none | `{"calls": [call]}`: the agent's calls not yet final and those that ended in the last 5 minutes, newest first (at most 20): what a widget restores after a reload or a reconnect |
+//! | `getCalls` | none | `{"calls": [call]}`: the agent's calls not yet final and those that ended in the last 5 minutes, newest first (at most 20, never without a call not yet final): what a widget restores after a reload or a reconnect |
 //! | `acceptCall` | `callId` | call |
 //! | `rejectCall` | `callId`, `reason?: "declined"\|"timeout"\|"busy"` | call |
 //! | `hangUp` | `callId` | call |

@@ -1451,7 +1451,13 @@ impl Hub {
         incoming: &IncomingCall,
     ) {
         let now = crate::auth::unix_now_ms();
-        let call = inner.calls.register(call_id, hub, user, incoming, now);
+        let Some(call) = inner
+            .calls
+            .register(call_id.clone(), hub, user, incoming, now)
+        else {
+            tracing::warn!(call_id = %call_id, agent = %user, "a repeated ring of a call in progress: the call stays as it is");
+            return;
+        };
         if let Some(cluster) = &inner.cluster {
             cluster.copy_call(&call);
         }

@@ -235,4 +235,115 @@ mod tests {
         assert_eq!(mailbox.tell("end", None), Err("end"));
         assert!(poll(&mailbox, &waker, true).is_pending());
     }
+
+    /// The mailbox against a model of its documented rules, over random sequences of every
+    /// operation (a deterministic generator, 300 seeds × 400 operations): what each call
+    /// returns, what each poll takes, and when the session is woken.
+    #[test]
+    fn random_operations_follow_the_model() {
+        #[derive(Default)]
+        struct Model {
+            messages: VecDeque<u32>,
+            control: VecDeque<u32>,
+            notified: bool,
+            closed: bool,
+            /// The waiting session's waker, and whether it takes hub messages.
+            waiter: Option<bool>,
+            wakes: usize,
+        }
+        impl Model {
+            fn wake_if(&mut self, wanted: bool) {
+                if wanted && self.waiter.take().is_some() {
+                    self.wakes += 1;
+                }
+            }
+        }
+        for seed in 0..300u64 {
+            let mut rng = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            let mut next = |n: u64| {
+                rng = rng
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                (rng >> 33) % n
+            };
+            let count = Arc::new(Count(AtomicUsize::new(0)));
+            let waker = Waker::from(count.clone());
+            let mailbox = Mailbox::<u32, u32>::default();
+            let mut model = Model::default();
+            for step in 0..400u32 {
+                let what = format!("seed {seed} step {step}");
+                match next(9) {
+                    0..=2 => {
+                        let capacity = 1 + next(4) as usize;
+                        let expected = if model.closed {
+                            Err(Refused::Closed)
+                        } else if model.messages.len() >= capacity {
+                            Err(Refused::Full)
+                        } else {
+                            model.messages.push_back(step);
+                            let takes = model.waiter == Some(true);
+                            model.wake_if(takes);
+                            Ok(())
+                        };
+                        assert_eq!(mailbox.send(step, capacity), expected, "{what}: send");
+                    }
+                    3 => {
+                        let capacity = (next(2) == 0).then(|| 1 + next(3) as usize);
+                        let expected =
+                            if model.closed || capacity.is_some_and(|c| model.control.len() >= c) {
+                                Err(step)
+                            } else {
+                                model.control.push_back(step);
+                                model.wake_if(true);
+                                Ok(())
+                            };
+                        assert_eq!(mailbox.tell(step, capacity), expected, "{what}: tell");
+                    }
+                    4 => {
+                        let expected = !model.closed;
+                        if expected {
+                            model.notified = true;
+                            model.wake_if(true);
+                        }
+                        assert_eq!(mailbox.notify(), expected, "{what}: notify");
+                    }
+                    5..=7 => {
+                        let take = next(3) != 0;
+                        let expected = if let Some(c) = model.control.pop_front() {
+                            Poll::Ready(format!("control {c}"))
+                        } else if model.notified {
+                            model.notified = false;
+                            Poll::Ready("notified".to_owned())
+                        } else if let Some(m) = take.then(|| model.messages.pop_front()).flatten() {
+                            Poll::Ready(format!("message {m}"))
+                        } else {
+                            model.waiter = Some(take);
+                            Poll::Pending
+                        };
+                        let mut cx = Context::from_waker(&waker);
+                        let got = mailbox.poll_recv(&mut cx, take).map(|mail| match mail {
+                            Mail::Control(c) => format!("control {c}"),
+                            Mail::Message(m) => format!("message {m}"),
+                            Mail::Notified => "notified".to_owned(),
+                        });
+                        assert_eq!(got, expected, "{what}: poll (take messages: {take})");
+                    }
+                    _ => {
+                        if next(8) == 0 {
+                            mailbox.close();
+                            model.closed = true;
+                            model.messages.clear();
+                            model.control.clear();
+                            model.waiter = None;
+                        }
+                    }
+                }
+                assert_eq!(
+                    count.0.load(Ordering::SeqCst),
+                    model.wakes,
+                    "{what}: wake-ups"
+                );
+            }
+        }
+    }
 }

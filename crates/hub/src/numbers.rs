@@ -193,6 +193,17 @@ pub fn normalize(input: &str, default_region: &str) -> Result<Normalized, String
         return Err(invalid(&parsed, input, home));
     }
     let e164 = parsed.format().mode(Mode::E164).to_string();
+    // libphonenumber's data can accept a national form whose E.164 form it then refuses (in
+    // Brazil, "0900907878": a carrier prefix read as part of the number). Such a number could
+    // not be dialled back from the history or a CRM record, so it is refused here (found by the
+    // `numbers` fuzz target: an accepted number's E.164 form must be accepted, as itself).
+    let reread = phonenumber::parse(None, &e164)
+        .ok()
+        .filter(PhoneNumber::is_valid)
+        .map(|again| again.format().mode(Mode::E164).to_string());
+    if reread.as_deref() != Some(e164.as_str()) {
+        return Err(invalid(&parsed, input, home));
+    }
     let tel = match &extension {
         Some(ext) => format!("tel:{e164};ext={ext}"),
         None => format!("tel:{e164}"),
@@ -483,6 +494,8 @@ mod tests {
                 Err("The extension must be"),
             ),
             ("+1 425 555 0123", "ZZ", Err("Unknown region \"ZZ\"")),
+            // Valid as typed in Brazil, but its E.164 form is not (fuzz target `numbers`).
+            ("0900907878", "BR", Err("Not a valid number for BR")),
         ];
         for (input, region, expected) in rows {
             let got = normalize(input, region);

@@ -566,9 +566,12 @@ impl CallRegistry {
         }
     }
 
-    /// Registers a ringing call for `agent`. A call id already present is replaced (a
-    /// telephony retry re-rings). Returns the new call, whose `generation` the ring backstop
-    /// passes to [`expire`](Self::expire).
+    /// Registers a ringing call for `agent`. A call id already present is replaced when that
+    /// call still rings or is over (a telephony retry re-rings). Returns the new call, whose
+    /// `generation` the ring backstop passes to [`expire`](Self::expire); `None`, changing
+    /// nothing, when the call is in progress (answered, held, transferring, or an outbound call
+    /// dialling): a repeated delivery of its ring must not turn the call the agent is on back
+    /// into a ringing one, which the ring backstop would then end as missed.
     pub fn register(
         &mut self,
         call_id: String,
@@ -576,7 +579,14 @@ impl CallRegistry {
         agent: &str,
         incoming: &IncomingCall,
         now: u64,
-    ) -> Call {
+    ) -> Option<Call> {
+        if self
+            .calls
+            .get(&call_id)
+            .is_some_and(|c| !c.state.is_final() && c.state != State::Ringing)
+        {
+            return None;
+        }
         let machine = machine::Call::inbound(call_id.clone(), now as f64, MACHINE_RING_MS);
         let mut call = self.blank(
             call_id,
@@ -591,7 +601,7 @@ impl CallRegistry {
         call.caller_name = incoming.caller_name.clone();
         call.queue = incoming.queue.clone();
         call.comments = incoming.comments.clone();
-        self.insert(call)
+        Some(self.insert(call))
     }
 
     /// Registers an outbound call of `agent`, `dialling`.
@@ -672,19 +682,33 @@ impl CallRegistry {
     /// The calls of `agent` a widget needs to restore after a reload or a reconnect (the
     /// `getCalls` hub method): every call not yet final, and those that became final at most
     /// `recent_ms` before `now` (so a call that rang while the agent was away shows how it
-    /// ended). Newest first, at most `limit`.
+    /// ended). Newest first, at most `limit` — but never without a call that is not final: a
+    /// widget ends the call in progress the list leaves out (`Desk::resync`), so a burst of
+    /// newer finished calls (offers refused busy during a long call) must not push it out.
     pub fn of_agent(&self, agent: &str, now: u64, recent_ms: u64, limit: usize) -> Vec<Call> {
-        self.order
-            .iter()
-            .rev()
-            .filter_map(|id| self.calls.get(id))
-            .filter(|c| c.agent == agent)
+        let mine = || {
+            self.order
+                .iter()
+                .rev()
+                .filter_map(|id| self.calls.get(id))
+                .filter(|c| c.agent == agent)
+        };
+        let live = mine().filter(|c| !c.state.is_final()).count();
+        let mut finished_room = limit.saturating_sub(live);
+        mine()
             .filter(|c| {
-                !c.state.is_final()
-                    || c.ended_at
-                        .is_some_and(|t| now.saturating_sub(t) <= recent_ms)
+                if !c.state.is_final() {
+                    return true;
+                }
+                let recent = c
+                    .ended_at
+                    .is_some_and(|t| now.saturating_sub(t) <= recent_ms);
+                if recent && finished_room > 0 {
+                    finished_room -= 1;
+                    return true;
+                }
+                false
             })
-            .take(limit)
             .cloned()
             .collect()
     }
@@ -983,6 +1007,59 @@ mod tests {
 
     fn ring(reg: &mut CallRegistry, id: &str) -> Call {
         reg.register(id.into(), "switchboard", "alice", &incoming(), 1000)
+            .unwrap()
+    }
+
+    /// Twenty offers refused during a long call must not push the call out of `getCalls`: the
+    /// widget would end it at its next resync.
+    #[test]
+    fn get_calls_never_leaves_out_a_call_in_progress() {
+        let mut reg = CallRegistry::new();
+        ring(&mut reg, "long");
+        reg.accept("long", "alice", 1500).unwrap();
+        for i in 0..25 {
+            let id = format!("refused-{i}");
+            ring(&mut reg, &id);
+            reg.reject(&id, "alice", RejectReason::Busy, 2000 + i)
+                .unwrap();
+        }
+        let listed = reg.of_agent("alice", 3000, 300_000, 20);
+        assert_eq!(listed.len(), 20);
+        assert_eq!(listed.last().map(|c| c.call_id.as_str()), Some("long"));
+        assert_eq!(listed[0].call_id, "refused-24", "newest first");
+        assert!(listed[..19].iter().all(|c| c.state == State::Rejected));
+    }
+
+    /// A telephony system that retries a ring it thinks was lost: while the call still rings
+    /// it rings again (new generation); once the agent answered, the call stays as it is —
+    /// before, it became a ringing call again and the ring backstop ended it as missed while
+    /// the agent talked.
+    #[test]
+    fn a_repeated_ring_never_resets_a_call_in_progress() {
+        let mut reg = CallRegistry::new();
+        let first = ring(&mut reg, "c1");
+        let again = reg
+            .register("c1".into(), "switchboard", "alice", &incoming(), 1500)
+            .expect("a ringing call rings again");
+        assert!(again.generation > first.generation);
+        reg.accept("c1", "alice", 2000).unwrap();
+        assert_eq!(
+            reg.register("c1".into(), "switchboard", "alice", &incoming(), 2500),
+            None
+        );
+        let call = reg.get("c1").unwrap();
+        assert_eq!(
+            (call.state, call.answered_at),
+            (State::Accepted, Some(2000))
+        );
+        assert_eq!(reg.expire("c1", again.generation, 40_000), None);
+        assert_eq!(reg.get("c1").unwrap().state, State::Accepted);
+        // Over: the id may ring again (a new call).
+        reg.hang_up("c1", "alice", 3000).unwrap();
+        assert!(
+            reg.register("c1".into(), "switchboard", "alice", &incoming(), 3500)
+                .is_some()
+        );
     }
 
     #[test]

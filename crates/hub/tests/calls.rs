@@ -634,3 +634,30 @@ async fn get_calls_restores_ringing_in_progress_and_recently_ended_calls() {
             .contains("getCalls")
     );
 }
+
+/// A telephony system retries a ring it thought lost after the agent answered: the hub delivers
+/// it (the widget drops the repeated call id) but the call stays answered — before, it became a
+/// ringing call again and the ring backstop ended it as missed while the agent talked.
+#[tokio::test]
+async fn a_repeated_ring_of_an_answered_call_leaves_it_answered() {
+    let hub = start_hub_with(|c| {
+        c.ring_timeout = Duration::from_millis(200);
+        c.agents.routable = vec!["*".into()];
+    })
+    .await;
+    let base = hub.base_url();
+    let mut alice = Client::connect(&base, "alice").await;
+    connected_inbound(&base, &mut alice, "rr-1").await;
+    ring(&base, "alice", "rr-1").await;
+    alice.expect_invocation("ReceiveNotification").await;
+    // Past the ring backstop of the repeated ring.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let calls = alice.invoke_ok("getCalls", vec![]).await["calls"].clone();
+    assert_eq!(calls[0]["callId"], "rr-1");
+    assert_eq!(calls[0]["state"], "accepted");
+    assert!(calls[0]["answeredAt"].is_u64());
+    assert_eq!(alice.queued("CallEnded"), 0, "the answered call was ended");
+    // And the call is still the agent's to control.
+    let held = alice.invoke_ok("holdCall", vec![json!("rr-1")]).await;
+    assert_eq!(held["state"], "held");
+}
