@@ -4,7 +4,10 @@
 //!
 //! Rules (a contact-centre softphone's, not a demo's):
 //! - one call rings at a time; an offer while another rings or is in progress is answered
-//!   `busy` at once, so the telephony system can route it elsewhere;
+//!   `busy` at once, so the telephony system can route it elsewhere; a call that started
+//!   ringing while the agent's `makeCall` was on its way (or while a resync restores a call in
+//!   progress) is refused `busy` when that call takes the desk, so a call never rings during
+//!   the call in progress and Accept never replaces it (the `desk` fuzz target checks this);
 //! - a repeated delivery of the ringing call (same call id; Azure SignalR is at-most-once but
 //!   backends retry) does not ring twice;
 //! - the ring time is the configured one; when it runs out the call is reported missed
@@ -254,7 +257,12 @@ impl Desk {
 
     /// The agent pressed Accept at `now_ms`. The call is connected at once; the hub's
     /// `CallUpdated(accepted)` confirms it.
+    /// Nothing happens (and [`Action::Nothing`] is returned) when nothing rings or a call is
+    /// already in progress: accepting must never replace that call.
     pub fn accept(&mut self, now_ms: f64) -> Action {
+        if self.active.is_some() {
+            return Action::Nothing;
+        }
         let Some(ringing) = self.ringing.take() else {
             return Action::Nothing;
         };
@@ -335,17 +343,21 @@ impl Desk {
 
     /// The hub placed the call the agent dialled (`makeCall`'s result: the call object) at
     /// `now_ms`; it becomes the call in progress. Updates that came before it are applied.
-    /// Returns false (and changes nothing) if a call is already in progress or `call` is not
-    /// an outbound call object.
-    pub fn dialled(&mut self, call: &Value, now_ms: f64, ring_ms: f64) -> bool {
-        let Some(id) = call.get("callId").and_then(Value::as_str) else {
-            return false;
-        };
+    /// Returns `None` (and changes nothing) if a call is already in progress, `call` is not an
+    /// outbound call object, or its id is the ringing call's. Otherwise `Some` of what to send:
+    /// [`Action::Nothing`], or, when a call started ringing while `makeCall` was on its way, a
+    /// `busy` [`Action::Reject`] for it — the agent's own call goes first, as an offer during a
+    /// call is refused busy, and Accept could otherwise replace the call in progress (found by
+    /// the `desk` fuzz target). That call is recorded as `busy`.
+    pub fn dialled(&mut self, call: &Value, now_ms: f64, ring_ms: f64) -> Option<Action> {
+        let id = call.get("callId").and_then(Value::as_str)?;
         if self.active.is_some()
+            || self.ringing.as_ref().is_some_and(|r| r.call_id == id)
             || call.get("direction").and_then(Value::as_str) != Some("outbound")
         {
-            return false;
+            return None;
         }
+        let action = self.refuse_ringing_busy();
         let party = IncomingCall {
             call_id: Some(id.to_owned()),
             phone_number: str_field(call, "phoneNumber").unwrap_or_default(),
@@ -376,7 +388,22 @@ impl Desk {
         for update in early {
             self.call_updated(&update, now_ms);
         }
-        true
+        Some(action)
+    }
+
+    /// The call in progress is about to be set while a call rings: that call is refused `busy`
+    /// (recorded as such; what the agent sees stays as it was). [`Action::Nothing`] when none
+    /// rings.
+    fn refuse_ringing_busy(&mut self) -> Action {
+        let Some(ringing) = self.ringing.take() else {
+            return Action::Nothing;
+        };
+        self.finished.push(unanswered_record(&ringing, "busy"));
+        Action::Reject {
+            call_id: ringing.call_id,
+            reason: RejectReason::Busy,
+            has_remote_id: ringing.has_remote_id,
+        }
     }
 
     /// The hub says a call changed (`CallUpdated(call)`, the call object). A ringing call that
@@ -454,6 +481,13 @@ impl Desk {
             let inbound = call.get("direction").and_then(Value::as_str) != Some("outbound");
             match CallState::from_wire(state) {
                 Some(CallState::Ringing) if inbound && self.recent.iter().any(|r| r == id) => {
+                    // Once per call: it may have been refused busy a moment ago, above.
+                    if actions
+                        .iter()
+                        .any(|a| matches!(a, Action::Reject { call_id, .. } if call_id == id))
+                    {
+                        continue;
+                    }
                     actions.push(Action::Reject {
                         call_id: id.to_owned(),
                         reason: RejectReason::Timeout,
@@ -478,17 +512,20 @@ impl Desk {
                 Some(CallState::Accepted | CallState::Connected | CallState::Held)
                     if self.active.is_none() =>
                 {
+                    actions.push(self.refuse_ringing_busy());
                     self.restore_active(call, id, inbound, now_ms, ring_ms);
                 }
                 _ if !inbound
                     && matches!(state, "dialling" | "alerting" | "transferring")
                     && self.active.is_none() =>
                 {
+                    actions.push(self.refuse_ringing_busy());
                     self.restore_active(call, id, inbound, now_ms, ring_ms);
                 }
                 _ => {}
             }
         }
+        actions.retain(|a| *a != Action::Nothing);
         Resync { offers, actions }
     }
 
@@ -683,6 +720,91 @@ fn record_of(active: &ActiveCall, outcome: &str, now_ms: f64) -> CallRecord {
         outcome: outcome.to_owned(),
         notes: String::new(),
         disposition: None,
+    }
+}
+
+#[cfg(test)]
+mod dialled_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ring(desk: &mut Desk, id: &str) {
+        let call = IncomingCall::from_seed_message(&format!(
+            r#"{{"callId":"{id}","phoneNumber":"+14255550123"}}"#
+        ))
+        .unwrap();
+        assert_eq!(desk.offer(call, 0.0, 30_000.0), Action::Ring);
+    }
+
+    fn busy(id: &str) -> Action {
+        Action::Reject {
+            call_id: id.into(),
+            reason: RejectReason::Busy,
+            has_remote_id: true,
+        }
+    }
+
+    #[test]
+    fn a_makecall_result_with_the_ringing_calls_id_is_refused() {
+        let mut desk = Desk::new();
+        ring(&mut desk, "a");
+        let outbound = json!({"callId": "a", "direction": "outbound", "state": "dialling"});
+        assert_eq!(desk.dialled(&outbound, 1.0, 30_000.0), None);
+        assert!(desk.active().is_none());
+        assert_eq!(desk.ringing().map(|r| r.call_id.as_str()), Some("a"));
+    }
+
+    /// The agent dialled; a call started ringing before `makeCall` answered. The agent's call
+    /// goes first and the ringing one is refused busy: before, Accept on it replaced the
+    /// outbound call, which went on at the hub without the widget (found by the fuzz target).
+    #[test]
+    fn a_call_that_rang_while_makecall_was_on_its_way_is_refused_busy() {
+        let mut desk = Desk::new();
+        ring(&mut desk, "in");
+        let outbound = json!({"callId": "out", "direction": "outbound", "state": "dialling"});
+        assert_eq!(desk.dialled(&outbound, 1.0, 30_000.0), Some(busy("in")));
+        assert!(desk.ringing().is_none());
+        assert_eq!(desk.active().map(ActiveCall::call_id), Some("out"));
+        let records = desk.take_finished();
+        assert_eq!(records.len(), 1);
+        assert_eq!(
+            (records[0].call_id.as_str(), records[0].outcome.as_str()),
+            ("in", "busy")
+        );
+        // The same call delivered again does not ring.
+        let again =
+            IncomingCall::from_seed_message(r#"{"callId":"in","phoneNumber":"+1"}"#).unwrap();
+        assert_eq!(desk.offer(again, 2.0, 30_000.0), Action::Nothing);
+    }
+
+    /// After a reconnect the hub lists a call in progress this desk does not know while another
+    /// rings here: the call in progress is restored and the ringing one refused busy.
+    #[test]
+    fn a_resync_restoring_a_call_in_progress_refuses_the_ringing_one() {
+        let mut desk = Desk::new();
+        ring(&mut desk, "in");
+        let listed = [
+            json!({"callId": "in", "state": "ringing", "phoneNumber": "+14255550123"}),
+            json!({"callId": "up", "state": "connected", "phoneNumber": "+442071838750", "answeredAt": 0.0}),
+        ];
+        // Newest first: "in" is handled after "up", as a known ringing call that still rings.
+        let found = desk.resync(&listed, 5.0, 30_000.0);
+        assert_eq!(found.actions, vec![busy("in")]);
+        assert!(found.offers.is_empty());
+        assert!(desk.ringing().is_none());
+        assert_eq!(desk.active().map(ActiveCall::call_id), Some("up"));
+    }
+
+    #[test]
+    fn accept_never_replaces_the_call_in_progress() {
+        let mut desk = Desk::new();
+        let outbound = json!({"callId": "out", "direction": "outbound", "state": "dialling"});
+        assert_eq!(
+            desk.dialled(&outbound, 1.0, 30_000.0),
+            Some(Action::Nothing)
+        );
+        assert_eq!(desk.accept(2.0), Action::Nothing);
+        assert_eq!(desk.active().map(ActiveCall::call_id), Some("out"));
     }
 }
 
@@ -980,11 +1102,15 @@ mod tests {
             1.0,
         );
         assert!(desk.active().is_none());
-        assert!(desk.dialled(&created, 2.0, 60_000.0));
+        assert_eq!(desk.dialled(&created, 2.0, 60_000.0), Some(Action::Nothing));
         let a = desk.active().unwrap();
         assert_eq!(a.call.phase(), &CallPhase::Ringing);
         assert_eq!(a.title(), "+44 20 7946 0958");
-        assert!(!desk.dialled(&created, 2.0, 60_000.0), "one call at a time");
+        assert_eq!(
+            desk.dialled(&created, 2.0, 60_000.0),
+            None,
+            "one call at a time"
+        );
         desk.call_updated(&json!({"callId": "o1", "state": "connected"}), 3_000.0);
         assert_eq!(desk.active().unwrap().call.phase(), &CallPhase::Connected);
         assert_eq!(
@@ -1003,7 +1129,7 @@ mod tests {
         let mut desk = Desk::new();
         let created = json!({"callId": "o2", "state": "dialling", "direction": "outbound",
             "phoneNumber": "+14255550000"});
-        assert!(desk.dialled(&created, 0.0, 60_000.0));
+        assert_eq!(desk.dialled(&created, 0.0, 60_000.0), Some(Action::Nothing));
         desk.call_ended("o2", "busy", 1_000.0);
         assert!(desk.active().is_none() && desk.wrap_up().is_none());
         assert_eq!(
@@ -1016,7 +1142,7 @@ mod tests {
             ("busy", 0)
         );
         // An inbound call object is not an outbound call to adopt.
-        assert!(!desk.dialled(&update("i1", "ringing"), 0.0, 1.0));
+        assert_eq!(desk.dialled(&update("i1", "ringing"), 0.0, 1.0), None);
     }
 
     #[test]

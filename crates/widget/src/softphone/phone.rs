@@ -1468,7 +1468,10 @@ impl Phone {
             call.ice.local_description(&offer);
             phone.0.borrow_mut().calls.push(call);
             let call = json!({"callId": id, "direction": "outbound", "phoneNumber": number, "state": "dialling"});
-            port.with_desk(|d, now| d.dialled(&call, now, 120_000.0));
+            // A call that started ringing meanwhile is refused busy (Desk::dialled).
+            if let Some(action) = port.with_desk(|d, now| d.dialled(&call, now, 120_000.0)) {
+                port.perform(action);
+            }
             phone.pump();
         });
     }
