@@ -50,6 +50,65 @@ extern "C" {
     fn clear_cache(this: &PublicClientApplication, request: &JsValue) -> Promise;
 }
 
+/// The `type` of the message by which MSAL's popup relay page hands the IdP's answer to the
+/// widget (`POPUP_RELAY_RESPONSE_TYPE`, msal-browser 5.29 `popup_relay/constants`).
+const RELAY_ANSWER: &str = "msal:popup-relay-response:v1";
+
+/// What the widget answers the relay page once an answer of type [`RELAY_ANSWER`] has been
+/// delivered here: `popup-relay.html` closes itself only then.
+const RELAY_ANSWER_RECEIVED: &str = "switchboard:popup-relay-answer-received";
+
+/// Tells the popup relay page when its answer has reached this page, so that it closes only
+/// after MSAL here has taken the answer.
+///
+/// MSAL 5.29's relay page closes itself right after posting the answer, and MSAL here polls
+/// that window's `closed` every 500 ms: a poll that runs before the posted message is handled
+/// (a busy or throttled page) rejects with `user_cancelled` and drops the answer. The relay
+/// page (`popup-relay.html`) therefore waits for this acknowledgement. It is posted from the
+/// `message` event's own dispatch, in which MSAL's listener settles too, so the window cannot
+/// be seen closed before. Only messages from this page's origin with the relay's `type` are
+/// answered, and only to their source window, at this origin. Installed once per page.
+fn acknowledge_relay_answers(own_origin: &str) {
+    thread_local!(static INSTALLED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
+    if INSTALLED.with(|i| i.replace(true)) {
+        return;
+    }
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    let origin = own_origin.to_owned();
+    let listener =
+        Closure::<dyn Fn(web_sys::MessageEvent)>::new(move |event: web_sys::MessageEvent| {
+            if event.origin() != origin {
+                return;
+            }
+            let kind = Reflect::get(&event.data(), &"type".into())
+                .ok()
+                .and_then(|t| t.as_string());
+            if kind.as_deref() != Some(RELAY_ANSWER) {
+                return;
+            }
+            // The relay window is another realm: `instanceof Window` (dyn_into) is false for
+            // its WindowProxy, so the source is taken unchecked; a source that is not a window
+            // makes post_message fail, which is recorded below.
+            let Some(source) = event
+                .source()
+                .map(|s| s.unchecked_into::<web_sys::Window>())
+            else {
+                return;
+            };
+            let reply = js_sys::Object::new();
+            let _ = Reflect::set(&reply, &"type".into(), &RELAY_ANSWER_RECEIVED.into());
+            if source.post_message(&reply, &origin).is_err() {
+                crate::diagnostics::record(
+                    "sign-in: the relay window could not be told the answer arrived".into(),
+                );
+            }
+        });
+    let _ = window.add_event_listener_with_callback("message", listener.as_ref().unchecked_ref());
+    listener.forget(); // once per page, for its lifetime
+}
+
 /// The MSAL bundle, copied next to the widget by the build (pinned in package-lock.json).
 const SCRIPT: &str = "msal-browser.min.js";
 
@@ -187,6 +246,7 @@ impl Msal {
             };
             crate::diagnostics::record("sign-in: popup relay (framed by another site)".into());
             auth["popupRelayUri"] = json!(relay);
+            acknowledge_relay_answers(&own);
         }
         let config = json!({
             "auth": auth,

@@ -144,7 +144,7 @@ test('popup sign-in from an iframe, silent renewal across a reconnect, sign-out'
     await popup.getByRole('button', { name: 'Sign-in' }).click();
     await popup.getByRole('button', { name: 'Continue' }).click(); // the consent page
     await expect(frame.getByRole('status')).toHaveText(/Connected/, { timeout: 20_000 })
-      .catch(async (e) => { console.log(await diagnostics(page)); throw e; });
+      .catch(async (e) => { e.message += `\nwidget diagnostics:\n${await diagnostics(page)}`; throw e; });
     await expect(frame.getByText('alice', { exact: true })).toBeVisible();
     await page.screenshot({ path: testInfo.outputPath('msal-connected.png') });
   });
@@ -232,9 +232,10 @@ test('popup sign-in from a cross-site iframe goes through the popup relay page',
     expect(relay.url()).not.toContain('req='); // scrubbed from the relay's address at once
     await idpSignIn(idp, 'carol');
     await expect(frame.getByRole('status')).toHaveText(/Connected/, { timeout: 20_000 })
-      .catch(async (e) => { console.log(await diagnostics(page)); throw e; });
+      .catch(async (e) => { e.message += `\nwidget diagnostics:\n${await diagnostics(page)}`; throw e; });
     await expect(frame.getByText('carol', { exact: true })).toBeVisible();
-    await expect.poll(() => relay.isClosed()).toBe(true);
+    // Closed when the widget acknowledged the answer, not by the relay's 15 s fallback.
+    await expect.poll(() => relay.isClosed(), { timeout: 5_000 }).toBe(true);
     expect(await diagnostics(page)).toMatch(/sign-in: popup relay \(framed by another site\)/);
     await page.screenshot({ path: testInfo.outputPath('msal-cross-site-connected.png') });
   });
@@ -251,6 +252,26 @@ test('the relay window closed before signing in: the agent is told, not left wai
   await expect(relay.getByRole('button', { name: 'Continue' })).toBeEnabled();
   await relay.close();
   await expect(frame.getByRole('alert')).toHaveText(/closed before you finished/);
+  await expect(frame.getByRole('button', { name: 'Sign in', exact: true })).toBeEnabled();
+});
+
+test('the IdP window closed under the relay: the agent is told, and may sign in again', async ({ page, context }) => {
+  await context.route(/fonts\.googleapis\.com/, (route) => route.abort());
+  await page.goto(`http://localhost:${HOST_PORT}/`);
+  const frame = page.frameLocator('iframe');
+  const relayPromise = page.waitForEvent('popup');
+  await frame.getByRole('button', { name: 'Sign in', exact: true }).click();
+  const relay = await relayPromise;
+  await relay.waitForURL(/popup-relay\.html/);
+  const idpPromise = relay.waitForEvent('popup');
+  await relay.getByRole('button', { name: 'Continue' }).click();
+  const idp = await idpPromise;
+  await idp.locator('input[name="login"]').waitFor();
+  await idp.close();
+  // The relay counts the IdP window closed after 2 s without an answer, tells the widget and
+  // closes at once (no answer to wait for).
+  await expect(frame.getByRole('alert')).toHaveText(/closed before you finished/, { timeout: 10_000 });
+  await expect.poll(() => relay.isClosed(), { timeout: 5_000 }).toBe(true);
   await expect(frame.getByRole('button', { name: 'Sign in', exact: true })).toBeEnabled();
 });
 
