@@ -8,8 +8,9 @@
 //
 // Measures (a) payload before Connected (gzip -9 of documents, scripts, styles and wasm, and
 // every byte received); (b) cold start navigation -> role=status "Connected", fresh browser
-// context each time, interleaved pairs, also with the CPU throttled 4x; (c) notification latency
-// REST send -> role=alertdialog in the DOM (MutationObserver in the page; both clocks are
+// context each time, interleaved pairs, also with the CPU throttled 4x, and each page reloaded
+// in its context (a CRM reload: HTTP and code caches warm); (c) notification latency
+// REST send -> role=alertdialog in the DOM or shown (MutationObserver in the page; both clocks are
 // performance.timeOrigin + performance.now(), the wall clock of this machine); (d) JS heap (after
 // a forced GC), wasm memory and DOM nodes before and after many notifications.
 // Exits non-zero only when something broke (a page never connected, a call never showed).
@@ -91,14 +92,16 @@ function stopChild(child) {
 // ---- the plain page's static server ---------------------------------------------------------
 function startPlainServer() {
   const files = {
-    "/": { body: readFileSync(path.join(here, "plain.html")), type: "text/html; charset=utf-8" },
-    "/signalr.min.js": { body: readFileSync(SIGNALR_JS), type: "text/javascript; charset=utf-8" },
+    "/": { body: readFileSync(path.join(here, "plain.html")), type: "text/html; charset=utf-8", cache: "no-cache" },
+    // Cached as the hub caches the widget's hashed files (a versioned CDN copy of the library).
+    "/signalr.min.js": { body: readFileSync(SIGNALR_JS), type: "text/javascript; charset=utf-8",
+      cache: "public, max-age=31536000, immutable" },
   };
   const server = http.createServer((req, res) => {
     const file = files[new URL(req.url, "http://x").pathname];
     if (!file) { res.writeHead(404).end(); return; }
     // Uncompressed, as switchboard-hub --static serves the widget today: same footing.
-    res.writeHead(200, { "content-type": file.type, "cache-control": "no-cache" }).end(file.body);
+    res.writeHead(200, { "content-type": file.type, "cache-control": file.cache }).end(file.body);
   });
   return new Promise((resolve) => server.listen(0, "127.0.0.1", () => {
     resolve({ base: `http://127.0.0.1:${server.address().port}`, stop: () => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); }) });
@@ -129,7 +132,7 @@ async function sendCall(hubBase, user, i) {
 // ---- in-page probe (same script in both pages) ----------------------------------------------
 // Records when a role=status element first reads "Connected" (ms since navigation start),
 // captures the wasm memory of any instance, and (once armed) the wall-clock time of every
-// role=alertdialog added to the DOM.
+// role=alertdialog added to the DOM or shown (its `hidden` attribute removed).
 const PROBE = () => {
   const bench = (window.__bench = { connectedAt: null, dialogs: [], frames: [], wasmMemory: null });
   // When each WebSocket frame carrying an IncomingCall arrives (wall clock), before the page's
@@ -215,13 +218,17 @@ const PROBE = () => {
     new MutationObserver((mutations) => {
       const t = performance.timeOrigin + performance.now();
       for (const m of mutations) {
+        // Shown: a dialog that stays in the page (the widget's) loses its `hidden` attribute.
+        if (m.type === "attributes" && m.target.matches("[role=alertdialog]") && !m.target.hidden) {
+          bench.dialogs.push(t);
+        }
         for (const node of m.addedNodes) {
-          if (node.nodeType === 1 && (node.matches("[role=alertdialog]") || node.querySelector("[role=alertdialog]"))) {
+          if (node.nodeType === 1 && (node.matches("[role=alertdialog]:not([hidden])") || node.querySelector("[role=alertdialog]:not([hidden])"))) {
             bench.dialogs.push(t);
           }
         }
       }
-    }).observe(document.body, { childList: true, subtree: true });
+    }).observe(document.body, { childList: true, subtree: true, attributes: true, attributeFilter: ["hidden"] });
   };
 };
 
@@ -334,6 +341,7 @@ async function payload(responses) {
 // (b) cold start
 async function coldStarts(browser, ctx, pairs, throttle, label) {
   const out = { widget: [], plain: [] };
+  const warm = { widget: [], plain: [] };
   const timelines = { widget: [], plain: [] };
   let firstPayload = null;
   for (let i = 0; i < pairs; i++) {
@@ -345,11 +353,16 @@ async function coldStarts(browser, ctx, pairs, throttle, label) {
       out[kind].push(Math.round(opened.connectedMs * 10) / 10);
       timelines[kind].push(opened.timeline);
       if (record) (firstPayload ??= {})[kind] = await payload(opened.responses);
+      // The same page reloaded in the same context (a CRM reload): scripts and wasm from the
+      // HTTP cache (the hub serves hashed names `immutable`), V8's code cache where it has one.
+      await opened.page.reload({ waitUntil: "commit", timeout: STEP_MS });
+      await opened.page.waitForFunction(() => window.__bench?.connectedAt != null, null, { timeout: STEP_MS * throttle, polling: 50 });
+      warm[kind].push(Math.round((await opened.page.evaluate(() => window.__bench.connectedAt)) * 10) / 10);
       await opened.context.close();
     }
-    log(`cold start ${label} pair ${i + 1}/${pairs}: widget ${out.widget.at(-1)} ms, plain ${out.plain.at(-1)} ms`);
+    log(`cold start ${label} pair ${i + 1}/${pairs}: widget ${out.widget.at(-1)} ms, plain ${out.plain.at(-1)} ms; reloaded: widget ${warm.widget.at(-1)} ms, plain ${warm.plain.at(-1)} ms`);
   }
-  return { samples: out, payload: firstPayload, timelines };
+  return { samples: out, payload: firstPayload, timelines, warm };
 }
 
 // (c) + (d) notifications: interleaved sends, each dialog dismissed before the next send.
@@ -382,8 +395,8 @@ async function notifyOnce(ctx, { page, user }, i) {
     split[pageKind(page)]?.frameToDialog.push(r(shownAt - frameAt));
   }
   // Dismiss (the widget's Reject reaches the hub; the plain page's removes its element).
-  await page.evaluate(() => document.querySelector("[role=alertdialog] .btn--reject").click());
-  await page.waitForFunction(() => !document.querySelector("[role=alertdialog]"), null, { timeout: STEP_MS, polling: 5 });
+  await page.evaluate(() => document.querySelector("[role=alertdialog]:not([hidden]) .btn--reject").click());
+  await page.waitForFunction(() => !document.querySelector("[role=alertdialog]:not([hidden])"), null, { timeout: STEP_MS, polling: 5 });
   return Math.round((shownAt - sentAt) * 1000) / 1000;
 }
 
@@ -469,6 +482,7 @@ async function main() {
     result.payload = cold.payload;
     result.coldStart = cold.samples;
     result.coldStartTimelines = cold.timelines;
+    result.reloadStart = cold.warm;
     if (COLD_ONLY) {
       result.ok = true;
       const text = JSON.stringify(result, null, 1);

@@ -83,6 +83,9 @@ if (browser) {
         key === "wasmInstantiated" ? (streaming ? "instantiateStreaming" : "instantiate (not streaming)") : base === null ? "widget only" : ""]);
     }
   }
+  const rs = browser.reloadStart;
+  if (rs) add(`reload → Connected (same context: HTTP and code caches), median of ${rs.widget?.length ?? 0} pairs (ms)`,
+    percentile(rs.widget, 50), percentile(rs.plain, 50), 0, "a CRM reload");
   const ct = browser.coldStartThrottled4x;
   if (ct) add(`cold start, CPU throttled 4×, median of ${ct.widget?.length ?? 0} pairs (ms)`,
     percentile(ct.widget, 50), percentile(ct.plain, 50), 0);
@@ -117,6 +120,14 @@ if (browser) {
     add(`JS heap alone, start → after ${n} (KB growth)`,
       kb((last("widget")?.jsHeapUsed ?? 0) - (first("widget")?.jsHeapUsed ?? 0)),
       kb((last("plain")?.jsHeapUsed ?? 0) - (first("plain")?.jsHeapUsed ?? 0)), 1);
+    // Flat or not: the growth between the middle and the last checkpoint, once the history's
+    // and the log's caps are reached (full runs only; --quick has no middle checkpoint).
+    const middle = (k) => mem[k]?.find((m) => m.after === Math.floor(n / 2));
+    if (n >= 200 && middle("widget") && middle("plain")) {
+      const per100 = (k) => ((jsAndWasm(last(k)) - jsAndWasm(middle(k))) / 1024) * (100 / (n - Math.floor(n / 2)));
+      add(`memory growth from ${Math.floor(n / 2)} to ${n} notifications (KB per 100)`, per100("widget"), per100("plain"), 1,
+        `JS heap + wasm memory; about 0 = flat (widget wasm ${fmt(kb(middle("widget").wasmBytes), 0)} → ${fmt(kb(last("widget").wasmBytes), 0)} KB)`);
+    }
     add("DOM nodes at start", first("widget")?.nodes, first("plain")?.nodes, 0, "CDP Performance.getMetrics");
     add(`DOM nodes after ${n} notifications`, last("widget")?.nodes, last("plain")?.nodes, 0);
   }
@@ -224,6 +235,8 @@ ${size ? `\`scripts/size\` (the widget's own payload in dist/):\n\n\`\`\`\n${siz
 ## Raw samples
 
 Cold start (ms): widget ${JSON.stringify(browser?.coldStart?.widget ?? [])}; plain ${JSON.stringify(browser?.coldStart?.plain ?? [])}.
+
+Reload (ms): widget ${JSON.stringify(browser?.reloadStart?.widget ?? [])}; plain ${JSON.stringify(browser?.reloadStart?.plain ?? [])}.
 
 Cold start, CPU 4× (ms): widget ${JSON.stringify(browser?.coldStartThrottled4x?.widget ?? [])}; plain ${JSON.stringify(browser?.coldStartThrottled4x?.plain ?? [])}.
 

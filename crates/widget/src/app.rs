@@ -119,6 +119,8 @@ enum Area {
 #[component]
 fn DeskView(widget: Widget) -> impl IntoView {
     let t = strings();
+    // The formatters the first ring needs are made once the page is idle, not by the ring.
+    crate::browser::when_idle(|| strings().warm_up());
     let on_request = Callback::new(move |r: CallRequest| widget.request(r));
     let area = Memo::new(move |_| {
         widget.desk.with(|d| {
@@ -134,98 +136,70 @@ fn DeskView(widget: Widget) -> impl IntoView {
         })
     });
     let active = Memo::new(move |_| widget.desk.with(|d| d.active().cloned()));
+    // Memos: the idle panel stays mounted through calls, and must not be rebuilt at every
+    // change of the desk (a call ringing) when what it shows is the same.
+    let last_outcome = Memo::new(move |_| widget.desk.with(|d| d.last_outcome().cloned()));
+    let ringing = Memo::new(move |_| {
+        widget
+            .desk
+            .with(|d| d.ringing().map(|r| (r.call_id.clone(), r.call.clone())))
+    });
     let call_area = move || {
         match area.get() {
-        Area::Ringing(_) => {
-            let Some(r) = widget.desk.with_untracked(|d| d.ringing().cloned()) else {
-                return ().into_any();
-            };
-            boot::show_seconds(widget);
-            let left = Signal::derive(move || {
-                let ms = widget
-                    .desk
-                    .with(|d| d.ringing().map(|r| r.deadline_ms))
-                    .unwrap_or(0.0)
-                    - widget.now_ms.get();
-                (ms / 1000.0).ceil().max(0.0) as u32
-            });
-            let name = Signal::derive(move || {
-                widget
-                    .desk
-                    .with(|d| d.ringing().and_then(|r| r.call.caller_name.clone()))
-            });
-            view! {
-                <IncomingCallDialog
-                    name=name
-                    call=r.call
-                    seconds_left=left
-                    on_accept=Callback::new(move |_| widget.accept())
-                    on_reject=Callback::new(move |_| widget.reject())
-                />
-            }
-            .into_any()
-        }
-        Area::Active(_) => {
-            boot::show_seconds(widget);
-            view! {
-            <ActiveCallPanel
-                call=active
-                now_ms=widget.now_ms
-                on_request=on_request
-                colleagues=Signal::derive(move || widget.presence.transfer_targets())
-            />
-            }
-            .into_any()
-        }
-        Area::WrapUp(_) => match widget.desk.with_untracked(|d| d.wrap_up().cloned()) {
-            Some(record) => {
+            // The dialog is built once (below) and shown by the ring; the clock ticks every
+            // second while it rings.
+            Area::Ringing(_) => {
                 boot::show_seconds(widget);
-                let config = widget
-                    .config
-                    .with_untracked(|c| c.as_ref().map(|c| c.wrap_up.clone()))
-                    .unwrap_or_default();
-                let call_id = record.call_id.clone();
-                // The hub's countdown, while it holds this agent in wrap-up for this call.
-                let countdown = Signal::derive(move || {
-                    widget.agent.shown(widget.now_ms.get()).and_then(|s| {
-                        let left = s.wrap_up_left_s?;
-                        let for_this_call = widget.agent.state.with(|a| {
-                            a.as_ref().is_some_and(|a| a.call_id.as_deref() == Some(call_id.as_str()))
-                        });
-                        for_this_call.then(|| (s.back_to.unwrap_or_else(|| "Ready".into()), left))
-                    })
-                });
+                ().into_any()
+            }
+            Area::Active(_) => {
+                boot::show_seconds(widget);
                 view! {
-                    <WrapUpPanel
-                        record=record
-                        config=config
-                        countdown=countdown
-                        on_finish_now=Callback::new(move |_| widget.agent.finish_wrap_up_now())
-                        on_request=on_request
-                    />
+                <ActiveCallPanel
+                    call=active
+                    now_ms=widget.now_ms
+                    on_request=on_request
+                    colleagues=Signal::derive(move || widget.presence.transfer_targets())
+                />
                 }
                 .into_any()
             }
-            None => ().into_any(),
-        },
-        Area::Idle => view! {
-            <IdlePanel
-                last=Signal::derive(move || widget.desk.with(|d| d.last_outcome().cloned()))
-                connected=Signal::derive(move || widget.connection.get() == ConnectionState::Connected)
-                not_ready=Memo::new(move |_| widget.agent.state.with(|s| {
-                    s.as_ref()
-                        .filter(|s| s.state != "Ready")
-                        .map(|s| crate::i18n::agent_state(&s.state).to_owned())
-                }))
-            />
-            <DialPad
-                text=widget.dial_text
-                last_number=Signal::derive(move || widget.history.with(|h| h.last_number().map(str::to_owned)))
-                on_request=on_request
-            />
+            Area::WrapUp(_) => match widget.desk.with_untracked(|d| d.wrap_up().cloned()) {
+                Some(record) => {
+                    boot::show_seconds(widget);
+                    let config = widget
+                        .config
+                        .with_untracked(|c| c.as_ref().map(|c| c.wrap_up.clone()))
+                        .unwrap_or_default();
+                    let call_id = record.call_id.clone();
+                    // The hub's countdown, while it holds this agent in wrap-up for this call.
+                    let countdown = Signal::derive(move || {
+                        widget.agent.shown(widget.now_ms.get()).and_then(|s| {
+                            let left = s.wrap_up_left_s?;
+                            let for_this_call = widget.agent.state.with(|a| {
+                                a.as_ref()
+                                    .is_some_and(|a| a.call_id.as_deref() == Some(call_id.as_str()))
+                            });
+                            for_this_call
+                                .then(|| (s.back_to.unwrap_or_else(|| "Ready".into()), left))
+                        })
+                    });
+                    view! {
+                        <WrapUpPanel
+                            record=record
+                            config=config
+                            countdown=countdown
+                            on_finish_now=Callback::new(move |_| widget.agent.finish_wrap_up_now())
+                            on_request=on_request
+                        />
+                    }
+                    .into_any()
+                }
+                None => ().into_any(),
+            },
+            // The idle panel and the dial pad stay mounted (below), hidden while a call shows.
+            Area::Idle => ().into_any(),
         }
-        .into_any(),
-    }
     };
     view! {
         <div class="identity">
@@ -258,7 +232,43 @@ fn DeskView(widget: Widget) -> impl IntoView {
         <crate::softphone::LineStatus now_ms=widget.now_ms />
         <OwnPresence presence=widget.presence agent=widget.agent now_ms=widget.now_ms />
         {move || widget.host.hint.get().map(|hint| view! { <p class="host-hint" role="note">{hint}</p> })}
+        <IncomingCallDialog
+            call=ringing
+            // From the clock, but never from before the ring: the clock is not set on the
+            // ringing path (it switches to seconds in the next task), so its last tick may be
+            // up to 15 s old when a call starts ringing.
+            seconds_left=Signal::derive(move || {
+                let (deadline, offered) = widget
+                    .desk
+                    .with(|d| d.ringing().map(|r| (r.deadline_ms, r.offered_ms)))
+                    .unwrap_or_default();
+                let ms = deadline - widget.now_ms.get().max(offered);
+                (ms / 1000.0).ceil().max(0.0) as u32
+            })
+            on_accept=Callback::new(move |_| widget.accept())
+            on_reject=Callback::new(move |_| widget.reject())
+        />
         {call_area}
+        // Built once and kept: a call hides them instead of tearing them down and building
+        // them again after it, so the ringing dialog is all that is built when a call comes
+        // (issue 17, notification latency). `hidden` keeps them out of the accessibility tree
+        // and of the keyboard shortcuts (shortcuts.rs skips hidden controls).
+        <div class="idle-area" hidden=move || area.get() != Area::Idle>
+            <IdlePanel
+                last=last_outcome.into()
+                connected=Signal::derive(move || widget.connection.get() == ConnectionState::Connected)
+                not_ready=Memo::new(move |_| widget.agent.state.with(|s| {
+                    s.as_ref()
+                        .filter(|s| s.state != "Ready")
+                        .map(|s| crate::i18n::agent_state(&s.state).to_owned())
+                }))
+            />
+            <DialPad
+                text=widget.dial_text
+                last_number=Memo::new(move |_| widget.history.with(|h| h.last_number().map(str::to_owned)))
+                on_request=on_request
+            />
+        </div>
         {move || widget.notice.get().map(|text| view! {
             <Notice text=text on_dismiss=Callback::new(move |_| widget.notice.set(None)) />
         })}

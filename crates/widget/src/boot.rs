@@ -64,9 +64,7 @@ fn wants_seconds(widget: Widget) -> bool {
 /// hub connection's (issue 17, "idle cost"). Called at start, on every `visibilitychange` and
 /// when [`wants_seconds`] changes; a changed period or showing the page sets the time at once.
 fn run_clock(widget: Widget, fine: bool) {
-    let visible = web_sys::window()
-        .and_then(|w| w.document())
-        .is_none_or(|d| !d.hidden());
+    let visible = !crate::browser::page_hidden();
     let period = if fine { FINE_TICK_MS } else { COARSE_TICK_MS };
     CLOCK.with(|clock| {
         let mut clock = clock.borrow_mut();
@@ -86,10 +84,12 @@ fn run_clock(widget: Widget, fine: bool) {
 pub fn start(widget: Widget) {
     diagnostics::install();
     boot(widget);
-    // The clock's period follows what is on screen (and starts it).
+    // The clock's period follows what is on screen (and starts it), one task later: a call
+    // that starts ringing shows its countdown from the time the ring set, and the new timer
+    // and the clock's other readers (presence, line status) are not on the ringing path.
     Effect::new(move |_| {
         let fine = wants_seconds(widget);
-        run_clock(widget, fine);
+        crate::browser::next_task(move || run_clock(widget, fine));
     });
     // A laptop waking up or a network coming back: if the reconnect policy had given up, try
     // again at once instead of waiting for the agent to notice.
@@ -98,9 +98,7 @@ pub fn start(widget: Widget) {
     // A tab shown again, or a page frozen by the browser (a sleeping laptop, an intensively
     // throttled background tab) that runs again: Page Lifecycle's `resume` on the document.
     on_document("visibilitychange", move || {
-        let visible = web_sys::window()
-            .and_then(|w| w.document())
-            .is_some_and(|d| !d.hidden());
+        let visible = !crate::browser::page_hidden();
         if visible {
             widget.reconnect();
         }

@@ -32,56 +32,112 @@ pub fn mark(name: &str) {
     let _ = performance_mark(name);
 }
 
-/// [`next_task`]'s queue, and the channel's sending port (made on first use).
-type TaskQueue = (
-    std::collections::VecDeque<Box<dyn FnOnce()>>,
-    Option<web_sys::MessagePort>,
-);
+/// [`next_task`]'s state.
+#[derive(Default)]
+struct TaskQueue {
+    /// The functions waiting, in the order of the calls.
+    waiting: std::collections::VecDeque<Box<dyn FnOnce()>>,
+    /// The channel's sending port (made on first use; `None` where there is no `MessageChannel`).
+    port: Option<web_sys::MessagePort>,
+    /// Whether a message is posted and not yet handled.
+    in_flight: bool,
+}
 
 thread_local! {
-    static NEXT_TASK: std::cell::RefCell<TaskQueue> =
-        std::cell::RefCell::new((std::collections::VecDeque::new(), None));
+    static NEXT_TASK: std::cell::RefCell<TaskQueue> = std::cell::RefCell::default();
+}
+
+/// The channel's sending port, made with its receiving handler on first use.
+fn task_port(q: &mut TaskQueue) -> Option<web_sys::MessagePort> {
+    if q.port.is_none()
+        && let Ok(channel) = web_sys::MessageChannel::new()
+    {
+        let run = wasm_bindgen::closure::Closure::<dyn Fn()>::new(|| {
+            // One queued function per message: each runs in its own task; the next message
+            // is posted first if more wait.
+            let (f, again) = NEXT_TASK.with(|q| {
+                let mut q = q.borrow_mut();
+                let f = q.waiting.pop_front();
+                q.in_flight = !q.waiting.is_empty();
+                (f, q.port.clone().filter(|_| q.in_flight))
+            });
+            if let Some(port) = again {
+                let _ = port.post_message(&wasm_bindgen::JsValue::NULL);
+            }
+            if let Some(f) = f {
+                f();
+            }
+        });
+        channel
+            .port1()
+            .set_onmessage(Some(run.as_ref().unchecked_ref()));
+        run.forget();
+        q.port = Some(channel.port2());
+    }
+    q.port.clone()
 }
 
 /// Runs `f` in a task of its own, soon after the current one and its microtasks (rendering
 /// work included), in the order of the calls: a `MessageChannel` message (HTML §9.4.3), which
 /// unlike a 0 ms timer is not held back to 1 s in a background tab. Used to keep work that
-/// can wait a task (console output, the host's reaction to a ringing call) off the path from a
-/// hub frame to the ringing dialog (issue 17, "notification latency"). Runs at once when
+/// can wait a task (console output, the host's reaction to a ringing call, the clock) off the
+/// path from a hub frame to the ringing dialog (issue 17, "notification latency"). One
+/// message is in flight at a time: a task runs the first queued function and posts again if
+/// more wait, so only the first call of a task pays for `postMessage`. Runs at once when
 /// there is no `MessageChannel`.
 pub fn next_task(f: impl FnOnce() + 'static) {
-    let port = NEXT_TASK.with(|q| {
+    enum Then {
+        Post(web_sys::MessagePort),
+        Wait,
+        RunNow(Box<dyn FnOnce()>),
+    }
+    let then = NEXT_TASK.with(|q| {
         let mut q = q.borrow_mut();
-        q.0.push_back(Box::new(f));
-        if q.1.is_none()
-            && let Ok(channel) = web_sys::MessageChannel::new()
-        {
-            let run = wasm_bindgen::closure::Closure::<dyn Fn()>::new(|| {
-                // One queued function per message: each runs in its own task.
-                let f = NEXT_TASK.with(|q| q.borrow_mut().0.pop_front());
-                if let Some(f) = f {
-                    f();
+        match task_port(&mut q) {
+            None => Then::RunNow(Box::new(f)),
+            Some(port) => {
+                q.waiting.push_back(Box::new(f));
+                if std::mem::replace(&mut q.in_flight, true) {
+                    Then::Wait // the message in flight runs it in turn
+                } else {
+                    Then::Post(port)
                 }
-            });
-            channel
-                .port1()
-                .set_onmessage(Some(run.as_ref().unchecked_ref()));
-            run.forget();
-            q.1 = Some(channel.port2());
-        }
-        q.1.clone()
-    });
-    match port {
-        Some(port) => {
-            let _ = port.post_message(&wasm_bindgen::JsValue::NULL);
-        }
-        None => {
-            let f = NEXT_TASK.with(|q| q.borrow_mut().0.pop_front());
-            if let Some(f) = f {
-                f();
             }
         }
+    });
+    match then {
+        Then::Post(port) => {
+            let _ = port.post_message(&wasm_bindgen::JsValue::NULL);
+        }
+        Then::Wait => {}
+        Then::RunNow(f) => f(),
     }
+}
+
+/// Runs `f` once when the browser is idle (`requestIdleCallback`, W3C Cooperative Scheduling
+/// of Background Tasks §4), for work that only prepares for later (formatters a ring will need)
+/// and must not delay what the agent waits for now. Where the API is missing (Safari 18 ships
+/// it only behind a flag) `f` runs in a timer task 200 ms later instead.
+pub fn when_idle(f: impl FnOnce() + 'static) {
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    let has_idle = js_sys::Reflect::has(&window, &"requestIdleCallback".into()).unwrap_or(false);
+    let callback = wasm_bindgen::closure::Closure::once_into_js(f);
+    if has_idle {
+        let _ = window.request_idle_callback(callback.unchecked_ref());
+    } else {
+        let _ = window
+            .set_timeout_with_callback_and_timeout_and_arguments_0(callback.unchecked_ref(), 200);
+    }
+}
+
+/// Whether the page is hidden (`document.hidden`: a background tab, a minimised window; Page
+/// Visibility §4.1); `false` when there is no document.
+pub fn page_hidden() -> bool {
+    web_sys::window()
+        .and_then(|w| w.document())
+        .is_some_and(|d| d.hidden())
 }
 
 /// This origin's `localStorage`, when the browser allows it.

@@ -106,6 +106,16 @@ impl Strings {
         })
     }
 
+    /// Builds the formatters a ringing dialog and the call panel use (numbers, plurals, `m:ss`)
+    /// now, so the first ring of a shift does not wait for the browser's locale data (~40 ms
+    /// for the first `Intl.NumberFormat` of a page here). Called when the page is idle after
+    /// the desk is built ([`crate::browser::when_idle`]).
+    pub fn warm_up(&self) {
+        let _ = self.plural();
+        let _ = self.number_format();
+        let _ = self.padded_format();
+    }
+
     fn padded_format(&self) -> &Function {
         self.padded.get_or_init(|| {
             let padded = Object::new();
@@ -336,8 +346,28 @@ impl Strings {
 
     /// "12 seconds left to answer".
     pub fn seconds_left(&self, n: u32) -> String {
+        // Kept per language (at most a ring time's worth of texts): the first text a ringing
+        // dialog shows is then made without the two `Intl` calls (issue 17).
+        thread_local! {
+            static MADE: std::cell::RefCell<(&'static str, std::collections::HashMap<u32, String>)> =
+                std::cell::RefCell::new(("", std::collections::HashMap::new()));
+        }
+        if let Some(text) = MADE.with(|m| {
+            let m = m.borrow();
+            (m.0 == self.locale).then(|| m.1.get(&n).cloned()).flatten()
+        }) {
+            return text;
+        }
         let shown = self.number(n.into());
-        self.format("seconds_left", Some(n.into()), &[("n", &shown)])
+        let text = self.format("seconds_left", Some(n.into()), &[("n", &shown)]);
+        MADE.with(|m| {
+            let mut m = m.borrow_mut();
+            if m.0 != self.locale || m.1.len() >= 1_000 {
+                *m = (self.locale, std::collections::HashMap::new());
+            }
+            m.1.insert(n, text.clone());
+        });
+        text
     }
 
     /// "Next attempt in 12 seconds." (the hub connection's next reconnect attempt).

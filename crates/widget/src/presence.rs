@@ -97,6 +97,10 @@ pub struct Presence {
     /// Fired by the first hub connection after sign-in (or [`TEAM_LOAD_WAIT_MS`] after it):
     /// Graph's presence and team reads wait for it.
     hub_up: StoredValue<Option<futures_channel::oneshot::Sender<()>>, LocalStorage>,
+    /// How many times our own Teams presence was set (a push or a read's answer), and how many
+    /// of those were pushes: a read that started before a newer answer is dropped
+    /// ([`Presence::teams_read`]).
+    teams_seq: StoredValue<(u64, u64)>,
     /// The agent state the hub keeps (`agent.rs`): the control publishes to it and shows it.
     agent: AgentStatus,
 }
@@ -157,6 +161,7 @@ impl Presence {
             inner: StoredValue::new_local(None),
             client: StoredValue::new_local(None),
             hub_up: StoredValue::new_local(None),
+            teams_seq: StoredValue::new((0, 0)),
             agent,
         };
         // The hub's state (another tab's choice, OnCall / WrapUp / Missed, a reload) is the
@@ -190,9 +195,7 @@ impl Presence {
         });
         // A hidden page polls nothing; shown again, an overdue poll runs at once.
         crate::browser::on_document("visibilitychange", move || {
-            let hidden = web_sys::window()
-                .and_then(|w| w.document())
-                .is_some_and(|d| d.hidden());
+            let hidden = crate::browser::page_hidden();
             this.inner.update_value(|i| {
                 if let Some(p) = i.as_mut().and_then(|i| i.poll.as_mut()) {
                     p.set_hidden(hidden);
@@ -269,8 +272,9 @@ impl Presence {
         .forget();
         spawn_local(async move {
             let _ = hub_up.await;
+            let started = self.teams_seq.get_value().0;
             match graph.my_presence().await {
-                Ok(p) => self.teams_changed(p, false),
+                Ok(p) => self.teams_read(started, p, false),
                 Err(e) => self.error.set(Some(e)),
             }
             self.team_load.set(TeamLoad::Loading);
@@ -323,6 +327,9 @@ impl Presence {
         let chunks: Vec<Vec<String>> = batches(&ids).map(<[String]>::to_vec).collect();
         spawn_local(async move {
             for chunk in chunks {
+                // The hub reads the presence when it subscribes: newer than any read before,
+                // older only than a push after it.
+                let pushes = self.teams_seq.get_value().1;
                 match client.invoke("subscribePresence", vec![json!(chunk)]).await {
                     Ok(answer) => {
                         self.push_mode(answer.get("push").and_then(Value::as_str));
@@ -338,7 +345,9 @@ impl Presence {
                             })
                             .collect();
                         self.presences.update(|m| m.extend(list));
-                        if let Some(p) = own {
+                        if let Some(p) = own
+                            && self.teams_seq.get_value().1 == pushes
+                        {
                             self.teams_changed(p, false);
                         }
                     }
@@ -352,9 +361,7 @@ impl Presence {
     /// polling Graph (`presence.pollSeconds`), anything else stops it.
     fn push_mode(self, push: Option<&str>) {
         let poll = push == Some("none");
-        let hidden = web_sys::window()
-            .and_then(|w| w.document())
-            .is_some_and(|d| d.hidden());
+        let hidden = crate::browser::page_hidden();
         self.inner.update_value(|i| {
             if let Some(i) = i {
                 match (poll, i.poll.is_some()) {
@@ -410,6 +417,7 @@ impl Presence {
         let mut ids = vec![me.clone()];
         self.team
             .with_untracked(|t| ids.extend(t.iter().map(|c| c.id.clone())));
+        let started = self.teams_seq.get_value().0;
         spawn_local(async move {
             let result = graph.poll_presences(&ids).await;
             let now = epoch_ms();
@@ -439,7 +447,7 @@ impl Presence {
                     if let Some(p) =
                         own.filter(|p| self.own.with_untracked(|o| o.teams != Some(*p)))
                     {
-                        self.teams_changed(p, true);
+                        self.teams_read(started, p, true);
                     }
                     Ok(())
                 }
@@ -464,6 +472,7 @@ impl Presence {
     /// `PresenceChanged(presence)`: `id`'s Teams presence is `pair`.
     pub fn pushed(self, id: String, pair: Pair) {
         if Some(&id) == self.me().as_ref() {
+            self.teams_seq.update_value(|(_, pushes)| *pushes += 1);
             self.teams_changed(pair, true);
         } else {
             self.presences.update(|m| {
@@ -472,8 +481,24 @@ impl Presence {
         }
     }
 
+    /// A read of our own Teams presence (Graph, or `subscribePresence`'s answer) that started
+    /// when [`teams_seq`](Self::teams_seq) counted `started` changes: applied unless another answer (a
+    /// push, a later read) came meanwhile. A read answered before a change but handled after
+    /// its push would otherwise undo the change until the next poll (seen in the e2e suite
+    /// under load: "Available" pushed, then "Offline" from the start-up read).
+    fn teams_read(self, started: u64, pair: Pair, push: bool) {
+        if self.teams_seq.get_value().0 == started {
+            self.teams_changed(pair, push);
+        } else {
+            crate::diagnostics::record(
+                "presence: a Teams read older than the last change was not applied".into(),
+            );
+        }
+    }
+
     /// Our Teams presence is `pair` (a push, a read). A push soon after our own write is its echo.
     fn teams_changed(self, pair: Pair, push: bool) {
+        self.teams_seq.update_value(|(changes, _)| *changes += 1);
         let recent = self.inner.with_value(|i| {
             i.as_ref()
                 .and_then(|i| i.last_write)
@@ -643,10 +668,13 @@ impl Presence {
                     self.agent.publish(state.clone());
                 }
             }
-            Command::FetchTeamsPresence => match graph.my_presence().await {
-                Ok(p) => self.teams_changed(p, false),
-                Err(e) => self.error.set(Some(e)),
-            },
+            Command::FetchTeamsPresence => {
+                let started = self.teams_seq.get_value().0;
+                match graph.my_presence().await {
+                    Ok(p) => self.teams_read(started, p, false),
+                    Err(e) => self.error.set(Some(e)),
+                }
+            }
             _ => {
                 let Some((action, body)) = command.graph_request() else {
                     return;

@@ -18,7 +18,8 @@ fn shortcut(ev: &web_sys::KeyboardEvent) {
     let Some(letter) = code.strip_prefix("Key").filter(|l| l.len() == 1) else {
         return;
     };
-    let selector = format!("[aria-keyshortcuts=\"Alt+Shift+{letter}\"]");
+    // Controls kept mounted but hidden (the dial pad during a call) do not count.
+    let selector = format!("[aria-keyshortcuts=\"Alt+Shift+{letter}\"]:not([hidden], [hidden] *)");
     let Some(el) = web_sys::window()
         .and_then(|w| w.document())
         .and_then(|d| d.query_selector(&selector).ok().flatten())

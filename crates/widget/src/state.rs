@@ -128,9 +128,15 @@ impl Widget {
     }
 
     /// Lets the desk be built in a later task than this one, after the next frame (so what
-    /// changed now, e.g. "Connected", is painted first). Idempotent.
+    /// changed now, e.g. "Connected", is painted first); at once in a hidden page, which has
+    /// no frames (`requestAnimationFrame` waits until the agent looks at the tab, and a call
+    /// ringing meanwhile would have no dialog in the page). Idempotent.
     pub(crate) fn desk_may_show(self) {
         if self.desk_ready.get_untracked() {
+            return;
+        }
+        if crate::browser::page_hidden() {
+            self.desk_ready.set(true);
             return;
         }
         request_animation_frame(move || {
@@ -368,14 +374,19 @@ impl Widget {
         let ring_ms = self.ring_ms();
         let action = self.with_desk(|d, now| d.offer(call, now, ring_ms));
         if action == Action::Ring {
-            self.notice.set(None);
-            self.now_ms.set(now_ms());
-            // +50 ms so the deadline has passed when the timer fires.
-            gloo_timers::callback::Timeout::new(ring_ms as u32 + 50, move || {
-                let action = self.with_desk(|d, now| d.ring_timeout(now));
-                self.perform(action);
-            })
-            .forget();
+            if self.notice.with_untracked(Option::is_some) {
+                self.notice.set(None);
+            }
+            // +50 ms so the deadline has passed when the timer fires. A one-shot callback that
+            // frees itself when it runs (a forgotten gloo `Timeout` kept its closure for the
+            // page's lifetime: one per call).
+            set_timeout(
+                move || {
+                    let action = self.with_desk(|d, now| d.ring_timeout(now));
+                    self.perform(action);
+                },
+                std::time::Duration::from_millis(ring_ms as u64 + 50),
+            );
         } else {
             self.perform(action);
         }
@@ -450,8 +461,10 @@ impl Widget {
                         "placed call {}",
                         call.get("callId").and_then(|v| v.as_str()).unwrap_or("?")
                     ));
-                    if !self.with_desk(|d, now| d.dialled(&call, now, 120_000.0)) {
-                        warn("makeCall returned no outbound call object");
+                    // A call that started ringing meanwhile is refused busy (Desk::dialled).
+                    match self.with_desk(|d, now| d.dialled(&call, now, 120_000.0)) {
+                        Some(action) => self.perform(action),
+                        None => warn("makeCall returned no outbound call object"),
                     }
                 }
                 Err(e) => {

@@ -89,6 +89,40 @@ test('an unanswered call times out after the configured ring time and is reporte
   await expect(page.getByText(/Missed call from/)).toBeVisible();
 });
 
+// A page opened in a background tab (a CRM restored at the start of a shift) is hidden: the
+// browser runs no frames for it, so `requestAnimationFrame` callbacks wait until the agent looks
+// (HTML "update the rendering" skips hidden documents). Emulated: `document.hidden` is true
+// and rAF callbacks are held until the page is shown. The desk must still be built, so a call
+// rung meanwhile is in the page (and focused) the moment the agent switches to the tab.
+const HIDDEN_TAB = `(() => {
+  window.__hidden = true;
+  Object.defineProperty(Document.prototype, 'hidden', { configurable: true, get: () => window.__hidden });
+  Object.defineProperty(Document.prototype, 'visibilityState', { configurable: true, get: () => (window.__hidden ? 'hidden' : 'visible') });
+  const held = [];
+  const realRaf = window.requestAnimationFrame.bind(window);
+  window.requestAnimationFrame = (fn) => { if (window.__hidden) { held.push(fn); return held.length; } return realRaf(fn); };
+  window.__show = () => {
+    window.__hidden = false;
+    document.dispatchEvent(new Event('visibilitychange'));
+    for (const fn of held.splice(0)) realRaf(fn);
+  };
+})()`;
+
+test('a widget started in a hidden tab has the ringing dialog in the page before the agent looks', async ({ page, request }) => {
+  const user = agentName('hidden-start');
+  await page.addInitScript(HIDDEN_TAB);
+  await page.goto(`/?user=${encodeURIComponent(user)}`);
+  await expect(page.getByRole('status')).toHaveText('Connected');
+  expect(await page.evaluate(() => document.hidden)).toBe(true);
+  const callId = await ring(request, user, { PhoneNumber: '+14255550140' });
+  const dialog = incomingCall(page);
+  await expect(dialog).toContainText('+14255550140');
+  await page.evaluate(() => window.__show());
+  await expect(dialog.getByRole('button', { name: 'Accept' })).toBeFocused();
+  await dialog.getByRole('button', { name: 'Reject' }).click();
+  await expect.poll(async () => (await getCall(request, callId)).state).toBe('rejected');
+});
+
 test('the Azure SignalR REST route rings with IncomingCall', async ({ page, request }) => {
   const user = agentName('rest');
   await openWidget(page, user);

@@ -50,45 +50,74 @@ pub fn ConnectionStatus(state: RwSignal<ConnectionState>) -> impl IntoView {
 
 /// The incoming-call notification: `role="alertdialog"` named "Incoming call", the caller's
 /// name and number, a ringing indication with the time left, and Accept / Reject. Accept takes
-/// the focus when it appears, so Enter answers and Tab reaches Reject.
+/// the focus when a call starts ringing, so Enter answers and Tab reaches Reject.
+///
+/// Built once with the desk and kept: while nothing rings it is `hidden` (out of the page's
+/// layout, the accessibility tree and the keyboard shortcuts), and a ring only fills in its
+/// texts and shows it, instead of building ~20 elements on the ringing path (issue 17,
+/// notification latency). Showing it adds it to the accessibility tree, which is when screen
+/// readers announce an alert dialog (WAI-ARIA 1.2, `alertdialog`).
 #[component]
 pub fn IncomingCallDialog(
-    call: IncomingCall,
-    /// The caller's name as it stands: the telephony side's, or the CRM record's once the
-    /// host's lookup found one (`Desk::name_from_crm`).
+    /// The call ringing now, by call id (`None`: nothing rings, the dialog is hidden), with
+    /// the caller's name as it stands: the telephony side's, or the CRM record's once the
+    /// host's lookup found one (`Desk::name_from_crm`). The focus moves to Accept when this
+    /// becomes a call with another id.
     #[prop(into)]
-    name: Signal<Option<String>>,
+    call: Signal<Option<(String, IncomingCall)>>,
     #[prop(into)] seconds_left: Signal<u32>,
     on_accept: Callback<()>,
     on_reject: Callback<()>,
 ) -> impl IntoView {
     let t = strings();
     let accept_ref = NodeRef::<html::Button>::new();
+    let ringing_id = Memo::new(move |_| call.with(|c| c.as_ref().map(|(id, _)| id.clone())));
     // Focus in the frame's rendering step (`requestAnimationFrame`), where the browser lays the
-    // page out anyway: `focus()` while the dialog is being built forces a layout of its own
+    // page out anyway: `focus()` while the dialog is being shown forces a layout of its own
     // (~3 ms in a loaded CIF panel) before the dialog can be painted (issue 17).
     Effect::new(move |_| {
-        if let Some(button) = accept_ref.get() {
+        if ringing_id.with(Option::is_some)
+            && let Some(button) = accept_ref.get()
+        {
             request_animation_frame(move || {
                 let _ = button.focus();
             });
         }
     });
-    let name = move || name.get().unwrap_or_else(|| t.unknown_caller.to_owned());
-    let details = [
-        call.queue.clone().map(|q| format!("{}: {q}", t.queue)),
-        call.comments.clone(),
-    ]
-    .into_iter()
-    .flatten()
-    .collect::<Vec<_>>()
-    .join(" · ");
+    let name = move || {
+        call.with(|c| c.as_ref().and_then(|(_, c)| c.caller_name.clone()))
+            .unwrap_or_else(|| t.unknown_caller.to_owned())
+    };
+    let number = move || {
+        call.with(|c| {
+            c.as_ref()
+                .map(|(_, c)| c.phone_number.clone())
+                .unwrap_or_default()
+        })
+    };
+    let details = Memo::new(move |_| {
+        call.with(|c| {
+            c.as_ref()
+                .map(|(_, call)| {
+                    [
+                        call.queue.as_ref().map(|q| format!("{}: {q}", t.queue)),
+                        call.comments.clone(),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(" · ")
+                })
+                .unwrap_or_default()
+        })
+    });
     view! {
         <section
             class="incoming"
             role="alertdialog"
             aria-labelledby="incoming-title"
             aria-describedby="incoming-caller"
+            hidden=move || ringing_id.with(Option::is_none)
         >
             <div class="incoming__head">
                 <span class="incoming__ring" aria-hidden="true">
@@ -98,12 +127,20 @@ pub fn IncomingCallDialog(
             </div>
             <div id="incoming-caller" class="incoming__caller">
                 <p class="caller__name">{name}</p>
-                <p class="caller__number">{call.phone_number.clone()}</p>
-                {(!details.is_empty()).then(|| view! { <p class="caller__details">{details}</p> })}
+                <p class="caller__number">{number}</p>
+                <p class="caller__details" hidden=move || details.with(String::is_empty)>{details}</p>
             </div>
             <p class="incoming__ringing">
                 <span class="ringing__label">{t.ringing}"…"</span>
-                <span class="ringing__left">{move || t.seconds_left(seconds_left.get())}</span>
+                // Formatted only while it rings: the hidden dialog is built with the desk, and
+                // the first number format of a page is costly (`Strings::warm_up`).
+                <span class="ringing__left">{move || {
+                    if ringing_id.with(Option::is_some) {
+                        t.seconds_left(seconds_left.get())
+                    } else {
+                        String::new()
+                    }
+                }}</span>
             </p>
             <div class="incoming__actions">
                 <button
