@@ -16,6 +16,24 @@ use crate::ui::presence::{PresenceControl, TeamDrawer};
 use crate::ui::{ConnectionStatus, IdlePanel, IncomingCallDialog, Notice, SignInForm};
 use crate::{boot, popout, shortcuts, support, theme};
 
+/// Mounts the widget on `<body>`, in place of index.html's static first screen (`#boot-screen`,
+/// removed in the same task: nothing blank is painted in between). With the `split` feature
+/// (`SWITCHBOARD_SPLIT=1 scripts/build-widget`, docs/size.md) a `#[lazy]` split point: the whole
+/// app (Leptos, the views, the stores, the host adapters) is a wasm chunk of its own, which the
+/// small first module loads while it connects to the hub (`early.rs`); the macro makes it
+/// `async`. Without it, a plain function.
+#[cfg_attr(feature = "split", leptos::lazy)]
+pub fn mount_app() {
+    if let Some(screen) = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.get_element_by_id("boot-screen"))
+    {
+        screen.remove();
+    }
+    leptos::mount::mount_to_body(App);
+    crate::browser::mark("switchboard:mounted");
+}
+
 /// The root component.
 #[component]
 pub fn App() -> impl IntoView {

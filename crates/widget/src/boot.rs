@@ -8,18 +8,13 @@ use std::time::Duration;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use switchboard_core::host::HostKind;
-use switchboard_core::transport::Transport;
 use switchboard_core::{AuthConfig, Config, Desk, History};
 use switchboard_signalr::ConnectionState;
-use switchboard_signalr::client::HubConnectionOptions;
-use switchboard_signalr::negotiate::TransportKind;
-use switchboard_signalr::protocol::HubProtocolKind;
-use switchboard_signalr::retry::{DelayListPolicy, SlowRetryPolicy};
 
 use crate::browser::{now_ms, on_document, query_param};
 use crate::diagnostics;
 use crate::i18n::strings;
-use crate::signalr::{HubClient, HubClientHandlers, HubClientOptions, TokenFuture};
+use crate::signalr::{HubClient, HubClientHandlers, TokenFuture};
 use crate::state::{Phase, Widget};
 
 thread_local! {
@@ -82,7 +77,6 @@ fn run_clock(widget: Widget, fine: bool) {
 /// Starts the widget: the diagnostics log, the clock, the wake-ups that reconnect, the
 /// host's language and presence, then config.json and sign-in.
 pub fn start(widget: Widget) {
-    diagnostics::install();
     boot(widget);
     // The clock's period follows what is on screen (and starts it), one task later: a call
     // that starts ringing shows its countdown from the time the ring set, and the new timer
@@ -124,8 +118,13 @@ pub fn start(widget: Widget) {
 }
 
 async fn load_config() -> Result<Config, String> {
-    // index.html's start-up script asked already (while the wasm downloaded), else ask now.
-    let (status, text) = match crate::browser::take_started("config", None).await {
+    // `early.rs` may have taken it first (then it keeps it for us); else index.html's start-up
+    // script asked already (while the wasm downloaded), else ask now.
+    let started = match crate::early::take_config() {
+        Some(answer) => Some(answer),
+        None => crate::browser::take_started("config", None).await,
+    };
+    let (status, text) = match started {
         Some(answer) => (answer.status, Some(answer.text)),
         None => {
             let response = gloo_net::http::Request::get(crate::softphone::CONFIG_URL)
@@ -364,44 +363,11 @@ pub fn sign_in(widget: Widget, user: String) {
     run(widget, user, access_token);
 }
 
-/// The hub client's options from config.json; `Err` (the text for the agent) when the build
-/// lacks the hub protocol it asks for.
-fn hub_options(config: &Config) -> Result<HubClientOptions, String> {
-    let Some(protocol) = HubProtocolKind::from_name(&config.hub.protocol) else {
-        return Err(format!(
-            "config.json asks for the {} hub protocol, which this build of the widget does not include. Use \"protocol\": \"json\", or deploy the MessagePack build.",
-            config.hub.protocol
-        ));
-    };
-    Ok(HubClientOptions {
-        url: config.hub.url.clone(),
-        connection: HubConnectionOptions {
-            keep_alive_interval: Duration::from_secs(config.hub.keep_alive_interval_seconds.into()),
-            server_timeout: Duration::from_secs(config.hub.server_timeout_seconds.into()),
-            protocol,
-            stateful_reconnect: config.hub.stateful_reconnect,
-            ..HubConnectionOptions::default()
-        },
-        transports: switchboard_core::transport::transports(&config.hub.transports)
-            .into_iter()
-            .map(|t| match t {
-                Transport::WebSockets => TransportKind::WebSockets,
-                Transport::ServerSentEvents => TransportKind::ServerSentEvents,
-                Transport::LongPolling => TransportKind::LongPolling,
-            })
-            .collect(),
-        skip_negotiation: config.hub.skip_negotiation,
-        retry: SlowRetryPolicy::new(
-            DelayListPolicy::from_millis(&config.hub.reconnect_delays_ms),
-            config.hub.slow_retry_seconds.0.into(),
-            config.hub.slow_retry_seconds.1.into(),
-        ),
-    })
-}
-
 /// How long the first connection attempt waits for the agent's language (ms), and the step.
 const LANGUAGE_WAIT_MS: u32 = 1_000;
 const LANGUAGE_STEP_MS: u32 = 10;
+/// How long the early connection's hand-over waits for this tab's ringing-tab lock (ms).
+const RINGER_WAIT_MS: u32 = 300;
 
 /// Starts the hub connection for `user` with this token factory (called for every
 /// negotiate and reconnect, so each gets a fresh token).
@@ -439,11 +405,16 @@ fn run(widget: Widget, user: String, access_token: Rc<dyn Fn() -> TokenFuture>) 
             widget.next_attempt.set(at)
         }),
     };
-    let options = match hub_options(&config) {
+    let options = match crate::early::hub_options(&config) {
         Ok(options) => options,
         Err(text) => return widget.phase.set(Phase::Failed(text)),
     };
-    let client = HubClient::new(options, handlers);
+    // The connection `early.rs` started before the app was mounted, if any (its reports so
+    // far are delivered at the end, once the stores below are listening); else a new one.
+    let (client, early) = match crate::early::take(&user) {
+        Some(early) => (early.client(), Some((early, handlers))),
+        None => (HubClient::new(options, handlers), None),
+    };
     widget.client.set_value(Some(client.clone()));
     let graph_token: Option<Rc<dyn Fn() -> TokenFuture>> =
         match (&config.auth, widget.msal.get_value()) {
@@ -475,6 +446,29 @@ fn run(widget: Widget, user: String, access_token: Rc<dyn Fn() -> TokenFuture>) 
     // The connection's texts (why it failed, in the agent's language) are made when they
     // happen: the first attempt waits for the catalogue asked for at start (`?lang=`, the
     // browser's), at most LANGUAGE_WAIT_MS; English agents never wait.
+    if let Some((early, handlers)) = early {
+        widget.phase.set(Phase::Running);
+        // The ringing-tab lock (`tabs::Ringer`) is granted in a later task: a call recorded
+        // before the grant would be taken for another tab's and not ring here. Attach once this
+        // tab holds it, or after RINGER_WAIT_MS (another tab of the agent holds it: it rings).
+        spawn_local(async move {
+            for _ in 0..RINGER_WAIT_MS / LANGUAGE_STEP_MS {
+                if widget
+                    .ringer
+                    .with_value(|r| r.as_ref().is_none_or(|r| r.is_ringer()))
+                {
+                    break;
+                }
+                gloo_timers::future::sleep(Duration::from_millis(LANGUAGE_STEP_MS.into())).await;
+            }
+            early.attach(handlers);
+        });
+        gloo_timers::callback::Timeout::new(crate::state::DESK_WAIT_MS, move || {
+            widget.desk_may_show()
+        })
+        .forget();
+        return;
+    }
     spawn_local(async move {
         for _ in 0..LANGUAGE_WAIT_MS / LANGUAGE_STEP_MS {
             if widget.language_settled() {

@@ -132,6 +132,19 @@ pub fn when_idle(f: impl FnOnce() + 'static) {
     }
 }
 
+/// Runs `f` once the browser has painted the current frame: in a task queued from the next
+/// animation frame (HTML §8.1.7.3, "update the rendering": the frame is painted between that
+/// frame's callbacks and the next task). Used to show a state (the early connection's
+/// "Connected") before long work (mounting the app) takes the main thread. A hidden page draws
+/// no frames: call [`next_task`] there instead.
+pub fn after_next_paint(f: impl FnOnce() + 'static) {
+    let Some(window) = web_sys::window() else {
+        return f();
+    };
+    let frame = wasm_bindgen::closure::Closure::once_into_js(move || next_task(f));
+    let _ = window.request_animation_frame(frame.unchecked_ref());
+}
+
 /// Whether the page is hidden (`document.hidden`: a background tab, a minimised window; Page
 /// Visibility §4.1); `false` when there is no document.
 pub fn page_hidden() -> bool {
@@ -161,6 +174,19 @@ pub fn on_document(event: &str, handler: impl Fn() + 'static) {
         let _ = document.add_event_listener_with_callback(event, closure.as_ref().unchecked_ref());
     }
     closure.forget();
+}
+
+/// The user `index.html`'s start-up script asked a dev token for (`window.__switchboardBoot.user`),
+/// if it did.
+pub fn started_user() -> Option<String> {
+    let window: wasm_bindgen::JsValue = web_sys::window()?.into();
+    let boot = js_sys::Reflect::get(&window, &"__switchboardBoot".into()).ok()?;
+    if !boot.is_object() {
+        return None;
+    }
+    js_sys::Reflect::get(&boot, &"user".into())
+        .ok()?
+        .as_string()
 }
 
 /// An answer `index.html`'s start-up script got before the wasm ran: the HTTP status and the

@@ -499,6 +499,9 @@ fn apply_document(tag: &str) {
     }
 }
 
+/// The language built into the wasm (the others are fetched): its tag.
+pub const BUILT_IN: &str = "en";
+
 /// The shipped language for the agent: the first of `preferred` (explicit choices first) that
 /// matches, else the browser's languages (`navigator.languages`), else English.
 pub fn choose(preferred: &[String]) -> &'static str {

@@ -13,7 +13,8 @@
 //! - [`calls`] (the call UI's requests, the local history), [`tabs`] (one ringing tab),
 //!   [`softphone`] (SIP mode), [`browser`] (clock, storage, query parameters) and
 //!   [`diagnostics`] (the support log) sit below the state.
-//! - [`signalr`] is the thin browser driver of the sans-IO SignalR core.
+//! - [`signalr`] is the thin browser driver of the sans-IO SignalR core; [`early`] starts it
+//!   before the app is mounted when it can, and hands it over to [`boot`].
 //! - [`auth`] gets dev tokens; [`msal`] signs in with MSAL.js (Entra ID or any OIDC authority).
 //! - [`agent`] is the agent's contact-centre state as the hub keeps it (issue 15).
 //! - [`presence`] (own presence, team list, Teams ⇄ agent-state sync) over the [`graph`] client.
@@ -29,6 +30,7 @@ pub mod boot;
 pub mod browser;
 pub mod calls;
 pub mod diagnostics;
+pub mod early;
 pub mod graph;
 pub mod host;
 pub mod i18n;

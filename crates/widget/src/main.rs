@@ -1,15 +1,18 @@
-//! Entry point: panic hook, then mount. Everything else lives in the library.
+//! Entry point: panic hook, the early hub connection (`early.rs`), then the app
+//! (`app::mount_app`). Everything else lives in the library.
 
 fn main() {
     console_error_panic_hook::set_once();
-    // index.html's static first screen (painted while the wasm loaded) gives way to the
-    // widget's, in the same task: nothing blank is painted in between.
-    if let Some(screen) = web_sys::window()
-        .and_then(|w| w.document())
-        .and_then(|d| d.get_element_by_id("boot-screen"))
-    {
-        screen.remove();
-    }
-    leptos::mount::mount_to_body(switchboard::app::App);
-    switchboard::browser::mark("switchboard:mounted");
+    // `window.switchboardDiagnostics()` from the first moment (the app's chunk may still load).
+    switchboard::diagnostics::install();
+    // The hub connection starts before the app is mounted when it can (a dev sign-in whose
+    // token index.html's start-up script asked for); the app is mounted once it is up, fails,
+    // or at once when there is none.
+    switchboard::early::begin(|| {
+        // The split build loads the app's chunk first (preloaded by index.html since the start).
+        #[cfg(feature = "split")]
+        wasm_bindgen_futures::spawn_local(switchboard::app::mount_app());
+        #[cfg(not(feature = "split"))]
+        switchboard::app::mount_app();
+    });
 }

@@ -167,3 +167,133 @@ async fn websockets_messagepack() {
 async fn long_polling_messagepack() {
     exercise(TransportKind::LongPolling, HubProtocolKind::MessagePack).await;
 }
+
+/// The early connection (`early.rs`, issue 17): started before the app, its reports are kept
+/// in order until the widget attaches its handlers, a call offered in between is delivered then
+/// (nothing lost), later reports go straight to the widget, and it is handed over once. The hub
+/// reports to the early connection when the same agent changes state from another connection
+/// (`setAgentState` → `AgentStateChanged` to every connection of the agent).
+#[wasm_bindgen_test]
+async fn early_connection_keeps_what_arrives_before_the_app() {
+    let user = format!("wasm-early-{}", js_sys::Math::random().to_bits());
+    let options = HubClientOptions {
+        url: format!("{HUB}/api"),
+        connection: HubConnectionOptions::default(),
+        transports: vec![TransportKind::WebSockets],
+        skip_negotiation: false,
+        retry: SlowRetryPolicy::new(DelayListPolicy::from_millis(&[]), 600, 600),
+    };
+    let ready = Rc::new(std::cell::Cell::new(false));
+    {
+        let ready = ready.clone();
+        switchboard::early::connect(
+            options,
+            format!("{HUB}/dev/token"),
+            user.clone(),
+            move || ready.set(true),
+        );
+    }
+    for _ in 0..200 {
+        if ready.get() {
+            break;
+        }
+        gloo_timers::future::TimeoutFuture::new(50).await;
+    }
+    assert!(ready.get(), "the early connection never said it was ready");
+    // Sent by the hub before the widget attaches: kept.
+    let other = connect(TransportKind::WebSockets, HubProtocolKind::Json, &user);
+    connected(&other).await;
+    let set = |state: &str| other.client.invoke("setAgentState", vec![json!(state)]);
+    set("Break").await.expect("setAgentState Break");
+    let mut early = None;
+    for _ in 0..200 {
+        gloo_timers::future::TimeoutFuture::new(50).await;
+        // `take` hands it over once; keep it while polling.
+        let candidate = early.take().or_else(|| switchboard::early::take(&user));
+        if let Some(c) = &candidate
+            && c.waiting().1 >= 1
+        {
+            early = candidate;
+            break;
+        }
+        early = candidate;
+    }
+    let early = early.expect("the early client for this user");
+    let (_, kept) = early.waiting();
+    assert!(kept >= 1, "the hub's message was not kept");
+    assert!(
+        switchboard::early::take(&user).is_none(),
+        "handed over twice"
+    );
+    let client = early.client();
+    assert_eq!(client.state(), ConnectionState::Connected);
+
+    let seen: Rc<RefCell<Vec<String>>> = Rc::new(RefCell::new(Vec::new()));
+    let log = |seen: &Rc<RefCell<Vec<String>>>, line: String| seen.borrow_mut().push(line);
+    let handlers = HubClientHandlers {
+        access_token: Rc::new(|| -> TokenFuture { Box::pin(async { Err("unused".into()) }) }),
+        on_state: {
+            let seen = seen.clone();
+            Rc::new(move |state, _| log(&seen, format!("state {}", state.as_str())))
+        },
+        on_invocation: {
+            let seen = seen.clone();
+            Rc::new(move |target, _| log(&seen, format!("invocation {target}")))
+        },
+        on_diagnostic: {
+            let seen = seen.clone();
+            Rc::new(move |line: String| {
+                if line.starts_with("hub connection: started before the app") {
+                    log(&seen, line)
+                }
+            })
+        },
+        on_next_attempt: Rc::new(|_| {}),
+    };
+    early.attach(handlers);
+    let delivered = seen.borrow().clone();
+    let states: Vec<&String> = delivered
+        .iter()
+        .filter(|l| l.starts_with("state"))
+        .collect();
+    assert_eq!(
+        states,
+        ["state Connecting", "state Connected"],
+        "{delivered:?}"
+    );
+    let connected = delivered
+        .iter()
+        .position(|l| l == "state Connected")
+        .unwrap();
+    let call = delivered
+        .iter()
+        .position(|l| l == "invocation AgentStateChanged")
+        .unwrap_or_else(|| panic!("the message sent before attach is missing: {delivered:?}"));
+    assert!(connected < call, "{delivered:?}");
+    assert!(
+        delivered[0].contains(&format!("({kept} hub invocations)")),
+        "{delivered:?}"
+    );
+    let before = delivered
+        .iter()
+        .filter(|l| *l == "invocation AgentStateChanged")
+        .count();
+
+    // After attach, a report goes straight to the widget's handlers.
+    set("Ready").await.expect("setAgentState Ready");
+    let count = || {
+        seen.borrow()
+            .iter()
+            .filter(|l| *l == "invocation AgentStateChanged")
+            .count()
+    };
+    for _ in 0..200 {
+        if count() > before {
+            break;
+        }
+        gloo_timers::future::TimeoutFuture::new(50).await;
+    }
+    assert!(count() > before, "{:?}", seen.borrow());
+    client.stop();
+    other.client.stop();
+}

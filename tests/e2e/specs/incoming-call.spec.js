@@ -123,6 +123,37 @@ test('a widget started in a hidden tab has the ringing dialog in the page before
   await expect.poll(async () => (await getCall(request, callId)).state).toBe('rejected');
 });
 
+test('the first screen says Connected before the desk is built, and a call offered at that moment rings (early connection)', async ({ page, request }) => {
+  const user = agentName('early');
+  // The moment index.html's own status pill (the static first screen, before the app is
+  // mounted) reads "Connected", the test rings the agent: the hub's message reaches the page
+  // while the app is still being mounted, and must ring once the desk is built.
+  let rang = null;
+  await page.exposeBinding('__bootConnected', () => {
+    rang ??= ring(request, user, { PhoneNumber: '+14255550150', callerName: 'Early Caller' });
+  });
+  await page.addInitScript(() => {
+    new MutationObserver((_, observer) => {
+      const pill = document.querySelector('#boot-screen [role=status]');
+      if (pill && pill.textContent.trim() === 'Connected') {
+        observer.disconnect();
+        window.__bootConnected();
+      }
+    }).observe(document, { subtree: true, childList: true, characterData: true });
+  });
+  await page.goto(`/?user=${encodeURIComponent(user)}`);
+  await expect.poll(() => rang !== null, { timeout: 10_000 }).toBe(true);
+  const callId = await rang;
+  const dialog = incomingCall(page);
+  await expect(dialog).toContainText('Early Caller');
+  await expect(dialog.getByRole('button', { name: 'Accept' })).toBeFocused();
+  await expect(page.locator('#boot-screen')).toHaveCount(0);
+  await expect.poll(() => page.evaluate(() => window.switchboardDiagnostics()))
+    .toMatch(/hub connection: started before the app was mounted; \d+ reports kept for it/);
+  await page.keyboard.press('Enter');
+  await expect.poll(async () => (await getCall(request, callId)).state).toBe('accepted');
+});
+
 test('the Azure SignalR REST route rings with IncomingCall', async ({ page, request }) => {
   const user = agentName('rest');
   await openWidget(page, user);
