@@ -39,6 +39,11 @@ use crate::signalr::{HubClient, HubClientHandlers, HubClientOptions, TokenFuture
 /// whatever the connection does (its state shows in the widget's own header from then on).
 pub const MOUNT_WAIT_MS: u32 = 1_000;
 
+/// The longest the early connection waits for the app to take it once the app is being mounted
+/// (ms). Past it (the app's chunk did not load, the app failed) the connection is closed, so the
+/// hub offers no call to a page that cannot show it, and the first screen says so.
+pub const ADOPT_WAIT_MS: u32 = 20_000;
+
 /// What the client reported before the widget's handlers were attached, in order.
 enum Recorded {
     State(ConnectionState, Option<String>),
@@ -215,6 +220,16 @@ fn applies(config: Config) -> Option<(Config, String)> {
 }
 
 fn start(options: HubClientOptions, token_url: String, user: String, mount_now: Rc<dyn Fn()>) {
+    // Mounting arms the watchdog: the app must take the connection within ADOPT_WAIT_MS.
+    let mount_now: Rc<dyn Fn()> = {
+        let armed = std::cell::Cell::new(false);
+        Rc::new(move || {
+            if !armed.replace(true) {
+                gloo_timers::callback::Timeout::new(ADOPT_WAIT_MS, give_up).forget();
+            }
+            mount_now();
+        })
+    };
     let sink = Rc::new(RefCell::new(Sink::Recording(Vec::new())));
     let record = {
         let sink = sink.clone();
@@ -305,6 +320,32 @@ fn start(options: HubClientOptions, token_url: String, user: String, mount_now: 
     }
     crate::browser::mark("switchboard:hub-start");
     client.start();
+}
+
+/// The app did not take the connection in time: closes it (the hub then sees the agent offline
+/// and offers calls elsewhere) and tells the agent on the first screen. Does nothing once taken.
+fn give_up() {
+    let Some(early) = EARLY.with(|e| e.borrow_mut().take()) else {
+        return;
+    };
+    crate::diagnostics::warn(
+        "the app did not start in time: the hub connection was closed so that no call is offered here",
+    );
+    early.client.stop();
+    let document = web_sys::window().and_then(|w| w.document());
+    if let Some((document, screen)) = document
+        .as_ref()
+        .and_then(|d| Some((d, d.get_element_by_id("boot-screen")?)))
+        && let Ok(notice) = document.create_element("p")
+    {
+        let _ = notice.set_attribute("role", "alert");
+        notice.set_class_name("notice");
+        // Text, never HTML. English: the only catalogue this module has.
+        notice.set_text_content(Some(
+            "Switchboard could not finish loading, so it takes no calls. Reload the page.",
+        ));
+        let _ = screen.append_child(&notice);
+    }
 }
 
 /// Shows the connection's state on the static first screen's status pill.

@@ -1,9 +1,12 @@
 // The walking skeleton: an incoming call reaches the widget and the agent accepts or rejects it
 // (issue 2). Roles and names are the UI contract of DESIGN.md §4.
 import { test, expect } from '@playwright/test';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { agentName, getCall, ring, sendMessageToUser, sendToUser } from './hub.js';
 
+const DIST = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'dist');
 const SEED_MESSAGE = { PhoneNumber: '+14255550123', comments: 'Billing' };
 const SCREENSHOTS = process.env.SCREENSHOT_DIR ?? '.out/screenshots';
 
@@ -152,6 +155,24 @@ test('the first screen says Connected before the desk is built, and a call offer
     .toMatch(/hub connection: started before the app was mounted; \d+ reports kept for it/);
   await page.keyboard.press('Enter');
   await expect.poll(async () => (await getCall(request, callId)).state).toBe('accepted');
+});
+
+test('the app\'s chunk never arrives: the first screen says so and the hub offers the agent no call', async ({ page, request }) => {
+  test.skip(!readFileSync(join(DIST, 'index.html'), 'utf8').includes('split_mount_app'), 'an unsplit build: the app is in the first module');
+  test.setTimeout(60_000);
+  const user = agentName('no-app');
+  // A deployment that lost the app's chunk (or a proxy that blocks it): the first module connects,
+  // but nothing could ever show a call.
+  await page.route(/\/(split_mount_app_[^/]*|chunk_\d+)\.wasm$/, (route) => route.abort());
+  await page.goto(`/?user=${encodeURIComponent(user)}`);
+  const status = page.getByRole('status');
+  await expect(status).toHaveText('Connected');
+  // The early connection is closed when the app has not taken it in time (early::ADOPT_WAIT_MS).
+  await expect(page.getByRole('alert')).toHaveText(/could not finish loading, so it takes no calls\. Reload the page\./, { timeout: 30_000 });
+  await expect(status).toHaveText('Disconnected');
+  // The hub no longer counts the agent as connected: a call for them is refused, not lost.
+  await expect.poll(async () => (await sendMessageToUser(request, user, { PhoneNumber: '+14255550151' })).status()).not.toBe(200);
+  await expect.poll(() => page.evaluate(() => window.switchboardDiagnostics())).toMatch(/WARN\s+the app did not start in time/);
 });
 
 test('the Azure SignalR REST route rings with IncomingCall', async ({ page, request }) => {
