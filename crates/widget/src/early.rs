@@ -65,6 +65,8 @@ struct Early {
 }
 
 thread_local! {
+    /// Set while [`EarlyClient::attach`] delivers recorded states (already logged).
+    static REPLAYING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     static CONFIG: RefCell<Option<StartedAnswer>> = const { RefCell::new(None) };
     static EARLY: RefCell<Option<Early>> = const { RefCell::new(None) };
 }
@@ -88,6 +90,27 @@ pub fn take(user: &str) -> Option<EarlyClient> {
         client: early.client,
         sink: early.sink,
     })
+}
+
+/// The early client's state while it waits to be taken (`None` when there is none): the app's
+/// header starts from it, so "Connected" on the first screen does not turn into "Disconnected"
+/// for the moment between the app's mount and the hand-over.
+pub fn state() -> Option<ConnectionState> {
+    EARLY.with(|e| e.borrow().as_ref().map(|e| e.client.state()))
+}
+
+/// Whether recorded reports are being delivered now: their state lines are in the log already,
+/// written when they happened, so the widget does not log them again.
+pub fn replaying() -> bool {
+    REPLAYING.with(std::cell::Cell::get)
+}
+
+/// The log's line for a connection state: `state: Connected`, `state: Reconnecting (why)`.
+pub fn state_line(state: ConnectionState, detail: Option<&str>) -> String {
+    match detail {
+        Some(detail) => ["state: ", state.as_str(), " (", detail, ")"].concat(),
+        None => ["state: ", state.as_str()].concat(),
+    }
 }
 
 /// A started client whose reports are recorded until [`attach`](Self::attach).
@@ -134,9 +157,11 @@ impl EarlyClient {
             "hub connection: started before the app was mounted; {} reports kept for it ({invocations} hub invocations)",
             recorded.len()
         ));
+        REPLAYING.with(|r| r.set(true));
         for report in recorded {
             deliver(&handlers, report);
         }
+        REPLAYING.with(|r| r.set(false));
     }
 }
 
@@ -263,6 +288,8 @@ fn start(options: HubClientOptions, token_url: String, user: String, mount_now: 
             move |state, detail| {
                 let recording = matches!(&*sink.borrow(), Sink::Recording(_));
                 if recording {
+                    // Logged now, in order with the client's own lines; not again on delivery.
+                    crate::diagnostics::record(state_line(state, detail.as_deref()));
                     show_state(state);
                     match state {
                         // Mount once "Connected" is painted (a hidden page paints nothing).

@@ -102,7 +102,11 @@ impl Widget {
             phase: RwSignal::new(Phase::Loading),
             config: RwSignal::new(None),
             user: RwSignal::new(None),
-            connection: RwSignal::new(ConnectionState::Disconnected),
+            // The early connection's state, if it runs (early.rs), so the header goes on saying
+            // what the first screen said.
+            connection: RwSignal::new(
+                crate::early::state().unwrap_or(ConnectionState::Disconnected),
+            ),
             connection_detail: RwSignal::new(None),
             next_attempt: RwSignal::new(None),
             desk,
@@ -206,14 +210,10 @@ impl Widget {
 
     /// The hub connection's state changed (`HubClient`'s `on_state`).
     pub(crate) fn connection_changed(self, state: ConnectionState, detail: Option<String>) {
-        diagnostics::record(format!(
-            "state: {}{}",
-            state.as_str(),
-            detail
-                .as_deref()
-                .map(|d| format!(" ({d})"))
-                .unwrap_or_default()
-        ));
+        // A state the early connection reported was logged when it happened (early.rs).
+        if !crate::early::replaying() {
+            diagnostics::record(crate::early::state_line(state, detail.as_deref()));
+        }
         self.connection.set(state);
         if state == ConnectionState::Connected {
             self.desk_may_show();

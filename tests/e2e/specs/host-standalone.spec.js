@@ -47,7 +47,9 @@ test('standalone: hidden tab gets a Notification with the caller; the title flas
   await spy(page);
   await page.goto(`/?user=${encodeURIComponent(user)}`);
   await expect(page.getByRole('status')).toHaveText('Connected');
-  expect(await page.evaluate(() => window.protocolHandlers)).toEqual([{ scheme: 'tel', url: `${new URL(page.url()).origin}/?dial=%s` }]);
+  // The app (its own chunk) starts the host adapter, which registers the handler: it may still be
+  // loading when the first screen says "Connected" (early.rs).
+  await expect.poll(() => page.evaluate(() => window.protocolHandlers)).toEqual([{ scheme: 'tel', url: `${new URL(page.url()).origin}/?dial=%s` }]);
   const title = await page.title();
   await page.evaluate(() => window.hide());
 
