@@ -18,12 +18,17 @@ use crate::{boot, popout, shortcuts, support, theme};
 
 /// Mounts the widget on `<body>`, in place of index.html's static first screen (`#boot-screen`,
 /// removed in the same task: nothing blank is painted in between). With the `split` feature
-/// (`SWITCHBOARD_SPLIT=1 scripts/build-widget`, docs/size.md) a `#[lazy]` split point: the whole
-/// app (Leptos, the views, the stores, the host adapters) is a wasm chunk of its own, which the
-/// small first module loads while it connects to the hub (`early.rs`); the macro makes it
-/// `async`. Without it, a plain function.
-#[cfg_attr(feature = "split", leptos::lazy)]
-pub fn mount_app() {
+/// (the default of `scripts/build-widget`, docs/size.md) a split point (`wasm_split`, as
+/// Leptos' `#[lazy]` but `fallible`): the whole app (Leptos, the views, the stores, the host
+/// adapters) is a wasm chunk of its own, which the small first module loads while it connects
+/// to the hub (`early.rs`); the macro makes it `async`, and a chunk that cannot be fetched or
+/// instantiated is `Err(AppNotLoaded)` instead of a panic (`main` then says so on the first
+/// screen). Without the feature, a plain function that always mounts.
+#[cfg_attr(
+    feature = "split",
+    leptos::wasm_split::wasm_split(mount_app, wasm_split_path = ::leptos::wasm_split, fallible)
+)]
+pub fn mount_app() -> Result<(), AppNotLoaded> {
     if let Some(screen) = web_sys::window()
         .and_then(|w| w.document())
         .and_then(|d| d.get_element_by_id("boot-screen"))
@@ -32,6 +37,18 @@ pub fn mount_app() {
     }
     leptos::mount::mount_to_body(App);
     crate::browser::mark("switchboard:mounted");
+    Ok(())
+}
+
+/// The app's chunk could not be loaded (a failed fetch or instantiation of `split_mount_app*` or
+/// a chunk it needs; `wasm_split_helpers::SplitLoaderError`).
+#[derive(Debug)]
+pub struct AppNotLoaded;
+
+impl From<leptos::wasm_split::SplitLoaderError> for AppNotLoaded {
+    fn from(_: leptos::wasm_split::SplitLoaderError) -> Self {
+        AppNotLoaded
+    }
 }
 
 /// The root component.

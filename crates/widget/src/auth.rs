@@ -28,6 +28,20 @@ pub async fn dev_token(token_url: &str, user: &str) -> Result<String, String> {
         .ok_or_else(not_a_token)
 }
 
+/// The token factory of a dev sign-in: each call is a [`dev_token`] for `user` from
+/// `token_url` (the first one may be the start-up script's). Used for the hub connection (before
+/// every negotiate) and, in dev mode, for Graph.
+pub fn dev_tokens(
+    token_url: &str,
+    user: &str,
+) -> std::rc::Rc<dyn Fn() -> crate::signalr::TokenFuture> {
+    let (token_url, user) = (token_url.to_owned(), user.to_owned());
+    std::rc::Rc::new(move || {
+        let (url, user) = (token_url.clone(), user.clone());
+        Box::pin(async move { dev_token(&url, &user).await })
+    })
+}
+
 /// `POST {token_url}` with `{"user": user}`, bounded like negotiate
 /// ([`NEGOTIATE_TIMEOUT_MS`](crate::signalr::NEGOTIATE_TIMEOUT_MS)): the status and the body
 /// (`None` when it could not be read).

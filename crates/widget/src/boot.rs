@@ -149,14 +149,14 @@ async fn load_config() -> Result<Config, String> {
 fn boot(widget: Widget) {
     // The language: `?lang=`, else config.json's `locale`, else the host's user (an Effect
     // in `start`), else the browser's; English is built in and shown until another arrives.
-    let explicit: Vec<String> = query_param("lang").into_iter().collect();
-    widget.use_language(crate::i18n::choose(&explicit));
+    let lang = query_param("lang");
+    widget.use_language(crate::i18n::for_agent(lang.as_deref(), None));
     spawn_local(async move {
         match load_config().await {
             Ok(config) => {
                 crate::browser::mark("switchboard:config");
-                if explicit.is_empty() && config.locale != "auto" {
-                    widget.use_language(crate::i18n::choose(std::slice::from_ref(&config.locale)));
+                if lang.is_none() && config.locale != "auto" {
+                    widget.use_language(crate::i18n::for_agent(None, Some(&config.locale)));
                 }
                 widget.host.start(&config, widget.host_callbacks());
                 let msal = matches!(config.auth, AuthConfig::Msal { .. });
@@ -352,22 +352,13 @@ pub fn sign_in(widget: Widget, user: String) {
     let AuthConfig::Dev { token_url } = &config.auth else {
         return;
     };
-    let token_url = token_url.clone();
-    let access_token: Rc<dyn Fn() -> TokenFuture> = {
-        let user = user.clone();
-        Rc::new(move || {
-            let (url, user) = (token_url.clone(), user.clone());
-            Box::pin(async move { crate::auth::dev_token(&url, &user).await })
-        })
-    };
+    let access_token = crate::auth::dev_tokens(token_url, &user);
     run(widget, user, access_token);
 }
 
 /// How long the first connection attempt waits for the agent's language (ms), and the step.
 const LANGUAGE_WAIT_MS: u32 = 1_000;
 const LANGUAGE_STEP_MS: u32 = 10;
-/// How long the early connection's hand-over waits for this tab's ringing-tab lock (ms).
-const RINGER_WAIT_MS: u32 = 300;
 
 /// Starts the hub connection for `user` with this token factory (called for every
 /// negotiate and reconnect, so each gets a fresh token).
@@ -387,9 +378,7 @@ fn run(widget: Widget, user: String, access_token: Rc<dyn Fn() -> TokenFuture>) 
     }
     widget.user.set(Some(user.clone()));
     widget.load_history(&user);
-    widget
-        .ringer
-        .set_value(Some(crate::tabs::Ringer::claim(&user)));
+    widget.claim_ringer(&user);
     let handlers = HubClientHandlers {
         access_token,
         on_state: Rc::new(move |state, detail: Option<String>| {
@@ -418,13 +407,7 @@ fn run(widget: Widget, user: String, access_token: Rc<dyn Fn() -> TokenFuture>) 
     widget.client.set_value(Some(client.clone()));
     let graph_token: Option<Rc<dyn Fn() -> TokenFuture>> =
         match (&config.auth, widget.msal.get_value()) {
-            (AuthConfig::Dev { token_url }, _) => {
-                let (url, user) = (token_url.clone(), user.clone());
-                Some(Rc::new(move || {
-                    let (url, user) = (url.clone(), user.clone());
-                    Box::pin(async move { crate::auth::dev_token(&url, &user).await })
-                }))
-            }
+            (AuthConfig::Dev { token_url }, _) => Some(crate::auth::dev_tokens(token_url, &user)),
             (AuthConfig::Msal { .. }, Some(msal)) if msal.has_graph() => Some(Rc::new(move || {
                 let msal = msal.clone();
                 Box::pin(async move { msal.graph_token().await.map_err(|p| p.message()) })
@@ -446,39 +429,21 @@ fn run(widget: Widget, user: String, access_token: Rc<dyn Fn() -> TokenFuture>) 
     // The connection's texts (why it failed, in the agent's language) are made when they
     // happen: the first attempt waits for the catalogue asked for at start (`?lang=`, the
     // browser's), at most LANGUAGE_WAIT_MS; English agents never wait.
-    if let Some((early, handlers)) = early {
-        widget.phase.set(Phase::Running);
-        // The ringing-tab lock (`tabs::Ringer`) is granted in a later task: a call recorded
-        // before the grant would be taken for another tab's and not ring here. Attach once this
-        // tab holds it, or after RINGER_WAIT_MS (another tab of the agent holds it: it rings).
-        spawn_local(async move {
-            for _ in 0..RINGER_WAIT_MS / LANGUAGE_STEP_MS {
-                if widget
-                    .ringer
-                    .with_value(|r| r.as_ref().is_none_or(|r| r.is_ringer()))
-                {
+    match early {
+        // Started already: what it recorded is delivered now (a call offered before this tab
+        // held its ringing-tab lock is asked for again once it does: `claim_ringer`).
+        Some((early, handlers)) => spawn_local(async move { early.attach(handlers) }),
+        None => spawn_local(async move {
+            for _ in 0..LANGUAGE_WAIT_MS / LANGUAGE_STEP_MS {
+                if widget.language_settled() {
                     break;
                 }
                 gloo_timers::future::sleep(Duration::from_millis(LANGUAGE_STEP_MS.into())).await;
             }
-            early.attach(handlers);
-        });
-        gloo_timers::callback::Timeout::new(crate::state::DESK_WAIT_MS, move || {
-            widget.desk_may_show()
-        })
-        .forget();
-        return;
+            crate::browser::mark("switchboard:hub-start");
+            client.start();
+        }),
     }
-    spawn_local(async move {
-        for _ in 0..LANGUAGE_WAIT_MS / LANGUAGE_STEP_MS {
-            if widget.language_settled() {
-                break;
-            }
-            gloo_timers::future::sleep(Duration::from_millis(LANGUAGE_STEP_MS.into())).await;
-        }
-        crate::browser::mark("switchboard:hub-start");
-        client.start();
-    });
     widget.phase.set(Phase::Running);
     // The desk is built once the first connection is up (state.rs `desk_ready`), or after
     // DESK_WAIT_MS if it takes longer.

@@ -233,14 +233,8 @@ fn applies(config: Config) -> Option<(Config, String)> {
     if user.is_empty() || crate::browser::started_user().as_deref() != Some(user.as_str()) {
         return None;
     }
-    let explicit: Vec<String> = crate::browser::query_param("lang").into_iter().collect();
-    let language = if !explicit.is_empty() {
-        crate::i18n::choose(&explicit)
-    } else if config.locale != "auto" {
-        crate::i18n::choose(std::slice::from_ref(&config.locale))
-    } else {
-        crate::i18n::choose(&[])
-    };
+    let lang = crate::browser::query_param("lang");
+    let language = crate::i18n::for_agent(lang.as_deref(), Some(&config.locale));
     (language == crate::i18n::BUILT_IN).then_some((config, user))
 }
 
@@ -273,15 +267,14 @@ fn start(options: HubClientOptions, token_url: String, user: String, mount_now: 
             deliver(&handlers, report);
         }
     };
-    let token_user = user.clone();
+    let dev_tokens = crate::auth::dev_tokens(&token_url, &user);
     let token_sink = sink.clone();
     let handlers = HubClientHandlers {
         access_token: Rc::new(move || -> TokenFuture {
             if let Sink::Live(handlers) = &*token_sink.borrow() {
                 return (handlers.access_token)();
             }
-            let (url, user) = (token_url.clone(), token_user.clone());
-            Box::pin(async move { crate::auth::dev_token(&url, &user).await })
+            dev_tokens()
         }),
         on_state: Rc::new({
             let (record, mount_now, sink) = (record.clone(), mount_now.clone(), sink.clone());
@@ -359,10 +352,29 @@ fn give_up() {
         "the app did not start in time: the hub connection was closed so that no call is offered here",
     );
     early.client.stop();
+    show_not_loaded();
+}
+
+/// The app's chunk could not be loaded (`app::mount_app` failed): closes the early connection,
+/// if there is one (the hub then offers calls elsewhere), and tells the agent on the first
+/// screen at once, without waiting for [`ADOPT_WAIT_MS`].
+pub fn app_not_loaded() {
+    crate::diagnostics::warn(
+        "the app could not be loaded: the hub connection was closed so that no call is offered here",
+    );
+    if let Some(early) = EARLY.with(|e| e.borrow_mut().take()) {
+        early.client.stop();
+    }
+    show_not_loaded();
+}
+
+/// Adds the first screen's notice that the app did not load (text, never HTML; once).
+fn show_not_loaded() {
     let document = web_sys::window().and_then(|w| w.document());
     if let Some((document, screen)) = document
         .as_ref()
         .and_then(|d| Some((d, d.get_element_by_id("boot-screen")?)))
+        && !matches!(screen.query_selector(".notice"), Ok(Some(_)))
         && let Ok(notice) = document.create_element("p")
     {
         let _ = notice.set_attribute("role", "alert");

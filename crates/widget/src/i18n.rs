@@ -513,6 +513,18 @@ pub fn choose(preferred: &[String]) -> &'static str {
     core_i18n::negotiate(&wanted, core_i18n::LOCALES)
 }
 
+/// The agent's language as far as it is known before the host says anything: `lang` (the
+/// page's `?lang=`), else config.json's `locale` (`config_locale`; `"auto"` or `None` defer),
+/// else the browser's languages, else English (DESIGN.md, "Languages"). The host's user
+/// language, when it arrives later, applies only when neither `?lang=` nor `locale` fixed one.
+pub fn for_agent(lang: Option<&str>, config_locale: Option<&str>) -> &'static str {
+    match (lang, config_locale) {
+        (Some(lang), _) => choose(&[lang.to_owned()]),
+        (None, Some(locale)) if locale != "auto" => choose(&[locale.to_owned()]),
+        _ => choose(&[]),
+    }
+}
+
 /// Graph availability in words.
 pub fn availability(a: switchboard_core::presence::Availability) -> &'static str {
     use switchboard_core::presence::Availability as A;

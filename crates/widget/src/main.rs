@@ -9,10 +9,15 @@ fn main() {
     // token index.html's start-up script asked for); the app is mounted once it is up, fails,
     // or at once when there is none.
     switchboard::early::begin(|| {
-        // The split build loads the app's chunk first (preloaded by index.html since the start).
+        // The split build loads the app's chunk first (prefetched by index.html since the
+        // start); when it cannot, the first screen says so and no call is offered here.
         #[cfg(feature = "split")]
-        wasm_bindgen_futures::spawn_local(switchboard::app::mount_app());
+        wasm_bindgen_futures::spawn_local(async {
+            if switchboard::app::mount_app().await.is_err() {
+                switchboard::early::app_not_loaded();
+            }
+        });
         #[cfg(not(feature = "split"))]
-        switchboard::app::mount_app();
+        let _ = switchboard::app::mount_app();
     });
 }

@@ -93,9 +93,7 @@ pub fn bring_back(widget: Widget) {
     let _ = popup.close();
     widget.popped_out.set(false);
     if let Some(user) = widget.user.get_untracked() {
-        widget
-            .ringer
-            .set_value(Some(crate::tabs::Ringer::claim(&user)));
+        widget.claim_ringer(&user);
     }
     diagnostics::record("back from its own window".into());
     crate::softphone::resume();

@@ -309,6 +309,24 @@ impl Widget {
 
     // --- the desk -------------------------------------------------------------------------
 
+    /// Claims the ringing tab of `user` for this tab (`tabs::Ringer`): sign-in, and back from
+    /// the pop-out. Once this tab rings, the calls the hub offered meanwhile (left to "the tab
+    /// that rings", which this one may already have been: the lock is granted a task after the
+    /// claim) are asked for again when connected; unconnected, the next connect's resync does it.
+    pub(crate) fn claim_ringer(self, user: &str) {
+        let ringer = crate::tabs::Ringer::claim(user, move || {
+            let connected = self
+                .client
+                .get_value()
+                .is_some_and(|c| c.state() == ConnectionState::Connected);
+            if connected {
+                diagnostics::record("this tab rings now: asking the hub for its calls".into());
+                self.resync();
+            }
+        });
+        self.ringer.set_value(Some(ringer));
+    }
+
     /// Whether this tab rings (multi-tab: exactly one tab of this agent does). In SIP mode only
     /// the tab holding the agent's SIP line registers, so an INVITE it gets rings here.
     fn rings_here(self) -> bool {

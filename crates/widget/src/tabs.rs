@@ -114,13 +114,18 @@ pub struct Ringer {
 
 impl Ringer {
     /// Asks for the lock of `user`; [`is_ringer`](Self::is_ringer) turns true once granted.
-    /// Where the browser refuses the lock or has no Web Locks, this tab rings.
-    pub fn claim(user: &str) -> Self {
+    /// Where the browser refuses the lock or has no Web Locks, this tab rings. `became_ringer`
+    /// runs once, right after this tab starts to ring (in a later task when the browser grants
+    /// the lock, possibly much later when another tab held it; before `claim` returns where
+    /// there are no Web Locks): an offer that came before was left to another tab, so the
+    /// caller asks the hub for the calls again then. Never runs if the claim is dropped first.
+    pub fn claim(user: &str, became_ringer: impl FnOnce() + 'static) -> Self {
         let held = Rc::new(Cell::new(false));
         let lock = {
             let held = held.clone();
             WebLock::claim(&format!("switchboard-ringer:{user}"), move |grant| {
                 held.set(true);
+                became_ringer();
                 match grant {
                     Grant::Held => {
                         crate::diagnostics::record("this tab rings for incoming calls".into())

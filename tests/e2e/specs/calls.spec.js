@@ -251,6 +251,29 @@ test('two tabs of one agent: exactly one rings; answering there leaves the other
   await context.close();
 });
 
+test('two tabs of one agent: the ringing tab closes while a call rings, and the other tab rings that call', async ({ browser, request }) => {
+  const context = await browser.newContext({ viewport: { width: 360, height: 720 } });
+  const user = agentName('tabs-close');
+  const first = await context.newPage();
+  const second = await context.newPage();
+  await openWidget(first, user);
+  await openWidget(second, user);
+  const id = await ring(request, user, { PhoneNumber: '+14255550125' });
+  const pages = [first, second];
+  await expect.poll(async () => (await Promise.all(pages.map((p) => incomingCall(p).count()))).reduce((a, b) => a + b)).toBe(1);
+  const ringing = (await incomingCall(first).count()) === 1 ? first : second;
+  const quiet = ringing === first ? second : first;
+  expect(await quiet.evaluate(() => window.switchboardDiagnostics())).toContain('offer left to the tab that rings');
+  // The agent closes the tab that rings (or it crashes): the call is not lost, the other tab
+  // takes over the ringing and asks the hub for the calls it left to the closed one.
+  await ringing.close();
+  await expect(incomingCall(quiet)).toContainText('+14255550125');
+  await expect.poll(() => quiet.evaluate(() => window.switchboardDiagnostics())).toContain('this tab rings now: asking the hub for its calls');
+  await incomingCall(quiet).getByRole('button', { name: 'Accept' }).click();
+  await expect.poll(state(request, id)).toBe('accepted');
+  await context.close();
+});
+
 test('keyboard shortcuts: Alt+Shift+A answers, H holds, M mutes, E hangs up, D goes to the number', async ({ page, request }) => {
   const user = agentName('keys');
   await openWidget(page, user);

@@ -17,7 +17,7 @@
 // the same code path) so the two-minute outage does not wait a full minute more.
 import { test, expect, chromium } from '@playwright/test';
 import { spawn } from 'node:child_process';
-import { appendFileSync, mkdirSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { FaultProxy } from './faultproxy.js';
 import { ACCESS_KEY, HUB_BIN, agentName, restToken } from './hub.js';
 
@@ -332,6 +332,77 @@ test('network black hole in both directions, then it heals', async () => {
     await shown(agent, callId, '+14255550103');
   }
   for (const a of agents) await ringReaches(a, '+14255550104');
+});
+
+/**
+ * One agent whose app is still loading (the early connection, early.rs): the app's chunk is
+ * fetched straight from the hub (not through the proxy, which may be black-holed) when the page
+ * asks for it, and handed to the page only when `release()` is called, so the fault happens
+ * while the first screen and the early connection are all there is. Released within the
+ * watchdog's 20 s (early::ADOPT_WAIT_MS).
+ */
+async function openLoading(browser, label) {
+  const context = await browser.newContext({ baseURL: VIA, viewport: { width: 360, height: 640 } });
+  const page = await context.newPage();
+  let release;
+  const released = new Promise((r) => { release = r; });
+  // Each chunk read once, while the hub is up (the page asks again when it mounts).
+  const bodies = new Map();
+  await page.route(/\/(split_mount_app[^/]*|chunk_\d+)\.wasm$/, async (route) => {
+    const path = new URL(route.request().url()).pathname;
+    if (!bodies.has(path)) {
+      bodies.set(path, fetch(`${DIRECT}${path}`, { headers: { 'accept-encoding': 'identity' } })
+        .then(async (r) => Buffer.from(await r.arrayBuffer())));
+    }
+    const body = await bodies.get(path);
+    await released;
+    await route.fulfill({ status: 200, contentType: 'application/wasm', body });
+  });
+  const user = agentName(`f-${label}`);
+  await page.goto(`/?user=${user}`);
+  const agent = { variant: { name: `early (${label})` }, user, page, context };
+  await expect(page.getByRole('status')).toHaveText('Connected', { timeout: 20_000 });
+  await expect(page.locator('#boot-screen'), 'the app is not mounted yet').toHaveCount(1);
+  return { agent, release };
+}
+
+test('hub killed with SIGKILL while the app is still loading, then restarted', async () => {
+  test.skip(!readFileSync('../../dist/index.html', 'utf8').includes('split_mount_app'), 'an unsplit build has no early window');
+  test.setTimeout(90_000);
+  const { agent, release } = await openLoading(browser, 'early-kill');
+  const status = agent.page.getByRole('status');
+  await hub.kill('SIGKILL');
+  await expect(status, 'the first screen leaves Connected').not.toHaveText('Connected', { timeout: 5_000 });
+  await hub.start();
+  await expect(status, 'the early connection is back by itself').toHaveText('Connected', { timeout: 15_000 });
+  await expect(agent.page.locator('#boot-screen')).toHaveCount(1);
+  release();
+  await expect(agent.page.locator('#boot-screen')).toHaveCount(0);
+  await expect(status).toHaveText('Connected');
+  // The app got what happened before it, in order: connected, lost, connected again.
+  const log = await agent.page.evaluate(() => window.switchboardDiagnostics());
+  expect(log).toMatch(/state: Connected[\s\S]*state: Reconnecting[\s\S]*state: Connected[\s\S]*started before the app was mounted; \d+ reports kept/);
+  await ringReaches(agent, '+14255550111');
+});
+
+test('network black hole while the app is still loading, then it heals', async () => {
+  test.skip(!readFileSync('../../dist/index.html', 'utf8').includes('split_mount_app'), 'an unsplit build has no early window');
+  test.setTimeout(150_000);
+  const { agent, release } = await openLoading(browser, 'early-hole');
+  const status = agent.page.getByRole('status');
+  proxy.blackHole();
+  await sleep(2_000);
+  // Rung while the hub still believes in the connection, before the app is there: not lost.
+  const rung = await ring(agent.user, '+14255550112');
+  expect(rung.status, 'the hub took the ring').toBe(200);
+  release();
+  await expect(agent.page.locator('#boot-screen')).toHaveCount(0);
+  // The app took over a silent connection: it still finds out, within the server timeout.
+  await expect(status).not.toHaveText('Connected', { timeout: SERVER_TIMEOUT_MS + 5_000 });
+  proxy.heal();
+  await expect(status).toHaveText('Connected', { timeout: 60_000 });
+  await shown(agent, rung.callId, '+14255550112');
+  await ringReaches(agent, '+14255550113');
 });
 
 test('a flaky proxy cuts every connection after 3 s, again and again', async () => {

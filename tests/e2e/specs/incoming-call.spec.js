@@ -157,23 +157,29 @@ test('the first screen says Connected before the desk is built, and a call offer
   await expect.poll(async () => (await getCall(request, callId)).state).toBe('accepted');
 });
 
-test('the app\'s chunk never arrives: the first screen says so and the hub offers the agent no call', async ({ page, request }) => {
-  test.skip(!readFileSync(join(DIST, 'index.html'), 'utf8').includes('split_mount_app'), 'an unsplit build: the app is in the first module');
-  test.setTimeout(60_000);
-  const user = agentName('no-app');
-  // A deployment that lost the app's chunk (or a proxy that blocks it): the first module connects,
-  // but nothing could ever show a call.
-  await page.route(/\/(split_mount_app_[^/]*|chunk_\d+)\.wasm$/, (route) => route.abort());
-  await page.goto(`/?user=${encodeURIComponent(user)}`);
-  const status = page.getByRole('status');
-  await expect(status).toHaveText('Connected');
-  // The early connection is closed when the app has not taken it in time (early::ADOPT_WAIT_MS).
-  await expect(page.getByRole('alert')).toHaveText(/could not finish loading, so it takes no calls\. Reload the page\./, { timeout: 30_000 });
-  await expect(status).toHaveText('Disconnected');
-  // The hub no longer counts the agent as connected: a call for them is refused, not lost.
-  await expect.poll(async () => (await sendMessageToUser(request, user, { PhoneNumber: '+14255550151' })).status()).not.toBe(200);
-  await expect.poll(() => page.evaluate(() => window.switchboardDiagnostics())).toMatch(/WARN\s+the app did not start in time/);
-});
+for (const [fault, route, within, logged] of [
+  // A deployment that lost the app's chunk, or a proxy that blocks it: the load fails at once, and
+  // so does the widget, visibly, well before the watchdog (early::ADOPT_WAIT_MS, 20 s).
+  ['fails to load', (r) => r.abort(), 8_000, /WARN\s+the app could not be loaded/],
+  // A request that never answers (a black-holed proxy): the watchdog closes the connection.
+  ['never arrives', () => {}, 30_000, /WARN\s+the app did not start in time/],
+]) {
+  test(`the app's chunk ${fault}: the first screen says so and the hub offers the agent no call`, async ({ page, request }) => {
+    test.skip(!readFileSync(join(DIST, 'index.html'), 'utf8').includes('split_mount_app'), 'an unsplit build: the app is in the first module');
+    test.setTimeout(60_000);
+    const user = agentName('no-app');
+    await page.route(/\/(split_mount_app[^/]*|chunk_\d+)\.wasm$/, route);
+    await page.goto(`/?user=${encodeURIComponent(user)}`);
+    const status = page.getByRole('status');
+    await expect(status).toHaveText('Connected');
+    await expect(page.getByRole('alert')).toHaveText(/could not finish loading, so it takes no calls\. Reload the page\./, { timeout: within });
+    await expect(page.getByRole('alert')).toHaveCount(1);
+    await expect(status).toHaveText('Disconnected');
+    // The hub no longer counts the agent as connected: a call for them is refused, not lost.
+    await expect.poll(async () => (await sendMessageToUser(request, user, { PhoneNumber: '+14255550151' })).status()).not.toBe(200);
+    await expect.poll(() => page.evaluate(() => window.switchboardDiagnostics())).toMatch(logged);
+  });
+}
 
 test('the Azure SignalR REST route rings with IncomingCall', async ({ page, request }) => {
   const user = agentName('rest');
