@@ -321,8 +321,9 @@ pub async fn apply(
 }
 
 /// `Cache-Control` of a static file by its URL path: `public, max-age=31536000, immutable` for
-/// the files trunk names by content hash (`switchboard-<16 hex>_bg.wasm`, `app-<16 hex>.css`,
-/// …: a new build has new names), `no-cache` for everything else (`index.html`, `config.json`,
+/// the files named by content hash (trunk's `switchboard-<16 hex>_bg.wasm`, `app-<16 hex>.css`,
+/// …, and `scripts/build-widget`'s `split_mount_app-<16 hex>.wasm`, `chunk_3-<16 hex>.wasm`,
+/// `__wasm_split-<16 hex>.js`: a new build has new names), `no-cache` for everything else (`index.html`, `config.json`,
 /// the language catalogues, the SPA fallback): revalidated at every start, so a deployment is
 /// seen at once. RFC 9111 §5.2.2, RFC 8246.
 pub fn cache_control(path: &str) -> &'static str {
@@ -399,6 +400,18 @@ mod tests {
             immutable
         );
         assert_eq!(cache_control("/app-89abcdef01234567.css"), immutable);
+        // The split build's chunks and their loader (scripts/build-widget names them by content).
+        assert_eq!(cache_control("/chunk_3-366dfedb6980d6b2.wasm"), immutable);
+        assert_eq!(
+            cache_control("/split_mount_app-ed22ab56356f3442.wasm"),
+            immutable
+        );
+        assert_eq!(
+            cache_control("/messagepack/__wasm_split-50cfb2eb69c3b606.js"),
+            immutable
+        );
+        assert_eq!(cache_control("/chunk_3.wasm"), "no-cache");
+        assert_eq!(cache_control("/__wasm_split.js"), "no-cache");
         assert_eq!(cache_control("/"), "no-cache");
         assert_eq!(cache_control("/index.html"), "no-cache");
         assert_eq!(cache_control("/config.json"), "no-cache");

@@ -125,7 +125,6 @@ impl Ringer {
             let held = held.clone();
             WebLock::claim(&format!("switchboard-ringer:{user}"), move |grant| {
                 held.set(true);
-                became_ringer();
                 match grant {
                     Grant::Held => {
                         crate::diagnostics::record("this tab rings for incoming calls".into())
@@ -135,6 +134,7 @@ impl Ringer {
                     }
                     Grant::Unsupported => {}
                 }
+                became_ringer();
             })
         };
         Self { held, _lock: lock }

@@ -348,7 +348,7 @@ async function openLoading(browser, label) {
   const released = new Promise((r) => { release = r; });
   // Each chunk read once, while the hub is up (the page asks again when it mounts).
   const bodies = new Map();
-  await page.route(/\/(split_mount_app[^/]*|chunk_\d+)\.wasm$/, async (route) => {
+  await page.route(/\/(split_mount_app[^/]*|chunk_\d+[^/]*)\.wasm$/, async (route) => {
     const path = new URL(route.request().url()).pathname;
     if (!bodies.has(path)) {
       bodies.set(path, fetch(`${DIRECT}${path}`, { headers: { 'accept-encoding': 'identity' } })

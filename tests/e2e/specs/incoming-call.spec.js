@@ -168,7 +168,7 @@ for (const [fault, route, within, logged] of [
     test.skip(!readFileSync(join(DIST, 'index.html'), 'utf8').includes('split_mount_app'), 'an unsplit build: the app is in the first module');
     test.setTimeout(60_000);
     const user = agentName('no-app');
-    await page.route(/\/(split_mount_app[^/]*|chunk_\d+)\.wasm$/, route);
+    await page.route(/\/(split_mount_app[^/]*|chunk_\d+[^/]*)\.wasm$/, route);
     await page.goto(`/?user=${encodeURIComponent(user)}`);
     const status = page.getByRole('status');
     await expect(status).toHaveText('Connected');
@@ -180,6 +180,35 @@ for (const [fault, route, within, logged] of [
     await expect.poll(() => page.evaluate(() => window.switchboardDiagnostics())).toMatch(logged);
   });
 }
+
+test('what a start downloads is named by its content and cached for good, but index.html and config.json', async ({ page }) => {
+  const fetched = [];
+  page.on('response', (r) => {
+    const url = new URL(r.url());
+    if (r.request().method() === 'GET' && /\.(wasm|js|css|svg)$/.test(url.pathname)) {
+      fetched.push([url.pathname, r.headers()['cache-control']]);
+    }
+  });
+  await openWidget(page, agentName('cache'));
+  // The app's chunk (and the loader that fetched it) are among them once the app is mounted.
+  await expect(page.locator('#boot-screen')).toHaveCount(0);
+  // The Diagnostics drawer's body is a chunk of its own.
+  await page.getByText('Diagnostics', { exact: true }).click();
+  await expect(page.locator('details.diag').getByRole('button', { name: 'Copy' })).toBeVisible();
+  const split = readFileSync(join(DIST, 'index.html'), 'utf8').includes('split_mount_app');
+  const names = fetched.map(([path]) => path).join(' ');
+  if (split) expect(names).toMatch(/\/split_mount_app-[0-9a-f]{16}\.wasm/);
+  if (split) expect(names).toMatch(/\/__wasm_split-[0-9a-f]{16}\.js/);
+  if (split) expect(names).toMatch(/\/split_drawer_body_\d+-[0-9a-f]{16}\.wasm/);
+  expect(fetched.length).toBeGreaterThan(2);
+  for (const [path, cache] of fetched) {
+    expect(cache, path).toBe('public, max-age=31536000, immutable');
+  }
+  const config = await page.request.get('/config.json');
+  expect(config.headers()['cache-control']).toBe('no-cache');
+  const index = await page.request.get('/');
+  expect(index.headers()['cache-control']).toBe('no-cache');
+});
 
 test('the Azure SignalR REST route rings with IncomingCall', async ({ page, request }) => {
   const user = agentName('rest');
