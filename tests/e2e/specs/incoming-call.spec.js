@@ -168,10 +168,16 @@ for (const [fault, route, within, logged] of [
     test.skip(!readFileSync(join(DIST, 'index.html'), 'utf8').includes('split_mount_app'), 'an unsplit build: the app is in the first module');
     test.setTimeout(60_000);
     const user = agentName('no-app');
-    await page.route(/\/(split_mount_app[^/]*|chunk_\d+[^/]*)\.wasm$/, route);
+    // The chunk's requests are answered (or not) only once the first screen said Connected: on a
+    // loaded machine the mount may begin before that (early::MOUNT_WAIT_MS), and a load that
+    // fails at once would then stop the connection before it was ever up.
+    let seen;
+    const connected = new Promise((r) => { seen = r; });
+    await page.route(/\/(split_mount_app[^/]*|chunk_\d+[^/]*)\.wasm$/, async (r) => { await connected; await route(r); });
     await page.goto(`/?user=${encodeURIComponent(user)}`);
     const status = page.getByRole('status');
     await expect(status).toHaveText('Connected');
+    seen();
     await expect(page.getByRole('alert')).toHaveText(/could not finish loading, so it takes no calls\. Reload the page\./, { timeout: within });
     await expect(page.getByRole('alert')).toHaveCount(1);
     await expect(status).toHaveText('Disconnected');
