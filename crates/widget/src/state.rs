@@ -69,6 +69,9 @@ pub struct Widget {
     pub dial_text: RwSignal<String>,
     /// Whether this tab is the one that rings (`tabs.rs`).
     pub(crate) ringer: StoredValue<Option<crate::tabs::Ringer>, LocalStorage>,
+    /// Whether an offer or a resync was left to another tab since this tab last asked the hub
+    /// for its calls: what a tab that becomes the ringing tab must catch up on.
+    left_to_other_tab: StoredValue<bool>,
     /// MSAL needs the agent again while connected: the non-blocking "Sign in again" prompt.
     pub reauth: RwSignal<Option<String>>,
     /// Bumped at each sign-in and sign-out; a renewal loop of an older session stops.
@@ -118,6 +121,7 @@ impl Widget {
             history: RwSignal::new(History::default()),
             dial_text: RwSignal::new(String::new()),
             ringer: StoredValue::new_local(None),
+            left_to_other_tab: StoredValue::new(false),
             reauth: RwSignal::new(None),
             session: RwSignal::new(0),
             host: crate::host::Host::new(),
@@ -276,11 +280,13 @@ impl Widget {
             return;
         }
         if !self.rings_here() {
+            self.left_to_other_tab.set_value(true);
             return;
         }
         let Some(client) = self.client.get_value() else {
             return;
         };
+        self.left_to_other_tab.set_value(false);
         let ring_ms = self.ring_ms();
         spawn_local(async move {
             let calls = match client.invoke("getCalls", vec![]).await {
@@ -310,16 +316,17 @@ impl Widget {
     // --- the desk -------------------------------------------------------------------------
 
     /// Claims the ringing tab of `user` for this tab (`tabs::Ringer`): sign-in, and back from
-    /// the pop-out. Once this tab rings, the calls the hub offered meanwhile (left to "the tab
-    /// that rings", which this one may already have been: the lock is granted a task after the
-    /// claim) are asked for again when connected; unconnected, the next connect's resync does it.
+    /// the pop-out. Once this tab rings, if an offer or a resync was left to "the tab that rings"
+    /// meanwhile (which this one may already have been: the lock is granted a task after the
+    /// claim), the hub is asked for the calls again when connected; unconnected, the next
+    /// connect's resync does it. Nothing was left: no request (the connect's resync covers it).
     pub(crate) fn claim_ringer(self, user: &str) {
         let ringer = crate::tabs::Ringer::claim(user, move || {
             let connected = self
                 .client
                 .get_value()
                 .is_some_and(|c| c.state() == ConnectionState::Connected);
-            if connected {
+            if connected && self.left_to_other_tab.get_value() {
                 diagnostics::record("this tab rings now: asking the hub for its calls".into());
                 self.resync();
             }
@@ -387,6 +394,7 @@ impl Widget {
         // Multi-tab: exactly one tab of this agent rings; the others stay quiet.
         if !self.rings_here() {
             diagnostics::record("offer left to the tab that rings".into());
+            self.left_to_other_tab.set_value(true);
             return;
         }
         let ring_ms = self.ring_ms();

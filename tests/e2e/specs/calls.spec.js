@@ -216,18 +216,26 @@ test('calling a colleague by extension rings their widget; both sides talk, hang
   await context.close();
 });
 
-test('two tabs of one agent: exactly one rings; answering there leaves the other quiet', async ({ browser, request }) => {
+/**
+ * Two tabs of one new agent, each signed in, and a call rung: exactly one tab shows it.
+ * Returns the context, the call id and which tab rings and which stays quiet.
+ */
+async function twoTabsRing(browser, request, label, number) {
   const context = await browser.newContext({ viewport: { width: 360, height: 720 } });
-  const user = agentName('tabs');
+  const user = agentName(label);
   const first = await context.newPage();
   const second = await context.newPage();
   await openWidget(first, user);
   await openWidget(second, user);
-  const id = await ring(request, user, { PhoneNumber: '+14255550123' });
+  const id = await ring(request, user, { PhoneNumber: number });
   const pages = [first, second];
   await expect.poll(async () => (await Promise.all(pages.map((p) => incomingCall(p).count()))).reduce((a, b) => a + b)).toBe(1);
   const ringing = (await incomingCall(first).count()) === 1 ? first : second;
-  const quiet = ringing === first ? second : first;
+  return { context, user, id, ringing, quiet: ringing === first ? second : first };
+}
+
+test('two tabs of one agent: exactly one rings; answering there leaves the other quiet', async ({ browser, request }) => {
+  const { context, user, id, ringing, quiet } = await twoTabsRing(browser, request, 'tabs', '+14255550123');
   // Still exactly one after a while: the quiet tab did not ring late either.
   await ringing.waitForTimeout(1000);
   await expect(incomingCall(quiet)).toHaveCount(0);
@@ -252,17 +260,7 @@ test('two tabs of one agent: exactly one rings; answering there leaves the other
 });
 
 test('two tabs of one agent: the ringing tab closes while a call rings, and the other tab rings that call', async ({ browser, request }) => {
-  const context = await browser.newContext({ viewport: { width: 360, height: 720 } });
-  const user = agentName('tabs-close');
-  const first = await context.newPage();
-  const second = await context.newPage();
-  await openWidget(first, user);
-  await openWidget(second, user);
-  const id = await ring(request, user, { PhoneNumber: '+14255550125' });
-  const pages = [first, second];
-  await expect.poll(async () => (await Promise.all(pages.map((p) => incomingCall(p).count()))).reduce((a, b) => a + b)).toBe(1);
-  const ringing = (await incomingCall(first).count()) === 1 ? first : second;
-  const quiet = ringing === first ? second : first;
+  const { context, id, ringing, quiet } = await twoTabsRing(browser, request, 'tabs-close', '+14255550125');
   expect(await quiet.evaluate(() => window.switchboardDiagnostics())).toContain('offer left to the tab that rings');
   // The agent closes the tab that rings (or it crashes): the call is not lost, the other tab
   // takes over the ringing and asks the hub for the calls it left to the closed one.
