@@ -233,3 +233,84 @@ pub async fn take_started(name: &str, user: Option<&str>) -> Option<StartedAnswe
         text,
     })
 }
+
+/// The hub connection `index.html`'s start-up script opened before the wasm ran
+/// (`window.__switchboardBoot.socket`, issue 17): the negotiate it made (following the hub's
+/// redirects) and the WebSocket it opened with it, the JSON handshake sent once it opened, and
+/// every event the socket had since, in order. Taken once by the hub client's first attempt
+/// ([`take_started_socket`]), which adopts the socket only when it was made for its hub URL
+/// with its token (`signalr::transport::WebSocketTransport::adopt`) and closes it otherwise.
+pub struct StartedSocket {
+    /// `hub.url` as config.json gave it (before resolving), for the client to compare with its own.
+    pub hub_url: String,
+    /// The access token the first negotiate was made with (the dev token).
+    pub token: String,
+    /// The hub URL after the negotiate's redirects (the transport connected to it with `id=`).
+    pub url: String,
+    /// The token the transport connected with (the last redirect's, else `token`).
+    pub connect_token: String,
+    /// The last negotiate's answer, as the hub sent it.
+    pub negotiate: String,
+    /// The script's record: `{ws, events: [{type: "open"|"message"|"close", data?, code?,
+    /// reason?}], sent, taken}`.
+    pub record: wasm_bindgen::JsValue,
+}
+
+impl StartedSocket {
+    /// Marks the socket taken (the script's 20 s watchdog then leaves it open) and returns it
+    /// with the events it had so far. `None` when the record is not what the script makes.
+    pub fn take(&self) -> Option<(web_sys::WebSocket, js_sys::Array, Option<String>)> {
+        use js_sys::Reflect;
+        let _ = Reflect::set(&self.record, &"taken".into(), &true.into());
+        let ws = Reflect::get(&self.record, &"ws".into())
+            .ok()?
+            .dyn_into::<web_sys::WebSocket>()
+            .ok()?;
+        let events = Reflect::get(&self.record, &"events".into())
+            .ok()?
+            .dyn_into::<js_sys::Array>()
+            .ok()?;
+        let sent = Reflect::get(&self.record, &"sent".into()).ok()?.as_string();
+        Some((ws, events, sent))
+    }
+
+    /// Closes the socket (not adopted) for good: a Close message first when it is open (the
+    /// script sent the handshake then; `HubProtocol.md` "Close"), so that the hub does not keep
+    /// it for a stateful resume that never comes, and take calls there meanwhile.
+    pub fn close(self) {
+        if let Some((ws, _, _)) = self.take() {
+            ws.set_onopen(None);
+            ws.set_onmessage(None);
+            ws.set_onclose(None);
+            if ws.ready_state() == web_sys::WebSocket::OPEN {
+                let _ = ws.send_with_str("{\"type\":7}\u{1e}");
+            }
+            let _ = ws.close();
+        }
+    }
+}
+
+/// Takes, once, the hub connection the start-up script opened ([`StartedSocket`]); `None`
+/// when it did not open one (another sign-in or protocol, a failed negotiate) or it was taken.
+pub async fn take_started_socket() -> Option<StartedSocket> {
+    use js_sys::Reflect;
+    use wasm_bindgen::JsValue;
+    let window: JsValue = web_sys::window()?.into();
+    let boot = Reflect::get(&window, &"__switchboardBoot".into()).ok()?;
+    if !boot.is_object() {
+        return None;
+    }
+    let promise = Reflect::get(&boot, &"socket".into()).ok()?;
+    let _ = Reflect::delete_property(boot.unchecked_ref::<js_sys::Object>(), &"socket".into());
+    let promise: js_sys::Promise = promise.dyn_into().ok()?;
+    let record = wasm_bindgen_futures::JsFuture::from(promise).await.ok()?;
+    let text = |name: &str| Reflect::get(&record, &name.into()).ok()?.as_string();
+    Some(StartedSocket {
+        hub_url: text("hubUrl")?,
+        token: text("token")?,
+        url: text("url")?,
+        connect_token: text("connectToken")?,
+        negotiate: text("negotiate")?,
+        record,
+    })
+}

@@ -395,6 +395,11 @@ fn show_state(state: ConnectionState) {
     else {
         return;
     };
+    // The start-up script says "Connected" once the hub accepted the handshake of the socket
+    // this client adopts: the client's own "Connecting…" would only be a step back.
+    if state == ConnectionState::Connecting && pill.class_name().contains("status--connected") {
+        return;
+    }
     let t = crate::i18n::strings();
     let (modifier, text) = match state {
         ConnectionState::Connected => ("connected", t.connected),

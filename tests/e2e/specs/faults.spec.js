@@ -47,6 +47,9 @@ class HubProcess {
     this.child.stderr.on('data', () => {});
     this.child.on('exit', () => { this.exited = true; });
     for (let i = 0; i < 200; i += 1) {
+      // Exited at once: the port is taken (a hub left over by an interrupted run answers there,
+      // and could not be killed by this test).
+      if (this.exited) throw new Error(`switchboard-hub exited at start: is 127.0.0.1:${HUB_PORT} taken?`);
       try {
         const r = await fetch(`${DIRECT}/config.json`);
         if (r.ok) return;
@@ -115,6 +118,9 @@ async function openAgents(browser, label, extraConfig = {}) {
   }
   for (const a of agents) {
     await expect(a.page.getByRole('status')).toHaveText('Connected', { timeout: 20_000 });
+    // "Connected" can come before the app is there (index.html's start-up script opens the
+    // connection); the hub serves the widget's files too, so the faults begin once it is.
+    await expect(a.page.locator('#boot-screen')).toHaveCount(0, { timeout: 20_000 });
     // Every change of the status text, with its time: detection and recovery are read from
     // this log, so a change faster than any sampling is still seen.
     await a.page.evaluate(() => {
@@ -403,6 +409,118 @@ test('network black hole while the app is still loading, then it heals', async (
   await expect(status).toHaveText('Connected', { timeout: 60_000 });
   await shown(agent, rung.callId, '+14255550112');
   await ringReaches(agent, '+14255550113');
+});
+
+/**
+ * A widget whose first module (the wasm that runs `main`) is held back: index.html's start-up
+ * script opens the hub connection meanwhile. `release()` lets the module through.
+ */
+async function openBeforeCode(browser, label) {
+  const context = await browser.newContext({ baseURL: VIA, viewport: { width: 360, height: 640 } });
+  const page = await context.newPage();
+  let release;
+  const released = new Promise((r) => { release = r; });
+  let asked = 0;
+  await page.route(/\/switchboard-[0-9a-f]+_bg\.wasm$/, async (route) => {
+    asked += 1;
+    const path = new URL(route.request().url()).pathname;
+    const body = await fetch(`${DIRECT}${path}`, { headers: { 'accept-encoding': 'identity' } })
+      .then(async (r) => Buffer.from(await r.arrayBuffer()));
+    await released;
+    await route.fulfill({ status: 200, contentType: 'application/wasm', body });
+  });
+  const user = agentName(`f-${label}`);
+  await page.goto(`/?user=${user}`);
+  const agent = { variant: { name: `before the code (${label})` }, user, page, context };
+  await expect.poll(() => asked, { message: 'the first module was asked for' }).toBe(1);
+  return { agent, release };
+}
+
+test('the widget\'s code arrives late: the start-up script\'s connection takes a call meanwhile', async () => {
+  test.setTimeout(60_000);
+  const { agent, release } = await openBeforeCode(browser, 'late-code');
+  const status = agent.page.getByRole('status');
+  // The hub accepted the handshake before any of the widget's code ran.
+  await expect(status).toHaveText('Connected', { timeout: 15_000 });
+  await expect.poll(() => hubView(agent.user), { message: 'the hub can deliver to the agent' }).toBe('up');
+  const rung = await ring(agent.user, '+14255550121');
+  expect(rung.status, 'the hub took the ring').toBe(200);
+  await sleep(500);
+  await expect(agent.page.locator('#boot-screen'), 'no widget yet').toHaveCount(1);
+  release();
+  await expect(agent.page.locator('#boot-screen')).toHaveCount(0, { timeout: 15_000 });
+  await expect(status).toHaveText('Connected');
+  // The call rung into the script's socket rings once the widget has adopted it.
+  await shown(agent, rung.callId, '+14255550121');
+  const log = await agent.page.evaluate(() => window.switchboardDiagnostics());
+  expect(log).toMatch(/opened by the start-up script before the widget ran/);
+  expect(log.match(/transport \w+.*, protocol /g), 'one connection: the widget made none of its own').toHaveLength(1);
+  await ringReaches(agent, '+14255550122');
+  await agent.context.close();
+});
+
+test('hub killed with SIGKILL before the widget\'s code runs, then restarted', async () => {
+  test.setTimeout(90_000);
+  const { agent, release } = await openBeforeCode(browser, 'code-kill');
+  const status = agent.page.getByRole('status');
+  await expect(status).toHaveText('Connected', { timeout: 15_000 });
+  await hub.kill('SIGKILL');
+  // The script's socket is gone: the first screen no longer says Connected.
+  await expect(status).not.toHaveText('Connected', { timeout: 5_000 });
+  await hub.start();
+  release();
+  // The widget adopts a closed socket and connects by itself.
+  await expect(agent.page.locator('#boot-screen')).toHaveCount(0, { timeout: 30_000 });
+  await expect(status).toHaveText('Connected', { timeout: 30_000 });
+  await ringReaches(agent, '+14255550123');
+  await agent.context.close();
+});
+
+test('the widget\'s code never arrives: the start-up script\'s connection is closed, and no call is offered there', async () => {
+  test.setTimeout(60_000);
+  const { agent, release } = await openBeforeCode(browser, 'no-code');
+  const status = agent.page.getByRole('status');
+  await expect(status).toHaveText('Connected', { timeout: 15_000 });
+  await expect(agent.page.getByRole('alert')).toContainText('could not finish loading', { timeout: 25_000 });
+  await expect(status).not.toHaveText('Connected');
+  await expect.poll(() => hubView(agent.user), { message: 'the hub no longer takes the agent for connected' }).toBe('gone');
+  const rung = await ring(agent.user, '+14255550124');
+  expect(rung.status, 'the hub refuses the ring instead of losing it').not.toBe(200);
+  release();
+  await agent.context.close();
+});
+
+test('a start-up connection made for another hub URL is closed, not adopted, and the widget connects itself', async () => {
+  test.setTimeout(60_000);
+  const context = await browser.newContext({ baseURL: VIA, viewport: { width: 360, height: 640 } });
+  const page = await context.newPage();
+  // The start-up script's connection says it was made for another hub URL than config.json's
+  // (set as the script hands it over): the client must not take that socket for its own.
+  await page.addInitScript(() => {
+    Object.defineProperty(window, '__switchboardBoot', {
+      configurable: true,
+      set(boot) {
+        let socket;
+        Object.defineProperty(boot, 'socket', {
+          configurable: true,
+          get: () => socket,
+          set: (p) => { socket = p.then((s) => { if (s) s.hubUrl = '/elsewhere'; return s; }); },
+        });
+        Object.defineProperty(window, '__switchboardBoot', { value: boot, writable: true, configurable: true });
+      },
+    });
+  });
+  const user = agentName('f-not-ours');
+  await page.goto(`/?user=${user}`);
+  const agent = { variant: { name: 'not ours' }, user, page, context };
+  await expect(page.locator('#boot-screen')).toHaveCount(0, { timeout: 15_000 });
+  await expect(page.getByRole('status')).toHaveText('Connected');
+  const log = await page.evaluate(() => window.switchboardDiagnostics());
+  expect(log).toMatch(/start-up script's hub connection was not made for this client: closed/);
+  expect(log).not.toMatch(/opened by the start-up script/);
+  expect(log.match(/transport \w+.*, protocol /g)).toHaveLength(1);
+  await ringReaches(agent, '+14255550125');
+  await context.close();
 });
 
 test('a flaky proxy cuts every connection after 3 s, again and again', async () => {

@@ -49,6 +49,7 @@ use switchboard_signalr::retry::SlowRetryPolicy;
 use switchboard_signalr::{CompletionOutcome, ConnectionState};
 
 use self::transport::{Transport, TransportEvent};
+use crate::browser::StartedSocket;
 
 /// A future that yields a bearer token for the first negotiate, or a reason it cannot.
 pub type TokenFuture = Pin<Box<dyn Future<Output = Result<String, String>>>>;
@@ -433,8 +434,15 @@ impl HubClient {
         if skip_negotiation {
             // `skipNegotiation`: straight to the WebSocket, no connection id, no stateful reconnect.
             let token = (handlers.access_token)().await?;
-            self.start_transport(generation, TransportKind::WebSockets, &base, &token, false)
-                .await?;
+            self.start_transport(
+                generation,
+                TransportKind::WebSockets,
+                &base,
+                &token,
+                false,
+                None,
+            )
+            .await?;
             self.connected(format!(
                 "transport WebSockets (negotiation skipped), protocol {}",
                 options.protocol.name()
@@ -446,14 +454,48 @@ impl HubClient {
         } else {
             "Text"
         };
-        let mut failures = Vec::new();
+        // The connection index.html's start-up script opened (the first attempt only): adopted
+        // as this attempt's negotiate and WebSocket when it was made for this hub URL with this
+        // attempt's token; otherwise closed, and the token negotiates here.
+        let mut token_in_hand = None;
+        let mut started_socket = None;
         let mut negotiated: Option<(String, String, NegotiateConnection)> = None;
+        if transports.first() == Some(&TransportKind::WebSockets)
+            && !options.protocol.is_binary()
+            && let Some(started) = crate::browser::take_started_socket().await
+        {
+            let token = (handlers.access_token)().await?;
+            crate::browser::mark("switchboard:token");
+            match NegotiateResponse::decode(&started.negotiate) {
+                Ok(NegotiateResponse::Connection(c))
+                    if started.hub_url == url && started.token == token =>
+                {
+                    negotiated = Some((started.url.clone(), started.connect_token.clone(), c));
+                    started_socket = Some(started);
+                }
+                _ => {
+                    (handlers.on_diagnostic)(
+                        "the start-up script's hub connection was not made for this client: closed"
+                            .into(),
+                    );
+                    started.close();
+                    token_in_hand = Some(token);
+                }
+            }
+        }
+        let mut failures = Vec::new();
         for kind in transports {
             let (url, token, connection) = match negotiated.take() {
                 Some(n) => n,
                 None => {
-                    let token = (handlers.access_token)().await?;
-                    crate::browser::mark("switchboard:token");
+                    let token = match token_in_hand.take() {
+                        Some(token) => token,
+                        None => {
+                            let token = (handlers.access_token)().await?;
+                            crate::browser::mark("switchboard:token");
+                            token
+                        }
+                    };
                     negotiate_chain(&base, token, options.stateful_reconnect).await?
                 }
             };
@@ -469,13 +511,20 @@ impl HubClient {
                 && connection.use_stateful_reconnect
                 && kind == TransportKind::WebSockets;
             let target = connect_url(&url, connection.connect_id());
+            // The start-up script's socket is the first transport's (WebSockets) or none.
+            let started = started_socket.take_if(|_| kind == TransportKind::WebSockets);
+            let by_script = if started.is_some() {
+                ", opened by the start-up script before the widget ran"
+            } else {
+                ""
+            };
             match self
-                .start_transport(generation, kind, &target, &token, stateful)
+                .start_transport(generation, kind, &target, &token, stateful, started)
                 .await
             {
                 Ok(()) => {
                     self.connected(format!(
-                        "transport {}, protocol {}, stateful reconnect {}",
+                        "transport {}, protocol {}, stateful reconnect {}{by_script}",
                         kind.as_str(),
                         options.protocol.name(),
                         if stateful { "on" } else { "off" }
@@ -497,7 +546,8 @@ impl HubClient {
         ))
     }
 
-    /// Opens one transport and waits for the handshake.
+    /// Opens one transport (or adopts `started`, the start-up script's WebSocket) and waits
+    /// for the handshake.
     async fn start_transport(
         &self,
         generation: u64,
@@ -505,6 +555,7 @@ impl HubClient {
         url: &str,
         token: &str,
         stateful: bool,
+        started: Option<StartedSocket>,
     ) -> Result<(), String> {
         let (tx, rx) = oneshot::channel();
         let limit = {
@@ -514,7 +565,10 @@ impl HubClient {
             inner.resume = stateful.then(|| (url.to_owned(), token.to_owned(), 0));
             inner.options.connection.handshake_timeout
         };
-        let transport = self.open_transport(generation, kind, url, token)?;
+        let transport = match started {
+            Some(started) => Transport::adopt(&started, self.transport_sink(generation))?,
+            None => self.open_transport(generation, kind, url, token)?,
+        };
         // A transport that never opens (a black-holed network keeps a WebSocket "connecting"
         // for minutes) fails the attempt after the handshake timeout; the core bounds the
         // handshake itself once the transport is open.
@@ -551,13 +605,17 @@ impl HubClient {
         token: &str,
     ) -> Result<Transport, String> {
         let binary = self.0.borrow().options.connection.protocol.is_binary();
+        Transport::open(kind, url, token, binary, self.transport_sink(generation))
+    }
+
+    /// Where attempt `generation`'s transport reports to.
+    fn transport_sink(&self, generation: u64) -> transport::Sink {
         let weak = Rc::downgrade(&self.0);
-        let sink = Rc::new(move |event: TransportEvent| {
+        Rc::new(move |event: TransportEvent| {
             if let Some(rc) = weak.upgrade() {
                 HubClient(rc).on_transport_event(generation, event);
             }
-        });
-        Transport::open(kind, url, token, binary, sink)
+        })
     }
 
     fn on_transport_event(&self, generation: u64, event: TransportEvent) {

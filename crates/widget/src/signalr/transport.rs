@@ -16,6 +16,8 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
 use web_sys::{BinaryType, CloseEvent, EventSource, MessageEvent, WebSocket};
 
+use crate::browser::StartedSocket;
+
 /// What a transport tells its owner.
 pub enum TransportEvent {
     /// Frames can flow.
@@ -72,6 +74,12 @@ impl Transport {
         }
     }
 
+    /// Takes over the WebSocket the start-up script opened ([`StartedSocket`]): see
+    /// [`WebSocketTransport::adopt`]. `Err` when the script's record is not usable.
+    pub fn adopt(started: &StartedSocket, sink: Sink) -> Result<Self, String> {
+        WebSocketTransport::adopt(started, sink).map(Transport::WebSocket)
+    }
+
     /// Sends one frame; frames go out in the order given.
     pub fn send(&self, frame: Transmit) {
         match self {
@@ -84,6 +92,10 @@ impl Transport {
 /// WebSockets: text frames for JSON, binary for MessagePack.
 pub struct WebSocketTransport {
     ws: WebSocket,
+    /// The handshake request the start-up script already sent on an adopted socket: the core's
+    /// own (the first frame it sends) is not sent again; when it is not the same text, the
+    /// socket is closed instead (the attempt then fails, and the client negotiates itself).
+    already_sent: std::cell::RefCell<Option<String>>,
     _on_open: Closure<dyn FnMut(web_sys::Event)>,
     _on_message: Closure<dyn FnMut(MessageEvent)>,
     _on_close: Closure<dyn FnMut(CloseEvent)>,
@@ -96,7 +108,65 @@ impl WebSocketTransport {
         if binary {
             ws.set_binary_type(BinaryType::Arraybuffer);
         }
-        let opened = Rc::new(std::cell::Cell::new(false));
+        Ok(Self::listen(ws, Rc::default(), None, sink))
+    }
+
+    /// Takes over the start-up script's WebSocket (JSON protocol, text frames): its handlers
+    /// become this transport's, and what it recorded before (`open`, each `message`, `close`)
+    /// is reported to `sink` in order, in a microtask (after the caller has stored this
+    /// transport, and before any later event of the socket, which comes in a task of its own).
+    /// The handshake request the script sent is not sent again. `Err` when the script's record
+    /// is not usable (the caller then negotiates itself).
+    fn adopt(started: &StartedSocket, sink: Sink) -> Result<Self, String> {
+        let (ws, events, sent) = started
+            .take()
+            .ok_or_else(|| "the start-up script's socket could not be taken".to_owned())?;
+        let mut recorded = Vec::new();
+        let mut opened = false;
+        for event in events.iter() {
+            let field = |name: &str| js_sys::Reflect::get(&event, &name.into()).ok();
+            match field("type").and_then(|t| t.as_string()).as_deref() {
+                Some("open") => {
+                    opened = true;
+                    recorded.push(TransportEvent::Opened);
+                }
+                Some("message") => match field("data").and_then(|d| d.as_string()) {
+                    Some(text) => recorded.push(TransportEvent::Text(text)),
+                    None => return Err("the hub sent a binary frame on a JSON connection".into()),
+                },
+                Some("close") => recorded.push(TransportEvent::Closed {
+                    reason: close_reason(
+                        field("code").and_then(|c| c.as_f64()).unwrap_or(1006.0) as u16,
+                        &field("reason")
+                            .and_then(|r| r.as_string())
+                            .unwrap_or_default(),
+                    ),
+                    opened,
+                }),
+                _ => {}
+            }
+        }
+        let transport = Self::listen(
+            ws,
+            Rc::new(std::cell::Cell::new(opened)),
+            sent,
+            sink.clone(),
+        );
+        wasm_bindgen_futures::spawn_local(async move {
+            for event in recorded {
+                sink(event);
+            }
+        });
+        Ok(transport)
+    }
+
+    /// Sets `ws`'s handlers to report to `sink` (`opened`: whether it has opened already).
+    fn listen(
+        ws: WebSocket,
+        opened: Rc<std::cell::Cell<bool>>,
+        already_sent: Option<String>,
+        sink: Sink,
+    ) -> Self {
         let on_open = {
             let (sink, opened) = (sink.clone(), opened.clone());
             Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
@@ -118,36 +188,45 @@ impl WebSocketTransport {
             })
         };
         let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |event: CloseEvent| {
-            let reason = if event.reason().is_empty() {
-                format!("WebSocket closed with status code: {}.", event.code())
-            } else {
-                format!(
-                    "WebSocket closed with status code: {} ({}).",
-                    event.code(),
-                    event.reason()
-                )
-            };
             sink(TransportEvent::Closed {
-                reason,
+                reason: close_reason(event.code(), &event.reason()),
                 opened: opened.get(),
             })
         });
         ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
         ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
         ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
-        Ok(Self {
+        Self {
             ws,
+            already_sent: std::cell::RefCell::new(already_sent),
             _on_open: on_open,
             _on_message: on_message,
             _on_close: on_close,
-        })
+        }
     }
 
     fn send(&self, frame: Transmit) {
+        if let Some(sent) = self.already_sent.borrow_mut().take() {
+            if !matches!(&frame, Transmit::Text(text) if *text == sent) {
+                // The script's handshake is not the one this client would send (another
+                // version): the connection cannot be used; closing it fails the attempt.
+                let _ = self.ws.close();
+            }
+            return;
+        }
         let _ = match frame {
             Transmit::Text(text) => self.ws.send_with_str(&text),
             Transmit::Binary(bytes) => self.ws.send_with_u8_array(&bytes),
         };
+    }
+}
+
+/// The reason a closed WebSocket gives (as the official client words it).
+fn close_reason(code: u16, reason: &str) -> String {
+    if reason.is_empty() {
+        format!("WebSocket closed with status code: {code}.")
+    } else {
+        format!("WebSocket closed with status code: {code} ({reason}).")
     }
 }
 
