@@ -40,6 +40,10 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 /** switchboard-hub as a child process of the test, so it can be SIGKILLed and restarted. */
 class HubProcess {
   async start() {
+    // A hub left over by an interrupted run would answer in this one's place (and could not be
+    // killed by it): refuse to start then.
+    const before = await fetch(`${DIRECT}/config.json`, { signal: AbortSignal.timeout(1_000) }).then(() => true, () => false);
+    if (before) throw new Error(`something already answers at ${DIRECT}: a switchboard-hub left over by an interrupted run?`);
     this.exited = false;
     this.child = spawn(HUB_BIN, ['--listen', `127.0.0.1:${HUB_PORT}`, '--static', '../../dist',
       '--access-key', ACCESS_KEY, '--ring-timeout', '600'], { stdio: ['ignore', 'ignore', 'pipe'],
@@ -47,8 +51,6 @@ class HubProcess {
     this.child.stderr.on('data', () => {});
     this.child.on('exit', () => { this.exited = true; });
     for (let i = 0; i < 200; i += 1) {
-      // Exited at once: the port is taken (a hub left over by an interrupted run answers there,
-      // and could not be killed by this test).
       if (this.exited) throw new Error(`switchboard-hub exited at start: is 127.0.0.1:${HUB_PORT} taken?`);
       try {
         const r = await fetch(`${DIRECT}/config.json`);

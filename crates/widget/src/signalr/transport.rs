@@ -132,7 +132,10 @@ impl WebSocketTransport {
                 }
                 Some("message") => match field("data").and_then(|d| d.as_string()) {
                     Some(text) => recorded.push(TransportEvent::Text(text)),
-                    None => return Err("the hub sent a binary frame on a JSON connection".into()),
+                    None => {
+                        let _ = ws.close();
+                        return Err("the hub sent a binary frame on a JSON connection".into());
+                    }
                 },
                 Some("close") => recorded.push(TransportEvent::Closed {
                     reason: close_reason(
