@@ -321,7 +321,7 @@ pub async fn apply(
 }
 
 /// `Cache-Control` of a static file by its URL path: `public, max-age=31536000, immutable` for
-/// the files named by content hash (trunk's `switchboard-<16 hex>_bg.wasm`, `app-<16 hex>.css`,
+/// the files named by content hash (trunk's `switchboard-<12–16 hex>_bg.wasm`, `app-<…>.css`,
 /// …, and `scripts/build-widget`'s `split_mount_app-<16 hex>.wasm`, `chunk_3-<16 hex>.wasm`,
 /// `__wasm_split-<16 hex>.js`: a new build has new names), `no-cache` for everything else (`index.html`, `config.json`,
 /// the language catalogues, the SPA fallback): revalidated at every start, so a deployment is
@@ -332,7 +332,11 @@ pub fn cache_control(path: &str) -> &'static str {
     let hashed = stem
         .trim_end_matches("_bg")
         .rsplit_once('-')
-        .is_some_and(|(_, hash)| hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()));
+        // Trunk writes its 64-bit hash without leading zeros (`{:x}`): 15 digits in one build of
+        // 16, fewer rarely; 12 or more keeps words made of the letters a–f out.
+        .is_some_and(|(_, hash)| {
+            (12..=16).contains(&hash.len()) && hash.bytes().all(|b| b.is_ascii_hexdigit())
+        });
     if hashed {
         "public, max-age=31536000, immutable"
     } else {
@@ -400,6 +404,14 @@ mod tests {
             immutable
         );
         assert_eq!(cache_control("/app-89abcdef01234567.css"), immutable);
+        // Trunk drops the hash's leading zeros (CI's build of 7836250 had 15 digits).
+        assert_eq!(
+            cache_control("/switchboard-7a6139f5a815134_bg.wasm"),
+            immutable
+        );
+        assert_eq!(cache_control("/switchboard-7a6139f5a815134.js"), immutable);
+        assert_eq!(cache_control("/msal-redirect-bridge.min.js"), "no-cache");
+        assert_eq!(cache_control("/popup-relay.html"), "no-cache");
         // The split build's chunks and their loader (scripts/build-widget names them by content).
         assert_eq!(cache_control("/chunk_3-366dfedb6980d6b2.wasm"), immutable);
         assert_eq!(
@@ -421,7 +433,8 @@ mod tests {
             cache_control("/switchboard-0123456789abcdeg.js"),
             "no-cache"
         );
-        assert_eq!(cache_control("/switchboard-0123456789abcde.js"), "no-cache");
+        assert_eq!(cache_control("/switchboard-0123456789a.js"), "no-cache");
+        assert_eq!(cache_control("/back-to-decade.js"), "no-cache");
     }
 
     #[test]
